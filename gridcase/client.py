@@ -1,0 +1,75 @@
+"""HTTP helpers for driving a running stack: import a file, wait until it is counted, read stats.
+
+Used by the CLI, the demo, the end-to-end tests and the benchmark.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+
+def import_file(intake_url: str, path: Path | str, fmt: str, tenant: str, timeout_s: float = 600) -> dict:
+    """POST a file to ``/v1/imports`` as the raw body (streamed); return the import result.
+
+    Raises:
+        httpx.HTTPStatusError: intake refused the file (the body says why).
+    """
+    with open(path, "rb") as body:
+        resp = httpx.post(
+            f"{intake_url}/v1/imports",
+            params={"format": fmt, "tenant": tenant},
+            content=body,
+            headers={"content-type": "application/octet-stream"},
+            timeout=timeout_s,
+        )
+    resp.raise_for_status()
+    return resp.json()
+
+
+def wait_until_counted(
+    dispatch_url: str,
+    reporting_url: str,
+    tenant: str,
+    expected_cases: int,
+    timeout_s: float = 300,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Wait until reporting has accounted for ``expected_cases`` reported cases of ``tenant`` and
+    for every lifecycle event dispatch derived for them (events applied == reports + events
+    dispatch emitted). Returns the last progress readings.
+
+    Raises:
+        TimeoutError: not fully counted within ``timeout_s`` seconds.
+    """
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while True:
+        d = httpx.get(f"{dispatch_url}/v1/progress", params={"tenant": tenant}, timeout=10).json()
+        r = httpx.get(f"{reporting_url}/v1/progress", params={"tenant": tenant}, timeout=10).json()
+        want_events = d["cases"] + d["events_emitted"]
+        line = (
+            f"  [{tenant}] dispatched {d['cases']}/{expected_cases} · counted {r['reported_cases']}/{expected_cases} cases, "
+            f"{r['events_applied']}/{want_events} events"
+        )
+        if progress and line != last:
+            progress(line)
+            last = line
+        if d["cases"] >= expected_cases and r["reported_cases"] >= expected_cases and r["events_applied"] >= want_events:
+            return {"dispatch": d, "reporting": r}
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not counted after {timeout_s:.0f}s: {line.strip()}")
+        time.sleep(0.5)
+
+
+def get_stats(reporting_url: str, tenant: str, group_by: str | None = None, **params) -> dict:
+    """GET ``/v1/stats`` for ``tenant`` grouped by ``group_by``; extra query ``params`` pass through."""
+    q = {"tenant": tenant, **params}
+    if group_by:
+        q["group_by"] = group_by
+    resp = httpx.get(f"{reporting_url}/v1/stats", params=q, timeout=30)
+    resp.raise_for_status()
+    return resp.json()

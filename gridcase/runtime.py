@@ -1,0 +1,171 @@
+"""Running the stack: infrastructure plus the three services as separate processes.
+
+:class:`Stack` is used by ``gridcase up``, ``gridcase demo``, the end-to-end tests and the
+benchmark: it provides Kafka and PostgreSQL (:mod:`gridcase.infra`), creates the topics
+explicitly, starts intake, dispatch and reporting as ``python -m services.<name>`` children on
+free ports, waits for their ``/health``, and stops them with SIGTERM (graceful) on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from gridcase.infra import Infrastructure, free_port, provide
+from shared.kafka import ensure_topics
+
+SERVICES = ("intake", "dispatch", "reporting")
+
+
+@dataclass
+class ServiceProcess:
+    """One service child process: its name, port, log file and ``Popen`` handle."""
+
+    name: str
+    port: int
+    log_path: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL, ``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Stack:
+    """Infrastructure + services. Use as a context manager, or call :meth:`start`/:meth:`stop`.
+
+    ``state_dir`` holds logs and embedded PostgreSQL data; ``fresh`` empties the gridcase schemas
+    at start; ``env`` adds environment variables for the services; ``infra``, when given, is used
+    as it is (and not stopped by :meth:`stop`).
+    """
+
+    state_dir: Path
+    fresh: bool = True
+    env: dict[str, str] = field(default_factory=dict)
+    infra: Infrastructure | None = None
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+    _owns_infra: bool = False
+
+    def start(self, progress=print) -> None:
+        """Start everything; ``progress(str)`` receives one line per step.
+
+        Raises:
+            RuntimeError: a service exited or did not become healthy within 90 s (its log tail is
+                in the message).
+        """
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        progress("启动基础设施 starting infrastructure …")
+        if self.infra is None:
+            self.infra = provide(self.state_dir, fresh_database=self.fresh)
+            self._owns_infra = True
+        progress(f"  Kafka ({self.infra.kafka_kind}): {self.infra.kafka_bootstrap}")
+        progress(f"  PostgreSQL ({self.infra.database_kind}): {self.infra.database_url}")
+        created = asyncio.run(ensure_topics(self.infra.kafka_bootstrap))
+        progress(f"  topics created: {', '.join(created) if created else 'all present'}")
+        for name in SERVICES:
+            self.start_service(name)
+        for name in SERVICES:
+            self.wait_healthy(name)
+            progress(f"  {name:<9} {self.services[name].url}  ready")
+
+    def service_env(self, name: str, port: int) -> dict[str, str]:
+        """Environment of a service child: connections, its port, Python path to the repo."""
+        assert self.infra is not None
+        root = str(Path(__file__).resolve().parents[1])
+        env = dict(os.environ)
+        env.update(self.env)
+        env.update(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": self.infra.kafka_bootstrap,
+                "DATABASE_URL": self.infra.database_url,
+                f"{name.upper()}_PORT": str(port),
+                "PYTHONPATH": root + os.pathsep + env.get("PYTHONPATH", ""),
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONIOENCODING": "utf-8",
+            }
+        )
+        return env
+
+    def start_service(self, name: str) -> ServiceProcess:
+        """Start (or restart) one service as a child process on a free port (kept on restart)."""
+        svc = self.services.get(name) or ServiceProcess(name, free_port(), self.state_dir / f"{name}.log")
+        out = open(svc.log_path, "ab")  # noqa: SIM115 - owned by the child
+        svc.proc = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"],
+            env=self.service_env(name, svc.port),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        out.close()
+        self.services[name] = svc
+        return svc
+
+    def wait_healthy(self, name: str, timeout_s: float = 90.0) -> None:
+        """Poll ``/health`` until 200.
+
+        Raises:
+            RuntimeError: the process exited or stayed unhealthy for ``timeout_s`` seconds.
+        """
+        svc = self.services[name]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if svc.proc is None or svc.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited during start-up:\n{self.log_tail(name)}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(svc.url + "/health", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} not healthy after {timeout_s:.0f}s:\n{self.log_tail(name)}")
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        """The last ``lines`` lines of a service's log."""
+        path = self.services[name].log_path
+        if not path.exists():
+            return "(no log)"
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+    def stop_service(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 40.0) -> int | None:
+        """Send ``sig`` to a service and wait for it to exit; return its exit code."""
+        svc = self.services.get(name)
+        if not svc or not svc.proc or svc.proc.poll() is not None:
+            return svc.proc.returncode if svc and svc.proc else None
+        svc.proc.send_signal(sig)
+        try:
+            return svc.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            svc.proc.kill()
+            return svc.proc.wait(10)
+
+    def stop(self) -> None:
+        """Stop the services (SIGTERM, in reverse order), then the infrastructure this run started."""
+        for name in reversed(SERVICES):
+            self.stop_service(name)
+        if self.infra and self._owns_infra:
+            self.infra.stop()
+
+    def url(self, name: str) -> str:
+        """Base URL of a running service."""
+        return self.services[name].url
+
+    def __enter__(self) -> "Stack":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,191 @@
+"""Generate seed scenario A: the market-regulation bureau's campaign on illegal business.
+
+Source of the facts: /work/shared/design/seed-figures.md block A (a grid office's year-end work
+summary, 工作总结): over three months of grid sweeps (排查梳理) the bureau found 5410 businesses;
+3644 were closed (已办结), 627 are still being handled within the bureau's own remit (正在办理),
+and 1139 needed a prior licence (前置审批) from another body and were transferred (转办).
+3644 + 627 + 1139 = 5410; closure rate 3644 / 5410 = 67.36 %.
+
+Output: JSONL in the project's own import format, one ``ReportIn`` object per line
+(services/intake/schemas.py), tenant ``demo-market`` (deploy/tenants/demo-market.yaml, a fictional
+district). Each line is a historical record (``history`` set) so that dispatch replays it:
+
+- 3644 x ``500101`` 无照经营(店铺), department ``market_regulation``, closed a few days after the
+  report (status 已办结).
+- 627 x ``500101``, department ``market_regulation``, open (status 正在办理).
+- 1139 x prior-licence trades ``8001nn``, department ``market_regulation`` and one
+  ``RecordedTransfer`` to the trade's licensing department from the taxonomy (domain.md §3(b)),
+  after the report; not closed (status 已转办). Only trades licensed by ANOTHER body are used:
+  the summary says these were transferred to other departments (转办卫生、环保等部门), so the
+  trades the bureau licenses itself (catering 800101, pharmacies 800107) are left out.
+
+Everything not stated by seed-figures.md is a generator choice, not a fact: the split of the 1139
+over the trades (the summary gives none: spread evenly), the report times
+(weekdays 08:30-17:30 Asia/Shanghai from 2026-03-02 for 13 weeks), the closing delays (1-5 days)
+and the grid of each business (round robin over all 36 grids in a shuffled order). The output is
+deterministic: fixed random seed, no clock, no hash-order dependence.
+
+Usage: ``gridcase seed-a --out seed_a.jsonl`` (stdout if ``--out`` is omitted), or
+:func:`generate_seed_a` / :func:`write_seed_a`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from shared.taxonomy import Taxonomy, load_taxonomy
+from shared.tenants import TenantConfig, load_tenant
+
+TENANT = "demo-market"
+SOURCE = "seed-a"
+SEED = 20260302  # fixed random seed (generator choice)
+TZ = ZoneInfo("Asia/Shanghai")
+START = date(2026, 3, 2)  # a Monday; the brief fixes the start date
+WEEKS = 13  # "three months" of sweeps (seed-figures.md A: 排查梳理 over three months)
+DEPARTMENT = "market_regulation"  # the reporting bureau: 市场监管 (seed-figures.md A title)
+UNLICENSED_SHOP = "500101"  # 无照经营(店铺) -> 市场监管 (domain.md §3(b))
+
+# seed-figures.md block A, verbatim figures:
+TOTAL = 5410  # 排查梳理 5410 户
+CLOSED = 3644  # 已办结 3644 户
+OPEN = 627  # 属本部门职责范围内正在办理 627 户
+TRANSFERRED = 1139  # 需提供前置审批, 转办卫生、环保等部门 1139 户
+assert CLOSED + OPEN + TRANSFERRED == TOTAL  # the summary's own check
+
+STATUS_CLOSED = "已办结"
+STATUS_OPEN = "正在办理"
+STATUS_TRANSFERRED = "已转办"
+
+_SHOP_TEXTS = (
+    "网格员排查：临街店铺未取得营业执照从事经营活动",
+    "网格员排查：住宅底商无照经营，已登记",
+    "网格员排查：店铺营业执照过期仍在经营",
+    "网格员排查：市场内摊位无照经营",
+)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def _workdays() -> list[date]:
+    """Monday-Friday dates of the sweep period (no holiday calendar; generator choice)."""
+    days = (START + timedelta(days=i) for i in range(WEEKS * 7))
+    return [d for d in days if d.weekday() < 5]
+
+
+def _report_time(rng: random.Random, days: list[date]) -> datetime:
+    day = rng.choice(days)
+    minutes = rng.randint(0, 9 * 60)  # 08:30-17:30 local
+    return datetime.combine(day, time(8, 30), TZ) + timedelta(minutes=minutes)
+
+
+def generate_seed_a(taxonomy: Taxonomy | None = None, tenant: TenantConfig | None = None) -> Iterator[dict]:
+    """Yield the 5410 records of scenario A as JSON-ready dicts, ordered by ``reported_at``.
+
+    Each dict validates as ``services.intake.schemas.ReportIn``. ``taxonomy`` and ``tenant``
+    default to the packaged taxonomy and ``deploy/tenants/demo-market.yaml``; the licensing
+    departments come from the taxonomy's ``licence`` categories (domain.md §3(b)), the grids from
+    the tenant's ``grid`` places.
+
+    Raises:
+        TaxonomyError, TenantConfigError: the configuration files are invalid.
+        RuntimeError: the taxonomy has no licence categories or the tenant no grids.
+    """
+    taxonomy = taxonomy or load_taxonomy()
+    tenant = tenant or load_tenant(TENANT, taxonomy=taxonomy)
+    trades = sorted(
+        (c for c in taxonomy.categories_of_kind("licence") if c.department != DEPARTMENT), key=lambda c: c.code
+    )
+    grids = [p.code for p in tenant.places_at("grid")]
+    shop = taxonomy.category(UNLICENSED_SHOP)
+    if not trades or not grids or shop is None:
+        raise RuntimeError("taxonomy lacks 8001nn/500101 categories or tenant has no grids")
+
+    rng = random.Random(SEED)
+    days = _workdays()
+    last = days[-1]
+    # Closed cases close within the period: report at least 7 days before its end.
+    early_days = [d for d in days if d <= last - timedelta(days=7)]
+
+    records: list[dict] = []
+    for kind, count in (("closed", CLOSED), ("open", OPEN), ("transferred", TRANSFERRED)):
+        for i in range(count):
+            if kind == "closed":
+                reported = _report_time(rng, early_days)
+                closed_at = reported + timedelta(minutes=rng.randint(24 * 60, 5 * 24 * 60))
+                category = shop
+                text = rng.choice(_SHOP_TEXTS)
+                history = {
+                    "department": DEPARTMENT,
+                    "status": STATUS_CLOSED,
+                    "closed": True,
+                    "closed_at": _iso(closed_at),
+                    "transfers": [],
+                }
+            elif kind == "open":
+                reported = _report_time(rng, days)
+                category = shop
+                text = rng.choice(_SHOP_TEXTS)
+                history = {"department": DEPARTMENT, "status": STATUS_OPEN, "closed": False,
+                           "closed_at": None, "transfers": []}
+            else:
+                category = trades[i % len(trades)]  # even spread (summary gives no breakdown)
+                reported = _report_time(rng, early_days)
+                moved = reported + timedelta(minutes=rng.randint(4 * 60, 3 * 24 * 60))
+                licensing = taxonomy.department(category.department)
+                text = (
+                    f"网格员排查：{category.name_zh}经营户未取得前置审批，"
+                    f"需由{licensing.name_zh if licensing else category.department}部门办理许可"
+                )
+                history = {
+                    "department": DEPARTMENT,
+                    "status": STATUS_TRANSFERRED,
+                    "closed": False,
+                    "closed_at": None,
+                    "transfers": [{"to_department": category.department, "at": _iso(moved)}],
+                }
+            records.append(
+                {
+                    "tenant": TENANT,
+                    "category_code": category.code,
+                    "category_name": category.name_zh,
+                    "place_code": "",  # set below
+                    "description": text,
+                    "channel": "grid_worker",
+                    "request_type": "排查",
+                    "urgency": "一般",
+                    "reported_at": reported,
+                    "source": SOURCE,
+                    "source_id": "",  # set below, in time order
+                    "history": history,
+                }
+            )
+
+    # Spread over all grids: round robin over a shuffled order.
+    order = list(range(len(records)))
+    rng.shuffle(order)
+    for n, index in enumerate(order):
+        records[index]["place_code"] = grids[n % len(grids)]
+
+    ranked = sorted(range(len(records)), key=lambda k: (records[k]["reported_at"], k))
+    for seq, k in enumerate(ranked, start=1):
+        record = records[k]
+        record["source_id"] = f"A-{seq:05d}"
+        record["reported_at"] = _iso(record["reported_at"])
+        yield record
+
+
+def write_seed_a(path: Path) -> int:
+    """Write scenario A as JSONL (UTF-8) to ``path``; return the number of records written."""
+    n = 0
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for record in generate_seed_a():
+            fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+            n += 1
+    return n

@@ -1,0 +1,156 @@
+"""Dispatch: owns each case's lifecycle. Consumes ``case.reported``, routes, publishes transitions.
+
+For every new report, in one transaction: the case row in ``dispatch.cases``, the processed-event
+record, and the lifecycle events in ``dispatch.outbox``; the outbox relay publishes them to
+``TOPIC_LIFECYCLE``. Kafka offsets are committed after that transaction (shared/consumer.py).
+
+HTTP (health and metrics only): ``GET /health``, ``GET /metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from prometheus_client import Counter
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.dispatch import db
+from services.dispatch.domain import handle_report
+from shared.consumer import BatchProcessor
+from shared.db import make_engine, run_migrations_async
+from shared.events import CaseReported, Event
+from shared.kafka import ensure_topics, make_producer
+from shared.outbox import OutboxRelay, OutboxRow, add_to_outbox
+from shared.settings import DispatchSettings
+from shared.stream import DlqProducer, build_broker, subscribe_batches
+from shared.taxonomy import load_taxonomy
+from shared.telemetry import configure_logging, instrument_http, new_registry
+from shared.tenants import load_all_tenants
+from shared.topics import TOPIC_LIFECYCLE, TOPIC_REPORTED
+
+log = logging.getLogger("gridcase.dispatch")
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def create_app(settings: DispatchSettings | None = None) -> FastAPI:
+    """Build dispatch's app: the lifespan migrates, starts the consumer and the outbox relay."""
+    settings = settings or DispatchSettings()
+    registry = new_registry()
+    dispatched = Counter(
+        "dispatch_cases_dispatched_total", "Cases dispatched", ["tenant", "target_kind"], registry=registry
+    )
+    published = Counter("dispatch_outbox_published_total", "Outbox events published to Kafka", registry=registry)
+    taxonomy = load_taxonomy()
+    tenants = load_all_tenants(settings.tenants_dir or None)
+    engine = make_engine(settings.database_url)
+    relay = OutboxRelay(
+        engine,
+        db.outbox,
+        lambda: make_producer(settings.kafka_bootstrap_servers, "gridcase-dispatch-relay"),
+        batch=settings.relay_batch,
+        idle_seconds=settings.relay_idle_seconds,
+        on_published=published.inc,
+    )
+
+    async def apply(conn: AsyncConnection, events: list[Event]) -> None:
+        now = datetime.now(timezone.utc)
+        rows, out = [], []
+        for ev in events:
+            if not isinstance(ev, CaseReported):
+                continue
+            state, derived = handle_report(ev, tenants.get(ev.tenant), taxonomy, now)
+            rows.append(
+                {
+                    "case_id": ev.case_id,
+                    "tenant": ev.tenant,
+                    "place_code": ev.place_code,
+                    "category_code": ev.category_code,
+                    "status": state.status,
+                    "target_kind": state.target_kind,
+                    "department": state.department,
+                    "rule": state.rule,
+                    "mediation_level": state.mediation_level,
+                    "history": ev.history is not None,
+                    "reported_at": ev.reported_at,
+                    "dispatched_at": state.dispatched_at,
+                    "closed_at": state.closed_at,
+                    "transfer_count": state.transfer_count,
+                    "events_emitted": len(derived),
+                }
+            )
+            out.append((ev, state, derived))
+        if not rows:
+            return
+        result = await conn.execute(
+            insert(db.cases).on_conflict_do_nothing().returning(db.cases.c.case_id), rows
+        )
+        new = {r[0] for r in result}
+        await add_to_outbox(
+            conn, db.outbox, (OutboxRow(TOPIC_LIFECYCLE, e) for ev, _, derived in out if ev.case_id in new for e in derived)
+        )
+        for ev, state, _ in out:
+            if ev.case_id in new:
+                dispatched.labels(ev.tenant, state.target_kind).inc()
+
+    dlq = DlqProducer(settings.kafka_bootstrap_servers, "gridcase-dispatch-dlq")
+    processor = BatchProcessor(
+        "dispatch", engine, db.processed_events, apply, dlq.get, max_attempts=settings.max_attempts
+    )
+    broker = build_broker(settings, registry, "dispatch")
+    subscribe_batches(
+        broker,
+        settings,
+        topics=(TOPIC_REPORTED,),
+        group_id=settings.group_id,
+        processor=processor,
+        registry=registry,
+        metric_prefix="dispatch",
+        after_batch=lambda outcome: relay.wake(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        configure_logging(settings.log_level, "dispatch")
+        await run_migrations_async(settings.database_url, MIGRATIONS, db.SCHEMA)
+        await ensure_topics(settings.kafka_bootstrap_servers)
+        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        await broker.start()
+        log.info("dispatch ready (group %s)", settings.group_id)
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await relay.stop()
+            await asyncio.wait([relay_task], timeout=20)
+            await dlq.stop()
+            await engine.dispose()
+
+    app = FastAPI(title="gridcase dispatch", version="0.1.0", lifespan=lifespan)
+    app.state.engine = engine
+    instrument_http(app, registry, "dispatch")
+
+    @app.get("/health")
+    async def health(request: Request) -> dict:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+        return {"status": "ok", "service": "dispatch"}
+
+    @app.get("/v1/progress")
+    async def progress(tenant: str | None = None) -> dict:
+        """Cases dispatched so far and lifecycle events they produced (for waiting on a run)."""
+        c = db.cases
+        q = sa.select(sa.func.count().label("cases"), sa.func.coalesce(sa.func.sum(c.c.events_emitted), 0).label("events"))
+        if tenant:
+            q = q.where(c.c.tenant == tenant)
+        async with engine.connect() as conn:
+            row = (await conn.execute(q)).one()
+        return {"tenant": tenant, "cases": row.cases, "events_emitted": int(row.events)}
+
+    return app

@@ -1,0 +1,306 @@
+"""Intake: the HTTP front door. Takes reports and import files, stores them, publishes them.
+
+Every accepted report is written to ``intake.reports`` together with its ``CaseReported`` event in
+``intake.outbox``, in one transaction; the outbox relay publishes the event to Kafka afterwards. So
+a 202 answer means the report is durable, whether Kafka is up or not.
+
+Endpoints:
+- ``POST /v1/reports`` (JSON :class:`ReportIn`, optional ``Idempotency-Key`` header) → 202.
+- ``POST /v1/imports?format=nyc311|fuzhou12345|jsonl&tenant=…`` (file as the raw body or as a
+  multipart ``file`` field) → 200 with rows read / accepted / duplicates / rejected.
+- ``GET /health``, ``GET /metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+import os
+import tempfile
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Gauge
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.intake import db
+from services.intake.importers import DEFAULT_TIMEZONE, FORMATS, UnknownFormat, iter_records
+from services.intake.schemas import ImportResult, ReportAccepted, ReportIn, RowError
+from shared.db import make_engine, run_migrations_async
+from shared.events import CaseReported, derive_id
+from shared.kafka import make_producer
+from shared.outbox import OutboxRelay, OutboxRow, add_to_outbox
+from shared.pii import mask_text, pseudonym
+from shared.settings import IntakeSettings
+from shared.telemetry import configure_logging, instrument_http, new_registry
+from shared.tenants import TenantConfig, load_all_tenants
+from shared.topics import TOPIC_REPORTED
+
+log = logging.getLogger("gridcase.intake")
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+IMPORT_BATCH = 500
+
+
+def to_event(report: ReportIn, case_id: uuid.UUID, secret: bytes) -> CaseReported:
+    """Build the ``CaseReported`` event of an accepted report: personal data dropped (only a
+    pseudonymous ``reporter_ref``), free text masked (:func:`shared.pii.mask_text`)."""
+    contact = report.reporter
+    return CaseReported(
+        event_id=derive_id(case_id, "case.reported"),
+        occurred_at=report.reported_at,
+        case_id=case_id,
+        tenant=report.tenant,
+        place_code=report.place_code,
+        category_code=report.category_code,
+        category_name=mask_text(report.category_name),
+        description=mask_text(report.description),
+        channel=report.channel,
+        request_type=report.request_type,
+        urgency=report.urgency,
+        reported_at=report.reported_at,
+        source=report.source,
+        source_id=report.source_id,
+        reporter_ref=pseudonym(secret, contact.phone, contact.id_number, contact.name) if contact else None,
+        history=report.history,
+    )
+
+
+def case_id_for(report: ReportIn, idempotency_key: str | None) -> uuid.UUID:
+    """The case id: derived from (tenant, source, source_id) for records that carry a source id,
+    from (tenant, Idempotency-Key) for retried API calls, random otherwise. Derived ids make a
+    re-import or a retried POST land on the same case instead of creating a second one."""
+    if report.source_id:
+        return derive_id(report.tenant, report.source, report.source_id)
+    if idempotency_key:
+        return derive_id(report.tenant, "idempotency-key", idempotency_key)
+    return uuid.uuid4()
+
+
+@dataclass
+class Intake:
+    """The running service's state (engine, relay, tenants, metrics)."""
+
+    settings: IntakeSettings
+    engine: AsyncEngine
+    relay: OutboxRelay
+    tenants: dict[str, TenantConfig]
+    secret: bytes
+    accepted: Counter
+    rejected: Counter
+
+    async def store(self, reports: list[tuple[ReportIn, uuid.UUID, str | None]]) -> set[uuid.UUID]:
+        """Insert reports and their events in one transaction; return the case ids that were new
+        (a case id already stored is a duplicate and gets no second event)."""
+        if not reports:
+            return set()
+        values = [
+            {
+                "case_id": cid,
+                "tenant": r.tenant,
+                "source": r.source,
+                "source_id": r.source_id,
+                "category_code": r.category_code,
+                "place_code": r.place_code,
+                "reported_at": r.reported_at,
+                "report": r.model_dump(mode="json", exclude={"reporter"}),
+                "reporter": r.reporter.model_dump(mode="json") if r.reporter else None,
+                "idempotency_key": key,
+            }
+            for r, cid, key in reports
+        ]
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                insert(db.reports).on_conflict_do_nothing().returning(db.reports.c.case_id), values
+            )
+            new = {row[0] for row in result}
+            await add_to_outbox(
+                conn,
+                db.outbox,
+                (OutboxRow(TOPIC_REPORTED, to_event(r, cid, self.secret)) for r, cid, _ in reports if cid in new),
+            )
+        self.relay.wake()
+        for r, cid, _ in reports:
+            if cid in new:
+                self.accepted.labels(r.tenant, r.source).inc()
+        return new
+
+
+def _error(status: int, code: str, message: str, **extra) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": code, "message": message, **extra})
+
+
+def create_app(settings: IntakeSettings | None = None) -> FastAPI:
+    """Build intake's FastAPI app; the lifespan migrates the schema and runs the outbox relay."""
+    settings = settings or IntakeSettings()
+    registry = new_registry()
+    accepted = Counter("intake_reports_accepted_total", "Reports accepted", ["tenant", "source"], registry=registry)
+    rejected = Counter("intake_reports_rejected_total", "Report rows rejected", ["tenant", "source"], registry=registry)
+    published = Counter("intake_outbox_published_total", "Outbox events published to Kafka", registry=registry)
+    relay_errors = Counter("intake_outbox_publish_errors_total", "Failed outbox publish attempts", registry=registry)
+    pending = Gauge("intake_outbox_pending_messages", "Outbox events not yet acknowledged by Kafka", registry=registry)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        configure_logging(settings.log_level, "intake")
+        await run_migrations_async(settings.database_url, MIGRATIONS, db.SCHEMA)
+        engine = make_engine(settings.database_url)
+        relay = OutboxRelay(
+            engine,
+            db.outbox,
+            lambda: make_producer(settings.kafka_bootstrap_servers, "gridcase-intake-relay"),
+            batch=settings.relay_batch,
+            idle_seconds=settings.relay_idle_seconds,
+            on_published=published.inc,
+            on_error=lambda exc: relay_errors.inc(),
+        )
+        tenants = load_all_tenants(settings.tenants_dir or None)
+        secret = os.environ.get("INTAKE_PSEUDONYM_KEY", "gridcase-dev-pseudonym-key").encode()
+        app.state.intake = Intake(settings, engine, relay, tenants, secret, accepted, rejected)
+
+        async def sample_backlog() -> None:
+            while True:
+                try:
+                    pending.set(await relay.backlog())
+                except Exception:  # noqa: BLE001 - the gauge is best effort
+                    log.debug("backlog sample failed", exc_info=True)
+                await asyncio.sleep(5)
+
+        tasks = [asyncio.create_task(relay.run(), name="outbox-relay"), asyncio.create_task(sample_backlog())]
+        log.info("intake ready on %s:%d", settings.host, settings.port)
+        try:
+            yield
+        finally:
+            await relay.stop()
+            tasks[1].cancel()
+            await asyncio.wait(tasks, timeout=20)
+            await engine.dispose()
+
+    app = FastAPI(title="gridcase intake", version="0.1.0", lifespan=lifespan)
+    instrument_http(app, registry, "intake")
+
+    def intake_of(request: Request) -> Intake:
+        return request.app.state.intake
+
+    @app.get("/health")
+    async def health(request: Request) -> dict:
+        async with intake_of(request).engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+        return {"status": "ok", "service": "intake"}
+
+    @app.post("/v1/reports", status_code=202, response_model=ReportAccepted)
+    async def post_report(
+        report: ReportIn,
+        request: Request,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ):
+        svc = intake_of(request)
+        if report.tenant not in svc.tenants:
+            return _error(422, "unknown_tenant", f"tenant {report.tenant!r} is not configured", field="tenant")
+        case_id = case_id_for(report, idempotency_key)
+        new = await svc.store([(report, case_id, idempotency_key)])
+        return ReportAccepted(case_id=case_id, duplicate=case_id not in new)
+
+    @app.post("/v1/imports", response_model=ImportResult)
+    async def post_import(
+        request: Request,
+        format: Annotated[str, Query(description=f"one of {', '.join(FORMATS)}")],
+        tenant: Annotated[str, Query()],
+        tz: Annotated[str | None, Query(description="IANA zone of naive source times")] = None,
+    ):
+        svc = intake_of(request)
+        if format not in FORMATS:
+            return _error(422, "unknown_format", f"format must be one of {', '.join(FORMATS)}", field="format")
+        if tenant not in svc.tenants:
+            return _error(422, "unknown_tenant", f"tenant {tenant!r} is not configured", field="tenant")
+        zone = tz or svc.tenants[tenant].timezone or DEFAULT_TIMEZONE[format]
+        path = await _spool_body(request, settings.max_import_bytes)
+        try:
+            return await _import_file(svc, path, format, tenant, zone)
+        except (UnknownFormat, ValueError) as exc:
+            return _error(422, "invalid_file", str(exc), field="file")
+        finally:
+            os.unlink(path)
+
+    return app
+
+
+async def _spool_body(request: Request, limit: int) -> str:
+    """Stream the request body (raw, or the ``file`` part of a multipart form) to a temp file."""
+    fd, path = tempfile.mkstemp(prefix="gridcase-import-", suffix=".dat")
+    size = 0
+    ctype = request.headers.get("content-type", "")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if ctype.startswith("multipart/form-data"):
+                form = await request.form(max_part_size=limit)
+                upload = form.get("file")
+                if upload is None or isinstance(upload, str):
+                    raise HTTPException(422, detail={"error": "missing_file", "field": "file"})
+                while chunk := await upload.read(1 << 20):
+                    size += len(chunk)
+                    if size > limit:
+                        raise HTTPException(413, detail={"error": "too_large", "limit_bytes": limit})
+                    out.write(chunk)
+            else:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise HTTPException(413, detail={"error": "too_large", "limit_bytes": limit})
+                    out.write(chunk)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
+async def _import_file(svc: Intake, path: str, fmt: str, tenant: str, zone: str) -> ImportResult:
+    """Parse the spooled file in a worker thread and store accepted rows in batches of 500."""
+    result = ImportResult(format=fmt, tenant=tenant, rows_read=0, accepted=0, duplicates=0, rejected=0)
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue(maxsize=4)
+
+    def produce() -> None:
+        batch: list = []
+        with codecs.open(path, "r", encoding="utf-8-sig", errors="strict") as stream:
+            try:
+                for item in iter_records(fmt, stream, tenant, zone):
+                    batch.append(item)
+                    if len(batch) >= IMPORT_BATCH:
+                        asyncio.run_coroutine_threadsafe(queue.put(batch), loop).result()
+                        batch = []
+            except UnicodeDecodeError as exc:
+                batch.append((-1, RowError(line=0, errors=[{"field": "file", "problem": f"not UTF-8: {exc}"}])))
+            except Exception as exc:  # noqa: BLE001 - reported to the caller below
+                asyncio.run_coroutine_threadsafe(queue.put(exc), loop).result()
+                return
+        asyncio.run_coroutine_threadsafe(queue.put(batch), loop).result()
+        asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+
+    worker = loop.run_in_executor(None, produce)
+    while (item := await queue.get()) is not None:
+        if isinstance(item, Exception):
+            await worker
+            raise item
+        good: list[tuple[ReportIn, uuid.UUID, None]] = []
+        for line, row in item:
+            result.rows_read += line > 0
+            if isinstance(row, RowError):
+                result.rejected += 1
+                svc.rejected.labels(tenant, fmt).inc()
+                if len(result.rejects) < 100:
+                    result.rejects.append(row)
+            else:
+                good.append((row, case_id_for(row, None), None))
+        new = await svc.store(good)
+        result.accepted += len(good)
+        result.duplicates += len(good) - len(new)
+    await worker
+    return result

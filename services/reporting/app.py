@@ -1,0 +1,120 @@
+"""Reporting: consumes every case event, keeps per-case facts, serves statistics.
+
+- Consumer group ``gridcase-reporting`` on ``case.reported`` and ``case.lifecycle``; each batch is
+  folded into ``reporting.case_facts`` in one transaction (services/reporting/facts.py).
+- ``GET /v1/stats?tenant=…&group_by=…&start=…&end=…&place_prefix=…&place_depth=…``.
+- ``GET /v1/progress?tenant=…``: cases and events accounted so far (for waiting on a run).
+- ``GET /health``, ``GET /metrics``.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+
+from services.reporting import db
+from services.reporting.facts import apply_events
+from services.reporting.stats import GROUPS, StatsFilter, query_stats
+from shared.consumer import BatchProcessor
+from shared.db import make_engine, run_migrations_async
+from shared.kafka import ensure_topics
+from shared.settings import ReportingSettings
+from shared.stream import DlqProducer, build_broker, subscribe_batches
+from shared.telemetry import configure_logging, instrument_http, new_registry
+from shared.topics import TOPIC_LIFECYCLE, TOPIC_REPORTED
+
+log = logging.getLogger("gridcase.reporting")
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def create_app(settings: ReportingSettings | None = None) -> FastAPI:
+    """Build reporting's app: the lifespan migrates and starts the consumer."""
+    settings = settings or ReportingSettings()
+    registry = new_registry()
+    engine = make_engine(settings.database_url)
+    dlq = DlqProducer(settings.kafka_bootstrap_servers, "gridcase-reporting-dlq")
+    processor = BatchProcessor(
+        "reporting", engine, db.processed_events, apply_events, dlq.get, max_attempts=settings.max_attempts
+    )
+    broker = build_broker(settings, registry, "reporting")
+    subscribe_batches(
+        broker,
+        settings,
+        topics=(TOPIC_REPORTED, TOPIC_LIFECYCLE),
+        group_id=settings.group_id,
+        processor=processor,
+        registry=registry,
+        metric_prefix="reporting",
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        configure_logging(settings.log_level, "reporting")
+        await run_migrations_async(settings.database_url, MIGRATIONS, db.SCHEMA)
+        await ensure_topics(settings.kafka_bootstrap_servers)
+        await broker.start()
+        log.info("reporting ready (group %s)", settings.group_id)
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await dlq.stop()
+            await engine.dispose()
+
+    app = FastAPI(title="gridcase reporting", version="0.1.0", lifespan=lifespan)
+    instrument_http(app, registry, "reporting")
+
+    @app.get("/health")
+    async def health() -> dict:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+        return {"status": "ok", "service": "reporting"}
+
+    @app.get("/v1/stats")
+    async def stats(
+        tenant: Annotated[str, Query(min_length=1, max_length=40)],
+        group_by: Annotated[str | None, Query(description=f"one of {', '.join(GROUPS)}")] = None,
+        start: Annotated[datetime | None, Query(description="period start (inclusive), ISO 8601 with zone")] = None,
+        end: Annotated[datetime | None, Query(description="period end (exclusive), ISO 8601 with zone")] = None,
+        place_prefix: Annotated[str | None, Query(max_length=24, pattern=r"^[0-9A-Za-z]+$")] = None,
+        place_depth: Annotated[int | None, Query(ge=1, le=24)] = None,
+        category: str | None = None,
+        department: str | None = None,
+    ):
+        if group_by is not None and group_by not in GROUPS:
+            return JSONResponse(
+                status_code=422,
+                content={"error": "invalid_group_by", "field": "group_by", "message": f"one of {', '.join(GROUPS)}"},
+            )
+        for name, value in (("start", start), ("end", end)):
+            if value is not None and value.tzinfo is None:
+                return JSONResponse(
+                    status_code=422,
+                    content={"error": "naive_datetime", "field": name, "message": "give a timezone, e.g. +08:00"},
+                )
+        flt = StatsFilter(tenant, start, end, place_prefix, category, department)
+        async with engine.connect() as conn:
+            result = await query_stats(conn, flt, group_by, place_depth)
+        return {"tenant": tenant, "group_by": group_by, "start": start, "end": end, **result}
+
+    @app.get("/v1/progress")
+    async def progress(tenant: Annotated[str | None, Query(max_length=40)] = None) -> dict:
+        cf = db.case_facts
+        q = sa.select(
+            sa.func.count().filter(cf.c.reported_at.is_not(None)).label("reported_cases"),
+            sa.func.coalesce(sa.func.sum(cf.c.event_count), 0).label("events_applied"),
+        )
+        if tenant:
+            q = q.where(cf.c.tenant == tenant)
+        async with engine.connect() as conn:
+            row = (await conn.execute(q)).one()
+        return {"tenant": tenant, "reported_cases": row.reported_cases, "events_applied": int(row.events_applied)}
+
+    return app

@@ -1,0 +1,144 @@
+"""Statistics over ``reporting.case_facts``: counts, shares and time to close, grouped.
+
+Definitions (each in one place):
+
+- reported (受理量): cases whose report has been counted (``reported_at`` set), in the period by
+  ``reported_at``; a case whose lifecycle events arrived before its report is not yet counted.
+- closed (办结量): reported cases with ``closed``; open = reported − closed.
+- transferred (转办): reported cases transferred at least once (domain.md §3(e) 转办率 numerator).
+- in progress (在办, own remit): open cases never transferred — seed-figures.md block A counts
+  these apart from the transferred ones (627 vs 1139).
+- closure rate / share closed (办结率) = closed ÷ reported (seed-figures.md A: 3644 / 5410; the
+  share-closed rule of ../shared/data/README.md). Issue 4 adds the 应办结 denominator.
+- time to close: ``closed_at − reported_at`` in hours over closed cases with both times and
+  ``closed_at ≥ reported_at`` (README "How the ground-truth figures were computed"); median and
+  p90 are PostgreSQL ``percentile_cont`` (linear interpolation, as pandas ``quantile``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.reporting.db import case_facts as cf
+
+GROUPS = ("category", "department", "status", "source_status", "place", "channel", "request_type", "source")
+
+STATUS_EXPR = sa.case(
+    (cf.c.closed, "closed"),
+    (cf.c.transfer_count > 0, "transferred"),
+    (cf.c.target_kind == "triage", "triage"),
+    (cf.c.target_kind == "mediation", "mediation"),
+    (cf.c.dispatched_at.is_not(None), "in_progress"),
+    else_="reported",
+)
+
+
+def group_expr(group_by: str, place_depth: int | None = None) -> sa.ColumnElement:
+    """The SQL expression a ``group_by`` name groups on.
+
+    Raises:
+        ValueError: ``group_by`` is not one of :data:`GROUPS`.
+    """
+    if group_by == "category":
+        return cf.c.category_code
+    if group_by == "department":
+        return cf.c.department
+    if group_by == "status":
+        return STATUS_EXPR
+    if group_by == "source_status":
+        return cf.c.source_status
+    if group_by == "place":
+        return sa.func.left(cf.c.place_code, place_depth) if place_depth else cf.c.place_code
+    if group_by in ("channel", "request_type", "source"):
+        return cf.c[group_by]
+    raise ValueError(f"group_by must be one of {', '.join(GROUPS)}")
+
+
+@dataclass(frozen=True)
+class StatsFilter:
+    """Which cases to count: a tenant (required), a half-open period ``[start, end)`` on
+    ``reported_at``, a place-code prefix, a category, a department."""
+
+    tenant: str
+    start: datetime | None = None
+    end: datetime | None = None
+    place_prefix: str | None = None
+    category: str | None = None
+    department: str | None = None
+
+    def where(self) -> list[sa.ColumnElement[bool]]:
+        """SQL conditions for this filter."""
+        conds = [cf.c.tenant == self.tenant, cf.c.reported_at.is_not(None)]
+        if self.start:
+            conds.append(cf.c.reported_at >= self.start)
+        if self.end:
+            conds.append(cf.c.reported_at < self.end)
+        if self.place_prefix:
+            conds.append(cf.c.place_code.startswith(self.place_prefix, autoescape=True))
+        if self.category:
+            conds.append(cf.c.category_code == self.category)
+        if self.department:
+            conds.append(cf.c.department == self.department)
+        return conds
+
+
+def share(numerator: int, denominator: int) -> float | None:
+    """``numerator / denominator``, or ``None`` when nothing is due (denominator 0)."""
+    return numerator / denominator if denominator else None
+
+
+async def query_stats(conn: AsyncConnection, flt: StatsFilter, group_by: str | None, place_depth: int | None = None) -> dict:
+    """Run the statistics query; return ``{"total": row, "groups": [row, …]}`` where a row is
+    ``{key, reported, closed, open, in_progress, transferred, closure_rate,
+    time_to_close_hours: {n, mean, median, p90}}``, groups sorted by ``reported`` descending.
+    """
+    hours = sa.extract("epoch", cf.c.closed_at - cf.c.reported_at) / 3600.0
+    timed = sa.and_(cf.c.closed, cf.c.closed_at.is_not(None), cf.c.closed_at >= cf.c.reported_at)
+    measures = [
+        sa.func.count().label("reported"),
+        sa.func.count().filter(cf.c.closed).label("closed"),
+        sa.func.count().filter(sa.and_(sa.not_(cf.c.closed), cf.c.transfer_count == 0)).label("in_progress"),
+        sa.func.count().filter(cf.c.transfer_count > 0).label("transferred"),
+        sa.func.count().filter(timed).label("n_timed"),
+        sa.func.avg(hours).filter(timed).label("mean_h"),
+        sa.func.percentile_cont(0.5).within_group(hours).filter(timed).label("median_h"),
+        sa.func.percentile_cont(0.9).within_group(hours).filter(timed).label("p90_h"),
+    ]
+    where = flt.where()
+    total = (await conn.execute(sa.select(*measures).where(*where))).one()
+    out = {"total": _row(None, total), "groups": []}
+    if group_by:
+        key = group_expr(group_by, place_depth).label("key")
+        rows = (await conn.execute(sa.select(key, *measures).where(*where).group_by(key).order_by(sa.desc("reported"), key))).all()
+        out["groups"] = [_row(r.key, r) for r in rows]
+    return out
+
+
+def _row(key, r) -> dict:
+    return {
+        "key": key,
+        "reported": r.reported,
+        "closed": r.closed,
+        "open": r.reported - r.closed,
+        "in_progress": r.in_progress,
+        "transferred": r.transferred,
+        "closure_rate": share(r.closed, r.reported),
+        "time_to_close_hours": {
+            "n": r.n_timed,
+            "mean": float(r.mean_h) if r.mean_h is not None else None,
+            "median": float(r.median_h) if r.median_h is not None else None,
+            "p90": float(r.p90_h) if r.p90_h is not None else None,
+        },
+    }
+
+
+async def accounted_cases(conn: AsyncConnection, tenant: str | None = None) -> int:
+    """Number of reported cases in ``case_facts`` (used to wait until a run is fully counted)."""
+    q = sa.select(sa.func.count()).select_from(cf).where(cf.c.reported_at.is_not(None))
+    if tenant:
+        q = q.where(cf.c.tenant == tenant)
+    return (await conn.execute(q)).scalar_one()

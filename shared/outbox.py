@@ -1,0 +1,184 @@
+"""Transactional outbox relay (architecture.md §2): publish rows of a service's outbox to Kafka.
+
+The relay claims the oldest unsent rows with ``SELECT … FOR UPDATE SKIP LOCKED`` (several instances
+can run side by side without publishing a row twice at once), sends them, waits for the broker's
+acks, and marks them sent in the same transaction. A crash between the ack and the commit sends
+those rows again: delivery is at-least-once and consumers deduplicate on ``event_id``. While Kafka is
+down the rows stay unsent and the relay retries with exponential backoff (capped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.events import Envelope, encode_event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """An event ready to be written to an outbox: target topic, key (case id) and the event."""
+
+    topic: str
+    event: Envelope
+
+
+async def add_to_outbox(conn: AsyncConnection, table: sa.Table, rows: Iterable[OutboxRow]) -> int:
+    """Insert ``rows`` into ``table`` in the caller's transaction; return the number inserted.
+
+    An event whose ``event_id`` is already in the outbox is skipped (``ON CONFLICT DO NOTHING``), so
+    re-deriving the same event is harmless.
+    """
+    values = [
+        {
+            "event_id": r.event.event_id,
+            "topic": r.topic,
+            "key": str(r.event.case_id),
+            "event_type": r.event.event_type,  # type: ignore[attr-defined]
+            "payload": encode_event(r.event),
+        }
+        for r in rows
+    ]
+    if not values:
+        return 0
+    from sqlalchemy.dialects.postgresql import insert
+
+    result = await conn.execute(insert(table).on_conflict_do_nothing(index_elements=["event_id"]), values)
+    return result.rowcount or 0
+
+
+class OutboxRelay:
+    """Publishes a service's outbox to Kafka until :meth:`stop` is called.
+
+    - ``batch``: rows claimed per transaction.
+    - ``idle_seconds``: poll interval when the outbox is empty.
+    - ``on_published(n)``/``on_error(exc)``: optional hooks for metrics.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        table: sa.Table,
+        producer_factory: Callable[[], AIOKafkaProducer],
+        *,
+        batch: int = 500,
+        idle_seconds: float = 0.2,
+        max_backoff_seconds: float = 10.0,
+        on_published=None,
+        on_error=None,
+    ) -> None:
+        self.engine = engine
+        self.table = table
+        self.producer_factory = producer_factory
+        self.producer: AIOKafkaProducer | None = None
+        self.batch = batch
+        self.idle_seconds = idle_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.on_published = on_published
+        self.on_error = on_error
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Ask the relay to poll now (called after a transaction added outbox rows)."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop after the current batch (a batch in flight is finished or rolled back)."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def publish_once(self) -> int:
+        """Claim, send and mark one batch; return the number of rows published (0 if none)."""
+        t = self.table
+        async with self.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(t.c.id, t.c.topic, t.c.key, t.c.payload, t.c.event_type)
+                    .where(t.c.sent_at.is_(None))
+                    .order_by(t.c.id)
+                    .limit(self.batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            if self.producer is None:
+                producer = self.producer_factory()
+                await producer.start()
+                self.producer = producer
+            futures = [
+                await self.producer.send(
+                    r.topic,
+                    value=r.payload,
+                    key=r.key.encode(),
+                    headers=[("event_type", r.event_type.encode())],
+                )
+                for r in rows
+            ]
+            await asyncio.gather(*futures)
+            await conn.execute(
+                sa.update(t).where(t.c.id.in_([r.id for r in rows])).values(sent_at=sa.func.now())
+            )
+        if self.on_published:
+            self.on_published(len(rows))
+        return len(rows)
+
+    async def backlog(self) -> int:
+        """Number of unsent rows (the ``*_outbox_pending_messages`` gauge)."""
+        async with self.engine.connect() as conn:
+            return (
+                await conn.execute(sa.select(sa.func.count()).select_from(self.table).where(self.table.c.sent_at.is_(None)))
+            ).scalar_one()
+
+    async def run(self) -> None:
+        """Loop until stopped: publish while rows are waiting, sleep when idle, back off on errors."""
+        backoff = 0.2
+        while not self._stopping.is_set():
+            try:
+                n = await self.publish_once()
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker or database unavailable: retry later, lose nothing
+                if self.on_error:
+                    self.on_error(exc)
+                log.warning("outbox relay: publish failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff)
+                await self._drop_producer()
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_seconds)
+                continue
+            if n == 0:
+                await self._sleep(self.idle_seconds)
+        await self._drop_producer()
+
+    async def _drop_producer(self) -> None:
+        """Close the producer (best effort); the next batch starts a fresh one."""
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            try:
+                await producer.stop()
+            except Exception:  # noqa: BLE001 - the connection may already be broken
+                log.debug("outbox relay: producer stop failed", exc_info=True)
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+
+
+def new_event_id() -> uuid.UUID:
+    """A random event id (uuid4) for events that are not derived from another event."""
+    return uuid.uuid4()

