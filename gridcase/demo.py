@@ -39,6 +39,21 @@ def fmt_hours(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f} h"
 
 
+def _pad(text: str, width: int) -> str:
+    """Left-justify ``text`` to ``width`` terminal columns (CJK characters take two), cutting it
+    with an ellipsis when it is wider."""
+    import unicodedata  # noqa: PLC0415
+
+    out, cols = "", 0
+    for ch in text:
+        w = 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        if cols + w > width - 2:
+            out, cols = out + "…", cols + 1
+            break
+        out, cols = out + ch, cols + w
+    return out + " " * max(1, width - cols)
+
+
 def kpi_table(title: str, stats: dict, breakdowns: dict[str, dict]) -> str:
     """Render the KPI table of one dataset: totals, then one block per breakdown (zh-CN + English)."""
     t = stats["total"]
@@ -59,7 +74,7 @@ def kpi_table(title: str, stats: dict, breakdowns: dict[str, dict]) -> str:
         lines.append(f"  ── {label}")
         for g in result["groups"]:
             lines.append(
-                f"     {str(g['key'] if g['key'] is not None else '(无 none)'):<28} {g['reported']:>6}"
+                f"     {_pad(g.get('label') or str(g['key']), 44)} {g['reported']:>6}"
                 f"   办结 closed {g['closed']:>6}   办结率 {fmt_rate(g['closure_rate']):>9}"
             )
     return "\n".join(lines)

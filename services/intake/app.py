@@ -36,7 +36,7 @@ from services.intake.importers import DEFAULT_TIMEZONE, FORMATS, UnknownFormat, 
 from services.intake.schemas import ImportResult, ReportAccepted, ReportIn, RowError
 from shared.db import make_engine, run_migrations_async
 from shared.events import CaseReported, derive_id
-from shared.kafka import make_producer
+from shared.kafka import ensure_topics, make_producer
 from shared.outbox import OutboxRelay, OutboxRow, add_to_outbox
 from shared.pii import mask_text, pseudonym
 from shared.settings import IntakeSettings
@@ -173,14 +173,22 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                     log.debug("backlog sample failed", exc_info=True)
                 await asyncio.sleep(5)
 
-        tasks = [asyncio.create_task(relay.run(), name="outbox-relay"), asyncio.create_task(sample_backlog())]
+        async def run_relay() -> None:
+            # Topics are created before the first publish, but intake does not wait for the broker:
+            # reports are accepted (202) and kept in the outbox while Kafka is unreachable.
+            await ensure_topics(settings.kafka_bootstrap_servers, timeout_s=float("inf"))
+            await relay.run()
+
+        tasks = [asyncio.create_task(run_relay(), name="outbox-relay"), asyncio.create_task(sample_backlog())]
         log.info("intake ready on %s:%d", settings.host, settings.port)
         try:
             yield
         finally:
             await relay.stop()
             tasks[1].cancel()
-            await asyncio.wait(tasks, timeout=20)
+            _, pending_tasks = await asyncio.wait(tasks, timeout=20)
+            for task in pending_tasks:  # still waiting for the broker: nothing in flight to lose
+                task.cancel()
             await engine.dispose()
 
     app = FastAPI(title="gridcase intake", version="0.1.0", lifespan=lifespan)

@@ -21,13 +21,15 @@ from fastapi.responses import JSONResponse
 
 from services.reporting import db
 from services.reporting.facts import apply_events
-from services.reporting.stats import GROUPS, StatsFilter, query_stats
+from services.reporting.stats import GROUPS, StatsFilter, label_for, query_stats
 from shared.consumer import BatchProcessor
 from shared.db import make_engine, run_migrations_async
 from shared.kafka import ensure_topics
 from shared.settings import ReportingSettings
 from shared.stream import DlqProducer, build_broker, subscribe_batches
+from shared.taxonomy import load_taxonomy
 from shared.telemetry import configure_logging, instrument_http, new_registry
+from shared.tenants import load_all_tenants
 from shared.topics import TOPIC_LIFECYCLE, TOPIC_REPORTED
 
 log = logging.getLogger("gridcase.reporting")
@@ -38,6 +40,8 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     """Build reporting's app: the lifespan migrates and starts the consumer."""
     settings = settings or ReportingSettings()
     registry = new_registry()
+    taxonomy = load_taxonomy()
+    tenants = load_all_tenants(settings.tenants_dir or None)
     engine = make_engine(settings.database_url)
     dlq = DlqProducer(settings.kafka_bootstrap_servers, "gridcase-reporting-dlq")
     processor = BatchProcessor(
@@ -102,6 +106,8 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         flt = StatsFilter(tenant, start, end, place_prefix, category, department)
         async with engine.connect() as conn:
             result = await query_stats(conn, flt, group_by, place_depth)
+        for group in result["groups"]:
+            group["label"] = label_for(group_by, group["key"], tenants.get(tenant), taxonomy)
         return {"tenant": tenant, "group_by": group_by, "start": start, "end": end, **result}
 
     @app.get("/v1/progress")

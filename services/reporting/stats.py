@@ -37,6 +37,37 @@ STATUS_EXPR = sa.case(
 )
 
 
+#: zh-CN first, English beside it (DEVELOPERS.md: Chinese is the users' language).
+STATUS_LABELS = {
+    "closed": "已办结 closed",
+    "transferred": "已转办 transferred",
+    "in_progress": "在办 in progress",
+    "mediation": "调解中 in mediation",
+    "triage": "待分拨 triage",
+    "reported": "待派遣 awaiting dispatch",
+}
+
+
+def label_for(group_by: str, key, tenant, taxonomy) -> str:
+    """Human label of a group key: department and category names from the taxonomy (or the
+    tenant's own departments), place names from the tenant file, status names from
+    :data:`STATUS_LABELS`; the key itself when nothing better is known."""
+    if key is None:
+        return "(无 none)"
+    if group_by == "department":
+        if taxonomy.department(key) is not None:
+            return taxonomy.department_label(key)
+        local = tenant.department(key) if tenant else None
+        return f"{key} · {local.label}" if local is not None else key
+    if group_by == "category":
+        return taxonomy.category_label(key)
+    if group_by == "place":
+        return tenant.place_label(key) if tenant else key
+    if group_by == "status":
+        return STATUS_LABELS.get(key, key)
+    return str(key)
+
+
 def group_expr(group_by: str, place_depth: int | None = None) -> sa.ColumnElement:
     """The SQL expression a ``group_by`` name groups on.
 
