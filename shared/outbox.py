@@ -160,6 +160,10 @@ class OutboxRelay:
                 continue
             if n == 0:
                 await self._sleep(self.idle_seconds)
+            elif n < self.batch:
+                # A partial batch: let a few more rows gather instead of one transaction per row
+                # under load (wake() calls land here as one poll per 20 ms at most).
+                await asyncio.sleep(0.02)
         await self._drop_producer()
 
     async def _drop_producer(self) -> None:
