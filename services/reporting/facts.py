@@ -55,7 +55,9 @@ UPSERT = {
     "case.dispatched": _ins.on_conflict_do_update(
         index_elements=[cf.c.case_id],
         set_={
-            "target_kind": sa.case((_newer, _x.target_kind), else_=cf.c.target_kind),
+            # Only dispatches write target_kind (a transfer keeps it), so the newest dispatch
+            # wins, and any dispatch fills a row a transfer created first.
+            "target_kind": sa.case((sa.or_(_newer, cf.c.target_kind.is_(None)), _x.target_kind), else_=cf.c.target_kind),
             "department": sa.case((_newer, _x.department), else_=cf.c.department),
             "department_seq": sa.case((_newer, _x.department_seq), else_=cf.c.department_seq),
             "department_at": sa.case((_newer, _x.department_at), else_=cf.c.department_at),

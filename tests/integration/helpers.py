@@ -102,7 +102,7 @@ async def read_all(
     deadline = time.monotonic() + timeout_s
     try:
         ends = await consumer.end_offsets(tps)
-        while any(await consumer.position(tp) < ends[tp] for tp in tps):
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             if time.monotonic() > deadline:
                 raise AssertionError(f"could not read {topic} to its end offsets {ends} in {timeout_s}s")
             batch = await consumer.getmany(timeout_ms=300, max_records=5000)
