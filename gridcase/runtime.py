@@ -33,6 +33,7 @@ class ServiceProcess:
     name: str
     port: int
     log_path: Path
+    module: str = ""
     proc: subprocess.Popen | None = None
 
     @property
@@ -97,13 +98,17 @@ class Stack:
         )
         return env
 
-    def start_service(self, name: str) -> ServiceProcess:
-        """Start (or restart) one service as a child process on a free port (kept on restart)."""
-        svc = self.services.get(name) or ServiceProcess(name, free_port(), self.state_dir / f"{name}.log")
+    def start_service(self, name: str, service: str | None = None) -> ServiceProcess:
+        """Start (or restart) a service instance as a child process on a free port (kept on
+        restart). ``name`` identifies the instance; ``service`` is the service it runs (default:
+        ``name``), so ``start_service("dispatch-2", "dispatch")`` adds a second dispatch instance
+        to the same consumer group."""
+        service = service or (self.services[name].module if name in self.services else name)
+        svc = self.services.get(name) or ServiceProcess(name, free_port(), self.state_dir / f"{name}.log", service)
         out = open(svc.log_path, "ab")  # noqa: SIM115 - owned by the child
         svc.proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"],
-            env=self.service_env(name, svc.port),
+            [sys.executable, "-m", f"services.{service}"],
+            env=self.service_env(service, svc.port),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -150,7 +155,7 @@ class Stack:
 
     def stop(self) -> None:
         """Stop the services (SIGTERM, in reverse order), then the infrastructure this run started."""
-        for name in reversed(SERVICES):
+        for name in reversed(list(self.services)):
             self.stop_service(name)
         if self.infra and self._owns_infra:
             self.infra.stop()

@@ -47,8 +47,11 @@ def libpq_url(url: str) -> str:
 
 def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
     """Create the service's async engine (asyncpg, ``pool_pre_ping`` so a restarted PostgreSQL is
-    noticed on checkout rather than on the first statement)."""
-    return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
+    noticed on checkout rather than on the first statement). ``hide_parameters``: statement
+    parameters (which may hold a reporter's contact) never appear in errors or logs."""
+    return create_async_engine(
+        async_url(url), pool_size=pool_size, max_overflow=5, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def outbox_table(metadata: sa.MetaData, schema: str) -> sa.Table:

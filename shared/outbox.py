@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -63,6 +63,7 @@ class OutboxRelay:
     - ``batch``: rows claimed per transaction.
     - ``idle_seconds``: poll interval when the outbox is empty.
     - ``on_published(n)``/``on_error(exc)``: optional hooks for metrics.
+    - ``prepare()``: awaited before each (re)connection of the producer, e.g. to create topics.
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class OutboxRelay:
         max_backoff_seconds: float = 10.0,
         on_published=None,
         on_error=None,
+        prepare: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.engine = engine
         self.table = table
@@ -86,6 +88,7 @@ class OutboxRelay:
         self.max_backoff_seconds = max_backoff_seconds
         self.on_published = on_published
         self.on_error = on_error
+        self.prepare = prepare
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
 
@@ -114,6 +117,9 @@ class OutboxRelay:
             if not rows:
                 return 0
             if self.producer is None:
+                if self.prepare is not None:
+                    # e.g. create the topics again: a memory broker comes back empty
+                    await self.prepare()
                 producer = self.producer_factory()
                 await producer.start()
                 self.producer = producer

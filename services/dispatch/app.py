@@ -25,6 +25,7 @@ from services.dispatch import db
 from services.dispatch.domain import handle_report
 from shared.consumer import BatchProcessor
 from shared.db import make_engine, run_migrations_async
+from shared.http import install_error_handlers
 from shared.events import CaseReported, Event
 from shared.kafka import ensure_topics, make_producer
 from shared.outbox import OutboxRelay, OutboxRow, add_to_outbox
@@ -57,6 +58,7 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
         batch=settings.relay_batch,
         idle_seconds=settings.relay_idle_seconds,
         on_published=published.inc,
+        prepare=lambda: ensure_topics(settings.kafka_bootstrap_servers, timeout_s=15),
     )
 
     async def apply(conn: AsyncConnection, events: list[Event]) -> None:
@@ -133,6 +135,7 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(title="gridcase dispatch", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
     app.state.engine = engine
     instrument_http(app, registry, "dispatch")
 

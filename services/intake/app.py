@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import concurrent.futures
+import contextlib
 import logging
+import threading
 import os
 import tempfile
 import uuid
@@ -26,7 +29,6 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Gauge
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,6 +37,7 @@ from services.intake import db
 from services.intake.importers import DEFAULT_TIMEZONE, FORMATS, UnknownFormat, iter_records
 from services.intake.schemas import ImportResult, ReportAccepted, ReportIn, RowError
 from shared.db import make_engine, run_migrations_async
+from shared.http import error_response, install_error_handlers
 from shared.events import CaseReported, derive_id
 from shared.kafka import ensure_topics, make_producer
 from shared.outbox import OutboxRelay, OutboxRow, add_to_outbox
@@ -47,6 +50,7 @@ from shared.topics import TOPIC_REPORTED
 log = logging.getLogger("gridcase.intake")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 IMPORT_BATCH = 500
+MAX_REPORT_BYTES = 64 * 1024
 
 
 def to_event(report: ReportIn, case_id: uuid.UUID, secret: bytes) -> CaseReported:
@@ -71,6 +75,14 @@ def to_event(report: ReportIn, case_id: uuid.UUID, secret: bytes) -> CaseReporte
         reporter_ref=pseudonym(secret, contact.phone, contact.id_number, contact.name) if contact else None,
         history=report.history,
     )
+
+
+def place_problem(tenant: TenantConfig, place_code: str) -> str | None:
+    """Why ``place_code`` cannot be a place of ``tenant`` (``None`` if it can): the code must be a
+    listed place or lie under one (e.g. a building under a listed grid)."""
+    if tenant.places and tenant.owner(place_code) is None:
+        return f"place {place_code!r} is not in tenant {tenant.tenant!r}'s place hierarchy"
+    return None
 
 
 def case_id_for(report: ReportIn, idempotency_key: str | None) -> uuid.UUID:
@@ -133,10 +145,6 @@ class Intake:
         return new
 
 
-def _error(status: int, code: str, message: str, **extra) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": code, "message": message, **extra})
-
-
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     """Build intake's FastAPI app; the lifespan migrates the schema and runs the outbox relay."""
     settings = settings or IntakeSettings()
@@ -160,6 +168,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             idle_seconds=settings.relay_idle_seconds,
             on_published=published.inc,
             on_error=lambda exc: relay_errors.inc(),
+            prepare=lambda: ensure_topics(settings.kafka_bootstrap_servers, timeout_s=15),
         )
         tenants = load_all_tenants(settings.tenants_dir or None)
         secret = os.environ.get("INTAKE_PSEUDONYM_KEY", "gridcase-dev-pseudonym-key").encode()
@@ -173,26 +182,31 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                     log.debug("backlog sample failed", exc_info=True)
                 await asyncio.sleep(5)
 
-        async def run_relay() -> None:
-            # Topics are created before the first publish, but intake does not wait for the broker:
-            # reports are accepted (202) and kept in the outbox while Kafka is unreachable.
-            await ensure_topics(settings.kafka_bootstrap_servers, timeout_s=float("inf"))
-            await relay.run()
-
-        tasks = [asyncio.create_task(run_relay(), name="outbox-relay"), asyncio.create_task(sample_backlog())]
+        # The relay creates the topics before it connects (prepare), but intake does not wait for
+        # the broker: reports are accepted (202) and kept in the outbox while Kafka is unreachable.
+        tasks = [asyncio.create_task(relay.run(), name="outbox-relay"), asyncio.create_task(sample_backlog())]
         log.info("intake ready on %s:%d", settings.host, settings.port)
         try:
             yield
         finally:
             await relay.stop()
             tasks[1].cancel()
-            _, pending_tasks = await asyncio.wait(tasks, timeout=20)
-            for task in pending_tasks:  # still waiting for the broker: nothing in flight to lose
-                task.cancel()
+            await asyncio.wait(tasks, timeout=20)
             await engine.dispose()
 
     app = FastAPI(title="gridcase intake", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
     instrument_http(app, registry, "intake")
+
+    @app.middleware("http")
+    async def _limit_report_size(request: Request, call_next):
+        # One report is a few KB; refuse absurd bodies before reading them (imports stream instead).
+        if request.url.path == "/v1/reports":
+            length = request.headers.get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > MAX_REPORT_BYTES):
+                return error_response(413, "too_large", f"a report body may be at most {MAX_REPORT_BYTES} bytes",
+                                      limit_bytes=MAX_REPORT_BYTES)
+        return await call_next(request)
 
     def intake_of(request: Request) -> Intake:
         return request.app.state.intake
@@ -211,7 +225,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     ):
         svc = intake_of(request)
         if report.tenant not in svc.tenants:
-            return _error(422, "unknown_tenant", f"tenant {report.tenant!r} is not configured", field="tenant")
+            return error_response(422, "unknown_tenant", f"tenant {report.tenant!r} is not configured", field="tenant")
+        problem = place_problem(svc.tenants[report.tenant], report.place_code)
+        if problem:
+            return error_response(422, "unknown_place", problem, field="place_code")
         case_id = case_id_for(report, idempotency_key)
         new = await svc.store([(report, case_id, idempotency_key)])
         return ReportAccepted(case_id=case_id, duplicate=case_id not in new)
@@ -225,90 +242,156 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     ):
         svc = intake_of(request)
         if format not in FORMATS:
-            return _error(422, "unknown_format", f"format must be one of {', '.join(FORMATS)}", field="format")
+            return error_response(422, "unknown_format", f"format must be one of {', '.join(FORMATS)}", field="format")
         if tenant not in svc.tenants:
-            return _error(422, "unknown_tenant", f"tenant {tenant!r} is not configured", field="tenant")
+            return error_response(422, "unknown_tenant", f"tenant {tenant!r} is not configured", field="tenant")
         zone = tz or svc.tenants[tenant].timezone or DEFAULT_TIMEZONE[format]
         path = await _spool_body(request, settings.max_import_bytes)
         try:
             return await _import_file(svc, path, format, tenant, zone)
         except (UnknownFormat, ValueError) as exc:
-            return _error(422, "invalid_file", str(exc), field="file")
+            return error_response(422, "invalid_file", str(exc), field="file")
         finally:
             os.unlink(path)
 
     return app
 
 
+class _Utf8Check:
+    """Incremental UTF-8 validation of a byte stream, tracking the line for error messages."""
+
+    def __init__(self) -> None:
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.line = 1
+
+    def feed(self, chunk: bytes, final: bool = False) -> None:
+        """Validate ``chunk``.
+
+        Raises:
+            HTTPException: 422 ``invalid_utf8`` naming the line of the first invalid byte.
+        """
+        try:
+            text = self.decoder.decode(chunk, final)
+        except UnicodeDecodeError as exc:
+            line = self.line + chunk[: exc.start].count(b"\n")
+            raise HTTPException(
+                422,
+                detail={"error": "invalid_utf8", "field": "file", "line": line,
+                        "message": f"the file is not UTF-8: invalid byte on line {line}; nothing was imported"},
+            ) from None
+        self.line += text.count("\n")
+
+
 async def _spool_body(request: Request, limit: int) -> str:
-    """Stream the request body (raw, or the ``file`` part of a multipart form) to a temp file."""
+    """Stream the request body (raw, or the ``file`` part of a multipart form) to a temp file,
+    checking that it is UTF-8 on the way, so a bad file is refused before any row is stored.
+
+    Raises:
+        HTTPException: 413 when larger than ``limit`` bytes, 422 when not UTF-8 or no file part.
+    """
     fd, path = tempfile.mkstemp(prefix="gridcase-import-", suffix=".dat")
     size = 0
+    check = _Utf8Check()
     ctype = request.headers.get("content-type", "")
+
+    def take(chunk: bytes) -> None:
+        nonlocal size
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, detail={"error": "too_large", "message": "import file too large", "limit_bytes": limit})
+        check.feed(chunk)
+        out.write(chunk)
+
     try:
         with os.fdopen(fd, "wb") as out:
             if ctype.startswith("multipart/form-data"):
                 form = await request.form(max_part_size=limit)
                 upload = form.get("file")
                 if upload is None or isinstance(upload, str):
-                    raise HTTPException(422, detail={"error": "missing_file", "field": "file"})
+                    raise HTTPException(422, detail={"error": "missing_file", "field": "file",
+                                                     "message": "send the file as the form field 'file'"})
                 while chunk := await upload.read(1 << 20):
-                    size += len(chunk)
-                    if size > limit:
-                        raise HTTPException(413, detail={"error": "too_large", "limit_bytes": limit})
-                    out.write(chunk)
+                    take(chunk)
             else:
                 async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:
-                        raise HTTPException(413, detail={"error": "too_large", "limit_bytes": limit})
-                    out.write(chunk)
+                    take(chunk)
+            check.feed(b"", final=True)
     except BaseException:
         os.unlink(path)
         raise
     return path
 
 
+class _ImportCancelled(Exception):
+    """The request side stopped consuming; the parser thread must end."""
+
+
 async def _import_file(svc: Intake, path: str, fmt: str, tenant: str, zone: str) -> ImportResult:
-    """Parse the spooled file in a worker thread and store accepted rows in batches of 500."""
+    """Parse the spooled file in a worker thread and store accepted rows in batches of 500.
+
+    The thread hands batches over a bounded queue (constant memory). If storing fails, the thread
+    is told to stop and the error propagates (the batches stored before stay stored; a retried
+    import skips them as duplicates, since case ids derive from the source ids).
+    """
     result = ImportResult(format=fmt, tenant=tenant, rows_read=0, accepted=0, duplicates=0, rejected=0)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue(maxsize=4)
+    cancelled = threading.Event()
+
+    def put(item) -> None:
+        future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+        while True:
+            try:
+                future.result(timeout=0.5)
+                return
+            except concurrent.futures.TimeoutError:
+                if cancelled.is_set():
+                    future.cancel()
+                    raise _ImportCancelled from None
 
     def produce() -> None:
         batch: list = []
-        with codecs.open(path, "r", encoding="utf-8-sig", errors="strict") as stream:
-            try:
+        try:
+            with open(path, encoding="utf-8-sig") as stream:
                 for item in iter_records(fmt, stream, tenant, zone):
                     batch.append(item)
                     if len(batch) >= IMPORT_BATCH:
-                        asyncio.run_coroutine_threadsafe(queue.put(batch), loop).result()
+                        put(batch)
                         batch = []
-            except UnicodeDecodeError as exc:
-                batch.append((-1, RowError(line=0, errors=[{"field": "file", "problem": f"not UTF-8: {exc}"}])))
-            except Exception as exc:  # noqa: BLE001 - reported to the caller below
-                asyncio.run_coroutine_threadsafe(queue.put(exc), loop).result()
-                return
-        asyncio.run_coroutine_threadsafe(queue.put(batch), loop).result()
-        asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+            put(batch)
+            put(None)
+        except _ImportCancelled:
+            return
+        except Exception as exc:  # noqa: BLE001 - handed to the request side
+            with contextlib.suppress(_ImportCancelled):
+                put(exc)
 
     worker = loop.run_in_executor(None, produce)
-    while (item := await queue.get()) is not None:
-        if isinstance(item, Exception):
-            await worker
-            raise item
-        good: list[tuple[ReportIn, uuid.UUID, None]] = []
-        for line, row in item:
-            result.rows_read += line > 0
-            if isinstance(row, RowError):
-                result.rejected += 1
-                svc.rejected.labels(tenant, fmt).inc()
-                if len(result.rejects) < 100:
-                    result.rejects.append(row)
-            else:
-                good.append((row, case_id_for(row, None), None))
-        new = await svc.store(good)
-        result.accepted += len(good)
-        result.duplicates += len(good) - len(new)
-    await worker
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            good: list[tuple[ReportIn, uuid.UUID, None]] = []
+            for line, row in item:
+                result.rows_read += 1
+                if isinstance(row, RowError):
+                    result.rejected += 1
+                    svc.rejected.labels(tenant, fmt).inc()
+                    if len(result.rejects) < 100:
+                        result.rejects.append(row)
+                elif problem := place_problem(svc.tenants[tenant], row.place_code):
+                    result.rejected += 1
+                    svc.rejected.labels(tenant, fmt).inc()
+                    if len(result.rejects) < 100:
+                        result.rejects.append(RowError(line=line, errors=[{"field": "place_code", "problem": problem}]))
+                else:
+                    good.append((row, case_id_for(row, None), None))
+            new = await svc.store(good)
+            result.accepted += len(good)
+            result.duplicates += len(good) - len(new)
+    finally:
+        cancelled.set()
+        while not queue.empty():  # unblock a put() in flight
+            queue.get_nowait()
+        await worker
     return result

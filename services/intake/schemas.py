@@ -7,14 +7,32 @@ schema and never put in an event.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.events import PLACE_CODE_PATTERN, TENANT_PATTERN, RecordedOutcome
 
 CHANNELS_HINT = "e.g. grid_worker, phone, web, app, wechat, 12345, PHONE, ONLINE"
+EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
+"""Reports older than this are refused: no grid-management record predates the 1990s, and
+PostgreSQL cannot store the year-1 dates a typo can produce."""
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def check_text(value: str) -> str:
+    """Refuse C0 control characters other than tab, newline and carriage return (NUL cannot be
+    stored in PostgreSQL text, and the others have no place in a report).
+
+    Raises:
+        ValueError: naming the first offending character and its position.
+    """
+    match = _CONTROL.search(value)
+    if match:
+        raise ValueError(f"control character U+{ord(match.group()):04X} at position {match.start()}")
+    return value
 URGENCIES = ("特急", "紧急", "一般", "复杂")
 
 
@@ -28,6 +46,11 @@ class ReporterContact(BaseModel):
     id_number: str | None = Field(default=None, max_length=40)
     address: str | None = Field(default=None, max_length=300)
 
+    @field_validator("*")
+    @classmethod
+    def _no_control_chars(cls, value):
+        return check_text(value) if isinstance(value, str) else value
+
 
 class ReportIn(BaseModel):
     """One report (上报).
@@ -36,7 +59,9 @@ class ReportIn(BaseModel):
       source system's own category; unknown codes are accepted and go to the triage queue.
     - ``place_code``: cumulative place code (city 4, district 6, street 9, community 12, grid 15
       digits; domain.md §3(a)) or a tenant's own code for foreign history.
-    - ``reported_at``: timezone-aware; not more than 1 day in the future.
+    - ``reported_at`` (and recorded history times): timezone-aware, between 1990-01-01 and one
+      day from now.
+    - Text fields refuse control characters (:func:`check_text`).
     - ``history``: only for imports of historical records: the recorded department and outcome.
     """
 
@@ -56,6 +81,33 @@ class ReportIn(BaseModel):
     reporter: ReporterContact | None = None
     history: RecordedOutcome | None = None
 
+    @field_validator("*")
+    @classmethod
+    def _no_control_chars(cls, value):
+        return check_text(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _times_plausible(self) -> "ReportIn":
+        latest = datetime.now(timezone.utc) + timedelta(days=1)
+        times = []
+        if self.history is not None:
+            times.append(("history.closed_at", self.history.closed_at))
+            times += [(f"history.transfers.{i}.at", t.at) for i, t in enumerate(self.history.transfers)]
+            for text in (self.history.department, self.history.status):
+                if text:
+                    check_text(text)
+        for name, moment in times:
+            if moment is not None and not (EARLIEST <= moment <= latest):
+                raise ValueError(f"{name} {moment.isoformat()} is outside 1990-01-01 .. now + 1 day")
+        return self
+
+    @field_validator("reported_at")
+    @classmethod
+    def _reported_at_plausible(cls, value: datetime) -> datetime:
+        if not (EARLIEST <= value <= datetime.now(timezone.utc) + timedelta(days=1)):
+            raise ValueError(f"{value.isoformat()} is outside 1990-01-01 .. now + 1 day")
+        return value
+
     @field_validator("urgency")
     @classmethod
     def _urgency_known(cls, value: str) -> str:
@@ -63,12 +115,6 @@ class ReportIn(BaseModel):
             raise ValueError(f"urgency must be one of {', '.join(URGENCIES)}")
         return value
 
-    @field_validator("reported_at")
-    @classmethod
-    def _not_in_future(cls, value: datetime) -> datetime:
-        if value > datetime.now(timezone.utc) + timedelta(days=1):
-            raise ValueError("reported_at lies more than one day in the future")
-        return value
 
 
 class ReportAccepted(BaseModel):

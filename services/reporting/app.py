@@ -17,13 +17,14 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse
 
 from services.reporting import db
 from services.reporting.facts import apply_events
 from services.reporting.stats import GROUPS, StatsFilter, label_for, query_stats
 from shared.consumer import BatchProcessor
 from shared.db import make_engine, run_migrations_async
+from shared.events import TENANT_PATTERN
+from shared.http import error_response, install_error_handlers
 from shared.kafka import ensure_topics
 from shared.settings import ReportingSettings
 from shared.stream import DlqProducer, build_broker, subscribe_batches
@@ -73,6 +74,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(title="gridcase reporting", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
     instrument_http(app, registry, "reporting")
 
     @app.get("/health")
@@ -83,7 +85,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
 
     @app.get("/v1/stats")
     async def stats(
-        tenant: Annotated[str, Query(min_length=1, max_length=40)],
+        tenant: Annotated[str, Query(pattern=TENANT_PATTERN)],
         group_by: Annotated[str | None, Query(description=f"one of {', '.join(GROUPS)}")] = None,
         start: Annotated[datetime | None, Query(description="period start (inclusive), ISO 8601 with zone")] = None,
         end: Annotated[datetime | None, Query(description="period end (exclusive), ISO 8601 with zone")] = None,
@@ -92,17 +94,13 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         category: str | None = None,
         department: str | None = None,
     ):
+        if tenant not in tenants:
+            return error_response(404, "unknown_tenant", f"tenant {tenant!r} is not configured", field="tenant")
         if group_by is not None and group_by not in GROUPS:
-            return JSONResponse(
-                status_code=422,
-                content={"error": "invalid_group_by", "field": "group_by", "message": f"one of {', '.join(GROUPS)}"},
-            )
+            return error_response(422, "invalid_group_by", f"group_by must be one of {', '.join(GROUPS)}", field="group_by")
         for name, value in (("start", start), ("end", end)):
             if value is not None and value.tzinfo is None:
-                return JSONResponse(
-                    status_code=422,
-                    content={"error": "naive_datetime", "field": name, "message": "give a timezone, e.g. +08:00"},
-                )
+                return error_response(422, "naive_datetime", f"{name} needs a timezone, e.g. +08:00", field=name)
         flt = StatsFilter(tenant, start, end, place_prefix, category, department)
         async with engine.connect() as conn:
             result = await query_stats(conn, flt, group_by, place_depth)
@@ -111,7 +109,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         return {"tenant": tenant, "group_by": group_by, "start": start, "end": end, **result}
 
     @app.get("/v1/progress")
-    async def progress(tenant: Annotated[str | None, Query(max_length=40)] = None) -> dict:
+    async def progress(tenant: Annotated[str | None, Query(pattern=TENANT_PATTERN)] = None) -> dict:
         cf = db.case_facts
         q = sa.select(
             sa.func.count().filter(cf.c.reported_at.is_not(None)).label("reported_cases"),

@@ -37,7 +37,7 @@ STATUS_EXPR = sa.case(
 )
 
 
-#: zh-CN first, English beside it (DEVELOPERS.md: Chinese is the users' language).
+#: zh-CN first, English beside it (Chinese is the users' language; README).
 STATUS_LABELS = {
     "closed": "已办结 closed",
     "transferred": "已转办 transferred",

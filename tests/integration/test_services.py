@@ -83,10 +83,9 @@ async def dispatched_event(infra, case_id: uuid.UUID) -> dict:
 
 
 def named_fields(body: dict) -> set[str]:
-    """Field names a 422 answer names: intake's own ``field`` or FastAPI's ``detail[].loc``."""
+    """Field names a 422 answer names (shared/http.py): ``field`` and ``errors[].field``."""
     names = {body["field"]} if isinstance(body.get("field"), str) else set()
-    for item in body.get("detail", []) if isinstance(body.get("detail"), list) else []:
-        names.update(str(part) for part in item.get("loc", []))
+    names.update(e["field"] for e in body.get("errors", []))
     return names
 
 
@@ -267,3 +266,62 @@ async def test_stats_refuses_a_naive_period_start(stack, http):
 
     aware = await http.get(url, params={"tenant": TENANT, "start": "2024-03-01T00:00:00+08:00"})
     assert aware.status_code == 200, aware.text
+
+
+# Hostile input (found by a new user's trial): each gets a clear 4xx with the machine-readable
+# body of shared/http.py, never a 500, and nothing is stored.
+
+
+@pytest.mark.parametrize(
+    ("field", "change"),
+    [
+        ("description", {"description": "a\u0000b"}),  # PostgreSQL text cannot hold NUL
+        ("reported_at", {"reported_at": "0001-01-01T00:00:00+14:00"}),  # before 1990
+        ("place_code", {"place_code": "123"}),  # not in demo-grid's places
+        ("category_name", {"category_name": "x\u0007y"}),  # control character
+    ],
+)
+async def test_hostile_report_gets_a_4xx_naming_the_field(stack, http, field, change):
+    resp = await post_report(http, stack, report_body(**change))
+    assert resp.status_code == 422, resp.text
+    body = resp.json()
+    assert body["error"] in {"validation_failed", "unknown_place"}
+    assert body["field"] == field
+
+
+async def test_validation_errors_do_not_echo_the_input(stack, http):
+    huge = "网" * 700_000  # ~2 MB of UTF-8: over the body limit
+    resp = await post_report(http, stack, report_body(description=huge))
+    assert resp.status_code == 413 and resp.json()["error"] == "too_large"
+    long = "网" * 5000  # small enough to be read, too long for the field
+    resp = await post_report(http, stack, report_body(description=long))
+    assert resp.status_code == 422 and len(resp.content) < 2000
+    resp = await http.post(
+        f"{stack.url('intake')}/v1/reports",
+        content=b'{"tenant": "demo-grid", "description": "\\ud800", "history": {"closed": NaN}}',
+        headers={"content-type": "application/json"},
+    )
+    assert resp.status_code == 422 and resp.json()["error"] == "validation_failed"
+
+
+async def test_import_that_is_not_utf8_is_refused_whole(stack, http):
+    marker = uuid.uuid4().hex
+    lines = [json.dumps(report_body(source="it-utf8", source_id=f"{marker}-{i}"), ensure_ascii=False) for i in range(100)]
+    data = "\n".join(lines[:49]).encode() + b"\n\xff\n" + "\n".join(lines[50:]).encode()
+    resp = await http.post(
+        f"{stack.url('intake')}/v1/imports", params={"format": "jsonl", "tenant": TENANT}, content=data
+    )
+    assert resp.status_code == 422
+    body = resp.json()
+    assert body["error"] == "invalid_utf8" and body["line"] == 50
+    # nothing of the file was stored: importing the good lines now accepts all 99 as new
+    good = "\n".join(lines[:49] + lines[50:]).encode()
+    resp = await http.post(f"{stack.url('intake')}/v1/imports", params={"format": "jsonl", "tenant": TENANT}, content=good)
+    assert resp.status_code == 200 and resp.json()["accepted"] == 99 and resp.json()["duplicates"] == 0
+
+
+async def test_stats_for_an_unknown_tenant_is_404(stack, http):
+    resp = await http.get(f"{stack.url('reporting')}/v1/stats", params={"tenant": "nope"})
+    assert resp.status_code == 404 and resp.json()["error"] == "unknown_tenant"
+    resp = await http.get(f"{stack.url('reporting')}/v1/stats", params={"tenant": "a\u0000b"})
+    assert resp.status_code == 422 and resp.json()["field"] == "tenant"

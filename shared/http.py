@@ -1,0 +1,60 @@
+"""One machine-readable error body for every service's HTTP API.
+
+Every 4xx/5xx answer is JSON: ``{"error": <code>, "message": <text>, "field"?: <dotted name>,
+"errors"?: [{"field", "problem", "type"}]}``. Validation errors never echo the input back (it may
+be megabytes, hold personal data, or not even be encodable as JSON: lone surrogates, NaN).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, code: str, message: str, **extra) -> JSONResponse:
+    """A JSON error answer ``{"error": code, "message": message, **extra}``."""
+    return JSONResponse(status_code=status, content={"error": code, "message": message, **extra})
+
+
+def _field(loc) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "header", "path")]
+    return ".".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register handlers for request validation errors (422), HTTP errors and unexpected errors
+    (500 with a generic body; the traceback goes to the log without request data)."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field(e.get("loc", ())), "problem": str(e.get("msg", ""))[:300], "type": e.get("type", "")}
+            for e in exc.errors()[:50]
+        ]
+        first = errors[0] if errors else {"field": "", "problem": "invalid request"}
+        return error_response(
+            422, "validation_failed", f"{first['field'] or 'request'}: {first['problem']}", field=first["field"], errors=errors
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail
+        if isinstance(detail, dict):
+            body = {"error": detail.get("error", "http_error"), "message": detail.get("message", ""), **detail}
+            return JSONResponse(status_code=exc.status_code, content=body, headers=exc.headers)
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"error": "http_error", "message": str(detail)},
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
+        return error_response(500, "internal_error", "the request could not be completed; it was not accepted")
