@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.db import libpq_url
 from shared.kafka import ensure_topics, make_producer
-from shared.topics import TOPIC_LIFECYCLE, TOPIC_REPORTED, dlq
+from shared.topics import SOURCE_TOPICS, TOPIC_REPORTED, dlq
 
 OUTBOXES = ("intake", "dispatch")
 REDRIVE_GROUP = "gridcase-dlq-redrive"
@@ -138,7 +138,7 @@ async def redrive_dead_letters(bootstrap: str, topic: str = TOPIC_REPORTED) -> i
         for r in records:
             headers = dict(r.headers or ())
             source = headers.get("dlq.source_topic", topic.encode()).decode()
-            if source not in (TOPIC_REPORTED, TOPIC_LIFECYCLE):
+            if source not in SOURCE_TOPICS:
                 source = topic
             redrives = int(headers.get("dlq.redrives", b"0")) + 1
             futures.append(

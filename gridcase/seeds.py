@@ -189,3 +189,55 @@ def write_seed_a(path: Path) -> int:
             fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
             n += 1
     return n
+
+
+# --- Seed scenario B: an environmental grid inspector's 78 days (seed-figures.md block B) -------
+
+SEED_B_TENANT = "demo-grid"
+SEED_B_PLACE = "990102001"  # the inspector covers the whole (fictional) street of demo-grid
+SEED_B_START = date(2026, 9, 1)
+SEED_B_DAYS = 78  # "78 days in post"
+# seed-figures.md B, verbatim: 865 points in all; night inspections 4 rounds, 36 points;
+# heavy-pollution patrols 2 rounds, 66 points; weekend duty 4 days, 58 points.
+SEED_B_TOTAL_POINTS = 865
+SEED_B_SPECIAL = {"night": (4, 36), "heavy_pollution": (2, 66), "weekend_duty": (4, 58)}
+
+
+def _split(total: int, parts: int) -> list[int]:
+    """``total`` split into ``parts`` near-equal whole numbers (larger ones first)."""
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def generate_seed_b() -> Iterator[dict]:
+    """Yield scenario B's inspection rounds as ``POST /v1/patrols`` bodies.
+
+    The special rounds and all point totals are the summary's; the rest is a generator choice:
+    routine rounds on every weekday of the 78 days share the remaining points evenly; night rounds
+    at 21:00, heavy-pollution patrols and weekend duty on the first suitable days.
+    """
+    days = [SEED_B_START + timedelta(days=i) for i in range(SEED_B_DAYS)]
+    weekdays = [d for d in days if d.weekday() < 5]
+    weekends = [d for d in days if d.weekday() >= 5]
+    special_points = sum(points for _, points in SEED_B_SPECIAL.values())
+    routine = _split(SEED_B_TOTAL_POINTS - special_points, len(weekdays))
+    rounds: list[tuple[str, datetime, int]] = [
+        ("routine", datetime.combine(d, time(9, 0), TZ), p) for d, p in zip(weekdays, routine)
+    ]
+    n, pts = SEED_B_SPECIAL["night"]
+    rounds += [("night", datetime.combine(weekdays[7 * i + 2], time(21, 0), TZ), p) for i, p in enumerate(_split(pts, n))]
+    n, pts = SEED_B_SPECIAL["heavy_pollution"]
+    rounds += [("heavy_pollution", datetime.combine(weekdays[20 + 2 * i], time(14, 0), TZ), p) for i, p in enumerate(_split(pts, n))]
+    n, pts = SEED_B_SPECIAL["weekend_duty"]
+    rounds += [("weekend_duty", datetime.combine(weekends[i], time(10, 0), TZ), p) for i, p in enumerate(_split(pts, n))]
+    for k, (kind, started, points) in enumerate(sorted(rounds, key=lambda r: (r[1], r[0]))):
+        yield {
+            "tenant": SEED_B_TENANT,
+            "place_code": SEED_B_PLACE,
+            "kind": kind,
+            "points": points,
+            "started_at": started.isoformat(),
+            "ended_at": (started + timedelta(hours=2)).isoformat(),
+            "worker_ref": "inspector-b",
+            "source_id": f"B-{k + 1:04d}",
+        }

@@ -112,6 +112,8 @@ class CaseDispatched(Envelope):
     mediation_level: str | None = None
     deadline: AwareDatetime | None = None
     history: bool = False
+    sequence: int = Field(default=1, ge=0, description="transition number; later transitions count on from it")
+    state: str = Field(default="dispatched", max_length=24)
 
 
 class CaseTransferred(Envelope):
@@ -141,8 +143,95 @@ class CaseStatusRecorded(Envelope):
     history: bool = True
 
 
+class CaseActionRequested(Envelope):
+    """Command: an actor asks for an action on a case (issue 3 item 6). Topic ``TOPIC_ACTIONS``.
+
+    intake publishes it after checking the action against its case view; dispatch applies it
+    against its own state and answers with ``case.transitioned`` or ``case.action_rejected``.
+    ``actor_ref`` is pseudonymous (no names). ``evidence`` holds references (e.g. photo ids).
+    """
+
+    event_type: Literal["case.action_requested"] = "case.action_requested"
+    action: str = Field(min_length=1, max_length=40)
+    actor_role: str = Field(min_length=1, max_length=40)
+    actor_ref: str | None = Field(default=None, max_length=64)
+    note: str = Field(default="", max_length=2000)
+    evidence: tuple[str, ...] = ()
+    target_department: str | None = Field(default=None, max_length=100)
+    extension_days: int | None = Field(default=None, ge=1, le=60)
+    flags: tuple[str, ...] = ()
+
+
+class CaseTransitioned(Envelope):
+    """A lifecycle transition dispatch applied (domain.md §3(c)); ``sequence`` orders a case's
+    transitions (1, 2, …). Counters are the case's totals after the transition."""
+
+    event_type: Literal["case.transitioned"] = "case.transitioned"
+    action: str
+    from_state: str
+    to_state: str
+    actor_role: str
+    reason: str = ""
+    sequence: int = Field(ge=1)
+    department: str | None = None
+    target_kind: str | None = None
+    mediation_level: str | None = None
+    deadline: AwareDatetime | None = None
+    transfer_count: int = 0
+    return_count: int = 0
+    rework_count: int = 0
+    supervision_level: int = 0
+
+
+class CaseActionRejected(Envelope):
+    """dispatch refused a requested action (the case's state had moved on): nothing changed."""
+
+    event_type: Literal["case.action_rejected"] = "case.action_rejected"
+    action: str
+    state: str
+    allowed_actions: tuple[str, ...] = ()
+    reason: str = ""
+
+
+class CaseSupervised(Envelope):
+    """督办: a deadline alert fired (``level`` 1 at red, 2 for 提级督办 5 working days later;
+    ``alert`` yellow is a warning only, level 0). domain.md §3(d)4."""
+
+    event_type: Literal["case.supervised"] = "case.supervised"
+    alert: Literal["yellow", "red", "higher"]
+    level: int = Field(ge=0, le=2)
+    department: str | None = None
+    escalated_to: str | None = None
+    deadline: AwareDatetime | None = None
+
+
+class PatrolRecorded(Envelope):
+    """巡查: a grid worker's inspection round (issue 3 item 7). ``case_id`` is the round's id;
+    ``points`` the number of points inspected; ``kind`` routine | night | heavy_pollution |
+    weekend_duty; ``findings`` the case ids the round opened."""
+
+    event_type: Literal["patrol.recorded"] = "patrol.recorded"
+    kind: Literal["routine", "night", "heavy_pollution", "weekend_duty"]
+    points: int = Field(ge=0, le=10000)
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    worker_ref: str | None = Field(default=None, max_length=64)
+    findings: tuple[uuid.UUID, ...] = ()
+
+
 Event = Annotated[
-    Union[CaseReported, CaseDispatched, CaseTransferred, CaseClosed, CaseStatusRecorded],
+    Union[
+        CaseReported,
+        CaseDispatched,
+        CaseTransferred,
+        CaseClosed,
+        CaseStatusRecorded,
+        CaseActionRequested,
+        CaseTransitioned,
+        CaseActionRejected,
+        CaseSupervised,
+        PatrolRecorded,
+    ],
     Field(discriminator="event_type"),
 ]
 
@@ -155,6 +244,11 @@ SUPPORTED_VERSIONS: dict[str, frozenset[int]] = {
     "case.transferred": frozenset({1}),
     "case.closed": frozenset({1}),
     "case.status_recorded": frozenset({1}),
+    "case.action_requested": frozenset({1}),
+    "case.transitioned": frozenset({1}),
+    "case.action_rejected": frozenset({1}),
+    "case.supervised": frozenset({1}),
+    "patrol.recorded": frozenset({1}),
 }
 
 

@@ -21,7 +21,7 @@ class ServiceSettings(BaseSettings):
       the repository's ``deploy/tenants``.
     """
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
     database_url: str = Field(
@@ -45,6 +45,10 @@ class IntakeSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="INTAKE_", env_file=".env", extra="ignore")
 
     port: int = 8001
+    pseudonym_key: str = Field(
+        default="gridcase-dev-pseudonym-key",
+        description="secret for reporter pseudonyms (HMAC); set a random value in production",
+    )
     relay_batch: int = 500
     relay_idle_seconds: float = 0.2
     max_import_bytes: int = 1 << 30

@@ -11,6 +11,12 @@ TOPIC_REPORTED = "gridcase.case.reported"
 TOPIC_LIFECYCLE = "gridcase.case.lifecycle"
 """CaseDispatched / CaseTransferred / CaseClosed / CaseStatusRecorded, written by dispatch."""
 
+TOPIC_ACTIONS = "gridcase.case.actions"
+"""CaseActionRequested commands, written by intake (actor endpoints), read by dispatch."""
+
+TOPIC_PATROLS = "gridcase.patrol.recorded"
+"""PatrolRecorded events, written by intake, read by reporting."""
+
 PARTITIONS = 6
 """Partitions per topic: room for up to 6 instances of a consumer group."""
 
@@ -20,4 +26,5 @@ def dlq(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-ALL_TOPICS: tuple[str, ...] = (TOPIC_REPORTED, TOPIC_LIFECYCLE, dlq(TOPIC_REPORTED), dlq(TOPIC_LIFECYCLE))
+SOURCE_TOPICS: tuple[str, ...] = (TOPIC_REPORTED, TOPIC_LIFECYCLE, TOPIC_ACTIONS, TOPIC_PATROLS)
+ALL_TOPICS: tuple[str, ...] = SOURCE_TOPICS + tuple(dlq(t) for t in SOURCE_TOPICS)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,6 +28,7 @@ from shared.db import make_engine, run_migrations_async
 from shared.http import install_error_handlers
 from shared.events import CaseReported, Event
 from shared.kafka import ensure_topics, make_producer
+from shared.lag import every, lag_gauge, measure_lag
 from shared.outbox import OutboxRelay, OutboxRow, add_to_outbox
 from shared.settings import DispatchSettings
 from shared.stream import DlqProducer, build_broker, subscribe_batches
@@ -48,6 +49,8 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
         "dispatch_cases_dispatched_total", "Cases dispatched", ["tenant", "target_kind"], registry=registry
     )
     published = Counter("dispatch_outbox_published_total", "Outbox events published to Kafka", registry=registry)
+    pending = Gauge("dispatch_outbox_pending_messages", "Outbox events not yet acknowledged by Kafka", registry=registry)
+    lag = lag_gauge(registry, "dispatch")
     taxonomy = load_taxonomy()
     tenants = load_all_tenants(settings.tenants_dir or None)
     engine = make_engine(settings.database_url)
@@ -123,11 +126,19 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
         await run_migrations_async(settings.database_url, MIGRATIONS, db.SCHEMA)
         await ensure_topics(settings.kafka_bootstrap_servers)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+
+        async def sample() -> None:
+            pending.set(await relay.backlog())
+            for topic, value in (await measure_lag(settings.kafka_bootstrap_servers, settings.group_id, (TOPIC_REPORTED,))).items():
+                lag.labels(settings.group_id, topic).set(value)
+
+        sampler = asyncio.create_task(every(10, sample, "dispatch metrics sampler"))
         await broker.start()
         log.info("dispatch ready (group %s)", settings.group_id)
         try:
             yield
         finally:
+            sampler.cancel()
             await broker.stop()
             await relay.stop()
             await asyncio.wait([relay_task], timeout=20)

@@ -35,17 +35,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake import db
 from services.intake.importers import DEFAULT_TIMEZONE, FORMATS, UnknownFormat, iter_records
-from services.intake.schemas import ImportResult, ReportAccepted, ReportIn, RowError
+from services.intake.schemas import ImportResult, PatrolIn, ReportAccepted, ReportIn, RowError
+from shared.casefacts import CaseFold
+from shared.consumer import BatchProcessor
 from shared.db import make_engine, run_migrations_async
 from shared.http import error_response, install_error_handlers
-from shared.events import CaseReported, derive_id
+from shared.events import CaseReported, PatrolRecorded, derive_id
 from shared.kafka import ensure_topics, make_producer
 from shared.outbox import OutboxRelay, OutboxRow, add_to_outbox
 from shared.pii import mask_text, pseudonym
 from shared.settings import IntakeSettings
 from shared.telemetry import configure_logging, instrument_http, new_registry
 from shared.tenants import TenantConfig, load_all_tenants
-from shared.topics import TOPIC_REPORTED
+from shared.stream import DlqProducer, build_broker, subscribe_batches
+from shared.topics import TOPIC_LIFECYCLE, TOPIC_PATROLS, TOPIC_REPORTED
 
 log = logging.getLogger("gridcase.intake")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -77,6 +80,43 @@ def to_event(report: ReportIn, case_id: uuid.UUID, secret: bytes) -> CaseReporte
     )
 
 
+async def load_case(engine: AsyncEngine, case_id: uuid.UUID) -> dict | None:
+    """The case as ``GET /v1/cases/{id}`` shows it, or ``None`` when intake never accepted it.
+
+    ``state`` is ``reported`` until dispatch's first event reaches the case view.
+    """
+    r, v, e = db.reports, db.case_view, db.case_events
+    async with engine.connect() as conn:
+        report = (await conn.execute(sa.select(r.c.tenant, r.c.report).where(r.c.case_id == case_id))).one_or_none()
+        if report is None:
+            return None
+        row = (await conn.execute(sa.select(v).where(v.c.case_id == case_id))).mappings().one_or_none()
+        events = (
+            await conn.execute(sa.select(e.c.payload).where(e.c.case_id == case_id).order_by(e.c.occurred_at, e.c.event_id))
+        ).scalars().all()
+    body = dict(report.report)
+    body["description"] = mask_text(body.get("description", ""))
+    state = dict(row) if row else {}
+    history = sorted(events, key=lambda p: (p.get("sequence") or 0, p["occurred_at"]))
+    return {
+        "case_id": str(case_id),
+        "tenant": report.tenant,
+        "report": {k: body.get(k) for k in ("category_code", "category_name", "place_code", "description", "channel",
+                                             "request_type", "urgency", "reported_at", "source", "source_id")},
+        "state": state.get("state") or ("closed" if state.get("closed") else "reported"),
+        "department": state.get("department"),
+        "target_kind": state.get("target_kind"),
+        "deadline": state.get("deadline"),
+        "closed": bool(state.get("closed")),
+        "closed_at": state.get("closed_at"),
+        "transfer_count": state.get("transfer_count", 0),
+        "return_count": state.get("return_count", 0),
+        "rework_count": state.get("rework_count", 0),
+        "supervision_level": state.get("supervision_level", 0),
+        "history": history,
+    }
+
+
 def place_problem(tenant: TenantConfig, place_code: str) -> str | None:
     """Why ``place_code`` cannot be a place of ``tenant`` (``None`` if it can): the code must be a
     listed place or lie under one (e.g. a building under a listed grid)."""
@@ -94,6 +134,58 @@ def case_id_for(report: ReportIn, idempotency_key: str | None) -> uuid.UUID:
     if idempotency_key:
         return derive_id(report.tenant, "idempotency-key", idempotency_key)
     return uuid.uuid4()
+
+
+class CaseViewConsumer:
+    """Keeps ``intake.case_view`` / ``intake.case_events`` up to date from dispatch's lifecycle
+    events (consumer group ``gridcase-intake-view``), so intake can show a case's state and history
+    and check actions without calling dispatch. It starts in the background and retries while the
+    broker is unreachable: intake keeps taking reports meanwhile."""
+
+    def __init__(self, settings: IntakeSettings, engine: AsyncEngine, registry) -> None:
+        self.settings = settings
+        self.fold = CaseFold(db.case_view)
+        self.dlq = DlqProducer(settings.kafka_bootstrap_servers, "gridcase-intake-view-dlq")
+        self.broker = build_broker(settings, registry, "intake")
+        processor = BatchProcessor("intake-view", engine, db.processed_events, self.apply, self.dlq.get,
+                                   max_attempts=settings.max_attempts)
+        subscribe_batches(self.broker, settings, topics=(TOPIC_LIFECYCLE,), group_id="gridcase-intake-view",
+                          processor=processor, registry=registry, metric_prefix="intake_view")
+        self.started = False
+
+    async def apply(self, conn, events) -> None:
+        """Fold lifecycle events into the view and keep them as the case's history."""
+        await self.fold(conn, events)
+        rows = [
+            {"event_id": e.event_id, "case_id": e.case_id, "event_type": e.event_type, "occurred_at": e.occurred_at,
+             "payload": e.model_dump(mode="json")}
+            for e in events
+        ]
+        if rows:
+            await conn.execute(insert(db.case_events).on_conflict_do_nothing(), rows)
+
+    async def run(self) -> None:
+        """Start the subscriber, retrying every few seconds until the broker answers."""
+        delay = 1.0
+        while not self.started:
+            try:
+                await ensure_topics(self.settings.kafka_bootstrap_servers, timeout_s=10)
+                await self.broker.start()
+                self.started = True
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - broker not there yet
+                log.info("case view: broker not reachable (%s); retrying", type(exc).__name__)
+                with contextlib.suppress(Exception):
+                    await self.broker.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15.0)
+
+    async def stop(self) -> None:
+        """Stop the subscriber (graceful) and the dead-letter producer."""
+        if self.started:
+            await self.broker.stop()
+        await self.dlq.stop()
 
 
 @dataclass
@@ -171,7 +263,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             prepare=lambda: ensure_topics(settings.kafka_bootstrap_servers, timeout_s=15),
         )
         tenants = load_all_tenants(settings.tenants_dir or None)
-        secret = os.environ.get("INTAKE_PSEUDONYM_KEY", "gridcase-dev-pseudonym-key").encode()
+        secret = settings.pseudonym_key.encode()
         app.state.intake = Intake(settings, engine, relay, tenants, secret, accepted, rejected)
 
         async def sample_backlog() -> None:
@@ -184,13 +276,20 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
 
         # The relay creates the topics before it connects (prepare), but intake does not wait for
         # the broker: reports are accepted (202) and kept in the outbox while Kafka is unreachable.
-        tasks = [asyncio.create_task(relay.run(), name="outbox-relay"), asyncio.create_task(sample_backlog())]
+        view = CaseViewConsumer(settings, engine, registry)
+        tasks = [
+            asyncio.create_task(relay.run(), name="outbox-relay"),
+            asyncio.create_task(sample_backlog()),
+            asyncio.create_task(view.run(), name="case-view"),
+        ]
         log.info("intake ready on %s:%d", settings.host, settings.port)
         try:
             yield
         finally:
             await relay.stop()
+            await view.stop()
             tasks[1].cancel()
+            tasks[2].cancel()
             await asyncio.wait(tasks, timeout=20)
             await engine.dispose()
 
@@ -232,6 +331,44 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         case_id = case_id_for(report, idempotency_key)
         new = await svc.store([(report, case_id, idempotency_key)])
         return ReportAccepted(case_id=case_id, duplicate=case_id not in new)
+
+    @app.post("/v1/patrols", status_code=202)
+    async def post_patrol(patrol: PatrolIn, request: Request):
+        """Record an inspection round; reporting counts rounds and points by kind."""
+        svc = intake_of(request)
+        if patrol.tenant not in svc.tenants:
+            return error_response(422, "unknown_tenant", f"tenant {patrol.tenant!r} is not configured", field="tenant")
+        problem = place_problem(svc.tenants[patrol.tenant], patrol.place_code)
+        if problem:
+            return error_response(422, "unknown_place", problem, field="place_code")
+        patrol_id = derive_id(patrol.tenant, "patrol", patrol.source_id) if patrol.source_id else uuid.uuid4()
+        event = PatrolRecorded(
+            event_id=derive_id(patrol_id, "patrol.recorded"),
+            occurred_at=patrol.ended_at or patrol.started_at,
+            case_id=patrol_id,
+            tenant=patrol.tenant,
+            place_code=patrol.place_code,
+            kind=patrol.kind,
+            points=patrol.points,
+            started_at=patrol.started_at,
+            ended_at=patrol.ended_at,
+            worker_ref=patrol.worker_ref,
+            findings=tuple(patrol.findings),
+        )
+        async with svc.engine.begin() as conn:
+            added = await add_to_outbox(conn, db.outbox, [OutboxRow(TOPIC_PATROLS, event)])
+        svc.relay.wake()
+        return {"patrol_id": str(patrol_id), "status": "accepted", "duplicate": added == 0}
+
+    @app.get("/v1/cases/{case_id}")
+    async def get_case(case_id: uuid.UUID, request: Request):
+        """A case's report (without personal data; free text masked), its current state from the
+        case view, and its lifecycle history in order."""
+        svc = intake_of(request)
+        view = await load_case(svc.engine, case_id)
+        if view is None:
+            return error_response(404, "not_found", f"no case {case_id}", field="case_id")
+        return view
 
     @app.post("/v1/imports", response_model=ImportResult)
     async def post_import(

@@ -1,4 +1,5 @@
-"""Intake's schema ``intake``: accepted reports (with the reporter's personal data) and the outbox.
+"""Intake's schema ``intake``: accepted reports (with the reporter's personal data), the outbox,
+and a read model of each case's lifecycle (``case_view``, ``case_events``) fed by dispatch's events.
 
 ``reports.reporter`` is the only place personal data is kept; events carry none of it.
 """
@@ -6,7 +7,8 @@
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from shared.db import NAMING_CONVENTION, outbox_table
+from shared.casefacts import case_fact_columns
+from shared.db import NAMING_CONVENTION, outbox_table, processed_events_table
 
 SCHEMA = "intake"
 metadata = sa.MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
@@ -30,3 +32,25 @@ reports = sa.Table(
 )
 
 outbox = outbox_table(metadata, SCHEMA)
+
+case_view = sa.Table(
+    "case_view",
+    metadata,
+    sa.Column("case_id", pg.UUID(as_uuid=True), primary_key=True),
+    *case_fact_columns(),
+    comment="each case's current state, folded from dispatch's lifecycle events (shared/casefacts.py)",
+)
+
+case_events = sa.Table(
+    "case_events",
+    metadata,
+    sa.Column("event_id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column("case_id", pg.UUID(as_uuid=True), nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("payload", pg.JSONB, nullable=False),
+    sa.Index("ix_intake_case_events_case", "case_id", "occurred_at"),
+    comment="each case's lifecycle events, for its history (GET /v1/cases/{id})",
+)
+
+processed_events = processed_events_table(metadata, SCHEMA)

@@ -142,3 +142,32 @@ class ImportResult(BaseModel):
     duplicates: int
     rejected: int
     rejects: list[RowError] = Field(default_factory=list, description="first 100 rejected rows")
+
+
+class PatrolIn(BaseModel):
+    """A grid worker's inspection round (巡查), issue 3 item 7.
+
+    - ``kind``: routine | night (夜查) | heavy_pollution (重污染巡查) | weekend_duty (周末值班).
+    - ``points``: pollution or inspection points checked in the round (0..10000).
+    - ``findings``: ids of cases the round opened (reported separately through /v1/reports).
+    - ``worker_ref``: a pseudonymous worker reference, never a name.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    tenant: str = Field(pattern=TENANT_PATTERN)
+    place_code: str = Field(pattern=PLACE_CODE_PATTERN)
+    kind: str = Field(pattern=r"^(routine|night|heavy_pollution|weekend_duty)$")
+    points: int = Field(ge=0, le=10000)
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    worker_ref: str | None = Field(default=None, max_length=64)
+    findings: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+    source_id: str | None = Field(default=None, max_length=128, description="makes a retried POST idempotent")
+
+    @field_validator("started_at")
+    @classmethod
+    def _plausible(cls, value: datetime) -> datetime:
+        if not (EARLIEST <= value <= datetime.now(timezone.utc) + timedelta(days=1)):
+            raise ValueError(f"{value.isoformat()} is outside 1990-01-01 .. now + 1 day")
+        return value

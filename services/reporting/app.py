@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Annotated
 
 import sqlalchemy as sa
+from prometheus_client import Gauge
 from fastapi import FastAPI, Query, Request
 
 from services.reporting import db
@@ -26,12 +28,13 @@ from shared.db import make_engine, run_migrations_async
 from shared.events import TENANT_PATTERN
 from shared.http import error_response, install_error_handlers
 from shared.kafka import ensure_topics
+from shared.lag import every, lag_gauge, measure_lag
 from shared.settings import ReportingSettings
 from shared.stream import DlqProducer, build_broker, subscribe_batches
 from shared.taxonomy import load_taxonomy
 from shared.telemetry import configure_logging, instrument_http, new_registry
 from shared.tenants import load_all_tenants
-from shared.topics import TOPIC_LIFECYCLE, TOPIC_REPORTED
+from shared.topics import TOPIC_LIFECYCLE, TOPIC_PATROLS, TOPIC_REPORTED
 
 log = logging.getLogger("gridcase.reporting")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -44,6 +47,24 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     taxonomy = load_taxonomy()
     tenants = load_all_tenants(settings.tenants_dir or None)
     engine = make_engine(settings.database_url)
+    lag = lag_gauge(registry, "reporting")
+    open_cases = Gauge("reporting_cases_open", "Reported cases not closed", ["tenant"], registry=registry)
+    overdue = Gauge("reporting_cases_overdue", "Open cases past their deadline", ["tenant"], registry=registry)
+
+    async def sample() -> None:
+        cf = db.case_facts
+        q = sa.select(
+            cf.c.tenant,
+            sa.func.count().filter(sa.not_(cf.c.closed)).label("open"),
+            sa.func.count().filter(sa.and_(sa.not_(cf.c.closed), cf.c.deadline < sa.func.now())).label("overdue"),
+        ).where(cf.c.reported_at.is_not(None)).group_by(cf.c.tenant)
+        async with engine.connect() as conn:
+            for row in (await conn.execute(q)).all():
+                open_cases.labels(row.tenant).set(row.open)
+                overdue.labels(row.tenant).set(row.overdue)
+        topics = (TOPIC_REPORTED, TOPIC_LIFECYCLE)
+        for topic, value in (await measure_lag(settings.kafka_bootstrap_servers, settings.group_id, topics)).items():
+            lag.labels(settings.group_id, topic).set(value)
     dlq = DlqProducer(settings.kafka_bootstrap_servers, "gridcase-reporting-dlq")
     processor = BatchProcessor(
         "reporting", engine, db.processed_events, apply_events, dlq.get, max_attempts=settings.max_attempts
@@ -52,7 +73,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     subscribe_batches(
         broker,
         settings,
-        topics=(TOPIC_REPORTED, TOPIC_LIFECYCLE),
+        topics=(TOPIC_REPORTED, TOPIC_LIFECYCLE, TOPIC_PATROLS),
         group_id=settings.group_id,
         processor=processor,
         registry=registry,
@@ -64,11 +85,13 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         configure_logging(settings.log_level, "reporting")
         await run_migrations_async(settings.database_url, MIGRATIONS, db.SCHEMA)
         await ensure_topics(settings.kafka_bootstrap_servers)
+        sampler = asyncio.create_task(every(15, sample, "reporting metrics sampler"))
         await broker.start()
         log.info("reporting ready (group %s)", settings.group_id)
         try:
             yield
         finally:
+            sampler.cancel()
             await broker.stop()
             await dlq.stop()
             await engine.dispose()
@@ -107,6 +130,34 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         for group in result["groups"]:
             group["label"] = label_for(group_by, group["key"], tenants.get(tenant), taxonomy)
         return {"tenant": tenant, "group_by": group_by, "start": start, "end": end, **result}
+
+    @app.get("/v1/patrols")
+    async def patrol_stats(
+        tenant: Annotated[str, Query(pattern=TENANT_PATTERN)],
+        start: datetime | None = None,
+        end: datetime | None = None,
+        place_prefix: Annotated[str | None, Query(max_length=24, pattern=r"^[0-9A-Za-z]+$")] = None,
+    ):
+        """Inspection rounds (巡查) and points by kind in ``[start, end)`` (seed-figures.md B)."""
+        p = db.patrols
+        conds = [p.c.tenant == tenant]
+        if start:
+            conds.append(p.c.started_at >= start)
+        if end:
+            conds.append(p.c.started_at < end)
+        if place_prefix:
+            conds.append(p.c.place_code.startswith(place_prefix, autoescape=True))
+        q = sa.select(p.c.kind, sa.func.count().label("rounds"), sa.func.sum(p.c.points).label("points"),
+                      sa.func.sum(p.c.findings).label("findings")).where(*conds).group_by(p.c.kind)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        kinds = {r.kind: {"rounds": r.rounds, "points": int(r.points or 0), "findings": int(r.findings or 0)} for r in rows}
+        return {
+            "tenant": tenant,
+            "rounds": sum(k["rounds"] for k in kinds.values()),
+            "points": sum(k["points"] for k in kinds.values()),
+            "by_kind": kinds,
+        }
 
     @app.get("/v1/progress")
     async def progress(tenant: Annotated[str | None, Query(pattern=TENANT_PATTERN)] = None) -> dict:

@@ -8,6 +8,7 @@ still ends the same.
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
+from shared.casefacts import case_fact_columns
 from shared.db import NAMING_CONVENTION, processed_events_table
 
 SCHEMA = "reporting"
@@ -17,32 +18,22 @@ case_facts = sa.Table(
     "case_facts",
     metadata,
     sa.Column("case_id", pg.UUID(as_uuid=True), primary_key=True),
-    sa.Column("tenant", sa.String(40), nullable=False),
-    sa.Column("place_code", sa.String(24), nullable=False),
-    # from case.reported
-    sa.Column("reported_at", sa.DateTime(timezone=True)),
-    sa.Column("category_code", sa.String(64)),
-    sa.Column("category_name", sa.String(200)),
-    sa.Column("channel", sa.String(64)),
-    sa.Column("request_type", sa.String(32)),
-    sa.Column("source", sa.String(32)),
-    sa.Column("history", sa.Boolean),
-    # from case.dispatched / case.transferred (latest by occurred_at wins)
-    sa.Column("target_kind", sa.String(16)),
-    sa.Column("department", sa.String(100)),
-    sa.Column("department_at", sa.DateTime(timezone=True)),
-    sa.Column("department_seq", sa.Integer),
-    sa.Column("dispatched_at", sa.DateTime(timezone=True)),
-    sa.Column("deadline", sa.DateTime(timezone=True)),
-    sa.Column("transfer_count", sa.Integer, nullable=False, server_default="0"),
-    # from case.closed / case.status_recorded
-    sa.Column("closed", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.Column("closed_at", sa.DateTime(timezone=True)),
-    sa.Column("source_status", sa.String(64)),
-    sa.Column("event_count", sa.Integer, nullable=False, server_default="0", comment="events folded into this row"),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    *case_fact_columns(),
     sa.Index("ix_reporting_case_facts_tenant_reported", "tenant", "reported_at"),
     sa.Index("ix_reporting_case_facts_tenant_place", "tenant", "place_code"),
+)
+
+patrols = sa.Table(
+    "patrols",
+    metadata,
+    sa.Column("patrol_id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column("tenant", sa.String(40), nullable=False),
+    sa.Column("place_code", sa.String(24), nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("points", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("findings", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_reporting_patrols_tenant_started", "tenant", "started_at"),
 )
 
 processed_events = processed_events_table(metadata, SCHEMA)

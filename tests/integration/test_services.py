@@ -325,3 +325,23 @@ async def test_stats_for_an_unknown_tenant_is_404(stack, http):
     assert resp.status_code == 404 and resp.json()["error"] == "unknown_tenant"
     resp = await http.get(f"{stack.url('reporting')}/v1/stats", params={"tenant": "a\u0000b"})
     assert resp.status_code == 422 and resp.json()["field"] == "tenant"
+
+
+async def test_services_export_lag_backlog_and_case_gauges(stack, http):
+    """Issue 4 item 5 names: lag per group and topic, outbox backlog, open/overdue cases per tenant."""
+    want = {
+        "dispatch": ["dispatch_consumer_lag_messages{", "dispatch_outbox_pending_messages "],
+        "reporting": ["reporting_consumer_lag_messages{", "reporting_cases_open{", "reporting_cases_overdue{"],
+        "intake": ["intake_outbox_pending_messages ", "intake_http_requests_total{"],
+    }
+    deadline = time.monotonic() + 40  # samplers run every 10–15 s
+    missing: list[str] = []
+    while time.monotonic() < deadline:
+        missing = []
+        for service, names in want.items():
+            text = (await http.get(f"{stack.url(service)}/metrics")).text
+            missing += [n for n in names if n not in text]
+        if not missing:
+            break
+        await asyncio.sleep(2)
+    assert not missing

@@ -1,0 +1,285 @@
+"""Folding case events into a per-case fact table (one row per case).
+
+Used by reporting (``reporting.case_facts``: the statistics) and intake (``intake.case_view``:
+what ``GET /v1/cases/{id}`` and Open311 show).
+
+Merge rules, chosen so that the final row does not depend on the order events arrive in (a
+closure may arrive before its report, a transfer before its dispatch):
+
+- ``case.reported`` writes the report columns (category, channel, reported_at, …).
+- ``case.dispatched`` / ``case.transferred`` write ``department`` only if their
+  ``(occurred_at, sequence)`` is not older than the one that wrote it last; ``dispatched_at`` keeps
+  the earliest dispatch; each transfer adds 1 to ``transfer_count``.
+- ``case.transitioned`` writes ``state`` (and the department, deadline and target) when its
+  ``sequence`` is the highest seen; counters take the maximum (they only grow); the first
+  acknowledgement/resolution time is kept; a transition into ``closed`` closes the case.
+- ``case.supervised`` adds 1 to ``supervision_count`` and keeps the highest level.
+- ``patrol.recorded`` inserts a row in ``patrols`` (no case row).
+- ``case.closed`` sets ``closed``, ``closed_at`` and the source status; a recorded open status
+  (``case.status_recorded``) never overwrites the status a closure wrote.
+
+Each event is applied once: :class:`shared.consumer.BatchProcessor` filters redeliveries through
+``processed_events`` in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.events import (
+    CaseClosed,
+    CaseDispatched,
+    CaseReported,
+    CaseStatusRecorded,
+    CaseSupervised,
+    CaseTransferred,
+    CaseTransitioned,
+    Event,
+    PatrolRecorded,
+)
+
+def case_fact_columns() -> list[sa.Column]:
+    """Columns of a per-case fact table (one row per case), beside ``case_id``; fresh objects on
+    every call, so several schemas can each have such a table (reporting.case_facts,
+    intake.case_view)."""
+    return [
+        sa.Column("tenant", sa.String(40), nullable=False),
+        sa.Column("place_code", sa.String(24), nullable=False),
+        # from case.reported
+        sa.Column("reported_at", sa.DateTime(timezone=True)),
+        sa.Column("category_code", sa.String(64)),
+        sa.Column("category_name", sa.String(200)),
+        sa.Column("channel", sa.String(64)),
+        sa.Column("request_type", sa.String(32)),
+        sa.Column("source", sa.String(32)),
+        sa.Column("history", sa.Boolean),
+        # from case.dispatched / case.transferred (latest by occurred_at wins)
+        sa.Column("target_kind", sa.String(16)),
+        sa.Column("department", sa.String(100)),
+        sa.Column("department_at", sa.DateTime(timezone=True)),
+        sa.Column("department_seq", sa.Integer),
+        sa.Column("dispatched_at", sa.DateTime(timezone=True)),
+        sa.Column("deadline", sa.DateTime(timezone=True)),
+        sa.Column("transfer_count", sa.Integer, nullable=False, server_default="0"),
+        # from case.closed / case.status_recorded
+        sa.Column("closed", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("closed_at", sa.DateTime(timezone=True)),
+        sa.Column("source_status", sa.String(64)),
+        # from case.dispatched / case.transitioned (latest transition by sequence wins)
+        sa.Column("state", sa.String(24)),
+        sa.Column("state_seq", sa.Integer),
+        sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
+        sa.Column("resolved_at", sa.DateTime(timezone=True)),
+        sa.Column("return_count", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("rework_count", sa.Integer, nullable=False, server_default="0"),
+        # from case.supervised
+        sa.Column("supervision_count", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("supervision_level", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("event_count", sa.Integer, nullable=False, server_default="0", comment="events folded into this row"),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    ]
+
+
+def build_upserts(cf: sa.Table) -> dict[str, sa.Insert]:
+    """The upsert statement of each folded event type for fact table ``cf`` (see module docstring)."""
+    _ins = insert(cf)
+    _x = _ins.excluded
+    _state_newer = sa.or_(cf.c.state_seq.is_(None), _x.state_seq > cf.c.state_seq)
+    _newer = sa.or_(cf.c.department_at.is_(None), sa.tuple_(_x.department_at, _x.department_seq) >= sa.tuple_(cf.c.department_at, cf.c.department_seq))
+
+    UPSERT = {
+        "case.reported": _ins.on_conflict_do_update(
+            index_elements=[cf.c.case_id],
+            set_={
+                "place_code": _x.place_code,
+                "reported_at": _x.reported_at,
+                "category_code": _x.category_code,
+                "category_name": _x.category_name,
+                "channel": _x.channel,
+                "request_type": _x.request_type,
+                "source": _x.source,
+                "history": _x.history,
+                "event_count": cf.c.event_count + 1,
+                "updated_at": sa.func.now(),
+            },
+        ),
+        "case.dispatched": _ins.on_conflict_do_update(
+            index_elements=[cf.c.case_id],
+            set_={
+                # Only dispatches write target_kind (a transfer keeps it), so the newest dispatch
+                # wins, and any dispatch fills a row a transfer created first.
+                "target_kind": sa.case((sa.or_(_newer, cf.c.target_kind.is_(None)), _x.target_kind), else_=cf.c.target_kind),
+                "department": sa.case((_newer, _x.department), else_=cf.c.department),
+                "department_seq": sa.case((_newer, _x.department_seq), else_=cf.c.department_seq),
+                "department_at": sa.case((_newer, _x.department_at), else_=cf.c.department_at),
+                "dispatched_at": sa.func.least(cf.c.dispatched_at, _x.dispatched_at),
+                "deadline": sa.case((_state_newer, sa.func.coalesce(_x.deadline, cf.c.deadline)), else_=cf.c.deadline),
+                "state": sa.case((_state_newer, _x.state), else_=cf.c.state),
+                "state_seq": sa.func.greatest(cf.c.state_seq, _x.state_seq),
+                "event_count": cf.c.event_count + 1,
+                "updated_at": sa.func.now(),
+            },
+        ),
+        "case.transferred": _ins.on_conflict_do_update(
+            index_elements=[cf.c.case_id],
+            set_={
+                "department": sa.case((sa.and_(_x.department.is_not(None), _newer), _x.department), else_=cf.c.department),
+                "department_seq": sa.case((sa.and_(_x.department.is_not(None), _newer), _x.department_seq), else_=cf.c.department_seq),
+                "department_at": sa.case((sa.and_(_x.department.is_not(None), _newer), _x.department_at), else_=cf.c.department_at),
+                "transfer_count": cf.c.transfer_count + 1,
+                "event_count": cf.c.event_count + 1,
+                "updated_at": sa.func.now(),
+            },
+        ),
+        "case.closed": _ins.on_conflict_do_update(
+            index_elements=[cf.c.case_id],
+            set_={
+                "closed": True,
+                "closed_at": _x.closed_at,
+                "source_status": sa.func.coalesce(_x.source_status, cf.c.source_status),
+                "event_count": cf.c.event_count + 1,
+                "updated_at": sa.func.now(),
+            },
+        ),
+        "case.transitioned": _ins.on_conflict_do_update(
+            index_elements=[cf.c.case_id],
+            set_={
+                "state": sa.case((_state_newer, _x.state), else_=cf.c.state),
+                "state_seq": sa.func.greatest(cf.c.state_seq, _x.state_seq),
+                "department": sa.case((sa.and_(_x.department.is_not(None), _newer), _x.department), else_=cf.c.department),
+                "department_seq": sa.case((sa.and_(_x.department.is_not(None), _newer), _x.department_seq), else_=cf.c.department_seq),
+                "department_at": sa.case((sa.and_(_x.department.is_not(None), _newer), _x.department_at), else_=cf.c.department_at),
+                "target_kind": sa.case((sa.and_(_state_newer, _x.target_kind.is_not(None)), _x.target_kind), else_=cf.c.target_kind),
+                "deadline": sa.case((sa.and_(_state_newer, _x.deadline.is_not(None)), _x.deadline), else_=cf.c.deadline),
+                "transfer_count": sa.func.greatest(cf.c.transfer_count, _x.transfer_count),
+                "return_count": sa.func.greatest(cf.c.return_count, _x.return_count),
+                "rework_count": sa.func.greatest(cf.c.rework_count, _x.rework_count),
+                "supervision_level": sa.func.greatest(cf.c.supervision_level, _x.supervision_level),
+                "acknowledged_at": sa.func.least(cf.c.acknowledged_at, _x.acknowledged_at),
+                "resolved_at": sa.func.least(cf.c.resolved_at, _x.resolved_at),
+                "closed": sa.or_(cf.c.closed, _x.closed),
+                "closed_at": sa.func.coalesce(cf.c.closed_at, _x.closed_at),
+                "event_count": cf.c.event_count + 1,
+                "updated_at": sa.func.now(),
+            },
+        ),
+        "case.supervised": _ins.on_conflict_do_update(
+            index_elements=[cf.c.case_id],
+            set_={
+                "supervision_count": cf.c.supervision_count + 1,
+                "supervision_level": sa.func.greatest(cf.c.supervision_level, _x.supervision_level),
+                "event_count": cf.c.event_count + 1,
+                "updated_at": sa.func.now(),
+            },
+        ),
+        "case.status_recorded": _ins.on_conflict_do_update(
+            index_elements=[cf.c.case_id],
+            set_={
+                "source_status": sa.case((cf.c.closed, cf.c.source_status), else_=_x.source_status),
+                "event_count": cf.c.event_count + 1,
+                "updated_at": sa.func.now(),
+            },
+        ),
+    }
+    return UPSERT
+
+
+def fact_values(ev: Event) -> dict:
+    """The column values an event contributes to its case's fact row (insert form)."""
+    row = {"case_id": ev.case_id, "tenant": ev.tenant, "place_code": ev.place_code, "event_count": 1}
+    if isinstance(ev, CaseReported):
+        row.update(
+            reported_at=ev.reported_at,
+            category_code=ev.category_code,
+            category_name=ev.category_name,
+            channel=ev.channel,
+            request_type=ev.request_type,
+            source=ev.source,
+            history=ev.history is not None,
+        )
+    elif isinstance(ev, CaseDispatched):
+        row.update(
+            target_kind=ev.target_kind,
+            department=ev.department,
+            department_at=ev.occurred_at,
+            department_seq=0,
+            dispatched_at=ev.occurred_at,
+            deadline=ev.deadline,
+            state=ev.state,
+            state_seq=ev.sequence,
+        )
+    elif isinstance(ev, CaseTransferred):
+        row.update(
+            department=ev.to_department,
+            department_at=ev.occurred_at if ev.to_department else None,
+            department_seq=ev.sequence if ev.to_department else None,
+            transfer_count=1,
+        )
+    elif isinstance(ev, CaseClosed):
+        row.update(closed=True, closed_at=ev.closed_at, source_status=ev.source_status)
+    elif isinstance(ev, CaseStatusRecorded):
+        row.update(source_status=ev.source_status)
+    elif isinstance(ev, CaseTransitioned):
+        closing = ev.to_state == "closed"
+        row.update(
+            state=ev.to_state,
+            state_seq=ev.sequence,
+            department=ev.department,
+            # transitions come after the first dispatch (sequence ≥ 2) and after recorded transfers
+            department_at=ev.occurred_at if ev.department else None,
+            department_seq=1000 + ev.sequence if ev.department else None,
+            target_kind=ev.target_kind,
+            deadline=ev.deadline,
+            transfer_count=ev.transfer_count,
+            return_count=ev.return_count,
+            rework_count=ev.rework_count,
+            supervision_level=ev.supervision_level,
+            acknowledged_at=ev.occurred_at if ev.to_state == "acknowledged" else None,
+            resolved_at=ev.occurred_at if ev.to_state == "resolved" else None,
+            closed=closing,
+            closed_at=ev.occurred_at if closing else None,
+        )
+    elif isinstance(ev, CaseSupervised):
+        row.update(supervision_count=1, supervision_level=ev.level)
+    return row
+
+
+class CaseFold:
+    """Applies events to one fact table (and an optional patrols table)."""
+
+    def __init__(self, table: sa.Table, patrols: sa.Table | None = None) -> None:
+        self.table = table
+        self.patrols = patrols
+        self.upserts = build_upserts(table)
+
+    async def __call__(self, conn: AsyncConnection, events: list[Event]) -> None:
+        """Fold ``events`` (each new to this consumer) in the caller's transaction."""
+        await apply_events(conn, events, self.upserts, self.patrols)
+
+
+async def apply_events(conn: AsyncConnection, events: list[Event], upserts: dict, patrols: sa.Table | None) -> None:
+    """Fold ``events`` (each new to this consumer) into ``case_facts`` in the caller's transaction.
+
+    Events are grouped by type and each group is sent as one executemany; the merge rules above
+    make the order of groups irrelevant.
+    """
+    groups: dict[str, list[dict]] = defaultdict(list)
+    patrol_rows = []
+    for ev in events:
+        if isinstance(ev, PatrolRecorded):
+            patrol_rows.append(
+                {"patrol_id": ev.case_id, "tenant": ev.tenant, "place_code": ev.place_code, "kind": ev.kind,
+                 "points": ev.points, "started_at": ev.started_at, "findings": len(ev.findings)}
+            )
+        elif ev.event_type in upserts:
+            groups[ev.event_type].append(fact_values(ev))
+        # other events (commands, rejected actions) carry no statistics
+    if patrol_rows and patrols is not None:
+        await conn.execute(insert(patrols).on_conflict_do_nothing(), patrol_rows)
+    for event_type, rows in groups.items():
+        await conn.execute(upserts[event_type], rows)
+
