@@ -52,6 +52,10 @@ class IntakeSettings(ServiceSettings):
     relay_batch: int = 500
     relay_idle_seconds: float = 0.2
     max_import_bytes: int = 1 << 30
+    open311_api_keys: str = Field(
+        default="",
+        description="comma-separated api_key values accepted by Open311 POST requests (empty: none accepted)",
+    )
 
 
 class DispatchSettings(ServiceSettings):
