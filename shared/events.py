@@ -96,6 +96,7 @@ class CaseReported(Envelope):
     source_id: str | None = Field(default=None, max_length=128)
     reporter_ref: str | None = Field(default=None, max_length=64)
     history: RecordedOutcome | None = None
+    flags: tuple[str, ...] = Field(default=(), description="e.g. violence, crime: a dispute forks to the police")
 
 
 class CaseDispatched(Envelope):

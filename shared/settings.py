@@ -65,6 +65,8 @@ class DispatchSettings(ServiceSettings):
 
     port: int = 8002
     group_id: str = "gridcase-dispatch"
+    timer_interval_seconds: float = Field(default=1.0, description="how often due deadline timers are checked")
+    test_clock: bool = Field(default=False, description="expose POST /v1/test/clock/advance (tests only)")
     relay_batch: int = 500
     relay_idle_seconds: float = 0.2
 

@@ -43,7 +43,8 @@ def stack(infra, tmp_path_factory):
     """intake, dispatch and reporting as subprocesses on the session's infrastructure."""
     from gridcase.runtime import Stack
 
-    s = Stack(tmp_path_factory.mktemp("stack"), fresh=False, infra=infra)
+    # The test clock lets escalation tests move dispatch's time forward (issue 3 item 9).
+    s = Stack(tmp_path_factory.mktemp("stack"), fresh=False, infra=infra, env={"DISPATCH_TEST_CLOCK": "true"})
     s.start(progress=lambda line: None)
     yield s
     s.stop()

@@ -22,11 +22,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.dispatch import db
+from services.dispatch.casebook import CaseBook, case_to_json, transition_events
+from services.dispatch.clock import Clock
 from services.dispatch.domain import handle_report
 from shared.consumer import BatchProcessor
 from shared.db import make_engine, run_migrations_async
 from shared.http import install_error_handlers
-from shared.events import CaseReported, Event
+from shared.events import CaseActionRequested, CaseReported, Event
 from shared.kafka import ensure_topics, make_producer
 from shared.lag import every, lag_gauge, measure_lag
 from shared.outbox import OutboxRelay, OutboxRow, add_to_outbox
@@ -35,7 +37,7 @@ from shared.stream import DlqProducer, build_broker, subscribe_batches
 from shared.taxonomy import load_taxonomy
 from shared.telemetry import configure_logging, instrument_http, new_registry
 from shared.tenants import load_all_tenants
-from shared.topics import TOPIC_LIFECYCLE, TOPIC_REPORTED
+from shared.topics import TOPIC_ACTIONS, TOPIC_LIFECYCLE, TOPIC_REPORTED
 
 log = logging.getLogger("gridcase.dispatch")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -51,6 +53,7 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
     published = Counter("dispatch_outbox_published_total", "Outbox events published to Kafka", registry=registry)
     pending = Gauge("dispatch_outbox_pending_messages", "Outbox events not yet acknowledged by Kafka", registry=registry)
     lag = lag_gauge(registry, "dispatch")
+    supervised = Counter("dispatch_supervisions_total", "Deadline alerts fired (督办 and warnings)", registry=registry)
     taxonomy = load_taxonomy()
     tenants = load_all_tenants(settings.tenants_dir or None)
     engine = make_engine(settings.database_url)
@@ -64,45 +67,65 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
         prepare=lambda: ensure_topics(settings.kafka_bootstrap_servers, timeout_s=15),
     )
 
+    clock = Clock()
+    book = CaseBook(tenants, taxonomy, clock)
+
     async def apply(conn: AsyncConnection, events: list[Event]) -> None:
-        now = datetime.now(timezone.utc)
-        rows, out = [], []
+        now = clock.now()
+        rows, out, fresh_live = [], [], {}
         for ev in events:
             if not isinstance(ev, CaseReported):
                 continue
-            state, derived = handle_report(ev, tenants.get(ev.tenant), taxonomy, now)
-            rows.append(
-                {
-                    "case_id": ev.case_id,
-                    "tenant": ev.tenant,
-                    "place_code": ev.place_code,
-                    "category_code": ev.category_code,
-                    "status": state.status,
-                    "target_kind": state.target_kind,
-                    "department": state.department,
-                    "rule": state.rule,
-                    "mediation_level": state.mediation_level,
-                    "history": ev.history is not None,
-                    "reported_at": ev.reported_at,
-                    "dispatched_at": state.dispatched_at,
-                    "closed_at": state.closed_at,
-                    "transfer_count": state.transfer_count,
-                    "events_emitted": len(derived),
+            if ev.history is not None:
+                state, derived = handle_report(ev, tenants.get(ev.tenant), taxonomy, now)
+                row = {
+                    "status": state.status, "target_kind": state.target_kind, "department": state.department,
+                    "rule": state.rule, "mediation_level": state.mediation_level, "dispatched_at": state.dispatched_at,
+                    "closed_at": state.closed_at, "transfer_count": state.transfer_count, "lifecycle": None, "seq": 1,
                 }
+                kind = state.target_kind
+            else:
+                case, transitions, ctx = book.start_live_case(ev, now)
+                derived = transition_events(ev.case_id, ev.tenant, ev.place_code, transitions, first_seq=1,
+                                            rule=ctx.route.rule if ctx.route else None)
+                dispatched_at = next((t.at for t in transitions if t.action == "dispatch"), None)
+                row = {
+                    "status": case.state, "target_kind": case.target_kind or "", "department": case.department or "",
+                    "rule": (ctx.route.rule if ctx.route else "")[:120], "mediation_level": case.mediation_level,
+                    "dispatched_at": dispatched_at, "closed_at": None, "transfer_count": case.transfer_count,
+                    "lifecycle": case_to_json(case), "seq": len(transitions),
+                }
+                fresh_live[ev.case_id] = (case, dispatched_at)
+                kind = case.target_kind or "none"
+            row.update(
+                case_id=ev.case_id, tenant=ev.tenant, place_code=ev.place_code, category_code=ev.category_code,
+                history=ev.history is not None, reported_at=ev.reported_at, urgency=ev.urgency,
+                events_emitted=len(derived),
             )
-            out.append((ev, state, derived))
-        if not rows:
-            return
-        result = await conn.execute(
-            insert(db.cases).on_conflict_do_nothing().returning(db.cases.c.case_id), rows
-        )
-        new = {r[0] for r in result}
-        await add_to_outbox(
-            conn, db.outbox, (OutboxRow(TOPIC_LIFECYCLE, e) for ev, _, derived in out if ev.case_id in new for e in derived)
-        )
-        for ev, state, _ in out:
-            if ev.case_id in new:
-                dispatched.labels(ev.tenant, state.target_kind).inc()
+            rows.append(row)
+            out.append((ev, kind, derived))
+        produced: list = []
+        if rows:
+            result = await conn.execute(insert(db.cases).on_conflict_do_nothing().returning(db.cases.c.case_id), rows)
+            new = {r[0] for r in result}
+            for ev, kind, derived in out:
+                if ev.case_id in new:
+                    produced += derived
+                    dispatched.labels(ev.tenant, kind).inc()
+            for case_id, (case, dispatched_at) in fresh_live.items():
+                if case_id in new:
+                    await book.schedule(conn, case_id, case, 0, now, dispatched_at)
+            # actions that arrived before their report
+            if new:
+                p = db.pending_actions
+                parked = (
+                    await conn.execute(sa.delete(p).where(p.c.case_id.in_(new)).returning(p.c.payload, p.c.received_at))
+                ).all()
+                for payload, _ in sorted(parked, key=lambda r: r[1]):
+                    produced += await book.apply_action(conn, CaseActionRequested.model_validate(payload), now)
+        for ev in sorted((e for e in events if isinstance(e, CaseActionRequested)), key=lambda e: e.occurred_at):
+            produced += await book.apply_action(conn, ev, now)
+        await add_to_outbox(conn, db.outbox, (OutboxRow(TOPIC_LIFECYCLE, e) for e in produced))
 
     dlq = DlqProducer(settings.kafka_bootstrap_servers, "gridcase-dispatch-dlq")
     processor = BatchProcessor(
@@ -112,7 +135,7 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
     subscribe_batches(
         broker,
         settings,
-        topics=(TOPIC_REPORTED,),
+        topics=(TOPIC_REPORTED, TOPIC_ACTIONS),
         group_id=settings.group_id,
         processor=processor,
         registry=registry,
@@ -133,12 +156,32 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
                 lag.labels(settings.group_id, topic).set(value)
 
         sampler = asyncio.create_task(every(10, sample, "dispatch metrics sampler"))
+
+        async def run_timers() -> None:
+            while True:
+                fired = []
+                try:
+                    async with engine.begin() as conn:
+                        fired = await book.fire_due_timers(conn, clock.now())
+                        await add_to_outbox(conn, db.outbox, (OutboxRow(TOPIC_LIFECYCLE, e) for e in fired))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - database away: try again next tick
+                    log.warning("deadline timers: %r", exc)
+                if fired:
+                    supervised.inc(sum(1 for e in fired if e.event_type == "case.supervised"))
+                    relay.wake()
+                    continue
+                await asyncio.sleep(settings.timer_interval_seconds)
+
+        timers_task = asyncio.create_task(run_timers(), name="deadline-timers")
         await broker.start()
         log.info("dispatch ready (group %s)", settings.group_id)
         try:
             yield
         finally:
             sampler.cancel()
+            timers_task.cancel()
             await broker.stop()
             await relay.stop()
             await asyncio.wait([relay_task], timeout=20)
@@ -155,6 +198,13 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
         async with engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
         return {"status": "ok", "service": "dispatch"}
+
+    if settings.test_clock:
+
+        @app.post("/v1/test/clock/advance")
+        async def advance_clock(seconds: float) -> dict:
+            """Tests only (DISPATCH_TEST_CLOCK=true): move dispatch's clock forward."""
+            return {"now": clock.advance(seconds).isoformat()}
 
     @app.get("/v1/progress")
     async def progress(tenant: str | None = None) -> dict:

@@ -25,9 +25,34 @@ cases = sa.Table(
     sa.Column("dispatched_at", sa.DateTime(timezone=True)),
     sa.Column("closed_at", sa.DateTime(timezone=True)),
     sa.Column("transfer_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("urgency", sa.String(8)),
+    sa.Column("lifecycle", pg.JSONB, comment="the lifecycle Case (services/dispatch/lifecycle.py) as JSON"),
+    sa.Column("seq", sa.Integer, nullable=False, server_default="1", comment="last transition sequence"),
     sa.Column("events_emitted", sa.Integer, nullable=False, server_default="0", comment="lifecycle events written to the outbox"),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Index("ix_dispatch_cases_tenant_status", "tenant", "status"),
+)
+
+timers = sa.Table(
+    "timers",
+    metadata,
+    sa.Column("case_id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True, comment="yellow | red | higher"),
+    sa.Column("generation", sa.Integer, primary_key=True, comment="the case's deadline version"),
+    sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("fired_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_dispatch_timers_due", "due_at", postgresql_where=sa.text("fired_at IS NULL")),
+    comment="deadline alerts; a row fires once (SELECT … FOR UPDATE SKIP LOCKED, fired_at in the same transaction)",
+)
+
+pending_actions = sa.Table(
+    "pending_actions",
+    metadata,
+    sa.Column("event_id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column("case_id", pg.UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("payload", pg.JSONB, nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    comment="actions that arrived before their case's report; applied right after it",
 )
 
 processed_events = processed_events_table(metadata, SCHEMA)

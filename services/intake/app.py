@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import dataclasses
 import concurrent.futures
 import contextlib
 import logging
@@ -22,6 +23,7 @@ import threading
 import os
 import tempfile
 import uuid
+from datetime import datetime, timezone
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +37,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake import db
 from services.intake.importers import DEFAULT_TIMEZONE, FORMATS, UnknownFormat, iter_records
-from services.intake.schemas import ImportResult, PatrolIn, ReportAccepted, ReportIn, RowError
+from services.intake.schemas import ActionIn, ImportResult, PatrolIn, ReportAccepted, ReportIn, RowError
 from shared.casefacts import CaseFold
 from shared.consumer import BatchProcessor
 from shared.db import make_engine, run_migrations_async
 from shared.http import error_response, install_error_handlers
-from shared.events import CaseReported, PatrolRecorded, derive_id
+from services.dispatch import lifecycle
+from shared.events import CaseActionRequested, CaseReported, PatrolRecorded, derive_id
 from shared.kafka import ensure_topics, make_producer
 from shared.outbox import OutboxRelay, OutboxRow, add_to_outbox
 from shared.pii import mask_text, pseudonym
@@ -48,11 +51,14 @@ from shared.settings import IntakeSettings
 from shared.telemetry import configure_logging, instrument_http, new_registry
 from shared.tenants import TenantConfig, load_all_tenants
 from shared.stream import DlqProducer, build_broker, subscribe_batches
-from shared.topics import TOPIC_LIFECYCLE, TOPIC_PATROLS, TOPIC_REPORTED
+from shared.topics import TOPIC_ACTIONS, TOPIC_LIFECYCLE, TOPIC_PATROLS, TOPIC_REPORTED
 
 log = logging.getLogger("gridcase.intake")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 IMPORT_BATCH = 500
+#: Actions an actor may ask for: the lifecycle's user actions plus 逐级上报 (escalate: "handle it if
+#: you can, report it up level by level if you cannot", seed-figures.md E).
+API_ACTIONS = lifecycle.USER_ACTIONS + ("escalate",)
 MAX_REPORT_BYTES = 64 * 1024
 
 
@@ -77,6 +83,7 @@ def to_event(report: ReportIn, case_id: uuid.UUID, secret: bytes) -> CaseReporte
         source_id=report.source_id,
         reporter_ref=pseudonym(secret, contact.phone, contact.id_number, contact.name) if contact else None,
         history=report.history,
+        flags=tuple(report.flags),
     )
 
 
@@ -369,6 +376,69 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         if view is None:
             return error_response(404, "not_found", f"no case {case_id}", field="case_id")
         return view
+
+    @app.post("/v1/cases/{case_id}/actions", status_code=202)
+    async def post_action(
+        case_id: uuid.UUID,
+        body: ActionIn,
+        request: Request,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ):
+        """Ask for an action on a case. Checked against the case's current state (intake's case
+        view): an illegal action gets 409 with the state and the allowed actions and changes
+        nothing; a legal one is published to dispatch (202), which applies it against its own
+        state (authoritative; a race with another actor ends in ``case.action_rejected``)."""
+        svc = intake_of(request)
+        if body.action not in API_ACTIONS:
+            return error_response(422, "unknown_action", f"action must be one of {', '.join(API_ACTIONS)}",
+                                  field="action")
+        view = await load_case(svc.engine, case_id)
+        if view is None:
+            return error_response(404, "not_found", f"no case {case_id}", field="case_id")
+        state = view["state"] if view["state"] in lifecycle.STATES else lifecycle.REPORTED
+        current = lifecycle.Case(
+            state=state,
+            department=view["department"],
+            # the view keeps no rung; the allowed actions of a mediating case do not depend on it
+            mediation_level="grid" if state == lifecycle.MEDIATING else None,
+            paused_since=datetime.now(timezone.utc) if state == lifecycle.SHELVED else None,
+            deadline=view["deadline"],
+            transfer_count=view["transfer_count"],
+            return_count=view["return_count"],
+            rework_count=view["rework_count"],
+            supervision_level=view["supervision_level"],
+            place_code=view["report"]["place_code"],
+        )
+        # The view does not know the extension flags: allow what either flag value allows and let
+        # dispatch (authoritative) refuse the rest with case.action_rejected.
+        allowed = tuple(dict.fromkeys(
+            lifecycle.allowed_actions(current) + lifecycle.allowed_actions(dataclasses.replace(current, extension_requested=True))
+        ))
+        if body.action not in allowed:
+            return error_response(
+                409, "illegal_action", f"{body.action} is not allowed in state {current.state}",
+                state=current.state, allowed_actions=list(allowed),
+            )
+        event_id = derive_id(case_id, "action", idempotency_key) if idempotency_key else uuid.uuid4()
+        command = CaseActionRequested(
+            event_id=event_id,
+            occurred_at=datetime.now(timezone.utc),
+            case_id=case_id,
+            tenant=view["tenant"],
+            place_code=view["report"]["place_code"],
+            action=body.action,
+            actor_role=body.actor_role,
+            actor_ref=body.actor_ref,
+            note=mask_text(body.note),
+            evidence=tuple(body.evidence),
+            target_department=body.target_department,
+            extension_days=body.extension_days,
+        )
+        async with svc.engine.begin() as conn:
+            added = await add_to_outbox(conn, db.outbox, [OutboxRow(TOPIC_ACTIONS, command)])
+        svc.relay.wake()
+        return {"case_id": str(case_id), "action": body.action, "status": "accepted", "duplicate": added == 0,
+                "state": current.state}
 
     @app.post("/v1/imports", response_model=ImportResult)
     async def post_import(

@@ -80,6 +80,15 @@ class ReportIn(BaseModel):
     source_id: str | None = Field(default=None, max_length=128)
     reporter: ReporterContact | None = None
     history: RecordedOutcome | None = None
+    flags: list[str] = Field(default_factory=list, max_length=4, description="violence | crime")
+
+    @field_validator("flags")
+    @classmethod
+    def _known_flags(cls, value: list[str]) -> list[str]:
+        unknown = set(value) - {"violence", "crime"}
+        if unknown:
+            raise ValueError(f"unknown flags {sorted(unknown)}; allowed: violence, crime")
+        return value
 
     @field_validator("*")
     @classmethod
@@ -171,3 +180,28 @@ class PatrolIn(BaseModel):
         if not (EARLIEST <= value <= datetime.now(timezone.utc) + timedelta(days=1)):
             raise ValueError(f"{value.isoformat()} is outside 1990-01-01 .. now + 1 day")
         return value
+
+
+class ActionIn(BaseModel):
+    """An actor's action on a case (``POST /v1/cases/{case_id}/actions``, issue 3 item 6).
+
+    ``action`` is one of services/dispatch/lifecycle.py ``USER_ACTIONS``; ``actor_role`` the
+    actor's role (grid_worker, intake_clerk, shift_lead, dispatcher, department_staff, supervisor,
+    mediator, …); ``actor_ref`` a pseudonymous id; ``evidence`` references (photo ids, file names);
+    ``target_department`` for transfer/return; ``extension_days`` for approve_extension.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    action: str = Field(min_length=1, max_length=40)
+    actor_role: str = Field(min_length=1, max_length=40, pattern=r"^[a-z_]+$")
+    actor_ref: str | None = Field(default=None, max_length=64)
+    note: str = Field(default="", max_length=2000)
+    evidence: list[str] = Field(default_factory=list, max_length=20)
+    target_department: str | None = Field(default=None, max_length=100)
+    extension_days: int | None = Field(default=None, ge=1, le=60)
+
+    @field_validator("note", "actor_ref", "target_department")
+    @classmethod
+    def _no_control_chars(cls, value):
+        return check_text(value) if isinstance(value, str) else value

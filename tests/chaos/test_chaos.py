@@ -6,8 +6,9 @@ intake answers 200; case ids derive from the source ids, so a retry never create
 breaks something while they flow, and then checks in reporting's tables that
 
 - every accepted report is counted (lost = accepted − counted = 0), nothing else is, and
-- no event was applied twice (a live report yields exactly two events, ``case.reported`` and
-  ``case.dispatched``, so every fact row must have ``event_count == 2``).
+- no event was applied twice: a grid worker's live report yields exactly four events
+  (``case.reported``; ``case.transitioned`` accept and file, done by the system for grid-worker
+  reports; ``case.dispatched``), so every fact row must have ``event_count == 4``.
 
 Each prints ``sent / accepted / counted / lost / duplicated``.
 """
@@ -51,6 +52,7 @@ TENANT = "demo-grid"
 GRIDS = ("990102001001001", "990102001001002", "990102001002001", "990102001002003")
 CATEGORIES = ("100401", "100102", "100110", "200101", "300102", "400101", "999999")
 CHUNK = 500
+EVENTS_PER_REPORT = 4  # reported, accept, file, dispatched (services/dispatch/casebook.py)
 
 
 @pytest.fixture
@@ -159,7 +161,7 @@ def figures(stack: Stack, source: str, n: int) -> dict:
         "counted": len(rows),
         "lost": len(expected - counted),
         "unexpected": len(counted - expected),
-        "duplicated": sum(1 for r in rows if r["event_count"] != 2),
+        "duplicated": sum(1 for r in rows if r["event_count"] != EVENTS_PER_REPORT),
     }
 
 

@@ -1,0 +1,793 @@
+"""The case state machine (domain.md §3(c)): states, actions, and the pure ``decide`` function.
+
+Pure domain code: no I/O, no broker or database. Events are the history; this module only says,
+for one case and one command, what the case becomes and which transitions to record.
+
+Sources (domain.md line numbers as of this writing):
+
+- §3(c) main path, l.137-139: reported → accepted → filed → dispatched → acknowledged →
+  in_progress → resolved → checking → closed; terminal also rejected (不予受理), cancelled (作废).
+- l.142: reported→accepted/rejected (受理员); accepted→filed (值班长); accepted→closed by a grid
+  worker's 自行处置 with photo ("能处则处") [R1].
+- l.143: filed→dispatched (派遣员); dispatched→acknowledged (department); 退回 = 错误派遣 [R1];
+  转办 to another unit, ≥3 escalates [P22] (also §1.5 l.62).
+- l.144: 延期 requested before the deadline, approved once [P20][R4]; 挂账 pauses the clock [R2].
+- l.145: resolved→checking; checking→closed or 返工 (rework, same department) [R2].
+- l.147: mediation 院落 → 社区调委会 → 街道调解中心; each level closes with 调解协议 or reports up;
+  violence forks to 派出所. seed-figures.md E (l.51-53): 能处则处,不能办理则逐级上报; linked
+  mediation with the court, legal workers and community police (联动调解).
+- l.148: 超期 and 督办 are clock-derived flags, not states. §3(d)4 l.167-169: red → automatic 督办
+  and notify the superior; red + 5 WD → 提级督办 and 通报.
+- §3(d)2 l.155: handle at the lowest capable level: grid, then community, then street, then
+  district.
+
+Modelling choices (see also the docstrings of :func:`decide` and :class:`Case`):
+
+- One clock per case: the deadline is set at the first dispatch to a handler (department or
+  mediation; §1.2 "the clock and 督办 start" at dispatch) from the limit in :class:`Context` (or
+  the case's). Re-dispatch after a return, transfers, rework and mediation rungs keep it; only
+  ``approve_extension`` (+N WD, once) and 挂账 pauses move it. Dispatch errors are counted
+  (``return_count``), not paid for with the public's time.
+- A dispatch to the triage queue keeps the case ``filed`` (department ``triage``) until the
+  command centre dispatches it by hand; the clock does not start there.
+- ``return`` (退回) is allowed only before acknowledgement (from ``dispatched``); it yields
+  ``return`` (dispatched→filed) and, if ``target_department`` is given, ``dispatch``
+  (filed→dispatched); otherwise the case waits in triage.
+- ``transfer`` (转办) re-dispatches to another department (state ``dispatched``: the new
+  department must acknowledge). The third transfer goes to the street office of the place
+  instead (department :data:`STREET_OFFICE`, ``unit`` = the street's place code) with reason
+  "转办≥3次提级". ``street_office`` is not a taxonomy department yet.
+- ``escalate`` (逐级上报) moves an ``accepted`` case's coordinating level up grid → community →
+  street → district (state unchanged) before it is filed, e.g. seed C's sewer case that crossed
+  the grid boundary.
+- Mediation ladder ``grid`` (院落/网格) → ``community`` → ``street`` → ``linked`` (联动调解).
+  ``mediation_failed`` at ``linked`` ends mediation: the case leaves the ladder as
+  ``dispatched`` to department ``police`` (派出所, the police member of the linked panel, who
+  keeps it open against 民转刑 risk and closes it through the normal department path) rather
+  than being "closed" unresolved; a court referral has no department in the taxonomy.
+- A dispute flagged ``violence`` is dispatched to ``police`` as a department case, never to
+  mediation (l.147).
+- ``supervise`` (督办) raises ``supervision_level`` 0→1 at red and 1→2 (提级督办) 5 WD after red;
+  state and department do not change.
+- Actor roles are recorded, not enforced; :data:`ACTION_ACTORS` lists who does what (l.142-145)
+  for the API to check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, tzinfo
+from types import MappingProxyType
+from typing import Callable, Iterable, Mapping, NamedTuple
+
+from services.dispatch.routing import (
+    MEDIATION_DEPARTMENT,
+    TRIAGE_DEPARTMENT,
+    RouteDecision,
+    mediation_level_for,
+)
+from shared.tenants import STANDARD_LEVEL_LENGTHS, TenantConfig
+from shared.workcalendar import (
+    DEFAULT_TZ,
+    Limit,
+    WorkCalendar,
+    add_working_days,
+    dispose_deadline,
+    higher_supervision_at,
+    resume,
+)
+
+# --------------------------------------------------------------------------- states
+
+REPORTED = "reported"
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+FILED = "filed"
+DISPATCHED = "dispatched"
+ACKNOWLEDGED = "acknowledged"
+IN_PROGRESS = "in_progress"
+RESOLVED = "resolved"
+CHECKING = "checking"
+CLOSED = "closed"
+CANCELLED = "cancelled"
+SHELVED = "shelved"
+MEDIATING = "mediating"
+
+#: All states, main path first.
+STATES: tuple[str, ...] = (
+    REPORTED, ACCEPTED, REJECTED, FILED, DISPATCHED, ACKNOWLEDGED, IN_PROGRESS, RESOLVED,
+    CHECKING, CLOSED, CANCELLED, SHELVED, MEDIATING,
+)
+
+#: zh-CN labels of the states (domain.md §3(c)).
+STATE_LABELS: Mapping[str, str] = MappingProxyType({
+    REPORTED: "已上报", ACCEPTED: "已受理", REJECTED: "不予受理", FILED: "已立案",
+    DISPATCHED: "已派遣", ACKNOWLEDGED: "已签收", IN_PROGRESS: "处置中", RESOLVED: "已处置",
+    CHECKING: "核查中", CLOSED: "已结案", CANCELLED: "已作废", SHELVED: "已挂账",
+    MEDIATING: "调解中",
+})
+
+#: States that accept no action.
+TERMINAL_STATES: frozenset[str] = frozenset({CLOSED, REJECTED, CANCELLED})
+
+#: States in which the disposal clock runs and 督办 applies.
+SUPERVISABLE_STATES: frozenset[str] = frozenset({DISPATCHED, ACKNOWLEDGED, IN_PROGRESS, MEDIATING})
+
+# --------------------------------------------------------------------------- actions
+
+#: Actions taken by people (the API uses exactly these names).
+USER_ACTIONS: tuple[str, ...] = (
+    "accept", "reject", "file", "acknowledge", "start", "resolve", "return", "transfer",
+    "request_extension", "approve_extension", "shelve", "verify_pass", "verify_fail",
+    "mediation_agreement", "mediation_failed", "cancel", "self_handle",
+)
+#: Actions taken by dispatch itself.
+SYSTEM_ACTIONS: tuple[str, ...] = ("dispatch", "begin_check", "escalate", "supervise")
+ACTIONS: tuple[str, ...] = USER_ACTIONS + SYSTEM_ACTIONS
+
+#: zh-CN labels of the actions.
+ACTION_LABELS: Mapping[str, str] = MappingProxyType({
+    "accept": "受理", "reject": "不予受理", "file": "立案", "dispatch": "派遣",
+    "acknowledge": "签收", "start": "开始处置", "resolve": "处置反馈", "begin_check": "核查",
+    "verify_pass": "核查通过", "verify_fail": "核查不通过(返工)", "return": "退回(错误派遣)",
+    "transfer": "转办", "request_extension": "申请延期", "approve_extension": "批准延期",
+    "shelve": "挂账", "mediation_agreement": "达成调解协议", "mediation_failed": "调解不成上报",
+    "cancel": "作废", "self_handle": "自行处置", "escalate": "逐级上报", "supervise": "督办",
+})
+
+#: Who normally takes each action (domain.md l.142-145, §1.2); recorded, not enforced here.
+ACTION_ACTORS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "accept": ("intake_clerk",), "reject": ("intake_clerk",), "file": ("shift_lead",),
+    "dispatch": ("system", "dispatcher"), "acknowledge": ("department",),
+    "start": ("department",), "resolve": ("department",), "begin_check": ("system",),
+    "verify_pass": ("supervisor", "grid_worker"), "verify_fail": ("supervisor", "grid_worker"),
+    "return": ("department",), "transfer": ("department", "dispatcher"),
+    "request_extension": ("department",), "approve_extension": ("shift_lead",),
+    "shelve": ("shift_lead",), "mediation_agreement": ("mediator",),
+    "mediation_failed": ("mediator",), "cancel": ("shift_lead",),
+    "self_handle": ("grid_worker",), "escalate": ("grid_worker", "system"),
+    "supervise": ("system",),
+})
+
+_STATE_ACTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    REPORTED: ("accept", "reject", "cancel"),
+    ACCEPTED: ("file", "self_handle", "escalate", "cancel"),
+    FILED: ("dispatch", "cancel"),
+    DISPATCHED: ("acknowledge", "return", "transfer", "request_extension", "approve_extension",
+                 "shelve", "supervise", "cancel"),
+    ACKNOWLEDGED: ("start", "transfer", "request_extension", "approve_extension", "shelve",
+                   "supervise", "cancel"),
+    IN_PROGRESS: ("resolve", "transfer", "request_extension", "approve_extension", "shelve",
+                  "supervise", "cancel"),
+    RESOLVED: ("begin_check", "cancel"),
+    CHECKING: ("verify_pass", "verify_fail", "cancel"),
+    SHELVED: ("start", "cancel"),
+    MEDIATING: ("mediation_agreement", "mediation_failed", "supervise", "cancel"),
+    CLOSED: (), REJECTED: (), CANCELLED: (),
+})
+
+# --------------------------------------------------------------------------- ladders, units
+
+#: Coordinating levels for 逐级上报 (domain.md §3(d)2 l.155).
+ESCALATION_LEVELS: tuple[str, ...] = ("grid", "community", "street", "district")
+
+#: Mediation rungs (domain.md l.147, seed-figures.md E): 院落/网格 → 社区调委会 → 街道调解中心 →
+#: 联动调解 (court, legal workers, community police).
+MEDIATION_LADDER: tuple[str, ...] = ("grid", "community", "street", "linked")
+MEDIATION_LEVEL_LABELS: Mapping[str, str] = MappingProxyType({
+    "grid": "院落/网格调解", "community": "社区调委会", "street": "街道调解中心",
+    "linked": "联动调解(法院、法律工作者、社区民警)",
+})
+
+#: Department code of a street office (街道办); not in shared/data/taxonomy.yaml yet.
+STREET_OFFICE = "street_office"
+#: The police station (派出所) department of the taxonomy.
+POLICE = "police"
+#: Case flag that forks a dispute to the police (domain.md l.147).
+VIOLENCE_FLAG = "violence"
+#: The transfer count at which a transfer goes to the street office instead (domain.md l.62, l.143).
+TRANSFER_ESCALATION_THRESHOLD = 3
+#: Highest supervision level: 1 = 督办 at red, 2 = 提级督办 at red + 5 WD (domain.md l.168-169).
+MAX_SUPERVISION_LEVEL = 2
+
+
+def _aware(value: datetime | None, what: str) -> None:
+    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None
+                              or value.utcoffset() is None):
+        raise ValueError(f"{what} must be a timezone-aware datetime, got {value!r}")
+
+
+def place_level(place_code: str, tenant: TenantConfig | None = None) -> str:
+    """The coordinating level a case starts at: the tenant's level of the place if listed, else
+    by code length (domain.md §3(a): ≥15 grid, ≥12 community, ≥9 street, shorter district)."""
+    if tenant is not None:
+        owner = tenant.owner(place_code)
+        if owner is not None and owner.level in ESCALATION_LEVELS:
+            return owner.level
+    n = len(place_code)
+    if n >= 15:
+        return "grid"
+    if n >= 12:
+        return "community"
+    if n >= 9:
+        return "street"
+    return "district"
+
+
+def unit_at(place_code: str, level: str, tenant: TenantConfig | None = None) -> str | None:
+    """The place code of the unit at ``level`` (e.g. ``street``) that contains ``place_code``:
+    the tenant's listed ancestor (or the place itself) on that level; without a tenant, the code
+    prefix of the standard length (domain.md §3(a): community 12, street 9, district 6) when the
+    code is that long and numeric; else ``None``."""
+    if tenant is not None:
+        chain = list(tenant.ancestors(place_code))
+        own = tenant.place(place_code)
+        if own is not None:
+            chain.append(own)
+        for place in chain:
+            if place.level == level:
+                return place.code
+        return None
+    length = STANDARD_LEVEL_LENGTHS.get(level)
+    if length is None or len(place_code) < length or not place_code[:length].isdigit():
+        return None
+    return place_code[:length]
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Case:
+    """Dispatch's state of one case; immutable, changed only through :func:`decide`.
+
+    Fields:
+        state: one of :data:`STATES`.
+        department: handling department code (taxonomy, ``mediation``, ``triage``,
+            :data:`STREET_OFFICE`), ``None`` before dispatch.
+        target_kind: ``department`` | ``mediation`` | ``triage`` | ``None``.
+        mediation_level: rung of :data:`MEDIATION_LADDER` while ``mediating``, else ``None``.
+        deadline: disposal deadline (aware) or ``None`` (no limit / not yet dispatched).
+        limit: the disposal :class:`~shared.workcalendar.Limit` or ``None``.
+        paused_since: when 挂账 stopped the clock (set only while ``shelved``).
+        extension_requested / extension_used: one extension per case (domain.md l.144).
+        transfer_count / return_count / rework_count: 转办 / 退回 (wrong dispatch) / 返工.
+        supervision_level: 0 none, 1 督办, 2 提级督办.
+        flags: e.g. ``{"violence"}``.
+        place_code: the case's place (domain.md §3(a)); used for street offices and rungs.
+        level: the coordinating level (:data:`ESCALATION_LEVELS`, or a foreign level).
+        unit: place code of the unit coordinating after 逐级上报 / the street office, or ``None``.
+
+    Raises:
+        ValueError: unknown state, negative counter, supervision level outside 0..2, naive
+            datetimes, ``mediating`` without a ladder rung, or ``shelved`` without
+            ``paused_since``.
+    """
+
+    state: str = REPORTED
+    department: str | None = None
+    target_kind: str | None = None
+    mediation_level: str | None = None
+    deadline: datetime | None = None
+    limit: Limit | None = None
+    paused_since: datetime | None = None
+    extension_used: bool = False
+    extension_requested: bool = False
+    transfer_count: int = 0
+    return_count: int = 0
+    rework_count: int = 0
+    supervision_level: int = 0
+    flags: frozenset[str] = frozenset()
+    place_code: str = ""
+    level: str = "grid"
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in STATES:
+            raise ValueError(f"unknown state {self.state!r}")
+        object.__setattr__(self, "flags", frozenset(self.flags))
+        for name in ("transfer_count", "return_count", "rework_count"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if not 0 <= self.supervision_level <= MAX_SUPERVISION_LEVEL:
+            raise ValueError("supervision_level must be 0, 1 or 2")
+        _aware(self.deadline, "deadline")
+        _aware(self.paused_since, "paused_since")
+        if self.state == MEDIATING and self.mediation_level not in MEDIATION_LADDER:
+            raise ValueError(f"a mediating case needs a mediation_level in {MEDIATION_LADDER}")
+        if self.state == SHELVED and self.paused_since is None:
+            raise ValueError("a shelved case needs paused_since")
+
+    @classmethod
+    def new(cls, place_code: str = "", flags: Iterable[str] = (), limit: Limit | None = None,
+            tenant: TenantConfig | None = None) -> "Case":
+        """A freshly ``reported`` case at ``place_code``, its level from :func:`place_level`."""
+        return cls(state=REPORTED, place_code=place_code, flags=frozenset(flags), limit=limit,
+                   level=place_level(place_code, tenant))
+
+    @property
+    def state_label(self) -> str:
+        """zh-CN label of the state."""
+        return STATE_LABELS[self.state]
+
+    @property
+    def is_terminal(self) -> bool:
+        """True in closed, rejected or cancelled."""
+        return self.state in TERMINAL_STATES
+
+
+@dataclass(frozen=True)
+class Command:
+    """One requested action.
+
+    - ``action``: one of :data:`ACTIONS`.
+    - ``actor_role``: who asks (recorded in the transition; see :data:`ACTION_ACTORS`).
+    - ``note``: free text (already masked by intake/API).
+    - ``evidence``: references to photos/documents (``self_handle`` needs at least one).
+    - ``target_department``: for ``transfer`` (required) and ``return`` (re-dispatch target).
+    - ``extension_days``: working days granted by ``approve_extension`` (required, > 0).
+    - ``level``: target supervision level for ``supervise`` (default: current + 1).
+    """
+
+    action: str
+    actor_role: str = "system"
+    note: str = ""
+    evidence: tuple[str, ...] = ()
+    target_department: str | None = None
+    extension_days: float | None = None
+    level: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "evidence", tuple(self.evidence))
+
+
+@dataclass(frozen=True)
+class Context:
+    """What ``decide`` needs besides the case: the router's decision (``dispatch``), the disposal
+    limit to start the clock with, the tenant (street offices, levels, timezone), the timezone
+    of working-day arithmetic (default: the tenant's, else Asia/Shanghai) and the calendar."""
+
+    route: RouteDecision | None = None
+    limit: Limit | None = None
+    tenant: TenantConfig | None = None
+    tz: tzinfo | None = None
+    calendar: WorkCalendar | None = None
+
+    @property
+    def zone(self) -> tzinfo:
+        """The effective timezone."""
+        if self.tz is not None:
+            return self.tz
+        if self.tenant is not None:
+            return self.tenant.tzinfo
+        return DEFAULT_TZ
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One recorded step: ``action`` took the case from ``from_state`` to ``to_state`` at ``at``
+    (the command's ``now``), with the case's fields after the step (department, target kind,
+    mediation level, coordinating level and unit, deadline, counters, extension flags) and the
+    command's role, note and evidence; ``rule`` is the routing rule of a dispatch."""
+
+    action: str
+    from_state: str
+    to_state: str
+    at: datetime
+    actor_role: str
+    reason: str
+    department: str | None
+    target_kind: str | None
+    mediation_level: str | None
+    level: str
+    unit: str | None
+    deadline: datetime | None
+    transfer_count: int
+    return_count: int
+    rework_count: int
+    supervision_level: int
+    extension_requested: bool
+    extension_used: bool
+    note: str = ""
+    evidence: tuple[str, ...] = ()
+    rule: str | None = None
+
+
+class Decision(NamedTuple):
+    """The result of :func:`decide`: the new :class:`Case` and the transitions, in order (the
+    first one's ``from_state`` is the old state; each next one starts where the last ended)."""
+
+    case: Case
+    transitions: tuple[Transition, ...]
+
+
+class IllegalAction(ValueError):
+    """The action is not allowed now; nothing changed.
+
+    Attributes: ``current_state``, ``allowed_actions`` (tuple, as :func:`allowed_actions` gives
+    it for the same ``now``), ``reason`` (zh/en text) and ``action``.
+    """
+
+    def __init__(self, current_state: str, allowed_actions: tuple[str, ...], reason: str,
+                 action: str | None = None) -> None:
+        self.current_state = current_state
+        self.allowed_actions = tuple(allowed_actions)
+        self.reason = reason
+        self.action = action
+        super().__init__(f"{action or 'action'} not allowed in state {current_state}: {reason} "
+                         f"(allowed: {', '.join(self.allowed_actions) or 'none'})")
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def _guard(case: Case, action: str, now: datetime | None) -> str | None:
+    """Why ``action`` (allowed by state) is not allowed for this case now, or ``None``."""
+    if action == "escalate":
+        if case.level not in ESCALATION_LEVELS:
+            return f"level {case.level!r} has no escalation ladder"
+        if case.level == ESCALATION_LEVELS[-1]:
+            return "already at the top level (district)"
+    elif action == "request_extension":
+        if case.extension_requested:
+            return "延期只能申请一次 (an extension may be requested only once)"
+        if case.deadline is None:
+            return "no deadline to extend"
+        if now is not None and now >= case.deadline:
+            return "延期须在期限前申请 (extension must be requested before the deadline)"
+    elif action == "approve_extension":
+        if not case.extension_requested:
+            return "no extension was requested"
+        if case.deadline is None:
+            return "no deadline to extend"
+        if case.extension_used:
+            return "延期只能批准一次 (the extension was already granted)"
+    elif action == "supervise":
+        if case.deadline is None:
+            return "no deadline, nothing to supervise"
+        if case.supervision_level >= MAX_SUPERVISION_LEVEL:
+            return "already at 提级督办 (supervision level 2)"
+        if now is not None and now < case.deadline:
+            return "督办 starts at the deadline (red alert)"
+    return None
+
+
+def allowed_actions(case: Case, now: datetime | None = None) -> tuple[str, ...]:
+    """Actions allowed for ``case`` in its state, after the case's own guards (one extension
+    request, one approval, supervision up to level 2, escalation below the top). With ``now``
+    also the time guards (extension only before the deadline, 督办 only from the deadline).
+    Command-dependent checks (evidence, target department, extension days) happen in
+    :func:`decide`. Terminal states give ``()``."""
+    return tuple(a for a in _STATE_ACTIONS[case.state] if _guard(case, a, now) is None)
+
+
+# --------------------------------------------------------------------------- decide
+
+
+class _Builder:
+    def __init__(self, case: Case, command: Command, now: datetime) -> None:
+        self.case = case
+        self.command = command
+        self.now = now
+        self.transitions: list[Transition] = []
+
+    def step(self, action: str, new: Case, reason: str, rule: str | None = None) -> None:
+        old = self.case
+        self.transitions.append(Transition(
+            action=action, from_state=old.state, to_state=new.state, at=self.now,
+            actor_role=self.command.actor_role, reason=reason, department=new.department,
+            target_kind=new.target_kind, mediation_level=new.mediation_level, level=new.level,
+            unit=new.unit, deadline=new.deadline, transfer_count=new.transfer_count,
+            return_count=new.return_count, rework_count=new.rework_count,
+            supervision_level=new.supervision_level,
+            extension_requested=new.extension_requested, extension_used=new.extension_used,
+            note=self.command.note, evidence=self.command.evidence, rule=rule,
+        ))
+        self.case = new
+
+    def decision(self) -> Decision:
+        return Decision(self.case, tuple(self.transitions))
+
+
+def _illegal(case: Case, now: datetime, reason: str, action: str) -> IllegalAction:
+    return IllegalAction(case.state, allowed_actions(case, now), reason, action)
+
+
+def _decision_for(department: str, rule: str, place_code: str) -> RouteDecision:
+    if department == MEDIATION_DEPARTMENT:
+        return RouteDecision("mediation", department, rule, mediation_level_for(place_code))
+    if department == TRIAGE_DEPARTMENT:
+        return RouteDecision("triage", department, rule, None)
+    return RouteDecision("department", department, rule, None)
+
+
+def _assign(case: Case, decision: RouteDecision, now: datetime, ctx: Context) -> tuple[Case, str]:
+    """The case sent where ``decision`` says (dispatch, re-dispatch, transfer); starts the clock
+    at the first dispatch to a handler."""
+    kind, department, rung = decision.target_kind, decision.department, decision.mediation_level
+    reason = f"派遣 dispatched by {decision.rule}"
+    if kind == "mediation" and VIOLENCE_FLAG in case.flags:
+        kind, department, rung = "department", POLICE, None
+        reason += "; 涉暴力纠纷分流派出所 (a violent dispute forks to the police, domain.md l.147)"
+    if kind == "triage":
+        state, department, rung = FILED, TRIAGE_DEPARTMENT, None
+        reason = f"待指挥中心分拨 (triage queue) by {decision.rule}"
+    elif kind == "mediation":
+        state = MEDIATING
+        rung = rung if rung in MEDIATION_LADDER else mediation_level_for(case.place_code)
+    else:
+        state, rung = DISPATCHED, None
+    limit = ctx.limit if ctx.limit is not None else case.limit
+    deadline = case.deadline
+    if deadline is None and limit is not None and state != FILED:
+        deadline = dispose_deadline(now, limit, ctx.zone, ctx.calendar)
+    new = replace(case, state=state, department=department, target_kind=kind,
+                  mediation_level=rung, limit=limit, deadline=deadline)
+    return new, reason
+
+
+def _accept(b: _Builder, ctx: Context) -> None:
+    b.step("accept", replace(b.case, state=ACCEPTED), "受理 accepted")
+
+
+def _reject(b: _Builder, ctx: Context) -> None:
+    b.step("reject", replace(b.case, state=REJECTED), "不予受理 rejected (invalid report)")
+
+
+def _file(b: _Builder, ctx: Context) -> None:
+    b.step("file", replace(b.case, state=FILED), "立案 filed")
+
+
+def _self_handle(b: _Builder, ctx: Context) -> None:
+    if not any(e and e.strip() for e in b.command.evidence):
+        raise _illegal(b.case, b.now, "自行处置须附照片等证据 (self_handle needs evidence, "
+                       "domain.md l.142)", "self_handle")
+    b.step("self_handle", replace(b.case, state=CLOSED),
+           "自行处置结案 closed by the grid worker's own handling (能处则处)")
+
+
+def _escalate(b: _Builder, ctx: Context) -> None:
+    case = b.case
+    upper = ESCALATION_LEVELS[ESCALATION_LEVELS.index(case.level) + 1]
+    unit = unit_at(case.place_code, upper, ctx.tenant)
+    b.step("escalate", replace(case, level=upper, unit=unit),
+           f"逐级上报 {case.level}→{upper} (能处则处,不能办理则逐级上报, seed-figures.md E)")
+
+
+def _dispatch(b: _Builder, ctx: Context) -> None:
+    if ctx.route is None:
+        raise _illegal(b.case, b.now, "dispatch needs the router's decision (context.route)",
+                       "dispatch")
+    new, reason = _assign(b.case, ctx.route, b.now, ctx)
+    b.step("dispatch", new, reason, rule=ctx.route.rule)
+
+
+def _acknowledge(b: _Builder, ctx: Context) -> None:
+    b.step("acknowledge", replace(b.case, state=ACKNOWLEDGED), "签收 acknowledged")
+
+
+def _start(b: _Builder, ctx: Context) -> None:
+    case = b.case
+    if case.state != SHELVED:
+        b.step("start", replace(case, state=IN_PROGRESS), "开始处置 started")
+        return
+    paused_from = case.paused_since
+    if b.now < paused_from:
+        raise _illegal(case, b.now, "cannot resume before the case was shelved", "start")
+    deadline = case.deadline
+    if deadline is not None:
+        if case.limit is not None:
+            deadline = resume(deadline, paused_from, b.now, case.limit, ctx.zone, ctx.calendar)
+        else:
+            deadline = deadline + (b.now - paused_from)
+    b.step("start", replace(case, state=IN_PROGRESS, deadline=deadline, paused_since=None),
+           "解除挂账,恢复处置 resumed from shelving; deadline shifted by the paused time")
+
+
+def _resolve(b: _Builder, ctx: Context) -> None:
+    b.step("resolve", replace(b.case, state=RESOLVED), "处置反馈 resolved by the department")
+    _begin_check(b, ctx)
+
+
+def _begin_check(b: _Builder, ctx: Context) -> None:
+    b.step("begin_check", replace(b.case, state=CHECKING), "核查 check begins (automatic)")
+
+
+def _verify_pass(b: _Builder, ctx: Context) -> None:
+    b.step("verify_pass", replace(b.case, state=CLOSED), "核查通过,结案 check passed, closed")
+
+
+def _verify_fail(b: _Builder, ctx: Context) -> None:
+    case = b.case
+    b.step("verify_fail", replace(case, state=IN_PROGRESS, rework_count=case.rework_count + 1),
+           "核查不通过,返工 rework by the same department (domain.md l.145)")
+
+
+def _return(b: _Builder, ctx: Context) -> None:
+    case, target = b.case, b.command.target_department
+    if target is not None and target == case.department:
+        raise _illegal(case, b.now, "a return must name another department", "return")
+    returned = replace(case, state=FILED, department=TRIAGE_DEPARTMENT, target_kind="triage",
+                       mediation_level=None, return_count=case.return_count + 1)
+    b.step("return", returned, f"退回(错误派遣) returned by {case.department}: wrong dispatch")
+    if target is not None:
+        decision = _decision_for(target, "return:redispatch", case.place_code)
+        new, reason = _assign(b.case, decision, b.now, ctx)
+        b.step("dispatch", new, f"改派 re-dispatched after a return; {reason}",
+               rule=decision.rule)
+
+
+def _transfer(b: _Builder, ctx: Context) -> None:
+    case, target = b.case, b.command.target_department
+    if not target:
+        raise _illegal(case, b.now, "transfer needs target_department", "transfer")
+    if target == case.department:
+        raise _illegal(case, b.now, "transfer to the same department", "transfer")
+    if target == TRIAGE_DEPARTMENT:
+        raise _illegal(case, b.now, "use return to send a case back to triage", "transfer")
+    count = case.transfer_count + 1
+    counted = replace(case, transfer_count=count)
+    if count == TRANSFER_ESCALATION_THRESHOLD and case.department != STREET_OFFICE:
+        street = unit_at(case.place_code, "street", ctx.tenant)
+        level = case.level
+        if level in ESCALATION_LEVELS and ESCALATION_LEVELS.index(level) < 2:
+            level = "street"
+        new = replace(counted, state=DISPATCHED, department=STREET_OFFICE,
+                      target_kind="department", mediation_level=None, unit=street, level=level)
+        b.step("transfer", new, f"转办≥3次提级至街道 third transfer escalates to the street office "
+               f"{street or '(unknown street)'} instead of {target} (domain.md l.62, l.143)",
+               rule="transfer:escalate-street")
+        return
+    decision = _decision_for(target, "transfer", case.place_code)
+    new, reason = _assign(counted, decision, b.now, ctx)
+    b.step("transfer", new, f"转办 transfer {case.department}→{new.department} (#{count}); {reason}",
+           rule=decision.rule)
+
+
+def _request_extension(b: _Builder, ctx: Context) -> None:
+    days = b.command.extension_days
+    asked = f" {days:g} WD" if days else ""
+    b.step("request_extension", replace(b.case, extension_requested=True),
+           f"申请延期{asked} extension requested before the deadline")
+
+
+def _approve_extension(b: _Builder, ctx: Context) -> None:
+    days = b.command.extension_days
+    if days is None or isinstance(days, bool) or not days > 0:
+        raise _illegal(b.case, b.now, "approve_extension needs extension_days > 0",
+                       "approve_extension")
+    case = b.case
+    deadline = add_working_days(case.deadline, days, ctx.zone, ctx.calendar)
+    b.step("approve_extension", replace(case, deadline=deadline, extension_used=True),
+           f"批准延期 {days:g} WD (once, domain.md l.144)")
+
+
+def _shelve(b: _Builder, ctx: Context) -> None:
+    b.step("shelve", replace(b.case, state=SHELVED, paused_since=b.now),
+           "挂账 shelved: the clock is paused (domain.md l.144)")
+
+
+def _mediation_agreement(b: _Builder, ctx: Context) -> None:
+    rung = b.case.mediation_level
+    b.step("mediation_agreement", replace(b.case, state=CLOSED),
+           f"达成调解协议 agreement at {MEDIATION_LEVEL_LABELS[rung]}")
+
+
+def _mediation_failed(b: _Builder, ctx: Context) -> None:
+    case = b.case
+    i = MEDIATION_LADDER.index(case.mediation_level)
+    if i + 1 < len(MEDIATION_LADDER):
+        upper = MEDIATION_LADDER[i + 1]
+        unit = unit_at(case.place_code, upper, ctx.tenant) if upper != "linked" else case.unit
+        b.step("mediation_failed", replace(case, mediation_level=upper, unit=unit),
+               f"调解不成,上报{MEDIATION_LEVEL_LABELS[upper]} mediation failed at "
+               f"{case.mediation_level}, up to {upper}")
+        return
+    b.step("mediation_failed",
+           replace(case, state=DISPATCHED, department=POLICE, target_kind="department",
+                   mediation_level=None),
+           "联动调解不成,调解终结,转派出所 mediation failed at the last rung (linked): "
+           "dispatched to the police")
+
+
+def _cancel(b: _Builder, ctx: Context) -> None:
+    b.step("cancel", replace(b.case, state=CANCELLED), "作废 cancelled")
+
+
+def _supervise(b: _Builder, ctx: Context) -> None:
+    case = b.case
+    target = b.command.level if b.command.level is not None else case.supervision_level + 1
+    if isinstance(target, bool) or target not in (1, 2) or target <= case.supervision_level:
+        raise _illegal(case, b.now, f"supervision level must rise to 1 or 2 (now "
+                       f"{case.supervision_level}, asked {target!r})", "supervise")
+    if target == 2:
+        due = higher_supervision_at(case.deadline, ctx.zone, ctx.calendar)
+        if b.now < due:
+            raise _illegal(case, b.now, f"提级督办 falls due 5 WD after red, at {due.isoformat()}",
+                           "supervise")
+    for level in range(case.supervision_level + 1, target + 1):
+        if level == 1:
+            reason = ("督办 red alert: automatic supervision, superior of "
+                      f"{case.department} notified (domain.md l.168)")
+        else:
+            reason = "提级督办并通报 higher-level supervision 5 WD after red (domain.md l.169)"
+        b.step("supervise", replace(b.case, supervision_level=level), reason)
+
+
+_HANDLERS: Mapping[str, Callable[[_Builder, Context], None]] = MappingProxyType({
+    "accept": _accept, "reject": _reject, "file": _file, "self_handle": _self_handle,
+    "escalate": _escalate, "dispatch": _dispatch, "acknowledge": _acknowledge, "start": _start,
+    "resolve": _resolve, "begin_check": _begin_check, "verify_pass": _verify_pass,
+    "verify_fail": _verify_fail, "return": _return, "transfer": _transfer,
+    "request_extension": _request_extension, "approve_extension": _approve_extension,
+    "shelve": _shelve, "mediation_agreement": _mediation_agreement,
+    "mediation_failed": _mediation_failed, "cancel": _cancel, "supervise": _supervise,
+})
+
+
+def decide(case: Case, command: Command, now: datetime, context: Context | None = None) -> Decision:
+    """Apply ``command`` to ``case`` at ``now``; pure.
+
+    Rules (domain.md §3(c), see the module docstring for choices):
+
+    - reported: ``accept`` → accepted, ``reject`` → rejected.
+    - accepted: ``file`` → filed; ``self_handle`` → closed (evidence required);
+      ``escalate`` → same state, level up (grid → community → street → district).
+    - filed: ``dispatch`` (``context.route`` required) → dispatched | mediating (a ``violence``
+      dispute → dispatched to police) | filed in triage. Starts the clock once.
+    - dispatched: ``acknowledge``; ``return`` (return_count+1) → filed, then → dispatched to
+      ``target_department`` if given.
+    - acknowledged: ``start`` → in_progress. in_progress: ``resolve`` → resolved →
+      ``begin_check`` → checking (two transitions). checking: ``verify_pass`` → closed,
+      ``verify_fail`` → in_progress (rework_count+1).
+    - dispatched / acknowledged / in_progress: ``transfer`` (transfer_count+1; the 3rd goes to
+      the street office), ``request_extension`` (once, before the deadline),
+      ``approve_extension`` (once, +``extension_days`` WD), ``shelve`` → shelved (clock paused).
+    - shelved: ``start`` → in_progress, deadline shifted by the paused time (workcalendar.resume).
+    - mediating: ``mediation_agreement`` → closed; ``mediation_failed`` → next rung, or at
+      ``linked`` → dispatched to police.
+    - dispatched / acknowledged / in_progress / mediating: ``supervise`` (from the deadline) →
+      supervision_level up, state unchanged.
+    - any non-terminal: ``cancel`` → cancelled. Terminal states accept nothing.
+
+    Args:
+        case: the current case. command: the action and its parameters.
+        now: when the action happens (timezone-aware). context: route, limit, tenant, tz.
+
+    Returns:
+        :class:`Decision` (new case, transitions in order).
+
+    Raises:
+        IllegalAction: unknown or disallowed action, or a failed command check; nothing changed.
+        ValueError: naive ``now``. CalendarRangeError: a date outside the holiday data.
+    """
+    _aware(now, "now")
+    ctx = context if context is not None else Context()
+    action = command.action
+    if action not in _HANDLERS:
+        raise IllegalAction(case.state, allowed_actions(case, now), f"unknown action {action!r}",
+                            action)
+    if case.state in TERMINAL_STATES:
+        raise IllegalAction(case.state, (), f"{case.state} ({STATE_LABELS[case.state]}) is "
+                            "terminal and accepts no action", action)
+    if action not in _STATE_ACTIONS[case.state]:
+        raise _illegal(case, now, f"{action} is not an action of state {case.state} "
+                       f"({STATE_LABELS[case.state]})", action)
+    why = _guard(case, action, now)
+    if why is not None:
+        raise _illegal(case, now, why, action)
+    builder = _Builder(case, command, now)
+    _HANDLERS[action](builder, ctx)
+    return builder.decision()
+
+
+def supervise(case: Case, level: int, now: datetime, context: Context | None = None) -> Decision:
+    """督办: raise ``case.supervision_level`` to ``level`` (1 at red = the deadline, 2 = 提级督办
+    5 WD after red; domain.md §3(d)4); one ``supervise`` transition per level passed, state and
+    department unchanged. Same as ``decide(case, Command("supervise", level=level), now, ...)``.
+
+    Raises:
+        IllegalAction: not a supervisable state, no deadline, too early, or level not rising.
+    """
+    return decide(case, Command("supervise", actor_role="system", level=level), now, context)
+
