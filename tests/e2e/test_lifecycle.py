@@ -138,3 +138,32 @@ def test_deadline_alerts_fire_with_a_controllable_clock(stack):
     httpx.post(advance, params={"seconds": 9 * 86400}, timeout=10).raise_for_status()
     v = wait_for(stack, case, lambda v: v["supervision_level"] == 2)
     assert [e["alert"] for e in v["history"] if e["event_type"] == "case.supervised"] == ["yellow", "red", "higher"]
+
+
+def test_timers_fire_once_with_two_dispatch_instances(stack):
+    """Timers live in the database and are claimed with SKIP LOCKED: with two dispatch instances
+    (both clocks moved past the deadlines) every alert of every case fires exactly once."""
+    cases = [report(stack, "400102", GRID, channel="grid_worker", urgency="紧急") for _ in range(6)]
+    for case in cases:
+        wait_for(stack, case, lambda v: v["state"] == "dispatched")
+    stack.start_service("dispatch-2", "dispatch")
+    stack.wait_healthy("dispatch-2")
+    try:
+        time.sleep(6)  # the group rebalances with two members
+        for name in ("dispatch", "dispatch-2"):
+            httpx.post(f"{stack.url(name)}/v1/test/clock/advance", params={"seconds": 30 * 86400}, timeout=10).raise_for_status()
+        for case in cases:
+            v = wait_for(stack, case, lambda v: v["supervision_level"] == 2)
+            time.sleep(0.5)
+            v = view(stack, case)
+            alerts = [e["alert"] for e in v["history"] if e["event_type"] == "case.supervised"]
+            assert sorted(alerts) == ["higher", "red", "yellow"], alerts
+        fired = 0.0
+        for name in ("dispatch", "dispatch-2"):
+            text = httpx.get(f"{stack.url(name)}/metrics", timeout=10).text
+            fired += sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                         if line.startswith("dispatch_supervisions_total "))
+        assert fired >= 3 * len(cases)
+    finally:
+        stack.stop_service("dispatch-2")
+        del stack.services["dispatch-2"]
