@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake import db
 from services.intake.importers import DEFAULT_TIMEZONE, FORMATS, UnknownFormat, iter_records
+from services.intake.open311 import install as install_open311
 from services.intake.schemas import ActionIn, ImportResult, PatrolIn, ReportAccepted, ReportIn, RowError
 from shared.casefacts import CaseFold
 from shared.consumer import BatchProcessor
@@ -302,6 +303,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="gridcase intake", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    install_open311(app)
     instrument_http(app, registry, "intake")
 
     @app.middleware("http")
