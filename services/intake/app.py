@@ -133,6 +133,17 @@ def place_problem(tenant: TenantConfig, place_code: str) -> str | None:
     return None
 
 
+def where_refusal(svc: "Intake", tenant: str, place_code: str):
+    """A 422 answer when ``tenant`` is not configured or ``place_code`` is not one of its places;
+    ``None`` when both are fine."""
+    if tenant not in svc.tenants:
+        return error_response(422, "unknown_tenant", f"tenant {tenant!r} is not configured", field="tenant")
+    problem = place_problem(svc.tenants[tenant], place_code)
+    if problem:
+        return error_response(422, "unknown_place", problem, field="place_code")
+    return None
+
+
 def case_id_for(report: ReportIn, idempotency_key: str | None) -> uuid.UUID:
     """The case id: derived from (tenant, source, source_id) for records that carry a source id,
     from (tenant, Idempotency-Key) for retried API calls, random otherwise. Derived ids make a
@@ -332,11 +343,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ):
         svc = intake_of(request)
-        if report.tenant not in svc.tenants:
-            return error_response(422, "unknown_tenant", f"tenant {report.tenant!r} is not configured", field="tenant")
-        problem = place_problem(svc.tenants[report.tenant], report.place_code)
-        if problem:
-            return error_response(422, "unknown_place", problem, field="place_code")
+        if refusal := where_refusal(svc, report.tenant, report.place_code):
+            return refusal
         case_id = case_id_for(report, idempotency_key)
         new = await svc.store([(report, case_id, idempotency_key)])
         return ReportAccepted(case_id=case_id, duplicate=case_id not in new)
@@ -345,11 +353,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     async def post_patrol(patrol: PatrolIn, request: Request):
         """Record an inspection round; reporting counts rounds and points by kind."""
         svc = intake_of(request)
-        if patrol.tenant not in svc.tenants:
-            return error_response(422, "unknown_tenant", f"tenant {patrol.tenant!r} is not configured", field="tenant")
-        problem = place_problem(svc.tenants[patrol.tenant], patrol.place_code)
-        if problem:
-            return error_response(422, "unknown_place", problem, field="place_code")
+        if refusal := where_refusal(svc, patrol.tenant, patrol.place_code):
+            return refusal
         patrol_id = derive_id(patrol.tenant, "patrol", patrol.source_id) if patrol.source_id else uuid.uuid4()
         event = PatrolRecorded(
             event_id=derive_id(patrol_id, "patrol.recorded"),
