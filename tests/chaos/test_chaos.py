@@ -190,7 +190,7 @@ def kill_and_restart(stack: Stack, name: str, down_s: float = 1.0) -> None:
 
 
 def test_a_consumers_killed_three_times_each(chaos_stack):
-    feeder = Feeder(chaos_stack, "chaos-a", 20_000, pause_s=0.3).start()
+    feeder = Feeder(chaos_stack, "chaos-a", 20_000, pause_s=0.2).start()
     for _ in range(3):
         time.sleep(2.5)
         kill_and_restart(chaos_stack, "dispatch")
@@ -201,7 +201,7 @@ def test_a_consumers_killed_three_times_each(chaos_stack):
 
 def test_b_broker_down_30s_and_back_empty(chaos_stack):
     since = datetime.now(timezone.utc) - timedelta(seconds=1)
-    feeder = Feeder(chaos_stack, "chaos-b", 10_000, pause_s=0.5).start()
+    feeder = Feeder(chaos_stack, "chaos-b", 5_000, pause_s=2.0).start()
     time.sleep(4)
     accepted_before = feeder.accepted
     chaos_stack.broker.stop()
@@ -218,7 +218,7 @@ def test_b_broker_down_30s_and_back_empty(chaos_stack):
 
 
 def test_c_postgres_restarted_mid_stream(chaos_stack):
-    feeder = Feeder(chaos_stack, "chaos-c", 10_000, pause_s=0.3).start()
+    feeder = Feeder(chaos_stack, "chaos-c", 5_000, pause_s=0.5).start()
     time.sleep(4)
     chaos_stack.pg.restart(down_seconds=5)
     settle_and_check(chaos_stack, feeder, "c (PostgreSQL restarted mid-stream)")
@@ -227,8 +227,8 @@ def test_c_postgres_restarted_mid_stream(chaos_stack):
 def test_d_two_dispatch_instances_one_killed(chaos_stack):
     chaos_stack.start_service("dispatch-2", "dispatch")
     chaos_stack.wait_healthy("dispatch-2")
-    time.sleep(8)  # let the group settle with two members (partitions split between them)
-    feeder = Feeder(chaos_stack, "chaos-d", 10_000, pause_s=0.3).start()
+    time.sleep(6)  # let the group settle with two members (partitions split between them)
+    feeder = Feeder(chaos_stack, "chaos-d", 5_000, pause_s=0.5).start()
     time.sleep(4)
     chaos_stack.stop_service("dispatch", signal.SIGKILL, timeout_s=10)
     before = applied_by(chaos_stack, "dispatch-2")
@@ -244,7 +244,7 @@ def applied_by(stack: Stack, name: str) -> float:
 
 
 def test_e_one_percent_poison(chaos_stack):
-    n = 10_000
+    n = 5_000
     poison = n // 100
     feeder = Feeder(chaos_stack, "chaos-e", n, pause_s=0.1).start()
 
