@@ -4,7 +4,8 @@
   services; print their URLs; Ctrl-C stops everything cleanly.
 - ``gridcase demo``: the same, plus import of the repository's real data and seed scenario A,
   wait until reporting has counted every case, print one KPI table per dataset, exit 0.
-- ``gridcase import FILE --format F --tenant T --intake-url URL``: send a file to a running intake.
+- ``gridcase import FILE --format F --tenant T --intake-url URL``: send a file to a running intake
+  (formats: services/intake/importers.py FORMATS); ``--route`` evaluates routing locally instead.
 - ``gridcase seed-a [--out PATH]``: write seed scenario A as JSONL.
 """
 
@@ -28,11 +29,14 @@ def _echo(line: str) -> None:
 
 
 @app.command()
-def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL data (default: a temp dir)"),
+def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL data (default: a temp dir, removed at exit)"),
        keep_data: bool = typer.Option(True, help="keep existing gridcase tables (False: start empty)")) -> None:
-    """Start the whole stack and keep it running until Ctrl-C."""
+    """Start the whole stack and keep it running until Ctrl-C (or SIGTERM)."""
+    import shutil  # noqa: PLC0415
+
     from gridcase.runtime import Stack  # noqa: PLC0415
 
+    temporary = state_dir is None
     stack = Stack(state_dir or Path(tempfile.mkdtemp(prefix="gridcase-")), fresh=not keep_data)
     stopping = False
 
@@ -40,7 +44,9 @@ def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL d
         nonlocal stopping
         stopping = True
 
+    # Both signals stop the stack, also when the shell started us with SIGINT ignored (`cmd &`).
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     try:
         stack.start(progress=_echo)
         _echo("")
@@ -48,6 +54,9 @@ def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL d
         _echo(f"dispatch   {stack.url('dispatch')}    /health, /metrics")
         _echo(f"reporting  {stack.url('reporting')}    GET /v1/stats, /metrics")
         _echo(f"logs       {stack.state_dir}")
+        _echo("for gridcase import / replay-events / dlq in another shell:")
+        _echo(f"  export GRIDCASE_INTAKE_URL='{stack.url('intake')}' KAFKA_BOOTSTRAP_SERVERS='{stack.infra.kafka_bootstrap}' "
+              f"DATABASE_URL='{stack.infra.database_url}'")
         _echo("Ctrl-C 停止 stops everything.")
         while not stopping:
             for name, svc in stack.services.items():
@@ -55,11 +64,14 @@ def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL d
                     _echo(f"{name} exited with {svc.proc.returncode}; restarting")
                     stack.start_service(name)
             time.sleep(1)
-    except KeyboardInterrupt:
-        pass
     finally:
+        # A second Ctrl-C must not interrupt the shutdown and leave children behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _echo("停止 stopping …")
         stack.stop()
+        if temporary:
+            shutil.rmtree(stack.state_dir, ignore_errors=True)
         _echo("stopped.")
 
 
@@ -68,8 +80,15 @@ def demo(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL
     """Run the pipeline on the repository's real data and print the KPI tables."""
     from gridcase.demo import run_demo  # noqa: PLC0415
 
+    import shutil  # noqa: PLC0415
+
     started = time.monotonic()
-    tables = run_demo(state_dir, progress=_echo)
+    state = state_dir or Path(tempfile.mkdtemp(prefix="gridcase-demo-"))
+    try:
+        tables = run_demo(state, progress=_echo)
+    finally:
+        if state_dir is None:
+            shutil.rmtree(state, ignore_errors=True)
     for table in tables:
         _echo(table)
     _echo(f"\n完成 done in {time.monotonic() - started:.0f} s.")
@@ -78,15 +97,132 @@ def demo(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL
 @app.command("import")
 def import_(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="file to import"),
-    format: str = typer.Option(..., "--format", "-f", help="nyc311, fuzhou12345 or jsonl"),
+    format: str = typer.Option(..., "--format", "-f",
+                               help="nyc311, fuzhou12345, jsonl, sf311, baltimore311, boston311, teddycup_messages, "
+                                    "teddycup_labelled, teddycup_replies or csv (csv needs --mapping and --route)"),
     tenant: str = typer.Option(..., "--tenant", "-t"),
     intake_url: str = typer.Option("http://127.0.0.1:8001", envvar="GRIDCASE_INTAKE_URL"),
+    route: bool = typer.Option(False, "--route", help="do not import: read the file locally, route every record with "
+                               "the tenant's rules and print the accuracy against the recorded departments and the top 10 confusions"),
+    rejects: Path = typer.Option(None, "--rejects", dir_okay=False,
+                                 help="write the rejected rows (line and reasons) as JSONL; intake's answer carries "
+                                      "the first 100 rejected rows only"),
+    mapping: Path = typer.Option(None, "--mapping", exists=True, dir_okay=False,
+                                 help="column mapping (YAML) for --format csv (services/intake/importers.py load_mapping)"),
+    tz: str = typer.Option(None, "--tz", help="IANA zone of naive source times (default: the tenant's)"),
 ) -> None:
-    """Import a file of historical records through a running intake; print the counts."""
+    """Import a file of historical records through a running intake and print the counts; or, with
+    ``--route``, measure the tenant's routing rules against the file's recorded departments.
+
+    ``--rejects FILE`` writes one JSON object per rejected row, ``{"line": n, "errors": [...]}``.
+    Intake's import answer lists only the first 100 rejected rows (``ImportResult.rejects``); when
+    more were rejected, the file holds those 100 and the command says how many are missing.
+    """
+    if mapping is not None and format != "csv":
+        raise typer.BadParameter("--mapping is only for --format csv", param_hint="--mapping")
+    if route:
+        from gridcase.routing_eval import evaluate_file, format_evaluation  # noqa: PLC0415
+        from services.intake.importers import load_mapping  # noqa: PLC0415
+        from shared.tenants import TenantConfigError, load_tenant  # noqa: PLC0415
+
+        try:
+            config = load_tenant(tenant)
+            columns = load_mapping(mapping) if mapping is not None else None
+            evaluation = evaluate_file(file, format, config, tz=tz, mapping=columns)
+        except (TenantConfigError, ValueError, OSError) as exc:
+            _echo(f"cannot evaluate routing: {exc}")
+            raise typer.Exit(1) from None
+        _echo(format_evaluation(evaluation, config))
+        return
+    if format == "csv":
+        _echo("--format csv needs a column mapping, which intake's import API does not take yet; "
+              "use --route to evaluate a csv file locally")
+        raise typer.Exit(2)
+
+    import httpx  # noqa: PLC0415
+
     from gridcase.client import import_file  # noqa: PLC0415
 
-    result = import_file(intake_url, file, format, tenant)
+    try:
+        if tz is None:
+            result = import_file(intake_url, file, format, tenant)
+        else:  # the client helper takes no tz; same request with the tz query parameter
+            with open(file, "rb") as body:
+                resp = httpx.post(f"{intake_url}/v1/imports", params={"format": format, "tenant": tenant, "tz": tz},
+                                  content=body, headers={"content-type": "application/octet-stream"}, timeout=600)
+            resp.raise_for_status()
+            result = resp.json()
+    except httpx.HTTPStatusError as exc:
+        _echo(f"intake refused the file (HTTP {exc.response.status_code}): {exc.response.text}")
+        raise typer.Exit(1) from None
+    except httpx.HTTPError as exc:
+        _echo(f"cannot reach intake at {intake_url} ({exc}); start it with `gridcase up` and set --intake-url")
+        raise typer.Exit(1) from None
+    if rejects is not None:
+        listed = result.get("rejects", [])
+        with rejects.open("w", encoding="utf-8") as out:
+            for row in listed:
+                out.write(json.dumps({"line": row["line"], "errors": row["errors"]}, ensure_ascii=False) + "\n")
+        missing = result.get("rejected", 0) - len(listed)
+        note = f" ({missing} more rejected rows are not listed by intake, which returns the first 100)" if missing > 0 else ""
+        _echo(f"wrote {len(listed)} rejected rows to {rejects}{note}")
     _echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+def _connections() -> tuple[str, str]:
+    import os  # noqa: PLC0415
+
+    kafka, db = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("DATABASE_URL")
+    if not kafka or not db:
+        raise typer.BadParameter("set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (gridcase up prints them)")
+    return kafka, db
+
+
+@app.command("replay-events")
+def replay_events_cmd(
+    since: str = typer.Option(..., help="ISO 8601 time with zone; events created at or after it are published again"),
+) -> None:
+    """Publish the event log again (e.g. after a memory broker lost its log); consumers deduplicate."""
+    import asyncio  # noqa: PLC0415
+    from datetime import datetime  # noqa: PLC0415
+
+    from gridcase.ops import replay_events  # noqa: PLC0415
+
+    kafka, db = _connections()
+    try:
+        moment = datetime.fromisoformat(since)
+        counts = asyncio.run(replay_events(db, moment, kafka))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from exc
+    _echo(json.dumps({"queued_again": counts}, ensure_ascii=False))
+
+
+dlq_app = typer.Typer(help="Dead letters: list and re-drive records consumers could not process.")
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def dlq_list(topic: str = typer.Option("gridcase.case.reported", help="source topic of the dead letters")) -> None:
+    """Print one JSON line per dead letter: position, key, error headers, value size."""
+    import asyncio  # noqa: PLC0415
+
+    from gridcase.ops import list_dead_letters  # noqa: PLC0415
+
+    kafka, _ = _connections()
+    for r in asyncio.run(list_dead_letters(kafka, topic)):
+        _echo(json.dumps({"topic": r.topic, "partition": r.partition, "offset": r.offset, "key": r.key,
+                          "headers": r.headers, "value_bytes": len(r.value)}, ensure_ascii=False))
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(topic: str = typer.Option("gridcase.case.reported", help="source topic of the dead letters")) -> None:
+    """Publish dead letters not yet re-driven back to their source topic (e.g. after a fix)."""
+    import asyncio  # noqa: PLC0415
+
+    from gridcase.ops import redrive_dead_letters  # noqa: PLC0415
+
+    kafka, _ = _connections()
+    _echo(json.dumps({"redriven": asyncio.run(redrive_dead_letters(kafka, topic))}))
 
 
 @app.command("seed-a")

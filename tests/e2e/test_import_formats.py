@@ -1,0 +1,219 @@
+"""End to end: the issue-7 import formats through the running services (intake → Kafka → dispatch
+→ reporting), checked against /work/shared/data/README.md.
+
+Every expected figure is copied from the README's "Ground-truth figures" of the file's section;
+none comes from running this code. Department keys are the README's names through
+``department_code`` (the code dispatch records; the tenant file maps it back to the name).
+
+Time to close of the US cities: the README subtracted naive wall-clock times, reporting measures
+true elapsed time in UTC. A case whose open period spans a DST change differs by exactly one
+hour, so each order statistic and the mean can move by at most one hour: those three figures are
+checked within 1 h of the README (``n`` exactly). China has no DST: the Teddy Cup figures are
+exact. The generic ``csv`` format is not imported here: intake's import API takes no column
+mapping yet (tests/unit/test_importers_more.py covers it).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gridcase.client import get_stats, import_file, wait_until_counted
+from services.intake.importers import department_code
+from tests.conftest import shared_data
+
+pytestmark = pytest.mark.e2e
+
+DST_TOLERANCE_H = 1.0 + 0.005  # one hour, plus the README's rounding to 2 decimals
+
+
+def counts(stats: dict) -> dict:
+    """``{key: reported}`` of a grouped stats answer."""
+    return {g["key"]: g["reported"] for g in stats["groups"]}
+
+
+def codes(readme: dict[str, int]) -> dict[str, int]:
+    """README department names -> department codes."""
+    return {department_code(name): n for name, n in readme.items()}
+
+
+def import_only(stack, name: str, fmt: str, tenant: str) -> dict:
+    result = import_file(stack.url("intake"), shared_data(name), fmt, tenant)
+    assert result["rejected"] == 0, result["rejects"][:3]
+    return result
+
+
+def wait(stack, tenant: str, cases: int) -> None:
+    wait_until_counted(stack.url("dispatch"), stack.url("reporting"), tenant, cases, timeout_s=240)
+
+
+def assert_hours(ttc: dict, n: int, median: float, mean: float, p90: float, tolerance: float) -> None:
+    assert ttc["n"] == n
+    for got, want in ((ttc["median"], median), (ttc["mean"], mean), (ttc["p90"], p90)):
+        assert abs(round(got, 2) - want) <= tolerance, (got, want)
+
+
+@pytest.fixture(scope="module")
+def us_cities(stack) -> dict:
+    """Import SF, Baltimore and Boston (each into its own tenant), then wait for all three, so
+    that the pipeline works on them together."""
+    results = {
+        "sf": import_only(stack, "sf311_2008-2016_sample.csv", "sf311", "sf"),
+        "baltimore": import_only(stack, "baltimore311_2014-2019_sample.csv", "baltimore311", "baltimore"),
+        "boston": import_only(stack, "boston311_2015_sample.csv", "boston311", "boston"),
+    }
+    for tenant, result in results.items():
+        wait(stack, tenant, result["accepted"])
+    return results
+
+
+def test_sf311(stack, us_cities):
+    assert us_cities["sf"]["rows_read"] == 5000 and us_cities["sf"]["accepted"] == 5000
+    url = stack.url("reporting")
+    by_queue = counts(get_stats(url, "sf", "department"))
+    # README sf311: distinct Responsible.Agency 124; top 15 … (+109 more categories, 667 rows)
+    assert len(by_queue) == 124
+    top15 = dict(sorted(by_queue.items(), key=lambda kv: -kv[1])[:15])
+    assert top15 == codes({
+        "DPW Ops Queue": 2254, "Recology_Abandoned": 421, "DPT Abandoned Vehicles Work Queue": 365,
+        "DPW BSM Queue": 256, "DPT Meter_Bike Queue": 195, "PUC Sewer Ops": 163, "311 HA SR Queue": 103,
+        "DPW BSSR Queue": 94, "PG and E - Streetlights Queue": 84, "Housing Authority SR Queue": 77,
+        "MUNI Work Queue": 75, "PUC Streetlights Queue": 68, "311 Service Request Queue - Hold": 63,
+        "311 Supervisor Queue": 59, "PUC - Water - G": 56,
+    })
+    assert sum(by_queue.values()) - sum(top15.values()) == 667
+    # README: count by Status; share closed 0.9524
+    assert counts(get_stats(url, "sf", "source_status")) == {"Closed": 4762, "Open": 238}
+    total = get_stats(url, "sf")["total"]
+    assert (total["reported"], total["closed"]) == (5000, 4762)
+    assert round(total["closure_rate"], 4) == 0.9524
+    # README: median 69.47 h, mean 768.82 h, p90 1320.39 h (n=4692; 70 excluded)
+    assert_hours(total["time_to_close_hours"], 4692, 69.47, 768.82, 1320.39, DST_TOLERANCE_H)
+    # README: count by Supervisor.District (SF00–SF11)
+    assert counts(get_stats(url, "sf", "place")) == {
+        "SF09": 709, "SF06": 662, "SF05": 626, "SF08": 560, "SF03": 491, "SF10": 485, "SF01": 390,
+        "SF02": 293, "SF11": 288, "SF07": 268, "SF04": 215, "SF00": 13,
+    }
+    # README: count by Source
+    assert counts(get_stats(url, "sf", "channel")) == {
+        "Voice In": 3309, "Open311": 740, "Web Self Service": 676, "Integrated Agency": 189,
+        "Twitter": 78, "Other Department": 5, "e-mail In": 3,
+    }
+
+
+def test_baltimore311(stack, us_cities):
+    assert us_cities["baltimore"]["accepted"] == 5000
+    url = stack.url("reporting")
+    # README baltimore311: count by Agency
+    assert counts(get_stats(url, "baltimore", "department")) == codes({
+        "Solid Waste": 2406, "Transportation": 836, "Housing": 593, "Water Wastewater": 404,
+        "Finance": 179, "BGE": 177, "Health": 155, "Recreation & Parks": 93, "Call Center": 79,
+        "Fire Department": 62, "Parking Authority": 7, "Liquor Board": 4, "Public Works": 3,
+        "Police Department": 1, "Mayor's Office": 1,
+    })
+    # README: count by SRStatus
+    assert counts(get_stats(url, "baltimore", "source_status")) == {
+        "Closed": 4786, "Closed (Duplicate)": 100, "Open": 55, "New": 33, "Closed (Transferred)": 11,
+        "Pending": 9, "Open (Duplicate)": 4, "New (Duplicate)": 2,
+    }
+    total = get_stats(url, "baltimore")["total"]
+    # README: share closed (starts with "Closed") 0.9794 (4897/5000); "Closed (Transferred)": 11
+    assert (total["reported"], total["closed"], total["transferred"]) == (5000, 4897, 11)
+    assert round(total["closure_rate"], 4) == 0.9794
+    # README: median 38.47 h, mean 282.15 h, p90 638.42 h (n=4897)
+    assert_hours(total["time_to_close_hours"], 4897, 38.47, 282.15, 638.42, DST_TOLERANCE_H)
+    # README: count by MethodReceived
+    assert counts(get_stats(url, "baltimore", "channel")) == {
+        "Phone": 2490, "API": 1294, "Internal": 1088, "Mail": 106, "System": 10, "Other": 7, "Email": 4, "Web": 1,
+    }
+
+
+def test_boston311(stack, us_cities):
+    assert us_cities["boston"]["accepted"] == 3500
+    url = stack.url("reporting")
+    # README boston311: count by SUBJECT (department name)
+    assert counts(get_stats(url, "boston", "department")) == codes({
+        "Public Works Department": 1474, "Inspectional Services": 677, "Transportation - Traffic Division": 473,
+        "Parks & Recreation Department": 298, "Mayor's 24 Hour Hotline": 218, "Property Management": 117,
+        "Animal Control": 101, "Civil Rights": 83, "Disability Department": 34,
+        "Boston Water & Sewer Commission": 21, "Youthline": 3, "Boston Police Department": 1,
+    })
+    # README: count by CASE_STATUS; share closed 0.8289
+    assert counts(get_stats(url, "boston", "source_status")) == {"Closed": 2901, "Open": 599}
+    total = get_stats(url, "boston")["total"]
+    assert (total["reported"], total["closed"]) == (3500, 2901)
+    assert round(total["closure_rate"], 4) == 0.8289
+    # README: median 62.07 h, mean 316.45 h, p90 854.38 h (n=2896; 5 with end < start excluded)
+    assert_hours(total["time_to_close_hours"], 2896, 62.07, 316.45, 854.38, DST_TOLERANCE_H)
+    # README: count by Source
+    assert counts(get_stats(url, "boston", "channel")) == {
+        "Constituent Call": 1806, "Citizens Connect App": 531, "Employee Generated": 426, "Self Service": 370,
+        "City Worker App": 364, "Maximo Integration": 2, "Twitter": 1,
+    }
+    # README: top 10 neighborhood ((empty) -> "BOS"; codes in deploy/tenants/boston.yaml)
+    by_place = counts(get_stats(url, "boston", "place"))
+    assert {k: by_place[k] for k in ("BOS08", "BOS", "BOS18", "BOS02", "BOS09", "BOS10", "BOS14", "BOS20", "BOS22", "BOS13")} == {
+        "BOS08": 439, "BOS": 316, "BOS18": 270, "BOS02": 244, "BOS09": 232, "BOS10": 230, "BOS14": 225,
+        "BOS20": 215, "BOS22": 159, "BOS13": 146,
+    }  # Dorchester, (empty), Roxbury, Allston / Brighton, Downtown, East Boston, Jamaica Plain, South Boston / Waterfront, West Roxbury, Hyde Park
+
+
+#: README fj2 "count by 一级分类" and fj2full "count by 一级标签" (the category codes).
+FJ2 = {"城乡建设": 65, "劳动和社会保障": 61, "教育文体": 59, "卫生计生": 40, "交通运输": 30, "商贸旅游": 26, "环境保护": 19}
+FJ2FULL = {"城乡建设": 292, "劳动和社会保障": 246, "教育文体": 221, "商贸旅游": 134, "卫生计生": 116, "环境保护": 116,
+           "交通运输": 75}
+
+
+@pytest.fixture(scope="module")
+def teddycup(stack) -> dict:
+    """The three Teddy Cup files into tenant ``teddycup``, one after the other; the statistics
+    are read after each, so each step's figures are the README's (sums where they add up)."""
+    url = stack.url("reporting")
+    snapshots = {}
+    cases = 0
+    for step, (name, fmt) in {
+        "messages": ("teddycup2020c_fj2_messages_sample.csv", "teddycup_messages"),
+        "labelled": ("teddycup2020c_fj2full_labelled_details_sample.csv", "teddycup_labelled"),
+        "replies": ("teddycup2020c_fj4_replies_sample.csv", "teddycup_replies"),
+    }.items():
+        result = import_only(stack, name, fmt, "teddycup")
+        cases += result["accepted"]
+        wait(stack, "teddycup", cases)
+        snapshots[step] = {
+            "result": result,
+            "total": get_stats(url, "teddycup")["total"],
+            "category": counts(get_stats(url, "teddycup", "category")),
+            "status": counts(get_stats(url, "teddycup", "status")),
+            "department": counts(get_stats(url, "teddycup", "department")),
+        }
+    return snapshots
+
+
+def test_teddycup_messages_by_class(teddycup):
+    snap = teddycup["messages"]
+    assert snap["result"]["accepted"] == 300  # README fj2: rows 300
+    assert snap["category"] == FJ2            # README fj2: count by 一级分类
+    # no outcome: live citizen messages, waiting for 受理 (not auto-filed, not closed)
+    assert snap["total"]["reported"] == 300 and snap["total"]["closed"] == 0
+    assert snap["status"] == {"reported": 300}
+
+
+def test_teddycup_labelled_adds_its_classes(teddycup):
+    snap = teddycup["labelled"]
+    assert snap["result"]["accepted"] == 1200  # README fj2full: rows 1200
+    assert snap["category"] == {k: FJ2[k] + FJ2FULL[k] for k in FJ2}
+    assert snap["total"]["reported"] == 1500 and snap["total"]["closed"] == 0
+
+
+def test_teddycup_replies_time_to_reply(teddycup):
+    snap = teddycup["replies"]
+    assert snap["result"]["accepted"] == 1000  # README fj4: rows 1000, every row replied
+    total = snap["total"]
+    assert total["reported"] == 2500 and total["closed"] == 1000
+    # history without department or category: the tenant's rules send them to triage
+    assert snap["department"]["triage"] == 1000 and snap["category"]["未分类"] == 1000
+    # README fj4: median 11.94 days, mean 22.82, p90 41.66 (n=1000); exact (no DST in China)
+    ttc = total["time_to_close_hours"]
+    assert ttc["n"] == 1000
+    assert round(ttc["median"] / 24, 2) == 11.94
+    assert round(ttc["mean"] / 24, 2) == 22.82
+    assert round(ttc["p90"] / 24, 2) == 41.66
