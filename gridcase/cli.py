@@ -99,7 +99,7 @@ def import_(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="file to import"),
     format: str = typer.Option(..., "--format", "-f",
                                help="nyc311, fuzhou12345, jsonl, sf311, baltimore311, boston311, teddycup_messages, "
-                                    "teddycup_labelled, teddycup_replies or csv (csv needs --mapping and --route)"),
+                                    "teddycup_labelled, teddycup_replies or csv (csv needs --mapping)"),
     tenant: str = typer.Option(..., "--tenant", "-t"),
     intake_url: str = typer.Option("http://127.0.0.1:8001", envvar="GRIDCASE_INTAKE_URL"),
     route: bool = typer.Option(False, "--route", help="do not import: read the file locally, route every record with "
@@ -134,24 +134,15 @@ def import_(
             raise typer.Exit(1) from None
         _echo(format_evaluation(evaluation, config))
         return
-    if format == "csv":
-        _echo("--format csv needs a column mapping, which intake's import API does not take yet; "
-              "use --route to evaluate a csv file locally")
-        raise typer.Exit(2)
+    if format == "csv" and mapping is None:
+        raise typer.BadParameter("--format csv needs --mapping (a YAML column mapping)", param_hint="--mapping")
 
     import httpx  # noqa: PLC0415
 
     from gridcase.client import import_file  # noqa: PLC0415
 
     try:
-        if tz is None:
-            result = import_file(intake_url, file, format, tenant)
-        else:  # the client helper takes no tz; same request with the tz query parameter
-            with open(file, "rb") as body:
-                resp = httpx.post(f"{intake_url}/v1/imports", params={"format": format, "tenant": tenant, "tz": tz},
-                                  content=body, headers={"content-type": "application/octet-stream"}, timeout=600)
-            resp.raise_for_status()
-            result = resp.json()
+        result = import_file(intake_url, file, format, tenant, mapping=mapping, tz=tz)
     except httpx.HTTPStatusError as exc:
         _echo(f"intake refused the file (HTTP {exc.response.status_code}): {exc.response.text}")
         raise typer.Exit(1) from None

@@ -12,20 +12,29 @@ from pathlib import Path
 import httpx
 
 
-def import_file(intake_url: str, path: Path | str, fmt: str, tenant: str, timeout_s: float = 600) -> dict:
-    """POST a file to ``/v1/imports`` as the raw body (streamed); return the import result.
+def import_file(intake_url: str, path: Path | str, fmt: str, tenant: str, timeout_s: float = 600,
+                mapping: Path | str | None = None, tz: str | None = None) -> dict:
+    """POST a file to ``/v1/imports``: as the raw body (streamed), or, with a column ``mapping``
+    (YAML file, for format ``csv``), as a multipart form with parts ``file`` and ``mapping``.
+    Returns the import result.
 
     Raises:
         httpx.HTTPStatusError: intake refused the file (the body says why).
     """
+    params = {"format": fmt, "tenant": tenant} | ({"tz": tz} if tz else {})
     with open(path, "rb") as body:
-        resp = httpx.post(
-            f"{intake_url}/v1/imports",
-            params={"format": fmt, "tenant": tenant},
-            content=body,
-            headers={"content-type": "application/octet-stream"},
-            timeout=timeout_s,
-        )
+        if mapping is not None:
+            files = {"file": (Path(path).name, body, "text/csv"),
+                     "mapping": (Path(mapping).name, Path(mapping).read_bytes(), "application/yaml")}
+            resp = httpx.post(f"{intake_url}/v1/imports", params=params, files=files, timeout=timeout_s)
+        else:
+            resp = httpx.post(
+                f"{intake_url}/v1/imports",
+                params=params,
+                content=body,
+                headers={"content-type": "application/octet-stream"},
+                timeout=timeout_s,
+            )
     resp.raise_for_status()
     return resp.json()
 

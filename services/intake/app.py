@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake import db
-from services.intake.importers import DEFAULT_TIMEZONE, FORMATS, UnknownFormat, iter_records
+from services.intake.importers import DEFAULT_TIMEZONE, FORMATS, UnknownFormat, iter_records, parse_mapping
 from services.intake.open311 import install as install_open311
 from services.intake.schemas import ActionIn, ImportResult, PatrolIn, ReportAccepted, ReportIn, RowError
 from shared.casefacts import CaseFold
@@ -460,9 +460,16 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         if tenant not in svc.tenants:
             return error_response(422, "unknown_tenant", f"tenant {tenant!r} is not configured", field="tenant")
         zone = tz or svc.tenants[tenant].timezone or DEFAULT_TIMEZONE[format]
-        path = await _spool_body(request, settings.max_import_bytes)
+        path, mapping_text = await _spool_body(request, settings.max_import_bytes)
         try:
-            return await _import_file(svc, path, format, tenant, zone)
+            mapping = None
+            if format == "csv":
+                if not mapping_text:
+                    return error_response(422, "missing_mapping", "format csv needs a column mapping: send it as "
+                                          "the multipart part 'mapping' (YAML, see importers.load_mapping)",
+                                          field="mapping")
+                mapping = parse_mapping(mapping_text)
+            return await _import_file(svc, path, format, tenant, zone, mapping)
         except (UnknownFormat, ValueError) as exc:
             return error_response(422, "invalid_file", str(exc), field="file")
         finally:
@@ -496,15 +503,17 @@ class _Utf8Check:
         self.line += text.count("\n")
 
 
-async def _spool_body(request: Request, limit: int) -> str:
+async def _spool_body(request: Request, limit: int) -> tuple[str, str | None]:
     """Stream the request body (raw, or the ``file`` part of a multipart form) to a temp file,
     checking that it is UTF-8 on the way, so a bad file is refused before any row is stored.
+    Returns the file's path and the multipart ``mapping`` part's text (``None`` if absent).
 
     Raises:
         HTTPException: 413 when larger than ``limit`` bytes, 422 when not UTF-8 or no file part.
     """
     fd, path = tempfile.mkstemp(prefix="gridcase-import-", suffix=".dat")
     size = 0
+    mapping_text: str | None = None
     check = _Utf8Check()
     ctype = request.headers.get("content-type", "")
 
@@ -526,6 +535,13 @@ async def _spool_body(request: Request, limit: int) -> str:
                                                      "message": "send the file as the form field 'file'"})
                 while chunk := await upload.read(1 << 20):
                     take(chunk)
+                part = form.get("mapping")
+                if part is not None:
+                    raw = part if isinstance(part, str) else (await part.read((1 << 16) + 1)).decode("utf-8", "replace")
+                    if len(raw) > 1 << 16:
+                        raise HTTPException(413, detail={"error": "too_large", "field": "mapping",
+                                                         "message": "a column mapping may be at most 64 KiB"})
+                    mapping_text = raw
             else:
                 async for chunk in request.stream():
                     take(chunk)
@@ -533,14 +549,14 @@ async def _spool_body(request: Request, limit: int) -> str:
     except BaseException:
         os.unlink(path)
         raise
-    return path
+    return path, mapping_text
 
 
 class _ImportCancelled(Exception):
     """The request side stopped consuming; the parser thread must end."""
 
 
-async def _import_file(svc: Intake, path: str, fmt: str, tenant: str, zone: str) -> ImportResult:
+async def _import_file(svc: Intake, path: str, fmt: str, tenant: str, zone: str, mapping: dict | None = None) -> ImportResult:
     """Parse the spooled file in a worker thread and store accepted rows in batches of 500.
 
     The thread hands batches over a bounded queue (constant memory). If storing fails, the thread
@@ -566,8 +582,8 @@ async def _import_file(svc: Intake, path: str, fmt: str, tenant: str, zone: str)
     def produce() -> None:
         batch: list = []
         try:
-            with open(path, encoding="utf-8-sig") as stream:
-                for item in iter_records(fmt, stream, tenant, zone):
+            with open(path, encoding="utf-8-sig", newline="") as stream:
+                for item in iter_records(fmt, stream, tenant, zone, mapping=mapping):
                     batch.append(item)
                     if len(batch) >= IMPORT_BATCH:
                         put(batch)

@@ -893,14 +893,23 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
         OSError: the file cannot be read.
         ValueError: not YAML, not a mapping, or an invalid mapping (``csv mapping: <reason>``).
     """
+    return parse_mapping(Path(path).read_text(encoding="utf-8"), str(path))
+
+
+def parse_mapping(text: str, origin: str = "mapping") -> dict[str, Any]:
+    """Parse and validate a ``csv`` column mapping given as YAML text (see :func:`load_mapping`).
+
+    Raises:
+        ValueError: not YAML, not a mapping, or an invalid mapping (``csv mapping: <reason>``).
+    """
     import yaml  # noqa: PLC0415 - only the csv format needs it
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ValueError(f"csv mapping {path}: not valid YAML: {exc}") from None
+        raise ValueError(f"csv mapping {origin}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"csv mapping {path}: expected a YAML mapping at the top")
+        raise ValueError(f"csv mapping {origin}: expected a YAML mapping at the top")
     _compile_mapping(data)
     return data
 
