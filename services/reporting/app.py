@@ -4,6 +4,10 @@
   folded into ``reporting.case_facts`` in one transaction (services/reporting/facts.py).
 - ``GET /v1/stats?tenant=…&group_by=…&start=…&end=…&place_prefix=…&place_depth=…``.
 - ``GET /v1/progress?tenant=…``: cases and events accounted so far (for waiting on a run).
+- ``GET /v1/kpis?tenant&start&end&group_by``, ``/v1/kpis.csv``, ``/v1/kpis.xlsx``: the KPIs of
+  domain.md §3(e) (services/reporting/kpis.py); ``GET /v1/cases/overdue``,
+  ``GET /v1/cases/supervised``: case lists; ``GET /v1/summary``: the statistics paragraph of a
+  work summary (工作总结).
 - ``GET /health``, ``GET /metrics``.
 """
 
@@ -19,8 +23,11 @@ from typing import Annotated
 import sqlalchemy as sa
 from prometheus_client import Gauge
 from fastapi import FastAPI, Query, Request
+from fastapi.responses import Response
 
 from services.reporting import db
+from services.reporting.dashboard import install as install_dashboard
+from services.reporting import kpis
 from services.reporting.facts import apply_events
 from services.reporting.stats import GROUPS, StatsFilter, label_for, query_stats
 from shared.consumer import BatchProcessor
@@ -38,6 +45,14 @@ from shared.topics import TOPIC_LIFECYCLE, TOPIC_PATROLS, TOPIC_REPORTED
 
 log = logging.getLogger("gridcase.reporting")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+# Query parameters of the KPI endpoints (module level: FastAPI resolves the annotations by name).
+PlacePrefix = Annotated[str | None, Query(max_length=24, pattern=r"^[0-9A-Za-z]+$")]
+Start = Annotated[datetime | None, Query(description="period start (inclusive), ISO 8601 with zone")]
+End = Annotated[datetime | None, Query(description="period end (exclusive), ISO 8601 with zone")]
+GroupBy = Annotated[str | None, Query(description=f"one of {', '.join(kpis.GROUP_BYS)}")]
+Limit = Annotated[int, Query(ge=1, le=kpis.MAX_PAGE, description=f"page size, at most {kpis.MAX_PAGE}")]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:
@@ -98,6 +113,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="gridcase reporting", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    install_dashboard(app, tenants)
     instrument_http(app, registry, "reporting")
 
     @app.get("/health")
@@ -158,6 +174,128 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
             "points": sum(k["points"] for k in kinds.values()),
             "by_kind": kinds,
         }
+
+    # ---------------------------------------------------------------- KPIs (issue 4)
+
+    def kpi_filter(tenant: str, start, end, place_prefix=None, category=None, department=None):
+        """A KpiFilter, or the error answer (unknown tenant 404; naive or reversed times 422)."""
+        if tenant not in tenants:
+            return error_response(404, "unknown_tenant", f"tenant {tenant!r} is not configured", field="tenant")
+        for name, value in (("start", start), ("end", end)):
+            if value is not None and value.tzinfo is None:
+                return error_response(422, "naive_datetime", f"{name} needs a timezone, e.g. +08:00", field=name)
+        if start is not None and end is not None and end <= start:
+            return error_response(422, "empty_period", "end must be after start", field="end")
+        return kpis.KpiFilter(tenant, start, end, place_prefix, category, department, tz=tenants[tenant].tzinfo)
+
+    async def kpi_table(tenant, start, end, group_by, place_prefix, category, department):
+        """kpis.query_kpis for the request, or the error answer (404 tenant, 422 group_by/period)."""
+        flt = kpi_filter(tenant, start, end, place_prefix, category, department)
+        if not isinstance(flt, kpis.KpiFilter):
+            return flt
+        if group_by is not None and group_by not in kpis.GROUP_BYS:
+            return error_response(422, "invalid_group_by", f"group_by must be one of {', '.join(kpis.GROUP_BYS)}",
+                                  field="group_by")
+        try:
+            async with engine.connect() as conn:
+                return await kpis.query_kpis(conn, flt, group_by, tenant=tenants[tenant], taxonomy=taxonomy)
+        except ValueError as exc:  # too many sub-periods
+            return error_response(422, "invalid_period", str(exc), field="group_by")
+
+    @app.get("/v1/kpis")
+    async def kpi_rows(
+        tenant: Annotated[str, Query(pattern=TENANT_PATTERN)],
+        start: Start = None,
+        end: End = None,
+        group_by: GroupBy = None,
+        place_prefix: PlacePrefix = None,
+        category: str | None = None,
+        department: str | None = None,
+    ):
+        """KPIs of P = [start, end) (domain.md §3(e)): ``{"columns", "total", "rows", …}``, labels
+        zh-CN first with English beside (see services/reporting/kpis.py query_kpis)."""
+        return await kpi_table(tenant, start, end, group_by, place_prefix, category, department)
+
+    @app.get("/v1/kpis.csv")
+    async def kpi_csv(
+        tenant: Annotated[str, Query(pattern=TENANT_PATTERN)],
+        start: Start = None,
+        end: End = None,
+        group_by: GroupBy = None,
+        place_prefix: PlacePrefix = None,
+        category: str | None = None,
+        department: str | None = None,
+    ):
+        """The KPI table as CSV (UTF-8 with BOM, Chinese and English headers, text cells that
+        could start a formula prefixed with an apostrophe)."""
+        result = await kpi_table(tenant, start, end, group_by, place_prefix, category, department)
+        if isinstance(result, Response):
+            return result
+        return Response(kpis.to_csv(result), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="kpis-{tenant}.csv"'})
+
+    @app.get("/v1/kpis.xlsx")
+    async def kpi_xlsx(
+        tenant: Annotated[str, Query(pattern=TENANT_PATTERN)],
+        start: Start = None,
+        end: End = None,
+        group_by: GroupBy = None,
+        place_prefix: PlacePrefix = None,
+        category: str | None = None,
+        department: str | None = None,
+    ):
+        """The KPI table as an Excel workbook (openpyxl; same columns and sanitising as CSV)."""
+        result = await kpi_table(tenant, start, end, group_by, place_prefix, category, department)
+        if isinstance(result, Response):
+            return result
+        return Response(kpis.to_xlsx(result),
+                        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        headers={"Content-Disposition": f'attachment; filename="kpis-{tenant}.xlsx"'})
+
+    @app.get("/v1/cases/overdue")
+    async def overdue_cases(
+        tenant: Annotated[str, Query(pattern=TENANT_PATTERN)],
+        limit: Limit = kpis.DEFAULT_PAGE,
+        offset: Offset = 0,
+        place_prefix: PlacePrefix = None,
+    ):
+        """Open cases past their deadline now, most overdue first (kpis.query_overdue)."""
+        if tenant not in tenants:
+            return error_response(404, "unknown_tenant", f"tenant {tenant!r} is not configured", field="tenant")
+        async with engine.connect() as conn:
+            return await kpis.query_overdue(conn, tenant, limit=limit, offset=offset, place_prefix=place_prefix,
+                                            tz=tenants[tenant].tzinfo, tenant_config=tenants[tenant], taxonomy=taxonomy)
+
+    @app.get("/v1/cases/supervised")
+    async def supervised_cases(
+        tenant: Annotated[str, Query(pattern=TENANT_PATTERN)],
+        limit: Limit = kpis.DEFAULT_PAGE,
+        offset: Offset = 0,
+        include_closed: bool = False,
+        place_prefix: PlacePrefix = None,
+    ):
+        """Cases under 督办 (supervision level ≥ 1), highest level first (kpis.query_supervised)."""
+        if tenant not in tenants:
+            return error_response(404, "unknown_tenant", f"tenant {tenant!r} is not configured", field="tenant")
+        async with engine.connect() as conn:
+            return await kpis.query_supervised(conn, tenant, limit=limit, offset=offset, include_closed=include_closed,
+                                               place_prefix=place_prefix, tz=tenants[tenant].tzinfo,
+                                               tenant_config=tenants[tenant], taxonomy=taxonomy)
+
+    @app.get("/v1/summary")
+    async def work_summary(
+        tenant: Annotated[str, Query(pattern=TENANT_PATTERN)],
+        start: Start = None,
+        end: End = None,
+        place_prefix: PlacePrefix = None,
+    ):
+        """The statistics paragraph of a work summary (工作总结) for P: ``{"paragraph", "figures",
+        "wording", "transfer_departments"}`` (kpis.work_summary)."""
+        flt = kpi_filter(tenant, start, end, place_prefix)
+        if not isinstance(flt, kpis.KpiFilter):
+            return flt
+        async with engine.connect() as conn:
+            return await kpis.work_summary(conn, flt, tenant=tenants[tenant], taxonomy=taxonomy)
 
     @app.get("/v1/progress")
     async def progress(tenant: Annotated[str | None, Query(pattern=TENANT_PATTERN)] = None) -> dict:

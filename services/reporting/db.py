@@ -12,6 +12,15 @@ from shared.casefacts import case_fact_columns
 from shared.db import NAMING_CONVENTION, processed_events_table
 
 SCHEMA = "reporting"
+
+#: When a case stops being open: its close time (no close time: the report time; never before the
+#: report), or +infinity while open. Indexed with the tenant (below) so that the cases alive in a
+#: period ``[b0, bn)`` (``LIFETIME_END >= b0 AND reported_at < bn``, services/reporting/kpis.py)
+#: are one index range. Written line by line as PostgreSQL prints it (``pg_get_indexdef``):
+#: Alembic's autogenerate compares index expressions as text and would otherwise propose to drop
+#: and re-create the index in every new migration.
+LIFETIME_END = ("(\nCASE\n    WHEN closed THEN GREATEST(COALESCE(closed_at, reported_at), reported_at)\n"
+                "    ELSE 'infinity'::timestamp with time zone\nEND)")
 metadata = sa.MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
 
 case_facts = sa.Table(
@@ -21,6 +30,11 @@ case_facts = sa.Table(
     *case_fact_columns(),
     sa.Index("ix_reporting_case_facts_tenant_reported", "tenant", "reported_at"),
     sa.Index("ix_reporting_case_facts_tenant_place", "tenant", "place_code"),
+    # KPI queries (services/reporting/kpis.py): the cases alive in a period, and the case lists.
+    sa.Index("ix_reporting_case_facts_tenant_lifetime", "tenant", sa.text(LIFETIME_END), "reported_at"),
+    sa.Index("ix_reporting_case_facts_tenant_open_deadline", "tenant", "deadline", postgresql_where=sa.text("NOT closed")),
+    sa.Index("ix_reporting_case_facts_tenant_supervised", "tenant", "supervision_level", "deadline",
+             postgresql_where=sa.text("supervision_level > 0")),
 )
 
 patrols = sa.Table(
