@@ -95,6 +95,24 @@ _MarkedLoader.add_constructor(
 )
 
 
+_LIMIT_RE = re.compile(r"^(\d+(?:\.\d+)?)(wh|wd|h)$")
+
+
+def _parse_limit(entry: "MarkedDict", path, what: str) -> tuple[float, str] | None:
+    """Parse a category's optional ``dispose_limit`` (see :attr:`Category.dispose_limit`)."""
+    raw = entry.get("dispose_limit")
+    if raw is None:
+        return None
+    match = _LIMIT_RE.match(str(raw))
+    if not match or float(match.group(1)) <= 0:
+        raise TaxonomyError(path, entry.line_of("dispose_limit"),
+                            f"{what}: dispose_limit {raw!r} must look like 4wh, 20wd or 2h")
+    value, unit = float(match.group(1)), match.group(2)
+    if unit == "wh":
+        return (value / 24.0, "working_days")  # working-day time counts 24 h per working day
+    return (value, "working_days" if unit == "wd" else "hours")
+
+
 def read_yaml(path: str | Path, error_cls: type[ConfigFileError] = ConfigFileError) -> Any:
     """Read one YAML document from ``path``; mappings come back as :class:`MarkedDict`.
 
@@ -214,6 +232,10 @@ class Category:
     kind: CategoryKind
     gb: str | None = None
     note: str | None = None
+    dispose_limit: tuple[float, str] | None = None
+    """Per-type 处置时限 overriding the urgency table for 一般/复杂 cases (domain.md §1.1 [P4]):
+    ``(value, "hours" | "working_days")``; written ``"4wh"`` (working hours, i.e. hours of
+    working-day time), ``"20wd"`` (working days) or ``"2h"`` (natural hours) in the file."""
 
     @property
     def label(self) -> str:
@@ -255,6 +277,10 @@ class Taxonomy:
         """``"市场监管 Market regulation"`` for a known department, else ``code`` itself."""
         department = self.department(code)
         return department.label if department is not None else code
+
+    def dispose_limits(self) -> dict[str, tuple[float, str]]:
+        """Per-category dispose-limit overrides ``{code: (value, unit)}`` (for workcalendar.limits_for)."""
+        return {c.code: c.dispose_limit for c in self.categories if c.dispose_limit is not None}
 
     def category_label(self, code: str) -> str:
         """``"<code> <name_zh>"`` for a known category, else ``code`` itself."""
@@ -331,7 +357,7 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
         entry = check_keys(
             item, path=path, line=line, what="category",
             required=("code", "name_zh", "name_en", "department", "kind"),
-            optional=("gb", "note"), error_cls=TaxonomyError,
+            optional=("gb", "note", "dispose_limit"), error_cls=TaxonomyError,
         )
         code = get_str(entry, "code", path=path, what="category", pattern=CATEGORY_CODE_RE,
                        error_cls=TaxonomyError)
@@ -363,6 +389,7 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
                 kind=kind,  # type: ignore[arg-type]
                 gb=get_str(entry, "gb", path=path, what=what, error_cls=TaxonomyError),
                 note=get_str(entry, "note", path=path, what=what, error_cls=TaxonomyError),
+                dispose_limit=_parse_limit(entry, path, what),
             )
         )
 

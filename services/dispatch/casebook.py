@@ -151,7 +151,9 @@ class CaseBook:
         with the category's override; workcalendar.limits_for)."""
         cfg = self.tenants.get(tenant)
         decision = route(category_code, place_code, cfg, self.taxonomy, at=at) if cfg else None
-        limit = limits_for(urgency if urgency in ("特急", "紧急", "一般", "复杂") else "一般", category_code).dispose
+        overrides = {code: Limit(value, unit) for code, (value, unit) in self.taxonomy.dispose_limits().items()}
+        limit = limits_for(urgency if urgency in ("特急", "紧急", "一般", "复杂") else "一般", category_code,
+                           overrides).dispose
         return Context(route=decision, limit=limit, tenant=cfg)
 
     def start_live_case(self, report: CaseReported, now: datetime) -> tuple[Case, tuple[Transition, ...], Context]:
