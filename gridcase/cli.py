@@ -115,8 +115,9 @@ def import_(
     ``--route``, measure the tenant's routing rules against the file's recorded departments.
 
     ``--rejects FILE`` writes one JSON object per rejected row, ``{"line": n, "errors": [...]}``.
-    Intake's import answer lists only the first 100 rejected rows (``ImportResult.rejects``); when
-    more were rejected, the file holds those 100 and the command says how many are missing.
+    With ``--rejects`` intake lists up to 100,000 rejected rows (``max_rejects``); beyond that the
+    command says how many are missing. A progress bar shows the upload on stderr; the final counts
+    (rows read / accepted / rejected) follow.
     """
     if mapping is not None and format != "csv":
         raise typer.BadParameter("--mapping is only for --format csv", param_hint="--mapping")
@@ -142,7 +143,17 @@ def import_(
     from gridcase.client import import_file  # noqa: PLC0415
 
     try:
-        result = import_file(intake_url, file, format, tenant, mapping=mapping, tz=tz)
+        total = file.stat().st_size
+        with typer.progressbar(length=total, label="上传 uploading", file=sys.stderr) as bar:
+            last = 0
+
+            def advance(sent: int, _total: int) -> None:
+                nonlocal last
+                bar.update(sent - last)
+                last = sent
+
+            result = import_file(intake_url, file, format, tenant, mapping=mapping, tz=tz, progress=advance,
+                                 max_rejects=100_000 if rejects is not None else 100)
     except httpx.HTTPStatusError as exc:
         _echo(f"intake refused the file (HTTP {exc.response.status_code}): {exc.response.text}")
         raise typer.Exit(1) from None
@@ -155,9 +166,12 @@ def import_(
             for row in listed:
                 out.write(json.dumps({"line": row["line"], "errors": row["errors"]}, ensure_ascii=False) + "\n")
         missing = result.get("rejected", 0) - len(listed)
-        note = f" ({missing} more rejected rows are not listed by intake, which returns the first 100)" if missing > 0 else ""
+        note = f" ({missing} more rejected rows are not listed: intake lists at most 100,000)" if missing > 0 else ""
         _echo(f"wrote {len(listed)} rejected rows to {rejects}{note}")
-    _echo(json.dumps(result, ensure_ascii=False, indent=2))
+    summary = {k: v for k, v in result.items() if k != "rejects"}
+    _echo(f"读取 rows read {summary['rows_read']} · 接收 accepted {summary['accepted']} "
+          f"(new {summary['accepted'] - summary['duplicates']}) · 拒收 rejected {summary['rejected']}")
+    _echo(json.dumps(summary, ensure_ascii=False, indent=2))
 
 
 def _connections() -> tuple[str, str]:

@@ -12,16 +12,28 @@ from pathlib import Path
 import httpx
 
 
+def _chunks(body, total: int, progress: Callable[[int, int], None] | None, size: int = 1 << 20):
+    """Yield ``body`` in chunks, reporting ``(bytes_sent, total)`` after each."""
+    sent = 0
+    while chunk := body.read(size):
+        sent += len(chunk)
+        if progress:
+            progress(sent, total)
+        yield chunk
+
+
 def import_file(intake_url: str, path: Path | str, fmt: str, tenant: str, timeout_s: float = 600,
-                mapping: Path | str | None = None, tz: str | None = None) -> dict:
+                mapping: Path | str | None = None, tz: str | None = None,
+                progress: Callable[[int, int], None] | None = None, max_rejects: int = 100) -> dict:
     """POST a file to ``/v1/imports``: as the raw body (streamed), or, with a column ``mapping``
     (YAML file, for format ``csv``), as a multipart form with parts ``file`` and ``mapping``.
-    Returns the import result.
+    ``progress(bytes_sent, total_bytes)`` is called as the raw body streams; ``max_rejects``
+    rejected rows are listed in the answer. Returns the import result.
 
     Raises:
         httpx.HTTPStatusError: intake refused the file (the body says why).
     """
-    params = {"format": fmt, "tenant": tenant} | ({"tz": tz} if tz else {})
+    params = {"format": fmt, "tenant": tenant, "max_rejects": max_rejects} | ({"tz": tz} if tz else {})
     with open(path, "rb") as body:
         if mapping is not None:
             files = {"file": (Path(path).name, body, "text/csv"),
@@ -31,7 +43,7 @@ def import_file(intake_url: str, path: Path | str, fmt: str, tenant: str, timeou
             resp = httpx.post(
                 f"{intake_url}/v1/imports",
                 params=params,
-                content=body,
+                content=_chunks(body, Path(path).stat().st_size, progress),
                 headers={"content-type": "application/octet-stream"},
                 timeout=timeout_s,
             )

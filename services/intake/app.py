@@ -453,6 +453,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         format: Annotated[str, Query(description=f"one of {', '.join(FORMATS)}")],
         tenant: Annotated[str, Query()],
         tz: Annotated[str | None, Query(description="IANA zone of naive source times")] = None,
+        max_rejects: Annotated[int, Query(ge=0, le=100_000, description="rejected rows listed in the answer")] = 100,
     ):
         svc = intake_of(request)
         if format not in FORMATS:
@@ -469,7 +470,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                                           "the multipart part 'mapping' (YAML, see importers.load_mapping)",
                                           field="mapping")
                 mapping = parse_mapping(mapping_text)
-            return await _import_file(svc, path, format, tenant, zone, mapping)
+            return await _import_file(svc, path, format, tenant, zone, mapping, max_rejects)
         except (UnknownFormat, ValueError) as exc:
             return error_response(422, "invalid_file", str(exc), field="file")
         finally:
@@ -556,7 +557,8 @@ class _ImportCancelled(Exception):
     """The request side stopped consuming; the parser thread must end."""
 
 
-async def _import_file(svc: Intake, path: str, fmt: str, tenant: str, zone: str, mapping: dict | None = None) -> ImportResult:
+async def _import_file(svc: Intake, path: str, fmt: str, tenant: str, zone: str, mapping: dict | None = None,
+                       max_rejects: int = 100) -> ImportResult:
     """Parse the spooled file in a worker thread and store accepted rows in batches of 500.
 
     The thread hands batches over a bounded queue (constant memory). If storing fails, the thread
@@ -607,12 +609,12 @@ async def _import_file(svc: Intake, path: str, fmt: str, tenant: str, zone: str,
                 if isinstance(row, RowError):
                     result.rejected += 1
                     svc.rejected.labels(tenant, fmt).inc()
-                    if len(result.rejects) < 100:
+                    if len(result.rejects) < max_rejects:
                         result.rejects.append(row)
                 elif problem := place_problem(svc.tenants[tenant], row.place_code):
                     result.rejected += 1
                     svc.rejected.labels(tenant, fmt).inc()
-                    if len(result.rejects) < 100:
+                    if len(result.rejects) < max_rejects:
                         result.rejects.append(RowError(line=line, errors=[{"field": "place_code", "problem": problem}]))
                 else:
                     good.append((row, case_id_for(row, None), None))

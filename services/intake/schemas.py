@@ -150,7 +150,7 @@ class ImportResult(BaseModel):
     accepted: int
     duplicates: int
     rejected: int
-    rejects: list[RowError] = Field(default_factory=list, description="first 100 rejected rows")
+    rejects: list[RowError] = Field(default_factory=list, description="the first max_rejects rejected rows (default 100)")
 
 
 class PatrolIn(BaseModel):
