@@ -18,11 +18,11 @@ import logging
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Any, Annotated
 
 import sqlalchemy as sa
 from prometheus_client import Gauge
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 
 from services.reporting import db
@@ -202,8 +202,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         except ValueError as exc:  # too many sub-periods
             return error_response(422, "invalid_period", str(exc), field="group_by")
 
-    @app.get("/v1/kpis")
-    async def kpi_rows(
+    async def kpi_query(
         tenant: Annotated[str, Query(pattern=TENANT_PATTERN)],
         start: Start = None,
         end: End = None,
@@ -212,40 +211,28 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         category: str | None = None,
         department: str | None = None,
     ):
-        """KPIs of P = [start, end) (domain.md §3(e)): ``{"columns", "total", "rows", …}``, labels
-        zh-CN first with English beside (see services/reporting/kpis.py query_kpis)."""
+        """The KPI table for the query parameters shared by /v1/kpis, .csv and .xlsx (or an error
+        answer)."""
         return await kpi_table(tenant, start, end, group_by, place_prefix, category, department)
 
+    @app.get("/v1/kpis")
+    async def kpi_rows(result: Any = Depends(kpi_query)):
+        """KPIs of P = [start, end) (domain.md §3(e)): ``{"columns", "total", "rows", …}``, labels
+        zh-CN first with English beside (see services/reporting/kpis.py query_kpis)."""
+        return result
+
     @app.get("/v1/kpis.csv")
-    async def kpi_csv(
-        tenant: Annotated[str, Query(pattern=TENANT_PATTERN)],
-        start: Start = None,
-        end: End = None,
-        group_by: GroupBy = None,
-        place_prefix: PlacePrefix = None,
-        category: str | None = None,
-        department: str | None = None,
-    ):
+    async def kpi_csv(tenant: Annotated[str, Query(pattern=TENANT_PATTERN)], result: Any = Depends(kpi_query)):
         """The KPI table as CSV (UTF-8 with BOM, Chinese and English headers, text cells that
         could start a formula prefixed with an apostrophe)."""
-        result = await kpi_table(tenant, start, end, group_by, place_prefix, category, department)
         if isinstance(result, Response):
             return result
         return Response(kpis.to_csv(result), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="kpis-{tenant}.csv"'})
 
     @app.get("/v1/kpis.xlsx")
-    async def kpi_xlsx(
-        tenant: Annotated[str, Query(pattern=TENANT_PATTERN)],
-        start: Start = None,
-        end: End = None,
-        group_by: GroupBy = None,
-        place_prefix: PlacePrefix = None,
-        category: str | None = None,
-        department: str | None = None,
-    ):
+    async def kpi_xlsx(tenant: Annotated[str, Query(pattern=TENANT_PATTERN)], result: Any = Depends(kpi_query)):
         """The KPI table as an Excel workbook (openpyxl; same columns and sanitising as CSV)."""
-        result = await kpi_table(tenant, start, end, group_by, place_prefix, category, department)
         if isinstance(result, Response):
             return result
         return Response(kpis.to_xlsx(result),
