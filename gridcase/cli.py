@@ -52,7 +52,7 @@ def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL d
         _echo("")
         _echo(f"intake     {stack.url('intake')}    POST /v1/reports, POST /v1/imports, /docs")
         _echo(f"dispatch   {stack.url('dispatch')}    /health, /metrics")
-        _echo(f"reporting  {stack.url('reporting')}    GET /v1/stats, /metrics")
+        _echo(f"reporting  {stack.url('reporting')}    /dashboard/, GET /v1/stats, /v1/kpis, /metrics")
         _echo(f"logs       {stack.state_dir}")
         _echo("for gridcase import / replay-events / dlq in another shell:")
         _echo(f"  export GRIDCASE_INTAKE_URL='{stack.url('intake')}' KAFKA_BOOTSTRAP_SERVERS='{stack.infra.kafka_bootstrap}' "

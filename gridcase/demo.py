@@ -67,7 +67,7 @@ def kpi_table(title: str, stats: dict, breakdowns: dict[str, dict]) -> str:
         f"  转办 transferred ........... {t['transferred']:>8}",
         f"  未办结 open ................ {t['open']:>8}",
         f"  办结率 closure rate ........ {fmt_rate(t['closure_rate']):>8}",
-        f"  办结时长 time to close (n={ttc['n']}): 中位数 median {fmt_hours(ttc['median'])} · "
+        f"  办结时长 time to close (n={ttc['n']} closed with both times): 中位数 median {fmt_hours(ttc['median'])} · "
         f"平均 mean {fmt_hours(ttc['mean'])} · P90 {fmt_hours(ttc['p90'])}",
     ]
     for label, result in breakdowns.items():
