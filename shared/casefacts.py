@@ -206,7 +206,9 @@ def fact_values(ev: Event) -> dict:
             target_kind=ev.target_kind,
             department=ev.department,
             department_at=ev.occurred_at,
-            department_seq=0,
+            # history: before its recorded transfers (1..n) at the same instant; live: ordered with
+            # the case's transitions by sequence (a re-dispatch right after a return is newer)
+            department_seq=0 if ev.history else 1000 + ev.sequence,
             dispatched_at=ev.occurred_at,
             deadline=ev.deadline,
             state=ev.state,

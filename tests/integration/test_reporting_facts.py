@@ -220,3 +220,33 @@ async def test_target_kind_does_not_depend_on_arrival_order(reporting_engine):
             results[transfer_first] = tuple(row)
     assert results[False] == results[True]
     assert results[True][0] is not None
+
+
+async def test_a_redispatch_at_the_same_instant_as_its_return_wins_in_any_order(reporting_engine):
+    """A live case's transitions share a timestamp when one action yields several (return, then
+    dispatch to the new department: services/dispatch/lifecycle.py). The row must follow the
+    transition sequence whatever the arrival order: the department is the re-dispatch's."""
+    from shared.events import CaseTransitioned
+
+    tenant = unique_tenant()
+    t = at(2, 10, 0)
+    rows = {}
+    for order in itertools.permutations(range(3)):
+        case_id = uuid.uuid4()
+        base = {"case_id": case_id, "tenant": tenant, "place_code": DEMO_GRID_GRID}
+        first = CaseDispatched(event_id=uuid.uuid4(), occurred_at=at(2, 9, 0), target_kind="department",
+                               department="housing", rule="taxonomy:100401", sequence=3, **base)
+        returned = CaseTransitioned(event_id=uuid.uuid4(), occurred_at=t, action="return", from_state="dispatched",
+                                    to_state="filed", actor_role="department_staff", sequence=4, department="housing",
+                                    target_kind="department", return_count=1, **base)
+        again = CaseDispatched(event_id=uuid.uuid4(), occurred_at=t, target_kind="department",
+                               department="urban_management", rule="manual", sequence=5, **base)
+        events = [first, returned, again]
+        for i in order:
+            async with reporting_engine.begin() as conn:
+                await apply_events(conn, [events[i]])
+        async with reporting_engine.connect() as conn:
+            row = (await conn.execute(sa.select(cf.c.department, cf.c.state, cf.c.return_count, cf.c.target_kind)
+                                      .where(cf.c.case_id == case_id))).one()
+        rows[order] = tuple(row)
+    assert set(rows.values()) == {("urban_management", "dispatched", 1, "department")}, rows
