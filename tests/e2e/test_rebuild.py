@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -41,9 +42,15 @@ def snapshot(stack, tenant: str) -> dict:
 def test_rebuild_gives_the_same_figures(stack):
     result = import_file(stack.url("intake"), REPO / "data" / "nyc311_2018-10-21_sample.csv", "nyc311", "nyc")
     wait_until_counted(stack.url("dispatch"), stack.url("reporting"), "nyc", result["accepted"])
-    httpx.post(f"{stack.url('intake')}/v1/reports", timeout=10, json={
+    resp = httpx.post(f"{stack.url('intake')}/v1/reports", timeout=10, json={
         "tenant": "demo-grid", "category_code": "100102", "place_code": "990102001001001", "channel": "grid_worker",
-        "reported_at": "2026-11-02T08:00:00+08:00", "source": "rebuild-test", "source_id": "r-1"}).raise_for_status()
+        "reported_at": "2026-11-02T08:00:00+08:00", "source": "rebuild-test", "source_id": "r-1"})
+    resp.raise_for_status()
+    case_id = resp.json()["case_id"]
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{stack.url('intake')}/v1/cases/{case_id}", timeout=10).json()["state"] != "dispatched":
+        assert time.monotonic() < deadline, "the report was not dispatched"
+        time.sleep(0.3)
     tenants = ("nyc", "demo-grid")
     for tenant in tenants:
         progress = httpx.get(f"{stack.url('dispatch')}/v1/progress", params={"tenant": tenant}).json()
