@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -235,10 +234,3 @@ def reset_schemas(url: str) -> None:
             await conn.close()
 
     asyncio.run(main())
-
-
-def which_python() -> str:
-    """The interpreter to run services with (this one)."""
-    import sys  # noqa: PLC0415
-
-    return sys.executable or shutil.which("python3") or "python3"

@@ -14,7 +14,6 @@ versions in :data:`SUPPORTED_VERSIONS` and dead-letters any other (a permanent e
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal, Union
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
@@ -276,8 +275,3 @@ def decode_event(value: bytes | str) -> Event:
             f"(supported: {sorted(SUPPORTED_VERSIONS[event.event_type])})"
         )
     return event
-
-
-def event_time(event: Envelope) -> datetime:
-    """Return the event's ``occurred_at`` (a helper for ordering out-of-order events)."""
-    return event.occurred_at

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -187,8 +186,3 @@ class OutboxRelay:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
         except asyncio.TimeoutError:
             pass
-
-
-def new_event_id() -> uuid.UUID:
-    """A random event id (uuid4) for events that are not derived from another event."""
-    return uuid.uuid4()

@@ -165,11 +165,3 @@ def _row(key, r) -> dict:
             "p90": float(r.p90_h) if r.p90_h is not None else None,
         },
     }
-
-
-async def accounted_cases(conn: AsyncConnection, tenant: str | None = None) -> int:
-    """Number of reported cases in ``case_facts`` (used to wait until a run is fully counted)."""
-    q = sa.select(sa.func.count()).select_from(cf).where(cf.c.reported_at.is_not(None))
-    if tenant:
-        q = q.where(cf.c.tenant == tenant)
-    return (await conn.execute(q)).scalar_one()
