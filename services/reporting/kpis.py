@@ -951,9 +951,9 @@ def _universe() -> sa.ColumnElement[bool]:
 
 async def query_overdue(conn: AsyncConnection, tenant: str, *, now: datetime | None = None, limit: int = DEFAULT_PAGE,
                         offset: int = 0, place_prefix: str | None = None, tz: tzinfo = DEFAULT_TZ,
-                        tenant_config: TenantConfig | None = None, taxonomy=None) -> dict:
+                        tenant_config: TenantConfig | None = None, taxonomy=None, department: str | None = None) -> dict:
     """Open cases past their deadline now (超期未办结; shelved cases excluded: their clock is
-    paused), most overdue first.
+    paused), most overdue first; only those of ``department`` when given (department staff's scope).
 
     Returns ``{"tenant", "now", "total", "limit", "offset", "cases": [case, …]}``; a case is
     ``{"case_id", "category", "category_label", "department", "department_label", "place",
@@ -967,6 +967,8 @@ async def query_overdue(conn: AsyncConnection, tenant: str, *, now: datetime | N
     now = now or datetime.now(timezone.utc)
     conds = [cf.c.tenant == tenant, _universe(), sa.not_(cf.c.closed), cf.c.deadline < now,
              cf.c.state.is_distinct_from("shelved")]
+    if department is not None:
+        conds.append(cf.c.department == department)
     return await _case_list(conn, tenant, conds, [cf.c.deadline, cf.c.case_id], now=now, limit=limit, offset=offset,
                             place_prefix=place_prefix, tz=tz, tenant_config=tenant_config, taxonomy=taxonomy)
 
@@ -974,7 +976,8 @@ async def query_overdue(conn: AsyncConnection, tenant: str, *, now: datetime | N
 async def query_supervised(conn: AsyncConnection, tenant: str, *, now: datetime | None = None,
                            limit: int = DEFAULT_PAGE, offset: int = 0, include_closed: bool = False,
                            place_prefix: str | None = None, tz: tzinfo = DEFAULT_TZ,
-                           tenant_config: TenantConfig | None = None, taxonomy=None) -> dict:
+                           tenant_config: TenantConfig | None = None, taxonomy=None,
+                           department: str | None = None) -> dict:
     """Cases under 督办 (supervision level ≥ 1: 1 督办, 2 提级督办; domain.md §3(d)4), open ones
     only unless ``include_closed``; highest level first, then earliest deadline. Same answer
     shape as :func:`query_overdue` (``hours_overdue`` is ``None`` for a case not past its
@@ -987,6 +990,8 @@ async def query_supervised(conn: AsyncConnection, tenant: str, *, now: datetime 
     conds = [cf.c.tenant == tenant, _universe(), cf.c.supervision_level > 0]
     if not include_closed:
         conds.append(sa.not_(cf.c.closed))
+    if department is not None:
+        conds.append(cf.c.department == department)
     order = [cf.c.supervision_level.desc(), cf.c.deadline.asc().nulls_last(), cf.c.case_id]
     return await _case_list(conn, tenant, conds, order, now=now, limit=limit, offset=offset,
                             place_prefix=place_prefix, tz=tz, tenant_config=tenant_config, taxonomy=taxonomy)
