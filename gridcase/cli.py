@@ -7,11 +7,14 @@
 - ``gridcase import FILE --format F --tenant T --intake-url URL``: send a file to a running intake
   (formats: services/intake/importers.py FORMATS); ``--route`` evaluates routing locally instead.
 - ``gridcase seed-a [--out PATH]``: write seed scenario A as JSONL.
+- ``gridcase auth issue-key|issue-token|revoke|list``: credentials (shared/authstore.py).
+- ``gridcase pii new-key|rotate|anonymise``: reporter data at rest (shared/crypto.py).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -54,9 +57,13 @@ def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL d
         _echo(f"dispatch   {stack.url('dispatch')}    /health, /metrics")
         _echo(f"reporting  {stack.url('reporting')}    /dashboard/, GET /v1/stats, /v1/kpis, /metrics")
         _echo(f"logs       {stack.state_dir}")
-        _echo("for gridcase import / replay-events / dlq in another shell:")
+        _echo(f"admin key  {stack.admin_key}")
+        _echo("           (dashboard sign-in, Authorization: Bearer …; more keys: gridcase auth issue-key)")
+        _echo("for gridcase import / auth / replay-events / dlq in another shell:")
+        jwt_secret = stack.env.get("GRIDCASE_JWT_SECRET") or os.environ.get("GRIDCASE_JWT_SECRET", "")
         _echo(f"  export GRIDCASE_INTAKE_URL='{stack.url('intake')}' KAFKA_BOOTSTRAP_SERVERS='{stack.infra.kafka_bootstrap}' "
-              f"DATABASE_URL='{stack.infra.database_url}'")
+              f"DATABASE_URL='{stack.infra.database_url}' GRIDCASE_API_KEY='{stack.admin_key}' "
+              f"GRIDCASE_JWT_SECRET='{jwt_secret}'")
         _echo("Ctrl-C 停止 stops everything.")
         while not stopping:
             for name, svc in stack.services.items():
@@ -246,6 +253,173 @@ def reporting_rebuild() -> None:
     if not db:
         raise typer.BadParameter("set DATABASE_URL (gridcase up prints it)")
     _echo(json.dumps({"rebuilt": asyncio.run(rebuild_reporting(db))}))
+
+
+auth_app = typer.Typer(help="Credentials: API keys and bearer tokens, bound to a tenant, role and place scope.")
+app.add_typer(auth_app, name="auth")
+pii_app = typer.Typer(help="Reporter data at rest: keys, rotation, anonymisation.")
+app.add_typer(pii_app, name="pii")
+
+_ROLE_HELP = "grid_worker | community_staff | street_staff | department_staff | mediator | city_ops | admin"
+
+
+def _database_url() -> str:
+    db = os.environ.get("DATABASE_URL")
+    if not db:
+        raise typer.BadParameter("set DATABASE_URL (gridcase up prints it)")
+    return db
+
+
+async def _with_auth_engine(work):
+    from shared.authstore import MIGRATIONS, SCHEMA  # noqa: PLC0415
+    from shared.db import make_engine, run_migrations_async  # noqa: PLC0415
+
+    url = _database_url()
+    await run_migrations_async(url, MIGRATIONS, SCHEMA)
+    engine = make_engine(url)
+    try:
+        return await work(engine)
+    finally:
+        await engine.dispose()
+
+
+def _check_place(tenant: str, scope: str) -> None:
+    """Refuse a scope that is not a place (or under a place) of the tenant's configuration."""
+    from shared.settings import ServiceSettings  # noqa: PLC0415
+    from shared.tenants import load_all_tenants  # noqa: PLC0415
+
+    if tenant == "*":
+        return
+    tenants = load_all_tenants(ServiceSettings().tenants_dir or None)
+    if tenant not in tenants:
+        raise typer.BadParameter(f"tenant {tenant!r} is not configured ({', '.join(sorted(tenants))})", param_hint="--tenant")
+    config = tenants[tenant]
+    if scope and config.places and config.owner(scope) is None and not any(p.code.startswith(scope) for p in config.places):
+        raise typer.BadParameter(f"{scope!r} is not a place of tenant {tenant!r}", param_hint="--scope")
+
+
+def _issue(kind: str, tenant: str, role: str, scope: str, department: str | None, label: str, ttl) -> None:
+    import asyncio  # noqa: PLC0415
+
+    from shared.auth import AccessError  # noqa: PLC0415
+    from shared.authstore import issue  # noqa: PLC0415
+
+    _check_place(tenant, scope)
+    try:
+        issued = asyncio.run(_with_auth_engine(lambda engine: issue(
+            engine, kind=kind, tenant=tenant, role=role, scope=scope, department=department, label=label, ttl=ttl,
+            jwt_secret=os.environ.get("GRIDCASE_JWT_SECRET", ""))))
+    except (AccessError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    _echo(json.dumps({"credential_id": issued.credential_id, "kind": kind, "tenant": tenant, "role": role,
+                      "scope": scope, "department": department,
+                      "expires_at": issued.expires_at.isoformat() if issued.expires_at else None}, ensure_ascii=False))
+    _echo(issued.secret)
+
+
+@auth_app.command("issue-key")
+def auth_issue_key(
+    tenant: str = typer.Option(..., help="tenant the key is bound to ('*': every tenant, admin only)"),
+    role: str = typer.Option(..., help=_ROLE_HELP),
+    scope: str = typer.Option("", help="place-code prefix the key sees (grid, community or street code; '' = whole tenant)"),
+    department: str = typer.Option(None, help="department code (department_staff only)"),
+    label: str = typer.Option("", help="what or whom the key is for (no personal data)"),
+    expires_days: float = typer.Option(None, help="lifetime in days (default: until revoked)"),
+) -> None:
+    """Issue an API key. Prints its description (JSON) and, on the next line, the key: shown only
+    now, stored only as a hash."""
+    from datetime import timedelta  # noqa: PLC0415
+
+    _issue("api_key", tenant, role, scope, department, label, timedelta(days=expires_days) if expires_days else None)
+
+
+@auth_app.command("issue-token")
+def auth_issue_token(
+    tenant: str = typer.Option(...), role: str = typer.Option(..., help=_ROLE_HELP),
+    scope: str = typer.Option(""), department: str = typer.Option(None), label: str = typer.Option(""),
+    ttl_hours: float = typer.Option(12, help="lifetime in hours"),
+) -> None:
+    """Issue a JWT bearer token (HS256 with GRIDCASE_JWT_SECRET). Prints its description and the token."""
+    from datetime import timedelta  # noqa: PLC0415
+
+    _issue("jwt", tenant, role, scope, department, label, timedelta(hours=ttl_hours))
+
+
+@auth_app.command("revoke")
+def auth_revoke(credential_id: str = typer.Argument(..., help="key id (k…) or token id (t…)")) -> None:
+    """Revoke a key or token; services refuse it within GRIDCASE_AUTH_CACHE_SECONDS (default 5 s)."""
+    import asyncio  # noqa: PLC0415
+
+    from shared.authstore import revoke  # noqa: PLC0415
+
+    done = asyncio.run(_with_auth_engine(lambda engine: revoke(engine, credential_id)))
+    _echo(json.dumps({"credential_id": credential_id, "revoked": done}))
+    if not done:
+        raise typer.Exit(1)
+
+
+@auth_app.command("list")
+def auth_list() -> None:
+    """One JSON line per credential (never the secrets)."""
+    import asyncio  # noqa: PLC0415
+
+    from shared.authstore import list_credentials  # noqa: PLC0415
+
+    for row in asyncio.run(_with_auth_engine(list_credentials)):
+        _echo(json.dumps({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}, ensure_ascii=False))
+
+
+@pii_app.command("new-key")
+def pii_new_key(key_id: str = typer.Argument(..., help="id of the new key, e.g. 2026q4")) -> None:
+    """Print a fresh AES-256 key entry 'id:base64' for INTAKE_PII_KEYS (put it first to rotate)."""
+    from shared.crypto import new_key  # noqa: PLC0415
+
+    _echo(f"{key_id}:{new_key()}")
+
+
+async def _with_intake_engine(work):
+    from services.intake.app import MIGRATIONS  # noqa: PLC0415
+    from services.intake.db import SCHEMA  # noqa: PLC0415
+    from shared.db import make_engine, run_migrations_async  # noqa: PLC0415
+
+    url = _database_url()
+    await run_migrations_async(url, MIGRATIONS, SCHEMA)
+    engine = make_engine(url)
+    try:
+        return await work(engine)
+    finally:
+        await engine.dispose()
+
+
+@pii_app.command("rotate")
+def pii_rotate() -> None:
+    """Re-encrypt every stored reporter record under the first key of INTAKE_PII_KEYS."""
+    import asyncio  # noqa: PLC0415
+
+    from services.intake.app import keyring_of, reseal_reporters  # noqa: PLC0415
+    from shared.crypto import KeyringError  # noqa: PLC0415
+    from shared.settings import IntakeSettings  # noqa: PLC0415
+
+    try:
+        keyring = keyring_of(IntakeSettings())
+        done = asyncio.run(_with_intake_engine(lambda engine: reseal_reporters(engine, keyring)))
+    except KeyringError as exc:
+        raise typer.BadParameter(str(exc), param_hint="INTAKE_PII_KEYS") from exc
+    _echo(json.dumps({"resealed": done, "key_id": keyring.current}))
+
+
+@pii_app.command("anonymise")
+def pii_anonymise(after_days: float = typer.Option(None, help="default: INTAKE_ANONYMISE_AFTER_DAYS (365)")) -> None:
+    """Erase reporter data of cases closed more than AFTER_DAYS ago (intake also does it hourly)."""
+    import asyncio  # noqa: PLC0415
+    from datetime import timedelta  # noqa: PLC0415
+
+    from services.intake.app import anonymise_closed  # noqa: PLC0415
+    from shared.settings import IntakeSettings  # noqa: PLC0415
+
+    days = after_days if after_days is not None else IntakeSettings().anonymise_after_days
+    done = asyncio.run(_with_intake_engine(lambda engine: anonymise_closed(engine, timedelta(days=days))))
+    _echo(json.dumps({"anonymised": done, "after_days": days}))
 
 
 @app.command("seed-a")

@@ -1,15 +1,25 @@
 """HTTP helpers for driving a running stack: import a file, wait until it is counted, read stats.
 
-Used by the CLI, the demo, the end-to-end tests and the benchmark.
+Used by the CLI, the demo, the end-to-end tests and the benchmark. Requests carry the API key of
+``GRIDCASE_API_KEY`` (``gridcase up`` prints one; ``gridcase auth issue-key`` makes more) unless
+a function is given ``api_key``.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+
+
+def auth_headers(api_key: str | None = None) -> dict[str, str]:
+    """``{"Authorization": "Bearer <key>"}`` for ``api_key`` or ``$GRIDCASE_API_KEY`` (``{}`` when
+    neither is set: the services will answer 401)."""
+    key = api_key or os.environ.get("GRIDCASE_API_KEY", "")
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def _chunks(body, total: int, progress: Callable[[int, int], None] | None, size: int = 1 << 20):
@@ -24,7 +34,8 @@ def _chunks(body, total: int, progress: Callable[[int, int], None] | None, size:
 
 def import_file(intake_url: str, path: Path | str, fmt: str, tenant: str, timeout_s: float = 600,
                 mapping: Path | str | None = None, tz: str | None = None,
-                progress: Callable[[int, int], None] | None = None, max_rejects: int = 100) -> dict:
+                progress: Callable[[int, int], None] | None = None, max_rejects: int = 100,
+                api_key: str | None = None) -> dict:
     """POST a file to ``/v1/imports``: as the raw body (streamed), or, with a column ``mapping``
     (YAML file, for format ``csv``), as a multipart form with parts ``file`` and ``mapping``.
     ``progress(bytes_sent, total_bytes)`` is called as the raw body streams; ``max_rejects``
@@ -38,13 +49,14 @@ def import_file(intake_url: str, path: Path | str, fmt: str, tenant: str, timeou
         if mapping is not None:
             files = {"file": (Path(path).name, body, "text/csv"),
                      "mapping": (Path(mapping).name, Path(mapping).read_bytes(), "application/yaml")}
-            resp = httpx.post(f"{intake_url}/v1/imports", params=params, files=files, timeout=timeout_s)
+            resp = httpx.post(f"{intake_url}/v1/imports", params=params, files=files, timeout=timeout_s,
+                              headers=auth_headers(api_key))
         else:
             resp = httpx.post(
                 f"{intake_url}/v1/imports",
                 params=params,
                 content=_chunks(body, Path(path).stat().st_size, progress),
-                headers={"content-type": "application/octet-stream"},
+                headers={"content-type": "application/octet-stream", **auth_headers(api_key)},
                 timeout=timeout_s,
             )
     resp.raise_for_status()
@@ -70,7 +82,8 @@ def wait_until_counted(
     last = ""
     while True:
         d = httpx.get(f"{dispatch_url}/v1/progress", params={"tenant": tenant}, timeout=10).json()
-        r = httpx.get(f"{reporting_url}/v1/progress", params={"tenant": tenant}, timeout=10).json()
+        r = httpx.get(f"{reporting_url}/v1/progress", params={"tenant": tenant}, timeout=10,
+                      headers=auth_headers()).json()
         want_events = d["cases"] + d["events_emitted"]
         line = (
             f"  [{tenant}] dispatched {d['cases']}/{expected_cases} · counted {r['reported_cases']}/{expected_cases} cases, "
@@ -91,6 +104,6 @@ def get_stats(reporting_url: str, tenant: str, group_by: str | None = None, **pa
     q = {"tenant": tenant, **params}
     if group_by:
         q["group_by"] = group_by
-    resp = httpx.get(f"{reporting_url}/v1/stats", params=q, timeout=30)
+    resp = httpx.get(f"{reporting_url}/v1/stats", params=q, timeout=30, headers=auth_headers())
     resp.raise_for_status()
     return resp.json()

@@ -218,7 +218,7 @@ def provide(state_dir: Path | None = None, *, fresh_database: bool = False) -> I
 
 
 def reset_schemas(url: str) -> None:
-    """Drop the intake, dispatch and reporting schemas (all gridcase data) in ``url``."""
+    """Drop the intake, dispatch, reporting and auth schemas (all gridcase data) in ``url``."""
     import asyncio  # noqa: PLC0415
 
     import asyncpg  # noqa: PLC0415
@@ -228,7 +228,7 @@ def reset_schemas(url: str) -> None:
     async def main() -> None:
         conn = await asyncpg.connect(libpq_url(url))
         try:
-            for schema in ("intake", "dispatch", "reporting"):
+            for schema in ("intake", "dispatch", "reporting", "auth"):
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         finally:
             await conn.close()

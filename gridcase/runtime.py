@@ -2,8 +2,9 @@
 
 :class:`Stack` is used by ``gridcase up``, ``gridcase demo``, the end-to-end tests and the
 benchmark: it provides Kafka and PostgreSQL (:mod:`gridcase.infra`), creates the topics
-explicitly, starts intake, dispatch and reporting as ``python -m services.<name>`` children on
-free ports, waits for their ``/health``, and stops them with SIGTERM (graceful) on exit.
+explicitly, installs an admin API key for the run (:meth:`Stack.install_admin_key`), starts
+intake, dispatch and reporting as ``python -m services.<name>`` children on free ports, waits for
+their ``/health``, and stops them with SIGTERM (graceful) on exit.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import secrets
 
 import httpx
 
@@ -48,7 +51,10 @@ class Stack:
 
     ``state_dir`` holds logs and embedded PostgreSQL data; ``fresh`` empties the gridcase schemas
     at start; ``env`` adds environment variables for the services; ``infra``, when given, is used
-    as it is (and not stopped by :meth:`stop`).
+    as it is (and not stopped by :meth:`stop`). ``admin_key`` is the run's admin API key (tenant
+    ``*``; when not given: ``$GRIDCASE_API_KEY`` if set, else a new one), exported as ``GRIDCASE_API_KEY`` to this process so
+    gridcase/client.py calls carry it; ``GRIDCASE_JWT_SECRET`` is generated for the services when
+    the environment sets none.
     """
 
     state_dir: Path
@@ -56,7 +62,43 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     infra: Infrastructure | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    admin_key: str | None = None
     _owns_infra: bool = False
+
+    def install_admin_key(self) -> str:
+        """Record :attr:`admin_key` (made with shared.authstore.new_api_key when unset) in the
+        credential store, once; export it as ``GRIDCASE_API_KEY``. Returns the key."""
+        from shared.authstore import MIGRATIONS, SCHEMA, issue, split_api_key  # noqa: PLC0415
+        from shared.db import make_engine, run_migrations  # noqa: PLC0415
+
+        assert self.infra is not None
+        if self.admin_key is None:
+            from shared.authstore import new_api_key  # noqa: PLC0415
+
+            # Keep a key this shell already exported (e.g. a test session's) working; else a new one.
+            exported = os.environ.get("GRIDCASE_API_KEY", "")
+            self.admin_key = exported if exported.startswith("gck_") else new_api_key()[1]
+        run_migrations(self.infra.database_url, MIGRATIONS, SCHEMA)
+
+        async def install() -> None:
+            import sqlalchemy as sa  # noqa: PLC0415
+
+            from shared.authstore import credentials  # noqa: PLC0415
+
+            engine = make_engine(self.infra.database_url)
+            try:
+                async with engine.connect() as conn:
+                    known = (await conn.execute(sa.select(credentials.c.credential_id).where(
+                        credentials.c.credential_id == split_api_key(self.admin_key)[0]))).first()
+                if not known:
+                    await issue(engine, kind="api_key", tenant="*", role="admin", label="gridcase stack admin",
+                                api_key=self.admin_key)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(install())
+        os.environ["GRIDCASE_API_KEY"] = self.admin_key
+        return self.admin_key
 
     def start(self, progress=print) -> None:
         """Start everything; ``progress(str)`` receives one line per step.
@@ -74,6 +116,9 @@ class Stack:
         progress(f"  PostgreSQL ({self.infra.database_kind}): {self.infra.database_url}")
         created = asyncio.run(ensure_topics(self.infra.kafka_bootstrap))
         progress(f"  topics created: {', '.join(created) if created else 'all present'}")
+        self.install_admin_key()
+        if not os.environ.get("GRIDCASE_JWT_SECRET") and "GRIDCASE_JWT_SECRET" not in self.env:
+            self.env["GRIDCASE_JWT_SECRET"] = secrets.token_urlsafe(32)
         for name in SERVICES:
             self.start_service(name)
         for name in SERVICES:

@@ -164,13 +164,15 @@ class CaseActionRequested(Envelope):
 
 class CaseTransitioned(Envelope):
     """A lifecycle transition dispatch applied (domain.md §3(c)); ``sequence`` orders a case's
-    transitions (1, 2, …). Counters are the case's totals after the transition."""
+    transitions (1, 2, …). Counters are the case's totals after the transition. ``actor_ref`` is
+    the requesting credential's id (``None`` for the system's own steps), for the audit trail."""
 
     event_type: Literal["case.transitioned"] = "case.transitioned"
     action: str
     from_state: str
     to_state: str
     actor_role: str
+    actor_ref: str | None = Field(default=None, max_length=64)
     reason: str = ""
     sequence: int = Field(ge=1)
     department: str | None = None

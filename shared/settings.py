@@ -19,6 +19,8 @@ class ServiceSettings(BaseSettings):
       driver is added), env ``DATABASE_URL``.
     - ``tenants_dir``: folder of ``<tenant>.yaml`` files (env ``GRIDCASE_TENANTS_DIR``); empty =
       the repository's ``deploy/tenants``.
+    - ``jwt_secret`` (``GRIDCASE_JWT_SECRET``), ``auth_cache_seconds``
+      (``GRIDCASE_AUTH_CACHE_SECONDS``): credentials, see shared/authstore.py.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -28,6 +30,10 @@ class ServiceSettings(BaseSettings):
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/gridcase", validation_alias="DATABASE_URL"
     )
     tenants_dir: str = Field(default="", validation_alias="GRIDCASE_TENANTS_DIR")
+    jwt_secret: str = Field(default="", validation_alias="GRIDCASE_JWT_SECRET",
+                            description="HS256 secret of bearer tokens (shared/authstore.py); empty: API keys only")
+    auth_cache_seconds: float = Field(default=5.0, validation_alias="GRIDCASE_AUTH_CACHE_SECONDS",
+                                      description="how long a resolved credential is reused (revocation delay)")
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
@@ -52,10 +58,18 @@ class IntakeSettings(ServiceSettings):
     relay_batch: int = 500
     relay_idle_seconds: float = 0.2
     max_import_bytes: int = 1 << 30
-    open311_api_keys: str = Field(
-        default="",
-        description="comma-separated api_key values accepted by Open311 POST requests (empty: none accepted)",
+    rate_limit: str = Field(
+        default="100/second;5000/minute",
+        description="requests per credential (limits notation, ';'-separated windows; empty: unlimited)",
     )
+    pii_keys: str = Field(
+        default="",
+        description="AES-256-GCM keys for reporter data at rest: 'id:base64key,…', the first encrypts, all "
+        "decrypt (rotation: put the new key first, run `gridcase pii rotate`); empty: a development key "
+        "derived from pseudonym_key, with a warning",
+    )
+    anonymise_after_days: float = Field(default=365, description="reporter data is erased this long after closure")
+    anonymise_interval_seconds: float = Field(default=3600, description="how often closed cases are swept")
 
 
 class DispatchSettings(ServiceSettings):

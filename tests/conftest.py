@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests import api
+
 REPO = Path(__file__).resolve().parents[1]
+# Every stack a test starts installs the session's admin key (gridcase/runtime.py).
+os.environ["GRIDCASE_API_KEY"] = api.ADMIN_KEY
 SHARED_DATA = Path(os.environ.get("GRIDCASE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 

@@ -119,6 +119,7 @@ def transition_events(case_id, tenant: str, place_code: str, transitions: tuple[
                     from_state=t.from_state,
                     to_state=t.to_state,
                     actor_role=t.actor_role,
+                    actor_ref=t.actor_ref,
                     reason=(t.reason or t.note or "")[:500],
                     sequence=seq,
                     department=t.department,
@@ -192,7 +193,8 @@ class CaseBook:
                                                    rule="manual", mediation_level=None)
             )
         command = Command(action=cmd.action, actor_role=cmd.actor_role, note=cmd.note, evidence=cmd.evidence,
-                          target_department=cmd.target_department, extension_days=cmd.extension_days)
+                          target_department=cmd.target_department, extension_days=cmd.extension_days,
+                          actor_ref=cmd.actor_ref)
         try:
             new_case, transitions = lifecycle.decide(case, command, now, ctx)
             if cmd.action == "file" and new_case.state == lifecycle.FILED:

@@ -322,6 +322,7 @@ class Command:
 
     - ``action``: one of :data:`ACTIONS`.
     - ``actor_role``: who asks (recorded in the transition; see :data:`ACTION_ACTORS`).
+    - ``actor_ref``: the asking credential's id (audit trail; never a name), ``None`` for the system.
     - ``note``: free text (already masked by intake/API).
     - ``evidence``: references to photos/documents (``self_handle`` needs at least one).
     - ``target_department``: for ``transfer`` (required) and ``return`` (re-dispatch target).
@@ -334,6 +335,7 @@ class Command:
     note: str = ""
     evidence: tuple[str, ...] = ()
     target_department: str | None = None
+    actor_ref: str | None = None
     extension_days: float | None = None
     level: int | None = None
 
@@ -368,7 +370,7 @@ class Transition:
     """One recorded step: ``action`` took the case from ``from_state`` to ``to_state`` at ``at``
     (the command's ``now``), with the case's fields after the step (department, target kind,
     mediation level, coordinating level and unit, deadline, counters, extension flags) and the
-    command's role, note and evidence; ``rule`` is the routing rule of a dispatch."""
+    command's role, actor reference, note and evidence; ``rule`` is the routing rule of a dispatch."""
 
     action: str
     from_state: str
@@ -391,6 +393,7 @@ class Transition:
     note: str = ""
     evidence: tuple[str, ...] = ()
     rule: str | None = None
+    actor_ref: str | None = None
 
 
 class Decision(NamedTuple):
@@ -482,6 +485,7 @@ class _Builder:
             supervision_level=new.supervision_level,
             extension_requested=new.extension_requested, extension_used=new.extension_used,
             note=self.command.note, evidence=self.command.evidence, rule=rule,
+            actor_ref=self.command.actor_ref,
         ))
         self.case = new
 

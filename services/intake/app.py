@@ -8,7 +8,14 @@ Endpoints:
 - ``POST /v1/reports`` (JSON :class:`ReportIn`, optional ``Idempotency-Key`` header) → 202.
 - ``POST /v1/imports?format=nyc311|fuzhou12345|jsonl&tenant=…`` (file as the raw body or as a
   multipart ``file`` field) → 200 with rows read / accepted / duplicates / rejected.
-- ``GET /health``, ``GET /metrics``.
+- ``GET /v1/cases/{id}``, ``POST /v1/cases/{id}/actions``, ``GET /v1/cases/{id}/audit``.
+- ``POST /v1/patrols``; Open311 GeoReport v2 under ``/open311/v2/``.
+- ``GET /health``, ``GET /metrics`` (no credential needed; no case data).
+
+Every ``/v1`` endpoint needs a credential (shared/authhttp.py) and is place-scoped
+(shared/auth.py): a read outside the caller's scope is 404, a write 403; requests are rate
+limited per credential (429 + ``Retry-After``). Reporter contact data is sealed with AES-256-GCM
+(shared/crypto.py) and erased ``anonymise_after_days`` after the case closed.
 """
 
 from __future__ import annotations
@@ -23,14 +30,14 @@ import threading
 import os
 import tempfile
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from prometheus_client import Counter, Gauge
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,7 +46,11 @@ from services.intake import db
 from services.intake.importers import DEFAULT_TIMEZONE, FORMATS, UnknownFormat, iter_records, parse_mapping
 from services.intake.open311 import install as install_open311
 from services.intake.schemas import ActionIn, ImportResult, PatrolIn, ReportAccepted, ReportIn, RowError
+from shared.auth import PATROL, REPORT, Principal
+from shared.authhttp import Authenticator, RateLimiter, caller, forbidden, not_found
+from shared.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA, CredentialResolver
 from shared.casefacts import CaseFold
+from shared.crypto import Keyring
 from shared.consumer import BatchProcessor
 from shared.db import make_engine, run_migrations_async
 from shared.http import error_response, install_error_handlers
@@ -144,6 +155,128 @@ def where_refusal(svc: "Intake", tenant: str, place_code: str):
     return None
 
 
+def scope_refusal(who: Principal, capability: str, tenant: str, place_code: str) -> None:
+    """Check that ``who`` may write (``capability``: REPORT or PATROL) at ``place_code`` of ``tenant``.
+
+    Raises:
+        HTTPException: 403 ``forbidden`` for a role without the capability or a place outside
+            the caller's scope (issue 6 item 2: a write outside one's scope is 403).
+    """
+    if not who.may(capability):
+        raise forbidden(f"role {who.role} may not {capability}", role=who.role)
+    if not who.sees_place(tenant, place_code):
+        raise forbidden("the place is outside your scope", field="place_code", scope=who.scope or None)
+
+
+def visible_case(view: dict | None, who: Principal, case_id: uuid.UUID) -> dict:
+    """``view`` when ``who`` may see the case.
+
+    Raises:
+        HTTPException: 404 when there is no such case or it is outside the caller's scope (the
+            same answer, so nothing tells that it exists).
+    """
+    if view is None or not who.sees_case(view["tenant"], view["report"]["place_code"], view["department"]):
+        raise not_found(f"no case {case_id}", field="case_id")
+    return view
+
+
+def audit_rows_of(events) -> list[dict]:
+    """Audit records of lifecycle events (services/intake/db.py ``audit_log``): applied
+    transitions and dispatches with their actor, refused actions, supervision steps."""
+    rows = []
+    for e in events:
+        base = {"case_id": e.case_id, "tenant": e.tenant, "occurred_at": e.occurred_at, "event_id": e.event_id}
+        if e.event_type == "case.transitioned":
+            rows.append({**base, "actor_ref": e.actor_ref or "system", "actor_role": e.actor_role, "action": e.action,
+                         "from_state": e.from_state, "to_state": e.to_state, "outcome": "applied",
+                         "detail": (e.reason or "")[:500]})
+        elif e.event_type == "case.dispatched":
+            rows.append({**base, "actor_ref": "system", "actor_role": "system", "action": "dispatch",
+                         "from_state": None, "to_state": getattr(e, "state", None) or "dispatched", "outcome": "applied",
+                         "detail": f"{e.target_kind or ''} {e.department or ''} rule={getattr(e, 'rule', '') or ''}"[:500]})
+        elif e.event_type == "case.action_rejected":
+            rows.append({**base, "actor_ref": "system", "actor_role": "system", "action": e.action,
+                         "from_state": e.state, "to_state": None, "outcome": "rejected", "detail": (e.reason or "")[:500]})
+        elif e.event_type == "case.supervised":
+            rows.append({**base, "actor_ref": "system", "actor_role": "system", "action": "supervise",
+                         "from_state": None, "to_state": None, "outcome": "applied",
+                         "detail": f"level {e.level} {getattr(e, 'alert', '') or ''}"[:500]})
+    return rows
+
+
+async def anonymise_closed(engine: AsyncEngine, after: timedelta, now: datetime | None = None,
+                           batch: int = 1000) -> int:
+    """Erase the reporter data of cases closed more than ``after`` ago (issue 6 item 3; default
+    365 days, ``IntakeSettings.anonymise_after_days``): the sealed contact is dropped and the stored
+    description is masked (:func:`shared.pii.mask_text`); ``anonymised_at`` is set. Returns the
+    number of reports anonymised. Safe to run from several instances (``SKIP LOCKED``)."""
+    r, v = db.reports, db.case_view
+    cutoff = (now or datetime.now(timezone.utc)) - after
+    done = 0
+    while True:
+        async with engine.begin() as conn:
+            rows = (await conn.execute(
+                sa.select(r.c.case_id, r.c.report)
+                .select_from(r.join(v, v.c.case_id == r.c.case_id))
+                .where(r.c.anonymised_at.is_(None), v.c.closed.is_(True), v.c.closed_at < cutoff)
+                .limit(batch).with_for_update(of=r, skip_locked=True)
+            )).all()
+            for row in rows:
+                report = dict(row.report)
+                report["description"] = mask_text(report.get("description") or "")
+                await conn.execute(r.update().where(r.c.case_id == row.case_id).values(
+                    reporter_sealed=None, reporter_key_id=None, report=report, anonymised_at=sa.func.now()))
+        done += len(rows)
+        if len(rows) < batch:
+            return done
+
+
+async def reseal_reporters(engine: AsyncEngine, keyring: Keyring, batch: int = 1000) -> int:
+    """Re-encrypt every sealed reporter record under ``keyring``'s current key (key rotation,
+    ``gridcase pii rotate``). Returns the number of records re-sealed.
+
+    Raises:
+        shared.crypto.KeyringError: a record sealed with a key the ring does not hold.
+    """
+    r = db.reports
+    done = 0
+    while True:
+        async with engine.begin() as conn:
+            rows = (await conn.execute(
+                sa.select(r.c.case_id, r.c.reporter_sealed)
+                .where(r.c.reporter_sealed.is_not(None), r.c.reporter_key_id != keyring.current)
+                .limit(batch).with_for_update(skip_locked=True)
+            )).all()
+            for row in rows:
+                sealed = keyring.reseal(row.reporter_sealed, row.case_id.bytes)
+                await conn.execute(r.update().where(r.c.case_id == row.case_id).values(
+                    reporter_sealed=sealed, reporter_key_id=keyring.current))
+        done += len(rows)
+        if len(rows) < batch:
+            return done
+
+
+async def reporter_contact(engine: AsyncEngine, keyring: Keyring, case_id: uuid.UUID) -> dict | None:
+    """The decrypted reporter contact of a case (``None`` when none or anonymised); for call-backs
+    by intake staff tools, never put in events or logs.
+
+    Raises:
+        shared.crypto.KeyringError: sealed with a key the ring does not hold, or tampered with.
+    """
+    r = db.reports
+    async with engine.connect() as conn:
+        sealed = (await conn.execute(sa.select(r.c.reporter_sealed).where(r.c.case_id == case_id))).scalar_one_or_none()
+    return keyring.open(sealed, case_id.bytes) if sealed else None
+
+
+def keyring_of(settings: IntakeSettings) -> Keyring:
+    """The PII key ring from ``INTAKE_PII_KEYS`` (a development key when unset).
+
+    Raises:
+        shared.crypto.KeyringError: a malformed key setting (refused at start-up)."""
+    return Keyring.parse(settings.pii_keys) if settings.pii_keys.strip() else Keyring.development(settings.pseudonym_key)
+
+
 def case_id_for(report: ReportIn, idempotency_key: str | None) -> uuid.UUID:
     """The case id: derived from (tenant, source, source_id) for records that carry a source id,
     from (tenant, Idempotency-Key) for retried API calls, random otherwise. Derived ids make a
@@ -175,6 +308,9 @@ class CaseViewConsumer:
     async def apply(self, conn, events) -> None:
         """Fold lifecycle events into the view and keep them as the case's history."""
         await self.fold(conn, events)
+        audit = audit_rows_of(events)
+        if audit:
+            await conn.execute(insert(db.audit_log).on_conflict_do_nothing(index_elements=["event_id"]), audit)
         rows = [
             {"event_id": e.event_id, "case_id": e.case_id, "event_type": e.event_type, "occurred_at": e.occurred_at,
              "payload": e.model_dump(mode="json")}
@@ -218,10 +354,13 @@ class Intake:
     secret: bytes
     accepted: Counter
     rejected: Counter
+    keyring: Keyring
 
-    async def store(self, reports: list[tuple[ReportIn, uuid.UUID, str | None]]) -> set[uuid.UUID]:
-        """Insert reports and their events in one transaction; return the case ids that were new
-        (a case id already stored is a duplicate and gets no second event)."""
+    async def store(self, reports: list[tuple[ReportIn, uuid.UUID, str | None]],
+                    who: Principal | None = None) -> set[uuid.UUID]:
+        """Insert reports (reporter contact sealed), their events and their audit records in one
+        transaction; return the case ids that were new (a case id already stored is a duplicate
+        and gets no second event). ``who`` is the caller, recorded in the audit trail."""
         if not reports:
             return set()
         values = [
@@ -234,7 +373,9 @@ class Intake:
                 "place_code": r.place_code,
                 "reported_at": r.reported_at,
                 "report": r.model_dump(mode="json", exclude={"reporter"}),
-                "reporter": r.reporter.model_dump(mode="json") if r.reporter else None,
+                "reporter_sealed": self.keyring.seal(r.reporter.model_dump(mode="json"), cid.bytes)
+                if r.reporter else None,
+                "reporter_key_id": self.keyring.current if r.reporter else None,
                 "idempotency_key": key,
             }
             for r, cid, key in reports
@@ -249,6 +390,15 @@ class Intake:
                 db.outbox,
                 (OutboxRow(TOPIC_REPORTED, to_event(r, cid, self.secret)) for r, cid, _ in reports if cid in new),
             )
+            audit = [
+                {"case_id": cid, "tenant": r.tenant, "occurred_at": r.reported_at,
+                 "actor_ref": who.subject if who else "system", "actor_role": who.role if who else "system",
+                 "action": "report", "from_state": None, "to_state": "reported", "outcome": "applied",
+                 "detail": f"{r.source} {r.channel}"[:500]}
+                for r, cid, _ in reports if cid in new
+            ]
+            if audit:
+                await conn.execute(insert(db.audit_log), audit)
         self.relay.wake()
         for r, cid, _ in reports:
             if cid in new:
@@ -265,12 +415,18 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     published = Counter("intake_outbox_published_total", "Outbox events published to Kafka", registry=registry)
     relay_errors = Counter("intake_outbox_publish_errors_total", "Failed outbox publish attempts", registry=registry)
     pending = Gauge("intake_outbox_pending_messages", "Outbox events not yet acknowledged by Kafka", registry=registry)
+    anonymised = Counter("intake_reporters_anonymised_total", "Reports whose reporter data was erased after closure",
+                         registry=registry)
+    keyring = keyring_of(settings)  # a malformed key setting stops the start-up here
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         configure_logging(settings.log_level, "intake")
         await run_migrations_async(settings.database_url, MIGRATIONS, db.SCHEMA)
+        await run_migrations_async(settings.database_url, AUTH_MIGRATIONS, AUTH_SCHEMA)
         engine = make_engine(settings.database_url)
+        app.state.auth = Authenticator(
+            CredentialResolver(engine, settings.jwt_secret, settings.auth_cache_seconds), RateLimiter(settings.rate_limit))
         relay = OutboxRelay(
             engine,
             db.outbox,
@@ -283,7 +439,18 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         )
         tenants = load_all_tenants(settings.tenants_dir or None)
         secret = settings.pseudonym_key.encode()
-        app.state.intake = Intake(settings, engine, relay, tenants, secret, accepted, rejected)
+        app.state.intake = Intake(settings, engine, relay, tenants, secret, accepted, rejected, keyring)
+
+        async def sweep_closed() -> None:
+            while True:
+                try:
+                    erased = await anonymise_closed(engine, timedelta(days=settings.anonymise_after_days))
+                    if erased:
+                        anonymised.inc(erased)
+                        log.info("anonymised the reporter data of %d closed cases", erased)
+                except Exception:  # noqa: BLE001 - retried next round
+                    log.warning("anonymisation sweep failed", exc_info=True)
+                await asyncio.sleep(settings.anonymise_interval_seconds)
 
         async def sample_backlog() -> None:
             while True:
@@ -300,6 +467,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             asyncio.create_task(relay.run(), name="outbox-relay"),
             asyncio.create_task(sample_backlog()),
             asyncio.create_task(view.run(), name="case-view"),
+            asyncio.create_task(sweep_closed(), name="anonymiser"),
         ]
         log.info("intake ready on %s:%d", settings.host, settings.port)
         try:
@@ -307,8 +475,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         finally:
             await relay.stop()
             await view.stop()
-            tasks[1].cancel()
-            tasks[2].cancel()
+            for task in tasks[1:]:
+                task.cancel()
             await asyncio.wait(tasks, timeout=20)
             await engine.dispose()
 
@@ -340,19 +508,25 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     async def post_report(
         report: ReportIn,
         request: Request,
+        who: Principal = Depends(caller),
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ):
+        """Accept one report (202 + case id). 403 outside the caller's place scope or for a role
+        that does not report; 422 for an unknown tenant or place."""
         svc = intake_of(request)
+        scope_refusal(who, REPORT, report.tenant, report.place_code)
         if refusal := where_refusal(svc, report.tenant, report.place_code):
             return refusal
         case_id = case_id_for(report, idempotency_key)
-        new = await svc.store([(report, case_id, idempotency_key)])
+        new = await svc.store([(report, case_id, idempotency_key)], who)
         return ReportAccepted(case_id=case_id, duplicate=case_id not in new)
 
     @app.post("/v1/patrols", status_code=202)
-    async def post_patrol(patrol: PatrolIn, request: Request):
-        """Record an inspection round; reporting counts rounds and points by kind."""
+    async def post_patrol(patrol: PatrolIn, request: Request, who: Principal = Depends(caller)):
+        """Record an inspection round; reporting counts rounds and points by kind (403 outside
+        the caller's scope)."""
         svc = intake_of(request)
+        scope_refusal(who, PATROL, patrol.tenant, patrol.place_code)
         if refusal := where_refusal(svc, patrol.tenant, patrol.place_code):
             return refusal
         patrol_id = derive_id(patrol.tenant, "patrol", patrol.source_id) if patrol.source_id else uuid.uuid4()
@@ -375,33 +549,61 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         return {"patrol_id": str(patrol_id), "status": "accepted", "duplicate": added == 0}
 
     @app.get("/v1/cases/{case_id}")
-    async def get_case(case_id: uuid.UUID, request: Request):
+    async def get_case(case_id: uuid.UUID, request: Request, who: Principal = Depends(caller)):
         """A case's report (without personal data; free text masked), its current state from the
-        case view, and its lifecycle history in order."""
+        case view, and its lifecycle history in order (404 outside the caller's scope)."""
+        return visible_case(await load_case(intake_of(request).engine, case_id), who, case_id)
+
+    @app.get("/v1/cases/{case_id}/audit")
+    async def get_audit(case_id: uuid.UUID, request: Request, who: Principal = Depends(caller)):
+        """The case's audit trail, oldest first: ``{"case_id", "entries": [{"at", "recorded_at",
+        "actor_ref", "actor_role", "action", "from_state", "to_state", "outcome", "detail"}]}``.
+        ``outcome``: requested (asked at intake), applied (dispatch's transition), rejected
+        (dispatch refused: the state had moved on), refused (intake refused: 403/409). Visible to
+        whoever may see the case (404 otherwise)."""
         svc = intake_of(request)
-        view = await load_case(svc.engine, case_id)
-        if view is None:
-            return error_response(404, "not_found", f"no case {case_id}", field="case_id")
-        return view
+        visible_case(await load_case(svc.engine, case_id), who, case_id)
+        a = db.audit_log
+        async with svc.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(a).where(a.c.case_id == case_id).order_by(a.c.audit_id))).mappings().all()
+        return {"case_id": str(case_id), "entries": [
+            {"at": row["occurred_at"], "recorded_at": row["recorded_at"], "actor_ref": row["actor_ref"],
+             "actor_role": row["actor_role"], "action": row["action"], "from_state": row["from_state"],
+             "to_state": row["to_state"], "outcome": row["outcome"], "detail": row["detail"]}
+            for row in rows]}
 
     @app.post("/v1/cases/{case_id}/actions", status_code=202)
     async def post_action(
         case_id: uuid.UUID,
         body: ActionIn,
         request: Request,
+        who: Principal = Depends(caller),
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ):
-        """Ask for an action on a case. Checked against the case's current state (intake's case
-        view): an illegal action gets 409 with the state and the allowed actions and changes
-        nothing; a legal one is published to dispatch (202), which applies it against its own
-        state (authoritative; a race with another actor ends in ``case.action_rejected``)."""
+        """Ask for an action on a case. 404 when the case is outside the caller's scope; 403 when
+        the caller's role may not take this action (shared/auth.py ROLE_ACTIONS). Checked against
+        the case's current state (intake's case view): an illegal action gets 409 with the state
+        and the allowed actions and changes nothing; a legal one is published to dispatch (202),
+        which applies it against its own state (authoritative; a race with another actor ends in
+        ``case.action_rejected``). Every answer from 403 on is kept in the audit trail; the actor
+        recorded is the credential (role and id), not ``actor_role``/``actor_ref`` of the body."""
         svc = intake_of(request)
         if body.action not in API_ACTIONS:
             return error_response(422, "unknown_action", f"action must be one of {', '.join(API_ACTIONS)}",
                                   field="action")
-        view = await load_case(svc.engine, case_id)
-        if view is None:
-            return error_response(404, "not_found", f"no case {case_id}", field="case_id")
+        view = visible_case(await load_case(svc.engine, case_id), who, case_id)
+        now = datetime.now(timezone.utc)
+
+        async def refuse(status: int, reason: str, state: str) -> None:
+            async with svc.engine.begin() as conn:
+                await conn.execute(insert(db.audit_log).values(
+                    case_id=case_id, tenant=view["tenant"], occurred_at=now, actor_ref=who.subject,
+                    actor_role=who.role, action=body.action, from_state=state, to_state=None, outcome="refused",
+                    detail=f"{status} {reason}"[:500]))
+
+        if not who.may_act(body.action):
+            await refuse(403, "role may not take this action", view["state"])
+            raise forbidden(f"role {who.role} may not {body.action}", role=who.role, action=body.action)
         state = view["state"] if view["state"] in lifecycle.STATES else lifecycle.REPORTED
         current = lifecycle.Case(
             state=state,
@@ -422,6 +624,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             lifecycle.allowed_actions(current) + lifecycle.allowed_actions(dataclasses.replace(current, extension_requested=True))
         ))
         if body.action not in allowed:
+            await refuse(409, "illegal_action", current.state)
             return error_response(
                 409, "illegal_action", f"{body.action} is not allowed in state {current.state}",
                 state=current.state, allowed_actions=list(allowed),
@@ -429,13 +632,13 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         event_id = derive_id(case_id, "action", idempotency_key) if idempotency_key else uuid.uuid4()
         command = CaseActionRequested(
             event_id=event_id,
-            occurred_at=datetime.now(timezone.utc),
+            occurred_at=now,
             case_id=case_id,
             tenant=view["tenant"],
             place_code=view["report"]["place_code"],
             action=body.action,
-            actor_role=body.actor_role,
-            actor_ref=body.actor_ref,
+            actor_role=who.role,
+            actor_ref=who.subject,
             note=mask_text(body.note),
             evidence=tuple(body.evidence),
             target_department=body.target_department,
@@ -443,6 +646,11 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         )
         async with svc.engine.begin() as conn:
             added = await add_to_outbox(conn, db.outbox, [OutboxRow(TOPIC_ACTIONS, command)])
+            if added:
+                await conn.execute(insert(db.audit_log).values(
+                    case_id=case_id, tenant=view["tenant"], occurred_at=now, actor_ref=who.subject,
+                    actor_role=who.role, action=body.action, from_state=current.state, to_state=None,
+                    outcome="requested", detail=command.note[:500]))
         svc.relay.wake()
         return {"case_id": str(case_id), "action": body.action, "status": "accepted", "duplicate": added == 0,
                 "state": current.state}
@@ -454,8 +662,13 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         tenant: Annotated[str, Query()],
         tz: Annotated[str | None, Query(description="IANA zone of naive source times")] = None,
         max_rejects: Annotated[int, Query(ge=0, le=100_000, description="rejected rows listed in the answer")] = 100,
+        who: Principal = Depends(caller),
     ):
+        """Import a file of reports for a whole tenant (city ops or admin of the tenant; 403
+        otherwise)."""
         svc = intake_of(request)
+        if not who.may_import(tenant):
+            raise forbidden("imports are for the operations centre (city_ops or admin of the tenant)", role=who.role)
         if format not in FORMATS:
             return error_response(422, "unknown_format", f"format must be one of {', '.join(FORMATS)}", field="format")
         if tenant not in svc.tenants:
@@ -470,7 +683,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                                           "the multipart part 'mapping' (YAML, see importers.load_mapping)",
                                           field="mapping")
                 mapping = parse_mapping(mapping_text)
-            return await _import_file(svc, path, format, tenant, zone, mapping, max_rejects)
+            return await _import_file(svc, path, format, tenant, zone, mapping, max_rejects, who)
         except (UnknownFormat, ValueError) as exc:
             return error_response(422, "invalid_file", str(exc), field="file")
         finally:
@@ -558,7 +771,7 @@ class _ImportCancelled(Exception):
 
 
 async def _import_file(svc: Intake, path: str, fmt: str, tenant: str, zone: str, mapping: dict | None = None,
-                       max_rejects: int = 100) -> ImportResult:
+                       max_rejects: int = 100, who: Principal | None = None) -> ImportResult:
     """Parse the spooled file in a worker thread and store accepted rows in batches of 500.
 
     The thread hands batches over a bounded queue (constant memory). If storing fails, the thread
@@ -618,7 +831,7 @@ async def _import_file(svc: Intake, path: str, fmt: str, tenant: str, zone: str,
                         result.rejects.append(RowError(line=line, errors=[{"field": "place_code", "problem": problem}]))
                 else:
                     good.append((row, case_id_for(row, None), None))
-            new = await svc.store(good)
+            new = await svc.store(good, who)
             result.accepted += len(good)
             result.duplicates += len(good) - len(new)
     finally:

@@ -1,7 +1,10 @@
 """Intake's schema ``intake``: accepted reports (with the reporter's personal data), the outbox,
-and a read model of each case's lifecycle (``case_view``, ``case_events``) fed by dispatch's events.
+a read model of each case's lifecycle (``case_view``, ``case_events``) fed by dispatch's events,
+and the append-only audit trail of who did what to a case (``audit_log``).
 
-``reports.reporter`` is the only place personal data is kept; events carry none of it.
+``reports.reporter_sealed`` is the only place personal data is kept, AES-256-GCM encrypted
+(shared/crypto.py, bound to the case id); events carry none of it. ``anonymised_at`` is set when the
+reporter data of a closed case has been erased (``IntakeSettings.anonymise_after_days``).
 """
 
 import sqlalchemy as sa
@@ -24,7 +27,9 @@ reports = sa.Table(
     sa.Column("place_code", sa.String(24), nullable=False),
     sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("report", pg.JSONB, nullable=False),
-    sa.Column("reporter", pg.JSONB),
+    sa.Column("reporter_sealed", sa.LargeBinary, comment="reporter contact, AES-256-GCM (shared/crypto.py)"),
+    sa.Column("reporter_key_id", sa.String(32), comment="id of the key that sealed reporter_sealed"),
+    sa.Column("anonymised_at", sa.DateTime(timezone=True), comment="reporter data erased after closure"),
     sa.Column("idempotency_key", sa.String(200)),
     sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Index("ix_intake_reports_tenant_reported", "tenant", "reported_at"),
@@ -54,3 +59,23 @@ case_events = sa.Table(
 )
 
 processed_events = processed_events_table(metadata, SCHEMA)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("audit_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("case_id", pg.UUID(as_uuid=True), nullable=False),
+    sa.Column("tenant", sa.String(40), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor_ref", sa.String(64), comment="credential id (k…/t…); 'system' for dispatch's own steps"),
+    sa.Column("actor_role", sa.String(40), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("from_state", sa.String(32)),
+    sa.Column("to_state", sa.String(32)),
+    sa.Column("outcome", sa.String(16), nullable=False, comment="requested | applied | rejected | refused"),
+    sa.Column("detail", sa.String(500), nullable=False, server_default=""),
+    sa.Column("event_id", pg.UUID(as_uuid=True), unique=True, comment="the event recorded (dedupes redelivery)"),
+    sa.Index("ix_intake_audit_log_case", "case_id", "audit_id"),
+    comment="append-only (a trigger refuses UPDATE, DELETE and TRUNCATE): who did what to a case",
+)

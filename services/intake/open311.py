@@ -12,9 +12,14 @@ the XML: a list of ``<request>`` elements is a JSON array, empty elements are ``
 | GET | ``services.{fmt}`` | GET Service List |
 | GET | ``services/{service_code}.{fmt}`` | GET Service Definition |
 | POST | ``requests.{fmt}`` (form-encoded, ``api_key``) | POST Service Request |
-| GET | ``tokens/{token}.{fmt}`` | GET service_request_id from a token |
-| GET | ``requests.{fmt}`` (+ extension ``page``/``page_size``) | GET Service Requests |
-| GET | ``requests/{service_request_id}.{fmt}`` | GET Service Request |
+| GET | ``tokens/{token}.{fmt}`` (``api_key``) | GET service_request_id from a token |
+| GET | ``requests.{fmt}`` (``api_key``; + extension ``page``/``page_size``) | GET Service Requests |
+| GET | ``requests/{service_request_id}.{fmt}`` (``api_key``) | GET Service Request |
+
+Access (issue 6): POST and the request/token reads need an ``api_key`` (or the API's
+``Authorization: Bearer``), resolved by the credential store; reads show only the cases inside the
+key's place scope (and department), anything else is 404; a POST outside the key's area or by a
+role that does not report is 403 (shared/auth.py).
 
 Mapping onto gridcase:
 
@@ -55,7 +60,6 @@ Mapping onto gridcase:
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -79,6 +83,7 @@ from services.intake import db
 from services.intake.schemas import ReportIn, ReporterContact
 from shared.pii import mask_text
 from shared.taxonomy import Category, Taxonomy, load_taxonomy
+from shared.auth import REPORT, Principal
 from shared.tenants import TenantConfig
 
 log = logging.getLogger("gridcase.intake.open311")
@@ -578,20 +583,23 @@ def service_notice(category: Category | None, department_label: str | None) -> s
     return "已受理 Accepted"
 
 
-def check_api_key(keys_setting: str, api_key: str | None) -> None:
-    """Check ``api_key`` against ``IntakeSettings.open311_api_keys`` (comma-separated; empty
-    accepts none) in constant time.
+async def open311_caller(request: Request, api_key: str | None) -> Principal:
+    """The caller of an Open311 request: the spec's ``api_key`` argument, or the same credentials
+    as the rest of the API (``Authorization: Bearer``, ``X-API-Key``), resolved through the
+    credential store (shared/authstore.py; keys are issued with ``gridcase auth issue-key``).
 
     Raises:
-        Open311Error: 403 when missing or not accepted (spec: Errors, "403 - Missing or Invalid
-            API Key").
+        Open311Error: 403 when missing or not valid (spec: Errors, "403 - Missing or Invalid API
+            Key"); 429 over the key's rate limit (``Retry-After`` set).
     """
-    if not api_key:
-        raise Open311Error(403, "api_key was not provided -- can't proceed with create_request")
-    keys = [k.strip() for k in (keys_setting or "").split(",") if k.strip()]
-    supplied = api_key.encode("utf-8")
-    if not any(hmac.compare_digest(supplied, k.encode("utf-8")) for k in keys):
-        raise Open311Error(403, "invalid api_key received -- can't proceed with create_request")
+    try:
+        return await request.app.state.auth.principal(request, api_key)
+    except StarletteHTTPException as exc:
+        if exc.status_code == 401:
+            missing = not (api_key or request.headers.get("authorization") or request.headers.get("x-api-key"))
+            raise Open311Error(403, "api_key was not provided -- can't proceed" if missing
+                               else "invalid api_key received -- can't proceed") from None
+        raise
 
 
 # --------------------------------------------------------------------------- records
@@ -745,11 +753,18 @@ def parse_request_query(params, tz, now: datetime) -> RequestQuery:
     return query
 
 
-async def fetch_rows(engine, tenant: str, query: RequestQuery) -> list[dict]:
+async def fetch_rows(engine, tenant: str, query: RequestQuery, caller: Principal | None = None) -> list[dict]:
     """Rows (reports joined with the case view) of ``tenant`` matching ``query``, newest first,
-    one page of at most ``page_size``."""
+    one page of at most ``page_size``; only the cases ``caller`` may see (place scope, and the
+    department for department staff; shared/auth.py) when given."""
     r = db.reports
     stmt = _row_query(tenant)
+    if caller is not None:
+        if caller.scope:
+            stmt = stmt.where(r.c.place_code.startswith(caller.scope, autoescape=True))
+        allowed, department = caller.department_filter(None)
+        if department is not None:
+            stmt = stmt.where(db.case_view.c.department == department)
     if query.ids is not None:
         if not query.ids:
             return []
@@ -794,9 +809,14 @@ class Open311Route(APIRoute):
                           for e in exc.errors()[:10]]
                 return error_answer(format_of(request), bad_request(f"invalid parameter: {', '.join(fields) or 'request'}"))
             except StarletteHTTPException as exc:
-                status = exc.status_code if exc.status_code in (403, 404) else 400
-                detail = exc.detail if isinstance(exc.detail, str) else "the request could not be fulfilled"
-                return error_answer(format_of(request), Open311Error(status, detail))
+                status = exc.status_code if exc.status_code in (403, 404, 429) else 400
+                detail = exc.detail if isinstance(exc.detail, str) else (
+                    exc.detail.get("message") if isinstance(exc.detail, dict) and exc.detail.get("message")
+                    else "the request could not be fulfilled")
+                answer = error_answer(format_of(request), Open311Error(status, detail))
+                if exc.status_code == 429 and exc.headers:
+                    answer.headers.update(exc.headers)
+                return answer
             except Exception as exc:  # noqa: BLE001 - answered in the spec's format, logged without request data
                 log.error("open311: unhandled %s on %s %s", type(exc).__name__, request.method,
                           request.scope.get("route").path if request.scope.get("route") else "?", exc_info=exc)
@@ -824,7 +844,7 @@ async def discovery(request: Request, fmt: str) -> Response:
         "contact": "网格化服务管理指挥中心 Grid-management operations centre. jurisdiction_id: "
                    + ", ".join(sorted(svc.tenants)),
         "key_service": "api_key 由指挥中心分配 API keys are issued by the operations centre "
-                       "(configured in INTAKE_OPEN311_API_KEYS)",
+                       "(gridcase auth issue-key); GET requests need one too (place-scoped access)",
         "endpoints": [{
             "specification": SPECIFICATION,
             "url": url,
@@ -890,8 +910,12 @@ async def post_request(request: Request, fmt: str) -> Response:
         return _param(form, name) or _param(query, name)
 
     svc = intake_of(request)
-    check_api_key(svc.settings.open311_api_keys, arg("api_key"))
+    caller = await open311_caller(request, arg("api_key"))
+    if not caller.may(REPORT):
+        raise Open311Error(403, f"role {caller.role} may not create requests")
     tenant = resolve_tenant(svc.tenants, arg("jurisdiction_id"))
+    if not caller.sees_tenant(tenant.tenant):
+        raise Open311Error(403, "this api_key is not valid for the jurisdiction")
     category = _known_category(_param(form, "service_code"))
     posted: dict[str, list[str]] = {}
     for key, value in form.multi_items():
@@ -902,6 +926,8 @@ async def post_request(request: Request, fmt: str) -> Response:
             raise bad_request("attributes are sent as attribute[code]=value or attribute[code][]=value")
     attributes = check_attributes(category.code, posted)
     place_code, address = resolve_place(tenant, form)
+    if not caller.sees_place(tenant.tenant, place_code):
+        raise Open311Error(403, "the location is outside this api_key's area")
     description = form.get("description") or ""
     if not isinstance(description, str):
         raise bad_request("description must be text")
@@ -928,7 +954,7 @@ async def post_request(request: Request, fmt: str) -> Response:
     from services.intake.app import case_id_for
 
     case_id = case_id_for(report, None)
-    await svc.store([(report, case_id, None)])
+    await svc.store([(report, case_id, None)], caller)
     answer = [{"service_request_id": str(case_id), "service_notice": service_notice(category, None), "account_id": None}]
     return render(fmt, "service_requests", answer)
 
@@ -942,7 +968,10 @@ async def get_token(request: Request, token: str, fmt: str) -> Response:
     Errors: 404 unknown token or jurisdiction, 400 without ``jurisdiction_id``."""
     _check_format(fmt)
     svc = intake_of(request)
+    caller = await open311_caller(request, _param(request.query_params, "api_key"))
     tenant = resolve_tenant(svc.tenants, _param(request.query_params, "jurisdiction_id"))
+    if not caller.sees_tenant(tenant.tenant):
+        raise not_found(f"token {token[:60]!r} was not found")
     try:
         case_id = uuid.UUID(token)
     except ValueError:
@@ -952,7 +981,8 @@ async def get_token(request: Request, token: str, fmt: str) -> Response:
         found = (await conn.execute(
             sa.select(r.c.case_id).where(r.c.case_id == case_id, r.c.tenant == tenant.tenant, r.c.source == SOURCE)
         )).scalar_one_or_none()
-    if found is None:
+    rows = await fetch_rows(svc.engine, tenant.tenant, RequestQuery(ids=[found], page_size=1), caller) if found else []
+    if not rows:
         raise not_found(f"token {token[:60]!r} was not found")
     return render(fmt, "service_requests", [{"service_request_id": str(found), "token": token}])
 
@@ -967,9 +997,12 @@ async def get_requests(request: Request, fmt: str) -> Response:
     _check_format(fmt)
     svc = intake_of(request)
     params = request.query_params
+    caller = await open311_caller(request, _param(params, "api_key"))
     tenant = resolve_tenant(svc.tenants, _param(params, "jurisdiction_id"))
+    if not caller.sees_tenant(tenant.tenant):
+        raise not_found(f"jurisdiction_id {tenant.tenant!r} was not found")
     query = parse_request_query(params, tenant.tzinfo, datetime.now(timezone.utc))
-    rows = await fetch_rows(svc.engine, tenant.tenant, query)
+    rows = await fetch_rows(svc.engine, tenant.tenant, query, caller)
     return render(fmt, "service_requests", [request_record(tenant, row) for row in rows])
 
 
@@ -980,12 +1013,15 @@ async def get_request(request: Request, service_request_id: str, fmt: str) -> Re
     Errors: 404 unknown request or jurisdiction, 400 without ``jurisdiction_id``."""
     _check_format(fmt)
     svc = intake_of(request)
+    caller = await open311_caller(request, _param(request.query_params, "api_key"))
     tenant = resolve_tenant(svc.tenants, _param(request.query_params, "jurisdiction_id"))
+    if not caller.sees_tenant(tenant.tenant):
+        raise not_found(f"service_request_id {service_request_id[:60]!r} was not found")
     try:
         case_id = uuid.UUID(service_request_id)
     except ValueError:
         raise not_found(f"service_request_id {service_request_id[:60]!r} was not found") from None
-    rows = await fetch_rows(svc.engine, tenant.tenant, RequestQuery(ids=[case_id], page_size=1))
+    rows = await fetch_rows(svc.engine, tenant.tenant, RequestQuery(ids=[case_id], page_size=1), caller)
     if not rows:
         raise not_found(f"service_request_id {service_request_id[:60]!r} was not found")
     return render(fmt, "service_requests", [request_record(tenant, rows[0])])

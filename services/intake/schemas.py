@@ -185,16 +185,16 @@ class PatrolIn(BaseModel):
 class ActionIn(BaseModel):
     """An actor's action on a case (``POST /v1/cases/{case_id}/actions``, issue 3 item 6).
 
-    ``action`` is one of services/dispatch/lifecycle.py ``USER_ACTIONS``; ``actor_role`` the
-    actor's role (grid_worker, intake_clerk, shift_lead, dispatcher, department_staff, supervisor,
-    mediator, …); ``actor_ref`` a pseudonymous id; ``evidence`` references (photo ids, file names);
+    ``action`` is one of services/dispatch/lifecycle.py ``USER_ACTIONS``. ``actor_role`` and
+    ``actor_ref`` are informational and optional: the actor recorded is the caller's credential
+    (its role and id, shared/auth.py). ``evidence`` references (photo ids, file names);
     ``target_department`` for transfer/return; ``extension_days`` for approve_extension.
     """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     action: str = Field(min_length=1, max_length=40)
-    actor_role: str = Field(min_length=1, max_length=40, pattern=r"^[a-z_]+$")
+    actor_role: str | None = Field(default=None, min_length=1, max_length=40, pattern=r"^[a-z_]+$")
     actor_ref: str | None = Field(default=None, max_length=64)
     note: str = Field(default="", max_length=2000)
     evidence: list[str] = Field(default_factory=list, max_length=20)

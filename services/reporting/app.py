@@ -8,7 +8,13 @@
   domain.md §3(e) (services/reporting/kpis.py); ``GET /v1/cases/overdue``,
   ``GET /v1/cases/supervised``: case lists; ``GET /v1/summary``: the statistics paragraph of a
   work summary (工作总结).
-- ``GET /health``, ``GET /metrics``.
+- ``GET /health``, ``GET /metrics`` (no credential needed; no case data).
+
+Every ``/v1`` endpoint and the dashboard's ``tenants.json`` need a credential
+(shared/authhttp.py) and answer within the caller's scope (shared/auth.py): the tenant must be the
+credential's, ``place_prefix`` is narrowed to the caller's place scope and department staff see
+their department only. A tenant, place or department outside the scope answers 404, as an
+unknown one does.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ from services.reporting.dashboard import install as install_dashboard
 from services.reporting import kpis
 from services.reporting.facts import apply_events
 from services.reporting.stats import GROUPS, StatsFilter, label_for, query_stats
+from shared.auth import Principal
+from shared.authhttp import Authenticator, caller, not_found
+from shared.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA, CredentialResolver
 from shared.consumer import BatchProcessor
 from shared.db import make_engine, run_migrations_async
 from shared.events import TENANT_PATTERN
@@ -53,6 +62,26 @@ End = Annotated[datetime | None, Query(description="period end (exclusive), ISO 
 GroupBy = Annotated[str | None, Query(description=f"one of {', '.join(kpis.GROUP_BYS)}")]
 Limit = Annotated[int, Query(ge=1, le=kpis.MAX_PAGE, description=f"page size, at most {kpis.MAX_PAGE}")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+
+
+def scoped(who: Principal, tenant: str, place_prefix: str | None, department: str | None = None) -> tuple[str | None, str | None]:
+    """The ``(place_prefix, department)`` a query of ``who`` runs with: the asked prefix narrowed
+    to the caller's place scope (:meth:`shared.auth.Principal.narrow`), the department forced to
+    a department staff member's own.
+
+    Raises:
+        HTTPException: 404 when the tenant, the asked places or the asked department are outside
+            the caller's scope (issue 6 item 2: reads outside one's scope answer 404).
+    """
+    if not who.sees_tenant(tenant):
+        raise not_found(f"tenant {tenant!r} is not configured", field="tenant")
+    prefix = who.narrow(place_prefix)
+    if prefix is None:
+        raise not_found("no such places in your scope", field="place_prefix")
+    allowed, dept = who.department_filter(department)
+    if not allowed:
+        raise not_found("no such department in your scope", field="department")
+    return prefix or None, dept
 
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:
@@ -99,6 +128,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         configure_logging(settings.log_level, "reporting")
         await run_migrations_async(settings.database_url, MIGRATIONS, db.SCHEMA)
+        await run_migrations_async(settings.database_url, AUTH_MIGRATIONS, AUTH_SCHEMA)
         await ensure_topics(settings.kafka_bootstrap_servers)
         sampler = asyncio.create_task(every(15, sample, "reporting metrics sampler"))
         await broker.start()
@@ -112,6 +142,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(title="gridcase reporting", version="0.1.0", lifespan=lifespan)
+    app.state.auth = Authenticator(CredentialResolver(engine, settings.jwt_secret, settings.auth_cache_seconds))
     install_error_handlers(app)
     install_dashboard(app, tenants)
     instrument_http(app, registry, "reporting")
@@ -132,9 +163,11 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         place_depth: Annotated[int | None, Query(ge=1, le=24)] = None,
         category: str | None = None,
         department: str | None = None,
+        who: Principal = Depends(caller),
     ):
         if tenant not in tenants:
             return error_response(404, "unknown_tenant", f"tenant {tenant!r} is not configured", field="tenant")
+        place_prefix, department = scoped(who, tenant, place_prefix, department)
         if group_by is not None and group_by not in GROUPS:
             return error_response(422, "invalid_group_by", f"group_by must be one of {', '.join(GROUPS)}", field="group_by")
         for name, value in (("start", start), ("end", end)):
@@ -153,8 +186,11 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         start: datetime | None = None,
         end: datetime | None = None,
         place_prefix: Annotated[str | None, Query(max_length=24, pattern=r"^[0-9A-Za-z]+$")] = None,
+        who: Principal = Depends(caller),
     ):
-        """Inspection rounds (巡查) and points by kind in ``[start, end)`` (seed-figures.md B)."""
+        """Inspection rounds (巡查) and points by kind in ``[start, end)`` (seed-figures.md B),
+        within the caller's place scope."""
+        place_prefix, _ = scoped(who, tenant, place_prefix)
         p = db.patrols
         conds = [p.c.tenant == tenant]
         if start:
@@ -210,9 +246,12 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         place_prefix: PlacePrefix = None,
         category: str | None = None,
         department: str | None = None,
+        who: Principal = Depends(caller),
     ):
         """The KPI table for the query parameters shared by /v1/kpis, .csv and .xlsx (or an error
-        answer)."""
+        answer), within the caller's scope."""
+        if tenant in tenants:
+            place_prefix, department = scoped(who, tenant, place_prefix, department)
         return await kpi_table(tenant, start, end, group_by, place_prefix, category, department)
 
     @app.get("/v1/kpis")
@@ -245,12 +284,16 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         limit: Limit = kpis.DEFAULT_PAGE,
         offset: Offset = 0,
         place_prefix: PlacePrefix = None,
+        who: Principal = Depends(caller),
     ):
-        """Open cases past their deadline now, most overdue first (kpis.query_overdue)."""
+        """Open cases past their deadline now, most overdue first (kpis.query_overdue), within the
+        caller's scope."""
         if tenant not in tenants:
             return error_response(404, "unknown_tenant", f"tenant {tenant!r} is not configured", field="tenant")
+        place_prefix, department = scoped(who, tenant, place_prefix)
         async with engine.connect() as conn:
             return await kpis.query_overdue(conn, tenant, limit=limit, offset=offset, place_prefix=place_prefix,
+                                            department=department,
                                             tz=tenants[tenant].tzinfo, tenant_config=tenants[tenant], taxonomy=taxonomy)
 
     @app.get("/v1/cases/supervised")
@@ -260,12 +303,16 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         offset: Offset = 0,
         include_closed: bool = False,
         place_prefix: PlacePrefix = None,
+        who: Principal = Depends(caller),
     ):
-        """Cases under 督办 (supervision level ≥ 1), highest level first (kpis.query_supervised)."""
+        """Cases under 督办 (supervision level ≥ 1), highest level first (kpis.query_supervised),
+        within the caller's scope."""
         if tenant not in tenants:
             return error_response(404, "unknown_tenant", f"tenant {tenant!r} is not configured", field="tenant")
+        place_prefix, department = scoped(who, tenant, place_prefix)
         async with engine.connect() as conn:
             return await kpis.query_supervised(conn, tenant, limit=limit, offset=offset, include_closed=include_closed,
+                                               department=department,
                                                place_prefix=place_prefix, tz=tenants[tenant].tzinfo,
                                                tenant_config=tenants[tenant], taxonomy=taxonomy)
 
@@ -275,17 +322,27 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         start: Start = None,
         end: End = None,
         place_prefix: PlacePrefix = None,
+        who: Principal = Depends(caller),
     ):
         """The statistics paragraph of a work summary (工作总结) for P: ``{"paragraph", "figures",
-        "wording", "transfer_departments"}`` (kpis.work_summary)."""
-        flt = kpi_filter(tenant, start, end, place_prefix)
+        "wording", "transfer_departments"}`` (kpis.work_summary), within the caller's scope."""
+        department = None
+        if tenant in tenants:
+            place_prefix, department = scoped(who, tenant, place_prefix)
+        flt = kpi_filter(tenant, start, end, place_prefix, department=department)
         if not isinstance(flt, kpis.KpiFilter):
             return flt
         async with engine.connect() as conn:
             return await kpis.work_summary(conn, flt, tenant=tenants[tenant], taxonomy=taxonomy)
 
     @app.get("/v1/progress")
-    async def progress(tenant: Annotated[str | None, Query(pattern=TENANT_PATTERN)] = None) -> dict:
+    async def progress(tenant: Annotated[str | None, Query(pattern=TENANT_PATTERN)] = None,
+                       who: Principal = Depends(caller)) -> dict:
+        """Cases and events accounted so far (for waiting on a run): the caller's tenant and
+        scope; without ``tenant`` every tenant, for admins bound to every tenant only."""
+        if tenant is None and who.tenant != "*":
+            tenant = who.tenant
+        place_prefix, department = scoped(who, tenant, None) if tenant else (None, None)
         cf = db.case_facts
         q = sa.select(
             sa.func.count().filter(cf.c.reported_at.is_not(None)).label("reported_cases"),
@@ -293,6 +350,10 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         )
         if tenant:
             q = q.where(cf.c.tenant == tenant)
+        if place_prefix:
+            q = q.where(cf.c.place_code.startswith(place_prefix, autoescape=True))
+        if department:
+            q = q.where(cf.c.department == department)
         async with engine.connect() as conn:
             row = (await conn.execute(q)).one()
         return {"tenant": tenant, "reported_cases": row.reported_cases, "events_applied": int(row.events_applied)}

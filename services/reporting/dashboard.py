@@ -138,7 +138,13 @@ def install(app, tenants: Mapping[str, TenantConfig] | None = None) -> None:
         return cache["doc"]
 
     async def tenants_json(request) -> JSONResponse:
-        return JSONResponse(document(), headers=dict(SECURITY_HEADERS))
+        # The caller's tenants only, and who they are (role, scope), so the page starts at their
+        # place scope. 401 without a credential (shared/authhttp.py).
+        who = await request.app.state.auth.principal(request)
+        doc = document()
+        body = {"tenants": [t for t in doc["tenants"] if who.sees_tenant(t["tenant"])],
+                "caller": {"role": who.role, "tenant": who.tenant, "scope": who.scope, "department": who.department}}
+        return JSONResponse(body, headers=dict(SECURITY_HEADERS))
 
     # The route comes before the mount: Starlette matches routes in order.
     app.add_route(f"{PREFIX}/tenants.json", tenants_json, methods=["GET"], include_in_schema=False)

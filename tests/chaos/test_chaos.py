@@ -41,6 +41,7 @@ from shared.events import CaseReported, derive_id, encode_event
 from shared.kafka import ensure_topics
 from shared.topics import TOPIC_REPORTED
 from tests.conftest import state_dir
+from tests import api
 
 pytestmark = [
     pytest.mark.chaos,
@@ -118,7 +119,7 @@ class Feeder:
                 self.sent += body.count("\n") + 1
                 while True:
                     try:
-                        resp = httpx.post(
+                        resp = api.post(
                             f"{self.stack.url('intake')}/v1/imports",
                             params={"format": "jsonl", "tenant": TENANT},
                             content=body.encode("utf-8"),
@@ -243,7 +244,7 @@ def test_d_two_dispatch_instances_one_killed(chaos_stack):
 
 
 def applied_by(stack: Stack, name: str) -> float:
-    text = httpx.get(stack.url(name) + "/metrics", timeout=10).text
+    text = api.get(stack.url(name) + "/metrics", timeout=10).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("dispatch_events_applied_total{"))
 
 

@@ -19,6 +19,8 @@ Until reporting's create_app mounts the dashboard itself, the tests serve it fro
 
 from __future__ import annotations
 
+import json
+
 import os
 import re
 import shutil
@@ -33,6 +35,7 @@ import pytest
 
 from gridcase.demo import REPO
 from gridcase.infra import free_port
+from tests import api as http
 
 pytestmark = pytest.mark.e2e
 
@@ -92,7 +95,8 @@ def proxy_app(reporting_url: str):
 
     async def forward(request):  # a plain Starlette endpoint: no annotations for FastAPI to resolve
         async with httpx.AsyncClient(base_url=reporting_url, timeout=120) as client:
-            resp = await client.get(request.url.path, params=list(request.query_params.multi_items()))
+            resp = await client.get(request.url.path, params=list(request.query_params.multi_items()),
+                                    headers={k: v for k, v in request.headers.items() if k == "authorization"})
         return Response(resp.content, status_code=resp.status_code, media_type=resp.headers.get("content-type"))
 
     app = FastAPI()
@@ -105,7 +109,7 @@ def proxy_app(reporting_url: str):
 def site(stack):
     """Base URL serving ``/dashboard/`` and ``/v1/*`` of the running stack."""
     reporting = stack.url("reporting")
-    resp = httpx.get(f"{reporting}/dashboard/", timeout=10)
+    resp = http.get(f"{reporting}/dashboard/", timeout=10)
     if resp.status_code == 200 and "指挥中心" in resp.text:
         yield reporting
         return
@@ -166,6 +170,8 @@ class Page:
         self.page.on("console", lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         self.page.on("request", lambda r: self.requests.append(r.url))
+        # signed in as the session's admin (the page keeps the credential in sessionStorage)
+        self.page.add_init_script(f"window.sessionStorage.setItem('gridcase.credential', {json.dumps(http.ADMIN_KEY)})")
 
     def open(self, query: str) -> None:
         self.page.goto(f"{self.base}/dashboard/?{query}")
@@ -242,7 +248,7 @@ def hours(h: float | None) -> str:
 
 
 def api(site: str, path: str, **params) -> dict:
-    resp = httpx.get(f"{site}{path}", params={k: v for k, v in params.items() if v is not None}, timeout=60)
+    resp = http.get(f"{site}{path}", params={k: v for k, v in params.items() if v is not None}, timeout=60)
     resp.raise_for_status()
     return resp.json()
 
@@ -484,6 +490,13 @@ def stub_app():
     async def cases(kind: str):
         return {"total": 1, "cases": [case]}
 
+    class StubAuth:  # the stub serves everyone as the admin of every tenant
+        async def principal(self, request):
+            from shared.auth import Principal
+
+            return Principal("kstub", "*", "admin")
+
+    app.state.auth = StubAuth()
     install(app, {"evil": tenant})
     return app
 
@@ -506,7 +519,7 @@ def test_api_text_is_shown_as_text_never_as_html(browser_context, tmp_path):
             assert (overdue["category"], overdue["department"], overdue["place"], overdue["state"]) == (EVIL, EVIL_2, EVIL, EVIL_2)
             assert EVIL in tab.text("#scope-text")
             assert EVIL in tab.page.locator("#tenant option").first.inner_text()
-            headers = httpx.get(f"{server.url}/dashboard/", timeout=10).headers
+            headers = http.get(f"{server.url}/dashboard/", timeout=10).headers
             assert "script-src 'self'" in headers["content-security-policy"]
             tab.screenshot(tmp_path / "dashboard-escaping.png")
             tab.assert_clean()

@@ -21,6 +21,7 @@ import pytest
 from gridcase.client import get_stats, import_file, wait_until_counted
 from services.intake.importers import department_code
 from tests.conftest import shared_data
+from tests import api
 
 pytestmark = pytest.mark.e2e
 
@@ -236,6 +237,6 @@ def test_generic_csv_with_a_yaml_mapping_through_intake(stack, us_cities, tmp_pa
     wait(stack, "sf", 10000)
     by_source = counts(get_stats(stack.url("reporting"), "sf", "source"))
     assert by_source == {"sf311": 5000, "sf-generic": 5000}  # README sf311: 5000 rows
-    missing = httpx.post(f"{stack.url('intake')}/v1/imports", params={"format": "csv", "tenant": "sf"},
+    missing = api.post(f"{stack.url('intake')}/v1/imports", params={"format": "csv", "tenant": "sf"},
                          content=b"a,b\n1,2\n", timeout=30)
     assert missing.status_code == 422 and missing.json()["error"] == "missing_mapping"

@@ -27,6 +27,7 @@ from gridcase.client import import_file, wait_until_counted
 from gridcase.seeds import write_seed_a
 from services.reporting import kpis
 from shared.taxonomy import load_taxonomy
+from tests import api
 
 pytestmark = pytest.mark.e2e
 
@@ -240,7 +241,7 @@ def seed_a(stack, tmp_path_factory):
 
 @pytest.mark.parametrize("period", [{}, {"start": SEED_A_START, "end": SEED_A_END}], ids=["all-time", "campaign"])
 def test_seed_a_summary_paragraph(seed_a, period):
-    resp = httpx.get(f"{seed_a}/v1/summary", params={"tenant": "demo-market", **period}, timeout=60)
+    resp = api.get(f"{seed_a}/v1/summary", params={"tenant": "demo-market", **period}, timeout=60)
     assert resp.status_code == 200, resp.text
     text = resp.json()["paragraph"]
     # seed-figures.md A: "共排查梳理非法经营领域矛盾问题5410户,已办结3644户,正在办理627户,
@@ -252,7 +253,7 @@ def test_seed_a_summary_paragraph(seed_a, period):
 
 
 def test_seed_a_kpi_totals(seed_a):
-    resp = httpx.get(f"{seed_a}/v1/kpis", params={"tenant": "demo-market", "start": SEED_A_START, "end": SEED_A_END},
+    resp = api.get(f"{seed_a}/v1/kpis", params={"tenant": "demo-market", "start": SEED_A_START, "end": SEED_A_END},
                      timeout=60)
     assert resp.status_code == 200, resp.text
     total = resp.json()["total"]
@@ -268,12 +269,12 @@ def test_seed_a_kpi_totals(seed_a):
 
 def test_seed_a_kpis_by_month_and_street_add_up(seed_a):
     params = {"tenant": "demo-market", "start": SEED_A_START, "end": SEED_A_END}
-    months = httpx.get(f"{seed_a}/v1/kpis", params={**params, "group_by": "period:month"}, timeout=60).json()
+    months = api.get(f"{seed_a}/v1/kpis", params={**params, "group_by": "period:month"}, timeout=60).json()
     assert [r["key"] for r in months["rows"]] == ["2026-03", "2026-04", "2026-05"]
     assert sum(r["accepted"] for r in months["rows"]) == 5410
     assert sum(r["closed"] for r in months["rows"]) == 3644
     assert months["rows"][-1]["in_progress"] == 627 + 1139  # open at the end of May = at the end of P
-    streets = httpx.get(f"{seed_a}/v1/kpis", params={**params, "group_by": "street"}, timeout=60).json()
+    streets = api.get(f"{seed_a}/v1/kpis", params={**params, "group_by": "street"}, timeout=60).json()
     assert sum(r["accepted"] for r in streets["rows"]) == 5410
     assert all(len(r["key"]) == 9 for r in streets["rows"])
     assert all(r["label"] != r["key"] for r in streets["rows"])  # named from the tenant file
@@ -283,7 +284,7 @@ def test_seed_a_exports_open_with_chinese_headers(seed_a):
     from openpyxl import load_workbook
 
     params = {"tenant": "demo-market", "start": SEED_A_START, "end": SEED_A_END, "group_by": "department"}
-    resp = httpx.get(f"{seed_a}/v1/kpis.xlsx", params=params, timeout=60)
+    resp = api.get(f"{seed_a}/v1/kpis.xlsx", params=params, timeout=60)
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"].startswith("application/vnd.openxmlformats-officedocument.spreadsheetml")
     ws = load_workbook(io.BytesIO(resp.content)).worksheets[0]
@@ -294,7 +295,7 @@ def test_seed_a_exports_open_with_chinese_headers(seed_a):
     assert rows["合计 total"]["办结率 completion rate (%)"] == 67.36
     assert rows["market_regulation"]["名称 label"] == "市场监管 Market regulation"
 
-    resp = httpx.get(f"{seed_a}/v1/kpis.csv", params=params, timeout=60)
+    resp = api.get(f"{seed_a}/v1/kpis.csv", params=params, timeout=60)
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
     assert resp.content.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel opens it as UTF-8
     table = list(csv.DictReader(io.StringIO(resp.content.decode("utf-8-sig"))))
@@ -304,16 +305,16 @@ def test_seed_a_exports_open_with_chinese_headers(seed_a):
 
 def test_case_lists_and_errors(seed_a):
     for path in ("/v1/cases/overdue", "/v1/cases/supervised"):
-        body = httpx.get(f"{seed_a}{path}", params={"tenant": "demo-market"}, timeout=30).json()
+        body = api.get(f"{seed_a}{path}", params={"tenant": "demo-market"}, timeout=30).json()
         assert body["total"] == 0 and body["cases"] == []  # seed A has no deadlines
-        too_big = httpx.get(f"{seed_a}{path}", params={"tenant": "demo-market", "limit": kpis.MAX_PAGE + 1}, timeout=30)
+        too_big = api.get(f"{seed_a}{path}", params={"tenant": "demo-market", "limit": kpis.MAX_PAGE + 1}, timeout=30)
         assert too_big.status_code == 422
-    assert httpx.get(f"{seed_a}/v1/kpis", params={"tenant": "nobody"}, timeout=30).status_code == 404
-    bad = httpx.get(f"{seed_a}/v1/kpis", params={"tenant": "demo-market", "group_by": "planet"}, timeout=30)
+    assert api.get(f"{seed_a}/v1/kpis", params={"tenant": "nobody"}, timeout=30).status_code == 404
+    bad = api.get(f"{seed_a}/v1/kpis", params={"tenant": "demo-market", "group_by": "planet"}, timeout=30)
     assert bad.status_code == 422 and bad.json()["error"] == "invalid_group_by"
-    naive = httpx.get(f"{seed_a}/v1/kpis", params={"tenant": "demo-market", "start": "2026-03-01T00:00:00"}, timeout=30)
+    naive = api.get(f"{seed_a}/v1/kpis", params={"tenant": "demo-market", "start": "2026-03-01T00:00:00"}, timeout=30)
     assert naive.status_code == 422 and naive.json()["error"] == "naive_datetime"
-    many = httpx.get(f"{seed_a}/v1/kpis", params={"tenant": "demo-market", "group_by": "period:day",
+    many = api.get(f"{seed_a}/v1/kpis", params={"tenant": "demo-market", "group_by": "period:day",
                                                   "start": "2020-01-01T00:00:00+08:00", "end": SEED_A_END}, timeout=30)
     assert many.status_code == 422 and many.json()["error"] == "invalid_period"
 
@@ -331,11 +332,11 @@ def test_export_neutralises_formula_text(stack):
         "description": '=HYPERLINK("http://example.invalid","click")', "channel": EVIL_CHANNEL,
         "reported_at": datetime.now(timezone.utc).isoformat(),
     }
-    resp = httpx.post(f"{intake}/v1/reports", json=body, timeout=10)
+    resp = api.post(f"{intake}/v1/reports", json=body, timeout=10)
     assert resp.status_code == 202, resp.text
     deadline = time.monotonic() + 60
     while True:
-        rows = httpx.get(f"{reporting}/v1/kpis", params={"tenant": "demo-grid", "group_by": "category"}, timeout=30).json()["rows"]
+        rows = api.get(f"{reporting}/v1/kpis", params={"tenant": "demo-grid", "group_by": "category"}, timeout=30).json()["rows"]
         if any(r["key"] == EVIL_CATEGORY for r in rows) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -345,11 +346,11 @@ def test_export_neutralises_formula_text(stack):
 
     for group_by, evil in (("category", EVIL_CATEGORY), ("channel", EVIL_CHANNEL)):
         params = {"tenant": "demo-grid", "group_by": group_by}
-        text = httpx.get(f"{reporting}/v1/kpis.csv", params=params, timeout=30).content.decode("utf-8-sig")
+        text = api.get(f"{reporting}/v1/kpis.csv", params=params, timeout=30).content.decode("utf-8-sig")
         cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
         assert "'" + evil in cells and evil not in cells
         assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
-        wb = load_workbook(io.BytesIO(httpx.get(f"{reporting}/v1/kpis.xlsx", params=params, timeout=30).content))
+        wb = load_workbook(io.BytesIO(api.get(f"{reporting}/v1/kpis.xlsx", params=params, timeout=30).content))
         values = [c for row in wb.worksheets[0].iter_rows() for c in row]
         assert "'" + evil in [c.value for c in values]
         assert all(c.data_type != "f" for c in values)  # no formula cell anywhere

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 import httpx
 import pytest
+from tests import api
 
 pytestmark = pytest.mark.e2e
 
@@ -22,13 +23,13 @@ COMMUNITY = "990102001001"  # its community (12 digits)
 def report(stack, category: str, place: str, channel: str = "phone", **extra) -> str:
     body = {"tenant": TENANT, "category_code": category, "place_code": place, "channel": channel,
             "description": f"lifecycle test {category}", "reported_at": datetime.now(timezone.utc).isoformat(), **extra}
-    resp = httpx.post(f"{stack.url('intake')}/v1/reports", json=body, timeout=10)
+    resp = api.post(f"{stack.url('intake')}/v1/reports", json=body, timeout=10)
     assert resp.status_code == 202, resp.text
     return resp.json()["case_id"]
 
 
 def view(stack, case_id: str) -> dict:
-    return httpx.get(f"{stack.url('intake')}/v1/cases/{case_id}", timeout=10).json()
+    return api.get(f"{stack.url('intake')}/v1/cases/{case_id}", timeout=10).json()
 
 
 def wait_for(stack, case_id: str, pred, timeout_s: float = 30) -> dict:
@@ -46,7 +47,7 @@ def wait_for(stack, case_id: str, pred, timeout_s: float = 30) -> dict:
 def act(stack, case_id: str, action: str, role: str, expect_state: str | None = None, **extra) -> dict:
     """Ask for ``action``; wait until the case view shows ``expect_state`` (the new state)."""
     before = len(view(stack, case_id)["history"])
-    resp = httpx.post(f"{stack.url('intake')}/v1/cases/{case_id}/actions",
+    resp = api.post(f"{stack.url('intake')}/v1/cases/{case_id}/actions",
                       json={"action": action, "actor_role": role, **extra}, timeout=10)
     assert resp.status_code == 202, resp.text
     return wait_for(stack, case_id, lambda v: len(v["history"]) > before and (expect_state is None or v["state"] == expect_state))
@@ -56,7 +57,7 @@ def test_closed_loop_with_rework_and_an_illegal_action(stack):
     case = report(stack, "100102", GRID)  # 垃圾扰民 → urban_management (taxonomy default)
     v = wait_for(stack, case, lambda v: v["state"] == "reported")
     # illegal: a department cannot acknowledge a case nobody accepted yet → 409, nothing changes
-    resp = httpx.post(f"{stack.url('intake')}/v1/cases/{case}/actions",
+    resp = api.post(f"{stack.url('intake')}/v1/cases/{case}/actions",
                       json={"action": "acknowledge", "actor_role": "department_staff"}, timeout=10)
     assert resp.status_code == 409
     body = resp.json()
@@ -79,7 +80,7 @@ def test_closed_loop_with_rework_and_an_illegal_action(stack):
     # and reporting counted the rework
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        stats = httpx.get(f"{stack.url('reporting')}/v1/stats", params={"tenant": TENANT, "group_by": "status"}).json()
+        stats = api.get(f"{stack.url('reporting')}/v1/stats", params={"tenant": TENANT, "group_by": "status"}).json()
         if stats["total"]["closed"] >= 1:
             break
         time.sleep(0.5)
@@ -128,14 +129,14 @@ def test_deadline_alerts_fire_with_a_controllable_clock(stack):
     case = report(stack, "400101", GRID, channel="grid_worker", urgency="紧急")
     v = wait_for(stack, case, lambda v: v["state"] == "dispatched")
     advance = f"{stack.url('dispatch')}/v1/test/clock/advance"
-    httpx.post(advance, params={"seconds": 20 * 3600}, timeout=10).raise_for_status()
+    api.post(advance, params={"seconds": 20 * 3600}, timeout=10).raise_for_status()
     v = wait_for(stack, case, lambda v: any(e["event_type"] == "case.supervised" for e in v["history"]))
     alerts = [e["alert"] for e in v["history"] if e["event_type"] == "case.supervised"]
     assert alerts == ["yellow"] and v["supervision_level"] == 0
-    httpx.post(advance, params={"seconds": 5 * 3600}, timeout=10).raise_for_status()
+    api.post(advance, params={"seconds": 5 * 3600}, timeout=10).raise_for_status()
     v = wait_for(stack, case, lambda v: v["supervision_level"] == 1)
     assert [e["alert"] for e in v["history"] if e["event_type"] == "case.supervised"] == ["yellow", "red"]
-    httpx.post(advance, params={"seconds": 9 * 86400}, timeout=10).raise_for_status()
+    api.post(advance, params={"seconds": 9 * 86400}, timeout=10).raise_for_status()
     v = wait_for(stack, case, lambda v: v["supervision_level"] == 2)
     assert [e["alert"] for e in v["history"] if e["event_type"] == "case.supervised"] == ["yellow", "red", "higher"]
 
@@ -151,7 +152,7 @@ def test_timers_fire_once_with_two_dispatch_instances(stack):
     try:
         time.sleep(6)  # the group rebalances with two members
         for name in ("dispatch", "dispatch-2"):
-            httpx.post(f"{stack.url(name)}/v1/test/clock/advance", params={"seconds": 30 * 86400}, timeout=10).raise_for_status()
+            api.post(f"{stack.url(name)}/v1/test/clock/advance", params={"seconds": 30 * 86400}, timeout=10).raise_for_status()
         for case in cases:
             v = wait_for(stack, case, lambda v: v["supervision_level"] == 2)
             time.sleep(0.5)
@@ -160,7 +161,7 @@ def test_timers_fire_once_with_two_dispatch_instances(stack):
             assert sorted(alerts) == ["higher", "red", "yellow"], alerts
         fired = 0.0
         for name in ("dispatch", "dispatch-2"):
-            text = httpx.get(f"{stack.url(name)}/metrics", timeout=10).text
+            text = api.get(f"{stack.url(name)}/metrics", timeout=10).text
             fired += sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                          if line.startswith("dispatch_supervisions_total "))
         assert fired >= 3 * len(cases)

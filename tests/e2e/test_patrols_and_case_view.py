@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from gridcase.seeds import generate_seed_b
+from tests import api
 
 pytestmark = pytest.mark.e2e
 
@@ -16,14 +17,14 @@ pytestmark = pytest.mark.e2e
 def test_seed_b_patrol_figures(stack):
     intake, reporting = stack.url("intake"), stack.url("reporting")
     for body in generate_seed_b():
-        resp = httpx.post(f"{intake}/v1/patrols", json=body, timeout=10)
+        resp = api.post(f"{intake}/v1/patrols", json=body, timeout=10)
         assert resp.status_code == 202, resp.text
     # a retried POST with the same source id is not counted twice
-    again = httpx.post(f"{intake}/v1/patrols", json=next(iter(generate_seed_b())), timeout=10)
+    again = api.post(f"{intake}/v1/patrols", json=next(iter(generate_seed_b())), timeout=10)
     assert again.json()["duplicate"] is True
     deadline = time.monotonic() + 60
     while True:
-        stats = httpx.get(f"{reporting}/v1/patrols", params={"tenant": "demo-grid"}, timeout=10).json()
+        stats = api.get(f"{reporting}/v1/patrols", params={"tenant": "demo-grid"}, timeout=10).json()
         if stats["points"] >= 865 or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -43,10 +44,10 @@ def test_case_view_shows_state_and_history(stack):
         "description": "下水道堵塞，联系电话13912345678", "channel": "grid_worker",
         "reported_at": datetime.now(timezone.utc).isoformat(),
     }
-    case_id = httpx.post(f"{intake}/v1/reports", json=body, timeout=10).json()["case_id"]
+    case_id = api.post(f"{intake}/v1/reports", json=body, timeout=10).json()["case_id"]
     deadline = time.monotonic() + 30
     while True:
-        view = httpx.get(f"{intake}/v1/cases/{case_id}", timeout=10).json()
+        view = api.get(f"{intake}/v1/cases/{case_id}", timeout=10).json()
         if len(view["history"]) >= 3 or time.monotonic() > deadline:
             break
         time.sleep(0.3)
@@ -56,5 +57,5 @@ def test_case_view_shows_state_and_history(stack):
     # a grid worker's report is accepted and filed by the system, then dispatched (casebook.py)
     assert [e.get("action", e["event_type"]) for e in view["history"]] == ["accept", "file", "case.dispatched"]
     assert view["deadline"] is not None  # 一般: 5 working days (domain.md §3(d)3)
-    missing = httpx.get(f"{intake}/v1/cases/00000000-0000-0000-0000-000000000000", timeout=10)
+    missing = api.get(f"{intake}/v1/cases/00000000-0000-0000-0000-000000000000", timeout=10)
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"

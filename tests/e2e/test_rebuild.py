@@ -12,6 +12,7 @@ import pytest
 
 from gridcase.client import import_file, wait_until_counted
 from gridcase.demo import REPO
+from tests import api
 
 pytestmark = pytest.mark.e2e
 
@@ -33,27 +34,27 @@ def snapshot(stack, tenant: str) -> dict:
     out = {}
     for group in (None, "department", "status", "place", "category"):
         params = {"tenant": tenant} | ({"group_by": group} if group else {})
-        out[f"stats:{group}"] = httpx.get(f"{url}/v1/stats", params=params, timeout=30).json()
-    out["kpis"] = httpx.get(f"{url}/v1/kpis", params={"tenant": tenant, "group_by": "department"}, timeout=30).json()
-    out["patrols"] = httpx.get(f"{url}/v1/patrols", params={"tenant": tenant}, timeout=30).json()
+        out[f"stats:{group}"] = api.get(f"{url}/v1/stats", params=params, timeout=30).json()
+    out["kpis"] = api.get(f"{url}/v1/kpis", params={"tenant": tenant, "group_by": "department"}, timeout=30).json()
+    out["patrols"] = api.get(f"{url}/v1/patrols", params={"tenant": tenant}, timeout=30).json()
     return rounded(out)
 
 
 def test_rebuild_gives_the_same_figures(stack):
     result = import_file(stack.url("intake"), REPO / "data" / "nyc311_2018-10-21_sample.csv", "nyc311", "nyc")
     wait_until_counted(stack.url("dispatch"), stack.url("reporting"), "nyc", result["accepted"])
-    resp = httpx.post(f"{stack.url('intake')}/v1/reports", timeout=10, json={
+    resp = api.post(f"{stack.url('intake')}/v1/reports", timeout=10, json={
         "tenant": "demo-grid", "category_code": "100102", "place_code": "990102001001001", "channel": "grid_worker",
         "reported_at": "2026-11-02T08:00:00+08:00", "source": "rebuild-test", "source_id": "r-1"})
     resp.raise_for_status()
     case_id = resp.json()["case_id"]
     deadline = time.monotonic() + 30
-    while httpx.get(f"{stack.url('intake')}/v1/cases/{case_id}", timeout=10).json()["state"] != "dispatched":
+    while api.get(f"{stack.url('intake')}/v1/cases/{case_id}", timeout=10).json()["state"] != "dispatched":
         assert time.monotonic() < deadline, "the report was not dispatched"
         time.sleep(0.3)
     tenants = ("nyc", "demo-grid")
     for tenant in tenants:
-        progress = httpx.get(f"{stack.url('dispatch')}/v1/progress", params={"tenant": tenant}).json()
+        progress = api.get(f"{stack.url('dispatch')}/v1/progress", params={"tenant": tenant}).json()
         wait_until_counted(stack.url("dispatch"), stack.url("reporting"), tenant, progress["cases"])
     before = {t: snapshot(stack, t) for t in tenants}
     run = subprocess.run([sys.executable, "-m", "gridcase.cli", "reporting", "rebuild"], capture_output=True, text=True,

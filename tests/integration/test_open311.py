@@ -10,8 +10,10 @@ client library and checked against the spec's JSON Schemas.
   in ../shared/design/anchors.md §2) and the module docstring of services/intake/open311.py.
 
 The services run as subprocesses: the session ``stack`` provides dispatch (and reporting); this
-module adds one more intake, on the same broker and database, started with
-``INTAKE_OPEN311_API_KEYS`` so that POST has keys to accept. Reports go to tenant ``demo-grid``,
+module adds one more intake, on the same broker and database, and issues ``API_KEY`` (a city_ops
+key of ``demo-grid`` in the credential store, shared/authstore.py). The georeport client sends
+``api_key`` on POST only (the spec requires it there); this deployment needs it on request reads
+too (place-scoped access), so the client fixtures add it to GETs. Reports go to tenant ``demo-grid``,
 which the end-to-end tests never count.
 """
 
@@ -26,11 +28,13 @@ from xml.etree import ElementTree as ET
 import httpx
 import pytest
 
+from shared.authstore import new_api_key
 from tests.conftest import SHARED_DATA
+from tests import api
 
 pytestmark = pytest.mark.integration
 
-API_KEY = "test-key"
+API_KEY = new_api_key()[1]
 TENANT = "demo-grid"
 #: 和平社区第1网格: demo-grid routes 100110 油烟扰民 here to ecology_environment (deploy/tenants/demo-grid.yaml).
 HEPING_GRID = "990102001002001"
@@ -48,19 +52,48 @@ def intake(stack, infra, tmp_path_factory) -> str:
     """Base URL of an intake that accepts ``API_KEY`` (dispatch comes from the session stack)."""
     from gridcase.runtime import Stack
 
-    own = Stack(tmp_path_factory.mktemp("open311"), fresh=False, infra=infra,
-                env={"INTAKE_OPEN311_API_KEYS": f"another-key, {API_KEY}"})
+    import asyncio
+
+    from shared.authstore import issue
+    from shared.db import make_engine
+
+    async def install() -> None:
+        engine = make_engine(infra.database_url)
+        try:
+            await issue(engine, kind="api_key", tenant=TENANT, role="city_ops", label="open311 tests", api_key=API_KEY)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(install())  # the session stack has migrated the auth schema
+    own = Stack(tmp_path_factory.mktemp("open311"), fresh=False, infra=infra)
     own.start_service("intake")
     try:
         own.wait_healthy("intake")
         url = own.url("intake")
-        probe = httpx.get(f"{url}/open311/v2/discovery.json", timeout=10)
+        probe = api.get(f"{url}/open311/v2/discovery.json", timeout=10)
         assert probe.status_code == 200, (
             "intake does not serve /open311/v2: services/intake/app.py create_app must call "
             "services.intake.open311.install(app)")
         yield url
     finally:
         own.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def georeport_sends_the_key_on_reads():
+    """The georeport client sends ``api_key`` with POST only; add it to its GETs (see the module
+    docstring)."""
+    import types
+
+    import georeport.georeport as module
+    import requests
+
+    def get(url, params=None, **kwargs):
+        return requests.get(url, params={**(params or {}), "api_key": API_KEY}, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(module, "requests", types.SimpleNamespace(get=get, post=requests.post))
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +162,7 @@ def post(intake: str, fmt: str = "json", **form) -> httpx.Response:
     """POST Service Request, form-encoded as the spec requires; ``None`` values are left out."""
     body = {"api_key": API_KEY, "jurisdiction_id": TENANT, "service_code": "100401", "address_id": HEPING_GRID}
     body.update(form)
-    return httpx.post(f"{intake}/open311/v2/requests.{fmt}", data={k: v for k, v in body.items() if v is not None},
+    return api.post(f"{intake}/open311/v2/requests.{fmt}", data={k: v for k, v in body.items() if v is not None},
                       timeout=15)
 
 
@@ -163,13 +196,13 @@ def fume_request(intake) -> dict:
 
 
 def test_discovery_in_both_formats(intake):
-    body = httpx.get(f"{intake}/open311/v2/discovery.json", timeout=10).json()
+    body = api.get(f"{intake}/open311/v2/discovery.json", timeout=10).json()
     assert set(body) == {"changeset", "contact", "key_service", "endpoints"}
     [endpoint] = body["endpoints"]
     assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
     assert endpoint["url"] == f"{intake}/open311/v2" and endpoint["type"] == "production"
     assert set(endpoint["formats"]) == {"text/xml", "application/json"}
-    root = xml_of(httpx.get(f"{intake}/open311/v2/discovery.xml", timeout=10), "discovery")
+    root = xml_of(api.get(f"{intake}/open311/v2/discovery.xml", timeout=10), "discovery")
     assert [c.tag for c in root] == ["changeset", "contact", "key_service", "endpoints"]
     assert [c.tag for c in root.find("endpoints/endpoint")] == ["specification", "url", "changeset", "type", "formats"]
     assert [f.text for f in root.findall("endpoints/endpoint/formats/format")] == endpoint["formats"]
@@ -188,7 +221,7 @@ def test_client_lists_services(client, xml_client, schemas, intake):
     assert [s["service_code"] for s in xml_services] == [s["service_code"] for s in services]
     assert xml_services[0].keys() == services[0].keys()
     assert next(s for s in xml_services if s["service_code"] == "100110")["metadata"] == "true"
-    xml_of(httpx.get(f"{intake}/open311/v2/services.xml", params={"jurisdiction_id": TENANT}, timeout=10),
+    xml_of(api.get(f"{intake}/open311/v2/services.xml", params={"jurisdiction_id": TENANT}, timeout=10),
            "services", "service")
 
 
@@ -238,12 +271,12 @@ def wait_until_dispatched(client, intake: str, request_id: str, timeout_s: float
         record = client.get_service_request(request_id)
         if record["agency_responsible"] or time.monotonic() > deadline:
             return record
-        state = httpx.get(f"{intake}/v1/cases/{request_id}", timeout=10).json()["state"]
+        state = api.get(f"{intake}/v1/cases/{request_id}", timeout=10).json()["state"]
         if state in steps and steps[state][0] not in done:
             action, role = steps[state]
             if state == "reported":
                 assert (record["status"], record["status_notes"]) == ("open", "已上报 reported")
-            resp = httpx.post(f"{intake}/v1/cases/{request_id}/actions", json={"action": action, "actor_role": role},
+            resp = api.post(f"{intake}/v1/cases/{request_id}/actions", json={"action": action, "actor_role": role},
                               headers={"Idempotency-Key": f"open311-test-{action}"}, timeout=10)
             if resp.status_code == 202:
                 done.add(action)
@@ -276,7 +309,7 @@ def test_client_reads_the_request_back_after_dispatch(fume_request, client, xml_
     assert record["requested_datetime"].endswith("+08:00")  # the tenant's zone (Asia/Shanghai)
     assert_w3c(record["updated_datetime"])
     # expected_datetime is the case deadline: empty until dispatch sets one
-    case = httpx.get(f"{intake}/v1/cases/{request_id}", timeout=10).json()
+    case = api.get(f"{intake}/v1/cases/{request_id}", timeout=10).json()
     assert case["department"] == "ecology_environment"
     if case["deadline"] is None:
         assert record["expected_datetime"] is None
@@ -292,7 +325,7 @@ def test_client_reads_the_request_back_after_dispatch(fume_request, client, xml_
     assert list(xml_record) == REQUEST_FIELDS
     assert xml_record["agency_responsible"] == record["agency_responsible"]
     assert xml_record["lat"] is None and xml_record["zipcode"] is None  # empty elements
-    xml_of(httpx.get(f"{intake}/open311/v2/requests/{request_id}.xml", params={"jurisdiction_id": TENANT},
+    xml_of(api.get(f"{intake}/open311/v2/requests/{request_id}.xml", params={"jurisdiction_id": TENANT},
                      timeout=10), "service_requests", "request")
 
 
@@ -324,23 +357,23 @@ def test_client_queries_requests(fume_request, client, xml_client, schemas, inta
                                          start_date="2020-01-01T00:00:00Z", end_date="2020-02-01T00:00:00Z")
     assert [r["service_request_id"] for r in chosen] == [request_id]
     # paging extension
-    page = httpx.get(f"{intake}/open311/v2/requests.json",
+    page = api.get(f"{intake}/open311/v2/requests.json",
                      params={"jurisdiction_id": TENANT, "page_size": 1, "page": 1}, timeout=10).json()
     check_schema(schemas, "requests", page)
     assert len(page) == 1
     # XML
     xml_requests = as_list(xml_client.get_service_requests(service_request_id=request_id))
     assert [r["service_request_id"] for r in xml_requests] == [request_id]
-    xml_of(httpx.get(f"{intake}/open311/v2/requests.xml", params={"jurisdiction_id": TENANT}, timeout=10),
+    xml_of(api.get(f"{intake}/open311/v2/requests.xml", params={"jurisdiction_id": TENANT}, timeout=10),
            "service_requests", "request")
 
 
 def test_tokens_map_to_request_ids(fume_request, intake):
     request_id = fume_request["answer"][0]["service_request_id"]
-    body = httpx.get(f"{intake}/open311/v2/tokens/{request_id}.json", params={"jurisdiction_id": TENANT},
+    body = api.get(f"{intake}/open311/v2/tokens/{request_id}.json", params={"jurisdiction_id": TENANT},
                      timeout=10).json()
     assert body == [{"service_request_id": request_id, "token": request_id}]
-    root = xml_of(httpx.get(f"{intake}/open311/v2/tokens/{request_id}.xml", params={"jurisdiction_id": TENANT},
+    root = xml_of(api.get(f"{intake}/open311/v2/tokens/{request_id}.xml", params={"jurisdiction_id": TENANT},
                             timeout=10), "service_requests", "request")
     assert [c.tag for c in root[0]] == ["service_request_id", "token"]
 
@@ -361,19 +394,19 @@ def _error_cases(intake: str, fmt: str) -> list[tuple[str, httpx.Response, int]]
         ("bad attribute value", post(intake, fmt, service_code="100110", **{"attribute[source]": "factory"}), 400),
         ("description too long", post(intake, fmt, description="长" * 4001), 400),
         ("unknown jurisdiction", post(intake, fmt, jurisdiction_id="atlantis"), 404),
-        ("missing jurisdiction", httpx.get(f"{base}/services.{fmt}", timeout=10), 400),
-        ("unknown jurisdiction (GET)", httpx.get(f"{base}/requests.{fmt}", params={"jurisdiction_id": "atlantis"},
+        ("missing jurisdiction", api.get(f"{base}/services.{fmt}", timeout=10), 400),
+        ("unknown jurisdiction (GET)", api.get(f"{base}/requests.{fmt}", params={"jurisdiction_id": "atlantis"},
                                                  timeout=10), 404),
-        ("bad start_date", httpx.get(f"{base}/requests.{fmt}", params={**j, "start_date": "29/11/2026"},
+        ("bad start_date", api.get(f"{base}/requests.{fmt}", params={**j, "start_date": "29/11/2026"},
                                      timeout=10), 400),
-        ("date without timezone", httpx.get(f"{base}/requests.{fmt}", params={**j, "end_date": "2026-11-29T08:00:00"},
+        ("date without timezone", api.get(f"{base}/requests.{fmt}", params={**j, "end_date": "2026-11-29T08:00:00"},
                                             timeout=10), 400),
-        ("span over 90 days", httpx.get(f"{base}/requests.{fmt}", params={
+        ("span over 90 days", api.get(f"{base}/requests.{fmt}", params={
             **j, "start_date": "2026-01-01T00:00:00Z", "end_date": "2026-06-01T00:00:00Z"}, timeout=10), 400),
-        ("bad status", httpx.get(f"{base}/requests.{fmt}", params={**j, "status": "pending"}, timeout=10), 400),
-        ("unknown request", httpx.get(f"{base}/requests/{uuid.uuid4()}.{fmt}", params=j, timeout=10), 404),
-        ("unknown token", httpx.get(f"{base}/tokens/{uuid.uuid4()}.{fmt}", params=j, timeout=10), 404),
-        ("unknown service", httpx.get(f"{base}/services/999999.{fmt}", params=j, timeout=10), 404),
+        ("bad status", api.get(f"{base}/requests.{fmt}", params={**j, "status": "pending"}, timeout=10), 400),
+        ("unknown request", api.get(f"{base}/requests/{uuid.uuid4()}.{fmt}", params=j, timeout=10), 404),
+        ("unknown token", api.get(f"{base}/tokens/{uuid.uuid4()}.{fmt}", params=j, timeout=10), 404),
+        ("unknown service", api.get(f"{base}/services/999999.{fmt}", params=j, timeout=10), 404),
     ]
 
 
@@ -396,5 +429,5 @@ def test_errors_use_the_spec_body(intake, fmt):
 
 
 def test_rest_of_the_api_keeps_its_error_body(intake):
-    missing = httpx.get(f"{intake}/v1/cases/{uuid.uuid4()}", timeout=10)
+    missing = api.get(f"{intake}/v1/cases/{uuid.uuid4()}", timeout=10)
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"

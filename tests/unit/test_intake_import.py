@@ -28,7 +28,7 @@ async def test_failing_store_releases_the_parser_thread(tmp_path):
     path = tmp_path / "big.jsonl"
     path.write_text("\n".join(_line(i) for i in range(5000)), encoding="utf-8")
 
-    async def store(batch):
+    async def store(batch, who=None):
         raise Boom("database down")
 
     svc = SimpleNamespace(

@@ -144,18 +144,35 @@ def test_place_address_is_the_place_chain_never_a_reporter_address():
 # --------------------------------------------------------------------------- routes without a database
 
 
+class _KeyAuth:
+    """Stands in for the credential store: the listed keys are admins of every tenant."""
+
+    def __init__(self, keys: str) -> None:
+        self.keys = {k.strip() for k in keys.split(",") if k.strip()}
+
+    async def principal(self, request, extra=None):
+        from shared.auth import Principal
+        from shared.authhttp import presented_credential, unauthenticated
+
+        credential = presented_credential(request, extra)
+        if credential not in self.keys:
+            raise unauthenticated("unknown credential")
+        return Principal(credential, "*", "admin")
+
+
 def _app(keys: str = "k1, k2") -> FastAPI:
     app = FastAPI()
+    app.state.auth = _KeyAuth(keys)
     install_error_handlers(app)
     open311.install(app)
     open311.install(app)  # idempotent
     stored: list = []
 
-    async def store(reports):
+    async def store(reports, who=None):
         stored.extend(reports)
         return {cid for _, cid, _ in reports}
 
-    app.state.intake = SimpleNamespace(tenants=load_all_tenants(), settings=SimpleNamespace(open311_api_keys=keys),
+    app.state.intake = SimpleNamespace(tenants=load_all_tenants(), settings=SimpleNamespace(),
                                        store=store, engine=None)
     app.state.stored = stored
 
@@ -229,7 +246,8 @@ async def test_errors_in_the_spec_format(fmt):
             (await client.get(f"/open311/v2/services.{fmt}"), 400),
             (await client.get(f"/open311/v2/services.{fmt}?jurisdiction_id=atlantis"), 404),
             (await client.get(f"/open311/v2/services/999999.{fmt}?jurisdiction_id=demo-grid"), 404),
-            (await client.get(f"/open311/v2/requests.{fmt}?jurisdiction_id=demo-grid&start_date=yesterday"), 400),
+            (await client.get(f"/open311/v2/requests.{fmt}?jurisdiction_id=demo-grid&start_date=yesterday&api_key=k1"), 400),
+            (await client.get(f"/open311/v2/requests.{fmt}?jurisdiction_id=demo-grid"), 403),  # reads need a key
             (await client.get(f"/open311/v2/nothing-here.{fmt}"), 404),
             (await client.delete(f"/open311/v2/services.{fmt}"), 400),
         ]

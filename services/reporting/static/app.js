@@ -33,6 +33,7 @@
     end: "", // yyyy-mm-dd inclusive, "" = open
     scope: [], // drilled places, top down: [{code, label}]
     gen: 0, // load generation: answers of an older load are dropped
+    caller: null, // who is signed in: {role, tenant, scope, department} (tenants.json)
     charts: {}
   };
 
@@ -129,9 +130,28 @@
     return url;
   }
 
+  // The caller's API key or token (issued with `gridcase auth issue-key|issue-token`), kept for
+  // this browser tab only (sessionStorage) and sent as Authorization: Bearer.
+  var CREDENTIAL = "gridcase.credential";
+
+  function credential() {
+    try { return window.sessionStorage.getItem(CREDENTIAL) || ""; } catch (e) { return ""; }
+  }
+
+  function showLogin(message) {
+    document.body.dataset.state = "login";
+    $("login").hidden = false;
+    setStatus(message || "请输入访问凭证 enter your API key or token", true);
+  }
+
   function api(path, params) {
-    return fetch(apiUrl(path, params), { headers: { Accept: "application/json" } }).then(function (resp) {
+    var headers = { Accept: "application/json" };
+    if (credential()) headers.Authorization = "Bearer " + credential();
+    return fetch(apiUrl(path, params), { headers: headers }).then(function (resp) {
       return resp.json().catch(function () { return null; }).then(function (body) {
+        if (resp.status === 401) {
+          showLogin("凭证无效或已过期 credential missing, invalid or expired");
+        }
         if (!resp.ok) {
           var msg = body && (body.message || body.error) ? (body.message || body.error) : resp.statusText;
           throw new Error(resp.status + " " + msg + " (" + path + ")");
@@ -531,6 +551,13 @@
   function selectTenant(name) {
     state.tenant = state.tenants.filter(function (t) { return t.tenant === name; })[0] || state.tenants[0] || null;
     state.scope = [];
+    // Start at the caller's own place scope: the drill levels it already fixes are skipped.
+    var own = (state.caller && state.caller.scope) || "";
+    if (state.tenant && own) {
+      (state.tenant.drill || []).forEach(function (level) {
+        if (level.depth <= own.length) state.scope.push({ code: own.slice(0, level.depth), label: own.slice(0, level.depth) });
+      });
+    }
     if (state.tenant) $("tenant").value = state.tenant.tenant;
   }
 
@@ -560,12 +587,31 @@
       load();
     });
     $("refresh").addEventListener("click", function () { load(); });
+    $("login").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      try { window.sessionStorage.setItem(CREDENTIAL, $("credential").value.trim()); } catch (e) { /* private mode */ }
+      $("credential").value = "";
+      $("login").hidden = true;
+      start(params);
+    });
+    $("logout").addEventListener("click", function () {
+      try { window.sessionStorage.removeItem(CREDENTIAL); } catch (e) { /* private mode */ }
+      window.location.reload();
+    });
+    if (!credential()) { showLogin(); return; }
+    start(params);
+  }
+
+  function start(params) {
     window.addEventListener("resize", function () {
       Object.keys(state.charts).forEach(function (k) { state.charts[k].resize(); });
     });
 
     api("tenants.json").then(function (doc) {
       state.tenants = doc.tenants || [];
+      state.caller = doc.caller || null;
+      if (state.caller) setText("caller-text", state.caller.role + (state.caller.scope ? " · " + state.caller.scope : "") +
+        (state.caller.department ? " · " + state.caller.department : ""));
       var select = $("tenant");
       clear(select);
       state.tenants.forEach(function (t) {
@@ -581,6 +627,7 @@
       selectTenant(params.get("tenant") || state.tenants[0].tenant);
       load();
     }, function (err) {
+      if (document.body.dataset.state === "login") return;
       document.body.dataset.state = "error";
       setStatus("加载失败 failed to load: " + err.message, true);
     });
