@@ -207,8 +207,9 @@ def audit_rows_of(events) -> list[dict]:
 async def anonymise_closed(engine: AsyncEngine, after: timedelta, now: datetime | None = None,
                            batch: int = 1000) -> int:
     """Erase the reporter data of cases closed more than ``after`` ago (issue 6 item 3; default
-    365 days, ``IntakeSettings.anonymise_after_days``): the sealed contact is dropped and the stored
-    description is masked (:func:`shared.pii.mask_text`); ``anonymised_at`` is set. Returns the
+    365 days, ``IntakeSettings.anonymise_after_days``): the sealed part (contact and unmasked
+    description, :func:`sealed_part`) is dropped and the stored description masked again
+    (:func:`shared.pii.mask_text`); ``anonymised_at`` is set. Returns the
     number of reports anonymised. Safe to run from several instances (``SKIP LOCKED``)."""
     r, v = db.reports, db.case_view
     cutoff = (now or datetime.now(timezone.utc)) - after
@@ -257,8 +258,9 @@ async def reseal_reporters(engine: AsyncEngine, keyring: Keyring, batch: int = 1
 
 
 async def reporter_contact(engine: AsyncEngine, keyring: Keyring, case_id: uuid.UUID) -> dict | None:
-    """The decrypted reporter contact of a case (``None`` when none or anonymised); for call-backs
-    by intake staff tools, never put in events or logs.
+    """The decrypted sealed part of a case (:func:`sealed_part`: ``{"reporter"?, "description"?}``;
+    ``None`` when none or anonymised); for call-backs by intake staff tools, never put in events or
+    logs.
 
     Raises:
         shared.crypto.KeyringError: sealed with a key the ring does not hold, or tampered with.
@@ -267,6 +269,18 @@ async def reporter_contact(engine: AsyncEngine, keyring: Keyring, case_id: uuid.
     async with engine.connect() as conn:
         sealed = (await conn.execute(sa.select(r.c.reporter_sealed).where(r.c.case_id == case_id))).scalar_one_or_none()
     return keyring.open(sealed, case_id.bytes) if sealed else None
+
+
+def sealed_part(report: ReportIn) -> dict | None:
+    """What of a report is sealed (encrypted at rest): ``{"reporter": contact, "description":
+    the unmasked text}``, each only when present (the description only when masking changed it);
+    ``None`` when there is nothing personal. The stored report keeps the masked description."""
+    part: dict = {}
+    if report.reporter is not None:
+        part["reporter"] = report.reporter.model_dump(mode="json")
+    if report.description and mask_text(report.description) != report.description:
+        part["description"] = report.description
+    return part or None
 
 
 def keyring_of(settings: IntakeSettings) -> Keyring:
@@ -363,8 +377,10 @@ class Intake:
         and gets no second event). ``who`` is the caller, recorded in the audit trail."""
         if not reports:
             return set()
-        values = [
-            {
+        values = []
+        for r, cid, key in reports:
+            sealed = sealed_part(r)
+            values.append({
                 "case_id": cid,
                 "tenant": r.tenant,
                 "source": r.source,
@@ -372,14 +388,11 @@ class Intake:
                 "category_code": r.category_code,
                 "place_code": r.place_code,
                 "reported_at": r.reported_at,
-                "report": r.model_dump(mode="json", exclude={"reporter"}),
-                "reporter_sealed": self.keyring.seal(r.reporter.model_dump(mode="json"), cid.bytes)
-                if r.reporter else None,
-                "reporter_key_id": self.keyring.current if r.reporter else None,
+                "report": r.model_dump(mode="json", exclude={"reporter"}) | {"description": mask_text(r.description)},
+                "reporter_sealed": self.keyring.seal(sealed, cid.bytes) if sealed else None,
+                "reporter_key_id": self.keyring.current if sealed else None,
                 "idempotency_key": key,
-            }
-            for r, cid, key in reports
-        ]
+            })
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 insert(db.reports).on_conflict_do_nothing().returning(db.reports.c.case_id), values
