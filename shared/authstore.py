@@ -38,6 +38,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "auth_migrations"
 KEY_PREFIX = "gck_"
 JWT_ISSUER = "gridcase"
 JWT_ALGORITHM = "HS256"
+#: RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
+MIN_JWT_SECRET = 32
 metadata = sa.MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
 
 credentials = sa.Table(
@@ -115,6 +117,8 @@ def decode_jwt(token: str, jwt_secret: str) -> Principal:
     """
     if not jwt_secret:
         raise CredentialError("bearer tokens are not enabled (GRIDCASE_JWT_SECRET is not set)")
+    if len(jwt_secret) < MIN_JWT_SECRET:
+        raise CredentialError(f"bearer tokens are disabled: GRIDCASE_JWT_SECRET is shorter than {MIN_JWT_SECRET} characters")
     try:
         claims = jwt.decode(token, jwt_secret, algorithms=[JWT_ALGORITHM], issuer=JWT_ISSUER,
                             options={"require": ["exp", "iat", "jti", "sub", "iss"]})
@@ -147,6 +151,8 @@ async def issue(engine: AsyncEngine, *, kind: str, tenant: str, role: str, scope
     elif kind == "jwt":
         if not jwt_secret or not ttl:
             raise ValueError("a JWT needs GRIDCASE_JWT_SECRET and a lifetime")
+        if len(jwt_secret) < MIN_JWT_SECRET:
+            raise ValueError(f"GRIDCASE_JWT_SECRET must be at least {MIN_JWT_SECRET} characters (RFC 7518 §3.2)")
         credential_id, secret_hash = "t" + secrets.token_hex(8), None
         principal = Principal(credential_id, tenant, role, scope, department, "jwt")
         secret = encode_jwt(principal, jwt_secret, now, expires)

@@ -322,13 +322,14 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         start: Start = None,
         end: End = None,
         place_prefix: PlacePrefix = None,
+        department: str | None = None,
         who: Principal = Depends(caller),
     ):
         """The statistics paragraph of a work summary (工作总结) for P: ``{"paragraph", "figures",
-        "wording", "transfer_departments"}`` (kpis.work_summary), within the caller's scope."""
-        department = None
+        "wording", "transfer_departments"}`` (kpis.work_summary), for a place and optionally one
+        department, within the caller's scope."""
         if tenant in tenants:
-            place_prefix, department = scoped(who, tenant, place_prefix)
+            place_prefix, department = scoped(who, tenant, place_prefix, department)
         flt = kpi_filter(tenant, start, end, place_prefix, department=department)
         if not isinstance(flt, kpis.KpiFilter):
             return flt

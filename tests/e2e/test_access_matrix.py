@@ -1,0 +1,482 @@
+"""Every role against every endpoint (issue 6 item 2), on the running stack.
+
+Tenant ``demo-grid`` (deploy/tenants/demo-grid.yaml): street 990102001 with communities 幸福
+990102001001 and 和平 990102001002. Credentials are issued in the credential store as
+``gridcase auth issue-key`` does; three cases are reported, accepted and filed by the tenant's admin:
+
+- A: 垃圾扰民 100102 in 和平 grid 1 → urban_management (taxonomy default);
+- B: 垃圾扰民 100102 in 幸福 grid 2 → urban_management;
+- C: 油烟扰民 100110 in 和平 grid 1 → ecology_environment (demo-grid's routing rule for 和平).
+
+Expected answers come from issue 6: a read outside one's scope is 404 (as for a case that does not
+exist), a write 403; community staff see their community, street staff their street, department
+staff what was dispatched to their department, city ops everything of their tenant; and from the
+role rules of shared/auth.py (who may report, patrol, import and take which case action).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+import uuid
+import zipfile
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from tests import api
+
+pytestmark = pytest.mark.e2e
+
+TENANT = "demo-grid"
+STREET = "990102001"
+HEPING, XINGFU = "990102001002", "990102001001"
+HEPING_GRID_1, XINGFU_GRID_2 = "990102001002001", "990102001001002"
+
+#: role name in this test → (tenant, role, scope, department)
+GRANTS = {
+    "grid_worker": (TENANT, "grid_worker", HEPING_GRID_1, None),
+    "community_staff": (TENANT, "community_staff", HEPING, None),
+    "street_staff": (TENANT, "street_staff", STREET, None),
+    "department_staff": (TENANT, "department_staff", "", "urban_management"),
+    "mediator": (TENANT, "mediator", HEPING, None),
+    "city_ops": (TENANT, "city_ops", "", None),
+    "admin": (TENANT, "admin", "", None),
+    "other_tenant_ops": ("nyc", "city_ops", "", None),  # another city on the same deployment
+}
+ROLES = list(GRANTS)
+#: which of the cases A, B, C each role sees
+SEES = {
+    "grid_worker": {"A", "C"}, "community_staff": {"A", "C"}, "street_staff": {"A", "B", "C"},
+    "department_staff": {"A", "B"}, "mediator": {"A", "C"}, "city_ops": {"A", "B", "C"}, "admin": {"A", "B", "C"},
+    "other_tenant_ops": set(),
+}
+REPORTERS = {"grid_worker", "community_staff", "street_staff", "mediator", "city_ops", "admin"}
+PATROLLERS = {"grid_worker", "community_staff", "street_staff", "city_ops", "admin"}
+IMPORTERS = {"city_ops", "admin"}
+VERIFIERS = {"grid_worker", "community_staff", "street_staff", "city_ops", "admin"}  # verify_pass/verify_fail
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+@pytest.fixture(scope="module")
+def keys(stack, infra) -> dict[str, str]:
+    """An API key per role of :data:`GRANTS`, issued in the stack's credential store."""
+    from shared.authstore import issue
+    from shared.db import make_engine
+
+    async def main() -> dict[str, str]:
+        engine = make_engine(infra.database_url)
+        try:
+            out = {}
+            for name, (tenant, role, scope, dept) in GRANTS.items():
+                issued = await issue(engine, kind="api_key", tenant=tenant, role=role, scope=scope, department=dept,
+                                     label=f"access matrix {name}")
+                out[name] = issued.secret
+            return out
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def call(method: str, url: str, key: str | None, **kwargs) -> httpx.Response:
+    headers = dict(kwargs.pop("headers", {}) or {})
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return httpx.request(method, url, headers=headers, timeout=30, **kwargs)
+
+
+def view(stack, case_id: str) -> dict:
+    resp = api.get(f"{stack.url('intake')}/v1/cases/{case_id}", timeout=10)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def wait_state(stack, case_id: str, state: str, timeout_s: float = 40) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        v = view(stack, case_id)
+        if v["state"] == state:
+            return v
+        assert time.monotonic() < deadline, f"{case_id} stuck in {v['state']}"
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def cases(stack, keys) -> dict[str, str]:
+    """Cases A, B, C reported, accepted and filed (dispatched) by the tenant's admin."""
+    intake = stack.url("intake")
+    out = {}
+    for name, category, place in (("A", "100102", HEPING_GRID_1), ("B", "100102", XINGFU_GRID_2),
+                                  ("C", "100110", HEPING_GRID_1)):
+        resp = call("POST", f"{intake}/v1/reports", keys["admin"], json={
+            "tenant": TENANT, "category_code": category, "place_code": place, "channel": "phone",
+            "description": f"access matrix case {name}", "reported_at": now_iso()})
+        assert resp.status_code == 202, resp.text
+        out[name] = resp.json()["case_id"]
+    for name, case_id in out.items():
+        wait_state(stack, case_id, "reported")
+        resp = call("POST", f"{intake}/v1/cases/{case_id}/actions", keys["admin"], json={"action": "accept"})
+        assert resp.status_code == 202, resp.text
+        wait_state(stack, case_id, "accepted")
+        resp = call("POST", f"{intake}/v1/cases/{case_id}/actions", keys["admin"], json={"action": "file"})
+        assert resp.status_code == 202, resp.text
+        wait_state(stack, case_id, "dispatched")
+    assert view(stack, out["A"])["department"] == "urban_management"
+    assert view(stack, out["C"])["department"] == "ecology_environment"
+    # reporting has counted them (the figures below are compared within scopes)
+    deadline = time.monotonic() + 60
+    while True:
+        listed = call("GET", f"{stack.url('reporting')}/v1/stats", keys["admin"],
+                      params={"tenant": TENANT, "group_by": "status"}).json()
+        if listed.get("total", {}).get("reported", 0) >= 3:
+            facts = call("GET", f"{stack.url('reporting')}/v1/kpis", keys["admin"],
+                         params={"tenant": TENANT, "department": "ecology_environment"}).json()
+            if facts["total"]["accepted"] >= 1:
+                break
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.5)
+    return out
+
+
+# --------------------------------------------------------------------------- intake writes
+
+
+def report_body(place: str) -> dict:
+    return {"tenant": TENANT, "category_code": "100102", "place_code": place, "description": "matrix write",
+            "reported_at": now_iso()}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_post_report(stack, keys, role):
+    url = f"{stack.url('intake')}/v1/reports"
+    inside = call("POST", url, keys[role], json=report_body(HEPING_GRID_1))
+    assert inside.status_code == (202 if role in REPORTERS and role != "other_tenant_ops" else 403), inside.text
+    elsewhere = call("POST", url, keys[role], json=report_body(XINGFU_GRID_2))
+    may_xingfu = role in {"street_staff", "city_ops", "admin"}
+    assert elsewhere.status_code == (202 if may_xingfu else 403), elsewhere.text
+    if elsewhere.status_code == 403:
+        assert elsewhere.json()["error"] == "forbidden"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_post_patrol(stack, keys, role):
+    body = {"tenant": TENANT, "place_code": HEPING_GRID_1, "kind": "routine", "points": 1, "started_at": now_iso()}
+    resp = call("POST", f"{stack.url('intake')}/v1/patrols", keys[role], json=body)
+    assert resp.status_code == (202 if role in PATROLLERS else 403), resp.text
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_post_import(stack, keys, role):
+    line = json.dumps(report_body(HEPING_GRID_1) | {"source": "matrix", "source_id": f"m-{role}-{uuid.uuid4()}"},
+                      ensure_ascii=False)
+    resp = call("POST", f"{stack.url('intake')}/v1/imports", keys[role], params={"format": "jsonl", "tenant": TENANT},
+                content=line.encode(), headers={"content-type": "application/octet-stream"})
+    assert resp.status_code == (200 if role in IMPORTERS else 403), resp.text
+    if resp.status_code == 200:
+        assert resp.json()["accepted"] == 1
+
+
+# --------------------------------------------------------------------------- intake reads and actions
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_get_case_and_audit(stack, keys, cases, role):
+    for name, case_id in cases.items():
+        for path in (f"/v1/cases/{case_id}", f"/v1/cases/{case_id}/audit"):
+            resp = call("GET", stack.url("intake") + path, keys[role])
+            expected = 200 if name in SEES[role] else 404
+            assert resp.status_code == expected, (name, path, resp.text)
+            if expected == 404:  # the same answer as for a case that does not exist
+                missing = call("GET", stack.url("intake") + path.replace(case_id, str(uuid.uuid4())), keys[role])
+                assert resp.json()["error"] == missing.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_case_action_gates(stack, keys, cases, role):
+    """verify_pass is illegal in state dispatched: a role allowed to verify gets 409 (the state
+    check), one that is not gets 403, a case outside the scope 404; nothing changes."""
+    for name, case_id in cases.items():
+        resp = call("POST", f"{stack.url('intake')}/v1/cases/{case_id}/actions", keys[role],
+                    json={"action": "verify_pass"})
+        if name not in SEES[role]:
+            assert resp.status_code == 404, (name, resp.text)
+        elif role in VERIFIERS:
+            assert resp.status_code == 409 and resp.json()["state"] == "dispatched", (name, resp.text)
+        else:
+            assert resp.status_code == 403 and resp.json()["error"] == "forbidden", (name, resp.text)
+        assert view(stack, case_id)["state"] == "dispatched"
+
+
+def test_department_staff_sign_for_their_case_and_the_audit_names_them(stack, keys, cases):
+    intake = stack.url("intake")
+    wrong = call("POST", f"{intake}/v1/cases/{cases['A']}/actions", keys["grid_worker"], json={"action": "acknowledge"})
+    assert wrong.status_code == 403
+    ok = call("POST", f"{intake}/v1/cases/{cases['A']}/actions", keys["department_staff"],
+              json={"action": "acknowledge", "actor_role": "someone_else"})
+    assert ok.status_code == 202, ok.text
+    wait_state(stack, cases["A"], "acknowledged")
+    key_id = keys["department_staff"].split("_")[1]
+    deadline = time.monotonic() + 30
+    while True:
+        entries = call("GET", f"{intake}/v1/cases/{cases['A']}/audit", keys["community_staff"]).json()["entries"]
+        applied = [e for e in entries if e["action"] == "acknowledge" and e["outcome"] == "applied"]
+        if applied:
+            break
+        assert time.monotonic() < deadline, entries
+        time.sleep(0.3)
+    # who (credential id, role, not the body's actor_role), what, from which state to which
+    assert applied[0]["actor_ref"] == key_id and applied[0]["actor_role"] == "department_staff"
+    assert (applied[0]["from_state"], applied[0]["to_state"]) == ("dispatched", "acknowledged")
+    requested = [e for e in entries if e["action"] == "acknowledge" and e["outcome"] == "requested"]
+    assert requested and requested[0]["actor_ref"] == key_id
+    refused = [e for e in entries if e["outcome"] == "refused"]
+    assert {(e["action"], e["actor_role"]) for e in refused} >= {("acknowledge", "grid_worker"),
+                                                               ("verify_pass", "department_staff")}
+    assert entries[0]["action"] == "report" and entries[0]["actor_role"] == "admin"
+    assert [e["recorded_at"] for e in entries] == sorted(e["recorded_at"] for e in entries)
+
+
+def test_audit_log_is_append_only(infra, cases):
+    import asyncpg
+
+    from shared.db import libpq_url
+
+    async def main() -> None:
+        conn = await asyncpg.connect(libpq_url(infra.database_url))
+        try:
+            for statement in ("UPDATE intake.audit_log SET detail = 'x'", "DELETE FROM intake.audit_log",
+                              "TRUNCATE intake.audit_log"):
+                with pytest.raises(asyncpg.RaiseError, match="append-only"):
+                    await conn.execute(statement)
+            assert await conn.fetchval("SELECT count(*) FROM intake.audit_log WHERE case_id = $1",
+                                       uuid.UUID(cases["B"])) >= 3
+        finally:
+            await conn.close()
+
+    asyncio.run(main())
+
+
+# --------------------------------------------------------------------------- Open311
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_open311_reads_and_posts(stack, keys, cases, role):
+    base = f"{stack.url('intake')}/open311/v2"
+    listed = call("GET", f"{base}/requests.json", None,
+                  params={"jurisdiction_id": TENANT, "api_key": keys[role], "service_request_id": ",".join(cases.values())})
+    if role == "other_tenant_ops":
+        assert listed.status_code == 404
+    else:
+        assert listed.status_code == 200, listed.text
+        ids = {r["service_request_id"] for r in listed.json()}
+        assert ids == {cases[n] for n in SEES[role]}
+    for name, case_id in cases.items():
+        one = call("GET", f"{base}/requests/{case_id}.json", None, params={"jurisdiction_id": TENANT, "api_key": keys[role]})
+        assert one.status_code == (200 if name in SEES[role] else 404), (name, one.text)
+    posted = call("POST", f"{base}/requests.json", None, data={
+        "api_key": keys[role], "jurisdiction_id": TENANT, "service_code": "100102", "address_id": HEPING_GRID_1,
+        "description": "open311 matrix"})
+    assert posted.status_code == (200 if role in REPORTERS and role != "other_tenant_ops" else 403), posted.text
+    assert call("GET", f"{base}/requests.json", None, params={"jurisdiction_id": TENANT}).status_code == 403
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+REPORTING_PATHS = [
+        ("/v1/stats", {"group_by": "status"}),
+        ("/v1/kpis", {}),
+        ("/v1/kpis.csv", {}),
+        ("/v1/kpis.xlsx", {}),
+        ("/v1/cases/overdue", {}),
+        ("/v1/cases/supervised", {"include_closed": "true"}),
+        ("/v1/summary", {}),
+        ("/v1/patrols", {}),
+        ("/v1/progress", {}),
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_reporting_endpoints(stack, keys, cases, role):
+    reporting = stack.url("reporting")
+    for path, params in REPORTING_PATHS:
+        resp = call("GET", reporting + path, keys[role], params={"tenant": TENANT, **params})
+        assert resp.status_code == (404 if role == "other_tenant_ops" else 200), (path, resp.text)
+    doc = call("GET", f"{reporting}/dashboard/tenants.json", keys[role]).json()
+    assert [t["tenant"] for t in doc["tenants"]] == [GRANTS[role][0]]
+    assert doc["caller"]["role"] == GRANTS[role][1] and doc["caller"]["scope"] == GRANTS[role][2]
+
+
+#: the admin query each role's unfiltered query must equal (its scope made explicit)
+SCOPE_AS_FILTER = {
+    "grid_worker": {"place_prefix": HEPING_GRID_1}, "community_staff": {"place_prefix": HEPING},
+    "street_staff": {"place_prefix": STREET}, "department_staff": {"department": "urban_management"},
+    "mediator": {"place_prefix": HEPING}, "city_ops": {}, "admin": {},
+}
+
+
+@pytest.mark.parametrize("role", list(SCOPE_AS_FILTER))
+def test_reporting_figures_are_those_of_the_scope(stack, keys, cases, role):
+    reporting = stack.url("reporting")
+    q = {"tenant": TENANT}
+    mine = call("GET", f"{reporting}/v1/kpis", keys[role], params=q | {"group_by": "category"}).json()
+    theirs = call("GET", f"{reporting}/v1/kpis", keys["admin"], params=q | {"group_by": "category"} | SCOPE_AS_FILTER[role]).json()
+    assert mine["total"]["accepted"] == theirs["total"]["accepted"] > 0
+    assert [r["key"] for r in mine["rows"]] == [r["key"] for r in theirs["rows"]]
+    stats = call("GET", f"{reporting}/v1/stats", keys[role], params=q | {"group_by": "place"}).json()
+    stats_admin = call("GET", f"{reporting}/v1/stats", keys["admin"], params=q | {"group_by": "place"} | SCOPE_AS_FILTER[role]).json()
+    assert stats["total"] == stats_admin["total"]
+    summary = call("GET", f"{reporting}/v1/summary", keys[role], params=q).json()
+    summary_admin = call("GET", f"{reporting}/v1/summary", keys["admin"], params=q | SCOPE_AS_FILTER[role]).json()
+    assert summary["figures"] == summary_admin["figures"]
+    csv = call("GET", f"{reporting}/v1/kpis.csv", keys[role], params=q).text
+    csv_admin = call("GET", f"{reporting}/v1/kpis.csv", keys["admin"], params=q | SCOPE_AS_FILTER[role]).text
+    assert csv == csv_admin
+    xlsx = call("GET", f"{reporting}/v1/kpis.xlsx", keys[role], params=q).content
+    assert zipfile.ZipFile(io.BytesIO(xlsx)).testzip() is None
+    for kind in ("overdue", "supervised"):
+        listed = call("GET", f"{reporting}/v1/cases/{kind}", keys[role], params=q | {"include_closed": "true"}).json()
+        prefix = SCOPE_AS_FILTER[role].get("place_prefix", "")
+        assert all(c["place"].startswith(prefix) for c in listed["cases"])
+        if role == "department_staff":
+            assert all(c["department"] == "urban_management" for c in listed["cases"])
+
+
+def test_asking_outside_the_scope_is_404(stack, keys, cases):
+    reporting = stack.url("reporting")
+    for path in ("/v1/kpis", "/v1/stats", "/v1/summary", "/v1/cases/overdue", "/v1/patrols"):
+        resp = call("GET", reporting + path, keys["community_staff"], params={"tenant": TENANT, "place_prefix": XINGFU})
+        assert resp.status_code == 404, (path, resp.text)
+        assert call("GET", reporting + path, keys["community_staff"],
+                    params={"tenant": TENANT, "place_prefix": HEPING_GRID_1}).status_code == 200
+    for path in ("/v1/kpis", "/v1/stats"):
+        resp = call("GET", reporting + path, keys["department_staff"],
+                    params={"tenant": TENANT, "department": "ecology_environment"})
+        assert resp.status_code == 404
+    unknown = call("GET", f"{reporting}/v1/kpis", keys["other_tenant_ops"], params={"tenant": TENANT})
+    absent = call("GET", f"{reporting}/v1/kpis", keys["admin"], params={"tenant": "no-such-tenant"})
+    assert unknown.status_code == absent.status_code == 404
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+ENDPOINTS = [
+    ("intake", "POST", "/v1/reports"), ("intake", "POST", "/v1/patrols"), ("intake", "POST", "/v1/imports"),
+    ("intake", "GET", "/v1/cases/{id}"), ("intake", "GET", "/v1/cases/{id}/audit"),
+    ("intake", "POST", "/v1/cases/{id}/actions"),
+    ("reporting", "GET", "/v1/stats"), ("reporting", "GET", "/v1/kpis"), ("reporting", "GET", "/v1/kpis.csv"),
+    ("reporting", "GET", "/v1/kpis.xlsx"), ("reporting", "GET", "/v1/cases/overdue"),
+    ("reporting", "GET", "/v1/cases/supervised"), ("reporting", "GET", "/v1/summary"),
+    ("reporting", "GET", "/v1/patrols"), ("reporting", "GET", "/v1/progress"),
+    ("reporting", "GET", "/dashboard/tenants.json"),
+]
+
+
+@pytest.mark.parametrize("service, method, path", ENDPOINTS)
+@pytest.mark.parametrize("credential", [None, "gck_k0000000000000000_not-a-real-secret-at-all", "garbage"])
+def test_no_valid_credential_is_401(stack, cases, service, method, path, credential):
+    url = stack.url(service) + path.replace("{id}", cases["A"])
+    resp = call(method, url, credential, params={"tenant": TENANT})
+    assert resp.status_code == 401, resp.text
+    assert resp.json()["error"] == "unauthenticated" and resp.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_revoked_and_expired_credentials_stop_working(stack, infra, keys):
+    from shared.authstore import issue, revoke
+    from shared.db import make_engine
+
+    async def issue_two():
+        engine = make_engine(infra.database_url)
+        try:
+            live = await issue(engine, kind="api_key", tenant=TENANT, role="city_ops", label="revoke me")
+            short = await issue(engine, kind="api_key", tenant=TENANT, role="city_ops", label="expires",
+                                ttl=timedelta(seconds=2))
+            return live, short
+        finally:
+            await engine.dispose()
+
+    live, short = asyncio.run(issue_two())
+    url = f"{stack.url('reporting')}/v1/progress"
+    assert call("GET", url, live.secret).status_code == 200
+    assert call("GET", url, short.secret).status_code == 200
+
+    async def revoke_it():
+        engine = make_engine(infra.database_url)
+        try:
+            assert await revoke(engine, live.credential_id)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(revoke_it())
+    deadline = time.monotonic() + 15  # GRIDCASE_AUTH_CACHE_SECONDS (5 s) plus slack
+    while call("GET", url, live.secret).status_code != 401 or call("GET", url, short.secret).status_code != 401:
+        assert time.monotonic() < deadline, "a revoked or expired key still works"
+        time.sleep(0.5)
+    body = call("GET", url, live.secret).json()
+    assert body["error"] == "unauthenticated"
+
+
+def test_jwt_bearer_tokens(stack, infra):
+    """A token issued like `gridcase auth issue-token` works with the stack's GRIDCASE_JWT_SECRET;
+    one signed with another secret, or with claims the store did not issue, does not."""
+    import os
+
+    from shared.auth import Principal
+    from shared.authstore import encode_jwt, issue
+    from shared.db import make_engine
+
+    secret = stack.env.get("GRIDCASE_JWT_SECRET") or os.environ["GRIDCASE_JWT_SECRET"]
+
+    async def main():
+        engine = make_engine(infra.database_url)
+        try:
+            return await issue(engine, kind="jwt", tenant=TENANT, role="community_staff", scope=HEPING,
+                               ttl=timedelta(hours=1), jwt_secret=secret, label="jwt matrix")
+        finally:
+            await engine.dispose()
+
+    token = asyncio.run(main())
+    url = f"{stack.url('reporting')}/v1/kpis"
+    assert call("GET", url, token.secret, params={"tenant": TENANT}).status_code == 200
+    assert call("GET", url, token.secret, params={"tenant": TENANT, "place_prefix": XINGFU}).status_code == 404
+    now = datetime.now(timezone.utc)
+    # the same jti with the role raised: the signature is valid, the store refuses the claims
+    raised = encode_jwt(Principal(token.credential_id, TENANT, "city_ops", credential="jwt"), secret, now,
+                        now + timedelta(hours=1))
+    assert call("GET", url, raised, params={"tenant": TENANT}).status_code == 401
+    forged = encode_jwt(token.principal, "another-secret-that-is-long-enough-to-sign", now, now + timedelta(hours=1))
+    assert call("GET", url, forged, params={"tenant": TENANT}).status_code == 401
+
+
+def test_health_and_metrics_need_no_credential(stack):
+    for service in ("intake", "dispatch", "reporting"):
+        assert httpx.get(stack.url(service) + "/health", timeout=10).status_code == 200
+        assert httpx.get(stack.url(service) + "/metrics", timeout=10).status_code == 200
+
+
+def test_rate_limit_per_key_on_intake(stack, infra, keys, tmp_path_factory):
+    """An intake limited to 5 requests a minute per key answers the 6th with 429 and Retry-After;
+    another key is not affected (issue 6 item 6)."""
+    from gridcase.runtime import Stack
+
+    own = Stack(tmp_path_factory.mktemp("ratelimit"), fresh=False, infra=infra, env={"INTAKE_RATE_LIMIT": "5/minute"})
+    own.start_service("intake")
+    try:
+        own.wait_healthy("intake")
+        url = f"{own.url('intake')}/v1/cases/{uuid.uuid4()}"
+        answers = [call("GET", url, keys["city_ops"]).status_code for _ in range(6)]
+        assert answers == [404] * 5 + [429]
+        limited = call("GET", url, keys["city_ops"])
+        assert limited.status_code == 429 and limited.json()["error"] == "rate_limited"
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        assert call("GET", url, keys["street_staff"]).status_code == 404  # per key
+    finally:
+        own.stop()
