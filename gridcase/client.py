@@ -81,7 +81,8 @@ def wait_until_counted(
     deadline = time.monotonic() + timeout_s
     last = ""
     while True:
-        d = httpx.get(f"{dispatch_url}/v1/progress", params={"tenant": tenant}, timeout=10).json()
+        d = httpx.get(f"{dispatch_url}/v1/progress", params={"tenant": tenant}, timeout=10,
+                      headers=auth_headers()).json()
         r = httpx.get(f"{reporting_url}/v1/progress", params={"tenant": tenant}, timeout=10,
                       headers=auth_headers()).json()
         want_events = d["cases"] + d["events_emitted"]

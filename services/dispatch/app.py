@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from prometheus_client import Counter, Gauge
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,6 +26,9 @@ from services.dispatch.casebook import CaseBook, case_to_json, transition_events
 from services.dispatch.clock import Clock
 from services.dispatch.domain import handle_report
 from shared.consumer import BatchProcessor
+from shared.auth import ADMIN, CITY_OPS, Principal
+from shared.authhttp import Authenticator, caller, forbidden, not_found
+from shared.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA, CredentialResolver
 from shared.db import make_engine, run_migrations_async
 from shared.http import install_error_handlers
 from shared.events import CaseActionRequested, CaseReported, Event
@@ -147,6 +150,7 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         configure_logging(settings.log_level, "dispatch")
         await run_migrations_async(settings.database_url, MIGRATIONS, db.SCHEMA)
+        await run_migrations_async(settings.database_url, AUTH_MIGRATIONS, AUTH_SCHEMA)
         await ensure_topics(settings.kafka_bootstrap_servers)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
 
@@ -189,6 +193,7 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(title="gridcase dispatch", version="0.1.0", lifespan=lifespan)
+    app.state.auth = Authenticator(CredentialResolver(engine, settings.jwt_secret, settings.auth_cache_seconds))
     install_error_handlers(app)
     app.state.engine = engine
     instrument_http(app, registry, "dispatch")
@@ -207,8 +212,16 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
             return {"now": clock.advance(seconds).isoformat()}
 
     @app.get("/v1/progress")
-    async def progress(tenant: str | None = None) -> dict:
-        """Cases dispatched so far and lifecycle events they produced (for waiting on a run)."""
+    async def progress(tenant: str | None = None, who: Principal = Depends(caller)) -> dict:
+        """Cases dispatched so far and lifecycle events they produced (for waiting on a run).
+        Operational: city ops and admins of the tenant (403 for other roles, 404 for a tenant
+        outside the credential; without ``tenant``, the credential's tenant)."""
+        if who.role not in (CITY_OPS, ADMIN):
+            raise forbidden("dispatch progress is for the operations centre (city_ops, admin)", role=who.role)
+        if tenant is None and who.tenant != "*":
+            tenant = who.tenant
+        if tenant is not None and not who.sees_tenant(tenant):
+            raise not_found(f"tenant {tenant!r} is not configured", field="tenant")
         c = db.cases
         q = sa.select(sa.func.count().label("cases"), sa.func.coalesce(sa.func.sum(c.c.events_emitted), 0).label("events"))
         if tenant:

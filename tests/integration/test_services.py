@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 
 from shared.events import derive_id
 from shared.topics import TOPIC_LIFECYCLE, TOPIC_REPORTED
+from tests import api
 from tests.integration.helpers import CST, DEMO_GRID_GRID, read_all, wait_for_records
 
 pytestmark = pytest.mark.integration
@@ -51,7 +52,7 @@ def report_body(**overrides) -> dict:
 
 @pytest.fixture
 async def http(stack):
-    async with httpx.AsyncClient(timeout=15) as client:
+    async with httpx.AsyncClient(timeout=15, headers=api.bearer()) as client:
         yield client
 
 
