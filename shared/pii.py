@@ -14,17 +14,32 @@ import re
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "[邮箱]"),
-    (re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)"), "[身份证号]"),
+    # 18 characters, also written in groups 6-8-4 (area, birth date, sequence + check)
+    (re.compile(r"(?<!\d)\d{6}[- ]?\d{8}[- ]?\d{3}[\dXx](?!\d)"), "[身份证号]"),
     (re.compile(r"(?<!\d)\d{16,19}(?!\d)"), "[卡号]"),
+    # card numbers as printed and usually written: groups of four (the last of 16-19 digits shorter)
+    (re.compile(r"(?<!\d)\d{4}(?:[- ]\d{4}){3}(?:[- ]?\d{1,3})?(?!\d)"), "[卡号]"),
     (re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)"), "[电话]"),
-    (re.compile(r"(?<!\d)0\d{2,3}[- ]?\d{7,8}(?!\d)"), "[电话]"),
+    # area code plain or in brackets, subscriber number whole or split 3/4 + 4
+    (re.compile(r"(?<!\d)(?:\(0\d{2,3}\)|0\d{2,3})[- ]?\d{3,4}[- ]?\d{4}(?!\d)"), "[电话]"),
 )
+
+#: Full-width forms (typed with a Chinese IME) folded one character to one character for matching:
+#: digits, Latin letters, ＠ ＋ － ． （ ） and the ideographic space.
+_FOLD = {**{c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}, 0x3000: 0x20}
 
 
 def mask_text(text: str) -> str:
-    """Return ``text`` with phone, ID, e-mail and card numbers replaced by placeholders."""
+    """Return ``text`` with phone, ID, e-mail and card numbers replaced by placeholders (also when
+    written with full-width characters)."""
     for pattern, placeholder in _PATTERNS:
-        text = pattern.sub(placeholder, text)
+        folded = text.translate(_FOLD)  # same length: match positions are positions in ``text``
+        parts, last = [], 0
+        for match in pattern.finditer(folded):
+            parts += [text[last:match.start()], placeholder]
+            last = match.end()
+        if parts:
+            text = "".join(parts) + text[last:]
     return text
 
 
