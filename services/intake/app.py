@@ -653,7 +653,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             actor_role=who.role,
             actor_ref=who.subject,
             note=mask_text(body.note),
-            evidence=tuple(body.evidence),
+            evidence=tuple(mask_text(e) for e in body.evidence),
             target_department=body.target_department,
             extension_days=body.extension_days,
         )
