@@ -1,0 +1,172 @@
+"""Reporter data at rest on the real PostgreSQL (issue 6 item 3): AES-GCM key rotation and
+anonymisation after closure (services/intake/app.py ``reseal_reporters``, ``anonymise_closed``,
+``reporter_contact``; shared/crypto.py ``Keyring``).
+
+Rows go straight into intake's schema, migrated here in a database of the module's own on the
+session's PostgreSQL, for tenant ``demo-grid`` with fresh case ids.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from services.intake import db
+from services.intake.app import MIGRATIONS, anonymise_closed, reporter_contact, reseal_reporters, sealed_part
+from services.intake.schemas import ReporterContact, ReportIn
+from shared.crypto import Keyring, KeyringError
+from shared.db import async_url, make_engine, run_migrations_async
+from shared.pii import mask_text
+from shared.settings import IntakeSettings
+
+pytestmark = pytest.mark.integration
+
+TENANT = "demo-grid"
+GRID = "990102001002001"
+
+
+def ring(*ids: str, keys: dict[str, str]) -> Keyring:
+    return Keyring.parse(",".join(f"{i}:{keys[i]}" for i in ids))
+
+
+@pytest.fixture(scope="module")
+def keys() -> dict[str, str]:
+    return {name: base64.urlsafe_b64encode(os.urandom(32)).decode() for name in ("ka", "kb")}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def engine(infra):
+    """Intake's schema, migrated, in a database of this module's own on the session's server:
+    ``reseal_reporters`` and ``anonymise_closed`` work on every row, and other tests' rows (sealed
+    with the development key) must neither stop them nor be changed by them."""
+    name = f"pii_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(infra.database_url)
+    async with admin.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = make_url(async_url(infra.database_url)).set(database=name).render_as_string(hide_password=False)
+    await run_migrations_async(url, MIGRATIONS, db.SCHEMA)
+    engine = make_engine(url)
+    yield engine
+    await engine.dispose()
+    async with admin.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+def a_report(phone: str) -> ReportIn:
+    return ReportIn(tenant=TENANT, category_code="100401", place_code=GRID, reported_at=datetime.now(timezone.utc),
+                    description=f"下水道堵塞，回电{phone}",
+                    reporter=ReporterContact(name="测试员甲", phone=phone, id_number="11010519491231002X",
+                                             address="幸福路88号3栋2单元501室"))
+
+
+async def store(engine, keyring: Keyring, report: ReportIn) -> uuid.UUID:
+    """A report row as Intake.store writes it (sealed part bound to the case id)."""
+    case_id = uuid.uuid4()
+    part = sealed_part(report)
+    async with engine.begin() as conn:
+        await conn.execute(db.reports.insert().values(
+            case_id=case_id, tenant=report.tenant, source="api", source_id=None, category_code=report.category_code,
+            place_code=report.place_code, reported_at=report.reported_at,
+            report=report.model_dump(mode="json", exclude={"reporter"}) | {"description": mask_text(report.description)},
+            reporter_sealed=keyring.seal(part, case_id.bytes), reporter_key_id=keyring.current))
+    return case_id
+
+
+async def row(engine, case_id: uuid.UUID):
+    r = db.reports
+    async with engine.connect() as conn:
+        return (await conn.execute(sa.select(r).where(r.c.case_id == case_id))).mappings().one()
+
+
+async def close(engine, case_id: uuid.UUID, closed_at: datetime | None, closed: bool = True) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(db.case_view.insert().values(case_id=case_id, tenant=TENANT, place_code=GRID,
+                                                        category_code="100401", closed=closed, closed_at=closed_at))
+
+
+async def test_rotation_reseals_under_the_new_key(engine, keys):
+    phone = "13800138000"
+    case_id = await store(engine, ring("ka", keys=keys), a_report(phone))
+    stored = await row(engine, case_id)
+    assert stored["reporter_key_id"] == "ka" and phone.encode() not in stored["reporter_sealed"]
+    assert phone not in str(stored["report"]) and "[电话]" in stored["report"]["description"]
+
+    # rotation: new key first, old key still listed, re-seal
+    assert await reseal_reporters(engine, ring("kb", "ka", keys=keys)) == 1
+    resealed = await row(engine, case_id)
+    assert resealed["reporter_key_id"] == "kb" and Keyring.key_id_of(resealed["reporter_sealed"]) == "kb"
+    assert resealed["reporter_sealed"] != stored["reporter_sealed"]
+    assert await reseal_reporters(engine, ring("kb", "ka", keys=keys)) == 0  # nothing left under ka
+
+    # the old key can be dropped: ring (kb) alone opens it, ring (ka) alone does not
+    opened = await reporter_contact(engine, ring("kb", keys=keys), case_id)
+    assert opened["reporter"]["phone"] == phone and opened["reporter"]["name"] == "测试员甲"
+    assert opened["reporter"]["id_number"] == "11010519491231002X" and phone in opened["description"]
+    with pytest.raises(KeyringError, match="not configured"):
+        await reporter_contact(engine, ring("ka", keys=keys), case_id)
+    # a key of the same id but other bytes fails authentication
+    with pytest.raises(KeyringError, match="authentication"):
+        await reporter_contact(engine, Keyring.parse(f"kb:{keys['ka']}"), case_id)
+
+
+async def test_tampered_or_moved_ciphertext_fails(engine, keys):
+    keyring = ring("ka", keys=keys)
+    case_id = await store(engine, keyring, a_report("13900139000"))
+    sealed = bytearray((await row(engine, case_id))["reporter_sealed"])
+    sealed[-1] ^= 0x01  # flip one bit of the tag
+    async with engine.begin() as conn:
+        await conn.execute(db.reports.update().where(db.reports.c.case_id == case_id).values(reporter_sealed=bytes(sealed)))
+    with pytest.raises(KeyringError, match="authentication"):
+        await reporter_contact(engine, keyring, case_id)
+    # an intact value copied to another case's row does not open there (bound to the case id)
+    other = await store(engine, keyring, a_report("13700137000"))
+    good = (await row(engine, other))["reporter_sealed"]
+    async with engine.begin() as conn:
+        await conn.execute(db.reports.update().where(db.reports.c.case_id == case_id).values(reporter_sealed=good))
+    with pytest.raises(KeyringError):
+        await reporter_contact(engine, keyring, case_id)
+    assert (await reporter_contact(engine, keyring, other))["reporter"]["phone"] == "13700137000"
+
+
+async def test_anonymisation_erases_only_cases_closed_before_the_cutoff(engine, keys):
+    keyring = ring("ka", keys=keys)
+    now = datetime.now(timezone.utc)
+    after = timedelta(days=IntakeSettings().anonymise_after_days)
+    old = await store(engine, keyring, a_report("13600136000"))
+    recent = await store(engine, keyring, a_report("13500135000"))
+    still_open = await store(engine, keyring, a_report("13300133000"))
+    never_viewed = await store(engine, keyring, a_report("13200132000"))
+    await close(engine, old, now - after - timedelta(days=1))
+    await close(engine, recent, now - after + timedelta(days=1))
+    await close(engine, still_open, None, closed=False)
+
+    assert await anonymise_closed(engine, after, now=now) == 1
+    erased = await row(engine, old)
+    assert erased["reporter_sealed"] is None and erased["reporter_key_id"] is None
+    assert erased["anonymised_at"] is not None and "13600136000" not in str(erased["report"])
+    assert await reporter_contact(engine, keyring, old) is None
+    for case_id, phone in ((recent, "13500135000"), (still_open, "13300133000"), (never_viewed, "13200132000")):
+        kept = await row(engine, case_id)
+        assert kept["anonymised_at"] is None and kept["reporter_sealed"] is not None, case_id
+        assert (await reporter_contact(engine, keyring, case_id))["reporter"]["phone"] == phone
+    # a second sweep finds nothing more; a later one takes the recent case too
+    assert await anonymise_closed(engine, after, now=now) == 0
+    assert await anonymise_closed(engine, after, now=now + timedelta(days=2)) == 1
+    assert (await row(engine, recent))["reporter_sealed"] is None
+    assert (await row(engine, still_open))["reporter_sealed"] is not None
+
+
+def test_anonymisation_defaults_to_365_days(monkeypatch):
+    monkeypatch.delenv("INTAKE_ANONYMISE_AFTER_DAYS", raising=False)
+    assert IntakeSettings(_env_file=None).anonymise_after_days == 365
+    assert IntakeSettings.model_fields["anonymise_after_days"].default == 365
