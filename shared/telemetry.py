@@ -8,6 +8,7 @@ bounded (tenant, department, event type) and never hold case ids or grid codes.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 
@@ -16,14 +17,41 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client import ProcessCollector, PlatformCollector
 
 
+_SECRET_QUERY = re.compile(r"(?i)\b(api_key|access_token|token|key)=[^&\s\"]*")
+
+
+def redact_query(text: str) -> str:
+    """``text`` with the values of credential query parameters (``api_key``, ``access_token``,
+    ``token``, ``key``) replaced by ``[redacted]``.
+
+    >>> redact_query("/open311/v2/requests.json?api_key=gck_k1_abc&jurisdiction_id=x")
+    '/open311/v2/requests.json?api_key=[redacted]&jurisdiction_id=x'
+    """
+    return _SECRET_QUERY.sub(r"\1=[redacted]", text)
+
+
+class RedactAccessLog(logging.Filter):
+    """Removes credentials from uvicorn's access log lines (Open311 clients send ``api_key`` in the
+    query string, which uvicorn logs verbatim)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_query(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
 def configure_logging(level: str = "INFO", service: str = "gridcase") -> None:
-    """Log to stderr, one line per record, UTF-8: ``time level service logger: message``."""
+    """Log to stderr, one line per record, UTF-8: ``time level service logger: message``;
+    uvicorn's access log without credentials (:class:`RedactAccessLog`)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactAccessLog) for f in access.filters):
+        access.addFilter(RedactAccessLog())
 
 
 def new_registry() -> CollectorRegistry:

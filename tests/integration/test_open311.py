@@ -162,7 +162,7 @@ def post(intake: str, fmt: str = "json", **form) -> httpx.Response:
     """POST Service Request, form-encoded as the spec requires; ``None`` values are left out."""
     body = {"api_key": API_KEY, "jurisdiction_id": TENANT, "service_code": "100401", "address_id": HEPING_GRID}
     body.update(form)
-    return api.post(f"{intake}/open311/v2/requests.{fmt}", data={k: v for k, v in body.items() if v is not None},
+    return httpx.post(f"{intake}/open311/v2/requests.{fmt}", data={k: v for k, v in body.items() if v is not None},
                       timeout=15)
 
 

@@ -212,3 +212,14 @@ def test_key_rotation():
 def test_bad_key_settings_are_refused(setting, problem):
     with pytest.raises(KeyringError, match=problem):
         Keyring.parse(setting)
+
+
+def test_access_log_lines_lose_their_credentials():
+    import logging
+
+    from shared.telemetry import RedactAccessLog, redact_query
+
+    assert redact_query("/x?jurisdiction_id=a&api_key=gck_k1_s3cret&page=2") == "/x?jurisdiction_id=a&api_key=[redacted]&page=2"
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:1", "GET", "/open311/v2/requests.json?api_key=gck_k1_s3cret", "1.1", 200), None)
+    assert RedactAccessLog().filter(record) and "s3cret" not in record.getMessage()
