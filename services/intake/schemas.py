@@ -102,7 +102,8 @@ class ReportIn(BaseModel):
         if self.history is not None:
             times.append(("history.closed_at", self.history.closed_at))
             times += [(f"history.transfers.{i}.at", t.at) for i, t in enumerate(self.history.transfers)]
-            for text in (self.history.department, self.history.status):
+            for text in (self.history.department, self.history.status,
+                         *(t.to_department for t in self.history.transfers)):
                 if text:
                     check_text(text)
         for name, moment in times:
