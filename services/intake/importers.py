@@ -491,6 +491,9 @@ def _iter_jsonl(
         except json.JSONDecodeError as exc:
             yield n, _row_error(n, [("", f"invalid JSON: {exc}")])
             continue
+        except RecursionError:
+            yield n, _row_error(n, [("", "invalid JSON: nested too deeply")])
+            continue
         if not isinstance(obj, dict):
             yield n, _row_error(n, [("", f"expected a JSON object, got {type(obj).__name__}")])
             continue

@@ -17,3 +17,23 @@ def test_nul_in_a_recorded_transfer_department_is_refused():
     "unsupported Unicode escape sequence"); the other history text was already checked."""
     with pytest.raises(ValidationError, match="control character U\\+0000"):
         ReportIn.model_validate({**BASE, "history": {"transfers": [{"to_department": "a\x00b"}]}})
+
+
+def _rows(fmt: str, text: str, tenant: str = "demo-grid"):
+    import io
+
+    from services.intake.importers import iter_records
+
+    return list(iter_records(fmt, io.StringIO(text, newline=""), tenant))
+
+
+@pytest.mark.parametrize("line", ["[" * 10_000 + "]" * 10_000, '{"a":' * 10_000 + "1" + "}" * 10_000])
+def test_a_jsonl_line_nested_10000_deep_is_a_rejected_row(line):
+    """``json.loads`` raised RecursionError, which ended the whole import with 500."""
+    from services.intake.schemas import RowError
+
+    rows = _rows("jsonl", line + "\n" + '{"category_code": "100401", "place_code": "990102001002001", '
+                 '"reported_at": "2024-05-01T09:00:00+08:00"}\n')
+    assert [n for n, _ in rows] == [1, 2]
+    assert isinstance(rows[0][1], RowError) and "nested too deeply" in rows[0][1].errors[0]["problem"]
+    assert isinstance(rows[1][1], ReportIn)
