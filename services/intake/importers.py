@@ -428,7 +428,10 @@ def _map_fuzhou(
     assert reported_at is not None and transfer_count is not None
 
     days = _finite_float(row["最终回复-投诉事件"].strip())
-    closed_at = reported_at + timedelta(days=days) if days is not None else None
+    try:
+        closed_at = reported_at + timedelta(days=days) if days is not None else None
+    except OverflowError:  # e.g. 1e300 or -1e6 days: no date
+        return _row_error(n, [("最终回复-投诉事件", f"not a plausible number of days: {row['最终回复-投诉事件'].strip()!r}")])
     description = f"{row['标题']}\n{row['投诉件内容']}"[:_DESCRIPTION_MAX]
     return _build(
         n,

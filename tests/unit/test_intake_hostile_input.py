@@ -37,3 +37,19 @@ def test_a_jsonl_line_nested_10000_deep_is_a_rejected_row(line):
     assert [n for n, _ in rows] == [1, 2]
     assert isinstance(rows[0][1], RowError) and "nested too deeply" in rows[0][1].errors[0]["problem"]
     assert isinstance(rows[1][1], ReportIn)
+
+
+FUZHOU_HEADER = "标题,投诉件内容,区域,时间,信息来源,性质,转处理次数,最终回复-投诉事件\n"
+
+
+def _fuzhou(transfers: str = "0", days: str = "1") -> str:
+    return FUZHOU_HEADER + f"t,c,鼓楼区,2020-01-02,网站,投诉,{transfers},{days}\n"
+
+
+@pytest.mark.parametrize("days", ["1e300", "-1e6", "1e9"])
+def test_a_fuzhou_reply_delay_beyond_the_calendar_is_a_rejected_row(days):
+    """``reported_at + timedelta(days=1e300)`` raised OverflowError: the import answered 500."""
+    from services.intake.schemas import RowError
+
+    [(n, row)] = _rows("fuzhou12345", _fuzhou(days=days), "fuzhou")
+    assert isinstance(row, RowError), row
