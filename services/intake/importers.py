@@ -291,6 +291,11 @@ def _build(n: int, data: dict[str, Any]) -> ReportIn | RowError:
         )
 
 
+#: Most recorded transfers one imported row may carry: each becomes an object in the report and an
+#: event in dispatch, so a cell like ``1e8`` must not be taken at its word.
+MAX_RECORDED_TRANSFERS = 1000
+
+
 def _finite_float(text: str) -> float | None:
     """``float(text)`` if it is a finite number, else ``None``."""
     try:
@@ -423,6 +428,8 @@ def _map_fuzhou(
     transfer_count = _finite_float(transfers_text or "0")
     if transfer_count is None or transfer_count < 0 or not transfer_count.is_integer():
         problems.append(("转处理次数", f"not a non-negative whole number: {transfers_text!r}"))
+    elif transfer_count > MAX_RECORDED_TRANSFERS:
+        problems.append(("转处理次数", f"more than {MAX_RECORDED_TRANSFERS} transfers: {transfers_text!r}"))
     if problems:
         return _row_error(n, problems)
     assert reported_at is not None and transfer_count is not None

@@ -53,3 +53,15 @@ def test_a_fuzhou_reply_delay_beyond_the_calendar_is_a_rejected_row(days):
 
     [(n, row)] = _rows("fuzhou12345", _fuzhou(days=days), "fuzhou")
     assert isinstance(row, RowError), row
+
+
+def test_a_fuzhou_transfer_count_of_1e8_is_a_rejected_row_not_1e8_objects():
+    """``转处理次数`` = ``1e8`` built a list of 10⁸ transfers (MemoryError, or gigabytes of RAM
+    in the intake process) from a one-line file."""
+    from services.intake.importers import MAX_RECORDED_TRANSFERS
+    from services.intake.schemas import RowError
+
+    [(_, row)] = _rows("fuzhou12345", _fuzhou(transfers="1e8"), "fuzhou")
+    assert isinstance(row, RowError) and row.errors[0]["field"] == "转处理次数"
+    [(_, row)] = _rows("fuzhou12345", _fuzhou(transfers=str(MAX_RECORDED_TRANSFERS)), "fuzhou")
+    assert isinstance(row, ReportIn) and len(row.history.transfers) == MAX_RECORDED_TRANSFERS
