@@ -175,10 +175,10 @@ class PatrolIn(BaseModel):
     findings: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
     source_id: str | None = Field(default=None, max_length=128, description="makes a retried POST idempotent")
 
-    @field_validator("started_at")
+    @field_validator("started_at", "ended_at")
     @classmethod
-    def _plausible(cls, value: datetime) -> datetime:
-        if not (EARLIEST <= value <= datetime.now(timezone.utc) + timedelta(days=1)):
+    def _plausible(cls, value: datetime | None) -> datetime | None:
+        if value is not None and not (EARLIEST <= value <= datetime.now(timezone.utc) + timedelta(days=1)):
             raise ValueError(f"{value.isoformat()} is outside 1990-01-01 .. now + 1 day")
         return value
 

@@ -65,3 +65,18 @@ def test_a_fuzhou_transfer_count_of_1e8_is_a_rejected_row_not_1e8_objects():
     assert isinstance(row, RowError) and row.errors[0]["field"] == "转处理次数"
     [(_, row)] = _rows("fuzhou12345", _fuzhou(transfers=str(MAX_RECORDED_TRANSFERS)), "fuzhou")
     assert isinstance(row, ReportIn) and len(row.history.transfers) == MAX_RECORDED_TRANSFERS
+
+
+PATROL = {"tenant": "demo-grid", "place_code": "990102001002001", "kind": "routine", "points": 3,
+          "started_at": "2024-05-01T09:00:00+08:00"}
+
+
+@pytest.mark.parametrize("ended_at", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+08:00"])
+def test_a_patrol_ending_in_year_9999_or_year_1_is_refused(ended_at):
+    """``ended_at`` was not checked like ``started_at``: POST /v1/patrols answered 202 and the
+    event carried the year-9999 time as its ``occurred_at``."""
+    from services.intake.schemas import PatrolIn
+
+    PatrolIn.model_validate({**PATROL, "ended_at": "2024-05-01T11:00:00+08:00"})
+    with pytest.raises(ValidationError, match="outside 1990-01-01"):
+        PatrolIn.model_validate({**PATROL, "ended_at": ended_at})
