@@ -182,6 +182,11 @@ class PatrolIn(BaseModel):
             raise ValueError(f"{value.isoformat()} is outside 1990-01-01 .. now + 1 day")
         return value
 
+    @field_validator("worker_ref", "source_id")
+    @classmethod
+    def _no_control_chars(cls, value):
+        return check_text(value) if isinstance(value, str) else value
+
 
 class ActionIn(BaseModel):
     """An actor's action on a case (``POST /v1/cases/{case_id}/actions``, issue 3 item 6).

@@ -80,3 +80,12 @@ def test_a_patrol_ending_in_year_9999_or_year_1_is_refused(ended_at):
     PatrolIn.model_validate({**PATROL, "ended_at": "2024-05-01T11:00:00+08:00"})
     with pytest.raises(ValidationError, match="outside 1990-01-01"):
         PatrolIn.model_validate({**PATROL, "ended_at": ended_at})
+
+
+@pytest.mark.parametrize("field", ["worker_ref", "source_id"])
+def test_control_characters_in_patrol_text_are_refused(field):
+    """NUL in ``worker_ref`` was accepted (202) into the patrol event; report text refuses it."""
+    from services.intake.schemas import PatrolIn
+
+    with pytest.raises(ValidationError, match="control character U\\+0000"):
+        PatrolIn.model_validate({**PATROL, field: "w\x00"})
