@@ -58,3 +58,45 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal_error", "the request could not be completed; it was not accepted")
+
+
+class BodyLimit:
+    """ASGI middleware: refuse a request body to one of ``paths`` larger than ``limit`` bytes with
+    413, counting the bytes as they arrive, so a chunked body (no ``Content-Length``) is bounded
+    too. The body (at most ``limit`` bytes) is buffered and handed on unchanged."""
+
+    def __init__(self, app, paths: tuple[str, ...], limit: int) -> None:
+        self.app = app
+        self.paths = paths
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # client went away
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                answer = error_response(413, "too_large", f"a request body here may be at most {self.limit} bytes",
+                                        limit_bytes=self.limit)
+                await answer(scope, receive, send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay():
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -53,7 +53,7 @@ from shared.casefacts import CaseFold
 from shared.crypto import Keyring
 from shared.consumer import BatchProcessor
 from shared.db import make_engine, run_migrations_async
-from shared.http import error_response, install_error_handlers
+from shared.http import BodyLimit, error_response, install_error_handlers
 from services.dispatch import lifecycle
 from shared.events import CaseActionRequested, CaseReported, PatrolRecorded, derive_id
 from shared.kafka import ensure_topics, make_producer
@@ -495,6 +495,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="gridcase intake", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    # also bounds a chunked body, which has no Content-Length for _limit_report_size to look at
+    app.add_middleware(BodyLimit, paths=("/v1/reports",), limit=MAX_REPORT_BYTES)
     install_open311(app)
     instrument_http(app, registry, "intake")
 

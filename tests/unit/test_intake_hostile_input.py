@@ -4,6 +4,7 @@ made intake answer 5xx or do unbounded work; now it is a clean 4xx / rejected ro
 from __future__ import annotations
 
 import pytest
+from fastapi import Request
 from pydantic import ValidationError
 
 from services.intake.schemas import ReportIn
@@ -89,3 +90,31 @@ def test_control_characters_in_patrol_text_are_refused(field):
 
     with pytest.raises(ValidationError, match="control character U\\+0000"):
         PatrolIn.model_validate({**PATROL, field: "w\x00"})
+
+
+async def test_a_chunked_body_without_content_length_is_bounded_too():
+    """``POST /v1/reports`` checked only the Content-Length header: a chunked 70 KB body (no
+    such header) was read and parsed whole. shared/http.py ``BodyLimit`` counts the bytes."""
+    import httpx
+    from fastapi import FastAPI
+
+    from shared.http import BodyLimit
+
+    app = FastAPI()
+    app.add_middleware(BodyLimit, paths=("/in",), limit=1000)
+
+    @app.post("/in")
+    async def take(request: Request) -> dict:
+        return {"n": len(await request.body())}
+
+    async def chunked(size: int):
+        for _ in range(size // 100):
+            yield b"x" * 100
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        big = await client.post("/in", content=chunked(70_000))
+        small = await client.post("/in", content=chunked(900))
+        other = await client.post("/other", content=chunked(70_000))
+    assert big.status_code == 413 and big.json()["error"] == "too_large"
+    assert small.status_code == 200 and small.json() == {"n": 900}
+    assert other.status_code == 404
