@@ -1,0 +1,125 @@
+"""Property test of the fold (shared/casefacts.py) on the real PostgreSQL: any arrival order,
+with redeliveries and any batching, through the consumer's BatchProcessor (which drops the
+redeliveries via ``processed_events``), gives the same ``reporting.case_facts`` row as the events
+in their natural order, one by one."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.reporting.db import case_facts as cf, processed_events
+from services.reporting.facts import apply_events
+from shared.consumer import BatchProcessor
+from shared.events import CaseDispatched, CaseReported, CaseSupervised, CaseTransitioned, encode_event
+from tests.integration.helpers import DEMO_GRID_GRID, make_record, unique_tenant
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = 60
+T0 = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
+#: columns compared; ``deadline`` is checked separately (see the xfail test below)
+COLUMNS = [c for c in cf.c if c.name not in ("case_id", "updated_at", "deadline")]
+STATES = ["acknowledged", "in_progress", "resolved", "closed", "filed", "dispatched"]
+
+
+@st.composite
+def live_case(draw):
+    """A live case's events as dispatch emits them: report, first dispatch, transitions with
+    growing sequence and time, supervision alerts."""
+    case_id = uuid.uuid4()
+    base = {"case_id": case_id, "tenant": draw(st.just("t")), "place_code": DEMO_GRID_GRID}
+    t = T0
+    events = [CaseReported(event_id=uuid.uuid4(), occurred_at=t, reported_at=t, category_code="100401", **base),
+              CaseDispatched(event_id=uuid.uuid4(), occurred_at=t + timedelta(minutes=5), target_kind="department",
+                             department="housing", rule="r", deadline=t + timedelta(days=3), sequence=1, **base)]
+    counts = {"transfer_count": 0, "return_count": 0, "rework_count": 0, "supervision_level": 0}
+    for seq in range(2, 2 + draw(st.integers(0, 5))):
+        t += timedelta(minutes=draw(st.integers(0, 600)))
+        for key in counts:
+            counts[key] += draw(st.integers(0, 1))
+        events.append(CaseTransitioned(
+            event_id=uuid.uuid4(), occurred_at=t, action="act", from_state="x", to_state=draw(st.sampled_from(STATES)),
+            actor_role="department_staff", sequence=seq,
+            department=draw(st.sampled_from([None, "housing", "urban_management"])),
+            target_kind=draw(st.sampled_from([None, "department"])),
+            deadline=draw(st.sampled_from([None, t + timedelta(days=2)])), **counts, **base))
+    for level in draw(st.lists(st.integers(0, 2), max_size=2)):
+        events.append(CaseSupervised(event_id=uuid.uuid4(), occurred_at=t, alert="red", level=level, **base))
+    return events
+
+
+async def fold_through_consumer(engine, tenant: str, batches: list[list]) -> None:
+    processor = BatchProcessor(f"prop-{uuid.uuid4().hex[:8]}", engine, processed_events, apply_events,
+                               dlq_producer=None, max_attempts=1)
+    offset = 0
+    for batch in batches:
+        records = []
+        for ev in batch:
+            ev = ev.model_copy(update={"tenant": tenant})
+            records.append(make_record("gridcase.lifecycle", 0, offset, str(ev.case_id).encode(), encode_event(ev)))
+            offset += 1
+        await processor.process(records)
+
+
+async def row_of(engine, case_id: uuid.UUID, columns) -> dict:
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.select(*columns).where(cf.c.case_id == case_id))).one()
+    return dict(row._mapping)
+
+
+def _rekey(events: list) -> list:
+    """The same events for a fresh case id (so each fold gets a row of its own)."""
+    case_id = uuid.uuid4()
+    return [e.model_copy(update={"case_id": case_id}) for e in events]
+
+
+def _shuffled_with_redeliveries(data, events):
+    order = data.draw(st.permutations(events))
+    extra = data.draw(st.lists(st.sampled_from(events), max_size=4))
+    stream = list(order)
+    for ev in extra:
+        stream.insert(data.draw(st.integers(0, len(stream))), ev)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=4)))
+    return [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)]) if b > a]
+
+
+async def _fold_twice(reporting_engine, data, columns):
+    events = data.draw(live_case())
+    tenant = unique_tenant()
+    natural = _rekey(events)
+    await fold_through_consumer(reporting_engine, tenant, [[e] for e in natural])
+    shuffled = _rekey(events)
+    await fold_through_consumer(reporting_engine, tenant, _shuffled_with_redeliveries(data, shuffled))
+    expected = await row_of(reporting_engine, natural[0].case_id, columns)
+    got = await row_of(reporting_engine, shuffled[0].case_id, columns)
+    return expected, got, len(events)
+
+
+COUNT = {"examples": 0}
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+async def test_any_order_redeliveries_and_batching_give_the_same_row(reporting_engine, data):
+    expected, got, n = await _fold_twice(reporting_engine, data, COLUMNS)
+    COUNT["examples"] += 1
+    assert got == expected
+    assert got["event_count"] == n
+
+
+@pytest.mark.xfail(strict=True, reason="known: a transition without a deadline that arrives before an older "
+                   "dispatch leaves deadline NULL, the other order keeps the dispatch's deadline "
+                   "(shared/casefacts.py keeps no deadline sequence); found by this property, not fixed here")
+@settings(max_examples=EXAMPLES, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+async def test_deadline_does_not_depend_on_arrival_order(reporting_engine, data):
+    expected, got, _ = await _fold_twice(reporting_engine, data, [cf.c.deadline])
+    assert got == expected
