@@ -167,7 +167,7 @@ def test_post_report(stack, keys, role):
 
 @pytest.mark.parametrize("role", ROLES)
 def test_post_patrol(stack, keys, role):
-    body = {"tenant": TENANT, "place_code": HEPING_GRID_1, "kind": "routine", "points": 1, "started_at": now_iso()}
+    body = {"tenant": TENANT, "place_code": HEPING_GRID_1, "kind": "routine", "points": 0, "started_at": now_iso()}
     resp = call("POST", f"{stack.url('intake')}/v1/patrols", keys[role], json=body)
     assert resp.status_code == (202 if role in PATROLLERS else 403), resp.text
 

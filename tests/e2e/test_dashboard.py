@@ -162,7 +162,7 @@ def browser_context(tmp_path_factory):
 class Page:
     """One browser tab on the dashboard, recording console errors, page errors and every request."""
 
-    def __init__(self, context, base: str) -> None:
+    def __init__(self, context, base: str, credential: str | None = http.ADMIN_KEY) -> None:
         self.base = base
         self.page = context.new_page()
         self.errors: list[str] = []
@@ -171,7 +171,8 @@ class Page:
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         self.page.on("request", lambda r: self.requests.append(r.url))
         # signed in as the session's admin (the page keeps the credential in sessionStorage)
-        self.page.add_init_script(f"window.sessionStorage.setItem('gridcase.credential', {json.dumps(http.ADMIN_KEY)})")
+        if credential:
+            self.page.add_init_script(f"window.sessionStorage.setItem('gridcase.credential', {json.dumps(credential)})")
 
     def open(self, query: str) -> None:
         self.page.goto(f"{self.base}/dashboard/?{query}")
@@ -536,3 +537,58 @@ def test_dashboard_is_packaged_with_its_files():
     html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "the page must not load anything from a CDN"
     assert "innerHTML" not in (STATIC_DIR / "app.js").read_text(encoding="utf-8").replace("nothing is ever assigned to innerHTML", "")
+
+
+# --------------------------------------------------------------------------- signed-in scope (issue 6)
+
+COMMUNITY_2 = "990101001002"  # demo-market 东风街道第二社区
+
+
+def test_a_community_sees_its_own_figures_and_nothing_else(seed_a, browser_context, site, infra):
+    """Signed in as community staff of one demo-market community, the page offers that tenant
+    only, starts at the community and shows the figures the API gives that credential; the
+    signed-out page asks for a credential and shows no figures."""
+    import asyncio
+
+    from shared.authstore import issue
+    from shared.db import make_engine
+
+    async def make_key() -> str:
+        engine = make_engine(infra.database_url)
+        try:
+            return (await issue(engine, kind="api_key", tenant="demo-market", role="community_staff",
+                                scope=COMMUNITY_2, label="dashboard scope test")).secret
+        finally:
+            await engine.dispose()
+
+    key = asyncio.run(make_key())
+    mine = http.get(f"{site}/v1/kpis", params={"tenant": "demo-market"}, headers=http.bearer(key), timeout=60).json()["total"]
+    assert 0 < mine["accepted"] < 5410
+    assert mine["accepted"] == api(site, "/v1/kpis", tenant="demo-market", place_prefix=COMMUNITY_2)["total"]["accepted"]
+
+    tab = Page(browser_context, site, credential=key)
+    try:
+        tab.open("tenant=demo-market")
+        tab.wait_loaded("demo-market", COMMUNITY_2)
+        assert tab.page.eval_on_selector_all("#tenant option", "os => os.map(o => o.value)") == ["demo-market"]
+        check_totals(tab, mine)
+        assert "community_staff" in tab.text("#caller-text") and COMMUNITY_2 in tab.text("#caller-text")
+        rows = tab.table("place-table")
+        assert rows and all(r["key"].startswith(COMMUNITY_2) for r in rows)
+        tab.assert_clean()
+    finally:
+        tab.close()
+
+    anonymous = Page(browser_context, site, credential=None)
+    try:
+        anonymous.open("tenant=demo-market")
+        anonymous.page.wait_for_function("() => document.body.dataset.state === 'login'", timeout=30_000)
+        assert anonymous.page.is_visible("#credential")
+        assert anonymous.text("#kpi-accepted") == "—"
+        assert not [u for u in anonymous.requests if "/v1/" in u]
+        anonymous.page.fill("#credential", key)
+        anonymous.page.click("#sign-in")
+        anonymous.wait_loaded("demo-market", COMMUNITY_2)
+        check_totals(anonymous, mine)
+    finally:
+        anonymous.close()

@@ -14,6 +14,20 @@ from tests import api
 pytestmark = pytest.mark.e2e
 
 
+def _seed_b_period() -> dict:
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from gridcase.seeds import SEED_B_DAYS, SEED_B_START
+
+    tz = ZoneInfo("Asia/Shanghai")
+    start = datetime(SEED_B_START.year, SEED_B_START.month, SEED_B_START.day, tzinfo=tz)
+    return {"start": start.isoformat(), "end": (start + timedelta(days=SEED_B_DAYS + 1)).isoformat()}
+
+
+SEED_B_PERIOD = _seed_b_period()
+
+
 def test_seed_b_patrol_figures(stack):
     intake, reporting = stack.url("intake"), stack.url("reporting")
     for body in generate_seed_b():
@@ -24,7 +38,8 @@ def test_seed_b_patrol_figures(stack):
     assert again.json()["duplicate"] is True
     deadline = time.monotonic() + 60
     while True:
-        stats = api.get(f"{reporting}/v1/patrols", params={"tenant": "demo-grid"}, timeout=10).json()
+        # seed B's own period: other tests record patrols in demo-grid too, at other times
+        stats = api.get(f"{reporting}/v1/patrols", params={"tenant": "demo-grid", **SEED_B_PERIOD}, timeout=10).json()
         if stats["points"] >= 865 or time.monotonic() > deadline:
             break
         time.sleep(0.5)
