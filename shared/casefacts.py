@@ -10,8 +10,9 @@ closure may arrive before its report, a transfer before its dispatch):
 - ``case.dispatched`` / ``case.transferred`` write ``department`` only if their
   ``(occurred_at, sequence)`` is not older than the one that wrote it last; ``dispatched_at`` keeps
   the earliest dispatch; each transfer adds 1 to ``transfer_count``.
-- ``case.transitioned`` writes ``state`` (and the department, deadline and target) when its
-  ``sequence`` is the highest seen; counters take the maximum (they only grow); the first
+- ``case.transitioned`` writes ``state`` (and the department and target) when its
+  ``sequence`` is the highest seen; ``deadline`` comes from the highest-sequence dispatch or
+  transition that carries one (``deadline_seq``; one without a deadline never clears it); counters take the maximum (they only grow); the first
   acknowledgement/resolution time is kept; a transition into ``closed`` closes the case.
 - ``case.supervised`` adds 1 to ``supervision_count`` and keeps the highest level.
 - ``patrol.recorded`` inserts a row in ``patrols`` (no case row).
@@ -64,6 +65,7 @@ def case_fact_columns() -> list[sa.Column]:
         sa.Column("department_seq", sa.Integer),
         sa.Column("dispatched_at", sa.DateTime(timezone=True)),
         sa.Column("deadline", sa.DateTime(timezone=True)),
+        sa.Column("deadline_seq", sa.Integer, comment="sequence of the event that wrote deadline"),
         sa.Column("transfer_count", sa.Integer, nullable=False, server_default="0"),
         # from case.closed / case.status_recorded
         sa.Column("closed", sa.Boolean, nullable=False, server_default=sa.false()),
@@ -89,6 +91,9 @@ def build_upserts(cf: sa.Table) -> dict[str, sa.Insert]:
     _ins = insert(cf)
     _x = _ins.excluded
     _state_newer = sa.or_(cf.c.state_seq.is_(None), _x.state_seq > cf.c.state_seq)
+    # the deadline of the newest event (by sequence) that carries one; events without one never clear it
+    _deadline_newer = sa.and_(_x.deadline_seq.is_not(None),
+                              sa.or_(cf.c.deadline_seq.is_(None), _x.deadline_seq > cf.c.deadline_seq))
     _newer = sa.or_(cf.c.department_at.is_(None), sa.tuple_(_x.department_at, _x.department_seq) >= sa.tuple_(cf.c.department_at, cf.c.department_seq))
 
     UPSERT = {
@@ -117,7 +122,8 @@ def build_upserts(cf: sa.Table) -> dict[str, sa.Insert]:
                 "department_seq": sa.case((_newer, _x.department_seq), else_=cf.c.department_seq),
                 "department_at": sa.case((_newer, _x.department_at), else_=cf.c.department_at),
                 "dispatched_at": sa.func.least(cf.c.dispatched_at, _x.dispatched_at),
-                "deadline": sa.case((_state_newer, sa.func.coalesce(_x.deadline, cf.c.deadline)), else_=cf.c.deadline),
+                "deadline": sa.case((_deadline_newer, _x.deadline), else_=cf.c.deadline),
+                "deadline_seq": sa.func.greatest(cf.c.deadline_seq, _x.deadline_seq),
                 "state": sa.case((_state_newer, _x.state), else_=cf.c.state),
                 "state_seq": sa.func.greatest(cf.c.state_seq, _x.state_seq),
                 "event_count": cf.c.event_count + 1,
@@ -154,7 +160,8 @@ def build_upserts(cf: sa.Table) -> dict[str, sa.Insert]:
                 "department_seq": sa.case((sa.and_(_x.department.is_not(None), _newer), _x.department_seq), else_=cf.c.department_seq),
                 "department_at": sa.case((sa.and_(_x.department.is_not(None), _newer), _x.department_at), else_=cf.c.department_at),
                 "target_kind": sa.case((sa.and_(_state_newer, _x.target_kind.is_not(None)), _x.target_kind), else_=cf.c.target_kind),
-                "deadline": sa.case((sa.and_(_state_newer, _x.deadline.is_not(None)), _x.deadline), else_=cf.c.deadline),
+                "deadline": sa.case((_deadline_newer, _x.deadline), else_=cf.c.deadline),
+                "deadline_seq": sa.func.greatest(cf.c.deadline_seq, _x.deadline_seq),
                 "transfer_count": sa.func.greatest(cf.c.transfer_count, _x.transfer_count),
                 "return_count": sa.func.greatest(cf.c.return_count, _x.return_count),
                 "rework_count": sa.func.greatest(cf.c.rework_count, _x.rework_count),
@@ -211,6 +218,7 @@ def fact_values(ev: Event) -> dict:
             department_seq=0 if ev.history else 1000 + ev.sequence,
             dispatched_at=ev.occurred_at,
             deadline=ev.deadline,
+            deadline_seq=ev.sequence if ev.deadline is not None else None,
             state=ev.state,
             state_seq=ev.sequence,
         )
@@ -236,6 +244,7 @@ def fact_values(ev: Event) -> dict:
             department_seq=1000 + ev.sequence if ev.department else None,
             target_kind=ev.target_kind,
             deadline=ev.deadline,
+            deadline_seq=ev.sequence if ev.deadline is not None else None,
             transfer_count=ev.transfer_count,
             return_count=ev.return_count,
             rework_count=ev.rework_count,

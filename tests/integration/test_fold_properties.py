@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 EXAMPLES = 60
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
-#: columns compared; ``deadline`` is checked separately (see the xfail test below)
+#: columns compared; ``deadline`` is checked separately (it was order-dependent until deadline_seq)
 COLUMNS = [c for c in cf.c if c.name not in ("case_id", "updated_at", "deadline")]
 STATES = ["acknowledged", "in_progress", "resolved", "closed", "filed", "dispatched"]
 
@@ -114,9 +114,6 @@ async def test_any_order_redeliveries_and_batching_give_the_same_row(reporting_e
     assert got["event_count"] == n
 
 
-@pytest.mark.xfail(strict=True, reason="known: a transition without a deadline that arrives before an older "
-                   "dispatch leaves deadline NULL, the other order keeps the dispatch's deadline "
-                   "(shared/casefacts.py keeps no deadline sequence); found by this property, not fixed here")
 @settings(max_examples=EXAMPLES, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
