@@ -13,7 +13,8 @@ closure may arrive before its report, a transfer before its dispatch):
 - ``case.transitioned`` writes ``state`` (and the department and target) when its
   ``sequence`` is the highest seen; ``deadline`` comes from the highest-sequence dispatch or
   transition that carries one (``deadline_seq``; one without a deadline never clears it); counters take the maximum (they only grow); the first
-  acknowledgement/resolution time is kept; a transition into ``closed`` closes the case.
+  acknowledgement/resolution time is kept; a transition into ``closed`` closes the case (the
+  earliest such transition's time is ``closed_at``).
 - ``case.supervised`` adds 1 to ``supervision_count`` and keeps the highest level.
 - ``patrol.recorded`` inserts a row in ``patrols`` (no case row).
 - ``case.closed`` sets ``closed``, ``closed_at`` and the source status; a recorded open status
@@ -169,7 +170,7 @@ def build_upserts(cf: sa.Table) -> dict[str, sa.Insert]:
                 "acknowledged_at": sa.func.least(cf.c.acknowledged_at, _x.acknowledged_at),
                 "resolved_at": sa.func.least(cf.c.resolved_at, _x.resolved_at),
                 "closed": sa.or_(cf.c.closed, _x.closed),
-                "closed_at": sa.func.coalesce(cf.c.closed_at, _x.closed_at),
+                "closed_at": sa.func.least(cf.c.closed_at, _x.closed_at),  # the first closure
                 "event_count": cf.c.event_count + 1,
                 "updated_at": sa.func.now(),
             },

@@ -549,6 +549,7 @@ def test_a_community_sees_its_own_figures_and_nothing_else(seed_a, browser_conte
     only, starts at the community and shows the figures the API gives that credential; the
     signed-out page asks for a credential and shows no figures."""
     import asyncio
+    import concurrent.futures
 
     from shared.authstore import issue
     from shared.db import make_engine
@@ -561,7 +562,9 @@ def test_a_community_sees_its_own_figures_and_nothing_else(seed_a, browser_conte
         finally:
             await engine.dispose()
 
-    key = asyncio.run(make_key())
+    # Playwright's sync API runs an event loop in this thread: issue the key from another one
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        key = pool.submit(asyncio.run, make_key()).result()
     mine = http.get(f"{site}/v1/kpis", params={"tenant": "demo-market"}, headers=http.bearer(key), timeout=60).json()["total"]
     assert 0 < mine["accepted"] < 5410
     assert mine["accepted"] == api(site, "/v1/kpis", tenant="demo-market", place_prefix=COMMUNITY_2)["total"]["accepted"]
