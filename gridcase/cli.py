@@ -61,7 +61,8 @@ def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL d
         _echo("           (dashboard sign-in, Authorization: Bearer …; more keys: gridcase auth issue-key)")
         _echo("for gridcase import / auth / replay-events / dlq in another shell:")
         jwt_secret = stack.env.get("GRIDCASE_JWT_SECRET") or os.environ.get("GRIDCASE_JWT_SECRET", "")
-        _echo(f"  export GRIDCASE_INTAKE_URL='{stack.url('intake')}' KAFKA_BOOTSTRAP_SERVERS='{stack.infra.kafka_bootstrap}' "
+        _echo(f"  export GRIDCASE_INTAKE_URL='{stack.url('intake')}' GRIDCASE_REPORTING_URL='{stack.url('reporting')}' "
+              f"KAFKA_BOOTSTRAP_SERVERS='{stack.infra.kafka_bootstrap}' "
               f"DATABASE_URL='{stack.infra.database_url}' GRIDCASE_API_KEY='{stack.admin_key}' "
               f"GRIDCASE_JWT_SECRET='{jwt_secret}'")
         _echo("Ctrl-C 停止 stops everything.")
@@ -298,6 +299,20 @@ def _check_place(tenant: str, scope: str) -> None:
         raise typer.BadParameter(f"{scope!r} is not a place of tenant {tenant!r}", param_hint="--scope")
 
 
+def _check_department(tenant: str, department: str | None) -> None:
+    """Refuse a department that is neither in the taxonomy nor one of the tenant's own."""
+    from shared.settings import ServiceSettings  # noqa: PLC0415
+    from shared.taxonomy import load_taxonomy  # noqa: PLC0415
+    from shared.tenants import load_all_tenants  # noqa: PLC0415
+
+    if not department:
+        return
+    config = load_all_tenants(ServiceSettings().tenants_dir or None).get(tenant)
+    if load_taxonomy().department(department) is None and (config is None or config.department(department) is None):
+        raise typer.BadParameter(f"{department!r} is not a department of the taxonomy or of tenant {tenant!r}",
+                                 param_hint="--department")
+
+
 def _issue(kind: str, tenant: str, role: str, scope: str, department: str | None, label: str, ttl) -> None:
     import asyncio  # noqa: PLC0415
 
@@ -305,6 +320,7 @@ def _issue(kind: str, tenant: str, role: str, scope: str, department: str | None
     from shared.authstore import issue  # noqa: PLC0415
 
     _check_place(tenant, scope)
+    _check_department(tenant, department)
     try:
         issued = asyncio.run(_with_auth_engine(lambda engine: issue(
             engine, kind=kind, tenant=tenant, role=role, scope=scope, department=department, label=label, ttl=ttl,

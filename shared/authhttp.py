@@ -105,6 +105,8 @@ class Authenticator:
         try:
             principal = await self.resolver.resolve(credential)
         except CredentialError as exc:
+            if self.limiter is not None:  # guessing is limited per client address like use per key
+                self.limiter.check(f"unauthenticated:{request.client.host if request.client else '?'}")
             raise unauthenticated(str(exc)) from None
         if self.limiter is not None:
             self.limiter.check(principal.subject)

@@ -234,7 +234,7 @@ class CredentialResolver:
             key_id, secret = claimed.subject, None
         async with self.engine.connect() as conn:
             row = (await conn.execute(sa.select(credentials).where(credentials.c.credential_id == key_id))).one_or_none()
-        if row is None:
+        if row is None or row.kind != ("jwt" if claimed else "api_key"):
             raise CredentialError("unknown credential")
         if secret is not None and not (row.secret_sha256 and hmac.compare_digest(row.secret_sha256, _sha256(secret))):
             raise CredentialError("unknown credential")

@@ -1,8 +1,13 @@
 """Masking of personal data in free text before it leaves intake (events, logs, statistics).
 
-Patterns (mainland-China formats): mobile numbers (11 digits starting 1[3-9]), landlines
+Patterns (mainland-China formats): mobile numbers (11 digits starting 1[3-9], with or without
++86/0086, also written with spaces, dots, slashes or dashes between the digits), landlines
 (0 + 2–3 digit area code + 7–8 digits), 18-character resident ID numbers (GB 11643: 17 digits +
-check digit or X), e-mail addresses, bank-card numbers (16–19 digits). Placeholders follow the
+check digit or X) and the 15-digit numbers of the first generation (GB 11643-1989: area code,
+YYMMDD, sequence), e-mail addresses (also with non-Latin names and domains), bank-card numbers
+(16–19 digits). Before matching, full-width characters, other scripts' decimal digits (e.g.
+Arabic-Indic) and zero-width characters are folded to ASCII one character for one, so the
+positions found are positions in the original text. Placeholders follow the
 ones the shared datasets use (``[电话]``, ``[身份证号]``, ``[邮箱]``, ``[卡号]``).
 """
 
@@ -11,29 +16,44 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "[邮箱]"),
+    (re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.\w{2,}"), "[邮箱]"),
     # 18 characters, also written in groups 6-8-4 (area, birth date, sequence + check)
     (re.compile(r"(?<!\d)\d{6}[- ]?\d{8}[- ]?\d{3}[\dXx](?!\d)"), "[身份证号]"),
     (re.compile(r"(?<!\d)\d{16,19}(?!\d)"), "[卡号]"),
+    # first-generation ID numbers: 15 digits, area code (province 1-8), YYMMDD, sequence
+    (re.compile(r"(?<!\d)[1-8]\d{5}\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}(?!\d)"), "[身份证号]"),
     # card numbers as printed and usually written: groups of four (the last of 16-19 digits shorter)
     (re.compile(r"(?<!\d)\d{4}(?:[- ]\d{4}){3}(?:[- ]?\d{1,3})?(?!\d)"), "[卡号]"),
-    (re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)"), "[电话]"),
+    (re.compile(r"(?<!\d)(?:(?:\+|00)?86[-. /]?)?1[-. /]?[3-9](?:[-. /]?\d){9}(?!\d)"), "[电话]"),
     # area code plain or in brackets, subscriber number whole or split 3/4 + 4
     (re.compile(r"(?<!\d)(?:\(0\d{2,3}\)|0\d{2,3})[- ]?\d{3,4}[- ]?\d{4}(?!\d)"), "[电话]"),
 )
 
 #: Full-width forms (typed with a Chinese IME) folded one character to one character for matching:
-#: digits, Latin letters, ＠ ＋ － ． （ ） and the ideographic space.
-_FOLD = {**{c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}, 0x3000: 0x20}
+#: digits, Latin letters, ＠ ＋ － ． （ ） and the ideographic space; zero-width characters become
+#: spaces (a separator the patterns allow between digits).
+_FOLD = {**{c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}, 0x3000: 0x20,
+         **{c: 0x20 for c in (0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF)}}
+
+
+def _fold(text: str) -> str:
+    """``text`` folded for matching, one character for one: :data:`_FOLD`, then any Unicode
+    decimal digit (Nd) to its ASCII digit."""
+    folded = text.translate(_FOLD)
+    if folded.isascii():
+        return folded
+    return "".join(str(unicodedata.decimal(c)) if not c.isascii() and unicodedata.decimal(c, None) is not None else c
+                   for c in folded)
 
 
 def mask_text(text: str) -> str:
     """Return ``text`` with phone, ID, e-mail and card numbers replaced by placeholders (also when
     written with full-width characters)."""
     for pattern, placeholder in _PATTERNS:
-        folded = text.translate(_FOLD)  # same length: match positions are positions in ``text``
+        folded = _fold(text)  # same length: match positions are positions in ``text``
         parts, last = [], 0
         for match in pattern.finditer(folded):
             parts += [text[last:match.start()], placeholder]

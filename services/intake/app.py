@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake import db
 from services.intake.importers import DEFAULT_TIMEZONE, FORMATS, UnknownFormat, iter_records, parse_mapping
-from services.intake.open311 import install as install_open311
+from services.intake.open311 import install as install_open311, taxonomy as open311_taxonomy
 from services.intake.schemas import ActionIn, ImportResult, PatrolIn, ReportAccepted, ReportIn, RowError
 from shared.auth import PATROL, REPORT, Principal
 from shared.authhttp import Authenticator, RateLimiter, caller, forbidden, not_found
@@ -87,11 +87,11 @@ def to_event(report: ReportIn, case_id: uuid.UUID, secret: bytes) -> CaseReporte
         category_code=report.category_code,
         category_name=mask_text(report.category_name),
         description=mask_text(report.description),
-        channel=report.channel,
-        request_type=report.request_type,
+        channel=mask_text(report.channel),
+        request_type=mask_text(report.request_type),
         urgency=report.urgency,
         reported_at=report.reported_at,
-        source=report.source,
+        source=mask_text(report.source),
         source_id=report.source_id,
         reporter_ref=pseudonym(secret, contact.phone, contact.id_number, contact.name) if contact else None,
         history=report.history,
@@ -114,7 +114,9 @@ async def load_case(engine: AsyncEngine, case_id: uuid.UUID) -> dict | None:
             await conn.execute(sa.select(e.c.payload).where(e.c.case_id == case_id).order_by(e.c.occurred_at, e.c.event_id))
         ).scalars().all()
     body = dict(report.report)
-    body["description"] = mask_text(body.get("description", ""))
+    for name in ("description", "category_name", "channel", "request_type", "source", "source_id"):
+        if isinstance(body.get(name), str):
+            body[name] = mask_text(body[name])
     state = dict(row) if row else {}
     history = sorted(events, key=lambda p: (p.get("sequence") or 0, p["occurred_at"]))
     return {
@@ -294,12 +296,26 @@ def keyring_of(settings: IntakeSettings) -> Keyring:
 def case_id_for(report: ReportIn, idempotency_key: str | None) -> uuid.UUID:
     """The case id: derived from (tenant, source, source_id) for records that carry a source id,
     from (tenant, Idempotency-Key) for retried API calls, random otherwise. Derived ids make a
-    re-import or a retried POST land on the same case instead of creating a second one."""
+    re-import or a retried POST land on the same case instead of creating a second one. The API
+    passes the key already prefixed with the caller's credential id (:func:`scoped_key`), so two
+    callers' keys never meet."""
     if report.source_id:
         return derive_id(report.tenant, report.source, report.source_id)
     if idempotency_key:
         return derive_id(report.tenant, "idempotency-key", idempotency_key)
     return uuid.uuid4()
+
+
+def scoped_key(who: Principal, idempotency_key: str | None) -> str | None:
+    """An ``Idempotency-Key`` made the caller's own (``<credential id>:<key>``): a key is a
+    client's promise about its own retries, and another caller's equal key must neither land on
+    nor reveal that caller's case."""
+    return f"{who.subject}:{idempotency_key}" if idempotency_key else None
+
+
+#: ``source`` values used as a metric label; anything else is counted as ``other`` (labels stay
+#: bounded whatever a client sends).
+KNOWN_SOURCES = frozenset(FORMATS) | {"api", "open311", "jsonl", "csv"}
 
 
 class CaseViewConsumer:
@@ -370,6 +386,11 @@ class Intake:
     rejected: Counter
     keyring: Keyring
 
+    def knows_department(self, tenant: str, code: str) -> bool:
+        """Whether ``code`` is a taxonomy department or one of ``tenant``'s own."""
+        config = self.tenants.get(tenant)
+        return open311_taxonomy().department(code) is not None or (config is not None and config.department(code) is not None)
+
     async def store(self, reports: list[tuple[ReportIn, uuid.UUID, str | None]],
                     who: Principal | None = None) -> set[uuid.UUID]:
         """Insert reports (reporter contact sealed), their events and their audit records in one
@@ -415,7 +436,7 @@ class Intake:
         self.relay.wake()
         for r, cid, _ in reports:
             if cid in new:
-                self.accepted.labels(r.tenant, r.source).inc()
+                self.accepted.labels(r.tenant, r.source if r.source in KNOWN_SOURCES else "other").inc()
         return new
 
 
@@ -524,16 +545,24 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         report: ReportIn,
         request: Request,
         who: Principal = Depends(caller),
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        idempotency_key: Annotated[str | None, Header(max_length=160)] = None,
     ):
         """Accept one report (202 + case id). 403 outside the caller's place scope or for a role
-        that does not report; 422 for an unknown tenant or place."""
+        that does not report; 422 for an unknown tenant or place; 409 ``duplicate_source`` when
+        the ``source``/``source_id`` already names a report outside the caller's scope (its
+        case id is not disclosed)."""
         svc = intake_of(request)
         scope_refusal(who, REPORT, report.tenant, report.place_code)
         if refusal := where_refusal(svc, report.tenant, report.place_code):
             return refusal
-        case_id = case_id_for(report, idempotency_key)
-        new = await svc.store([(report, case_id, idempotency_key)], who)
+        key = scoped_key(who, idempotency_key)
+        case_id = case_id_for(report, key)
+        new = await svc.store([(report, case_id, key)], who)
+        if case_id not in new:
+            stored = await load_case(svc.engine, case_id)
+            if stored is None or not who.sees_case(stored["tenant"], stored["report"]["place_code"], stored["department"]):
+                return error_response(409, "duplicate_source", "this source and source_id already name a report "
+                                      "outside your scope; nothing was stored", field="source_id")
         return ReportAccepted(case_id=case_id, duplicate=case_id not in new)
 
     @app.post("/v1/patrols", status_code=202)
@@ -606,8 +635,19 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         if body.action not in API_ACTIONS:
             return error_response(422, "unknown_action", f"action must be one of {', '.join(API_ACTIONS)}",
                                   field="action")
-        view = visible_case(await load_case(svc.engine, case_id), who, case_id)
         now = datetime.now(timezone.utc)
+        found = await load_case(svc.engine, case_id)
+        if found is not None and not who.sees_case(found["tenant"], found["report"]["place_code"], found["department"]):
+            async with svc.engine.begin() as conn:  # a probe from outside the scope: kept, answered as "no case"
+                await conn.execute(insert(db.audit_log).values(
+                    case_id=case_id, tenant=found["tenant"], occurred_at=now, actor_ref=who.subject,
+                    actor_role=who.role, action=body.action, from_state=found["state"], to_state=None,
+                    outcome="refused", detail="404 outside the caller's scope"))
+        view = visible_case(found, who, case_id)
+        if body.target_department and not svc.knows_department(view["tenant"], body.target_department):
+            return error_response(422, "unknown_department",
+                                  f"target_department {body.target_department[:40]!r} is not a department of the "
+                                  "taxonomy or of the tenant", field="target_department")
 
         async def refuse(status: int, reason: str, state: str) -> None:
             async with svc.engine.begin() as conn:
@@ -644,7 +684,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                 409, "illegal_action", f"{body.action} is not allowed in state {current.state}",
                 state=current.state, allowed_actions=list(allowed),
             )
-        event_id = derive_id(case_id, "action", idempotency_key) if idempotency_key else uuid.uuid4()
+        event_id = derive_id(case_id, "action", who.subject, idempotency_key) if idempotency_key else uuid.uuid4()
         command = CaseActionRequested(
             event_id=event_id,
             occurred_at=now,

@@ -28,7 +28,7 @@ from typing import Any, Annotated
 
 import sqlalchemy as sa
 from prometheus_client import Gauge
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from services.reporting import db
@@ -74,7 +74,9 @@ def scoped(who: Principal, tenant: str, place_prefix: str | None, department: st
             the caller's scope (issue 6 item 2: reads outside one's scope answer 404).
     """
     if not who.sees_tenant(tenant):
-        raise not_found(f"tenant {tenant!r} is not configured", field="tenant")
+        # the very body an unconfigured tenant gets: nothing tells that the tenant exists
+        raise HTTPException(404, detail={"error": "unknown_tenant", "message": f"tenant {tenant!r} is not configured",
+                                         "field": "tenant"})
     prefix = who.narrow(place_prefix)
     if prefix is None:
         raise not_found("no such places in your scope", field="place_prefix")

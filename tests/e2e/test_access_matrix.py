@@ -243,6 +243,57 @@ def test_department_staff_sign_for_their_case_and_the_audit_names_them(stack, ke
     assert [e["recorded_at"] for e in entries] == sorted(e["recorded_at"] for e in entries)
 
 
+def test_probes_from_outside_the_scope_are_kept_in_the_audit(stack, keys, cases):
+    entries = call("GET", f"{stack.url('intake')}/v1/cases/{cases['B']}/audit", keys["admin"]).json()["entries"]
+    key_id = keys["grid_worker"].split("_")[1]
+    probes = [e for e in entries if e["actor_ref"] == key_id]
+    assert probes and all(e["outcome"] == "refused" and e["detail"].startswith("404") for e in probes)
+
+
+def test_idempotency_keys_and_source_ids_do_not_cross_scopes(stack, keys):
+    """Two callers' equal Idempotency-Keys make two cases; a source id already used outside the
+    caller's scope is refused without naming the case (found by a red-team run)."""
+    url = f"{stack.url('intake')}/v1/reports"
+    key = f"shared-key-{uuid.uuid4()}"
+    heping = call("POST", url, keys["community_staff"], json=report_body(HEPING_GRID_1), headers={"Idempotency-Key": key})
+    street = call("POST", url, keys["street_staff"], json=report_body(XINGFU_GRID_2), headers={"Idempotency-Key": key})
+    retried = call("POST", url, keys["community_staff"], json=report_body(HEPING_GRID_1), headers={"Idempotency-Key": key})
+    assert heping.status_code == street.status_code == retried.status_code == 202
+    assert heping.json()["case_id"] != street.json()["case_id"]
+    assert retried.json() == {**heping.json(), "duplicate": True}
+    # a source id in 和平: the street (which sees 和平) gets the same case back as a duplicate
+    heping_source = {"source": "12345", "source_id": f"HP-{uuid.uuid4()}"}
+    first = call("POST", url, keys["community_staff"], json=report_body(HEPING_GRID_1) | heping_source)
+    again = call("POST", url, keys["street_staff"], json=report_body(HEPING_GRID_1) | heping_source)
+    assert first.status_code == again.status_code == 202
+    assert again.json() == {**first.json(), "duplicate": True}
+    # a source id in 幸福, reused by 和平's staff: refused, and the case id is not disclosed
+    xingfu_source = {"source": "12345", "source_id": f"XF-{uuid.uuid4()}"}
+    xingfu = call("POST", url, keys["admin"], json=report_body(XINGFU_GRID_2) | xingfu_source)
+    probe = call("POST", url, keys["community_staff"], json=report_body(HEPING_GRID_1) | xingfu_source)
+    assert xingfu.status_code == 202
+    assert probe.status_code == 409 and probe.json()["error"] == "duplicate_source"
+    assert xingfu.json()["case_id"] not in probe.text
+
+
+def test_unknown_target_department_is_refused(stack, keys, cases):
+    resp = call("POST", f"{stack.url('intake')}/v1/cases/{cases['B']}/actions", keys["city_ops"],
+                json={"action": "transfer", "target_department": "no_such_department"})
+    assert resp.status_code == 422 and resp.json()["error"] == "unknown_department"
+
+
+def test_free_text_labels_stay_out_of_metrics(stack, keys):
+    body = report_body(HEPING_GRID_1) | {"source": "张三 110101199003071234", "request_type": "13912345678"}
+    resp = call("POST", f"{stack.url('intake')}/v1/reports", keys["admin"], json=body)
+    assert resp.status_code == 202
+    metrics = httpx.get(f"{stack.url('intake')}/metrics", timeout=10).text
+    assert "110101199003071234" not in metrics and "张三" not in metrics
+    assert 'source="other"' in metrics
+    shown = view(stack, resp.json()["case_id"])["report"]
+    assert "110101199003071234" not in json.dumps(shown, ensure_ascii=False)
+    assert shown["request_type"] == "[电话]"
+
+
 def test_audit_log_is_append_only(infra, cases):
     import asyncpg
 
@@ -360,9 +411,12 @@ def test_asking_outside_the_scope_is_404(stack, keys, cases):
         resp = call("GET", reporting + path, keys["department_staff"],
                     params={"tenant": TENANT, "department": "ecology_environment"})
         assert resp.status_code == 404
-    unknown = call("GET", f"{reporting}/v1/kpis", keys["other_tenant_ops"], params={"tenant": TENANT})
-    absent = call("GET", f"{reporting}/v1/kpis", keys["admin"], params={"tenant": "no-such-tenant"})
-    assert unknown.status_code == absent.status_code == 404
+    for path in ("/v1/kpis", "/v1/stats", "/v1/summary", "/v1/cases/overdue", "/v1/cases/supervised", "/v1/patrols"):
+        # another city's tenant answers exactly like one that does not exist
+        theirs = call("GET", reporting + path, keys["other_tenant_ops"], params={"tenant": TENANT})
+        absent = call("GET", reporting + path, keys["other_tenant_ops"], params={"tenant": "no-such-tenant"})
+        assert theirs.status_code == absent.status_code == 404, path
+        assert theirs.json()["error"] == absent.json()["error"] and set(theirs.json()) == set(absent.json()), path
 
 
 # --------------------------------------------------------------------------- credentials
@@ -424,7 +478,7 @@ def test_revoked_and_expired_credentials_stop_working(stack, infra, keys):
     assert body["error"] == "unauthenticated"
 
 
-def test_jwt_bearer_tokens(stack, infra):
+def test_jwt_bearer_tokens(stack, infra, keys):
     """A token issued like `gridcase auth issue-token` works with the stack's GRIDCASE_JWT_SECRET;
     one signed with another secret, or with claims the store did not issue, does not."""
     import os
@@ -454,6 +508,10 @@ def test_jwt_bearer_tokens(stack, infra):
     assert call("GET", url, raised, params={"tenant": TENANT}).status_code == 401
     forged = encode_jwt(token.principal, "another-secret-that-is-long-enough-to-sign", now, now + timedelta(hours=1))
     assert call("GET", url, forged, params={"tenant": TENANT}).status_code == 401
+    # a token naming an API key's id (even signed with the real secret) is not that key
+    as_key = encode_jwt(Principal(keys["city_ops"].split("_")[1], TENANT, "city_ops", credential="jwt"), secret, now,
+                        now + timedelta(hours=1))
+    assert call("GET", url, as_key, params={"tenant": TENANT}).status_code == 401
 
 
 def test_health_and_metrics_need_no_credential(stack):
@@ -474,6 +532,8 @@ def test_rate_limit_per_key_on_intake(stack, infra, keys, tmp_path_factory):
         url = f"{own.url('intake')}/v1/cases/{uuid.uuid4()}"
         answers = [call("GET", url, keys["city_ops"]).status_code for _ in range(6)]
         assert answers == [404] * 5 + [429]
+        guesses = [call("GET", url, f"gck_k{i:016x}_guessed-secret-guessed-secret").status_code for i in range(6)]
+        assert guesses == [401] * 5 + [429]  # wrong credentials are limited per client address
         limited = call("GET", url, keys["city_ops"])
         assert limited.status_code == 429 and limited.json()["error"] == "rate_limited"
         assert 1 <= int(limited.headers["retry-after"]) <= 60

@@ -76,6 +76,7 @@ def test_issue_a_token(run, infra):
     (["--tenant", "atlantis", "--role", "city_ops"], "not configured"),
     (["--tenant", "demo-grid", "--role", "community_staff", "--scope", "990199"], "not a place"),
     (["--tenant", "*", "--role", "city_ops"], "only admin"),
+    (["--tenant", "demo-grid", "--role", "department_staff", "--department", "no_such_dept"], "not a department"),
 ])
 def test_bad_grants_are_refused(run, args, problem):
     result = run("auth", "issue-key", *args)
