@@ -45,12 +45,21 @@ def libpq_url(url: str) -> str:
     return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
 
 
+#: A session left idle inside a transaction (its client lost track of it, e.g. after a connection
+#: error mid-statement while PostgreSQL restarted) is ended by the server after this long, so the row
+#: locks it holds cannot stall the consumers for good (seen in the chaos test "PostgreSQL restarted
+#: mid-stream": dispatch's batch waited on such a lock until the server stopped).
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+
+
 def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
     """Create the service's async engine (asyncpg, ``pool_pre_ping`` so a restarted PostgreSQL is
     noticed on checkout rather than on the first statement). ``hide_parameters``: statement
-    parameters (which may hold a reporter's contact) never appear in errors or logs."""
+    parameters (which may hold a reporter's contact) never appear in errors or logs. Sessions set
+    ``idle_in_transaction_session_timeout`` (:data:`IDLE_IN_TRANSACTION_TIMEOUT_MS`)."""
     return create_async_engine(
-        async_url(url), pool_size=pool_size, max_overflow=5, pool_pre_ping=True, hide_parameters=True
+        async_url(url), pool_size=pool_size, max_overflow=5, pool_pre_ping=True, hide_parameters=True,
+        connect_args={"server_settings": {"idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_TIMEOUT_MS)}},
     )
 
 
