@@ -64,6 +64,13 @@ Limit = Annotated[int, Query(ge=1, le=kpis.MAX_PAGE, description=f"page size, at
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
+def unknown_tenant(tenant: str) -> HTTPException:
+    """404 ``unknown_tenant``: the answer for a tenant that is not configured and, alike, for one
+    outside the caller's credential (nothing tells that it exists)."""
+    return HTTPException(404, detail={"error": "unknown_tenant", "message": f"tenant {tenant!r} is not configured",
+                                      "field": "tenant"})
+
+
 def scoped(who: Principal, tenant: str, place_prefix: str | None, department: str | None = None) -> tuple[str | None, str | None]:
     """The ``(place_prefix, department)`` a query of ``who`` runs with: the asked prefix narrowed
     to the caller's place scope (:meth:`shared.auth.Principal.narrow`), the department forced to
@@ -74,9 +81,7 @@ def scoped(who: Principal, tenant: str, place_prefix: str | None, department: st
             the caller's scope (issue 6 item 2: reads outside one's scope answer 404).
     """
     if not who.sees_tenant(tenant):
-        # the very body an unconfigured tenant gets: nothing tells that the tenant exists
-        raise HTTPException(404, detail={"error": "unknown_tenant", "message": f"tenant {tenant!r} is not configured",
-                                         "field": "tenant"})
+        raise unknown_tenant(tenant)
     prefix = who.narrow(place_prefix)
     if prefix is None:
         raise not_found("no such places in your scope", field="place_prefix")
@@ -149,6 +154,16 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     install_dashboard(app, tenants)
     instrument_http(app, registry, "reporting")
 
+    def scope_of(who: Principal, tenant: str, place_prefix: str | None,
+                 department: str | None = None) -> tuple[str | None, str | None]:
+        """:func:`scoped` for a configured tenant.
+
+        Raises:
+            HTTPException: 404 ``unknown_tenant`` for a tenant not configured; :func:`scoped`'s."""
+        if tenant not in tenants:
+            raise unknown_tenant(tenant)
+        return scoped(who, tenant, place_prefix, department)
+
     @app.get("/health")
     async def health() -> dict:
         async with engine.connect() as conn:
@@ -167,9 +182,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         department: str | None = None,
         who: Principal = Depends(caller),
     ):
-        if tenant not in tenants:
-            return error_response(404, "unknown_tenant", f"tenant {tenant!r} is not configured", field="tenant")
-        place_prefix, department = scoped(who, tenant, place_prefix, department)
+        place_prefix, department = scope_of(who, tenant, place_prefix, department)
         if group_by is not None and group_by not in GROUPS:
             return error_response(422, "invalid_group_by", f"group_by must be one of {', '.join(GROUPS)}", field="group_by")
         for name, value in (("start", start), ("end", end)):
@@ -216,9 +229,8 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     # ---------------------------------------------------------------- KPIs (issue 4)
 
     def kpi_filter(tenant: str, start, end, place_prefix=None, category=None, department=None):
-        """A KpiFilter, or the error answer (unknown tenant 404; naive or reversed times 422)."""
-        if tenant not in tenants:
-            return error_response(404, "unknown_tenant", f"tenant {tenant!r} is not configured", field="tenant")
+        """A KpiFilter for a configured ``tenant`` (:func:`scope_of` checked it), or the error
+        answer (naive or reversed times 422)."""
         for name, value in (("start", start), ("end", end)):
             if value is not None and value.tzinfo is None:
                 return error_response(422, "naive_datetime", f"{name} needs a timezone, e.g. +08:00", field=name)
@@ -227,7 +239,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         return kpis.KpiFilter(tenant, start, end, place_prefix, category, department, tz=tenants[tenant].tzinfo)
 
     async def kpi_table(tenant, start, end, group_by, place_prefix, category, department):
-        """kpis.query_kpis for the request, or the error answer (404 tenant, 422 group_by/period)."""
+        """kpis.query_kpis for the request, or the error answer (422 group_by/period)."""
         flt = kpi_filter(tenant, start, end, place_prefix, category, department)
         if not isinstance(flt, kpis.KpiFilter):
             return flt
@@ -252,8 +264,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     ):
         """The KPI table for the query parameters shared by /v1/kpis, .csv and .xlsx (or an error
         answer), within the caller's scope."""
-        if tenant in tenants:
-            place_prefix, department = scoped(who, tenant, place_prefix, department)
+        place_prefix, department = scope_of(who, tenant, place_prefix, department)
         return await kpi_table(tenant, start, end, group_by, place_prefix, category, department)
 
     @app.get("/v1/kpis")
@@ -290,9 +301,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     ):
         """Open cases past their deadline now, most overdue first (kpis.query_overdue), within the
         caller's scope."""
-        if tenant not in tenants:
-            return error_response(404, "unknown_tenant", f"tenant {tenant!r} is not configured", field="tenant")
-        place_prefix, department = scoped(who, tenant, place_prefix)
+        place_prefix, department = scope_of(who, tenant, place_prefix)
         async with engine.connect() as conn:
             return await kpis.query_overdue(conn, tenant, limit=limit, offset=offset, place_prefix=place_prefix,
                                             department=department,
@@ -309,9 +318,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     ):
         """Cases under 督办 (supervision level ≥ 1), highest level first (kpis.query_supervised),
         within the caller's scope."""
-        if tenant not in tenants:
-            return error_response(404, "unknown_tenant", f"tenant {tenant!r} is not configured", field="tenant")
-        place_prefix, department = scoped(who, tenant, place_prefix)
+        place_prefix, department = scope_of(who, tenant, place_prefix)
         async with engine.connect() as conn:
             return await kpis.query_supervised(conn, tenant, limit=limit, offset=offset, include_closed=include_closed,
                                                department=department,
@@ -330,8 +337,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         """The statistics paragraph of a work summary (工作总结) for P: ``{"paragraph", "figures",
         "wording", "transfer_departments"}`` (kpis.work_summary), for a place and optionally one
         department, within the caller's scope."""
-        if tenant in tenants:
-            place_prefix, department = scoped(who, tenant, place_prefix, department)
+        place_prefix, department = scope_of(who, tenant, place_prefix, department)
         flt = kpi_filter(tenant, start, end, place_prefix, department=department)
         if not isinstance(flt, kpis.KpiFilter):
             return flt
