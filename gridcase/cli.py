@@ -183,8 +183,6 @@ def import_(
 
 
 def _connections() -> tuple[str, str]:
-    import os  # noqa: PLC0415
-
     kafka, db = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("DATABASE_URL")
     if not kafka or not db:
         raise typer.BadParameter("set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (gridcase up prints them)")
@@ -246,14 +244,10 @@ app.add_typer(reporting_app, name="reporting")
 def reporting_rebuild() -> None:
     """Recompute reporting's statistics from the event log (intake's and dispatch's outboxes)."""
     import asyncio  # noqa: PLC0415
-    import os  # noqa: PLC0415
 
     from gridcase.ops import rebuild_reporting  # noqa: PLC0415
 
-    db = os.environ.get("DATABASE_URL")
-    if not db:
-        raise typer.BadParameter("set DATABASE_URL (gridcase up prints it)")
-    _echo(json.dumps({"rebuilt": asyncio.run(rebuild_reporting(db))}))
+    _echo(json.dumps({"rebuilt": asyncio.run(rebuild_reporting(_database_url()))}))
 
 
 auth_app = typer.Typer(help="Credentials: API keys and bearer tokens, bound to a tenant, role and place scope.")
@@ -271,17 +265,23 @@ def _database_url() -> str:
     return db
 
 
-async def _with_auth_engine(work):
-    from shared.authstore import MIGRATIONS, SCHEMA  # noqa: PLC0415
+async def _with_engine(migrations: Path, schema: str, work):
+    """``await work(engine)`` on ``$DATABASE_URL`` with ``schema`` migrated first."""
     from shared.db import make_engine, run_migrations_async  # noqa: PLC0415
 
     url = _database_url()
-    await run_migrations_async(url, MIGRATIONS, SCHEMA)
+    await run_migrations_async(url, migrations, schema)
     engine = make_engine(url)
     try:
         return await work(engine)
     finally:
         await engine.dispose()
+
+
+async def _with_auth_engine(work):
+    from shared.authstore import MIGRATIONS, SCHEMA  # noqa: PLC0415
+
+    return await _with_engine(MIGRATIONS, SCHEMA, work)
 
 
 def _check_place(tenant: str, scope: str) -> None:
@@ -396,15 +396,8 @@ def pii_new_key(key_id: str = typer.Argument(..., help="id of the new key, e.g. 
 async def _with_intake_engine(work):
     from services.intake.app import MIGRATIONS  # noqa: PLC0415
     from services.intake.db import SCHEMA  # noqa: PLC0415
-    from shared.db import make_engine, run_migrations_async  # noqa: PLC0415
 
-    url = _database_url()
-    await run_migrations_async(url, MIGRATIONS, SCHEMA)
-    engine = make_engine(url)
-    try:
-        return await work(engine)
-    finally:
-        await engine.dispose()
+    return await _with_engine(MIGRATIONS, SCHEMA, work)
 
 
 @pii_app.command("rotate")
