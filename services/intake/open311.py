@@ -959,6 +959,23 @@ async def post_request(request: Request, fmt: str) -> Response:
     return render(fmt, "service_requests", answer)
 
 
+async def _reader(request: Request, missing: Callable[[str], str]):
+    """``(service, caller, tenant)`` of a request read: the credential (:func:`open311_caller`)
+    and the jurisdiction (:func:`resolve_tenant`).
+
+    Raises:
+        Open311Error: 403 without a valid api_key, 404 with the message ``missing(tenant name)``
+            when the jurisdiction is not the credential's (as for one that does not exist),
+            400/404 of resolve_tenant.
+    """
+    svc = intake_of(request)
+    caller = await open311_caller(request, _param(request.query_params, "api_key"))
+    tenant = resolve_tenant(svc.tenants, _param(request.query_params, "jurisdiction_id"))
+    if not caller.sees_tenant(tenant.tenant):
+        raise not_found(missing(tenant.tenant))
+    return svc, caller, tenant
+
+
 @router.get("/tokens/{token}.{fmt}")
 async def get_token(request: Request, token: str, fmt: str) -> Response:
     """GET service_request_id from a token. POST answers with the request id at once (type
@@ -967,24 +984,16 @@ async def get_token(request: Request, token: str, fmt: str) -> Response:
 
     Errors: 404 unknown token or jurisdiction, 400 without ``jurisdiction_id``."""
     _check_format(fmt)
-    svc = intake_of(request)
-    caller = await open311_caller(request, _param(request.query_params, "api_key"))
-    tenant = resolve_tenant(svc.tenants, _param(request.query_params, "jurisdiction_id"))
-    if not caller.sees_tenant(tenant.tenant):
-        raise not_found(f"token {token[:60]!r} was not found")
+    missing = f"token {token[:60]!r} was not found"
+    svc, caller, tenant = await _reader(request, lambda _: missing)
     try:
         case_id = uuid.UUID(token)
     except ValueError:
-        raise not_found(f"token {token[:60]!r} was not found") from None
-    r = db.reports
-    async with svc.engine.connect() as conn:
-        found = (await conn.execute(
-            sa.select(r.c.case_id).where(r.c.case_id == case_id, r.c.tenant == tenant.tenant, r.c.source == SOURCE)
-        )).scalar_one_or_none()
-    rows = await fetch_rows(svc.engine, tenant.tenant, RequestQuery(ids=[found], page_size=1), caller) if found else []
-    if not rows:
-        raise not_found(f"token {token[:60]!r} was not found")
-    return render(fmt, "service_requests", [{"service_request_id": str(found), "token": token}])
+        raise not_found(missing) from None
+    rows = await fetch_rows(svc.engine, tenant.tenant, RequestQuery(ids=[case_id], page_size=1), caller)
+    if not rows or rows[0]["source"] != SOURCE:
+        raise not_found(missing)
+    return render(fmt, "service_requests", [{"service_request_id": str(case_id), "token": token}])
 
 
 @router.get("/requests.{fmt}")
@@ -995,12 +1004,8 @@ async def get_requests(request: Request, fmt: str) -> Response:
     Errors: 400 for a bad argument (date, status, span, page) or missing ``jurisdiction_id``,
     404 unknown jurisdiction."""
     _check_format(fmt)
-    svc = intake_of(request)
     params = request.query_params
-    caller = await open311_caller(request, _param(params, "api_key"))
-    tenant = resolve_tenant(svc.tenants, _param(params, "jurisdiction_id"))
-    if not caller.sees_tenant(tenant.tenant):
-        raise not_found(f"jurisdiction_id {tenant.tenant!r} was not found")
+    svc, caller, tenant = await _reader(request, lambda name: f"jurisdiction_id {name!r} was not found")
     query = parse_request_query(params, tenant.tzinfo, datetime.now(timezone.utc))
     rows = await fetch_rows(svc.engine, tenant.tenant, query, caller)
     return render(fmt, "service_requests", [request_record(tenant, row) for row in rows])
@@ -1012,18 +1017,15 @@ async def get_request(request: Request, service_request_id: str, fmt: str) -> Re
 
     Errors: 404 unknown request or jurisdiction, 400 without ``jurisdiction_id``."""
     _check_format(fmt)
-    svc = intake_of(request)
-    caller = await open311_caller(request, _param(request.query_params, "api_key"))
-    tenant = resolve_tenant(svc.tenants, _param(request.query_params, "jurisdiction_id"))
-    if not caller.sees_tenant(tenant.tenant):
-        raise not_found(f"service_request_id {service_request_id[:60]!r} was not found")
+    missing = f"service_request_id {service_request_id[:60]!r} was not found"
+    svc, caller, tenant = await _reader(request, lambda _: missing)
     try:
         case_id = uuid.UUID(service_request_id)
     except ValueError:
-        raise not_found(f"service_request_id {service_request_id[:60]!r} was not found") from None
+        raise not_found(missing) from None
     rows = await fetch_rows(svc.engine, tenant.tenant, RequestQuery(ids=[case_id], page_size=1), caller)
     if not rows:
-        raise not_found(f"service_request_id {service_request_id[:60]!r} was not found")
+        raise not_found(missing)
     return render(fmt, "service_requests", [request_record(tenant, rows[0])])
 
 
