@@ -62,8 +62,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
 class BodyLimit:
     """ASGI middleware: refuse a request body to one of ``paths`` larger than ``limit`` bytes with
-    413, counting the bytes as they arrive, so a chunked body (no ``Content-Length``) is bounded
-    too. The body (at most ``limit`` bytes) is buffered and handed on unchanged."""
+    413 ``too_large``: at once when ``Content-Length`` says so (or is not a number), else counting
+    the bytes as they arrive, so a chunked body is bounded too. The body (at most ``limit`` bytes)
+    is buffered and handed on unchanged."""
 
     def __init__(self, app, paths: tuple[str, ...], limit: int) -> None:
         self.app = app
@@ -74,6 +75,12 @@ class BodyLimit:
         if scope["type"] != "http" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
+        too_large = error_response(413, "too_large", f"a request body here may be at most {self.limit} bytes",
+                                   limit_bytes=self.limit)
+        length = dict(scope.get("headers") or ()).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await too_large(scope, receive, send)  # refused before reading a byte
+            return
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -82,9 +89,7 @@ class BodyLimit:
                 return  # client went away
             size += len(message.get("body", b""))
             if size > self.limit:
-                answer = error_response(413, "too_large", f"a request body here may be at most {self.limit} bytes",
-                                        limit_bytes=self.limit)
-                await answer(scope, receive, send)
+                await too_large(scope, receive, send)
                 return
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):

@@ -74,9 +74,10 @@ API_ACTIONS = lifecycle.USER_ACTIONS + ("escalate",)
 MAX_REPORT_BYTES = 64 * 1024
 
 
-def to_event(report: ReportIn, case_id: uuid.UUID, secret: bytes) -> CaseReported:
+def to_event(report: ReportIn, case_id: uuid.UUID, secret: bytes, masked_description: str | None = None) -> CaseReported:
     """Build the ``CaseReported`` event of an accepted report: personal data dropped (only a
-    pseudonymous ``reporter_ref``), free text masked (:func:`shared.pii.mask_text`)."""
+    pseudonymous ``reporter_ref``), free text masked (:func:`shared.pii.mask_text`;
+    ``masked_description`` when the caller has masked the description already)."""
     contact = report.reporter
     return CaseReported(
         event_id=derive_id(case_id, "case.reported"),
@@ -86,7 +87,7 @@ def to_event(report: ReportIn, case_id: uuid.UUID, secret: bytes) -> CaseReporte
         place_code=report.place_code,
         category_code=report.category_code,
         category_name=mask_text(report.category_name),
-        description=mask_text(report.description),
+        description=mask_text(report.description) if masked_description is None else masked_description,
         channel=mask_text(report.channel),
         request_type=mask_text(report.request_type),
         urgency=report.urgency,
@@ -273,14 +274,15 @@ async def reporter_contact(engine: AsyncEngine, keyring: Keyring, case_id: uuid.
     return keyring.open(sealed, case_id.bytes) if sealed else None
 
 
-def sealed_part(report: ReportIn) -> dict | None:
+def sealed_part(report: ReportIn, masked_description: str) -> dict | None:
     """What of a report is sealed (encrypted at rest): ``{"reporter": contact, "description":
-    the unmasked text}``, each only when present (the description only when masking changed it);
-    ``None`` when there is nothing personal. The stored report keeps the masked description."""
+    the unmasked text}``, each only when present (the description only when masking changed it,
+    ``masked_description`` being ``mask_text(report.description)``); ``None`` when there is
+    nothing personal. The stored report keeps the masked description."""
     part: dict = {}
     if report.reporter is not None:
         part["reporter"] = report.reporter.model_dump(mode="json")
-    if report.description and mask_text(report.description) != report.description:
+    if report.description and masked_description != report.description:
         part["description"] = report.description
     return part or None
 
@@ -399,8 +401,9 @@ class Intake:
         if not reports:
             return set()
         values = []
-        for r, cid, key in reports:
-            sealed = sealed_part(r)
+        masked = [mask_text(r.description) for r, _, _ in reports]  # once per report
+        for (r, cid, key), text in zip(reports, masked):
+            sealed = sealed_part(r, text)
             values.append({
                 "case_id": cid,
                 "tenant": r.tenant,
@@ -409,7 +412,7 @@ class Intake:
                 "category_code": r.category_code,
                 "place_code": r.place_code,
                 "reported_at": r.reported_at,
-                "report": r.model_dump(mode="json", exclude={"reporter"}) | {"description": mask_text(r.description)},
+                "report": r.model_dump(mode="json", exclude={"reporter"}) | {"description": text},
                 "reporter_sealed": self.keyring.seal(sealed, cid.bytes) if sealed else None,
                 "reporter_key_id": self.keyring.current if sealed else None,
                 "idempotency_key": key,
@@ -422,7 +425,8 @@ class Intake:
             await add_to_outbox(
                 conn,
                 db.outbox,
-                (OutboxRow(TOPIC_REPORTED, to_event(r, cid, self.secret)) for r, cid, _ in reports if cid in new),
+                (OutboxRow(TOPIC_REPORTED, to_event(r, cid, self.secret, text))
+                 for (r, cid, _), text in zip(reports, masked) if cid in new),
             )
             audit = [
                 {"case_id": cid, "tenant": r.tenant, "occurred_at": r.reported_at,
@@ -516,20 +520,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="gridcase intake", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
-    # also bounds a chunked body, which has no Content-Length for _limit_report_size to look at
+    # One report is a few KB; absurd bodies are refused before they are parsed (imports stream instead).
     app.add_middleware(BodyLimit, paths=("/v1/reports",), limit=MAX_REPORT_BYTES)
     install_open311(app)
     instrument_http(app, registry, "intake")
-
-    @app.middleware("http")
-    async def _limit_report_size(request: Request, call_next):
-        # One report is a few KB; refuse absurd bodies before reading them (imports stream instead).
-        if request.url.path == "/v1/reports":
-            length = request.headers.get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > MAX_REPORT_BYTES):
-                return error_response(413, "too_large", f"a report body may be at most {MAX_REPORT_BYTES} bytes",
-                                      limit_bytes=MAX_REPORT_BYTES)
-        return await call_next(request)
 
     def intake_of(request: Request) -> Intake:
         return request.app.state.intake
@@ -636,28 +630,28 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             return error_response(422, "unknown_action", f"action must be one of {', '.join(API_ACTIONS)}",
                                   field="action")
         now = datetime.now(timezone.utc)
+
+        def entry(tenant: str, state: str, outcome: str, detail: str) -> dict:
+            """The audit record of this request (the caller's credential as the actor)."""
+            return {"case_id": case_id, "tenant": tenant, "occurred_at": now, "actor_ref": who.subject,
+                    "actor_role": who.role, "action": body.action, "from_state": state, "to_state": None,
+                    "outcome": outcome, "detail": detail[:500]}
+
+        async def refuse(tenant: str, state: str, detail: str) -> None:
+            async with svc.engine.begin() as conn:
+                await conn.execute(insert(db.audit_log).values(entry(tenant, state, "refused", detail)))
+
         found = await load_case(svc.engine, case_id)
         if found is not None and not who.sees_case(found["tenant"], found["report"]["place_code"], found["department"]):
-            async with svc.engine.begin() as conn:  # a probe from outside the scope: kept, answered as "no case"
-                await conn.execute(insert(db.audit_log).values(
-                    case_id=case_id, tenant=found["tenant"], occurred_at=now, actor_ref=who.subject,
-                    actor_role=who.role, action=body.action, from_state=found["state"], to_state=None,
-                    outcome="refused", detail="404 outside the caller's scope"))
+            # a probe from outside the scope: kept, answered as "no case"
+            await refuse(found["tenant"], found["state"], "404 outside the caller's scope")
         view = visible_case(found, who, case_id)
         if body.target_department and not svc.knows_department(view["tenant"], body.target_department):
             return error_response(422, "unknown_department",
                                   f"target_department {body.target_department[:40]!r} is not a department of the "
                                   "taxonomy or of the tenant", field="target_department")
-
-        async def refuse(status: int, reason: str, state: str) -> None:
-            async with svc.engine.begin() as conn:
-                await conn.execute(insert(db.audit_log).values(
-                    case_id=case_id, tenant=view["tenant"], occurred_at=now, actor_ref=who.subject,
-                    actor_role=who.role, action=body.action, from_state=state, to_state=None, outcome="refused",
-                    detail=f"{status} {reason}"[:500]))
-
         if not who.may_act(body.action):
-            await refuse(403, "role may not take this action", view["state"])
+            await refuse(view["tenant"], view["state"], "403 role may not take this action")
             raise forbidden(f"role {who.role} may not {body.action}", role=who.role, action=body.action)
         state = view["state"] if view["state"] in lifecycle.STATES else lifecycle.REPORTED
         current = lifecycle.Case(
@@ -679,7 +673,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             lifecycle.allowed_actions(current) + lifecycle.allowed_actions(dataclasses.replace(current, extension_requested=True))
         ))
         if body.action not in allowed:
-            await refuse(409, "illegal_action", current.state)
+            await refuse(view["tenant"], current.state, "409 illegal_action")
             return error_response(
                 409, "illegal_action", f"{body.action} is not allowed in state {current.state}",
                 state=current.state, allowed_actions=list(allowed),
@@ -702,10 +696,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         async with svc.engine.begin() as conn:
             added = await add_to_outbox(conn, db.outbox, [OutboxRow(TOPIC_ACTIONS, command)])
             if added:
-                await conn.execute(insert(db.audit_log).values(
-                    case_id=case_id, tenant=view["tenant"], occurred_at=now, actor_ref=who.subject,
-                    actor_role=who.role, action=body.action, from_state=current.state, to_state=None,
-                    outcome="requested", detail=command.note[:500]))
+                await conn.execute(insert(db.audit_log).values(entry(view["tenant"], current.state, "requested",
+                                                                     command.note)))
         svc.relay.wake()
         return {"case_id": str(case_id), "action": body.action, "status": "accepted", "duplicate": added == 0,
                 "state": current.state}

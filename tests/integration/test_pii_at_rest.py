@@ -72,12 +72,13 @@ def a_report(phone: str) -> ReportIn:
 async def store(engine, keyring: Keyring, report: ReportIn) -> uuid.UUID:
     """A report row as Intake.store writes it (sealed part bound to the case id)."""
     case_id = uuid.uuid4()
-    part = sealed_part(report)
+    masked = mask_text(report.description)
+    part = sealed_part(report, masked)
     async with engine.begin() as conn:
         await conn.execute(db.reports.insert().values(
             case_id=case_id, tenant=report.tenant, source="api", source_id=None, category_code=report.category_code,
             place_code=report.place_code, reported_at=report.reported_at,
-            report=report.model_dump(mode="json", exclude={"reporter"}) | {"description": mask_text(report.description)},
+            report=report.model_dump(mode="json", exclude={"reporter"}) | {"description": masked},
             reporter_sealed=keyring.seal(part, case_id.bytes), reporter_key_id=keyring.current))
     return case_id
 
