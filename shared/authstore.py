@@ -149,8 +149,10 @@ async def issue(engine: AsyncEngine, *, kind: str, tenant: str, role: str, scope
         key_id, key = (split_api_key(api_key)[0], api_key) if api_key else new_api_key()
         credential_id, secret_hash, secret = key_id, _sha256(split_api_key(key)[1]), key
     elif kind == "jwt":
-        if not jwt_secret or not ttl:
-            raise ValueError("a JWT needs GRIDCASE_JWT_SECRET and a lifetime")
+        if not jwt_secret:
+            raise ValueError("set GRIDCASE_JWT_SECRET (gridcase up prints it) to issue tokens")
+        if not ttl:
+            raise ValueError("a JWT needs a lifetime")
         if len(jwt_secret) < MIN_JWT_SECRET:
             raise ValueError(f"GRIDCASE_JWT_SECRET must be at least {MIN_JWT_SECRET} characters (RFC 7518 §3.2)")
         credential_id, secret_hash = "t" + secrets.token_hex(8), None
