@@ -64,7 +64,8 @@ One SQL statement per request. The candidates of P (cases alive at some moment o
 range of the index ``ix_reporting_case_facts_tenant_lifetime`` (services/reporting/db.py); each
 per-case column is computed once (subqueries fenced with ``OFFSET 0``); the counts are
 ``FILTER`` aggregates, the times ``percentile_cont`` (one sort per statistic); grouped tables get
-their total from the same pass (``GROUPING SETS``). Figures: bench/kpis.py.
+their total from the same pass (``GROUPING SETS``). Figures: bench/kpis.py; what the same rules
+cost at best in PostgreSQL (precomputed per-case values, index-only scans): bench/kpi_floor.py.
 """
 
 from __future__ import annotations
