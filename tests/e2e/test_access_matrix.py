@@ -514,6 +514,30 @@ def test_jwt_bearer_tokens(stack, infra, keys):
     assert call("GET", url, as_key, params={"tenant": TENANT}).status_code == 401
 
 
+def test_rate_limit_per_key_on_reporting(stack, infra, keys, tmp_path_factory):
+    """Reporting limited to 5 requests a minute per key (REPORTING_RATE_LIMIT) answers the 6th KPI
+    query with 429 and Retry-After; wrong credentials are limited per client address; another key
+    is not affected."""
+    from gridcase.runtime import Stack
+
+    own = Stack(tmp_path_factory.mktemp("ratelimit-reporting"), fresh=False, infra=infra,
+                env={"REPORTING_RATE_LIMIT": "5/minute"})
+    own.start_service("reporting")
+    try:
+        own.wait_healthy("reporting")
+        url = f"{own.url('reporting')}/v1/kpis?tenant={TENANT}"
+        answers = [call("GET", url, keys["city_ops"]).status_code for _ in range(6)]
+        assert answers == [200] * 5 + [429]
+        limited = call("GET", url, keys["city_ops"])
+        assert limited.status_code == 429 and limited.json()["error"] == "rate_limited"
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        guesses = [call("GET", url, f"gck_k{i:016x}_guessed-secret-guessed-secret").status_code for i in range(6)]
+        assert guesses == [401] * 5 + [429]
+        assert call("GET", url, keys["street_staff"]).status_code == 200  # per key
+    finally:
+        own.stop()
+
+
 def test_health_and_metrics_need_no_credential(stack):
     for service in ("intake", "dispatch", "reporting"):
         assert httpx.get(stack.url(service) + "/health", timeout=10).status_code == 200
