@@ -11,7 +11,8 @@
 3. Times each dashboard query ``--repeat`` times (default 50) through the module's own functions
    on one async connection (SQL plus Python post-processing, no HTTP): the KPI table of the last
    calendar month per ``group_by`` (and without grouping), the overdue and supervised lists (first
-   page of 100) and the work summary of the month; prints p50 / p95 in ms and whether p95 is under
+   page of 100), the work summary of the month and the place breakdown of the month at each level
+   (``stats.query_stats``, as the dashboard asks ``/v1/stats``); prints p50 / p95 in ms and whether p95 is under
    the 50 ms goal.
 
 Usage: ``python bench/kpis.py [--rows 1000000] [--repeat 50] [--period month|quarter|year]``.
@@ -38,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 
 from gridcase.infra import EmbeddedPostgres  # noqa: E402
-from services.reporting import kpis  # noqa: E402
+from services.reporting import kpis, stats  # noqa: E402
 from services.reporting.app import MIGRATIONS  # noqa: E402
 from shared.db import libpq_url, make_engine, run_migrations  # noqa: E402
 from shared.taxonomy import load_taxonomy  # noqa: E402
@@ -175,6 +176,11 @@ async def measure(url: str, now: datetime, period: str, repeat: int) -> list:
                 await timed("cases/supervised (page 100)", lambda: kpis.query_supervised(conn, TENANT, now=now, tz=TZ,
                                                                                          taxonomy=taxonomy), repeat, results)
                 await timed("summary", lambda: kpis.work_summary(conn, flt, taxonomy=taxonomy, now=now), repeat, results)
+                # the dashboard's place breakdown (static/app.js: /v1/stats?group_by=place&place_depth=…)
+                sflt = stats.StatsFilter(TENANT, start, end)
+                for level, depth in kpis.PLACE_LEVELS.items():
+                    await timed(f"stats group_by=place ({level})",
+                                lambda d=depth: stats.query_stats(conn, sflt, "place", d), repeat, results)
                 total = (await kpis.query_kpis(conn, flt, None, now=now))["total"]
                 print(f"  (month: 受理 {total['accepted']:,}, 办结 {total['closed']:,}, 在办 {total['in_progress']:,}, "
                       f"超期 {total['overdue']:,}, 办结率 {kpis.percent(total['completion_rate'])})")

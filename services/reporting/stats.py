@@ -125,10 +125,18 @@ def share(numerator: int, denominator: int) -> float | None:
 async def query_stats(conn: AsyncConnection, flt: StatsFilter, group_by: str | None, place_depth: int | None = None) -> dict:
     """Run the statistics query; return ``{"total": row, "groups": [row, …]}`` where a row is
     ``{key, reported, closed, open, in_progress, transferred, closure_rate,
-    time_to_close_hours: {n, mean, median, p90}}``, groups sorted by ``reported`` descending.
+    time_to_close_hours: {n, mean, median, p90}}``, groups sorted by ``reported`` descending, then
+    key (no key last).
+
+    One statement: the groups and the total in one pass (``GROUPING SETS``), median and p90 from
+    one sort (``percentile_cont`` of an array of fractions); hours as double precision.
+
+    Raises:
+        ValueError: ``group_by`` is not one of :data:`GROUPS`.
     """
-    hours = sa.extract("epoch", cf.c.closed_at - cf.c.reported_at) / 3600.0
+    hours = sa.func.date_part("epoch", cf.c.closed_at - cf.c.reported_at) / 3600.0
     timed = sa.and_(cf.c.closed, cf.c.closed_at.is_not(None), cf.c.closed_at >= cf.c.reported_at)
+    quantiles = sa.func.percentile_cont(sa.literal_column("ARRAY[0.5, 0.9]")).within_group(hours)
     measures = [
         sa.func.count().label("reported"),
         sa.func.count().filter(cf.c.closed).label("closed"),
@@ -136,16 +144,24 @@ async def query_stats(conn: AsyncConnection, flt: StatsFilter, group_by: str | N
         sa.func.count().filter(cf.c.transfer_count > 0).label("transferred"),
         sa.func.count().filter(timed).label("n_timed"),
         sa.func.avg(hours).filter(timed).label("mean_h"),
-        sa.func.percentile_cont(0.5).within_group(hours).filter(timed).label("median_h"),
-        sa.func.percentile_cont(0.9).within_group(hours).filter(timed).label("p90_h"),
+        sa.type_coerce(quantiles.filter(timed), sa.ARRAY(sa.Float)).label("q_h"),
     ]
     where = flt.where()
-    total = (await conn.execute(sa.select(*measures).where(*where))).one()
-    out = {"total": _row(None, total), "groups": []}
-    if group_by:
-        key = group_expr(group_by, place_depth).label("key")
-        rows = (await conn.execute(sa.select(key, *measures).where(*where).group_by(key).order_by(sa.desc("reported"), key))).all()
-        out["groups"] = [_row(r.key, r) for r in rows]
+    if not group_by:
+        total = (await conn.execute(sa.select(*measures).where(*where))).one()
+        return {"total": _row(None, total), "groups": []}
+    key = group_expr(group_by, place_depth).label("key")
+    stmt = (sa.select(key, sa.func.grouping(key).label("g"), *measures).where(*where)
+            .group_by(sa.func.grouping_sets(sa.tuple_(key), sa.tuple_())))
+    out: dict = {"total": None, "groups": []}
+    for r in (await conn.execute(stmt)).all():
+        if r.g:
+            out["total"] = _row(None, r)
+        else:
+            out["groups"].append(_row(r.key, r))
+    out["groups"].sort(key=lambda g: (-g["reported"], g["key"] is None, g["key"] if g["key"] is not None else ""))
+    if out["total"] is None:  # nothing matched: GROUPING SETS yields no total row over no rows
+        out["total"] = _row(None, (await conn.execute(sa.select(*measures).where(*where))).one())
     return out
 
 
@@ -161,7 +177,7 @@ def _row(key, r) -> dict:
         "time_to_close_hours": {
             "n": r.n_timed,
             "mean": float(r.mean_h) if r.mean_h is not None else None,
-            "median": float(r.median_h) if r.median_h is not None else None,
-            "p90": float(r.p90_h) if r.p90_h is not None else None,
+            "median": float(r.q_h[0]) if r.q_h else None,
+            "p90": float(r.q_h[1]) if r.q_h else None,
         },
     }
