@@ -73,7 +73,7 @@ class IntakeSettings(ServiceSettings):
 
 
 class DispatchSettings(ServiceSettings):
-    """Dispatch settings (prefix ``DISPATCH_``): HTTP port (health and metrics), consumer group."""
+    """Dispatch settings (prefix ``DISPATCH_``): HTTP port (health, metrics, progress), consumer group, rate limit."""
 
     model_config = SettingsConfigDict(env_prefix="DISPATCH_", env_file=".env", extra="ignore")
 
@@ -83,6 +83,10 @@ class DispatchSettings(ServiceSettings):
     test_clock: bool = Field(default=False, description="expose POST /v1/test/clock/advance (tests only)")
     relay_batch: int = 500
     relay_idle_seconds: float = 0.2
+    rate_limit: str = Field(
+        default="50/second;3000/minute",
+        description="requests per credential, wrong credentials per client address (limits notation; empty: unlimited)",
+    )
 
 
 class ReportingSettings(ServiceSettings):

@@ -538,6 +538,24 @@ def test_rate_limit_per_key_on_reporting(stack, infra, keys, tmp_path_factory):
         own.stop()
 
 
+def test_rate_limit_on_dispatch(stack, infra, keys, tmp_path_factory):
+    """Dispatch limited to 3 requests a minute (DISPATCH_RATE_LIMIT) answers the 4th progress read
+    of a key and the 4th wrong credential of an address with 429."""
+    from gridcase.runtime import Stack
+
+    own = Stack(tmp_path_factory.mktemp("ratelimit-dispatch"), fresh=False, infra=infra,
+                env={"DISPATCH_RATE_LIMIT": "3/minute"})
+    own.start_service("dispatch")
+    try:
+        own.wait_healthy("dispatch")
+        url = f"{own.url('dispatch')}/v1/progress?tenant={TENANT}"
+        assert [call("GET", url, keys["city_ops"]).status_code for _ in range(4)] == [200] * 3 + [429]
+        guesses = [call("GET", url, f"gck_k{i:016x}_guessed-secret-guessed-secret").status_code for i in range(4)]
+        assert guesses == [401] * 3 + [429]
+    finally:
+        own.stop()
+
+
 def test_health_and_metrics_need_no_credential(stack):
     for service in ("intake", "dispatch", "reporting"):
         assert httpx.get(stack.url(service) + "/health", timeout=10).status_code == 200
