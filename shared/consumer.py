@@ -9,8 +9,9 @@ A FastStream batch subscriber (``AckPolicy.MANUAL``) hands each fetched batch to
 2. in ONE database transaction inserts ``(consumer, event_id)`` into ``processed_events`` with
    ``ON CONFLICT DO NOTHING`` and applies only the events that were new (a redelivered event
    changes nothing);
-3. returns; the caller then commits the Kafka offsets (``msg.ack()``), so offsets move only after
-   the effects are durable (at-least-once transport, exactly-once effects).
+3. returns; the caller then commits the Kafka offsets (``shared.stream.commit_consumed``, skipped
+   while the group re-joins), so offsets move only after the effects are durable (at-least-once
+   transport, exactly-once effects).
 
 Transient errors (database or broker unavailable) are retried with exponential backoff
 ``max_attempts`` times; after that :class:`TransientFailure` tells the caller to rewind the batch

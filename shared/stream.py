@@ -2,7 +2,8 @@
 
 One ``KafkaBroker`` per service with FastStream's Prometheus middleware, and one batch subscriber
 (``AckPolicy.MANUAL``) whose handler runs a :class:`shared.consumer.BatchProcessor` and commits
-offsets only after the batch's database transaction committed.
+offsets only after the batch's database transaction committed, and only while the group is not
+re-joining (:class:`AssignmentGuard`, :func:`commit_consumed`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -62,6 +63,55 @@ class DlqProducer:
             self._producer = None
 
 
+class AssignmentGuard(ConsumerRebalanceListener):
+    """Rebalance listener that knows whether the consumer holds a settled assignment: ``assigned`` is
+    False from the moment the group starts re-joining (partitions revoked) until the new assignment
+    is in place."""
+
+    def __init__(self) -> None:
+        self.assigned = False
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.assigned = False
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.assigned = True
+
+
+async def commit_consumed(consumer: AIOKafkaConsumer, guard: AssignmentGuard) -> bool:
+    """Commit the consumer's consumed positions once, in the group generation of its current
+    assignment. Returns True when the commit was sent and accepted, False when it was skipped: the
+    group is re-joining (``guard``), the member lost its generation (the broker no longer knows it),
+    or the coordinator is unknown. A skipped commit only means the batch may be redelivered, and
+    redelivered events are deduplicated.
+
+    ``AIOKafkaConsumer.commit()`` is not used: it reads the positions of the assignment when called
+    but sends the request with the generation current when it is sent, retrying until the
+    coordinator answers. A batch acknowledged while the group re-joins — typically one in flight
+    while the broker was down — is then committed with generation −1 in the middle of the join, which
+    Tansu accepts; after a broker that came back with an empty log, those positions belong to the
+    lost log and the new assignment starts at them, skipping every record below them (chaos scenario
+    b; tests/integration/test_stream_commit.py). Here the checks and the building of the request
+    happen in one step of the event loop, so the request carries the generation that was checked.
+    aiokafka internals used: ``_subscription``, ``_coordinator`` (``generation``, ``coordinator_id``,
+    ``_do_commit_offsets``: one OffsetCommit request, no retry).
+
+    Raises:
+        aiokafka.errors.KafkaError: the coordinator refused the commit or did not answer.
+    """
+    subscription = consumer._subscription.subscription  # noqa: SLF001
+    assignment = subscription.assignment if subscription is not None else None
+    coordinator = consumer._coordinator  # noqa: SLF001
+    if not guard.assigned or assignment is None or not assignment.active:
+        return False
+    if coordinator.generation < 0 or coordinator.coordinator_id is None:
+        return False
+    offsets = assignment.all_consumed_offsets()
+    if offsets:
+        await coordinator._do_commit_offsets(assignment, offsets)  # noqa: SLF001
+    return True
+
+
 def subscribe_batches(
     broker: KafkaBroker,
     settings: ServiceSettings,
@@ -82,6 +132,7 @@ def subscribe_batches(
     duplicates = Counter(f"{metric_prefix}_events_duplicate_total", "Redelivered events skipped", registry=registry)
     dead = Counter(f"{metric_prefix}_dead_letters_total", "Records sent to a dead-letter topic", registry=registry)
     rewinds = Counter(f"{metric_prefix}_batch_rewinds_total", "Batches rewound after transient failures", registry=registry)
+    guard = AssignmentGuard()
 
     @broker.subscriber(
         *topics,
@@ -94,6 +145,7 @@ def subscribe_batches(
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         ack_policy=AckPolicy.MANUAL,
         decoder=_raw_decoder,
+        listener=guard,
     )
     async def handle(body: list, msg: KafkaMessage) -> None:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
@@ -116,7 +168,9 @@ def subscribe_batches(
             if asyncio.iscoroutine(res):
                 await res
         try:
-            await msg.ack()
+            if not await commit_consumed(msg.consumer, guard):
+                log.warning("%s: offsets not committed (group re-joining or coordinator unknown); "
+                            "the batch may be redelivered", group_id)
         except (CommitFailedError, IllegalStateError, KafkaError) as exc:
             # The effects are committed and idempotent: a redelivery after the rebalance is skipped.
             log.warning("%s: offset commit failed (%s); the batch may be redelivered and deduplicated", group_id, exc)
