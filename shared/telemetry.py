@@ -7,8 +7,10 @@ bounded (tenant, department, event type) and never hold case ids or grid codes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import signal
 import sys
 import time
 
@@ -52,6 +54,38 @@ def configure_logging(level: str = "INFO", service: str = "gridcase") -> None:
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactAccessLog) for f in access.filters):
         access.addFilter(RedactAccessLog())
+
+
+def describe_tasks(tasks: set[asyncio.Task] | None = None) -> str:
+    """Every asyncio task (default: the running loop's) with its chain of awaiting coroutines, one
+    ``file:line function`` per level, innermost last. ``Task.print_stack`` shows only a suspended
+    task's outermost frame; this follows ``cr_await`` down to where the task actually waits. Names
+    and line numbers only, never local values (no personal data reaches the log)."""
+    out = []
+    for task in sorted(tasks if tasks is not None else asyncio.all_tasks(), key=lambda t: t.get_name()):
+        out.append(f"task {task.get_name()}{' (done)' if task.done() else ''}")
+        coro, depth = task.get_coro(), 0
+        while coro is not None and depth < 100:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None) or getattr(coro, "ag_frame", None)
+            if frame is not None:
+                out.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+            else:  # a future or an object awaited without a frame
+                out.append(f"  awaiting {type(coro).__name__}")
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None) or getattr(coro, "ag_await", None)
+            depth += 1
+    return "\n".join(out)
+
+
+def install_task_dump(logger: logging.Logger, signum: int = signal.SIGUSR1) -> None:
+    """On signal ``signum`` (default SIGUSR1: ``kill -USR1 <pid>``), log :func:`describe_tasks` at
+    WARNING: where a stalled consumer, relay or request is waiting, without stopping the service.
+    Call from inside the running event loop (a lifespan). Where the loop cannot take signal
+    handlers (not the main thread, e.g. an app run by a test client; not Unix), nothing is installed."""
+    try:
+        asyncio.get_running_loop().add_signal_handler(
+            signum, lambda: logger.warning("asyncio tasks (signal %d):\n%s", signum, describe_tasks()))
+    except (ValueError, RuntimeError, NotImplementedError) as exc:
+        logger.debug("no task dump on signal %d: %s", signum, exc)
 
 
 def new_registry() -> CollectorRegistry:

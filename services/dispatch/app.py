@@ -38,7 +38,7 @@ from shared.outbox import OutboxRelay, OutboxRow, add_to_outbox
 from shared.settings import DispatchSettings
 from shared.stream import DlqProducer, build_broker, subscribe_batches
 from shared.taxonomy import load_taxonomy
-from shared.telemetry import configure_logging, instrument_http, new_registry
+from shared.telemetry import configure_logging, install_task_dump, instrument_http, new_registry
 from shared.tenants import load_all_tenants
 from shared.topics import TOPIC_ACTIONS, TOPIC_LIFECYCLE, TOPIC_REPORTED
 
@@ -149,6 +149,7 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         configure_logging(settings.log_level, "dispatch")
+        install_task_dump(log)
         await run_migrations_async(settings.database_url, MIGRATIONS, db.SCHEMA)
         await run_migrations_async(settings.database_url, AUTH_MIGRATIONS, AUTH_SCHEMA)
         await ensure_topics(settings.kafka_bootstrap_servers)

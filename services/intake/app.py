@@ -60,7 +60,7 @@ from shared.kafka import ensure_topics, make_producer
 from shared.outbox import OutboxRelay, OutboxRow, add_to_outbox
 from shared.pii import mask_text, pseudonym
 from shared.settings import IntakeSettings
-from shared.telemetry import configure_logging, instrument_http, new_registry
+from shared.telemetry import configure_logging, install_task_dump, instrument_http, new_registry
 from shared.tenants import TenantConfig, load_all_tenants
 from shared.stream import DlqProducer, build_broker, subscribe_batches
 from shared.topics import TOPIC_ACTIONS, TOPIC_LIFECYCLE, TOPIC_PATROLS, TOPIC_REPORTED
@@ -460,6 +460,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         configure_logging(settings.log_level, "intake")
+        install_task_dump(log)
         await run_migrations_async(settings.database_url, MIGRATIONS, db.SCHEMA)
         await run_migrations_async(settings.database_url, AUTH_MIGRATIONS, AUTH_SCHEMA)
         engine = make_engine(settings.database_url)

@@ -48,7 +48,7 @@ from shared.lag import every, lag_gauge, measure_lag
 from shared.settings import ReportingSettings
 from shared.stream import DlqProducer, build_broker, subscribe_batches
 from shared.taxonomy import load_taxonomy
-from shared.telemetry import configure_logging, instrument_http, new_registry
+from shared.telemetry import configure_logging, install_task_dump, instrument_http, new_registry
 from shared.tenants import load_all_tenants
 from shared.topics import TOPIC_LIFECYCLE, TOPIC_PATROLS, TOPIC_REPORTED
 
@@ -134,6 +134,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         configure_logging(settings.log_level, "reporting")
+        install_task_dump(log)
         await run_migrations_async(settings.database_url, MIGRATIONS, db.SCHEMA)
         await run_migrations_async(settings.database_url, AUTH_MIGRATIONS, AUTH_SCHEMA)
         await ensure_topics(settings.kafka_bootstrap_servers)
