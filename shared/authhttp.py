@@ -20,9 +20,11 @@ from fastapi import HTTPException, Request
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.auth import Principal
 from shared.authstore import CredentialError, CredentialResolver
+from shared.settings import ServiceSettings
 
 
 def unauthenticated(message: str) -> HTTPException:
@@ -90,6 +92,13 @@ class Authenticator:
     def __init__(self, resolver: CredentialResolver, limiter: RateLimiter | None = None) -> None:
         self.resolver = resolver
         self.limiter = limiter
+
+    @classmethod
+    def for_service(cls, engine: AsyncEngine, settings: ServiceSettings) -> "Authenticator":
+        """The authenticator of a service: credentials from ``engine``'s ``auth`` schema with the
+        settings' JWT secret and cache time, requests limited by ``settings.rate_limit``."""
+        return cls(CredentialResolver(engine, settings.jwt_secret, settings.auth_cache_seconds),
+                   RateLimiter(settings.rate_limit))
 
     async def principal(self, request: Request, extra: str | None = None) -> Principal:
         """The authenticated caller (and one request counted against their rate limit).

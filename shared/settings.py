@@ -21,6 +21,8 @@ class ServiceSettings(BaseSettings):
       the repository's ``deploy/tenants``.
     - ``jwt_secret`` (``GRIDCASE_JWT_SECRET``), ``auth_cache_seconds``
       (``GRIDCASE_AUTH_CACHE_SECONDS``): credentials, see shared/authstore.py.
+    - ``rate_limit`` (``<PREFIX>_RATE_LIMIT``): requests per credential and wrong credentials per
+      client address (shared/authhttp.py ``RateLimiter``).
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -34,6 +36,12 @@ class ServiceSettings(BaseSettings):
                             description="HS256 secret of bearer tokens (shared/authstore.py); empty: API keys only")
     auth_cache_seconds: float = Field(default=5.0, validation_alias="GRIDCASE_AUTH_CACHE_SECONDS",
                                       description="how long a resolved credential is reused (revocation delay)")
+    rate_limit: str = Field(
+        default="50/second;3000/minute",
+        description="requests per credential, wrong credentials per client address (limits notation, "
+        "';'-separated windows; empty: unlimited); a KPI query over a million cases costs 0.1-0.3 s of "
+        "database time (bench/kpis.py)",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
@@ -60,7 +68,8 @@ class IntakeSettings(ServiceSettings):
     max_import_bytes: int = 1 << 30
     rate_limit: str = Field(
         default="100/second;5000/minute",
-        description="requests per credential (limits notation, ';'-separated windows; empty: unlimited)",
+        description="requests per credential, wrong credentials per client address (limits notation, "
+        "';'-separated windows; empty: unlimited)",
     )
     pii_keys: str = Field(
         default="",
@@ -83,10 +92,6 @@ class DispatchSettings(ServiceSettings):
     test_clock: bool = Field(default=False, description="expose POST /v1/test/clock/advance (tests only)")
     relay_batch: int = 500
     relay_idle_seconds: float = 0.2
-    rate_limit: str = Field(
-        default="50/second;3000/minute",
-        description="requests per credential, wrong credentials per client address (limits notation; empty: unlimited)",
-    )
 
 
 class ReportingSettings(ServiceSettings):
@@ -96,9 +101,3 @@ class ReportingSettings(ServiceSettings):
 
     port: int = 8003
     group_id: str = "gridcase-reporting"
-    rate_limit: str = Field(
-        default="50/second;3000/minute",
-        description="requests per credential, wrong credentials per client address (limits notation, "
-        "';'-separated windows; empty: unlimited); a KPI query over a million cases costs 0.1-0.3 s of "
-        "database time (bench/kpis.py)",
-    )

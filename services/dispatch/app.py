@@ -27,8 +27,8 @@ from services.dispatch.clock import Clock
 from services.dispatch.domain import handle_report
 from shared.consumer import BatchProcessor
 from shared.auth import ADMIN, CITY_OPS, Principal
-from shared.authhttp import Authenticator, RateLimiter, caller, forbidden, not_found
-from shared.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA, CredentialResolver
+from shared.authhttp import Authenticator, caller, forbidden, not_found
+from shared.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA
 from shared.db import make_engine, run_migrations_async
 from shared.http import install_error_handlers
 from shared.events import CaseActionRequested, CaseReported, Event
@@ -194,8 +194,7 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(title="gridcase dispatch", version="0.1.0", lifespan=lifespan)
-    app.state.auth = Authenticator(CredentialResolver(engine, settings.jwt_secret, settings.auth_cache_seconds),
-                                   RateLimiter(settings.rate_limit))
+    app.state.auth = Authenticator.for_service(engine, settings)
     install_error_handlers(app)
     app.state.engine = engine
     instrument_http(app, registry, "dispatch")

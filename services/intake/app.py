@@ -47,8 +47,8 @@ from services.intake.importers import DEFAULT_TIMEZONE, FORMATS, UnknownFormat, 
 from services.intake.open311 import install as install_open311, taxonomy as open311_taxonomy
 from services.intake.schemas import ActionIn, ImportResult, PatrolIn, ReportAccepted, ReportIn, RowError
 from shared.auth import PATROL, REPORT, Principal
-from shared.authhttp import Authenticator, RateLimiter, caller, forbidden, not_found
-from shared.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA, CredentialResolver
+from shared.authhttp import Authenticator, caller, forbidden, not_found
+from shared.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA
 from shared.casefacts import CaseFold
 from shared.crypto import Keyring
 from shared.consumer import BatchProcessor
@@ -464,8 +464,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         await run_migrations_async(settings.database_url, MIGRATIONS, db.SCHEMA)
         await run_migrations_async(settings.database_url, AUTH_MIGRATIONS, AUTH_SCHEMA)
         engine = make_engine(settings.database_url)
-        app.state.auth = Authenticator(
-            CredentialResolver(engine, settings.jwt_secret, settings.auth_cache_seconds), RateLimiter(settings.rate_limit))
+        app.state.auth = Authenticator.for_service(engine, settings)
         relay = OutboxRelay(
             engine,
             db.outbox,

@@ -37,8 +37,8 @@ from services.reporting import kpis
 from services.reporting.facts import apply_events
 from services.reporting.stats import GROUPS, StatsFilter, label_for, query_stats
 from shared.auth import Principal
-from shared.authhttp import Authenticator, RateLimiter, caller, not_found
-from shared.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA, CredentialResolver
+from shared.authhttp import Authenticator, caller, not_found
+from shared.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA
 from shared.consumer import BatchProcessor
 from shared.db import make_engine, run_migrations_async
 from shared.events import TENANT_PATTERN
@@ -150,8 +150,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(title="gridcase reporting", version="0.1.0", lifespan=lifespan)
-    app.state.auth = Authenticator(CredentialResolver(engine, settings.jwt_secret, settings.auth_cache_seconds),
-                                   RateLimiter(settings.rate_limit))
+    app.state.auth = Authenticator.for_service(engine, settings)
     install_error_handlers(app)
     install_dashboard(app, tenants)
     instrument_http(app, registry, "reporting")
