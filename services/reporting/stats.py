@@ -153,15 +153,13 @@ async def query_stats(conn: AsyncConnection, flt: StatsFilter, group_by: str | N
     key = group_expr(group_by, place_depth).label("key")
     stmt = (sa.select(key, sa.func.grouping(key).label("g"), *measures).where(*where)
             .group_by(sa.func.grouping_sets(sa.tuple_(key), sa.tuple_())))
-    out: dict = {"total": None, "groups": []}
+    out: dict = {"total": None, "groups": []}  # the () set yields the total row even over no rows
     for r in (await conn.execute(stmt)).all():
         if r.g:
             out["total"] = _row(None, r)
         else:
             out["groups"].append(_row(r.key, r))
     out["groups"].sort(key=lambda g: (-g["reported"], g["key"] is None, g["key"] if g["key"] is not None else ""))
-    if out["total"] is None:  # nothing matched: GROUPING SETS yields no total row over no rows
-        out["total"] = _row(None, (await conn.execute(sa.select(*measures).where(*where))).one())
     return out
 
 
