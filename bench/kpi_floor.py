@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,11 +41,9 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 
-from bench.kpis import GOAL_MS, TENANT, TZ, _count, load, month_before  # noqa: E402
-from gridcase.infra import EmbeddedPostgres  # noqa: E402
+from bench.kpis import GOAL_MS, TENANT, TZ, add_data_arguments, bench_database, month_before  # noqa: E402
 from services.reporting import kpis  # noqa: E402
-from services.reporting.app import MIGRATIONS  # noqa: E402
-from shared.db import libpq_url, make_engine, run_migrations  # noqa: E402
+from shared.db import libpq_url, make_engine  # noqa: E402
 
 #: Columns of bench_floor.cases and the kpis.py expression (over ``cf``, a case_facts row with its
 #: local epochs ``l_*``) each is precomputed from.
@@ -183,40 +180,19 @@ def _same(a, b) -> bool:
 def main() -> None:
     """Parse the arguments, provide the database and data, build the floor table, measure, print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    add_data_arguments(parser)
     parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--database-url", help="use this PostgreSQL instead of a scratch embedded one (its "
-                        "reporting.case_facts is EMPTIED unless --keep-data finds --rows rows)")
-    parser.add_argument("--keep-data", action="store_true", help="skip loading if the table already has --rows rows")
     args = parser.parse_args()
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    tmp = pg = None
-    if args.database_url:
-        url = args.database_url
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="gridcase-bench-floor-")
-        pg = EmbeddedPostgres(Path(tmp.name) / "pgdata")
-        url = pg.start()
-    try:
-        run_migrations(url, MIGRATIONS, "reporting")
-        if args.keep_data and asyncio.run(_count(url)) == args.rows:
-            print(f"reusing {args.rows:,} rows")
-        else:
-            print(f"loading {args.rows:,} synthetic case facts …")
-            print(f"loaded in {asyncio.run(load(url, args.rows, now)):.1f} s")
+    with bench_database(args, now) as url:
         t0 = time.perf_counter()
         asyncio.run(build(url))
         print(f"built bench_floor.cases in {time.perf_counter() - t0:.1f} s")
         start, end = month_before(now, "month")
         print(f"period P = [{start.date()}, {end.date()}) {TZ.key}; now {now.isoformat(timespec='seconds')}")
         results = asyncio.run(measure(url, now, args.repeat))
-        worst = max(p95 for _, _, p95 in results)
-        print(f"worst p95 {worst:.1f} ms (goal p95 < {GOAL_MS:.0f} ms)")
-    finally:
-        if pg is not None:
-            pg.stop()
-        if tmp is not None:
-            tmp.cleanup()
+    worst = max(p95 for _, _, p95 in results)
+    print(f"worst p95 {worst:.1f} ms (goal p95 < {GOAL_MS:.0f} ms)")
 
 
 if __name__ == "__main__":
