@@ -514,71 +514,41 @@ def test_jwt_bearer_tokens(stack, infra, keys):
     assert call("GET", url, as_key, params={"tenant": TENANT}).status_code == 401
 
 
-def test_rate_limit_per_key_on_reporting(stack, infra, keys, tmp_path_factory):
-    """Reporting limited to 5 requests a minute per key (REPORTING_RATE_LIMIT) answers the 6th KPI
-    query with 429 and Retry-After; wrong credentials are limited per client address; another key
-    is not affected."""
-    from gridcase.runtime import Stack
-
-    own = Stack(tmp_path_factory.mktemp("ratelimit-reporting"), fresh=False, infra=infra,
-                env={"REPORTING_RATE_LIMIT": "5/minute"})
-    own.start_service("reporting")
-    try:
-        own.wait_healthy("reporting")
-        url = f"{own.url('reporting')}/v1/kpis?tenant={TENANT}"
-        answers = [call("GET", url, keys["city_ops"]).status_code for _ in range(6)]
-        assert answers == [200] * 5 + [429]
-        limited = call("GET", url, keys["city_ops"])
-        assert limited.status_code == 429 and limited.json()["error"] == "rate_limited"
-        assert 1 <= int(limited.headers["retry-after"]) <= 60
-        guesses = [call("GET", url, f"gck_k{i:016x}_guessed-secret-guessed-secret").status_code for i in range(6)]
-        assert guesses == [401] * 5 + [429]
-        assert call("GET", url, keys["street_staff"]).status_code == 200  # per key
-    finally:
-        own.stop()
-
-
-def test_rate_limit_on_dispatch(stack, infra, keys, tmp_path_factory):
-    """Dispatch limited to 3 requests a minute (DISPATCH_RATE_LIMIT) answers the 4th progress read
-    of a key and the 4th wrong credential of an address with 429."""
-    from gridcase.runtime import Stack
-
-    own = Stack(tmp_path_factory.mktemp("ratelimit-dispatch"), fresh=False, infra=infra,
-                env={"DISPATCH_RATE_LIMIT": "3/minute"})
-    own.start_service("dispatch")
-    try:
-        own.wait_healthy("dispatch")
-        url = f"{own.url('dispatch')}/v1/progress?tenant={TENANT}"
-        assert [call("GET", url, keys["city_ops"]).status_code for _ in range(4)] == [200] * 3 + [429]
-        guesses = [call("GET", url, f"gck_k{i:016x}_guessed-secret-guessed-secret").status_code for i in range(4)]
-        assert guesses == [401] * 3 + [429]
-    finally:
-        own.stop()
-
-
 def test_health_and_metrics_need_no_credential(stack):
     for service in ("intake", "dispatch", "reporting"):
         assert httpx.get(stack.url(service) + "/health", timeout=10).status_code == 200
         assert httpx.get(stack.url(service) + "/metrics", timeout=10).status_code == 200
 
 
-def test_rate_limit_per_key_on_intake(stack, infra, keys, tmp_path_factory):
-    """An intake limited to 5 requests a minute per key answers the 6th with 429 and Retry-After;
-    another key is not affected (issue 6 item 6)."""
+#: ``(service, path, answer to a key within its limit, second key)`` of the rate-limit test: a
+#: read each service answers (intake: a case that does not exist, 404).
+RATE_LIMITED = [
+    ("intake", f"/v1/cases/{uuid.uuid4()}", 404, "street_staff"),
+    ("reporting", f"/v1/kpis?tenant={TENANT}", 200, "street_staff"),
+    ("dispatch", f"/v1/progress?tenant={TENANT}", 200, "admin"),  # progress: city ops and admin only
+]
+
+
+@pytest.mark.parametrize(("service", "path", "answer", "other"), RATE_LIMITED, ids=[r[0] for r in RATE_LIMITED])
+def test_rate_limit_per_key(stack, infra, keys, tmp_path_factory, service, path, answer, other):
+    """A service limited to 5 requests a minute per key (``<SERVICE>_RATE_LIMIT``) answers the 6th
+    with 429 and Retry-After; wrong credentials are limited per client address; another key is not
+    affected (issue 6 item 6)."""
     from gridcase.runtime import Stack
 
-    own = Stack(tmp_path_factory.mktemp("ratelimit"), fresh=False, infra=infra, env={"INTAKE_RATE_LIMIT": "5/minute"})
-    own.start_service("intake")
+    own = Stack(tmp_path_factory.mktemp(f"ratelimit-{service}"), fresh=False, infra=infra,
+                env={f"{service.upper()}_RATE_LIMIT": "5/minute"})
+    own.start_service(service)
     try:
-        own.wait_healthy("intake")
-        url = f"{own.url('intake')}/v1/cases/{uuid.uuid4()}"
+        own.wait_healthy(service)
+        url = own.url(service) + path
         answers = [call("GET", url, keys["city_ops"]).status_code for _ in range(6)]
-        assert answers == [404] * 5 + [429]
+        assert answers == [answer] * 5 + [429]
         guesses = [call("GET", url, f"gck_k{i:016x}_guessed-secret-guessed-secret").status_code for i in range(6)]
         assert guesses == [401] * 5 + [429]  # wrong credentials are limited per client address
         limited = call("GET", url, keys["city_ops"])
         assert limited.status_code == 429 and limited.json()["error"] == "rate_limited"
         assert 1 <= int(limited.headers["retry-after"]) <= 60
-        assert call("GET", url, keys["street_staff"]).status_code == 404  # per key
+        assert call("GET", url, keys[other]).status_code == answer  # per key
     finally:
         own.stop()
