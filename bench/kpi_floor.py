@@ -43,7 +43,7 @@ import asyncpg  # noqa: E402
 
 from bench.kpis import GOAL_MS, TENANT, TZ, add_data_arguments, bench_database, month_before  # noqa: E402
 from services.reporting import kpis  # noqa: E402
-from shared.db import libpq_url, make_engine  # noqa: E402
+from shared.platform.db import libpq_url, make_engine  # noqa: E402
 
 #: Columns of bench_floor.cases and the kpis.py expression (over ``cf``, a case_facts row with its
 #: local epochs ``l_*``) each is precomputed from.

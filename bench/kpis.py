@@ -43,8 +43,8 @@ import asyncpg  # noqa: E402
 from gridcase.infra import EmbeddedPostgres  # noqa: E402
 from services.reporting import kpis, stats  # noqa: E402
 from services.reporting.app import MIGRATIONS  # noqa: E402
-from shared.db import libpq_url, make_engine, run_migrations  # noqa: E402
-from shared.taxonomy import load_taxonomy  # noqa: E402
+from shared.platform.db import libpq_url, make_engine, run_migrations  # noqa: E402
+from shared.domain.taxonomy import load_taxonomy  # noqa: E402
 
 TENANT = "bench-city"
 TZ = ZoneInfo("Asia/Shanghai")

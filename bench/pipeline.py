@@ -30,8 +30,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from gridcase.client import wait_until_counted
 from gridcase.runtime import Stack
-from shared.db import libpq_url
-from shared.events import derive_id
+from shared.platform.db import libpq_url
+from shared.contract.events import derive_id
 
 TENANT = "demo-grid"
 GRIDS = ("990102001001001", "990102001001002", "990102001002001")

@@ -7,8 +7,8 @@
 - ``gridcase import FILE --format F --tenant T --intake-url URL``: send a file to a running intake
   (formats: services/intake/importers.py FORMATS); ``--route`` evaluates routing locally instead.
 - ``gridcase seed-a [--out PATH]``: write seed scenario A as JSONL.
-- ``gridcase auth issue-key|issue-token|revoke|list``: credentials (shared/authstore.py).
-- ``gridcase pii new-key|rotate|anonymise``: reporter data at rest (shared/crypto.py).
+- ``gridcase auth issue-key|issue-token|revoke|list``: credentials (shared/platform/authstore.py).
+- ``gridcase pii new-key|rotate|anonymise``: reporter data at rest (shared/platform/crypto.py).
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def import_(
     if route:
         from gridcase.routing_eval import evaluate_file, format_evaluation  # noqa: PLC0415
         from services.intake.importers import load_mapping  # noqa: PLC0415
-        from shared.tenants import TenantConfigError, load_tenant  # noqa: PLC0415
+        from shared.domain.tenants import TenantConfigError, load_tenant  # noqa: PLC0415
 
         try:
             config = load_tenant(tenant)
@@ -267,7 +267,7 @@ def _database_url() -> str:
 
 async def _with_engine(migrations: Path, schema: str, work):
     """``await work(engine)`` on ``$DATABASE_URL`` with ``schema`` migrated first."""
-    from shared.db import make_engine, run_migrations_async  # noqa: PLC0415
+    from shared.platform.db import make_engine, run_migrations_async  # noqa: PLC0415
 
     url = _database_url()
     await run_migrations_async(url, migrations, schema)
@@ -279,15 +279,15 @@ async def _with_engine(migrations: Path, schema: str, work):
 
 
 async def _with_auth_engine(work):
-    from shared.authstore import MIGRATIONS, SCHEMA  # noqa: PLC0415
+    from shared.platform.authstore import MIGRATIONS, SCHEMA  # noqa: PLC0415
 
     return await _with_engine(MIGRATIONS, SCHEMA, work)
 
 
 def _check_place(tenant: str, scope: str) -> None:
     """Refuse a scope that is not a place (or under a place) of the tenant's configuration."""
-    from shared.settings import ServiceSettings  # noqa: PLC0415
-    from shared.tenants import load_all_tenants  # noqa: PLC0415
+    from shared.platform.settings import ServiceSettings  # noqa: PLC0415
+    from shared.domain.tenants import load_all_tenants  # noqa: PLC0415
 
     if tenant == "*":
         return
@@ -301,9 +301,9 @@ def _check_place(tenant: str, scope: str) -> None:
 
 def _check_department(tenant: str, department: str | None) -> None:
     """Refuse a department that is neither in the taxonomy nor one of the tenant's own."""
-    from shared.settings import ServiceSettings  # noqa: PLC0415
-    from shared.taxonomy import load_taxonomy  # noqa: PLC0415
-    from shared.tenants import load_all_tenants  # noqa: PLC0415
+    from shared.platform.settings import ServiceSettings  # noqa: PLC0415
+    from shared.domain.taxonomy import load_taxonomy  # noqa: PLC0415
+    from shared.domain.tenants import load_all_tenants  # noqa: PLC0415
 
     if not department:
         return
@@ -316,8 +316,8 @@ def _check_department(tenant: str, department: str | None) -> None:
 def _issue(kind: str, tenant: str, role: str, scope: str, department: str | None, label: str, ttl) -> None:
     import asyncio  # noqa: PLC0415
 
-    from shared.auth import AccessError  # noqa: PLC0415
-    from shared.authstore import issue  # noqa: PLC0415
+    from shared.platform.auth import AccessError  # noqa: PLC0415
+    from shared.platform.authstore import issue  # noqa: PLC0415
 
     _check_place(tenant, scope)
     _check_department(tenant, department)
@@ -366,7 +366,7 @@ def auth_revoke(credential_id: str = typer.Argument(..., help="key id (k…) or 
     """Revoke a key or token; services refuse it within GRIDCASE_AUTH_CACHE_SECONDS (default 5 s)."""
     import asyncio  # noqa: PLC0415
 
-    from shared.authstore import revoke  # noqa: PLC0415
+    from shared.platform.authstore import revoke  # noqa: PLC0415
 
     done = asyncio.run(_with_auth_engine(lambda engine: revoke(engine, credential_id)))
     _echo(json.dumps({"credential_id": credential_id, "revoked": done}))
@@ -379,7 +379,7 @@ def auth_list() -> None:
     """One JSON line per credential (never the secrets)."""
     import asyncio  # noqa: PLC0415
 
-    from shared.authstore import list_credentials  # noqa: PLC0415
+    from shared.platform.authstore import list_credentials  # noqa: PLC0415
 
     for row in asyncio.run(_with_auth_engine(list_credentials)):
         _echo(json.dumps({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}, ensure_ascii=False))
@@ -388,7 +388,7 @@ def auth_list() -> None:
 @pii_app.command("new-key")
 def pii_new_key(key_id: str = typer.Argument(..., help="id of the new key, e.g. 2026q4")) -> None:
     """Print a fresh AES-256 key entry 'id:base64' for INTAKE_PII_KEYS (put it first to rotate)."""
-    from shared.crypto import new_key  # noqa: PLC0415
+    from shared.platform.crypto import new_key  # noqa: PLC0415
 
     _echo(f"{key_id}:{new_key()}")
 
@@ -406,8 +406,8 @@ def pii_rotate() -> None:
     import asyncio  # noqa: PLC0415
 
     from services.intake.app import keyring_of, reseal_reporters  # noqa: PLC0415
-    from shared.crypto import KeyringError  # noqa: PLC0415
-    from shared.settings import IntakeSettings  # noqa: PLC0415
+    from shared.platform.crypto import KeyringError  # noqa: PLC0415
+    from services.intake.settings import IntakeSettings  # noqa: PLC0415
 
     try:
         keyring = keyring_of(IntakeSettings())
@@ -424,7 +424,7 @@ def pii_anonymise(after_days: float = typer.Option(None, help="default: INTAKE_A
     from datetime import timedelta  # noqa: PLC0415
 
     from services.intake.app import anonymise_closed  # noqa: PLC0415
-    from shared.settings import IntakeSettings  # noqa: PLC0415
+    from services.intake.settings import IntakeSettings  # noqa: PLC0415
 
     days = after_days if after_days is not None else IntakeSettings().anonymise_after_days
     done = asyncio.run(_with_intake_engine(lambda engine: anonymise_closed(engine, timedelta(days=days))))

@@ -223,7 +223,7 @@ def reset_schemas(url: str) -> None:
 
     import asyncpg  # noqa: PLC0415
 
-    from shared.db import libpq_url  # noqa: PLC0415
+    from shared.platform.db import libpq_url  # noqa: PLC0415
 
     async def main() -> None:
         conn = await asyncpg.connect(libpq_url(url))

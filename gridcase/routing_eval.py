@@ -26,8 +26,8 @@ from typing import Any
 from services.dispatch.routing import route
 from services.intake.importers import iter_records
 from services.intake.schemas import ReportIn, RowError
-from shared.taxonomy import Taxonomy, load_taxonomy
-from shared.tenants import TenantConfig, load_tenant
+from shared.domain.taxonomy import Taxonomy, load_taxonomy
+from shared.domain.tenants import TenantConfig, load_tenant
 
 
 @dataclass(frozen=True)

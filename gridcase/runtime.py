@@ -24,7 +24,7 @@ import secrets
 import httpx
 
 from gridcase.infra import Infrastructure, free_port, provide
-from shared.kafka import ensure_topics
+from shared.platform.kafka import ensure_topics
 
 SERVICES = ("intake", "dispatch", "reporting")
 
@@ -66,14 +66,14 @@ class Stack:
     _owns_infra: bool = False
 
     def install_admin_key(self) -> str:
-        """Record :attr:`admin_key` (made with shared.authstore.new_api_key when unset) in the
+        """Record :attr:`admin_key` (made with shared.platform.authstore.new_api_key when unset) in the
         credential store, once; export it as ``GRIDCASE_API_KEY``. Returns the key."""
-        from shared.authstore import MIGRATIONS, SCHEMA, issue, split_api_key  # noqa: PLC0415
-        from shared.db import make_engine, run_migrations  # noqa: PLC0415
+        from shared.platform.authstore import MIGRATIONS, SCHEMA, issue, split_api_key  # noqa: PLC0415
+        from shared.platform.db import make_engine, run_migrations  # noqa: PLC0415
 
         assert self.infra is not None
         if self.admin_key is None:
-            from shared.authstore import new_api_key  # noqa: PLC0415
+            from shared.platform.authstore import new_api_key  # noqa: PLC0415
 
             # Keep a key this shell already exported (e.g. a test session's) working; else a new one.
             exported = os.environ.get("GRIDCASE_API_KEY", "")
@@ -83,7 +83,7 @@ class Stack:
         async def install() -> None:
             import sqlalchemy as sa  # noqa: PLC0415
 
-            from shared.authstore import credentials  # noqa: PLC0415
+            from shared.platform.authstore import credentials  # noqa: PLC0415
 
             engine = make_engine(self.infra.database_url)
             try:

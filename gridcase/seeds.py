@@ -38,8 +38,8 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from shared.taxonomy import Taxonomy, load_taxonomy
-from shared.tenants import TenantConfig, load_tenant
+from shared.domain.taxonomy import Taxonomy, load_taxonomy
+from shared.domain.tenants import TenantConfig, load_tenant
 
 TENANT = "demo-market"
 SOURCE = "seed-a"

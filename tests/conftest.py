@@ -44,7 +44,7 @@ def infra():
     import shutil
 
     from gridcase.infra import provide
-    from shared.kafka import ensure_topics
+    from shared.platform.kafka import ensure_topics
 
     folder = state_dir("gridcase-test-infra-")
     infrastructure = provide(folder, fresh_database=True)

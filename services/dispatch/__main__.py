@@ -3,7 +3,7 @@
 import uvicorn
 
 from services.dispatch.app import create_app
-from shared.settings import DispatchSettings as Settings
+from services.dispatch.settings import DispatchSettings as Settings
 
 
 def main() -> None:

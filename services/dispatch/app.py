@@ -2,7 +2,7 @@
 
 For every new report, in one transaction: the case row in ``dispatch.cases``, the processed-event
 record, and the lifecycle events in ``dispatch.outbox``; the outbox relay publishes them to
-``TOPIC_LIFECYCLE``. Kafka offsets are committed after that transaction (shared/consumer.py).
+``TOPIC_LIFECYCLE``. Kafka offsets are committed after that transaction (shared/platform/consumer.py).
 
 HTTP (health and metrics only): ``GET /health``, ``GET /metrics``.
 """
@@ -25,22 +25,22 @@ from services.dispatch import db
 from services.dispatch.casebook import CaseBook, case_to_json, transition_events
 from services.dispatch.clock import Clock
 from services.dispatch.domain import handle_report
-from shared.consumer import BatchProcessor
-from shared.auth import ADMIN, CITY_OPS, Principal
-from shared.authhttp import Authenticator, caller, forbidden, not_found
-from shared.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA
-from shared.db import make_engine, run_migrations_async
-from shared.http import install_error_handlers
-from shared.events import CaseActionRequested, CaseReported, Event
-from shared.kafka import ensure_topics, make_producer
-from shared.lag import every, lag_gauge, measure_lag
-from shared.outbox import OutboxRelay, OutboxRow, add_to_outbox
-from shared.settings import DispatchSettings
-from shared.stream import DlqProducer, build_broker, subscribe_batches
-from shared.taxonomy import load_taxonomy
-from shared.telemetry import configure_logging, install_task_dump, instrument_http, new_registry
-from shared.tenants import load_all_tenants
-from shared.topics import TOPIC_ACTIONS, TOPIC_LIFECYCLE, TOPIC_REPORTED
+from shared.platform.consumer import BatchProcessor
+from shared.platform.auth import ADMIN, CITY_OPS, Principal
+from shared.platform.authhttp import Authenticator, caller, forbidden, not_found
+from shared.platform.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA
+from shared.platform.db import make_engine, run_migrations_async
+from shared.platform.http import install_error_handlers
+from shared.contract.events import CaseActionRequested, CaseReported, Event
+from shared.platform.kafka import ensure_topics, make_producer
+from shared.platform.lag import every, lag_gauge, measure_lag
+from shared.platform.outbox import OutboxRelay, OutboxRow, add_to_outbox
+from services.dispatch.settings import DispatchSettings
+from shared.platform.stream import DlqProducer, build_broker, subscribe_batches
+from shared.domain.taxonomy import load_taxonomy
+from shared.platform.telemetry import configure_logging, install_task_dump, instrument_http, new_registry
+from shared.domain.tenants import load_all_tenants
+from shared.contract.topics import TOPIC_ACTIONS, TOPIC_LIFECYCLE, TOPIC_REPORTED
 
 log = logging.getLogger("gridcase.dispatch")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

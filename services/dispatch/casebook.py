@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.dispatch import db, lifecycle
 from services.dispatch.lifecycle import Case, Command, Context, IllegalAction, Transition
 from services.dispatch.routing import RouteDecision, route
-from shared.events import (
+from shared.contract.events import (
     CaseActionRejected,
     CaseActionRequested,
     CaseDispatched,
@@ -45,9 +45,9 @@ from shared.events import (
     Envelope,
     derive_id,
 )
-from shared.taxonomy import Taxonomy
-from shared.tenants import TenantConfig
-from shared.workcalendar import Limit, higher_supervision_at, limits_for, yellow_at
+from shared.domain.taxonomy import Taxonomy
+from shared.domain.tenants import TenantConfig
+from shared.domain.workcalendar import Limit, higher_supervision_at, limits_for, yellow_at
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from shared.db import NAMING_CONVENTION, outbox_table, processed_events_table
+from shared.platform.db import NAMING_CONVENTION, outbox_table, processed_events_table
 
 SCHEMA = "dispatch"
 metadata = sa.MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)

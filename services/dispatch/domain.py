@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.dispatch.routing import RouteDecision, route
-from shared.events import (
+from shared.contract.events import (
     CaseClosed,
     CaseDispatched,
     CaseReported,
@@ -25,8 +25,8 @@ from shared.events import (
     Envelope,
     derive_id,
 )
-from shared.taxonomy import Taxonomy
-from shared.tenants import TenantConfig
+from shared.domain.taxonomy import Taxonomy
+from shared.domain.tenants import TenantConfig
 
 TRIAGE = RouteDecision(target_kind="triage", department="triage", rule="triage:unknown-tenant", mediation_level=None)
 

@@ -66,8 +66,8 @@ from services.dispatch.routing import (
     RouteDecision,
     mediation_level_for,
 )
-from shared.tenants import STANDARD_LEVEL_LENGTHS, TenantConfig
-from shared.workcalendar import (
+from shared.domain.tenants import STANDARD_LEVEL_LENGTHS, TenantConfig
+from shared.domain.workcalendar import (
     DEFAULT_TZ,
     Limit,
     WorkCalendar,
@@ -248,7 +248,7 @@ class Case:
         target_kind: ``department`` | ``mediation`` | ``triage`` | ``None``.
         mediation_level: rung of :data:`MEDIATION_LADDER` while ``mediating``, else ``None``.
         deadline: disposal deadline (aware) or ``None`` (no limit / not yet dispatched).
-        limit: the disposal :class:`~shared.workcalendar.Limit` or ``None``.
+        limit: the disposal :class:`~shared.domain.workcalendar.Limit` or ``None``.
         paused_since: when 挂账 stopped the clock (set only while ``shelved``).
         extension_requested / extension_used: one extension per case (domain.md l.144).
         transfer_count / return_count / rework_count: 转办 / 退回 (wrong dispatch) / 返工.

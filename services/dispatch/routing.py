@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from shared.taxonomy import Taxonomy
-from shared.tenants import RoutingRule, TenantConfig
+from shared.domain.taxonomy import Taxonomy
+from shared.domain.tenants import RoutingRule, TenantConfig
 
 TargetKind = Literal["department", "mediation", "triage"]
 

@@ -3,7 +3,7 @@
 import uvicorn
 
 from services.intake.app import create_app
-from shared.settings import IntakeSettings as Settings
+from services.intake.settings import IntakeSettings as Settings
 
 
 def main() -> None:

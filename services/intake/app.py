@@ -12,10 +12,10 @@ Endpoints:
 - ``POST /v1/patrols``; Open311 GeoReport v2 under ``/open311/v2/``.
 - ``GET /health``, ``GET /metrics`` (no credential needed; no case data).
 
-Every ``/v1`` endpoint needs a credential (shared/authhttp.py) and is place-scoped
-(shared/auth.py): a read outside the caller's scope is 404, a write 403; requests are rate
+Every ``/v1`` endpoint needs a credential (shared/platform/authhttp.py) and is place-scoped
+(shared/platform/auth.py): a read outside the caller's scope is 404, a write 403; requests are rate
 limited per credential (429 + ``Retry-After``). Reporter contact data is sealed with AES-256-GCM
-(shared/crypto.py) and erased ``anonymise_after_days`` after the case closed.
+(shared/platform/crypto.py) and erased ``anonymise_after_days`` after the case closed.
 """
 
 from __future__ import annotations
@@ -46,24 +46,24 @@ from services.intake import db
 from services.intake.importers import DEFAULT_TIMEZONE, FORMATS, UnknownFormat, iter_records, parse_mapping
 from services.intake.open311 import install as install_open311, taxonomy as open311_taxonomy
 from services.intake.schemas import ActionIn, ImportResult, PatrolIn, ReportAccepted, ReportIn, RowError
-from shared.auth import PATROL, REPORT, Principal
-from shared.authhttp import Authenticator, caller, forbidden, not_found
-from shared.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA
-from shared.casefacts import CaseFold
-from shared.crypto import Keyring
-from shared.consumer import BatchProcessor
-from shared.db import make_engine, run_migrations_async
-from shared.http import BodyLimit, error_response, install_error_handlers
+from shared.platform.auth import PATROL, REPORT, Principal
+from shared.platform.authhttp import Authenticator, caller, forbidden, not_found
+from shared.platform.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA
+from shared.domain.casefacts import CaseFold
+from shared.platform.crypto import Keyring
+from shared.platform.consumer import BatchProcessor
+from shared.platform.db import make_engine, run_migrations_async
+from shared.platform.http import BodyLimit, error_response, install_error_handlers
 from services.dispatch import lifecycle
-from shared.events import CaseActionRequested, CaseReported, PatrolRecorded, derive_id
-from shared.kafka import ensure_topics, make_producer
-from shared.outbox import OutboxRelay, OutboxRow, add_to_outbox
-from shared.pii import mask_text, pseudonym
-from shared.settings import IntakeSettings
-from shared.telemetry import configure_logging, install_task_dump, instrument_http, new_registry
-from shared.tenants import TenantConfig, load_all_tenants
-from shared.stream import DlqProducer, build_broker, subscribe_batches
-from shared.topics import TOPIC_ACTIONS, TOPIC_LIFECYCLE, TOPIC_PATROLS, TOPIC_REPORTED
+from shared.contract.events import CaseActionRequested, CaseReported, PatrolRecorded, derive_id
+from shared.platform.kafka import ensure_topics, make_producer
+from shared.platform.outbox import OutboxRelay, OutboxRow, add_to_outbox
+from shared.domain.pii import mask_text, pseudonym
+from services.intake.settings import IntakeSettings
+from shared.platform.telemetry import configure_logging, install_task_dump, instrument_http, new_registry
+from shared.domain.tenants import TenantConfig, load_all_tenants
+from shared.platform.stream import DlqProducer, build_broker, subscribe_batches
+from shared.contract.topics import TOPIC_ACTIONS, TOPIC_LIFECYCLE, TOPIC_PATROLS, TOPIC_REPORTED
 
 log = logging.getLogger("gridcase.intake")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -76,7 +76,7 @@ MAX_REPORT_BYTES = 64 * 1024
 
 def to_event(report: ReportIn, case_id: uuid.UUID, secret: bytes, masked_description: str | None = None) -> CaseReported:
     """Build the ``CaseReported`` event of an accepted report: personal data dropped (only a
-    pseudonymous ``reporter_ref``), free text masked (:func:`shared.pii.mask_text`;
+    pseudonymous ``reporter_ref``), free text masked (:func:`shared.domain.pii.mask_text`;
     ``masked_description`` when the caller has masked the description already)."""
     contact = report.reporter
     return CaseReported(
@@ -212,7 +212,7 @@ async def anonymise_closed(engine: AsyncEngine, after: timedelta, now: datetime 
     """Erase the reporter data of cases closed more than ``after`` ago (issue 6 item 3; default
     365 days, ``IntakeSettings.anonymise_after_days``): the sealed part (contact and unmasked
     description, :func:`sealed_part`) is dropped and the stored description masked again
-    (:func:`shared.pii.mask_text`); ``anonymised_at`` is set. Returns the
+    (:func:`shared.domain.pii.mask_text`); ``anonymised_at`` is set. Returns the
     number of reports anonymised. Safe to run from several instances (``SKIP LOCKED``)."""
     r, v = db.reports, db.case_view
     cutoff = (now or datetime.now(timezone.utc)) - after
@@ -240,7 +240,7 @@ async def reseal_reporters(engine: AsyncEngine, keyring: Keyring, batch: int = 1
     ``gridcase pii rotate``). Returns the number of records re-sealed.
 
     Raises:
-        shared.crypto.KeyringError: a record sealed with a key the ring does not hold.
+        shared.platform.crypto.KeyringError: a record sealed with a key the ring does not hold.
     """
     r = db.reports
     done = 0
@@ -266,7 +266,7 @@ async def reporter_contact(engine: AsyncEngine, keyring: Keyring, case_id: uuid.
     logs.
 
     Raises:
-        shared.crypto.KeyringError: sealed with a key the ring does not hold, or tampered with.
+        shared.platform.crypto.KeyringError: sealed with a key the ring does not hold, or tampered with.
     """
     r = db.reports
     async with engine.connect() as conn:
@@ -291,7 +291,7 @@ def keyring_of(settings: IntakeSettings) -> Keyring:
     """The PII key ring from ``INTAKE_PII_KEYS`` (a development key when unset).
 
     Raises:
-        shared.crypto.KeyringError: a malformed key setting (refused at start-up)."""
+        shared.platform.crypto.KeyringError: a malformed key setting (refused at start-up)."""
     return Keyring.parse(settings.pii_keys) if settings.pii_keys.strip() else Keyring.development(settings.pseudonym_key)
 
 
@@ -619,7 +619,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ):
         """Ask for an action on a case. 404 when the case is outside the caller's scope; 403 when
-        the caller's role may not take this action (shared/auth.py ROLE_ACTIONS). Checked against
+        the caller's role may not take this action (shared/platform/auth.py ROLE_ACTIONS). Checked against
         the case's current state (intake's case view): an illegal action gets 409 with the state
         and the allowed actions and changes nothing; a legal one is published to dispatch (202),
         which applies it against its own state (authoritative; a race with another actor ends in

@@ -3,15 +3,15 @@ a read model of each case's lifecycle (``case_view``, ``case_events``) fed by di
 and the append-only audit trail of who did what to a case (``audit_log``).
 
 ``reports.reporter_sealed`` is the only place personal data is kept, AES-256-GCM encrypted
-(shared/crypto.py, bound to the case id); events carry none of it. ``anonymised_at`` is set when the
+(shared/platform/crypto.py, bound to the case id); events carry none of it. ``anonymised_at`` is set when the
 reporter data of a closed case has been erased (``IntakeSettings.anonymise_after_days``).
 """
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from shared.casefacts import case_fact_columns
-from shared.db import NAMING_CONVENTION, outbox_table, processed_events_table
+from shared.domain.casefacts import case_fact_columns
+from shared.platform.db import NAMING_CONVENTION, outbox_table, processed_events_table
 
 SCHEMA = "intake"
 metadata = sa.MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
@@ -27,7 +27,7 @@ reports = sa.Table(
     sa.Column("place_code", sa.String(24), nullable=False),
     sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("report", pg.JSONB, nullable=False),
-    sa.Column("reporter_sealed", sa.LargeBinary, comment="reporter contact, AES-256-GCM (shared/crypto.py)"),
+    sa.Column("reporter_sealed", sa.LargeBinary, comment="reporter contact, AES-256-GCM (shared/platform/crypto.py)"),
     sa.Column("reporter_key_id", sa.String(32), comment="id of the key that sealed reporter_sealed"),
     sa.Column("anonymised_at", sa.DateTime(timezone=True), comment="reporter data erased after closure"),
     sa.Column("idempotency_key", sa.String(200)),
@@ -43,7 +43,7 @@ case_view = sa.Table(
     metadata,
     sa.Column("case_id", pg.UUID(as_uuid=True), primary_key=True),
     *case_fact_columns(),
-    comment="each case's current state, folded from dispatch's lifecycle events (shared/casefacts.py)",
+    comment="each case's current state, folded from dispatch's lifecycle events (shared/domain/casefacts.py)",
 )
 
 case_events = sa.Table(

@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import ValidationError
 
 from services.intake.schemas import ReportIn, RowError
-from shared.events import PLACE_CODE_PATTERN, TENANT_PATTERN
+from shared.contract.events import PLACE_CODE_PATTERN, TENANT_PATTERN
 
 FORMATS: tuple[str, ...] = (
     "nyc311",
@@ -153,7 +153,7 @@ def iter_records(
         stream: a text stream positioned at the start of the file. For the CSV formats open it
             with ``newline=""`` (quoted cells may contain line breaks). A UTF-8 byte-order mark
             at the start (``"\\ufeff"``, as from ``encoding="utf-8"`` on a BOM file) is ignored.
-        tenant: the tenant every report is imported for (``shared.events.TENANT_PATTERN``).
+        tenant: the tenant every report is imported for (``shared.contract.events.TENANT_PATTERN``).
         tz: IANA zone in which naive source times are read; default ``DEFAULT_TIMEZONE[fmt]``.
             Times are localised with :mod:`zoneinfo` (``fold=0`` for an ambiguous wall time).
         mapping: for ``fmt="csv"`` only (required there): the column mapping, as returned by
@@ -529,7 +529,7 @@ def _iter_jsonl(
 
 # --- department codes -------------------------------------------------------------------------
 
-#: A tenant-local department code (shared/tenants.py ``_LOCAL_DEPT_RE``), kept at most 64 long.
+#: A tenant-local department code (shared/domain/tenants.py ``_LOCAL_DEPT_RE``), kept at most 64 long.
 _DEPARTMENT_CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _CODE_MAX = 64
 
@@ -542,7 +542,7 @@ def department_code(name: str) -> str:
     """The gridcase department code of a source's department or queue name.
 
     Tenant files and routing rules name departments by code (``^[A-Za-z][A-Za-z0-9_.-]*$``,
-    shared/tenants.py), while sources write names (Baltimore ``"Solid Waste"``, SF
+    shared/domain/tenants.py), while sources write names (Baltimore ``"Solid Waste"``, SF
     ``"311 HA SR Queue"``). Rules, in order:
 
     - ``name`` stripped; a name that already is a valid code of at most 64 characters is kept

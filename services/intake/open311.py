@@ -19,7 +19,7 @@ the XML: a list of ``<request>`` elements is a JSON array, empty elements are ``
 Access (issue 6): POST and the request/token reads need an ``api_key`` (or the API's
 ``Authorization: Bearer``), resolved by the credential store; reads show only the cases inside the
 key's place scope (and department), anything else is 404; a POST outside the key's area or by a
-role that does not report is 403 (shared/auth.py).
+role that does not report is 403 (shared/platform/auth.py).
 
 Mapping onto gridcase:
 
@@ -50,7 +50,7 @@ Mapping onto gridcase:
   dispatch handled it); ``expected_datetime`` the deadline (empty until there is one);
   ``address`` the names of the case's place and the places above it (never the reporter's
   address); ``address_id`` the place code; ``zipcode`` empty; ``lat``/``long`` empty;
-  ``description`` masked with :func:`shared.pii.mask_text`.
+  ``description`` masked with :func:`shared.domain.pii.mask_text`.
 - Datetimes are W3C ISO 8601 with an offset, in the tenant's timezone.
 - Errors use the spec's body (``errors``/``error``/``code``/``description``; in JSON an array of
   ``{code, description}``) with HTTP 400 (bad or missing parameter), 403 (missing or invalid
@@ -81,10 +81,10 @@ from starlette.responses import Response
 
 from services.intake import db
 from services.intake.schemas import ReportIn, ReporterContact
-from shared.pii import mask_text
-from shared.taxonomy import Category, Taxonomy, load_taxonomy
-from shared.auth import REPORT, Principal
-from shared.tenants import TenantConfig
+from shared.domain.pii import mask_text
+from shared.domain.taxonomy import Category, Taxonomy, load_taxonomy
+from shared.platform.auth import REPORT, Principal
+from shared.domain.tenants import TenantConfig
 
 log = logging.getLogger("gridcase.intake.open311")
 
@@ -586,7 +586,7 @@ def service_notice(category: Category | None, department_label: str | None) -> s
 async def open311_caller(request: Request, api_key: str | None) -> Principal:
     """The caller of an Open311 request: the spec's ``api_key`` argument, or the same credentials
     as the rest of the API (``Authorization: Bearer``, ``X-API-Key``), resolved through the
-    credential store (shared/authstore.py; keys are issued with ``gridcase auth issue-key``).
+    credential store (shared/platform/authstore.py; keys are issued with ``gridcase auth issue-key``).
 
     Raises:
         Open311Error: 403 when missing or not valid (spec: Errors, "403 - Missing or Invalid API
@@ -756,7 +756,7 @@ def parse_request_query(params, tz, now: datetime) -> RequestQuery:
 async def fetch_rows(engine, tenant: str, query: RequestQuery, caller: Principal | None = None) -> list[dict]:
     """Rows (reports joined with the case view) of ``tenant`` matching ``query``, newest first,
     one page of at most ``page_size``; only the cases ``caller`` may see (place scope, and the
-    department for department staff; shared/auth.py) when given."""
+    department for department staff; shared/platform/auth.py) when given."""
     r = db.reports
     stmt = _row_query(tenant)
     if caller is not None:
@@ -791,7 +791,7 @@ async def fetch_rows(engine, tenant: str, query: RequestQuery, caller: Principal
 class Open311Route(APIRoute):
     """Route class of :data:`router`: any exception of an Open311 handler (including FastAPI's
     request validation and HTTP errors) is answered in the spec's error format, in the format of
-    the URL, so the rest of the API keeps shared/http.py's body."""
+    the URL, so the rest of the API keeps shared/platform/http.py's body."""
 
     def get_route_handler(self) -> Callable:
         """Wrap FastAPI's handler: :class:`Open311Error` → its answer; validation → 400; HTTP
@@ -1047,7 +1047,7 @@ def install(app: FastAPI) -> None:
     """Mount :data:`router` on ``app`` (once; a second call does nothing).
 
     Error handling needs no app-level handler: :class:`Open311Route` answers every failure of
-    an Open311 route in the spec's format, so handlers registered by shared/http.py keep serving
+    an Open311 route in the spec's format, so handlers registered by shared/platform/http.py keep serving
     the rest of the API unchanged, whatever the order of installation.
     """
     if any(getattr(r, "path", "").startswith(PREFIX) for r in app.routes):

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.events import PLACE_CODE_PATTERN, TENANT_PATTERN, RecordedOutcome
+from shared.contract.events import PLACE_CODE_PATTERN, TENANT_PATTERN, RecordedOutcome
 
 CHANNELS_HINT = "e.g. grid_worker, phone, web, app, wechat, 12345, PHONE, ONLINE"
 EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
@@ -193,7 +193,7 @@ class ActionIn(BaseModel):
 
     ``action`` is one of services/dispatch/lifecycle.py ``USER_ACTIONS``. ``actor_role`` and
     ``actor_ref`` are informational and optional: the actor recorded is the caller's credential
-    (its role and id, shared/auth.py). ``evidence`` references (photo ids, file names);
+    (its role and id, shared/platform/auth.py). ``evidence`` references (photo ids, file names);
     ``target_department`` for transfer/return; ``extension_days`` for approve_extension.
     """
 

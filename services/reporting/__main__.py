@@ -3,7 +3,7 @@
 import uvicorn
 
 from services.reporting.app import create_app
-from shared.settings import ReportingSettings as Settings
+from services.reporting.settings import ReportingSettings as Settings
 
 
 def main() -> None:

@@ -11,7 +11,7 @@
 - ``GET /health``, ``GET /metrics`` (no credential needed; no case data).
 
 Every ``/v1`` endpoint and the dashboard's ``tenants.json`` need a credential
-(shared/authhttp.py) and answer within the caller's scope (shared/auth.py): the tenant must be the
+(shared/platform/authhttp.py) and answer within the caller's scope (shared/platform/auth.py): the tenant must be the
 credential's, ``place_prefix`` is narrowed to the caller's place scope and department staff see
 their department only. A tenant, place or department outside the scope answers 404, as an
 unknown one does.
@@ -36,21 +36,21 @@ from services.reporting.dashboard import install as install_dashboard
 from services.reporting import kpis
 from services.reporting.facts import apply_events
 from services.reporting.stats import GROUPS, StatsFilter, label_for, query_stats
-from shared.auth import Principal
-from shared.authhttp import Authenticator, caller, not_found
-from shared.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA
-from shared.consumer import BatchProcessor
-from shared.db import make_engine, run_migrations_async
-from shared.events import TENANT_PATTERN
-from shared.http import error_response, install_error_handlers
-from shared.kafka import ensure_topics
-from shared.lag import every, lag_gauge, measure_lag
-from shared.settings import ReportingSettings
-from shared.stream import DlqProducer, build_broker, subscribe_batches
-from shared.taxonomy import load_taxonomy
-from shared.telemetry import configure_logging, install_task_dump, instrument_http, new_registry
-from shared.tenants import load_all_tenants
-from shared.topics import TOPIC_LIFECYCLE, TOPIC_PATROLS, TOPIC_REPORTED
+from shared.platform.auth import Principal
+from shared.platform.authhttp import Authenticator, caller, not_found
+from shared.platform.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA
+from shared.platform.consumer import BatchProcessor
+from shared.platform.db import make_engine, run_migrations_async
+from shared.contract.events import TENANT_PATTERN
+from shared.platform.http import error_response, install_error_handlers
+from shared.platform.kafka import ensure_topics
+from shared.platform.lag import every, lag_gauge, measure_lag
+from services.reporting.settings import ReportingSettings
+from shared.platform.stream import DlqProducer, build_broker, subscribe_batches
+from shared.domain.taxonomy import load_taxonomy
+from shared.platform.telemetry import configure_logging, install_task_dump, instrument_http, new_registry
+from shared.domain.tenants import load_all_tenants
+from shared.contract.topics import TOPIC_LIFECYCLE, TOPIC_PATROLS, TOPIC_REPORTED
 
 log = logging.getLogger("gridcase.reporting")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -73,7 +73,7 @@ def unknown_tenant(tenant: str) -> HTTPException:
 
 def scoped(who: Principal, tenant: str, place_prefix: str | None, department: str | None = None) -> tuple[str | None, str | None]:
     """The ``(place_prefix, department)`` a query of ``who`` runs with: the asked prefix narrowed
-    to the caller's place scope (:meth:`shared.auth.Principal.narrow`), the department forced to
+    to the caller's place scope (:meth:`shared.platform.auth.Principal.narrow`), the department forced to
     a department staff member's own.
 
     Raises:

@@ -17,7 +17,7 @@ Drill levels
 ------------
 A level's code length is the one its listed places have in the tenant file (the most common, if
 they differ); a level without listed places takes its standard length (street 9, community 12,
-grid 15, shared/tenants.py) when the tenant's listed levels all have their standard lengths (a
+grid 15, shared/domain/tenants.py) when the tenant's listed levels all have their standard lengths (a
 Chinese tenant), and is left out otherwise. The drill starts at the first level with more than
 one listed place, or at ``street`` if that comes first (a single-street tenant still shows its
 street): street → community → grid for Chinese tenants, borough → community district for NYC.
@@ -33,7 +33,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.tenants import STANDARD_LEVEL_LENGTHS, TenantConfig, load_all_tenants
+from shared.domain.tenants import STANDARD_LEVEL_LENGTHS, TenantConfig, load_all_tenants
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 PREFIX = "/dashboard"
@@ -120,7 +120,7 @@ def install(app, tenants: Mapping[str, TenantConfig] | None = None) -> None:
 
     ``tenants`` are the configured tenants (``{name: TenantConfig}``, as create_app loads them);
     when omitted they are loaded on first use from ``GRIDCASE_TENANTS_DIR`` or ``deploy/tenants``
-    (:func:`shared.tenants.load_all_tenants`).
+    (:func:`shared.domain.tenants.load_all_tenants`).
     """
     from starlette.responses import JSONResponse  # noqa: PLC0415
 
@@ -131,7 +131,7 @@ def install(app, tenants: Mapping[str, TenantConfig] | None = None) -> None:
             if tenants is not None:
                 loaded = tenants
             else:
-                from shared.settings import ReportingSettings  # noqa: PLC0415
+                from services.reporting.settings import ReportingSettings  # noqa: PLC0415
 
                 loaded = load_all_tenants(ReportingSettings().tenants_dir or None)
             cache["doc"] = tenants_document(loaded)
@@ -139,7 +139,7 @@ def install(app, tenants: Mapping[str, TenantConfig] | None = None) -> None:
 
     async def tenants_json(request) -> JSONResponse:
         # The caller's tenants only, and who they are (role, scope), so the page starts at their
-        # place scope. 401 without a credential (shared/authhttp.py).
+        # place scope. 401 without a credential (shared/platform/authhttp.py).
         who = await request.app.state.auth.principal(request)
         doc = document()
         body = {"tenants": [t for t in doc["tenants"] if who.sees_tenant(t["tenant"])],

@@ -8,8 +8,8 @@ still ends the same.
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from shared.casefacts import case_fact_columns
-from shared.db import NAMING_CONVENTION, processed_events_table
+from shared.domain.casefacts import case_fact_columns
+from shared.platform.db import NAMING_CONVENTION, processed_events_table
 
 SCHEMA = "reporting"
 

@@ -1,10 +1,10 @@
 """Reporting's fold: events into ``reporting.case_facts`` and ``reporting.patrols``.
 
-The merge rules live in :mod:`shared.casefacts` (shared with intake's case view).
+The merge rules live in :mod:`shared.domain.casefacts` (shared with intake's case view).
 """
 
 from services.reporting.db import case_facts, patrols
-from shared.casefacts import CaseFold, fact_values
+from shared.domain.casefacts import CaseFold, fact_values
 
 apply_events = CaseFold(case_facts, patrols)
 """``await apply_events(conn, events)``: fold events in the caller's transaction."""

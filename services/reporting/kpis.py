@@ -47,14 +47,14 @@ What case_facts does not have, and the rule applied instead
 
 Working hours
 -------------
-"Working hours" (工作日时长) are hours of working-day time as :mod:`shared.workcalendar` defines it
-(:func:`shared.workcalendar.working_time_between`): the part of an interval that falls on working
+"Working hours" (工作日时长) are hours of working-day time as :mod:`shared.domain.workcalendar` defines it
+(:func:`shared.domain.workcalendar.working_time_between`): the part of an interval that falls on working
 days of the Chinese calendar (holidays and 调休 weekends from ``chinese-calendar``), a working day
 being a whole local calendar day (24 working hours) in the tenant's timezone. SQL evaluates it
 with a cumulative table (:class:`WorkingClock`): ``W(t)`` = working seconds from the calendar's
 first day to ``t``, and working time between ``a`` and ``b`` = ``W(b) − W(a)``; this equals
 ``working_time_between`` to the second (tests/unit/test_kpis.py). The calendar is the services'
-default one (:data:`shared.workcalendar.DEFAULT_CALENDAR`: holiday data, Monday–Friday in years
+default one (:data:`shared.domain.workcalendar.DEFAULT_CALENDAR`: holiday data, Monday–Friday in years
 the data does not cover yet, as dispatch counts deadlines); intervals outside the clock's years
 (:func:`working_clock`) are left out of the working-hour figures.
 
@@ -90,9 +90,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.reporting.db import LIFETIME_END
 from services.reporting.db import case_facts as cf
 from services.reporting.stats import label_for
-from shared.tenants import STANDARD_LEVEL_LENGTHS, TenantConfig
-from shared import workcalendar
-from shared.workcalendar import DEFAULT_CALENDAR, DEFAULT_TZ, WorkCalendar
+from shared.domain.tenants import STANDARD_LEVEL_LENGTHS, TenantConfig
+from shared.domain import workcalendar
+from shared.domain.workcalendar import DEFAULT_CALENDAR, DEFAULT_TZ, WorkCalendar
 
 log = logging.getLogger("gridcase.reporting.kpis")
 
@@ -103,7 +103,7 @@ GROUP_BYS: tuple[str, ...] = (
     "period:day", "period:week", "period:month", "street", "community", "grid", "category", "department", "channel",
 )
 
-#: Place levels a KPI table can be grouped by: the cumulative code length (domain.md §3(a), shared/tenants.py).
+#: Place levels a KPI table can be grouped by: the cumulative code length (domain.md §3(a), shared/domain/tenants.py).
 PLACE_LEVELS: Mapping[str, int] = {level: STANDARD_LEVEL_LENGTHS[level] for level in ("street", "community", "grid")}
 
 #: Most sub-periods one request may ask for (e.g. 1000 days): keeps answers and queries bounded.
@@ -294,7 +294,7 @@ def derive(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class WorkingClock:
-    """Cumulative working time of a :class:`~shared.workcalendar.WorkCalendar`.
+    """Cumulative working time of a :class:`~shared.domain.workcalendar.WorkCalendar`.
 
     ``cum[i]`` is the working seconds on days ``d0 … d0 + i − 1`` (so ``cum[0] = 0`` and
     ``cum[i + 1] − cum[i]`` is 86400 if day ``d0 + i`` is a working day, else 0), for every day of
@@ -331,7 +331,7 @@ CLOCK_YEARS_AHEAD = 2
 
 @lru_cache(maxsize=4)
 def working_clock(calendar: WorkCalendar | None = None) -> WorkingClock:
-    """The :class:`WorkingClock` of ``calendar`` (default :data:`shared.workcalendar.DEFAULT_CALENDAR`),
+    """The :class:`WorkingClock` of ``calendar`` (default :data:`shared.domain.workcalendar.DEFAULT_CALENDAR`),
     built with its ``is_working_day``, so it follows the calendar's own policy. A strict calendar
     spans its covered years (``first_year``..``last_year``); a lenient one (``strict=False``,
     Monday–Friday beyond the holiday data, the services' default) spans :data:`CLOCK_FIRST_YEAR`
@@ -358,7 +358,7 @@ def working_clock(calendar: WorkCalendar | None = None) -> WorkingClock:
     uncovered = [y for y in range(first, last + 1) if not cal.covers(date(y, 1, 1))]
     if uncovered:
         log.info("working clock %d-%d: no holiday data for %s, Monday-Friday counted as working days "
-                 "(shared.workcalendar lenient calendar)", first, last, _years(uncovered))
+                 "(shared.domain.workcalendar lenient calendar)", first, last, _years(uncovered))
     return WorkingClock(d0, tuple(cum))
 
 
@@ -380,7 +380,7 @@ def _years(years: list[int]) -> str:
 
 def working_seconds(a: datetime, b: datetime, tz: tzinfo = DEFAULT_TZ, clock: WorkingClock | None = None) -> float | None:
     """Working time in ``[a, b)`` in seconds (0 if ``b <= a``), as ``W(b) − W(a)``: equal to
-    ``shared.workcalendar.working_time_between(a, b, tz, calendar).total_seconds()`` within the
+    ``shared.domain.workcalendar.working_time_between(a, b, tz, calendar).total_seconds()`` within the
     clock's years (``clock`` default: :func:`working_clock` of the default calendar); ``None``
     outside them.
 

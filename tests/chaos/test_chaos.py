@@ -36,10 +36,10 @@ from gridcase.client import wait_until_counted
 from gridcase.infra import EmbeddedPostgres, Infrastructure, TansuBroker
 from gridcase.ops import list_dead_letters, replay_events
 from gridcase.runtime import Stack
-from shared.db import libpq_url
-from shared.events import CaseReported, derive_id, encode_event
-from shared.kafka import ensure_topics
-from shared.topics import TOPIC_REPORTED
+from shared.platform.db import libpq_url
+from shared.contract.events import CaseReported, derive_id, encode_event
+from shared.platform.kafka import ensure_topics
+from shared.contract.topics import TOPIC_REPORTED
 from tests.conftest import state_dir
 from tests import api
 

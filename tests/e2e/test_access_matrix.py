@@ -11,7 +11,7 @@ Tenant ``demo-grid`` (deploy/tenants/demo-grid.yaml): street 990102001 with comm
 Expected answers come from issue 6: a read outside one's scope is 404 (as for a case that does not
 exist), a write 403; community staff see their community, street staff their street, department
 staff what was dispatched to their department, city ops everything of their tenant; and from the
-role rules of shared/auth.py (who may report, patrol, import and take which case action).
+role rules of shared/platform/auth.py (who may report, patrol, import and take which case action).
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def now_iso() -> str:
 @pytest.fixture(scope="module")
 def keys(stack, infra) -> dict[str, str]:
     """An API key per role of :data:`GRANTS`, issued in the stack's credential store."""
-    from shared.authstore import issue
-    from shared.db import make_engine
+    from shared.platform.authstore import issue
+    from shared.platform.db import make_engine
 
     async def main() -> dict[str, str]:
         engine = make_engine(infra.database_url)
@@ -297,7 +297,7 @@ def test_free_text_labels_stay_out_of_metrics(stack, keys):
 def test_audit_log_is_append_only(infra, cases):
     import asyncpg
 
-    from shared.db import libpq_url
+    from shared.platform.db import libpq_url
 
     async def main() -> None:
         conn = await asyncpg.connect(libpq_url(infra.database_url))
@@ -444,8 +444,8 @@ def test_no_valid_credential_is_401(stack, cases, service, method, path, credent
 
 
 def test_revoked_and_expired_credentials_stop_working(stack, infra, keys):
-    from shared.authstore import issue, revoke
-    from shared.db import make_engine
+    from shared.platform.authstore import issue, revoke
+    from shared.platform.db import make_engine
 
     async def issue_two():
         engine = make_engine(infra.database_url)
@@ -483,9 +483,9 @@ def test_jwt_bearer_tokens(stack, infra, keys):
     one signed with another secret, or with claims the store did not issue, does not."""
     import os
 
-    from shared.auth import Principal
-    from shared.authstore import encode_jwt, issue
-    from shared.db import make_engine
+    from shared.platform.auth import Principal
+    from shared.platform.authstore import encode_jwt, issue
+    from shared.platform.db import make_engine
 
     secret = stack.env.get("GRIDCASE_JWT_SECRET") or os.environ["GRIDCASE_JWT_SECRET"]
 

@@ -456,7 +456,7 @@ def stub_app():
     from fastapi import FastAPI
 
     from services.reporting.dashboard import install
-    from shared.tenants import Place, RoutingConfig, TenantConfig
+    from shared.domain.tenants import Place, RoutingConfig, TenantConfig
 
     tenant = TenantConfig(
         tenant="evil", name_zh=EVIL, name_en=EVIL_2, timezone="Asia/Shanghai", levels=("street", "community", "grid"),
@@ -493,7 +493,7 @@ def stub_app():
 
     class StubAuth:  # the stub serves everyone as the admin of every tenant
         async def principal(self, request):
-            from shared.auth import Principal
+            from shared.platform.auth import Principal
 
             return Principal("kstub", "*", "admin")
 
@@ -551,8 +551,8 @@ def test_a_community_sees_its_own_figures_and_nothing_else(seed_a, browser_conte
     import asyncio
     import concurrent.futures
 
-    from shared.authstore import issue
-    from shared.db import make_engine
+    from shared.platform.authstore import issue
+    from shared.platform.db import make_engine
 
     async def make_key() -> str:
         engine = make_engine(infra.database_url)

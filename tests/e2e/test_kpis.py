@@ -26,7 +26,7 @@ import pytest
 from gridcase.client import import_file, wait_until_counted
 from gridcase.seeds import write_seed_a
 from services.reporting import kpis
-from shared.taxonomy import load_taxonomy
+from shared.domain.taxonomy import load_taxonomy
 from tests import api
 
 pytestmark = pytest.mark.e2e
@@ -127,7 +127,7 @@ def scratch_url(infra):
     import asyncpg
 
     from services.reporting.app import MIGRATIONS
-    from shared.db import libpq_url, run_migrations
+    from shared.platform.db import libpq_url, run_migrations
 
     name = f"kpis_{uuid.uuid4().hex[:10]}"
     admin = libpq_url(infra.database_url)
@@ -150,7 +150,7 @@ def scratch_url(infra):
 
 async def _with_hand_data(url: str, fn):
     from services.reporting.db import case_facts
-    from shared.db import make_engine
+    from shared.platform.db import make_engine
 
     engine = make_engine(url)
     try:

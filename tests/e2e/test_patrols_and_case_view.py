@@ -66,7 +66,7 @@ def test_case_view_shows_state_and_history(stack):
         if len(view["history"]) >= 3 or time.monotonic() > deadline:
             break
         time.sleep(0.3)
-    assert view["report"]["description"] == "下水道堵塞，联系电话[电话]"  # masked (shared/pii.py)
+    assert view["report"]["description"] == "下水道堵塞，联系电话[电话]"  # masked (shared/domain/pii.py)
     assert view["department"] == "housing"  # taxonomy: 100401 下水道堵塞 → 住建/水务 (domain.md §3(b))
     assert view["state"] == "dispatched"
     # a grid worker's report is accepted and filed by the system, then dispatched (casebook.py)

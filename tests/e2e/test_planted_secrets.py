@@ -230,7 +230,7 @@ def plant(stack, s: Secrets) -> dict[str, str]:
     assert resp.status_code == 200, resp.text
     result = resp.json()
     assert (result["rows_read"], result["accepted"], result["rejected"], result["duplicates"]) == (1, 1, 0, 0), result
-    from shared.events import derive_id  # the import's case id derives from (tenant, source, source_id)
+    from shared.contract.events import derive_id  # the import's case id derives from (tenant, source, source_id)
 
     cases["import"] = str(derive_id(TENANT, "pii-import", source_id))
 
@@ -289,7 +289,7 @@ async def read_kafka(bootstrap: str, hay: Haystack) -> dict[str, int]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from shared.topics import ALL_TOPICS
+    from shared.contract.topics import ALL_TOPICS
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
     await admin.start()
@@ -329,7 +329,7 @@ async def read_kafka(bootstrap: str, hay: Haystack) -> dict[str, int]:
 
 async def read_database(url: str, hay: Haystack) -> tuple[dict[str, int], dict[str, bytes]]:
     """Every row of every table of the gridcase schemas as text, and the raw sealed bytes."""
-    from shared.db import make_engine
+    from shared.platform.db import make_engine
 
     engine = make_engine(url)
     rows_per_table: dict[str, int] = {}
@@ -417,9 +417,9 @@ def report_of(hits: list[Hit]) -> str:
 
 def test_planted_secrets_are_found_nowhere(stack, infra, capsys):
     from services.intake.app import keyring_of, reporter_contact
-    from shared.crypto import Keyring, KeyringError, new_key
-    from shared.db import make_engine
-    from shared.settings import IntakeSettings
+    from shared.platform.crypto import Keyring, KeyringError, new_key
+    from shared.platform.db import make_engine
+    from services.intake.settings import IntakeSettings
 
     s = Secrets.generate()
     assert len(s.id_number) == 18 and s.id_number[-1] == id_check_digit(s.id_number[:17])

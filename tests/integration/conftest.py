@@ -6,7 +6,7 @@ import pytest_asyncio
 
 from services.reporting.app import MIGRATIONS as REPORTING_MIGRATIONS
 from services.reporting.db import SCHEMA as REPORTING_SCHEMA
-from shared.db import make_engine, run_migrations_async
+from shared.platform.db import make_engine, run_migrations_async
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from gridcase.cli import app
-from shared.authstore import CredentialError, CredentialResolver
-from shared.db import make_engine
+from shared.platform.authstore import CredentialError, CredentialResolver
+from shared.platform.db import make_engine
 
 pytestmark = pytest.mark.integration
 JWT_SECRET = "cli-test-secret-long-enough-for-hs256-keys"

@@ -1,6 +1,6 @@
-"""``shared.consumer.BatchProcessor`` with the real PostgreSQL and the real broker.
+"""``shared.platform.consumer.BatchProcessor`` with the real PostgreSQL and the real broker.
 
-Expected behaviour from the module docstring of shared/consumer.py: each event is applied once per
+Expected behaviour from the module docstring of shared/platform/consumer.py: each event is applied once per
 consumer (``processed_events`` insert with ``ON CONFLICT DO NOTHING`` in the same transaction), and
 a record that can never be processed (invalid JSON, unknown event type, unsupported schema version)
 goes to ``<topic>.dlq`` with headers naming the error, source topic, partition, offset and attempts.
@@ -16,10 +16,10 @@ import sqlalchemy as sa
 
 from services.reporting import db as reporting_db
 from services.reporting.facts import apply_events
-from shared.consumer import BatchProcessor
-from shared.events import CaseDispatched, CaseReported, CaseTransferred, encode_event
-from shared.stream import DlqProducer
-from shared.topics import TOPIC_LIFECYCLE, TOPIC_REPORTED, dlq
+from shared.platform.consumer import BatchProcessor
+from shared.contract.events import CaseDispatched, CaseReported, CaseTransferred, encode_event
+from shared.platform.stream import DlqProducer
+from shared.contract.topics import TOPIC_LIFECYCLE, TOPIC_REPORTED, dlq
 from tests.integration.helpers import DEMO_GRID_GRID, at, make_record, unique_tenant, wait_for_records
 
 pytestmark = pytest.mark.integration

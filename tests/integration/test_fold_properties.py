@@ -1,4 +1,4 @@
-"""Property test of the fold (shared/casefacts.py) on the real PostgreSQL: any arrival order,
+"""Property test of the fold (shared/domain/casefacts.py) on the real PostgreSQL: any arrival order,
 with redeliveries and any batching, through the consumer's BatchProcessor (which drops the
 redeliveries via ``processed_events``), gives the same ``reporting.case_facts`` row as the events
 in their natural order, one by one."""
@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from services.reporting.db import case_facts as cf, processed_events
 from services.reporting.facts import apply_events
-from shared.consumer import BatchProcessor
-from shared.events import CaseDispatched, CaseReported, CaseSupervised, CaseTransitioned, encode_event
+from shared.platform.consumer import BatchProcessor
+from shared.contract.events import CaseDispatched, CaseReported, CaseSupervised, CaseTransitioned, encode_event
 from tests.integration.helpers import DEMO_GRID_GRID, make_record, unique_tenant
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ client library and checked against the spec's JSON Schemas.
 
 The services run as subprocesses: the session ``stack`` provides dispatch (and reporting); this
 module adds one more intake, on the same broker and database, and issues ``API_KEY`` (a city_ops
-key of ``demo-grid`` in the credential store, shared/authstore.py). The georeport client sends
+key of ``demo-grid`` in the credential store, shared/platform/authstore.py). The georeport client sends
 ``api_key`` on POST only (the spec requires it there); this deployment needs it on request reads
 too (place-scoped access), so the client fixtures add it to GETs. Reports go to tenant ``demo-grid``,
 which the end-to-end tests never count.
@@ -28,7 +28,7 @@ from xml.etree import ElementTree as ET
 import httpx
 import pytest
 
-from shared.authstore import new_api_key
+from shared.platform.authstore import new_api_key
 from tests.conftest import SHARED_DATA
 from tests import api
 
@@ -54,8 +54,8 @@ def intake(stack, infra, tmp_path_factory) -> str:
 
     import asyncio
 
-    from shared.authstore import issue
-    from shared.db import make_engine
+    from shared.platform.authstore import issue
+    from shared.platform.db import make_engine
 
     async def install() -> None:
         engine = make_engine(infra.database_url)

@@ -1,6 +1,6 @@
 """Reporter data at rest on the real PostgreSQL (issue 6 item 3): AES-GCM key rotation and
 anonymisation after closure (services/intake/app.py ``reseal_reporters``, ``anonymise_closed``,
-``reporter_contact``; shared/crypto.py ``Keyring``).
+``reporter_contact``; shared/platform/crypto.py ``Keyring``).
 
 Rows go straight into intake's schema, migrated here in a database of the module's own on the
 session's PostgreSQL, for tenant ``demo-grid`` with fresh case ids.
@@ -21,10 +21,10 @@ from sqlalchemy.engine import make_url
 from services.intake import db
 from services.intake.app import MIGRATIONS, anonymise_closed, reporter_contact, reseal_reporters, sealed_part
 from services.intake.schemas import ReporterContact, ReportIn
-from shared.crypto import Keyring, KeyringError
-from shared.db import async_url, make_engine, run_migrations_async
-from shared.pii import mask_text
-from shared.settings import IntakeSettings
+from shared.platform.crypto import Keyring, KeyringError
+from shared.platform.db import async_url, make_engine, run_migrations_async
+from shared.domain.pii import mask_text
+from services.intake.settings import IntakeSettings
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from services.reporting.db import case_facts as cf
 from services.reporting.facts import apply_events
 from services.reporting.stats import StatsFilter, query_stats
-from shared.events import CaseClosed, CaseDispatched, CaseReported, CaseStatusRecorded, CaseTransferred
+from shared.contract.events import CaseClosed, CaseDispatched, CaseReported, CaseStatusRecorded, CaseTransferred
 from tests.integration.helpers import DEMO_GRID_GRID, at, unique_tenant
 
 pytestmark = pytest.mark.integration
@@ -226,7 +226,7 @@ async def test_a_redispatch_at_the_same_instant_as_its_return_wins_in_any_order(
     """A live case's transitions share a timestamp when one action yields several (return, then
     dispatch to the new department: services/dispatch/lifecycle.py). The row must follow the
     transition sequence whatever the arrival order: the department is the re-dispatch's."""
-    from shared.events import CaseTransitioned
+    from shared.contract.events import CaseTransitioned
 
     tenant = unique_tenant()
     t = at(2, 10, 0)

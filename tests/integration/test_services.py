@@ -1,9 +1,9 @@
 """The three services as subprocesses (``stack``) on the real broker and database.
 
 Expected behaviour comes from the docstrings: services/intake/app.py and schemas.py (202, personal
-data never in events, masking, Idempotency-Key, 422 naming the field), shared/pii.py (placeholders),
+data never in events, masking, Idempotency-Key, 422 naming the field), shared/domain/pii.py (placeholders),
 services/dispatch/routing.py (disputes → mediation at the lowest level owning the place; unknown
-categories → triage), shared/consumer.py (a redelivered event changes nothing) and
+categories → triage), shared/platform/consumer.py (a redelivered event changes nothing) and
 services/reporting/app.py (machine-readable 422 answers of ``/v1/stats``).
 
 Every report goes to tenant ``demo-grid``, which the end-to-end tests never count.
@@ -23,8 +23,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.events import derive_id
-from shared.topics import TOPIC_LIFECYCLE, TOPIC_REPORTED
+from shared.contract.events import derive_id
+from shared.contract.topics import TOPIC_LIFECYCLE, TOPIC_REPORTED
 from tests import api
 from tests.integration.helpers import CST, DEMO_GRID_GRID, read_all, wait_for_records
 
@@ -84,7 +84,7 @@ async def dispatched_event(infra, case_id: uuid.UUID) -> dict:
 
 
 def named_fields(body: dict) -> set[str]:
-    """Field names a 422 answer names (shared/http.py): ``field`` and ``errors[].field``."""
+    """Field names a 422 answer names (shared/platform/http.py): ``field`` and ``errors[].field``."""
     names = {body["field"]} if isinstance(body.get("field"), str) else set()
     names.update(e["field"] for e in body.get("errors", []))
     return names
@@ -273,7 +273,7 @@ async def test_stats_refuses_a_naive_period_start(stack, http):
 
 
 # Hostile input (found by a new user's trial): each gets a clear 4xx with the machine-readable
-# body of shared/http.py, never a 500, and nothing is stored.
+# body of shared/platform/http.py, never a 500, and nothing is stored.
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ assignment — positions in the *lost* log — and Tansu accepts the request whi
 way, so the group's new assignment starts at those positions and every record below them in the new
 log is never read (the run then waits in ``wait_until_counted`` until it times out).
 
-shared/stream.py must not commit while the group re-joins: the batch is redelivered instead and
+shared/platform/stream.py must not commit while the group re-joins: the batch is redelivered instead and
 deduplicated by the processor.
 """
 
@@ -21,11 +21,11 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from gridcase.infra import TansuBroker
-from shared.consumer import BatchOutcome
-from shared.kafka import ensure_topics
-from shared.settings import ServiceSettings
-from shared.stream import build_broker, subscribe_batches
-from shared.telemetry import new_registry
+from shared.platform.consumer import BatchOutcome
+from shared.platform.kafka import ensure_topics
+from shared.platform.settings import ServiceSettings
+from shared.platform.stream import build_broker, subscribe_batches
+from shared.platform.telemetry import new_registry
 
 pytestmark = [
     pytest.mark.integration,

@@ -1,6 +1,6 @@
 """Identity policy, credentials and encryption at rest (issue 6), without I/O.
 
-Expected values come from the rules in shared/auth.py's docstring (issue 6 item 2), RFC 7519 for
+Expected values come from the rules in shared/platform/auth.py's docstring (issue 6 item 2), RFC 7519 for
 JWT claims, RFC 9110 §10.2.3 for Retry-After and NIST SP 800-38D (AES-GCM authenticates the
 ciphertext and the associated data).
 """
@@ -16,13 +16,13 @@ from fastapi import HTTPException
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.auth import (
+from shared.platform.auth import (
     ADMIN, CITY_OPS, COMMUNITY_STAFF, DEPARTMENT_STAFF, GRID_WORKER, IMPORT, MEDIATOR, PATROL, REPORT, ROLE_ACTIONS,
     ROLES, STREET_STAFF, AccessError, Principal, check_grant,
 )
-from shared.authhttp import RateLimiter
-from shared.authstore import CredentialError, decode_jwt, encode_jwt, new_api_key, split_api_key
-from shared.crypto import Keyring, KeyringError, new_key
+from shared.platform.authhttp import RateLimiter
+from shared.platform.authstore import CredentialError, decode_jwt, encode_jwt, new_api_key, split_api_key
+from shared.platform.crypto import Keyring, KeyringError, new_key
 
 SECRET = "unit-test-secret-of-32-characters-or-more"
 STREET, COMMUNITY, GRID = "990102001", "990102001001", "990102001001002"
@@ -217,7 +217,7 @@ def test_bad_key_settings_are_refused(setting, problem):
 def test_access_log_lines_lose_their_credentials():
     import logging
 
-    from shared.telemetry import RedactAccessLog, redact_query
+    from shared.platform.telemetry import RedactAccessLog, redact_query
 
     assert redact_query("/x?jurisdiction_id=a&api_key=gck_k1_s3cret&page=2") == "/x?jurisdiction_id=a&api_key=[redacted]&page=2"
     record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',

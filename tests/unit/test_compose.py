@@ -1,6 +1,6 @@
 """docker-compose.yml against the code it runs: entry points, settings, ports, monitoring, Kafka.
 
-The stack is wired through the same setting names as a laptop run (shared/settings.py), so a typo in
+The stack is wired through the same setting names as a laptop run (shared/platform/settings.py), so a typo in
 an environment variable would be silently ignored by pydantic-settings and the service would start on
 its defaults. These tests map every variable the compose file sets to a field of the settings class
 the service's entry point uses, then build that class from exactly that environment.
@@ -19,7 +19,7 @@ import pytest
 import yaml
 from pydantic import AliasChoices
 
-from shared.settings import ServiceSettings
+from shared.platform.settings import ServiceSettings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
@@ -48,7 +48,7 @@ def _env(service: dict) -> dict[str, str]:
 
 
 def _settings_class(name: str) -> type[ServiceSettings]:
-    """The class the entry point itself instantiates (``from shared.settings import X as Settings``)."""
+    """The class the entry point itself instantiates (``from shared.platform.settings import X as Settings``)."""
     module = importlib.import_module(f"services.{name}.__main__")
     cls = module.Settings
     assert issubclass(cls, ServiceSettings)
@@ -207,7 +207,7 @@ def test_kafka_is_kraft_on_the_official_image():
     assert "KAFKA_ZOOKEEPER_CONNECT" not in env
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(f"{env['KAFKA_NODE_ID']}@kafka:")
     assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] in env["KAFKA_LISTENERS"]
-    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false", "topics are created explicitly (shared/kafka.py)"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false", "topics are created explicitly (shared/platform/kafka.py)"
 
 
 def test_kafka_host_listener_matches_published_port():

@@ -5,9 +5,9 @@ from datetime import datetime, timezone
 import pytest
 
 from services.dispatch.casebook import CaseBook
-from shared.taxonomy import TaxonomyError, load_taxonomy
-from shared.tenants import load_all_tenants
-from shared.workcalendar import Limit
+from shared.domain.taxonomy import TaxonomyError, load_taxonomy
+from shared.domain.tenants import load_all_tenants
+from shared.domain.workcalendar import Limit
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 

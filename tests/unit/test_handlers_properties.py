@@ -1,6 +1,6 @@
 """Property tests of the event handlers' input side (issue 6 item 4): whatever a Kafka record
-holds, shared/events.py ``decode_event`` gives an event or a clean validation error, and
-shared/consumer.py ``decode_batch`` sorts every record into events or dead letters without raising
+holds, shared/contract/events.py ``decode_event`` gives an event or a clean validation error, and
+shared/platform/consumer.py ``decode_batch`` sorts every record into events or dead letters without raising
 (a raise there would stop the consumer on a poison record and redeliver it forever).
 
 Example counts: ``EXAMPLES`` per property (printed with ``pytest -s``)."""
@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.events import (
+from shared.contract.events import (
     CaseClosed,
     CaseDispatched,
     CaseReported,
@@ -25,7 +25,7 @@ from shared.events import (
     decode_event,
     encode_event,
 )
-from shared.consumer import decode_batch
+from shared.platform.consumer import decode_batch
 from tests.integration.helpers import make_record
 
 EXAMPLES = 300
@@ -122,5 +122,5 @@ def test_deeply_nested_json_is_a_clean_error_not_a_recursion_error():
 
 
 # --------------------------------------------------------------------------- the fold's inputs
-# The fold itself (shared/casefacts.py) needs PostgreSQL: its order-independence property is in
+# The fold itself (shared/domain/casefacts.py) needs PostgreSQL: its order-independence property is in
 # tests/integration/test_fold_properties.py.

@@ -37,8 +37,8 @@ from services.intake.importers import (
     parse_time,
 )
 from services.intake.schemas import ReportIn, RowError
-from shared.taxonomy import load_taxonomy
-from shared.tenants import load_tenant
+from shared.domain.taxonomy import load_taxonomy
+from shared.domain.tenants import load_tenant
 from tests.conftest import REPO, shared_data
 
 TENANT = "test-city"

@@ -94,11 +94,11 @@ def test_control_characters_in_patrol_text_are_refused(field):
 
 async def test_a_chunked_body_without_content_length_is_bounded_too():
     """``POST /v1/reports`` checked only the Content-Length header: a chunked 70 KB body (no
-    such header) was read and parsed whole. shared/http.py ``BodyLimit`` counts the bytes."""
+    such header) was read and parsed whole. shared/platform/http.py ``BodyLimit`` counts the bytes."""
     import httpx
     from fastapi import FastAPI
 
-    from shared.http import BodyLimit
+    from shared.platform.http import BodyLimit
 
     app = FastAPI()
     app.add_middleware(BodyLimit, paths=("/in",), limit=1000)

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from services.intake.app import _import_file, _Utf8Check
-from shared.tenants import load_all_tenants
+from shared.domain.tenants import load_all_tenants
 
 
 class Boom(RuntimeError):

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.reporting import kpis
-from shared.workcalendar import STRICT_CALENDAR, working_time_between
+from shared.domain.workcalendar import STRICT_CALENDAR, working_time_between
 
 SH = ZoneInfo("Asia/Shanghai")
 NY = ZoneInfo("America/New_York")

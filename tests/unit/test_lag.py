@@ -1,8 +1,8 @@
-"""Consumer lag arithmetic (shared/lag.py): log end − committed, per topic, never negative."""
+"""Consumer lag arithmetic (shared/platform/lag.py): log end − committed, per topic, never negative."""
 
 from aiokafka import TopicPartition
 
-from shared.lag import lag_by_topic
+from shared.platform.lag import lag_by_topic
 
 
 def test_lag_sums_partitions_and_counts_uncommitted_from_log_start():

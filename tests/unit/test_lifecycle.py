@@ -33,9 +33,9 @@ from services.dispatch.lifecycle import (
     unit_at,
 )
 from services.dispatch.routing import RouteDecision, route
-from shared.taxonomy import load_taxonomy
-from shared.tenants import RoutingConfig, RoutingRule, load_tenant
-from shared.workcalendar import (
+from shared.domain.taxonomy import load_taxonomy
+from shared.domain.tenants import RoutingConfig, RoutingRule, load_tenant
+from shared.domain.workcalendar import (
     DEFAULT_TZ,
     Limit,
     add_working_days,

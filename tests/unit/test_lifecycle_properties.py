@@ -31,7 +31,7 @@ from services.dispatch.lifecycle import (
     decide,
 )
 from services.dispatch.routing import RouteDecision
-from shared.workcalendar import DEFAULT_TZ, Limit, dispose_deadline, working_time_between
+from shared.domain.workcalendar import DEFAULT_TZ, Limit, dispose_deadline, working_time_between
 
 SH = DEFAULT_TZ
 PLACES = ("990102001001001", "990102001001", "990102001", "NYC-BK-1")

@@ -32,7 +32,7 @@ needs_promtool = pytest.mark.skipif(
 
 SERVICES = ("intake", "dispatch", "reporting")
 
-# The metrics the services export (shared/telemetry.py, shared/stream.py, services/*/app.py and
+# The metrics the services export (shared/platform/telemetry.py, shared/platform/stream.py, services/*/app.py and
 # FastStream's Prometheus middleware with metrics_prefix="faststream").
 EXPORTED = {
     *(f"{s}_http_requests_total" for s in SERVICES),

@@ -28,8 +28,8 @@ from services.intake.open311 import (
     split_description,
     to_xml,
 )
-from shared.http import install_error_handlers
-from shared.tenants import load_all_tenants
+from shared.platform.http import install_error_handlers
+from shared.domain.tenants import load_all_tenants
 
 CST = ZoneInfo("Asia/Shanghai")
 GRID = "990102001001001"
@@ -151,8 +151,8 @@ class _KeyAuth:
         self.keys = {k.strip() for k in keys.split(",") if k.strip()}
 
     async def principal(self, request, extra=None):
-        from shared.auth import Principal
-        from shared.authhttp import presented_credential, unauthenticated
+        from shared.platform.auth import Principal
+        from shared.platform.authhttp import presented_credential, unauthenticated
 
         credential = presented_credential(request, extra)
         if credential not in self.keys:

@@ -1,4 +1,4 @@
-"""Masking of personal data in free text (shared/pii.py), issue 6 item 3.
+"""Masking of personal data in free text (shared/domain/pii.py), issue 6 item 3.
 
 Formats: mainland mobile numbers (11 digits, 1[3-9], optional +86/0086), landlines (0 + area code
 + 7–8 digits), resident ID numbers (GB 11643: 18 characters; 15 digits in the first generation,
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.pii import mask_text, pseudonym
+from shared.domain.pii import mask_text, pseudonym
 
 
 @pytest.mark.parametrize("text, masked", [

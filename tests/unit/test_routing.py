@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.dispatch.routing import RouteDecision, mediation_level_for, route
-from shared.taxonomy import load_taxonomy
-from shared.tenants import load_tenant
+from shared.domain.taxonomy import load_taxonomy
+from shared.domain.tenants import load_tenant
 
 SH = ZoneInfo("Asia/Shanghai")
 REPO = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from gridcase.cli import app
 from gridcase.routing_eval import evaluate_file, evaluate_records, format_evaluation
 from services.intake.schemas import ReportIn, RowError
-from shared.tenants import load_tenant
+from shared.domain.tenants import load_tenant
 from tests.conftest import REPO, shared_data
 
 TENANT_YAML = """

@@ -12,8 +12,8 @@ import pytest
 
 from gridcase.seeds import generate_seed_a
 from services.intake.schemas import ReportIn
-from shared.taxonomy import load_taxonomy
-from shared.tenants import load_tenant
+from shared.domain.taxonomy import load_taxonomy
+from shared.domain.tenants import load_tenant
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.taxonomy import TaxonomyError, load_taxonomy
-from shared.tenants import TenantConfigError, load_all_tenants, load_tenant
+from shared.domain.taxonomy import TaxonomyError, load_taxonomy
+from shared.domain.tenants import TenantConfigError, load_all_tenants, load_tenant
 
 REPO = Path(__file__).resolve().parents[2]
 TENANTS_DIR = REPO / "deploy" / "tenants"

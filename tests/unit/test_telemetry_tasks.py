@@ -1,4 +1,4 @@
-"""describe_tasks / install_task_dump (shared/telemetry.py): where a stalled task waits."""
+"""describe_tasks / install_task_dump (shared/platform/telemetry.py): where a stalled task waits."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 
-from shared.telemetry import describe_tasks, install_task_dump
+from shared.platform.telemetry import describe_tasks, install_task_dump
 
 
 async def _innermost(gate: asyncio.Event) -> None:

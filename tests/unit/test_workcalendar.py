@@ -1,4 +1,4 @@
-"""shared.workcalendar: Chinese working days, limits, deadlines, alert levels and pauses.
+"""shared.domain.workcalendar: Chinese working days, limits, deadlines, alert levels and pauses.
 
 Holiday facts are copied from the State Council General Office's notices (国务院办公厅):
 
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.workcalendar import (
+from shared.domain.workcalendar import (
     DEFAULT_TZ,
     URGENCY_LIMITS,
     CalendarRangeError,
@@ -84,7 +84,7 @@ def test_mid_autumn_and_national_day_2026_per_official_notice():
 
 
 def test_year_without_data_raises_instead_of_guessing():
-    from shared.workcalendar import STRICT_CALENDAR
+    from shared.domain.workcalendar import STRICT_CALENDAR
 
     with pytest.raises(CalendarRangeError):
         is_working_day(date(2027, 3, 3), calendar=STRICT_CALENDAR)

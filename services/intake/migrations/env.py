@@ -1,6 +1,6 @@
 """Alembic environment of the intake schema."""
 
 from services.intake.db import SCHEMA, metadata
-from shared.alembic_env import run
+from shared.platform.alembic_env import run
 
 run(metadata, SCHEMA)

@@ -1,6 +1,6 @@
 """Alembic environment of the reporting schema."""
 
 from services.reporting.db import SCHEMA, metadata
-from shared.alembic_env import run
+from shared.platform.alembic_env import run
 
 run(metadata, SCHEMA)

@@ -65,7 +65,7 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('case_id', name=op.f('pk_case_view')),
     schema='intake',
-    comment="each case's current state, folded from dispatch's lifecycle events (shared/casefacts.py)"
+    comment="each case's current state, folded from dispatch's lifecycle events (shared/domain/casefacts.py)"
     )
     op.create_table('processed_events',
     sa.Column('consumer', sa.String(length=64), nullable=False),

@@ -23,7 +23,7 @@ def upgrade() -> None:
     """Seal reporter data; add intake.audit_log with its append-only trigger."""
     op.drop_column("reports", "reporter", schema="intake")
     op.add_column("reports", sa.Column("reporter_sealed", sa.LargeBinary(),
-                                       comment="reporter contact, AES-256-GCM (shared/crypto.py)"), schema="intake")
+                                       comment="reporter contact, AES-256-GCM (shared/platform/crypto.py)"), schema="intake")
     op.add_column("reports", sa.Column("reporter_key_id", sa.String(32),
                                        comment="id of the key that sealed reporter_sealed"), schema="intake")
     op.add_column("reports", sa.Column("anonymised_at", sa.DateTime(timezone=True),

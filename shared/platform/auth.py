@@ -1,8 +1,8 @@
 """Identity and place-scoped access (issue 6): who is calling, and what they may see and do.
 
 Pure policy (no I/O) lives here: :class:`Principal`, the roles, what each role may do, and the
-scope rules. Credentials and their storage are in :mod:`shared.authstore`; the FastAPI side in
-:mod:`shared.authhttp`.
+scope rules. Credentials and their storage are in :mod:`shared.platform.authstore`; the FastAPI side in
+:mod:`shared.platform.authhttp`.
 
 Roles (each credential is bound to one tenant, one role and one place scope):
 

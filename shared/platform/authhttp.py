@@ -22,9 +22,9 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.auth import Principal
-from shared.authstore import CredentialError, CredentialResolver
-from shared.settings import ServiceSettings
+from shared.platform.auth import Principal
+from shared.platform.authstore import CredentialError, CredentialResolver
+from shared.platform.settings import ServiceSettings
 
 
 def unauthenticated(message: str) -> HTTPException:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.events import Envelope, encode_event
+from shared.contract.events import Envelope, encode_event
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ServiceSettings(BaseSettings):
-    """Base class of every service's settings.
+    """Base class of every service's settings (each service's own class is in ``services/<service>/settings.py``).
 
     - ``kafka_bootstrap_servers``: ``host:port[,host:port]`` (env ``KAFKA_BOOTSTRAP_SERVERS``).
     - ``database_url``: SQLAlchemy URL, ``postgresql+asyncpg://…`` or ``postgresql://…`` (the
@@ -20,9 +20,9 @@ class ServiceSettings(BaseSettings):
     - ``tenants_dir``: folder of ``<tenant>.yaml`` files (env ``GRIDCASE_TENANTS_DIR``); empty =
       the repository's ``deploy/tenants``.
     - ``jwt_secret`` (``GRIDCASE_JWT_SECRET``), ``auth_cache_seconds``
-      (``GRIDCASE_AUTH_CACHE_SECONDS``): credentials, see shared/authstore.py.
+      (``GRIDCASE_AUTH_CACHE_SECONDS``): credentials, see shared/platform/authstore.py.
     - ``rate_limit`` (``<PREFIX>_RATE_LIMIT``): requests per credential and wrong credentials per
-      client address (shared/authhttp.py ``RateLimiter``).
+      client address (shared/platform/authhttp.py ``RateLimiter``).
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -33,7 +33,7 @@ class ServiceSettings(BaseSettings):
     )
     tenants_dir: str = Field(default="", validation_alias="GRIDCASE_TENANTS_DIR")
     jwt_secret: str = Field(default="", validation_alias="GRIDCASE_JWT_SECRET",
-                            description="HS256 secret of bearer tokens (shared/authstore.py); empty: API keys only")
+                            description="HS256 secret of bearer tokens (shared/platform/authstore.py); empty: API keys only")
     auth_cache_seconds: float = Field(default=5.0, validation_alias="GRIDCASE_AUTH_CACHE_SECONDS",
                                       description="how long a resolved credential is reused (revocation delay)")
     rate_limit: str = Field(
@@ -51,53 +51,3 @@ class ServiceSettings(BaseSettings):
     heartbeat_interval_ms: int = 2000
     max_poll_records: int = 500
     max_attempts: int = Field(default=5, description="transient-error retries before a batch is left uncommitted")
-
-
-class IntakeSettings(ServiceSettings):
-    """Intake settings (prefix ``INTAKE_``): HTTP port, outbox relay batch and poll interval."""
-
-    model_config = SettingsConfigDict(env_prefix="INTAKE_", env_file=".env", extra="ignore")
-
-    port: int = 8001
-    pseudonym_key: str = Field(
-        default="gridcase-dev-pseudonym-key",
-        description="secret for reporter pseudonyms (HMAC); set a random value in production",
-    )
-    relay_batch: int = 500
-    relay_idle_seconds: float = 0.2
-    max_import_bytes: int = 1 << 30
-    rate_limit: str = Field(
-        default="100/second;5000/minute",
-        description="requests per credential, wrong credentials per client address (limits notation, "
-        "';'-separated windows; empty: unlimited)",
-    )
-    pii_keys: str = Field(
-        default="",
-        description="AES-256-GCM keys for reporter data at rest: 'id:base64key,…', the first encrypts, all "
-        "decrypt (rotation: put the new key first, run `gridcase pii rotate`); empty: a development key "
-        "derived from pseudonym_key, with a warning",
-    )
-    anonymise_after_days: float = Field(default=365, description="reporter data is erased this long after closure")
-    anonymise_interval_seconds: float = Field(default=3600, description="how often closed cases are swept")
-
-
-class DispatchSettings(ServiceSettings):
-    """Dispatch settings (prefix ``DISPATCH_``): HTTP port (health, metrics, progress), consumer group, rate limit."""
-
-    model_config = SettingsConfigDict(env_prefix="DISPATCH_", env_file=".env", extra="ignore")
-
-    port: int = 8002
-    group_id: str = "gridcase-dispatch"
-    timer_interval_seconds: float = Field(default=1.0, description="how often due deadline timers are checked")
-    test_clock: bool = Field(default=False, description="expose POST /v1/test/clock/advance (tests only)")
-    relay_batch: int = 500
-    relay_idle_seconds: float = 0.2
-
-
-class ReportingSettings(ServiceSettings):
-    """Reporting settings (prefix ``REPORTING_``): HTTP port, consumer group, rate limit."""
-
-    model_config = SettingsConfigDict(env_prefix="REPORTING_", env_file=".env", extra="ignore")
-
-    port: int = 8003
-    group_id: str = "gridcase-reporting"

@@ -6,7 +6,7 @@ departments) and §3(d) (disputes go to the people's-mediation chain).
 
 Errors in the file raise :class:`TaxonomyError`; its message reads ``<file>:<line>: <reason>``,
 with the line taken from the YAML node marks. :func:`read_yaml` is also used by
-:mod:`shared.tenants` for the same kind of error reporting.
+:mod:`shared.domain.tenants` for the same kind of error reporting.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Literal, Mapping
 import yaml
 
 #: The packaged taxonomy file.
-DEFAULT_TAXONOMY_PATH = Path(__file__).resolve().parent / "data" / "taxonomy.yaml"
+DEFAULT_TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"
 
 #: Category kinds: an ordinary case, a dispute for mediation (domain.md §3(c)/(d)), or a
 #: prior-licence (前置审批) inspection routed to the licensing department (domain.md §3(b)).

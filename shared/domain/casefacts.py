@@ -20,7 +20,7 @@ closure may arrive before its report, a transfer before its dispatch):
 - ``case.closed`` sets ``closed``, ``closed_at`` and the source status; a recorded open status
   (``case.status_recorded``) never overwrites the status a closure wrote.
 
-Each event is applied once: :class:`shared.consumer.BatchProcessor` filters redeliveries through
+Each event is applied once: :class:`shared.platform.consumer.BatchProcessor` filters redeliveries through
 ``processed_events`` in the same transaction.
 """
 
@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.events import (
+from shared.contract.events import (
     CaseClosed,
     CaseDispatched,
     CaseReported,

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from shared.topics import ALL_TOPICS, PARTITIONS
+from shared.contract.topics import ALL_TOPICS, PARTITIONS
 
 log = logging.getLogger(__name__)
 

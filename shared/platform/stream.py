@@ -1,7 +1,7 @@
 """FastStream wiring for the consuming services (dispatch, reporting).
 
 One ``KafkaBroker`` per service with FastStream's Prometheus middleware, and one batch subscriber
-(``AckPolicy.MANUAL``) whose handler runs a :class:`shared.consumer.BatchProcessor` and commits
+(``AckPolicy.MANUAL``) whose handler runs a :class:`shared.platform.consumer.BatchProcessor` and commits
 offsets only after the batch's database transaction committed, and only while the group is not
 re-joining (:class:`AssignmentGuard`, :func:`commit_consumed`).
 """
@@ -20,9 +20,9 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, Counter
 
-from shared.consumer import BatchOutcome, BatchProcessor, TransientFailure
-from shared.kafka import make_producer
-from shared.settings import ServiceSettings
+from shared.platform.consumer import BatchOutcome, BatchProcessor, TransientFailure
+from shared.platform.kafka import make_producer
+from shared.platform.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 

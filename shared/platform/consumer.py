@@ -9,7 +9,7 @@ A FastStream batch subscriber (``AckPolicy.MANUAL``) hands each fetched batch to
 2. in ONE database transaction inserts ``(consumer, event_id)`` into ``processed_events`` with
    ``ON CONFLICT DO NOTHING`` and applies only the events that were new (a redelivered event
    changes nothing);
-3. returns; the caller then commits the Kafka offsets (``shared.stream.commit_consumed``, skipped
+3. returns; the caller then commits the Kafka offsets (``shared.platform.stream.commit_consumed``, skipped
    while the group re-joins), so offsets move only after the effects are durable (at-least-once
    transport, exactly-once effects).
 
@@ -32,8 +32,8 @@ from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.events import Event, UnsupportedSchemaVersion, decode_event
-from shared.topics import dlq
+from shared.contract.events import Event, UnsupportedSchemaVersion, decode_event
+from shared.contract.topics import dlq
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ PARTITIONS = 4
 """Partitions per topic: room for up to 4 instances of a consumer group. Four is also the count the
 embedded Tansu broker gives a topic it creates by itself (it cannot be told not to, and has no
 CreatePartitions to grow one): after Tansu restarts empty, a consumer that reconnects before
-``shared.kafka.ensure_topics`` runs creates the topic with 4 partitions, and with any other count
+``shared.platform.kafka.ensure_topics`` runs creates the topic with 4 partitions, and with any other count
 here the relays' producers, which keep the old layout, would write to partitions the consumers are
 never assigned (seen in chaos scenario b). Production Kafka has topic auto-creation off
 (docker-compose.yml ``KAFKA_AUTO_CREATE_TOPICS_ENABLE``)."""

@@ -30,8 +30,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.auth import Principal, check_grant
-from shared.db import NAMING_CONVENTION
+from shared.platform.auth import Principal, check_grant
+from shared.platform.db import NAMING_CONVENTION
 
 SCHEMA = "auth"
 MIGRATIONS = Path(__file__).resolve().parent / "auth_migrations"
@@ -139,7 +139,7 @@ async def issue(engine: AsyncEngine, *, kind: str, tenant: str, role: str, scope
     e.g. the one the local stack hands to its own CLI.
 
     Raises:
-        shared.auth.AccessError: inconsistent grant (see :func:`shared.auth.check_grant`).
+        shared.platform.auth.AccessError: inconsistent grant (see :func:`shared.platform.auth.check_grant`).
         ValueError: unknown kind, a JWT without secret or lifetime.
     """
     check_grant(tenant, role, scope, department)

@@ -38,8 +38,8 @@ from types import MappingProxyType
 from typing import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.events import PLACE_CODE_PATTERN, TENANT_PATTERN
-from shared.taxonomy import (
+from shared.contract.events import PLACE_CODE_PATTERN, TENANT_PATTERN
+from shared.domain.taxonomy import (
     CATEGORY_CODE_RE,
     ConfigFileError,
     MarkedDict,
@@ -80,7 +80,7 @@ def default_tenants_dir() -> Path:
     env = os.environ.get(ENV_TENANTS_DIR)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[1] / "deploy" / "tenants"
+    return Path(__file__).resolve().parents[2] / "deploy" / "tenants"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,36 @@
+"""Intake's settings (environment prefix ``INTAKE_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.platform.settings import ServiceSettings
+
+
+class IntakeSettings(ServiceSettings):
+    """Intake settings (prefix ``INTAKE_``): HTTP port, outbox relay batch and poll interval."""
+
+    model_config = SettingsConfigDict(env_prefix="INTAKE_", env_file=".env", extra="ignore")
+
+    port: int = 8001
+    pseudonym_key: str = Field(
+        default="gridcase-dev-pseudonym-key",
+        description="secret for reporter pseudonyms (HMAC); set a random value in production",
+    )
+    relay_batch: int = 500
+    relay_idle_seconds: float = 0.2
+    max_import_bytes: int = 1 << 30
+    rate_limit: str = Field(
+        default="100/second;5000/minute",
+        description="requests per credential, wrong credentials per client address (limits notation, "
+        "';'-separated windows; empty: unlimited)",
+    )
+    pii_keys: str = Field(
+        default="",
+        description="AES-256-GCM keys for reporter data at rest: 'id:base64key,…', the first encrypts, all "
+        "decrypt (rotation: put the new key first, run `gridcase pii rotate`); empty: a development key "
+        "derived from pseudonym_key, with a warning",
+    )
+    anonymise_after_days: float = Field(default=365, description="reporter data is erased this long after closure")
+    anonymise_interval_seconds: float = Field(default=3600, description="how often closed cases are swept")

@@ -1,0 +1,16 @@
+"""Reporting's settings (environment prefix ``REPORTING_``)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from shared.platform.settings import ServiceSettings
+
+
+class ReportingSettings(ServiceSettings):
+    """Reporting settings (prefix ``REPORTING_``): HTTP port, consumer group, rate limit."""
+
+    model_config = SettingsConfigDict(env_prefix="REPORTING_", env_file=".env", extra="ignore")
+
+    port: int = 8003
+    group_id: str = "gridcase-reporting"

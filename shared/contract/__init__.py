@@ -1,0 +1,1 @@
+"""The event contract: the one place the services meet (events, topics)."""
