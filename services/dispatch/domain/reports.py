@@ -1,6 +1,6 @@
 """Dispatch's pure decisions: what events a reported case produces (no I/O).
 
-A live report is routed by the tenant's routing table (:func:`services.dispatch.routing.route`)
+A live report is routed by the tenant's routing table (:func:`services.dispatch.domain.routing.route`)
 and gets one ``CaseDispatched``. A historical record (``history`` set) is replayed as it happened
 (issue "whole pipeline", item 4): dispatched to the recorded department at the report time (or
 routed when the source has no department column), then each recorded transfer, then the recorded
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.dispatch.routing import RouteDecision, route
+from services.dispatch.domain.routing import RouteDecision, route
 from shared.contract.events import (
     CaseClosed,
     CaseDispatched,

@@ -11,34 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import asynccontextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI, Request
-from prometheus_client import Counter, Gauge
+from fastapi import Depends, FastAPI
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from prometheus_client import Counter
 
 from services.dispatch import db
-from services.dispatch.casebook import CaseBook, case_to_json, transition_events
+from services.dispatch.store import CaseBook, case_to_json, transition_events
 from services.dispatch.clock import Clock
-from services.dispatch.domain import handle_report
-from shared.platform.consumer import BatchProcessor
+from services.dispatch.domain.reports import handle_report
 from shared.platform.auth import ADMIN, CITY_OPS, Principal
-from shared.platform.authhttp import Authenticator, caller, forbidden, not_found
-from shared.platform.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA
-from shared.platform.db import make_engine, run_migrations_async
-from shared.platform.http import install_error_handlers
 from shared.contract.events import CaseActionRequested, CaseReported, Event
-from shared.platform.kafka import ensure_topics, make_producer
-from shared.platform.lag import every, lag_gauge, measure_lag
-from shared.platform.outbox import OutboxRelay, OutboxRow, add_to_outbox
 from services.dispatch.settings import DispatchSettings
-from shared.platform.stream import DlqProducer, build_broker, subscribe_batches
 from shared.domain.taxonomy import load_taxonomy
-from shared.platform.telemetry import configure_logging, install_task_dump, instrument_http, new_registry
+from shared.platform.authhttp import caller, forbidden, not_found
+from shared.platform.kit import ServiceKit
+from shared.platform.outbox import OutboxRow, add_to_outbox
 from shared.domain.tenants import load_all_tenants
 from shared.contract.topics import TOPIC_ACTIONS, TOPIC_LIFECYCLE, TOPIC_REPORTED
 
@@ -49,26 +40,16 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 def create_app(settings: DispatchSettings | None = None) -> FastAPI:
     """Build dispatch's app: the lifespan migrates, starts the consumer and the outbox relay."""
     settings = settings or DispatchSettings()
-    registry = new_registry()
+    kit = ServiceKit("dispatch", settings, migrations=MIGRATIONS, schema=db.SCHEMA)
+    registry = kit.registry
     dispatched = Counter(
         "dispatch_cases_dispatched_total", "Cases dispatched", ["tenant", "target_kind"], registry=registry
     )
-    published = Counter("dispatch_outbox_published_total", "Outbox events published to Kafka", registry=registry)
-    pending = Gauge("dispatch_outbox_pending_messages", "Outbox events not yet acknowledged by Kafka", registry=registry)
-    lag = lag_gauge(registry, "dispatch")
     supervised = Counter("dispatch_supervisions_total", "Deadline alerts fired (督办 and warnings)", registry=registry)
     taxonomy = load_taxonomy()
     tenants = load_all_tenants(settings.tenants_dir or None)
-    engine = make_engine(settings.database_url)
-    relay = OutboxRelay(
-        engine,
-        db.outbox,
-        lambda: make_producer(settings.kafka_bootstrap_servers, "gridcase-dispatch-relay"),
-        batch=settings.relay_batch,
-        idle_seconds=settings.relay_idle_seconds,
-        on_published=published.inc,
-        prepare=lambda: ensure_topics(settings.kafka_bootstrap_servers, timeout_s=15),
-    )
+    engine = kit.engine
+    relay = kit.outbox_relay(db.outbox, batch=settings.relay_batch, idle_seconds=settings.relay_idle_seconds)
 
     clock = Clock()
     book = CaseBook(tenants, taxonomy, clock)
@@ -130,80 +111,29 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
             produced += await book.apply_action(conn, ev, now)
         await add_to_outbox(conn, db.outbox, (OutboxRow(TOPIC_LIFECYCLE, e) for e in produced))
 
-    dlq = DlqProducer(settings.kafka_bootstrap_servers, "gridcase-dispatch-dlq")
-    processor = BatchProcessor(
-        "dispatch", engine, db.processed_events, apply, dlq.get, max_attempts=settings.max_attempts
-    )
-    broker = build_broker(settings, registry, "dispatch")
-    subscribe_batches(
-        broker,
-        settings,
-        topics=(TOPIC_REPORTED, TOPIC_ACTIONS),
-        group_id=settings.group_id,
-        processor=processor,
-        registry=registry,
-        metric_prefix="dispatch",
-        after_batch=lambda outcome: relay.wake(),
-    )
+    kit.consume((TOPIC_REPORTED, TOPIC_ACTIONS), apply, db.processed_events, group_id=settings.group_id,
+                after_batch=lambda outcome: relay.wake())
+    kit.every(10, kit.sample_outbox, kit.lag_sampler(settings.group_id, (TOPIC_REPORTED,)))
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        configure_logging(settings.log_level, "dispatch")
-        install_task_dump(log)
-        await run_migrations_async(settings.database_url, MIGRATIONS, db.SCHEMA)
-        await run_migrations_async(settings.database_url, AUTH_MIGRATIONS, AUTH_SCHEMA)
-        await ensure_topics(settings.kafka_bootstrap_servers)
-        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+    async def run_timers() -> None:
+        while True:
+            fired = []
+            try:
+                async with engine.begin() as conn:
+                    fired = await book.fire_due_timers(conn, clock.now())
+                    await add_to_outbox(conn, db.outbox, (OutboxRow(TOPIC_LIFECYCLE, e) for e in fired))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - database away: try again next tick
+                log.warning("deadline timers: %r", exc)
+            if fired:
+                supervised.inc(sum(1 for e in fired if e.event_type == "case.supervised"))
+                relay.wake()
+                continue
+            await asyncio.sleep(settings.timer_interval_seconds)
 
-        async def sample() -> None:
-            pending.set(await relay.backlog())
-            for topic, value in (await measure_lag(settings.kafka_bootstrap_servers, settings.group_id, (TOPIC_REPORTED,))).items():
-                lag.labels(settings.group_id, topic).set(value)
-
-        sampler = asyncio.create_task(every(10, sample, "dispatch metrics sampler"))
-
-        async def run_timers() -> None:
-            while True:
-                fired = []
-                try:
-                    async with engine.begin() as conn:
-                        fired = await book.fire_due_timers(conn, clock.now())
-                        await add_to_outbox(conn, db.outbox, (OutboxRow(TOPIC_LIFECYCLE, e) for e in fired))
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - database away: try again next tick
-                    log.warning("deadline timers: %r", exc)
-                if fired:
-                    supervised.inc(sum(1 for e in fired if e.event_type == "case.supervised"))
-                    relay.wake()
-                    continue
-                await asyncio.sleep(settings.timer_interval_seconds)
-
-        timers_task = asyncio.create_task(run_timers(), name="deadline-timers")
-        await broker.start()
-        log.info("dispatch ready (group %s)", settings.group_id)
-        try:
-            yield
-        finally:
-            sampler.cancel()
-            timers_task.cancel()
-            await broker.stop()
-            await relay.stop()
-            await asyncio.wait([relay_task], timeout=20)
-            await dlq.stop()
-            await engine.dispose()
-
-    app = FastAPI(title="gridcase dispatch", version="0.1.0", lifespan=lifespan)
-    app.state.auth = Authenticator.for_service(engine, settings)
-    install_error_handlers(app)
-    app.state.engine = engine
-    instrument_http(app, registry, "dispatch")
-
-    @app.get("/health")
-    async def health(request: Request) -> dict:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-        return {"status": "ok", "service": "dispatch"}
+    kit.background(run_timers, "deadline-timers")
+    app = kit.app()
 
     if settings.test_clock:
 

@@ -1,7 +1,7 @@
 """Dispatch's case book: applying reports, actions and deadline timers to stored cases.
 
-The pure decisions are :mod:`services.dispatch.lifecycle` (state machine) and
-:mod:`services.dispatch.domain` (history replay); this module loads and stores cases, turns
+The pure decisions are :mod:`services.dispatch.domain.lifecycle` (state machine) and
+:mod:`services.dispatch.domain.reports` (history replay); this module loads and stores cases, turns
 lifecycle transitions into events, schedules the deadline timers and fires them.
 
 Policy choices (documented for users in README):
@@ -32,9 +32,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.dispatch import db, lifecycle
-from services.dispatch.lifecycle import Case, Command, Context, IllegalAction, Transition
-from services.dispatch.routing import RouteDecision, route
+from services.dispatch import db
+from services.dispatch.domain import lifecycle
+from services.dispatch.domain.lifecycle import Case, Command, Context, IllegalAction, Transition
+from services.dispatch.domain.routing import RouteDecision, route
 from shared.contract.events import (
     CaseActionRejected,
     CaseActionRequested,

@@ -60,7 +60,7 @@ from datetime import datetime, tzinfo
 from types import MappingProxyType
 from typing import Callable, Iterable, Mapping, NamedTuple
 
-from services.dispatch.routing import (
+from services.dispatch.domain.routing import (
     MEDIATION_DEPARTMENT,
     TRIAGE_DEPARTMENT,
     RouteDecision,
