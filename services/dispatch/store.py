@@ -1,30 +1,26 @@
-"""Dispatch's case book: applying reports, actions and deadline timers to stored cases.
+"""Dispatch's case book: reads and writes ``dispatch.cases``, ``dispatch.timers``,
+``dispatch.pending_actions`` and the outbox inside a caller's transaction.
 
-The pure decisions are :mod:`services.dispatch.domain.lifecycle` (state machine) and
-:mod:`services.dispatch.domain.reports` (history replay); this module loads and stores cases, turns
-lifecycle transitions into events, schedules the deadline timers and fires them.
+The pure decisions are in :mod:`services.dispatch.domain` (the state machine, what a report becomes,
+the events, the deadlines); this module loads and stores cases around them:
 
-Policy choices (documented for users in README):
-
-- A report from a grid worker (channel ``grid_worker``) is accepted and filed by the system at
-  once (网格员上报 is already verified on site) and dispatched by the routing table; reports from
-  other channels wait in ``reported`` for the intake clerk's ``accept``.
-- Events: the dispatch transition is published as ``case.dispatched`` (department, rule,
-  deadline); every other transition as ``case.transitioned``; each carries the case's transition
-  ``sequence``. A refused action yields ``case.action_rejected``.
+- A new report's row is inserted once (``ON CONFLICT DO NOTHING``: a redelivered report is no new
+  case); :func:`case_row` builds it, historical or live.
 - An action that arrives before its case's report is parked in ``pending_actions`` and applied
-  right after the report.
-- Timers (yellow at 80 %, red at the deadline, higher-level supervision 5 working days after red;
-  domain.md §3(d)4) are rows of ``dispatch.timers``; a new deadline (extension, resumed shelving)
-  replaces the unfired ones; a closed, cancelled or shelved case has none. The timer loop claims
-  due rows with ``FOR UPDATE SKIP LOCKED`` and marks them fired in the same transaction as the
-  events they cause, so each fires exactly once even with several dispatch instances.
+  right after the report (:meth:`CaseBook.take_parked`).
+- Timers (services/dispatch/domain/deadlines.py) are rows of ``dispatch.timers``; a new deadline
+  replaces the unfired ones. :meth:`CaseBook.fire_due_timers` claims due rows with ``FOR UPDATE
+  SKIP LOCKED`` and marks them fired in the same transaction as the events they cause, so each
+  fires exactly once even with several dispatch instances.
+- Derived events go to ``dispatch.outbox`` for ``TOPIC_LIFECYCLE`` (:meth:`CaseBook.publish`); the
+  outbox relay publishes them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -33,26 +29,19 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.dispatch import db
-from services.dispatch.domain import lifecycle
-from services.dispatch.domain.lifecycle import Case, Command, Context, IllegalAction, Transition
-from services.dispatch.domain.routing import RouteDecision, route
-from shared.contract.events import (
-    CaseActionRejected,
-    CaseActionRequested,
-    CaseDispatched,
-    CaseReported,
-    CaseSupervised,
-    CaseTransitioned,
-    Envelope,
-    derive_id,
-)
+from services.dispatch.domain import deadlines, lifecycle
+from services.dispatch.domain.events import action_rejected, transition_events
+from services.dispatch.domain.lifecycle import Case, Command, Context, IllegalAction
+from services.dispatch.domain.reports import CaseState, case_context
+from services.dispatch.domain.routing import RouteDecision
+from shared.contract.events import CaseActionRequested, CaseReported, Envelope
+from shared.contract.topics import TOPIC_LIFECYCLE
 from shared.domain.taxonomy import Taxonomy
 from shared.domain.tenants import TenantConfig
-from shared.domain.workcalendar import Limit, higher_supervision_at, limits_for, yellow_at
+from shared.domain.workcalendar import Limit
+from shared.platform.outbox import OutboxRow, add_to_outbox
 
 log = logging.getLogger(__name__)
-
-AUTO_FILED_CHANNELS = frozenset({"grid_worker"})
 
 
 # --- (de)serialising the lifecycle Case ----------------------------------------------------------
@@ -86,62 +75,42 @@ def case_from_json(data: dict[str, Any]) -> Case:
     return Case(**{k: v for k, v in kwargs.items() if k in known})
 
 
-# --- transitions → events ---------------------------------------------------------------------------
+# --- rows ------------------------------------------------------------------------------------------
 
 
-def transition_events(case_id, tenant: str, place_code: str, transitions: tuple[Transition, ...],
-                      first_seq: int, rule: str | None = None) -> list[Envelope]:
-    """Events for ``transitions`` numbered from ``first_seq`` (ids derived from case and number)."""
-    events: list[Envelope] = []
-    base = {"case_id": case_id, "tenant": tenant, "place_code": place_code}
-    for i, t in enumerate(transitions):
-        seq = first_seq + i
-        if t.action == "dispatch":
-            events.append(
-                CaseDispatched(
-                    event_id=derive_id(case_id, "case.dispatched", seq),
-                    occurred_at=t.at,
-                    target_kind=t.target_kind or "department",
-                    department=t.department or "triage",
-                    rule=(t.rule or rule or "lifecycle")[:120],
-                    mediation_level=t.mediation_level,
-                    deadline=t.deadline,
-                    sequence=seq,
-                    state=t.to_state,
-                    **base,
-                )
-            )
-        else:
-            events.append(
-                CaseTransitioned(
-                    event_id=derive_id(case_id, "case.transitioned", seq),
-                    occurred_at=t.at,
-                    action=t.action,
-                    from_state=t.from_state,
-                    to_state=t.to_state,
-                    actor_role=t.actor_role,
-                    actor_ref=t.actor_ref,
-                    reason=(t.reason or t.note or "")[:500],
-                    sequence=seq,
-                    department=t.department,
-                    target_kind=t.target_kind,
-                    mediation_level=t.mediation_level,
-                    deadline=t.deadline,
-                    transfer_count=t.transfer_count,
-                    return_count=t.return_count,
-                    rework_count=t.rework_count,
-                    supervision_level=t.supervision_level,
-                    **base,
-                )
-            )
-    return events
+def case_row(report: CaseReported, state: CaseState, case: Case | None, *, seq: int, emitted: int) -> dict[str, Any]:
+    """The new ``dispatch.cases`` row of a reported case: ``state`` as decided, ``case`` the live
+    lifecycle case (``None`` for a historical record), ``seq`` its last transition sequence,
+    ``emitted`` the lifecycle events derived for it."""
+    return {
+        "case_id": report.case_id,
+        "tenant": report.tenant,
+        "place_code": report.place_code,
+        "category_code": report.category_code,
+        "status": state.status,
+        "target_kind": state.target_kind,
+        "department": state.department,
+        "rule": state.rule,
+        "mediation_level": state.mediation_level,
+        "history": report.history is not None,
+        "reported_at": report.reported_at,
+        "dispatched_at": state.dispatched_at,
+        "closed_at": state.closed_at,
+        "transfer_count": state.transfer_count,
+        "urgency": report.urgency,
+        "lifecycle": case_to_json(case) if case is not None else None,
+        "seq": seq,
+        "events_emitted": emitted,
+    }
 
 
 # --- the case book ----------------------------------------------------------------------------------
 
 
 class CaseBook:
-    """Reads and writes ``dispatch.cases`` and ``dispatch.timers`` inside a caller's transaction."""
+    """Reads and writes ``dispatch.cases``, ``dispatch.timers``, ``dispatch.pending_actions`` and
+    the outbox inside a caller's transaction. ``clock`` is the service's clock
+    (services/dispatch/clock.py), the time the handlers apply events at."""
 
     def __init__(self, tenants: dict[str, TenantConfig], taxonomy: Taxonomy, clock) -> None:
         self.tenants = tenants
@@ -149,26 +118,29 @@ class CaseBook:
         self.clock = clock
 
     def context(self, tenant: str, category_code: str, place_code: str, urgency: str, at: datetime) -> Context:
-        """Routing decision and limit for a case (routes by the tenant's table, limit by urgency
-        with the category's override; workcalendar.limits_for)."""
-        cfg = self.tenants.get(tenant)
-        decision = route(category_code, place_code, cfg, self.taxonomy, at=at) if cfg else None
-        overrides = {code: Limit(value, unit) for code, (value, unit) in self.taxonomy.dispose_limits().items()}
-        limit = limits_for(urgency if urgency in ("特急", "紧急", "一般", "复杂") else "一般", category_code,
-                           overrides).dispose
-        return Context(route=decision, limit=limit, tenant=cfg)
+        """Routing decision and limit for a case of ``tenant``
+        (:func:`services.dispatch.domain.reports.case_context`)."""
+        return case_context(self.tenants.get(tenant), self.taxonomy, category_code, place_code, urgency, at)
 
-    def start_live_case(self, report: CaseReported, now: datetime) -> tuple[Case, tuple[Transition, ...], Context]:
-        """A new live case: grid-worker reports are accepted, filed and dispatched at once."""
-        ctx = self.context(report.tenant, report.category_code, report.place_code, report.urgency, report.reported_at)
-        case = Case.new(report.place_code, flags=report.flags, limit=ctx.limit, tenant=ctx.tenant)
-        transitions: tuple[Transition, ...] = ()
-        if report.channel in AUTO_FILED_CHANNELS:
-            when = max(now, report.reported_at)
-            for action in ("accept", "file", "dispatch"):
-                case, steps = lifecycle.decide(case, Command(action=action, actor_role="system"), when, ctx)
-                transitions += steps
-        return case, transitions, ctx
+    async def insert_new(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> set:
+        """Insert :func:`case_row` rows; return the case ids that were new (a case already stored
+        keeps its row)."""
+        result = await conn.execute(insert(db.cases).on_conflict_do_nothing().returning(db.cases.c.case_id), rows)
+        return {r[0] for r in result}
+
+    async def take_parked(self, conn: AsyncConnection, case_ids: set) -> list[CaseActionRequested]:
+        """Remove and return the actions parked for ``case_ids``, in the order they arrived."""
+        if not case_ids:
+            return []
+        p = db.pending_actions
+        parked = (
+            await conn.execute(sa.delete(p).where(p.c.case_id.in_(case_ids)).returning(p.c.payload, p.c.received_at))
+        ).all()
+        return [CaseActionRequested.model_validate(payload) for payload, _ in sorted(parked, key=lambda r: r[1])]
+
+    async def publish(self, conn: AsyncConnection, events: Iterable[Envelope]) -> None:
+        """Write ``events`` to the outbox for ``TOPIC_LIFECYCLE`` (the relay sends them)."""
+        await add_to_outbox(conn, db.outbox, (OutboxRow(TOPIC_LIFECYCLE, e) for e in events))
 
     async def apply_action(self, conn: AsyncConnection, cmd: CaseActionRequested, now: datetime) -> list[Envelope]:
         """Apply one requested action to its stored case; return the events to publish.
@@ -202,19 +174,7 @@ class CaseBook:
                 new_case, more = lifecycle.decide(new_case, Command(action="dispatch", actor_role="system"), now, ctx)
                 transitions += more
         except IllegalAction as exc:
-            return [
-                CaseActionRejected(
-                    event_id=derive_id(cmd.event_id, "rejected"),
-                    occurred_at=now,
-                    case_id=cmd.case_id,
-                    tenant=row["tenant"],
-                    place_code=row["place_code"],
-                    action=cmd.action,
-                    state=exc.current_state,
-                    allowed_actions=tuple(exc.allowed_actions),
-                    reason=str(exc.reason)[:500],
-                )
-            ]
+            return [action_rejected(cmd, row["tenant"], row["place_code"], exc, now)]
         events = transition_events(cmd.case_id, row["tenant"], row["place_code"], transitions, row["seq"] + 1)
         dispatched_at = next((t.at for t in transitions if t.action == "dispatch"), row["dispatched_at"])
         await self.store(conn, cmd.case_id, new_case, row["seq"] + len(transitions), now, previous=case,
@@ -250,19 +210,8 @@ class CaseBook:
         """Replace the case's unfired timers by yellow/red/higher for its current deadline."""
         t = db.timers
         await conn.execute(sa.delete(t).where(t.c.case_id == case_id, t.c.fired_at.is_(None)))
-        if case.deadline is None or case.is_terminal or case.state in (lifecycle.SHELVED, lifecycle.REPORTED):
-            return
-        red = case.deadline
-        rows = []
-        if case.supervision_level < 1:
-            start = dispatched_at or now
-            yellow = yellow_at(start, case.limit) if case.limit and dispatched_at else None
-            if yellow is not None and yellow < red:
-                rows.append({"case_id": case_id, "kind": "yellow", "generation": generation, "due_at": yellow})
-            rows.append({"case_id": case_id, "kind": "red", "generation": generation, "due_at": red})
-        if case.supervision_level < 2:
-            rows.append({"case_id": case_id, "kind": "higher", "generation": generation,
-                         "due_at": higher_supervision_at(red)})
+        rows = [{"case_id": case_id, "kind": kind, "generation": generation, "due_at": due_at}
+                for kind, due_at in deadlines.timers_for(case, now, dispatched_at)]
         if rows:
             await conn.execute(insert(t).on_conflict_do_nothing(), rows)
 
@@ -286,32 +235,29 @@ class CaseBook:
             ).mappings().one_or_none()
             if row is None or row["lifecycle"] is None:
                 continue
-            case = case_from_json(row["lifecycle"])
-            if case.is_terminal or case.state == lifecycle.SHELVED:
-                continue
-            base = {"case_id": timer["case_id"], "tenant": row["tenant"], "place_code": row["place_code"]}
-            kind = timer["kind"]
-            if kind == "yellow":
-                events.append(CaseSupervised(
-                    event_id=derive_id(timer["case_id"], "timer", kind, timer["generation"]), occurred_at=timer["due_at"],
-                    alert="yellow", level=0, department=case.department, deadline=case.deadline, **base))
-                await conn.execute(sa.update(c).where(c.c.case_id == timer["case_id"]).values(
-                    events_emitted=c.c.events_emitted + 1))
-                continue
-            level = 1 if kind == "red" else 2
             try:
-                new_case, transitions = lifecycle.supervise(case, level, max(now, timer["due_at"]))
+                alert = deadlines.fire(
+                    timer["kind"], timer["generation"], timer["due_at"], case_from_json(row["lifecycle"]),
+                    case_id=timer["case_id"], tenant=row["tenant"], place_code=row["place_code"], seq=row["seq"],
+                    tenant_config=self.tenants.get(row["tenant"]), now=now)
             except IllegalAction as exc:
-                log.info("timer %s for %s not applied: %s", kind, timer["case_id"], exc)
+                log.info("timer %s for %s not applied: %s", timer["kind"], timer["case_id"], exc)
                 continue
-            seq = row["seq"]
-            events += transition_events(timer["case_id"], row["tenant"], row["place_code"], transitions, seq + 1)
-            superior = lifecycle.unit_at(row["place_code"], "street", self.tenants.get(row["tenant"]))
-            events.append(CaseSupervised(
-                event_id=derive_id(timer["case_id"], "timer", kind, timer["generation"]), occurred_at=timer["due_at"],
-                alert="red" if level == 1 else "higher", level=level, department=case.department,
-                escalated_to=superior, deadline=case.deadline, **base))
-            await conn.execute(sa.update(c).where(c.c.case_id == timer["case_id"]).values(
-                lifecycle=case_to_json(new_case), seq=seq + len(transitions), updated_at=now,
-                events_emitted=c.c.events_emitted + len(transitions) + 1))
+            if alert is None:
+                continue
+            events += alert.events
+            values: dict[str, Any] = {"events_emitted": c.c.events_emitted + len(alert.events)}
+            if alert.case is not None:
+                values.update(lifecycle=case_to_json(alert.case), seq=row["seq"] + len(alert.transitions), updated_at=now)
+            await conn.execute(sa.update(c).where(c.c.case_id == timer["case_id"]).values(**values))
         return events
+
+
+async def progress(conn: AsyncConnection, tenant: str | None) -> tuple[int, int]:
+    """Cases dispatch holds and lifecycle events derived for them, of ``tenant`` or of all tenants."""
+    c = db.cases
+    q = sa.select(sa.func.count().label("cases"), sa.func.coalesce(sa.func.sum(c.c.events_emitted), 0).label("events"))
+    if tenant:
+        q = q.where(c.c.tenant == tenant)
+    row = (await conn.execute(q)).one()
+    return row.cases, int(row.events)
