@@ -54,7 +54,7 @@ from shared.platform.crypto import Keyring
 from shared.platform.consumer import BatchProcessor
 from shared.platform.db import make_engine, run_migrations_async
 from shared.platform.http import BodyLimit, error_response, install_error_handlers
-from services.dispatch import lifecycle
+from services.dispatch.domain import lifecycle
 from shared.contract.events import CaseActionRequested, CaseReported, PatrolRecorded, derive_id
 from shared.platform.kafka import ensure_topics, make_producer
 from shared.platform.outbox import OutboxRelay, OutboxRow, add_to_outbox
