@@ -5,7 +5,7 @@
 - ``GET /v1/stats?tenant=…&group_by=…&start=…&end=…&place_prefix=…&place_depth=…``.
 - ``GET /v1/progress?tenant=…``: cases and events accounted so far (for waiting on a run).
 - ``GET /v1/kpis?tenant&start&end&group_by``, ``/v1/kpis.csv``, ``/v1/kpis.xlsx``: the KPIs of
-  domain.md §3(e) (services/reporting/kpis.py); ``GET /v1/cases/overdue``,
+  domain.md §3(e) (services/reporting/kpis/); ``GET /v1/cases/overdue``,
   ``GET /v1/cases/supervised``: case lists; ``GET /v1/summary``: the statistics paragraph of a
   work summary (工作总结).
 - ``GET /health``, ``GET /metrics`` (no credential needed; no case data).
@@ -23,7 +23,6 @@ import asyncio
 import logging
 from contextlib import asynccontextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Annotated
 
 import sqlalchemy as sa
@@ -33,9 +32,15 @@ from fastapi.responses import Response
 
 from services.reporting import db
 from services.reporting.dashboard import install as install_dashboard
-from services.reporting import kpis
 from services.reporting.facts import apply_events
-from services.reporting.stats import GROUPS, StatsFilter, label_for, query_stats
+from services.reporting.filters import CaseFilter
+from services.reporting.kpis.case_lists import DEFAULT_PAGE, MAX_PAGE, query_overdue, query_supervised
+from services.reporting.kpis.catalogue import GROUP_BYS
+from services.reporting.kpis.export import to_csv, to_xlsx
+from services.reporting.kpis.queries import query_kpis
+from services.reporting.kpis.summary import work_summary as summarise
+from services.reporting.labels import label_for
+from services.reporting.stats import GROUPS, empty_stats, query_stats
 from shared.platform.auth import Principal
 from shared.platform.authhttp import Authenticator, caller, not_found
 from shared.platform.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA
@@ -53,14 +58,13 @@ from shared.domain.tenants import load_all_tenants
 from shared.contract.topics import TOPIC_LIFECYCLE, TOPIC_PATROLS, TOPIC_REPORTED
 
 log = logging.getLogger("gridcase.reporting")
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 # Query parameters of the KPI endpoints (module level: FastAPI resolves the annotations by name).
 PlacePrefix = Annotated[str | None, Query(max_length=24, pattern=r"^[0-9A-Za-z]+$")]
 Start = Annotated[datetime | None, Query(description="period start (inclusive), ISO 8601 with zone")]
 End = Annotated[datetime | None, Query(description="period end (exclusive), ISO 8601 with zone")]
-GroupBy = Annotated[str | None, Query(description=f"one of {', '.join(kpis.GROUP_BYS)}")]
-Limit = Annotated[int, Query(ge=1, le=kpis.MAX_PAGE, description=f"page size, at most {kpis.MAX_PAGE}")]
+GroupBy = Annotated[str | None, Query(description=f"one of {', '.join(GROUP_BYS)}")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
@@ -135,7 +139,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         configure_logging(settings.log_level, "reporting")
         install_task_dump(log)
-        await run_migrations_async(settings.database_url, MIGRATIONS, db.SCHEMA)
+        await run_migrations_async(settings.database_url, db.MIGRATIONS, db.SCHEMA)
         await run_migrations_async(settings.database_url, AUTH_MIGRATIONS, AUTH_SCHEMA)
         await ensure_topics(settings.kafka_bootstrap_servers)
         sampler = asyncio.create_task(every(15, sample, "reporting metrics sampler"))
@@ -189,9 +193,12 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         for name, value in (("start", start), ("end", end)):
             if value is not None and value.tzinfo is None:
                 return error_response(422, "naive_datetime", f"{name} needs a timezone, e.g. +08:00", field=name)
-        flt = StatsFilter(tenant, start, end, place_prefix, category, department)
-        async with engine.connect() as conn:
-            result = await query_stats(conn, flt, group_by, place_depth)
+        if start is not None and end is not None and end <= start:  # nothing was reported in no time
+            result = empty_stats()
+        else:
+            flt = CaseFilter(tenant, start, end, place_prefix, category, department)
+            async with engine.connect() as conn:
+                result = await query_stats(conn, flt, group_by, place_depth)
         for group in result["groups"]:
             group["label"] = label_for(group_by, group["key"], tenants.get(tenant), taxonomy)
         return {"tenant": tenant, "group_by": group_by, "start": start, "end": end, **result}
@@ -230,26 +237,26 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     # ---------------------------------------------------------------- KPIs (issue 4)
 
     def kpi_filter(tenant: str, start, end, place_prefix=None, category=None, department=None):
-        """A KpiFilter for a configured ``tenant`` (:func:`scope_of` checked it), or the error
+        """A CaseFilter for a configured ``tenant`` (:func:`scope_of` checked it), or the error
         answer (naive or reversed times 422)."""
         for name, value in (("start", start), ("end", end)):
             if value is not None and value.tzinfo is None:
                 return error_response(422, "naive_datetime", f"{name} needs a timezone, e.g. +08:00", field=name)
         if start is not None and end is not None and end <= start:
             return error_response(422, "empty_period", "end must be after start", field="end")
-        return kpis.KpiFilter(tenant, start, end, place_prefix, category, department, tz=tenants[tenant].tzinfo)
+        return CaseFilter(tenant, start, end, place_prefix, category, department, tz=tenants[tenant].tzinfo)
 
     async def kpi_table(tenant, start, end, group_by, place_prefix, category, department):
-        """kpis.query_kpis for the request, or the error answer (422 group_by/period)."""
+        """query_kpis for the request, or the error answer (422 group_by/period)."""
         flt = kpi_filter(tenant, start, end, place_prefix, category, department)
-        if not isinstance(flt, kpis.KpiFilter):
+        if not isinstance(flt, CaseFilter):
             return flt
-        if group_by is not None and group_by not in kpis.GROUP_BYS:
-            return error_response(422, "invalid_group_by", f"group_by must be one of {', '.join(kpis.GROUP_BYS)}",
+        if group_by is not None and group_by not in GROUP_BYS:
+            return error_response(422, "invalid_group_by", f"group_by must be one of {', '.join(GROUP_BYS)}",
                                   field="group_by")
         try:
             async with engine.connect() as conn:
-                return await kpis.query_kpis(conn, flt, group_by, tenant=tenants[tenant], taxonomy=taxonomy)
+                return await query_kpis(conn, flt, group_by, tenant=tenants[tenant], taxonomy=taxonomy)
         except ValueError as exc:  # too many sub-periods
             return error_response(422, "invalid_period", str(exc), field="group_by")
 
@@ -271,7 +278,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     @app.get("/v1/kpis")
     async def kpi_rows(result: Any = Depends(kpi_query)):
         """KPIs of P = [start, end) (domain.md §3(e)): ``{"columns", "total", "rows", …}``, labels
-        zh-CN first with English beside (see services/reporting/kpis.py query_kpis)."""
+        zh-CN first with English beside (see services/reporting/kpis/queries.py query_kpis)."""
         return result
 
     @app.get("/v1/kpis.csv")
@@ -280,7 +287,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         could start a formula prefixed with an apostrophe)."""
         if isinstance(result, Response):
             return result
-        return Response(kpis.to_csv(result), media_type="text/csv; charset=utf-8",
+        return Response(to_csv(result), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="kpis-{tenant}.csv"'})
 
     @app.get("/v1/kpis.xlsx")
@@ -288,40 +295,40 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         """The KPI table as an Excel workbook (openpyxl; same columns and sanitising as CSV)."""
         if isinstance(result, Response):
             return result
-        return Response(kpis.to_xlsx(result),
+        return Response(to_xlsx(result),
                         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                         headers={"Content-Disposition": f'attachment; filename="kpis-{tenant}.xlsx"'})
 
     @app.get("/v1/cases/overdue")
     async def overdue_cases(
         tenant: Annotated[str, Query(pattern=TENANT_PATTERN)],
-        limit: Limit = kpis.DEFAULT_PAGE,
+        limit: Limit = DEFAULT_PAGE,
         offset: Offset = 0,
         place_prefix: PlacePrefix = None,
         who: Principal = Depends(caller),
     ):
-        """Open cases past their deadline now, most overdue first (kpis.query_overdue), within the
+        """Open cases past their deadline now, most overdue first (query_overdue), within the
         caller's scope."""
         place_prefix, department = scope_of(who, tenant, place_prefix)
         async with engine.connect() as conn:
-            return await kpis.query_overdue(conn, tenant, limit=limit, offset=offset, place_prefix=place_prefix,
-                                            department=department,
+            return await query_overdue(conn, tenant, limit=limit, offset=offset, place_prefix=place_prefix,
+                                       department=department,
                                             tz=tenants[tenant].tzinfo, tenant_config=tenants[tenant], taxonomy=taxonomy)
 
     @app.get("/v1/cases/supervised")
     async def supervised_cases(
         tenant: Annotated[str, Query(pattern=TENANT_PATTERN)],
-        limit: Limit = kpis.DEFAULT_PAGE,
+        limit: Limit = DEFAULT_PAGE,
         offset: Offset = 0,
         include_closed: bool = False,
         place_prefix: PlacePrefix = None,
         who: Principal = Depends(caller),
     ):
-        """Cases under 督办 (supervision level ≥ 1), highest level first (kpis.query_supervised),
+        """Cases under 督办 (supervision level ≥ 1), highest level first (query_supervised),
         within the caller's scope."""
         place_prefix, department = scope_of(who, tenant, place_prefix)
         async with engine.connect() as conn:
-            return await kpis.query_supervised(conn, tenant, limit=limit, offset=offset, include_closed=include_closed,
+            return await query_supervised(conn, tenant, limit=limit, offset=offset, include_closed=include_closed,
                                                department=department,
                                                place_prefix=place_prefix, tz=tenants[tenant].tzinfo,
                                                tenant_config=tenants[tenant], taxonomy=taxonomy)
@@ -336,14 +343,14 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         who: Principal = Depends(caller),
     ):
         """The statistics paragraph of a work summary (工作总结) for P: ``{"paragraph", "figures",
-        "wording", "transfer_departments"}`` (kpis.work_summary), for a place and optionally one
+        "wording", "transfer_departments"}`` (kpis.summary.work_summary), for a place and optionally one
         department, within the caller's scope."""
         place_prefix, department = scope_of(who, tenant, place_prefix, department)
         flt = kpi_filter(tenant, start, end, place_prefix, department=department)
-        if not isinstance(flt, kpis.KpiFilter):
+        if not isinstance(flt, CaseFilter):
             return flt
         async with engine.connect() as conn:
-            return await kpis.work_summary(conn, flt, tenant=tenants[tenant], taxonomy=taxonomy)
+            return await summarise(conn, flt, tenant=tenants[tenant], taxonomy=taxonomy)
 
     @app.get("/v1/progress")
     async def progress(tenant: Annotated[str | None, Query(pattern=TENANT_PATTERN)] = None,
