@@ -1,5 +1,5 @@
 """Reporting's schema ``reporting``: one fact row per case, folded from events as they arrive
-(services/reporting/facts.py), and the patrols; :data:`MIGRATIONS` creates them.
+(services/reporting/handlers.py), and the patrols; :data:`MIGRATIONS` creates them.
 
 Every column is written by exactly one kind of event and the merge rules are commutative (see
 ``shared/domain/casefacts.py``), so events may arrive late, out of order or twice and the row
