@@ -66,7 +66,8 @@ def summary_paragraph(total: Mapping[str, Any], wording: SummaryWording, *, tran
     Template (clauses with a zero count are left out, except 已办结 and 办结率):
     ``"{period}，{place}共{verb}{subject}{受理量}{unit}，已办结{办结量}{unit}，正在办理{在办·未转办}{unit}，
     转办{departments}等部门{在办·已转办}{unit}，办结率{办结率}。"`` followed, when known, by the time to
-    close (mean hours and working hours), 超期 and 督办. 正在办理 and 转办 split the cases open at
+    close (mean hours and working hours), 超期 and 督办, then by the closed loop
+    (:func:`closed_loop_sentence`: returns, transfers, reopens, callbacks, mediation). 正在办理 and 转办 split the cases open at
     the end of P by whether they were transferred, so 已办结 + 正在办理 + 转办 = 受理量 when every
     case of P was reported in P (seed-figures.md A: 3644 + 627 + 1139 = 5410). Seed A reads
     "共排查梳理非法经营领域矛盾问题5410户，已办结3644户，正在办理627户，转办卫生健康、文化和旅游等部门1139户，
@@ -95,7 +96,37 @@ def summary_paragraph(total: Mapping[str, Any], wording: SummaryWording, *, tran
         extra.append(f"督办{total['supervisions']}次")
     if extra:
         text += "，".join(extra) + "。"
-    return text
+    return text + closed_loop_sentence(total, wording.unit)
+
+
+def closed_loop_sentence(total: Mapping[str, Any], unit: str) -> str:
+    """The closed loop of P in one Chinese sentence, each clause only when its count is not zero
+    (issue 12 item 8): ``"退回{退回次数}次，转办{转出次数}次，重办{重办}次（重办率{重办率}），回访{回访量}次，
+    满意率{满意率}，解决率{解决率}，调解{调解案件}{unit}，达成调解协议{调解成功}{unit}，调解上报{调解上报}次，
+    移交{调解移交}{unit}，调解成功率{调解成功率}。"`` (解决率 only with a rating, 调解成功率 only when
+    mediation ended); ``""`` when all are zero."""
+    parts = []
+    if total.get("returned"):
+        parts.append(f"退回{total['returned']}次")
+    if total.get("transfers_out"):
+        parts.append(f"转办{total['transfers_out']}次")
+    if total.get("reopened"):
+        parts.append(f"重办{total['reopened']}次（重办率{percent(total.get('reopen_rate'))}）")
+    if total.get("callbacks"):
+        parts.append(f"回访{total['callbacks']}次，满意率{percent(total.get('satisfaction_rate'))}")
+        if total.get("resolution_rate") is not None:
+            parts.append(f"解决率{percent(total['resolution_rate'])}")
+    if total.get("mediated"):
+        parts.append(f"调解{total['mediated']}{unit}")
+        if total.get("mediation_agreements"):
+            parts.append(f"达成调解协议{total['mediation_agreements']}{unit}")
+        if total.get("mediation_escalations"):
+            parts.append(f"调解上报{total['mediation_escalations']}次")
+        if total.get("mediation_handoffs"):
+            parts.append(f"移交{total['mediation_handoffs']}{unit}")
+        if total.get("mediation_success_rate") is not None:
+            parts.append(f"调解成功率{percent(total['mediation_success_rate'])}")
+    return "，".join(parts) + "。" if parts else ""
 
 
 def period_text(start: datetime | None, end: datetime | None, tz: tzinfo) -> str:
