@@ -5,7 +5,7 @@
 - ``gridcase demo``: the same, plus import of the repository's real data and seed scenario A,
   wait until reporting has counted every case, print one KPI table per dataset, exit 0.
 - ``gridcase import FILE --format F --tenant T --intake-url URL``: send a file to a running intake
-  (formats: services/intake/importers.py FORMATS); ``--route`` evaluates routing locally instead.
+  (formats: services/intake/importers/formats.py FORMATS); ``--route`` evaluates routing locally instead.
 - ``gridcase seed-a [--out PATH]``: write seed scenario A as JSONL.
 - ``gridcase auth issue-key|issue-token|revoke|list``: credentials (shared/platform/authstore.py).
 - ``gridcase pii new-key|rotate|anonymise``: reporter data at rest (shared/platform/crypto.py).
@@ -116,7 +116,7 @@ def import_(
                                  help="write the rejected rows (line and reasons) as JSONL; intake's answer carries "
                                       "the first 100 rejected rows only"),
     mapping: Path = typer.Option(None, "--mapping", exists=True, dir_okay=False,
-                                 help="column mapping (YAML) for --format csv (services/intake/importers.py load_mapping)"),
+                                 help="column mapping (YAML) for --format csv (services/intake/importers/mapping.py load_mapping)"),
     tz: str = typer.Option(None, "--tz", help="IANA zone of naive source times (default: the tenant's)"),
 ) -> None:
     """Import a file of historical records through a running intake and print the counts; or, with
@@ -131,7 +131,7 @@ def import_(
         raise typer.BadParameter("--mapping is only for --format csv", param_hint="--mapping")
     if route:
         from gridcase.routing_eval import evaluate_file, format_evaluation  # noqa: PLC0415
-        from services.intake.importers import load_mapping  # noqa: PLC0415
+        from services.intake.importers.mapping import load_mapping  # noqa: PLC0415
         from shared.domain.tenants import TenantConfigError, load_tenant  # noqa: PLC0415
 
         try:

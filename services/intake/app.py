@@ -43,7 +43,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake import db
-from services.intake.importers import DEFAULT_TIMEZONE, FORMATS, UnknownFormat, iter_records, parse_mapping
+from services.intake.importers.formats import DEFAULT_TIMEZONE, FORMATS, UnknownFormat, iter_records
+from services.intake.importers.mapping import parse_mapping
 from services.intake.open311 import install as install_open311, taxonomy as open311_taxonomy
 from services.intake.schemas import ActionIn, ImportResult, PatrolIn, ReportAccepted, ReportIn, RowError
 from shared.platform.auth import PATROL, REPORT, Principal
