@@ -394,8 +394,7 @@ def pii_new_key(key_id: str = typer.Argument(..., help="id of the new key, e.g. 
 
 
 async def _with_intake_engine(work):
-    from services.intake.app import MIGRATIONS  # noqa: PLC0415
-    from services.intake.db import SCHEMA  # noqa: PLC0415
+    from services.intake.db import MIGRATIONS, SCHEMA  # noqa: PLC0415
 
     return await _with_engine(MIGRATIONS, SCHEMA, work)
 
@@ -405,7 +404,8 @@ def pii_rotate() -> None:
     """Re-encrypt every stored reporter record under the first key of INTAKE_PII_KEYS."""
     import asyncio  # noqa: PLC0415
 
-    from services.intake.app import keyring_of, reseal_reporters  # noqa: PLC0415
+    from services.intake.domain.privacy import keyring_of  # noqa: PLC0415
+    from services.intake.store import reseal_reporters  # noqa: PLC0415
     from shared.platform.crypto import KeyringError  # noqa: PLC0415
     from services.intake.settings import IntakeSettings  # noqa: PLC0415
 
@@ -423,7 +423,7 @@ def pii_anonymise(after_days: float = typer.Option(None, help="default: INTAKE_A
     import asyncio  # noqa: PLC0415
     from datetime import timedelta  # noqa: PLC0415
 
-    from services.intake.app import anonymise_closed  # noqa: PLC0415
+    from services.intake.store import anonymise_closed  # noqa: PLC0415
     from services.intake.settings import IntakeSettings  # noqa: PLC0415
 
     days = after_days if after_days is not None else IntakeSettings().anonymise_after_days
