@@ -2,9 +2,9 @@
 lifecycle events keep ``intake.case_view`` / ``intake.case_events`` and the audit trail up to date,
 so intake can show a case's state and history and check actions without calling dispatch.
 
-:func:`apply_lifecycle` runs inside the batch's transaction (shared/platform/consumer.py
-``BatchProcessor`` dedupes redeliveries first); it is a plain function of a connection and the
-events, testable without a broker or an app.
+:func:`apply_lifecycle` (subscribed by services/intake/main.py through the service kit) runs inside
+the batch's transaction (shared/platform/consumer.py ``BatchProcessor`` dedupes redeliveries
+first); it is a plain function of a connection and the events, testable without a broker or an app.
 """
 
 from __future__ import annotations

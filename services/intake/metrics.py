@@ -1,11 +1,12 @@
-"""Intake's Prometheus metrics (names are part of the operations contract: dashboards and alerts
-use them). Built once per app on the app's registry."""
+"""Intake's own Prometheus metrics (names are part of the operations contract: dashboards and
+alerts use them). Built once per app on the service kit's registry; the outbox relay's
+(``intake_outbox_*``), the case view's (``intake_view_*``) and the HTTP metrics are the kit's."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
 
 from services.intake.importers.formats import FORMATS
 
@@ -21,14 +22,11 @@ def source_label(source: str) -> str:
 
 @dataclass(frozen=True)
 class IntakeMetrics:
-    """The metrics intake updates: reports accepted and rejected (by tenant and source), the outbox
-    relay's progress, and reporter records anonymised."""
+    """The metrics intake updates: reports accepted and rejected (by tenant and source) and
+    reporter records anonymised."""
 
     accepted: Counter
     rejected: Counter
-    published: Counter
-    relay_errors: Counter
-    pending: Gauge
     anonymised: Counter
 
     @classmethod
@@ -39,11 +37,6 @@ class IntakeMetrics:
                              registry=registry),
             rejected=Counter("intake_reports_rejected_total", "Report rows rejected", ["tenant", "source"],
                              registry=registry),
-            published=Counter("intake_outbox_published_total", "Outbox events published to Kafka", registry=registry),
-            relay_errors=Counter("intake_outbox_publish_errors_total", "Failed outbox publish attempts",
-                                 registry=registry),
-            pending=Gauge("intake_outbox_pending_messages", "Outbox events not yet acknowledged by Kafka",
-                          registry=registry),
             anonymised=Counter("intake_reporters_anonymised_total",
                                "Reports whose reporter data was erased after closure", registry=registry),
         )
