@@ -180,12 +180,18 @@ def compile_mapping(mapping: Mapping[str, Any]) -> Spec:
         columns.append(value.strip())
         return value.strip()
 
-    def text(key: str, join: str | None, required: bool = False) -> _Text | None:
+    def given(key: str, required: bool = False) -> Any:
+        """The value of ``key``; ``None`` when absent or null (an error when ``required``)."""
         if key not in mapping or mapping[key] is None:
             if required:
                 raise _mapping_error(f"{key} is required")
             return None
-        value = mapping[key]
+        return mapping[key]
+
+    def text(key: str, join: str | None, required: bool = False) -> _Text | None:
+        value = given(key, required)
+        if value is None:
+            return None
         if isinstance(value, Mapping):
             if set(value) != {"value"} or not isinstance(value["value"], str):
                 raise _mapping_error(f"{key}: a constant is written {{value: \"text\"}}")
@@ -197,11 +203,9 @@ def compile_mapping(mapping: Mapping[str, Any]) -> Spec:
         return _Text(columns=(column(value, key),), join=join)
 
     def time_field(key: str, default_fmt: str, required: bool = False) -> _Time | None:
-        if key not in mapping or mapping[key] is None:
-            if required:
-                raise _mapping_error(f"{key} is required")
+        value = given(key, required)
+        if value is None:
             return None
-        value = mapping[key]
         if isinstance(value, Mapping):
             extra = set(value) - {"column", "format"}
             if extra or "column" not in value:
@@ -213,9 +217,9 @@ def compile_mapping(mapping: Mapping[str, Any]) -> Spec:
         return _Time(column(value, key), default_fmt)
 
     def rule(key: str, status_column: str | None) -> _Rule | None:
-        if key not in mapping or mapping[key] is None:
+        value = given(key)
+        if value is None:
             return None
-        value = mapping[key]
         if value in ("always", "never"):
             return _Rule(value)
         if not isinstance(value, Mapping):

@@ -249,6 +249,25 @@ async def _reader(request: Request, missing: Callable[[str], str]):
     return svc, caller, tenant
 
 
+async def _one_request(request: Request, given_id: str, missing: str):
+    """``(tenant, row)`` of the one request ``given_id`` names (:func:`_reader`, then
+    :func:`fetch_rows` restricted to the caller's scope).
+
+    Raises:
+        Open311Error: 404 with the message ``missing`` when ``given_id`` is not a case id, or no
+            such case is in the jurisdiction and the caller's scope; 403/400/404 of :func:`_reader`.
+    """
+    svc, caller, tenant = await _reader(request, lambda _: missing)
+    try:
+        case_id = uuid.UUID(given_id)
+    except ValueError:
+        raise not_found(missing) from None
+    rows = await fetch_rows(svc.engine, tenant.tenant, RequestQuery(ids=[case_id], page_size=1), caller)
+    if not rows:
+        raise not_found(missing)
+    return tenant, rows[0]
+
+
 @router.get("/tokens/{token}.{fmt}")
 async def get_token(request: Request, token: str, fmt: str) -> Response:
     """GET service_request_id from a token. POST answers with the request id at once (type
@@ -258,15 +277,10 @@ async def get_token(request: Request, token: str, fmt: str) -> Response:
     Errors: 404 unknown token or jurisdiction, 400 without ``jurisdiction_id``."""
     check_format(fmt)
     missing = f"token {token[:60]!r} was not found"
-    svc, caller, tenant = await _reader(request, lambda _: missing)
-    try:
-        case_id = uuid.UUID(token)
-    except ValueError:
-        raise not_found(missing) from None
-    rows = await fetch_rows(svc.engine, tenant.tenant, RequestQuery(ids=[case_id], page_size=1), caller)
-    if not rows or rows[0]["source"] != SOURCE:
+    _, row = await _one_request(request, token, missing)
+    if row["source"] != SOURCE:
         raise not_found(missing)
-    return render(fmt, "service_requests", [{"service_request_id": str(case_id), "token": token}])
+    return render(fmt, "service_requests", [{"service_request_id": str(row["case_id"]), "token": token}])
 
 
 @router.get("/requests.{fmt}")
@@ -290,16 +304,9 @@ async def get_request(request: Request, service_request_id: str, fmt: str) -> Re
 
     Errors: 404 unknown request or jurisdiction, 400 without ``jurisdiction_id``."""
     check_format(fmt)
-    missing = f"service_request_id {service_request_id[:60]!r} was not found"
-    svc, caller, tenant = await _reader(request, lambda _: missing)
-    try:
-        case_id = uuid.UUID(service_request_id)
-    except ValueError:
-        raise not_found(missing) from None
-    rows = await fetch_rows(svc.engine, tenant.tenant, RequestQuery(ids=[case_id], page_size=1), caller)
-    if not rows:
-        raise not_found(missing)
-    return render(fmt, "service_requests", [request_record(tenant, rows[0])])
+    tenant, row = await _one_request(request, service_request_id, f"service_request_id {service_request_id[:60]!r} "
+                                     "was not found")
+    return render(fmt, "service_requests", [request_record(tenant, row)])
 
 
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
