@@ -2,7 +2,7 @@
 
 For each record of an import file that carries a recorded department (``history.department``:
 NYC ``Agency``, SF ``Responsible.Agency``, Baltimore ``Agency``, Boston ``SUBJECT``, as department
-codes), :func:`services.dispatch.routing.route` routes the record with the tenant's rules
+codes), :func:`services.dispatch.domain.routing.route` routes the record with the tenant's rules
 (``deploy/tenants/<tenant>.yaml``) as if it had just been reported (category, place, and its
 report time for ``hours`` rules). The share of records whose routed department equals the
 recorded one is the accuracy (准确派遣率). A record routed to triage or mediation counts as
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.dispatch.routing import route
+from services.dispatch.domain.routing import route
 from services.intake.importers.formats import iter_records
 from services.intake.schemas import ReportIn, RowError
 from shared.domain.taxonomy import Taxonomy, load_taxonomy

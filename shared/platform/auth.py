@@ -60,7 +60,7 @@ _MEDIATION = ("mediation_agreement", "mediation_failed")
 _CHECK = ("verify_pass", "verify_fail")
 _DEPARTMENT = ("acknowledge", "start", "resolve", "return", "transfer", "request_extension")
 _CENTRE = ("accept", "reject", "file", "escalate", "self_handle") + _CHECK + _MEDIATION
-#: Case actions (services/dispatch/lifecycle.py USER_ACTIONS + escalate) each role may request.
+#: Case actions (services/dispatch/domain/lifecycle.py USER_ACTIONS + escalate) each role may request.
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
     GRID_WORKER: frozenset(("self_handle", "escalate") + _CHECK + _MEDIATION),
     COMMUNITY_STAFF: frozenset(_CENTRE),

@@ -260,7 +260,7 @@ def wait_until_dispatched(client, intake: str, request_id: str, timeout_s: float
     """Poll the request (georeport client) until it names the agency responsible.
 
     Reports from channels other than ``grid_worker`` wait in ``reported`` for the intake clerk
-    (services/dispatch/casebook.py): the test plays the clerk (``accept``) and the shift lead
+    (services/dispatch/store.py): the test plays the clerk (``accept``) and the shift lead
     (``file``, which dispatches by the routing table) through ``POST /v1/cases/{id}/actions``
     when the case view shows it waiting. Returns the last record read.
     """

@@ -11,10 +11,10 @@ import dataclasses
 from datetime import datetime, timezone
 
 # cross-service import, removed by the closed-loop issue (dispatch becomes the one authority for actions)
-from services.dispatch import lifecycle
+from services.dispatch.domain import lifecycle
 
 #: Actions an actor may ask for: the lifecycle's user actions plus 逐级上报 (escalate: "handle it if
-#: you can, report it up level by level if you cannot", seed-figures.md E).
+#: you can, report it up level by level if you cannot", docs/seeds.md block E).
 API_ACTIONS = lifecycle.USER_ACTIONS + ("escalate",)
 
 
