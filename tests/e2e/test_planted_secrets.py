@@ -357,7 +357,7 @@ async def read_database(url: str, hay: Haystack) -> tuple[dict[str, int], dict[s
 
 def read_http(stack, cases: dict[str, str], hay: Haystack) -> None:
     """Metrics, reporting's answers and exports, intake's case, audit and Open311 answers."""
-    from services.reporting.kpis import GROUP_BYS
+    from services.reporting.kpis.catalogue import GROUP_BYS
     from services.reporting.stats import GROUPS
 
     reporting, intake = stack.url("reporting"), stack.url("intake")

@@ -4,7 +4,7 @@ Expected behaviour comes from the docstrings: services/intake/main.py, api/ and 
 data never in events, masking, Idempotency-Key, 422 naming the field), shared/domain/pii.py (placeholders),
 services/dispatch/domain/routing.py (disputes → mediation at the lowest level owning the place; unknown
 categories → triage), shared/platform/consumer.py (a redelivered event changes nothing) and
-services/reporting/app.py (machine-readable 422 answers of ``/v1/stats``).
+services/reporting/api/stats.py (machine-readable 422 answers of ``/v1/stats``).
 
 Every report goes to tenant ``demo-grid``, which the end-to-end tests never count.
 """
