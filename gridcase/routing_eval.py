@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from services.dispatch.domain.routing import route
-from services.intake.importers import iter_records
+from services.intake.importers.formats import iter_records
 from services.intake.schemas import ReportIn, RowError
 from shared.domain.taxonomy import Taxonomy, load_taxonomy
 from shared.domain.tenants import TenantConfig, load_tenant
@@ -119,7 +119,7 @@ def evaluate_file(
     taxonomy: Taxonomy | None = None,
     top: int = 10,
 ) -> RoutingEvaluation:
-    """Read an import file locally (:func:`services.intake.importers.iter_records`) and evaluate
+    """Read an import file locally (:func:`services.intake.importers.formats.iter_records`) and evaluate
     its routing with :func:`evaluate_records`.
 
     Args:

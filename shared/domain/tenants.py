@@ -19,6 +19,7 @@ A tenant file looks like::
       use_taxonomy_defaults: true
     assessment_weights:          # optional; the composite score's weights (docs/kpis.md), sum 1
       {response: 0.30, resolution: 0.35, satisfaction: 0.35}
+    max_reopens: 3               # optional; 重办 allowed per case (default 3, docs/domain.md §3(c)6)
 
 Place codes follow domain.md §3(a) (city 4, district 6, street 9, community 12, grid 15 digits,
 each level extending its parent's code). Foreign tenants (NYC) use their own codes and levels, so
@@ -63,6 +64,9 @@ STANDARD_LEVEL_LENGTHS: Mapping[str, int] = MappingProxyType(
 
 ENV_TENANTS_DIR = "GRIDCASE_TENANTS_DIR"
 
+#: How often a closed case may be reopened (重办) unless the tenant file says otherwise: a case
+#: redone three times or more goes to higher-level supervision [P22] (docs/domain.md §1.5, §3(c)6).
+DEFAULT_MAX_REOPENS = 3
 
 @dataclass(frozen=True)
 class AssessmentWeights:
@@ -202,8 +206,10 @@ class RoutingConfig:
 class TenantConfig:
     """One tenant's configuration; build it with :func:`load_tenant`.
 
-    ``places`` are in file order; lookups go through an index by code. ``assessment_weights``
-    weight the composite score (:class:`AssessmentWeights`; the default unless the file says).
+    ``places`` are in file order; lookups go through an index by code. ``max_reopens`` bounds
+    the reopens (重办) of one case (:data:`DEFAULT_MAX_REOPENS` unless the file says otherwise);
+    ``assessment_weights`` weight the composite score (:class:`AssessmentWeights`; the default
+    unless the file says).
     """
 
     tenant: str
@@ -215,6 +221,7 @@ class TenantConfig:
     routing: RoutingConfig
     departments: tuple[TenantDepartment, ...] = ()
     path: str = ""
+    max_reopens: int = DEFAULT_MAX_REOPENS
     assessment_weights: AssessmentWeights = AssessmentWeights()
     _by_code: Mapping[str, Place] = field(init=False, repr=False, compare=False, hash=False)
 
@@ -335,8 +342,9 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
     prefix) is a proper prefix of its code on a higher level; non-top places have a parent;
     rule names are unique and contain no ``:``; rule departments exist in the taxonomy or the
     tenant's ``departments``; six-digit rule categories exist in the taxonomy; ``place_prefix``
-    overlaps a listed place; ``hours`` parses; ``assessment_weights``, if given, has the keys
-    response, resolution and satisfaction, each from 0 to 1, summing to 1.
+    overlaps a listed place; ``hours`` parses; ``max_reopens``, if given, is an integer >= 0;
+    ``assessment_weights``, if given, has the keys response, resolution and satisfaction, each from
+    0 to 1, summing to 1.
 
     Raises:
         TenantConfigError: ``<file>:<line>: <reason>``.
@@ -349,7 +357,8 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
     top = check_keys(
         data, path=path, line=1, what="tenant file",
         required=("tenant", "name_zh", "name_en", "timezone", "places"),
-        optional=("levels", "routing", "departments", "assessment_weights", "note"), error_cls=TenantConfigError,
+        optional=("levels", "routing", "departments", "max_reopens", "assessment_weights", "note"),
+        error_cls=TenantConfigError,
     )
 
     def s(entry: MarkedDict, key: str, what: str, **kw) -> str | None:
@@ -365,6 +374,11 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
     except (ZoneInfoNotFoundError, ValueError):
         raise _err(path, top.line_of("timezone"), f"unknown timezone {timezone!r}") from None
     weights = _assessment_weights(top, path)
+
+    max_reopens = top.get("max_reopens", DEFAULT_MAX_REOPENS)
+    if isinstance(max_reopens, bool) or not isinstance(max_reopens, int) or max_reopens < 0:
+        raise _err(path, top.line_of("max_reopens"),
+                   f"max_reopens must be an integer >= 0, got {max_reopens!r}")
 
     # levels
     levels: tuple[str, ...] = STANDARD_LEVELS
@@ -511,6 +525,7 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
         departments=tuple(local_departments),
         path=str(path),
         assessment_weights=weights,
+        max_reopens=max_reopens,
     )
 
 

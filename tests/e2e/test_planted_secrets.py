@@ -416,7 +416,8 @@ def report_of(hits: list[Hit]) -> str:
 
 
 def test_planted_secrets_are_found_nowhere(stack, infra, capsys):
-    from services.intake.app import keyring_of, reporter_contact
+    from services.intake.domain.privacy import keyring_of
+    from services.intake.store import reporter_contact
     from shared.platform.crypto import Keyring, KeyringError, new_key
     from shared.platform.db import make_engine
     from services.intake.settings import IntakeSettings

@@ -1,6 +1,6 @@
 """The three services as subprocesses (``stack``) on the real broker and database.
 
-Expected behaviour comes from the docstrings: services/intake/app.py and schemas.py (202, personal
+Expected behaviour comes from the docstrings: services/intake/main.py, api/ and schemas.py (202, personal
 data never in events, masking, Idempotency-Key, 422 naming the field), shared/domain/pii.py (placeholders),
 services/dispatch/domain/routing.py (disputes → mediation at the lowest level owning the place; unknown
 categories → triage), shared/platform/consumer.py (a redelivered event changes nothing) and

@@ -169,7 +169,8 @@ def start_live_case(report: CaseReported, tenant: TenantConfig | None, taxonomy:
                     now: datetime) -> tuple[Case, tuple[Transition, ...], Context]:
     """A new live case: grid-worker reports are accepted, filed and dispatched at once."""
     ctx = case_context(tenant, taxonomy, report.category_code, report.place_code, report.urgency, report.reported_at)
-    case = Case.new(report.place_code, flags=report.flags, limit=ctx.limit, tenant=ctx.tenant)
+    case = Case.new(report.place_code, flags=report.flags, limit=ctx.limit, tenant=ctx.tenant,
+                    category_code=report.category_code)
     transitions: tuple[Transition, ...] = ()
     if report.channel in AUTO_FILED_CHANNELS:
         when = max(now, report.reported_at)
