@@ -10,7 +10,7 @@ transitions; its steps are numbered on their own: the recorded dispatch 0, the r
 
 ``from_department`` / ``from_mediation_level`` are the event's own (the department and rung before
 the step); events from before they existed leave them NULL, and the KPI query then takes the
-previous step's department or rung (services/reporting/kpis/steps.py).
+previous step's department or rung (services/reporting/kpis/sql.py ``step_sql``).
 """
 
 from __future__ import annotations

@@ -251,3 +251,59 @@ async def test_summary_names_the_closed_loop(reporting_engine, folded):
     assert text.endswith("转办2次，重办1次（重办率16.7%），回访4次，满意率75.0%，解决率66.7%，"
                          "调解2件，达成调解协议1件，调解上报2次，移交1件，调解成功率50.0%。"), text
     assert "退回" not in text
+
+
+# --------------------------------------------------------------------------- dispatch's own events
+
+
+async def test_dispatchs_own_events_fold_into_the_same_figures(reporting_engine):
+    """A phone report through dispatch's lifecycle (services/dispatch/domain/lifecycle.py ``decide``
+    and events.py ``transition_events``, as the case book applies requested actions): the events
+    dispatch really publishes give the figures the hand-built stories give.
+
+    Mon 3/2 09:00 reported (100401 下水道堵塞 → housing, 一般: respond 1 WD); accepted 09:10, filed
+    and dispatched 09:20, acknowledged 10:20 (in time), resolved unresolved and checked Tue 3/3
+    10:00; callback Wed dissatisfied, not resolved; reopened Wed 11:00 (back to housing), not
+    acknowledged until Fri 3/6 12:00 (2 working days: late), closed resolved Fri 15:00; callback
+    Mon 3/9 satisfied, resolved."""
+    from services.dispatch.domain import lifecycle
+    from services.dispatch.domain.events import transition_events
+    from services.dispatch.domain.reports import case_context
+    from shared.contract.events import CaseReported
+    from shared.domain.taxonomy import load_taxonomy
+    import uuid
+
+    tenant_config, taxonomy = load_tenant("demo-grid"), load_taxonomy()
+    tenant, case_id = unique_tenant(), uuid.uuid4()
+    report = CaseReported(event_id=uuid.uuid4(), occurred_at=at(3, 2, 9), reported_at=at(3, 2, 9), case_id=case_id,
+                          tenant=tenant, place_code=GRID_1, category_code="100401", channel="phone")
+    ctx = case_context(tenant_config, taxonomy, "100401", GRID_1, "一般", at(3, 2, 9))
+    case = lifecycle.Case.new(GRID_1, limit=ctx.limit, tenant=tenant_config, category_code="100401")
+    events, seq = [report], 0
+    for when, action, kw in [
+        (at(3, 2, 9, 10), "accept", {}), (at(3, 2, 9, 20), "file", {}), (at(3, 2, 9, 20), "dispatch", {}),
+        (at(3, 2, 10, 20), "acknowledge", {}), (at(3, 3), "start", {}),
+        (at(3, 3), "resolve", {"outcome": "unresolved", "note": "管道需更换"}), (at(3, 3), "verify_pass", {}),
+        (at(3, 4), "callback", {"satisfaction": "dissatisfied", "resident_resolved": False}),
+        (at(3, 4, 11), "reopen", {"note": "仍然堵塞"}), (at(3, 6, 12), "acknowledge", {}),
+        (at(3, 6, 15), "start", {}), (at(3, 6, 15), "resolve", {}), (at(3, 6, 15), "verify_pass", {}),
+        (at(3, 9), "callback", {"satisfaction": "satisfied", "resident_resolved": True}),
+    ]:
+        case, steps = lifecycle.decide(case, lifecycle.Command(action=action, actor_role="city_ops", **kw), when, ctx)
+        events += transition_events(case_id, tenant, GRID_1, steps, seq + 1)
+        seq += len(steps)
+    async with reporting_engine.begin() as conn:
+        await apply_events(conn, list(reversed(events)))
+    async with reporting_engine.connect() as conn:
+        total = (await query_kpis(conn, _filter(tenant), now=NOW))["total"]
+    # one case, closed twice: 办结 1 (its final closure, resolved), reopened once → 重办率 1/1
+    assert (total["accepted"], total["closed"], total["resolved"], total["reopened"]) == (1, 1, 1, 1)
+    assert total["reopen_rate"] == 1.0
+    # hand-overs: the dispatch (acknowledged after 1 h) and the reopen (acknowledged after 2 days
+    # and 1 h of working time: late) → 响应率 1/2; one dispatch, accurate
+    assert (total["handovers"], total["responded"], total["dispatches"], total["accurate_dispatch_rate"]) == \
+        (2, 1, 1, 1.0)
+    # callbacks: dissatisfied/not resolved, satisfied/resolved → 满意率 1/2, 解决率 1/2
+    assert (total["callbacks"], total["satisfaction_rate"], total["resolution_rate"]) == (2, 0.5, 0.5)
+    # to the first closure Tue 10:00: 25 h; to the final one Fri 15:00: 4 days 6 h = 102 h
+    assert (total["close_hours_mean"], total["final_close_hours_mean"]) == (25.0, 102.0)

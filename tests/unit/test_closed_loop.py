@@ -230,3 +230,23 @@ def test_exports_carry_the_new_columns_and_the_weights():
     assert cells["满意率 satisfaction rate (%)"] == 75.0  # 3 / 4 in per cent
     about = {r[0]: r[1] for r in wb["说明 about"].iter_rows(values_only=True)}
     assert about["综合评分权重 score weights (响应率 response / 解决率 resolution / 满意率 satisfaction)"] == "0.3 / 0.35 / 0.35"
+
+
+def test_working_clock_cut_to_a_window_keeps_its_values():
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from services.reporting.kpis.clock import working_clock_params, working_clock_params_between
+
+    tz = ZoneInfo("Asia/Shanghai")
+    full = working_clock_params(tz)
+    cut = working_clock_params_between(tz, datetime(2026, 3, 1, 12, tzinfo=tz), datetime(2026, 4, 1, tzinfo=tz))
+    # Mar 1 .. Apr 1 local: 32 days, each with the full table's cumulative seconds and working flag
+    assert len(cut["cum"]) == len(cut["wk"]) == 32
+    day = (date(2026, 3, 2) - date(1970, 1, 1)).days
+    assert cut["cum"][day - cut["day0"]] == full["cum"][day - full["day0"]]
+    assert cut["wk"][day - cut["day0"]] == 1 and cut["wk"][day - 1 - cut["day0"]] == 0  # Mon 3/2, Sun 3/1
+    # an open period keeps the whole clock; a window outside the clock's years keeps nothing
+    assert working_clock_params_between(tz, datetime(1900, 1, 1, tzinfo=tz), datetime(9000, 1, 1, tzinfo=tz))["cum"] \
+        == full["cum"]
+    assert working_clock_params_between(tz, datetime(1950, 1, 1, tzinfo=tz), datetime(1960, 1, 1, tzinfo=tz))["cum"] == ()

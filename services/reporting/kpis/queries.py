@@ -15,12 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.reporting.db import case_facts as cf
 from services.reporting.filters import CaseFilter
 from services.reporting.kpis.catalogue import GROUP_BYS, KPIS
-from services.reporting.kpis.clock import tz_name, working_clock_params
+from services.reporting.kpis.clock import tz_name, working_clock_params, working_clock_params_between
 from services.reporting.kpis.formulas import derive
 from services.reporting.kpis.periods import (
     OPEN_END, OPEN_START, counts_at_period_ends, iso, period_bounds, period_label,
 )
-from services.reporting.kpis.rules import SWEEP_REQUEST_TYPE
+from services.reporting.kpis.rules import RESPONSE_WINDOW, SWEEP_REQUEST_TYPE
 from services.reporting.kpis.sql import bind, kpi_sql, step_sql
 from services.reporting.labels import group_label
 from shared.domain.tenants import AssessmentWeights, TenantConfig
@@ -103,7 +103,9 @@ async def step_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str | N
     for several sub-periods. Figures without an event are left out (0 or ``None``)."""
     n = len(bounds) - 1
     await _session(conn)
-    text, args = bind(step_sql(group_by, periods=n > 1), _params(flt, bounds, now))
+    # the working clock is read at hand-overs in P and at their acknowledgements (RESPONSE_WINDOW)
+    clock = working_clock_params_between(flt.tz, bounds[0], min(bounds[-1], OPEN_END) + RESPONSE_WINDOW)
+    text, args = bind(step_sql(group_by, periods=n > 1), {**_params(flt, bounds, now), **clock})
     out: dict[Any, dict] = {}
     for row in (await conn.exec_driver_sql(text, args)).mappings():
         raw = {k: v for k, v in row.items() if v is not None}

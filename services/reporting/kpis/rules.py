@@ -38,7 +38,7 @@ What case_facts does not have, and the rule applied instead
 from __future__ import annotations
 
 from collections.abc import Mapping
-
+from datetime import timedelta
 from typing import NamedTuple
 
 from services.reporting.db import LIFETIME_END
@@ -210,6 +210,13 @@ class StepRule(NamedTuple):
     time: str | None = None
     value: str = "1"
     agg: str = "sum"
+
+
+#: Longest span of calendar time a response limit can take (1 working day across the longest run of
+#: holidays, the Spring Festival, is under two weeks): the step statement needs the working clock
+#: only from the start of P to this long after its end
+#: (:func:`services.reporting.kpis.clock.working_clock_params_between`).
+RESPONSE_WINDOW = timedelta(days=31)
 
 
 def response_in_time_sql(start: str, end: str, urgency: str) -> str:

@@ -39,8 +39,8 @@ _FACT_COLUMNS = ("place_code", "category_code", "department", "channel", "reques
                  "acknowledged_at", "resolved_at", "transfer_count", "return_count", "rework_count",
                  "supervision_level", "outcome")
 
-#: The times converted to local epochs (``l_<name>``) for the working clock.
-_EPOCHS = {"reported": "cf.reported_at", "closed": "cf.closed_at",
+#: The times converted to local epochs (``l_<name>``) for the working clock (SQL over ``cf``).
+LOCAL_EPOCHS = {"reported": "cf.reported_at", "closed": "cf.closed_at",
            "final_closed": "coalesce(cf.final_closed_at, cf.closed_at)", "dispatched": "cf.dispatched_at",
            "acknowledged": "cf.acknowledged_at"}
 
@@ -50,7 +50,7 @@ def _cases_cte(key: str, materialized: bool = False) -> str:
     # expression into each aggregate that mentions it): the inner one selects the candidates and
     # their local epochs, the outer one computes each per-case column once.
     inner_cols = ", ".join(f"cf.{c}" for c in _FACT_COLUMNS)
-    epochs = ", ".join(f"{local_epoch_sql(expr)} AS l_{name}" for name, expr in _EPOCHS.items())
+    epochs = ", ".join(f"{local_epoch_sql(expr)} AS l_{name}" for name, expr in LOCAL_EPOCHS.items())
     cols = ",\n         ".join(
         f"{CASE_COLUMNS[name]} AS {name}"
         for name in ("filed", "close_t", *_BUCKETS, "ob", "shelved", "close_h", "close_wh", "final_close_h",
