@@ -366,6 +366,14 @@ def test_export_neutralises_formula_text(stack):
     }
     resp = api.post(f"{intake}/v1/reports", json=body, timeout=10)
     assert resp.status_code == 202, resp.text
+    # a report from the public counts once accepted (受理): the clerk accepts it
+    case_id = resp.json()["case_id"]
+    deadline = time.monotonic() + 60
+    while api.get(f"{intake}/v1/cases/{case_id}", timeout=10).json().get("state") != "reported":
+        assert time.monotonic() < deadline, "the report did not reach dispatch"
+        time.sleep(0.3)
+    resp = api.post(f"{intake}/v1/cases/{case_id}/actions", json={"action": "accept"}, timeout=10)
+    assert resp.status_code in (200, 202), resp.text
     deadline = time.monotonic() + 60
     while True:
         rows = api.get(f"{reporting}/v1/kpis", params={"tenant": "demo-grid", "group_by": "category"}, timeout=30).json()["rows"]
