@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.filters import CaseFilter
+from services.reporting.kpis.catalogue import KPIS
 from services.reporting.kpis.queries import kpi_table
 from services.reporting.kpis.rules import business_categories
 from services.reporting.labels import department_short_name
@@ -99,33 +100,31 @@ def summary_paragraph(total: Mapping[str, Any], wording: SummaryWording, *, tran
     return text + closed_loop_sentence(total, wording.unit)
 
 
+#: The clauses of :func:`closed_loop_sentence`, in order: a clause is written when one of its
+#: counts is not zero; rates appear as per cent.
+_LOOP_CLAUSES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("returned",), "退回{returned}次"),
+    (("transfers_out",), "转办{transfers_out}次"),
+    (("reopened",), "重办{reopened}次（重办率{reopen_rate}）"),
+    (("callbacks",), "回访{callbacks}次，满意率{satisfaction_rate}"),
+    (("callbacks_rated",), "解决率{resolution_rate}"),
+    (("mediated",), "调解{mediated}{unit}"),
+    (("mediation_agreements",), "达成调解协议{mediation_agreements}{unit}"),
+    (("mediation_escalations",), "调解上报{mediation_escalations}次"),
+    (("mediation_handoffs",), "移交{mediation_handoffs}{unit}"),
+    (("mediation_agreements", "mediation_handoffs"), "调解成功率{mediation_success_rate}"),
+)
+
+
 def closed_loop_sentence(total: Mapping[str, Any], unit: str) -> str:
-    """The closed loop of P in one Chinese sentence, each clause only when its count is not zero
-    (issue 12 item 8): ``"退回{退回次数}次，转办{转出次数}次，重办{重办}次（重办率{重办率}），回访{回访量}次，
-    满意率{满意率}，解决率{解决率}，调解{调解案件}{unit}，达成调解协议{调解成功}{unit}，调解上报{调解上报}次，
-    移交{调解移交}{unit}，调解成功率{调解成功率}。"`` (解决率 only with a rating, 调解成功率 only when
-    mediation ended); ``""`` when all are zero."""
-    parts = []
-    if total.get("returned"):
-        parts.append(f"退回{total['returned']}次")
-    if total.get("transfers_out"):
-        parts.append(f"转办{total['transfers_out']}次")
-    if total.get("reopened"):
-        parts.append(f"重办{total['reopened']}次（重办率{percent(total.get('reopen_rate'))}）")
-    if total.get("callbacks"):
-        parts.append(f"回访{total['callbacks']}次，满意率{percent(total.get('satisfaction_rate'))}")
-        if total.get("resolution_rate") is not None:
-            parts.append(f"解决率{percent(total['resolution_rate'])}")
-    if total.get("mediated"):
-        parts.append(f"调解{total['mediated']}{unit}")
-        if total.get("mediation_agreements"):
-            parts.append(f"达成调解协议{total['mediation_agreements']}{unit}")
-        if total.get("mediation_escalations"):
-            parts.append(f"调解上报{total['mediation_escalations']}次")
-        if total.get("mediation_handoffs"):
-            parts.append(f"移交{total['mediation_handoffs']}{unit}")
-        if total.get("mediation_success_rate") is not None:
-            parts.append(f"调解成功率{percent(total['mediation_success_rate'])}")
+    """The closed loop of P in one Chinese sentence (issue 12 item 8), from a KPI row: returns,
+    transfers, reopens (with 重办率), callbacks (满意率, and 解决率 when the residents rated it),
+    mediation (cases, agreements, escalations, hand-offs, 调解成功率), each clause only when its count
+    is not zero (:data:`_LOOP_CLAUSES`); ``""`` when all are zero. Seed-style example:
+    "退回2次，转办3次，重办1次（重办率25.0%），回访4次，满意率75.0%，调解2件，达成调解协议1件，移交1件，调解成功率50.0%。"."""
+    values = {k.name: percent(total.get(k.name)) if k.unit == "rate" else total.get(k.name) for k in KPIS}
+    parts = [template.format(unit=unit, **values) for keys, template in _LOOP_CLAUSES
+             if any(total.get(k) for k in keys)]
     return "，".join(parts) + "。" if parts else ""
 
 
