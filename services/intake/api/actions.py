@@ -59,7 +59,9 @@ async def decided(svc: Intake, case_id: uuid.UUID, action: dict, wait: int | Non
     return await svc.decision(case_id, uuid.UUID(action["action_id"]), wait) or action
 
 
-@router.post("/v1/cases/{case_id}/actions", status_code=202)
+@router.post("/v1/cases/{case_id}/actions", status_code=202, responses={
+    200: {"description": "applied by dispatch (with `Prefer: wait`, or a repeated Idempotency-Key)"},
+    409: {"description": "`action_refused`: refused by dispatch (with `Prefer: wait`, or a repeat)"}})
 async def post_action(
     case_id: uuid.UUID,
     body: ActionIn,
