@@ -78,7 +78,10 @@ def test_closed_loop_with_rework_and_an_illegal_action(stack):
     act(stack, case, "resolve", "department_staff", "checking")
     v = act(stack, case, "verify_pass", "grid_worker", "closed")
     assert v["closed"] is True
-    actions = [e.get("action", e["event_type"]) for e in v["history"]]
+    # dispatch's refusal of the early acknowledge is in the history, and changed nothing
+    assert [(e["action"], e["state"]) for e in v["history"] if e["event_type"] == "case.action_rejected"] == [
+        ("acknowledge", "reported")]
+    actions = [e.get("action", e["event_type"]) for e in v["history"] if e["event_type"] != "case.action_rejected"]
     assert actions == ["accept", "file", "case.dispatched", "acknowledge", "start", "resolve", "begin_check",
                        "verify_fail", "resolve", "begin_check", "verify_pass"]
     # and reporting counted the rework

@@ -1,16 +1,19 @@
 """What intake shows of the closed loop (issue 12), without a database: when a case counts as
 closed (services/intake/caseview.py ``closed_now``; Open311 ``is_closed``), Open311's
 ``status_notes`` with the outcome, the view's fold parameters of an event, and the shape checks of
-an action request (services/intake/schemas.py ``ActionIn``)."""
+an action request (services/intake/schemas.py ``ActionIn``) and the answers about an action
+(services/intake/api/actions.py ``action_answer``)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timezone
 
 import pytest
 from pydantic import ValidationError
 
+from services.intake.api.actions import action_answer
 from services.intake.caseview import closed_now, view_values
 from services.intake.open311.translate import OUTCOME_NOTES_EN, is_closed, status_notes
 from services.intake.schemas import ActionIn
@@ -96,3 +99,26 @@ def test_action_in_accepts_the_closed_loop_fields():
 def test_action_in_refuses_malformed_fields(fields):
     with pytest.raises(ValidationError):
         ActionIn(action="callback", **fields)
+
+
+def _action(status: str, **extra) -> dict:
+    return {"action_id": str(uuid.UUID(int=1)), "case_id": str(uuid.UUID(int=2)), "action": "verify_pass",
+            "status": status, "reason": "", "state": None, "allowed_actions": None, "requested_at": T0,
+            "decided_at": None, **extra}
+
+
+def test_action_answers_by_status():
+    case_id = uuid.UUID(int=2)
+    pending = action_answer(case_id, _action("pending"), None, duplicate=False)
+    assert pending.status_code == 202 and "preference-applied" not in pending.headers
+    assert pending.headers["location"] == f"/v1/cases/{case_id}/actions/{uuid.UUID(int=1)}"
+    applied = action_answer(case_id, _action("applied", state="accepted"), 10)
+    assert applied.status_code == 200 and applied.headers["preference-applied"] == "wait=10"
+    refused = action_answer(case_id, _action("refused", state="dispatched", reason="not allowed in dispatched",
+                                             allowed_actions=["acknowledge"]), 10, duplicate=False)
+    body = json.loads(refused.body)
+    assert refused.status_code == 409 and refused.headers["preference-applied"] == "wait=10"
+    assert (body["error"], body["status"], body["reason"], body["state"]) == (
+        "action_refused", "refused", "not allowed in dispatched", "dispatched")
+    assert body["allowed_actions"] == ["acknowledge"] and body["action_id"] == str(uuid.UUID(int=1))
+    assert body["requested_at"] == T0.isoformat()

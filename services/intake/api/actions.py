@@ -41,9 +41,9 @@ def action_answer(case_id: uuid.UUID, action: dict, wait: int | None, **extra) -
     the action, ``Preference-Applied`` the wait honoured."""
     body = jsonable_encoder({**action, **extra})
     if action["status"] == "refused":
-        response = error_response(409, "action_refused",
-                                  f"{action['action']} was refused in state {action['state']}: {action['reason']}",
-                                  **body)
+        # the shared error body (shared/platform/http.py), built here: it carries a "status" field
+        message = f"{action['action']} was refused in state {action['state']}: {action['reason']}"
+        response = JSONResponse(status_code=409, content={"error": "action_refused", "message": message, **body})
     else:
         response = JSONResponse(status_code=200 if action["status"] == "applied" else 202, content=body)
     response.headers["Location"] = f"/v1/cases/{case_id}/actions/{action['action_id']}"
