@@ -357,6 +357,18 @@ EVIL_CATEGORY = '=HYPERLINK("http://example.invalid","x")'
 EVIL_CHANNEL = "@SUM(1+1)"
 
 
+def report_in_state(intake: str, body: dict, state: str) -> str:
+    """POST the report ``body``; return its case id once the case view shows ``state``."""
+    resp = api.post(f"{intake}/v1/reports", json=body, timeout=10)
+    assert resp.status_code == 202, resp.text
+    case_id = resp.json()["case_id"]
+    deadline = time.monotonic() + 60
+    while api.get(f"{intake}/v1/cases/{case_id}", timeout=10).json().get("state") != state:
+        assert time.monotonic() < deadline, f"the report did not reach {state}"
+        time.sleep(0.3)
+    return case_id
+
+
 def test_export_neutralises_formula_text(stack):
     intake, reporting = stack.url("intake"), stack.url("reporting")
     body = {
@@ -364,14 +376,8 @@ def test_export_neutralises_formula_text(stack):
         "description": '=HYPERLINK("http://example.invalid","click")', "channel": EVIL_CHANNEL,
         "reported_at": datetime.now(timezone.utc).isoformat(),
     }
-    resp = api.post(f"{intake}/v1/reports", json=body, timeout=10)
-    assert resp.status_code == 202, resp.text
     # a report from the public counts once accepted (受理): the clerk accepts it
-    case_id = resp.json()["case_id"]
-    deadline = time.monotonic() + 60
-    while api.get(f"{intake}/v1/cases/{case_id}", timeout=10).json().get("state") != "reported":
-        assert time.monotonic() < deadline, "the report did not reach dispatch"
-        time.sleep(0.3)
+    case_id = report_in_state(intake, body, "reported")
     resp = api.post(f"{intake}/v1/cases/{case_id}/actions", json={"action": "accept"}, timeout=10)
     assert resp.status_code in (200, 202), resp.text
     deadline = time.monotonic() + 60
@@ -414,15 +420,9 @@ def test_callback_and_reopen_reach_the_kpis(stack):
     intake, reporting = stack.url("intake"), stack.url("reporting")
     start = datetime.now(timezone.utc).replace(microsecond=0)
     grid = "990102001002001"
-    resp = api.post(f"{intake}/v1/reports", json={
+    case_id = report_in_state(intake, {
         "tenant": "demo-grid", "category_code": "100401", "place_code": grid, "channel": "grid_worker",
-        "description": "closed loop e2e", "reported_at": start.isoformat()}, timeout=10)
-    assert resp.status_code == 202, resp.text
-    case_id = resp.json()["case_id"]
-    deadline = time.monotonic() + 60
-    while api.get(f"{intake}/v1/cases/{case_id}", timeout=10).json().get("state") != "dispatched":
-        assert time.monotonic() < deadline, "the report was not dispatched"
-        time.sleep(0.3)
+        "description": "closed loop e2e", "reported_at": start.isoformat()}, "dispatched")
     for action, extra in (("acknowledge", {}), ("start", {}), ("resolve", {"outcome": "partly_resolved"}),
                           ("verify_pass", {}),
                           ("callback", {"satisfaction": "basically_satisfied", "resident_resolved": False}),
