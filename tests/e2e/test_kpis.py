@@ -53,7 +53,8 @@ GRID_1, GRID_2 = "990102001001001", "990102001002001"
 def hand_cases() -> list[dict]:
     """Eleven cases of tenant ``kpi-hand`` around P = March 2026 (times 10:00 local unless said).
 
-    Every case is dispatched at its report time unless said otherwise.
+    Every case is accepted (受理) and dispatched at its report time unless said otherwise; the
+    dispatch, transfer and return steps are in :func:`hand_steps`.
     """
     base = dict(tenant="kpi-hand", category_code="100401", department="housing", channel="grid_worker",
                 target_kind="department", transfer_count=0, return_count=0, rework_count=0,
@@ -71,8 +72,9 @@ def hand_cases() -> list[dict]:
         "D": dict(reported_at=at(2, 10), closed=True, closed_at=at(2, 15), deadline=at(2, 20), state="closed"),
         # E: reported in P, shelved (挂账), no deadline: open, never due.
         "E": dict(reported_at=at(3, 10), state="shelved"),
-        # F: rejected (不予受理): outside every KPI.
-        "F": dict(reported_at=at(3, 12), state="rejected", dispatched_at=None, target_kind=None, department=None),
+        # F: rejected (不予受理), never accepted: outside every KPI.
+        "F": dict(reported_at=at(3, 12), state="rejected", dispatched_at=None, target_kind=None, department=None,
+                  accepted_at=None),
         # G: reported in P without a deadline (history-like), closed after P: due in P, open at its end.
         "G": dict(reported_at=at(3, 15), closed=True, closed_at=at(4, 5), state="closed", place_code=GRID_2),
         # H: reported before P, open, deadline after P: open at the end, neither due nor overdue.
@@ -89,10 +91,33 @@ def hand_cases() -> list[dict]:
     }
     rows = []
     for name, values in cases.items():
-        row = {**base, "dispatched_at": values["reported_at"], "deadline": None, "acknowledged_at": None,
-               "resolved_at": None, "closed_at": None, **values}
-        row["case_id"] = uuid.uuid5(uuid.NAMESPACE_URL, f"kpi-hand/{name}")
+        row = {**base, "dispatched_at": values["reported_at"], "accepted_at": values["reported_at"], "deadline": None,
+               "acknowledged_at": None, "resolved_at": None, "closed_at": None, **values}
+        row["case_id"] = hand_id(name)
         rows.append(row)
+    return rows
+
+
+def hand_id(name: str) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"kpi-hand/{name}")
+
+
+def hand_steps() -> list[dict]:
+    """The steps of the hand cases: a dispatch of every case dispatched to a handler at its report
+    time (A B C D E G H I; J went to the triage queue), B's transfer housing → health on Mar 6, I's
+    return on Mar 20 11:00 and its re-dispatch at 12:00."""
+    def step(name, seq, t, action, to_state, department, from_department=None, target_kind="department"):
+        return dict(case_id=hand_id(name), sequence=seq, tenant="kpi-hand", at=t, action=action,
+                    from_state="filed" if action == "dispatch" else "dispatched", to_state=to_state,
+                    target_kind=target_kind, department=department, from_department=from_department, history=False)
+
+    rows = [step(name, 3, t, "dispatch", "dispatched", "housing")
+            for name, t in (("A", at(3, 2)), ("B", at(3, 5)), ("C", at(2, 20)), ("D", at(2, 10)), ("E", at(3, 10)),
+                            ("G", at(3, 15)), ("H", at(2, 25)), ("I", at(3, 20)))]
+    rows.append(step("J", 3, at(3, 21), "dispatch", "filed", "triage", target_kind="triage"))
+    rows.append(step("B", 4, at(3, 6), "transfer", "dispatched", "health", "housing"))
+    rows.append(step("I", 4, at(3, 20, 11), "return", "filed", "triage", "housing", target_kind="triage"))
+    rows.append(step("I", 5, at(3, 20, 12), "dispatch", "dispatched", "housing"))
     return rows
 
 
@@ -104,7 +129,8 @@ def hand_cases() -> list[dict]:
 #  在办 open at the end of P: B E G H J = 5; of them transferred: B → own 4, transferred 1
 #  超期 = open past deadline (B) + closed late (C) = 2 → 超期率 2/7
 #  dispatched in P to a handler: A B E G I = 5 (J triage, K never, C H before P); transferred: B
-#    → 转办率 1/5; dispatches 5 + 1 return (I) = 6 → 准确派遣率 5/6
+#    → 转办率 1/5; dispatch steps in P: A B E G I + I's re-dispatch = 6, returned 1 (I), and I's
+#    first dispatch was undone by that return → 准确派遣率 (6 − 1)/6 = 5/6
 #  disposed in P: A (resolved), C (closed), I (resolved), K (closed) = 4; rework: I → 返工率 1/4
 #  督办数: levels of cases whose deadline is in P: A 0 + B 2 + I 0 = 2; supervised cases: B
 #  time to acknowledge: A 2 h (Monday: 2 working h)
@@ -153,14 +179,16 @@ def scratch_url(infra):
 
 
 async def _with_hand_data(url: str, fn):
-    from services.reporting.db import case_facts
+    from services.reporting.db import case_facts, case_steps
     from shared.platform.db import make_engine
 
     engine = make_engine(url)
     try:
         async with engine.begin() as conn:
             await conn.execute(case_facts.delete().where(case_facts.c.tenant == "kpi-hand"))
+            await conn.execute(case_steps.delete().where(case_steps.c.tenant == "kpi-hand"))
             await conn.execute(case_facts.insert(), hand_cases())
+            await conn.execute(case_steps.insert(), hand_steps())
         async with engine.connect() as conn:
             return await fn(conn)
     finally:
@@ -338,6 +366,14 @@ def test_export_neutralises_formula_text(stack):
     }
     resp = api.post(f"{intake}/v1/reports", json=body, timeout=10)
     assert resp.status_code == 202, resp.text
+    # a report from the public counts once accepted (受理): the clerk accepts it
+    case_id = resp.json()["case_id"]
+    deadline = time.monotonic() + 60
+    while api.get(f"{intake}/v1/cases/{case_id}", timeout=10).json().get("state") != "reported":
+        assert time.monotonic() < deadline, "the report did not reach dispatch"
+        time.sleep(0.3)
+    resp = api.post(f"{intake}/v1/cases/{case_id}/actions", json={"action": "accept"}, timeout=10)
+    assert resp.status_code in (200, 202), resp.text
     deadline = time.monotonic() + 60
     while True:
         rows = api.get(f"{reporting}/v1/kpis", params={"tenant": "demo-grid", "group_by": "category"}, timeout=30).json()["rows"]
