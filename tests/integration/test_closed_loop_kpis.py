@@ -248,7 +248,7 @@ async def test_summary_names_the_closed_loop(reporting_engine, folded):
         text = (await work_summary(conn, _filter(folded), now=NOW))["paragraph"]
     # 转办 = transfer events (R4, H1); 重办率 1/6; 满意率 3/4, 解决率 2/3; 2 cases mediated, 1
     # agreement, 2 escalations, 1 hand-off, 调解成功率 1/2. No return: not named.
-    assert text.endswith("转办2次，重办1次（重办率16.7%），回访4次，满意率75.0%，解决率66.7%，"
+    assert text.endswith("转办2次，重办1次，重办率16.7%，回访4次，满意率75.0%，解决率66.7%，"
                          "调解2件，达成调解协议1件，调解上报2次，移交1件，调解成功率50.0%。"), text
     assert "退回" not in text
 

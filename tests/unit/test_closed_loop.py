@@ -209,7 +209,7 @@ def test_closed_loop_sentence_names_what_is_not_zero():
                     "callbacks_satisfied": 3, "callbacks_rated": 0, "mediated": 2, "mediation_agreements": 1,
                     "mediation_handoffs": 1})
     # 重办率 1/4 = 25.0 %; 满意率 3/4; no rating: no 解决率; 调解成功率 1/(1+1); no escalation
-    assert closed_loop_sentence(total, "件") == ("退回2次，转办3次，重办1次（重办率25.0%），回访4次，满意率75.0%，"
+    assert closed_loop_sentence(total, "件") == ("退回2次，转办3次，重办1次，重办率25.0%，回访4次，满意率75.0%，"
                                                  "调解2件，达成调解协议1件，移交1件，调解成功率50.0%。")
     assert closed_loop_sentence(derive({"closed": 3}), "件") == ""
 

@@ -105,7 +105,8 @@ def summary_paragraph(total: Mapping[str, Any], wording: SummaryWording, *, tran
 _LOOP_CLAUSES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("returned",), "退回{returned}次"),
     (("transfers_out",), "转办{transfers_out}次"),
-    (("reopened",), "重办{reopened}次（重办率{reopen_rate}）"),
+    (("reopened",), "重办{reopened}次"),
+    (("reopen_rate",), "重办率{reopen_rate}"),  # none without a completion in P
     (("callbacks",), "回访{callbacks}次，满意率{satisfaction_rate}"),
     (("callbacks_rated",), "解决率{resolution_rate}"),
     (("mediated",), "调解{mediated}{unit}"),
@@ -118,10 +119,10 @@ _LOOP_CLAUSES: tuple[tuple[tuple[str, ...], str], ...] = (
 
 def closed_loop_sentence(total: Mapping[str, Any], unit: str) -> str:
     """The closed loop of P in one Chinese sentence (issue 12 item 8), from a KPI row: returns,
-    transfers, reopens (with 重办率), callbacks (满意率, and 解决率 when the residents rated it),
-    mediation (cases, agreements, escalations, hand-offs, 调解成功率), each clause only when its count
-    is not zero (:data:`_LOOP_CLAUSES`); ``""`` when all are zero. Seed-style example:
-    "退回2次，转办3次，重办1次（重办率25.0%），回访4次，满意率75.0%，调解2件，达成调解协议1件，移交1件，调解成功率50.0%。"."""
+    transfers, reopens (with 重办率 when something was completed), callbacks (满意率, and 解决率 when
+    the residents rated it), mediation (cases, agreements, escalations, hand-offs, 调解成功率), each
+    clause only when its count is not zero (:data:`_LOOP_CLAUSES`); ``""`` when all are zero. E.g.
+    "退回2次，转办3次，重办1次，重办率25.0%，回访4次，满意率75.0%，调解2件，达成调解协议1件，移交1件，调解成功率50.0%。"."""
     values = {k.name: percent(total.get(k.name)) if k.unit == "rate" else total.get(k.name) for k in KPIS}
     parts = [template.format(unit=unit, **values) for keys, template in _LOOP_CLAUSES
              if any(total.get(k) for k in keys)]
