@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import api
+from tests import api, hypothesis_profiles  # noqa: F401 - loads the Hypothesis profile (ci / dev)
 
 REPO = Path(__file__).resolve().parents[1]
 # Every stack a test starts installs the session's admin key (gridcase/runtime.py).
