@@ -8,7 +8,7 @@ perturbed instead (Teddy Cup 附件2-full: the message text; Fuzhou: the title).
 the NYC sample's records as JSON; ``csv`` is the SF sample read through the ``sf311`` mapping as
 a generic mapping.
 
-Each file is parsed twice with :func:`services.intake.importers.iter_records`:
+Each file is parsed twice with :func:`services.intake.importers.formats.iter_records`:
 
 1. untraced, for rows/s (the whole file, every row mapped and validated);
 2. under :mod:`tracemalloc`: the peak of Python allocations after the first tenth of the rows
@@ -40,7 +40,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from services.intake.importers import FORMATS, SF311_MAPPING, iter_records  # noqa: E402
+from services.intake.importers.formats import FORMATS, iter_records  # noqa: E402
+from services.intake.importers.sources.mapped import SF311_MAPPING  # noqa: E402
 from services.intake.schemas import RowError  # noqa: E402
 
 SHARED = Path(os.environ.get("GRIDCASE_SHARED_DATA", REPO.parent / "shared" / "data"))

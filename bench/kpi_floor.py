@@ -1,25 +1,25 @@
 """Benchmark: how fast can one exact KPI statement over per-case rows be in PostgreSQL at all?
 
-bench/kpis.py times the real dashboard queries (services/reporting/kpis.py) over 1,000,000 case
+bench/kpis.py times the real dashboard queries (services/reporting/kpis/) over 1,000,000 case
 facts. This script measures the *floor* of that design on the same data: what PostgreSQL needs
 for the same figures when everything a query can be spared has been taken away in advance.
 
 1. Loads the same synthetic ``reporting.case_facts`` as bench/kpis.py (or reuses them with
    ``--keep-data``), then builds ``bench_floor.cases``: one narrow row per case of the KPI
-   universe (kpis.py ``CASE_COLUMNS['universe']``) holding only what the rules read, with every
-   per-case value precomputed by kpis.py's own SQL expressions: the close / dispatch / disposal /
+   universe (kpis/rules.py ``CASE_COLUMNS['universe']``) holding only what the rules read, with every
+   per-case value precomputed by kpis/rules.py's own SQL expressions: the close / dispatch / disposal /
    overdue times, ``filed`` and ``shelved``, and the four durations in hours and working hours
    (so no query does clock arithmetic), in report-time order, with a covering index on
    ``(tenant, lifetime end, reported_at)`` that INCLUDEs every column (index-only scans).
-2. Times, for the last calendar month (P as in bench/kpis.py), statements that use kpis.py's rule
-   text unchanged (``EVENT_RULES``, ``STATE_RULES``, ``TIME_RULES`` through ``kpis._measures``):
+2. Times, for the last calendar month (P as in bench/kpis.py), statements that use kpis/rules.py's
+   rule text unchanged (``EVENT_RULES``, ``STATE_RULES``, ``TIME_RULES`` through kpis/sql.py ``measures``):
 
    - ``scan``: count the candidates of P (the index range every KPI statement reads);
    - ``counts``: every count KPI of P, no time statistics;
    - ``full``: the whole KPI row of P (counts, means, medians, p90s: the ``group_by``-less query);
    - ``full by grid`` / ``full by category``: the same per group, without the total row.
 
-3. Checks that ``full`` gives the figures kpis.query_kpis gives for P (so the floor computes the
+3. Checks that ``full`` gives the figures kpis/queries.py ``query_kpis`` gives for P (so the floor computes the
    same thing), and prints p50 / p95 in ms beside the 50 ms goal of issue 4.
 
 Usage: ``python bench/kpi_floor.py [--rows 1000000] [--repeat 30] [--database-url URL --keep-data]``.
@@ -42,10 +42,14 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 
 from bench.kpis import GOAL_MS, TENANT, TZ, add_data_arguments, bench_database, month_before  # noqa: E402
-from services.reporting import kpis  # noqa: E402
+from services.reporting.filters import CaseFilter  # noqa: E402
+from services.reporting.kpis.clock import local_epoch_sql, working_clock_params  # noqa: E402
+from services.reporting.kpis.queries import TOTAL, WORK_MEM, raw_figures, unpack_quantiles  # noqa: E402
+from services.reporting.kpis.rules import CASE_COLUMNS  # noqa: E402
+from services.reporting.kpis.sql import bind, measures  # noqa: E402
 from shared.platform.db import libpq_url, make_engine  # noqa: E402
 
-#: Columns of bench_floor.cases and the kpis.py expression (over ``cf``, a case_facts row with its
+#: Columns of bench_floor.cases and the kpis/rules.py expression (over ``cf``, a case_facts row with its
 #: local epochs ``l_*``) each is precomputed from.
 FLOOR_COLUMNS: dict[str, str] = {
     "tenant": "cf.tenant",
@@ -55,39 +59,39 @@ FLOOR_COLUMNS: dict[str, str] = {
     "reported_at": "cf.reported_at",
     "life_end": "CASE WHEN cf.closed THEN greatest(coalesce(cf.closed_at, cf.reported_at), cf.reported_at) "
                 "ELSE 'infinity'::timestamptz END",
-    "close_t": f"CASE WHEN cf.closed THEN {kpis.CASE_COLUMNS['close_t']} END",
+    "close_t": f"CASE WHEN cf.closed THEN {CASE_COLUMNS['close_t']} END",
     "deadline": "cf.deadline",
     "dispatch_t": "CASE WHEN cf.target_kind IS DISTINCT FROM 'triage' THEN cf.dispatched_at END",
     "ack_t": "cf.acknowledged_at",
     "dispose_t": "coalesce(cf.resolved_at, CASE WHEN cf.closed THEN greatest(coalesce(cf.closed_at, cf.reported_at), "
                  "cf.reported_at) END)",
     "overdue_t": "CASE WHEN cf.state IS DISTINCT FROM 'shelved' THEN greatest(cf.deadline, cf.reported_at) END",
-    "filed": kpis.CASE_COLUMNS["filed"],
-    "shelved": kpis.CASE_COLUMNS["shelved"],
+    "filed": CASE_COLUMNS["filed"],
+    "shelved": CASE_COLUMNS["shelved"],
     "transfer_count": "cf.transfer_count",
     "return_count": "cf.return_count",
     "rework_count": "cf.rework_count",
     "supervision_level": "cf.supervision_level",
-    "close_h": kpis.CASE_COLUMNS["close_h"],
-    "close_wh": kpis.CASE_COLUMNS["close_wh"],
-    "ack_h": kpis.CASE_COLUMNS["ack_h"],
-    "ack_wh": kpis.CASE_COLUMNS["ack_wh"],
+    "close_h": CASE_COLUMNS["close_h"],
+    "close_wh": CASE_COLUMNS["close_wh"],
+    "ack_h": CASE_COLUMNS["ack_h"],
+    "ack_wh": CASE_COLUMNS["ack_wh"],
 }
 
 
 def build_sql() -> str:
     """``CREATE TABLE bench_floor.cases AS …`` over the tenant's case facts of the KPI universe."""
-    epochs = ", ".join(f"{kpis._local_epoch(f'cf.{c}_at')} AS l_{c}"
+    epochs = ", ".join(f"{local_epoch_sql(f'cf.{c}_at')} AS l_{c}"
                        for c in ("reported", "closed", "dispatched", "acknowledged"))
     cols = ",\n  ".join(f"{expr} AS {name}" for name, expr in FLOOR_COLUMNS.items())
     return (f"CREATE TABLE bench_floor.cases AS\nSELECT {cols}\n"
             f"FROM (SELECT cf.*, {epochs} FROM reporting.case_facts cf WHERE cf.tenant = :tenant "
-            f"AND {kpis.CASE_COLUMNS['universe']}) AS cf\nORDER BY cf.reported_at")
+            f"AND {CASE_COLUMNS['universe']}) AS cf\nORDER BY cf.reported_at")
 
 
 def cases_cte(key: str) -> str:
-    """The per-case rows of P over bench_floor.cases, with kpis.py's column names (bucket numbers
-    by ``width_bucket`` as kpis.py ``CASE_COLUMNS``)."""
+    """The per-case rows of P over bench_floor.cases, with kpis/rules.py's column names (bucket
+    numbers by ``width_bucket`` as kpis/rules.py ``CASE_COLUMNS``)."""
     wb = "width_bucket({}, :bounds::timestamptz[])"
     return (
         "WITH c AS (\n  SELECT {key} AS key, f.deadline, f.transfer_count, f.return_count, f.rework_count, "
@@ -100,17 +104,17 @@ def cases_cte(key: str) -> str:
         f"    CASE WHEN f.deadline < :now AND f.overdue_t IS NOT NULL THEN {wb.format('f.overdue_t')} "
         "ELSE :n::int + 1 END AS ob\n"
         "  FROM bench_floor.cases f\n  WHERE f.tenant = :tenant AND f.life_end >= :b0 AND f.reported_at < :bn\n"
-        "  OFFSET 0\n)\n"  # each per-case column computed once (kpis.py _cases_cte)
+        "  OFFSET 0\n)\n"  # each per-case column computed once (kpis/sql.py _cases_cte)
     ).replace("{key}", key)
 
 
 STATEMENTS: dict[str, str] = {
     "scan": cases_cte("NULL::text") + "SELECT count(*) FROM c",
-    "counts": cases_cte("NULL::text") + f"SELECT {kpis._measures('1', '1', states=True, times=False)} FROM c",
-    "full": cases_cte("NULL::text") + f"SELECT {kpis._measures('1', '1', states=True)} FROM c",
-    "full by grid": cases_cte("f.place_code") + f"SELECT c.key, {kpis._measures('1', '1', states=True)} FROM c GROUP BY c.key",
+    "counts": cases_cte("NULL::text") + f"SELECT {measures('1', '1', states=True, times=False)} FROM c",
+    "full": cases_cte("NULL::text") + f"SELECT {measures('1', '1', states=True)} FROM c",
+    "full by grid": cases_cte("f.place_code") + f"SELECT c.key, {measures('1', '1', states=True)} FROM c GROUP BY c.key",
     "full by category": cases_cte("f.category_code")
-    + f"SELECT c.key, {kpis._measures('1', '1', states=True)} FROM c GROUP BY c.key",
+    + f"SELECT c.key, {measures('1', '1', states=True)} FROM c GROUP BY c.key",
 }
 
 
@@ -119,7 +123,7 @@ async def build(url: str) -> None:
     conn = await asyncpg.connect(libpq_url(url))
     try:
         await conn.execute("DROP SCHEMA IF EXISTS bench_floor CASCADE; CREATE SCHEMA bench_floor")
-        sql, args = kpis.bind(build_sql(), {"tenant": TENANT, **kpis.working_clock_params(TZ)})
+        sql, args = bind(build_sql(), {"tenant": TENANT, **working_clock_params(TZ)})
         await conn.execute(sql, *args)
         include = ", ".join(c for c in FLOOR_COLUMNS if c not in ("tenant", "life_end", "reported_at"))
         await conn.execute(f"CREATE INDEX ON bench_floor.cases (tenant, life_end, reported_at) INCLUDE ({include})")
@@ -129,15 +133,15 @@ async def build(url: str) -> None:
 
 
 async def measure(url: str, now: datetime, repeat: int) -> list[tuple[str, float, float]]:
-    """Time each statement of :data:`STATEMENTS` for the last month; check ``full`` against kpis.py."""
+    """Time each statement of :data:`STATEMENTS` for the last month; check ``full`` against the KPI query."""
     start, end = month_before(now, "month")
     params = {"tenant": TENANT, "bounds": [start, end], "b0": start, "bn": end, "n": 1, "now": now}
     conn = await asyncpg.connect(libpq_url(url))
     out = []
     try:
-        await conn.execute(f"SET work_mem = '{kpis.WORK_MEM}'")
+        await conn.execute(f"SET work_mem = '{WORK_MEM}'")
         for label, sql in STATEMENTS.items():
-            text, args = kpis.bind(sql, params)
+            text, args = bind(sql, params)
             plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + text, *args))
             await conn.fetch(text, *args)  # warm-up
             samples = []
@@ -152,19 +156,19 @@ async def measure(url: str, now: datetime, repeat: int) -> list[tuple[str, float
             scan = "index-only" if "Index Only Scan" in plan else "heap"
             print(f"  {label:<18} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   ({scan})   "
                   f"{'ok' if p95 < GOAL_MS else 'over the goal'}", flush=True)
-        text, args = kpis.bind(STATEMENTS["full"], params)
-        floor = kpis._unpack(dict(await conn.fetchrow(text, *args)))
+        text, args = bind(STATEMENTS["full"], params)
+        floor = unpack_quantiles(dict(await conn.fetchrow(text, *args)))
     finally:
         await conn.close()
     engine = make_engine(url)
     try:
         async with engine.connect() as aconn, aconn.begin():
-            real = await kpis._run(aconn, kpis.KpiFilter(TENANT, start, end, tz=TZ), None, [start, end], now)
+            real = await raw_figures(aconn, CaseFilter(TENANT, start, end, tz=TZ), None, [start, end], now)
     finally:
         await engine.dispose()
-    real = real[kpis.TOTAL]
+    real = real[TOTAL]
     differ = [k for k in real if not _same(real[k], floor.get(k))]
-    print(f"  figures of 'full' equal kpis.py's for P: {'yes' if not differ else 'NO: ' + ', '.join(differ)} "
+    print(f"  figures of 'full' equal the KPI query's for P: {'yes' if not differ else 'NO: ' + ', '.join(differ)} "
           f"({len(real)} raw figures; 受理 {floor['accepted']:,}, 办结 {floor['closed']:,})")
     if differ:
         raise SystemExit(1)

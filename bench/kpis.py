@@ -1,4 +1,4 @@
-"""Benchmark: the KPI dashboard queries (services/reporting/kpis.py) over 1,000,000 case facts.
+"""Benchmark: the KPI dashboard queries (services/reporting/kpis/) over 1,000,000 case facts.
 
 1. Starts a scratch embedded PostgreSQL (gridcase.infra.EmbeddedPostgres, in a temporary folder,
    or uses ``--database-url``) and runs the reporting migrations (so the indexes measured are
@@ -41,8 +41,13 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 
 from gridcase.infra import EmbeddedPostgres  # noqa: E402
-from services.reporting import kpis, stats  # noqa: E402
-from services.reporting.app import MIGRATIONS  # noqa: E402
+from services.reporting import stats  # noqa: E402
+from services.reporting.db import MIGRATIONS  # noqa: E402
+from services.reporting.filters import CaseFilter  # noqa: E402
+from services.reporting.kpis.case_lists import query_overdue, query_supervised  # noqa: E402
+from services.reporting.kpis.catalogue import GROUP_BYS, PLACE_LEVELS  # noqa: E402
+from services.reporting.kpis.queries import query_kpis  # noqa: E402
+from services.reporting.kpis.summary import percent, work_summary  # noqa: E402
 from shared.platform.db import libpq_url, make_engine, run_migrations  # noqa: E402
 from shared.domain.taxonomy import load_taxonomy  # noqa: E402
 
@@ -163,29 +168,29 @@ async def measure(url: str, now: datetime, period: str, repeat: int) -> list:
     print(f"dashboard period P = [{start.date()}, {end.date()}) {TZ.key}; now {now.isoformat(timespec='seconds')}")
     engine = make_engine(url)
     taxonomy = load_taxonomy()
-    flt = kpis.KpiFilter(TENANT, start, end, tz=TZ)
+    flt = CaseFilter(TENANT, start, end, tz=TZ)
     results: list = []
     try:
         async with engine.connect() as conn:
             async with conn.begin():
-                await timed("kpis (no group_by)", lambda: kpis.query_kpis(conn, flt, None, taxonomy=taxonomy, now=now),
+                await timed("kpis (no group_by)", lambda: query_kpis(conn, flt, None, taxonomy=taxonomy, now=now),
                             repeat, results)
-                for group_by in kpis.GROUP_BYS:
+                for group_by in GROUP_BYS:
                     await timed(f"kpis group_by={group_by}",
-                                lambda g=group_by: kpis.query_kpis(conn, flt, g, taxonomy=taxonomy, now=now), repeat, results)
-                await timed("cases/overdue (page 100)", lambda: kpis.query_overdue(conn, TENANT, now=now, tz=TZ,
+                                lambda g=group_by: query_kpis(conn, flt, g, taxonomy=taxonomy, now=now), repeat, results)
+                await timed("cases/overdue (page 100)", lambda: query_overdue(conn, TENANT, now=now, tz=TZ,
                                                                                    taxonomy=taxonomy), repeat, results)
-                await timed("cases/supervised (page 100)", lambda: kpis.query_supervised(conn, TENANT, now=now, tz=TZ,
+                await timed("cases/supervised (page 100)", lambda: query_supervised(conn, TENANT, now=now, tz=TZ,
                                                                                          taxonomy=taxonomy), repeat, results)
-                await timed("summary", lambda: kpis.work_summary(conn, flt, taxonomy=taxonomy, now=now), repeat, results)
+                await timed("summary", lambda: work_summary(conn, flt, taxonomy=taxonomy, now=now), repeat, results)
                 # the dashboard's place breakdown (static/app.js: /v1/stats?group_by=place&place_depth=…)
-                sflt = stats.StatsFilter(TENANT, start, end)
-                for level, depth in kpis.PLACE_LEVELS.items():
+                sflt = CaseFilter(TENANT, start, end)
+                for level, depth in PLACE_LEVELS.items():
                     await timed(f"stats group_by=place ({level})",
                                 lambda d=depth: stats.query_stats(conn, sflt, "place", d), repeat, results)
-                total = (await kpis.query_kpis(conn, flt, None, now=now))["total"]
+                total = (await query_kpis(conn, flt, None, now=now))["total"]
                 print(f"  (month: 受理 {total['accepted']:,}, 办结 {total['closed']:,}, 在办 {total['in_progress']:,}, "
-                      f"超期 {total['overdue']:,}, 办结率 {kpis.percent(total['completion_rate'])})")
+                      f"超期 {total['overdue']:,}, 办结率 {percent(total['completion_rate'])})")
     finally:
         await engine.dispose()
     return results

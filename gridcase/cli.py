@@ -5,7 +5,7 @@
 - ``gridcase demo``: the same, plus import of the repository's real data and seed scenario A,
   wait until reporting has counted every case, print one KPI table per dataset, exit 0.
 - ``gridcase import FILE --format F --tenant T --intake-url URL``: send a file to a running intake
-  (formats: services/intake/importers.py FORMATS); ``--route`` evaluates routing locally instead.
+  (formats: services/intake/importers/formats.py FORMATS); ``--route`` evaluates routing locally instead.
 - ``gridcase seed-a [--out PATH]``: write seed scenario A as JSONL.
 - ``gridcase auth issue-key|issue-token|revoke|list``: credentials (shared/platform/authstore.py).
 - ``gridcase pii new-key|rotate|anonymise``: reporter data at rest (shared/platform/crypto.py).
@@ -116,7 +116,7 @@ def import_(
                                  help="write the rejected rows (line and reasons) as JSONL; intake's answer carries "
                                       "the first 100 rejected rows only"),
     mapping: Path = typer.Option(None, "--mapping", exists=True, dir_okay=False,
-                                 help="column mapping (YAML) for --format csv (services/intake/importers.py load_mapping)"),
+                                 help="column mapping (YAML) for --format csv (services/intake/importers/mapping.py load_mapping)"),
     tz: str = typer.Option(None, "--tz", help="IANA zone of naive source times (default: the tenant's)"),
 ) -> None:
     """Import a file of historical records through a running intake and print the counts; or, with
@@ -131,7 +131,7 @@ def import_(
         raise typer.BadParameter("--mapping is only for --format csv", param_hint="--mapping")
     if route:
         from gridcase.routing_eval import evaluate_file, format_evaluation  # noqa: PLC0415
-        from services.intake.importers import load_mapping  # noqa: PLC0415
+        from services.intake.importers.mapping import load_mapping  # noqa: PLC0415
         from shared.domain.tenants import TenantConfigError, load_tenant  # noqa: PLC0415
 
         try:
@@ -394,8 +394,7 @@ def pii_new_key(key_id: str = typer.Argument(..., help="id of the new key, e.g. 
 
 
 async def _with_intake_engine(work):
-    from services.intake.app import MIGRATIONS  # noqa: PLC0415
-    from services.intake.db import SCHEMA  # noqa: PLC0415
+    from services.intake.db import MIGRATIONS, SCHEMA  # noqa: PLC0415
 
     return await _with_engine(MIGRATIONS, SCHEMA, work)
 
@@ -405,7 +404,8 @@ def pii_rotate() -> None:
     """Re-encrypt every stored reporter record under the first key of INTAKE_PII_KEYS."""
     import asyncio  # noqa: PLC0415
 
-    from services.intake.app import keyring_of, reseal_reporters  # noqa: PLC0415
+    from services.intake.domain.privacy import keyring_of  # noqa: PLC0415
+    from services.intake.store import reseal_reporters  # noqa: PLC0415
     from shared.platform.crypto import KeyringError  # noqa: PLC0415
     from services.intake.settings import IntakeSettings  # noqa: PLC0415
 
@@ -423,7 +423,7 @@ def pii_anonymise(after_days: float = typer.Option(None, help="default: INTAKE_A
     import asyncio  # noqa: PLC0415
     from datetime import timedelta  # noqa: PLC0415
 
-    from services.intake.app import anonymise_closed  # noqa: PLC0415
+    from services.intake.store import anonymise_closed  # noqa: PLC0415
     from services.intake.settings import IntakeSettings  # noqa: PLC0415
 
     days = after_days if after_days is not None else IntakeSettings().anonymise_after_days

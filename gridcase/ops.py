@@ -167,7 +167,7 @@ async def rebuild_reporting(database_url: str, page: int = 5000) -> dict[str, in
     import sqlalchemy as sa  # noqa: PLC0415
 
     from services.reporting import db as rdb  # noqa: PLC0415
-    from services.reporting.facts import apply_events  # noqa: PLC0415
+    from services.reporting.handlers import apply_events  # noqa: PLC0415
     from shared.platform.db import make_engine  # noqa: PLC0415
     from shared.contract.events import decode_event  # noqa: PLC0415
     from sqlalchemy.dialects.postgresql import insert  # noqa: PLC0415

@@ -2,7 +2,7 @@
 
 For each record of an import file that carries a recorded department (``history.department``:
 NYC ``Agency``, SF ``Responsible.Agency``, Baltimore ``Agency``, Boston ``SUBJECT``, as department
-codes), :func:`services.dispatch.routing.route` routes the record with the tenant's rules
+codes), :func:`services.dispatch.domain.routing.route` routes the record with the tenant's rules
 (``deploy/tenants/<tenant>.yaml``) as if it had just been reported (category, place, and its
 report time for ``hours`` rules). The share of records whose routed department equals the
 recorded one is the accuracy (准确派遣率). A record routed to triage or mediation counts as
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.dispatch.routing import route
-from services.intake.importers import iter_records
+from services.dispatch.domain.routing import route
+from services.intake.importers.formats import iter_records
 from services.intake.schemas import ReportIn, RowError
 from shared.domain.taxonomy import Taxonomy, load_taxonomy
 from shared.domain.tenants import TenantConfig, load_tenant
@@ -119,7 +119,7 @@ def evaluate_file(
     taxonomy: Taxonomy | None = None,
     top: int = 10,
 ) -> RoutingEvaluation:
-    """Read an import file locally (:func:`services.intake.importers.iter_records`) and evaluate
+    """Read an import file locally (:func:`services.intake.importers.formats.iter_records`) and evaluate
     its routing with :func:`evaluate_records`.
 
     Args:

@@ -11,7 +11,7 @@ Rule source: the README of ../shared/data, "Routing ceiling": for each value of 
 take the most frequent routing answer. The key is the importer's ``category_code`` (NYC
 ``Complaint Type``, SF ``Request.Type``, Baltimore ``SRType``, Boston ``TYPE``) and the answer its
 recorded department (``history.department``, already a department code, see
-``services.intake.importers.department_code``). Ties go to the alphabetically first code. One
+``services.intake.importers.codes.department_code``). Ties go to the alphabetically first code. One
 rule per category, most frequent category first; each rule's ``note`` says how many sample rows
 it reproduces.
 
@@ -40,12 +40,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from services.intake.importers import (  # noqa: E402
+from services.intake.importers.codes import department_code  # noqa: E402
+from services.intake.importers.formats import iter_records  # noqa: E402
+from services.intake.importers.sources.mapped import (  # noqa: E402
     BALTIMORE311_MAPPING,
     BOSTON311_MAPPING,
     SF311_MAPPING,
-    department_code,
-    iter_records,
 )
 from services.intake.schemas import RowError  # noqa: E402
 from shared.domain.taxonomy import load_taxonomy  # noqa: E402

@@ -2,7 +2,7 @@
 
 import uvicorn
 
-from services.dispatch.app import create_app
+from services.dispatch.main import create_app
 from services.dispatch.settings import DispatchSettings as Settings
 
 

@@ -2,7 +2,7 @@
 
 import uvicorn
 
-from services.intake.app import create_app
+from services.intake.main import create_app
 from services.intake.settings import IntakeSettings as Settings
 
 

@@ -7,6 +7,8 @@ and the append-only audit trail of who did what to a case (``audit_log``).
 reporter data of a closed case has been erased (``IntakeSettings.anonymise_after_days``).
 """
 
+from pathlib import Path
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
@@ -14,6 +16,8 @@ from shared.domain.casefacts import case_fact_columns
 from shared.platform.db import NAMING_CONVENTION, outbox_table, processed_events_table
 
 SCHEMA = "intake"
+#: The schema's Alembic migrations (env.py and versions/).
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 metadata = sa.MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
 
 reports = sa.Table(

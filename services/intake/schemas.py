@@ -58,7 +58,7 @@ class ReportIn(BaseModel):
     - ``category_code``: a taxonomy code (e.g. ``100401`` 下水道堵塞) or, for history imports, the
       source system's own category; unknown codes are accepted and go to the triage queue.
     - ``place_code``: cumulative place code (city 4, district 6, street 9, community 12, grid 15
-      digits; domain.md §3(a)) or a tenant's own code for foreign history.
+      digits; docs/domain.md §3(a)) or a tenant's own code for foreign history.
     - ``reported_at`` (and recorded history times): timezone-aware, between 1990-01-01 and one
       day from now.
     - Text fields refuse control characters (:func:`check_text`).
@@ -191,7 +191,7 @@ class PatrolIn(BaseModel):
 class ActionIn(BaseModel):
     """An actor's action on a case (``POST /v1/cases/{case_id}/actions``, issue 3 item 6).
 
-    ``action`` is one of services/dispatch/lifecycle.py ``USER_ACTIONS``. ``actor_role`` and
+    ``action`` is one of services/dispatch/domain/lifecycle.py ``USER_ACTIONS``. ``actor_role`` and
     ``actor_ref`` are informational and optional: the actor recorded is the caller's credential
     (its role and id, shared/platform/auth.py). ``evidence`` references (photo ids, file names);
     ``target_department`` for transfer/return; ``extension_days`` for approve_extension.

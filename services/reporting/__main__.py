@@ -2,7 +2,7 @@
 
 import uvicorn
 
-from services.reporting.app import create_app
+from services.reporting.main import create_app
 from services.reporting.settings import ReportingSettings as Settings
 
 

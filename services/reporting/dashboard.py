@@ -30,9 +30,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.reporting.settings import ReportingSettings
 from shared.domain.tenants import STANDARD_LEVEL_LENGTHS, TenantConfig, load_all_tenants
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -118,12 +120,11 @@ class _WithHeaders:
 def install(app, tenants: Mapping[str, TenantConfig] | None = None) -> None:
     """Serve the dashboard from ``app`` (a FastAPI/Starlette app) at ``/dashboard/``.
 
-    ``tenants`` are the configured tenants (``{name: TenantConfig}``, as create_app loads them);
+    ``tenants`` are the configured tenants (``{name: TenantConfig}``, as create_app loads them,
+    services/reporting/main.py);
     when omitted they are loaded on first use from ``GRIDCASE_TENANTS_DIR`` or ``deploy/tenants``
     (:func:`shared.domain.tenants.load_all_tenants`).
     """
-    from starlette.responses import JSONResponse  # noqa: PLC0415
-
     cache: dict[str, dict] = {}
 
     def document() -> dict:
@@ -131,8 +132,6 @@ def install(app, tenants: Mapping[str, TenantConfig] | None = None) -> None:
             if tenants is not None:
                 loaded = tenants
             else:
-                from services.reporting.settings import ReportingSettings  # noqa: PLC0415
-
                 loaded = load_all_tenants(ReportingSettings().tenants_dir or None)
             cache["doc"] = tenants_document(loaded)
         return cache["doc"]

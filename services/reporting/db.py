@@ -1,9 +1,12 @@
-"""Reporting's schema ``reporting``: one fact row per case, folded from events as they arrive.
+"""Reporting's schema ``reporting``: one fact row per case, folded from events as they arrive
+(services/reporting/handlers.py), and the patrols; :data:`MIGRATIONS` creates them.
 
 Every column is written by exactly one kind of event and the merge rules are commutative (see
-``services/reporting/facts.py``), so events may arrive late, out of order or twice and the row
+``shared/domain/casefacts.py``), so events may arrive late, out of order or twice and the row
 still ends the same.
 """
+
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -12,10 +15,11 @@ from shared.domain.casefacts import case_fact_columns
 from shared.platform.db import NAMING_CONVENTION, processed_events_table
 
 SCHEMA = "reporting"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 #: When a case stops being open: its close time (no close time: the report time; never before the
 #: report), or +infinity while open. Indexed with the tenant (below) so that the cases alive in a
-#: period ``[b0, bn)`` (``LIFETIME_END >= b0 AND reported_at < bn``, services/reporting/kpis.py)
+#: period ``[b0, bn)`` (``LIFETIME_END >= b0 AND reported_at < bn``, services/reporting/kpis/rules.py)
 #: are one index range. Written line by line as PostgreSQL prints it (``pg_get_indexdef``):
 #: Alembic's autogenerate compares index expressions as text and would otherwise propose to drop
 #: and re-create the index in every new migration.
@@ -30,7 +34,7 @@ case_facts = sa.Table(
     *case_fact_columns(),
     sa.Index("ix_reporting_case_facts_tenant_reported", "tenant", "reported_at"),
     sa.Index("ix_reporting_case_facts_tenant_place", "tenant", "place_code"),
-    # KPI queries (services/reporting/kpis.py): the cases alive in a period, and the case lists.
+    # KPI queries (services/reporting/kpis/): the cases alive in a period, and the case lists.
     sa.Index("ix_reporting_case_facts_tenant_lifetime", "tenant", sa.text(LIFETIME_END), "reported_at"),
     sa.Index("ix_reporting_case_facts_tenant_open_deadline", "tenant", "deadline", postgresql_where=sa.text("NOT closed")),
     sa.Index("ix_reporting_case_facts_tenant_supervised", "tenant", "supervision_level", "deadline",

@@ -1,4 +1,6 @@
-"""Statistics over ``reporting.case_facts``: counts, shares and time to close, grouped.
+"""Statistics over reporting's tables: cases counted, shares and time to close, grouped
+(``GET /v1/stats``); inspection rounds (``GET /v1/patrols``); progress of the fold
+(``GET /v1/progress``).
 
 Definitions (each in one place):
 
@@ -17,16 +19,20 @@ Definitions (each in one place):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reporting.db import case_facts as cf
+from services.reporting.db import case_facts as cf, patrols
+from services.reporting.filters import CaseFilter
+from services.reporting.kpis.formulas import ratio
 
+#: ``group_by`` values of ``GET /v1/stats``.
 GROUPS = ("category", "department", "status", "source_status", "place", "channel", "request_type", "source")
 
+#: A case's status for ``group_by=status`` (labels: services/reporting/labels.py ``STATUS_LABELS``).
 STATUS_EXPR = sa.case(
     (cf.c.closed, "closed"),
     (cf.c.transfer_count > 0, "transferred"),
@@ -35,37 +41,6 @@ STATUS_EXPR = sa.case(
     (cf.c.dispatched_at.is_not(None), "in_progress"),
     else_="reported",
 )
-
-
-#: zh-CN first, English beside it (Chinese is the users' language; README).
-STATUS_LABELS = {
-    "closed": "已办结 closed",
-    "transferred": "已转办 transferred",
-    "in_progress": "在办 in progress",
-    "mediation": "调解中 in mediation",
-    "triage": "待分拨 triage",
-    "reported": "待派遣 awaiting dispatch",
-}
-
-
-def label_for(group_by: str, key, tenant, taxonomy) -> str:
-    """Human label of a group key: department and category names from the taxonomy (or the
-    tenant's own departments), place names from the tenant file, status names from
-    :data:`STATUS_LABELS`; the key itself when nothing better is known."""
-    if key is None:
-        return "(无 none)"
-    if group_by == "department":
-        if taxonomy.department(key) is not None:
-            return taxonomy.department_label(key)
-        local = tenant.department(key) if tenant else None
-        return f"{key} · {local.label}" if local is not None else key
-    if group_by == "category":
-        return taxonomy.category_label(key)
-    if group_by == "place":
-        return tenant.place_label(key) if tenant else key
-    if group_by == "status":
-        return STATUS_LABELS.get(key, key)
-    return str(key)
 
 
 def group_expr(group_by: str, place_depth: int | None = None) -> sa.ColumnElement:
@@ -89,40 +64,7 @@ def group_expr(group_by: str, place_depth: int | None = None) -> sa.ColumnElemen
     raise ValueError(f"group_by must be one of {', '.join(GROUPS)}")
 
 
-@dataclass(frozen=True)
-class StatsFilter:
-    """Which cases to count: a tenant (required), a half-open period ``[start, end)`` on
-    ``reported_at``, a place-code prefix, a category, a department."""
-
-    tenant: str
-    start: datetime | None = None
-    end: datetime | None = None
-    place_prefix: str | None = None
-    category: str | None = None
-    department: str | None = None
-
-    def where(self) -> list[sa.ColumnElement[bool]]:
-        """SQL conditions for this filter."""
-        conds = [cf.c.tenant == self.tenant, cf.c.reported_at.is_not(None)]
-        if self.start:
-            conds.append(cf.c.reported_at >= self.start)
-        if self.end:
-            conds.append(cf.c.reported_at < self.end)
-        if self.place_prefix:
-            conds.append(cf.c.place_code.startswith(self.place_prefix, autoescape=True))
-        if self.category:
-            conds.append(cf.c.category_code == self.category)
-        if self.department:
-            conds.append(cf.c.department == self.department)
-        return conds
-
-
-def share(numerator: int, denominator: int) -> float | None:
-    """``numerator / denominator``, or ``None`` when nothing is due (denominator 0)."""
-    return numerator / denominator if denominator else None
-
-
-async def query_stats(conn: AsyncConnection, flt: StatsFilter, group_by: str | None, place_depth: int | None = None) -> dict:
+async def query_stats(conn: AsyncConnection, flt: CaseFilter, group_by: str | None, place_depth: int | None = None) -> dict:
     """Run the statistics query; return ``{"total": row, "groups": [row, …]}`` where a row is
     ``{key, reported, closed, open, in_progress, transferred, closure_rate,
     time_to_close_hours: {n, mean, median, p90}}``, groups sorted by ``reported`` descending, then
@@ -171,7 +113,7 @@ def _row(key, r) -> dict:
         "open": r.reported - r.closed,
         "in_progress": r.in_progress,
         "transferred": r.transferred,
-        "closure_rate": share(r.closed, r.reported),
+        "closure_rate": ratio(r.closed, r.reported),
         "time_to_close_hours": {
             "n": r.n_timed,
             "mean": float(r.mean_h) if r.mean_h is not None else None,
@@ -179,3 +121,54 @@ def _row(key, r) -> dict:
             "p90": float(r.q_h[1]) if r.q_h else None,
         },
     }
+
+
+def empty_stats() -> dict:
+    """:func:`query_stats`' answer for a period without time in it (``end <= start``, which a
+    :class:`~services.reporting.filters.CaseFilter` refuses): nothing counted, as the query would
+    find over no rows."""
+    nothing = SimpleNamespace(reported=0, closed=0, in_progress=0, transferred=0, n_timed=0, mean_h=None, q_h=None)
+    return {"total": _row(None, nothing), "groups": []}
+
+
+async def query_patrols(conn: AsyncConnection, tenant: str, start: datetime | None, end: datetime | None,
+                        place_prefix: str | None) -> dict:
+    """Inspection rounds (巡查) and points by kind started in ``[start, end)`` (either end open),
+    under ``place_prefix``: ``{"tenant", "rounds", "points", "by_kind": {kind: {rounds, points,
+    findings}}}``."""
+    p = patrols
+    conds = [p.c.tenant == tenant]
+    if start:
+        conds.append(p.c.started_at >= start)
+    if end:
+        conds.append(p.c.started_at < end)
+    if place_prefix:
+        conds.append(p.c.place_code.startswith(place_prefix, autoescape=True))
+    q = sa.select(p.c.kind, sa.func.count().label("rounds"), sa.func.sum(p.c.points).label("points"),
+                  sa.func.sum(p.c.findings).label("findings")).where(*conds).group_by(p.c.kind)
+    rows = (await conn.execute(q)).all()
+    kinds = {r.kind: {"rounds": r.rounds, "points": int(r.points or 0), "findings": int(r.findings or 0)} for r in rows}
+    return {
+        "tenant": tenant,
+        "rounds": sum(k["rounds"] for k in kinds.values()),
+        "points": sum(k["points"] for k in kinds.values()),
+        "by_kind": kinds,
+    }
+
+
+async def query_progress(conn: AsyncConnection, tenant: str | None, place_prefix: str | None,
+                         department: str | None) -> dict:
+    """Cases reported and events folded so far, of ``tenant`` (every tenant for ``None``), under
+    ``place_prefix``, of ``department``: ``{"tenant", "reported_cases", "events_applied"}``."""
+    q = sa.select(
+        sa.func.count().filter(cf.c.reported_at.is_not(None)).label("reported_cases"),
+        sa.func.coalesce(sa.func.sum(cf.c.event_count), 0).label("events_applied"),
+    )
+    if tenant:
+        q = q.where(cf.c.tenant == tenant)
+    if place_prefix:
+        q = q.where(cf.c.place_code.startswith(place_prefix, autoescape=True))
+    if department:
+        q = q.where(cf.c.department == department)
+    row = (await conn.execute(q)).one()
+    return {"tenant": tenant, "reported_cases": row.reported_cases, "events_applied": int(row.events_applied)}

@@ -8,7 +8,9 @@ Personal data (reporter name, phone, ID number, exact address) never appears her
 at most a pseudonymous ``reporter_ref``. Free text is masked by intake before it is put in an event.
 
 Versioning: ``schema_version`` is the version of the event type's payload. A consumer accepts the
-versions in :data:`SUPPORTED_VERSIONS` and dead-letters any other (a permanent error).
+versions in :data:`SUPPORTED_VERSIONS` and dead-letters any other (a permanent error). A field
+added with a default keeps the version (a newer consumer reads older events as they were); since
+models forbid unknown fields, consumers are upgraded before the producers that fill new fields.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import uuid
 from typing import Annotated, Literal, Union
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from shared.contract.actions import Outcome, Satisfaction
 
 #: Namespace for deterministic event and case ids (uuid5); fixed forever, never change it.
 GRIDCASE_NAMESPACE = uuid.UUID("6d1f0f5e-3c7b-5a39-9a43-5b2f4d1c8e20")
@@ -71,6 +75,9 @@ class RecordedOutcome(_Frozen):
     - ``closed_at``: the recorded close time; may be ``None`` for a closed case whose source row
       lacks it (such a case counts as closed but not in time-to-close figures).
     - ``transfers``: re-routings recorded by the source, in order (Fuzhou ``转处理次数``).
+    - ``deadline``: the due date the source recorded (NYC ``Due Date``, Baltimore ``DueDate``,
+      Boston ``TARGET_DT``), so overdue and on-time figures of history are the source's own;
+      ``None`` when the source has none.
     """
 
     department: str | None = None
@@ -78,6 +85,7 @@ class RecordedOutcome(_Frozen):
     closed: bool = False
     closed_at: AwareDatetime | None = None
     transfers: tuple[RecordedTransfer, ...] = ()
+    deadline: AwareDatetime | None = None
 
 
 class CaseReported(Envelope):
@@ -114,6 +122,10 @@ class CaseDispatched(Envelope):
     history: bool = False
     sequence: int = Field(default=1, ge=0, description="transition number; later transitions count on from it")
     state: str = Field(default="dispatched", max_length=24)
+    action_id: uuid.UUID | None = Field(default=None, description="the requested action this dispatch answers")
+    from_department: str | None = Field(default=None, description="the department the case left (re-dispatch)")
+    category_code: str | None = Field(default=None, max_length=64, description="set when the action changed the category")
+    unit: str | None = Field(default=None, max_length=24, description="place code of the coordinating unit / rung")
 
 
 class CaseTransferred(Envelope):
@@ -160,12 +172,25 @@ class CaseActionRequested(Envelope):
     target_department: str | None = Field(default=None, max_length=100)
     extension_days: int | None = Field(default=None, ge=1, le=60)
     flags: tuple[str, ...] = ()
+    action_id: uuid.UUID | None = Field(default=None, description="intake's id of the request; None: event_id")
+    outcome: Outcome | None = None
+    duplicate_of: uuid.UUID | None = None
+    satisfaction: Satisfaction | None = None
+    resident_resolved: bool | None = None
+    category_code: str | None = Field(default=None, min_length=1, max_length=64)
+    to_place_code: str | None = Field(default=None, pattern=PLACE_CODE_PATTERN)
 
 
 class CaseTransitioned(Envelope):
     """A lifecycle transition dispatch applied (domain.md §3(c)); ``sequence`` orders a case's
     transitions (1, 2, …). Counters are the case's totals after the transition. ``actor_ref`` is
-    the requesting credential's id (``None`` for the system's own steps), for the audit trail."""
+    the requesting credential's id (``None`` for the system's own steps), for the audit trail.
+
+    For attribution (docs/kpis.md): ``department`` is the case's department after the step and
+    ``from_department`` before it (a transfer counts out of the one and into the other);
+    ``mediation_level`` / ``from_mediation_level`` likewise for the mediation rungs. A closing
+    step carries its ``outcome``; a callback its ``satisfaction`` and ``resident_resolved``; a
+    recategorization the new ``category_code`` (and the new place in the envelope)."""
 
     event_type: Literal["case.transitioned"] = "case.transitioned"
     action: str
@@ -183,16 +208,29 @@ class CaseTransitioned(Envelope):
     return_count: int = 0
     rework_count: int = 0
     supervision_level: int = 0
+    action_id: uuid.UUID | None = None
+    from_department: str | None = None
+    from_mediation_level: str | None = None
+    unit: str | None = Field(default=None, max_length=24)
+    outcome: Outcome | None = None
+    duplicate_of: uuid.UUID | None = None
+    satisfaction: Satisfaction | None = None
+    resident_resolved: bool | None = None
+    category_code: str | None = Field(default=None, max_length=64)
+    reopen_count: int = 0
+    recategorize_count: int = 0
 
 
 class CaseActionRejected(Envelope):
-    """dispatch refused a requested action (the case's state had moved on): nothing changed."""
+    """dispatch refused a requested action (not legal in the case's state, or a failed check):
+    nothing changed. ``action_id`` names the request it answers."""
 
     event_type: Literal["case.action_rejected"] = "case.action_rejected"
     action: str
     state: str
     allowed_actions: tuple[str, ...] = ()
     reason: str = ""
+    action_id: uuid.UUID | None = None
 
 
 class CaseSupervised(Envelope):

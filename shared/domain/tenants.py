@@ -13,7 +13,7 @@ A tenant file looks like::
     departments:                 # optional tenant-local departments (e.g. NYC agencies)
       - {code: HPD, name_en: Department of Housing Preservation and Development}
     routing:
-      rules:                     # ordered, first match wins (services/dispatch/routing.py)
+      rules:                     # ordered, first match wins (services/dispatch/domain/routing.py)
         - {name: fume-to-environment, category: "100110", place_prefix: "110105001",
            department: ecology_environment, hours: "22:00-06:00"}
       use_taxonomy_defaults: true

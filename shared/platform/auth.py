@@ -59,16 +59,19 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
 _MEDIATION = ("mediation_agreement", "mediation_failed")
 _CHECK = ("verify_pass", "verify_fail")
 _DEPARTMENT = ("acknowledge", "start", "resolve", "return", "transfer", "request_extension")
-_CENTRE = ("accept", "reject", "file", "escalate", "self_handle") + _CHECK + _MEDIATION
-#: Case actions (services/dispatch/lifecycle.py USER_ACTIONS + escalate) each role may request.
+#: The closed loop after closure and corrections: 回访 callback, 重办 reopen, category correction.
+_CLOSED_LOOP = ("callback", "reopen", "recategorize")
+_CENTRE = ("accept", "reject", "file", "escalate", "self_handle") + _CHECK + _MEDIATION + _CLOSED_LOOP
+_SUPERVISOR = ("approve_extension", "shelve", "cancel", "merge")
+#: Case actions (shared/contract/actions.py REQUESTABLE_ACTIONS) each role may request.
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
     GRID_WORKER: frozenset(("self_handle", "escalate") + _CHECK + _MEDIATION),
     COMMUNITY_STAFF: frozenset(_CENTRE),
-    STREET_STAFF: frozenset(_CENTRE + ("approve_extension", "shelve", "cancel", "transfer")),
+    STREET_STAFF: frozenset(_CENTRE + _SUPERVISOR + ("transfer",)),
     DEPARTMENT_STAFF: frozenset(_DEPARTMENT),
     MEDIATOR: frozenset(_MEDIATION + ("escalate",)),
-    CITY_OPS: frozenset(_CENTRE + _DEPARTMENT + ("approve_extension", "shelve", "cancel")),
-    ADMIN: frozenset(_CENTRE + _DEPARTMENT + ("approve_extension", "shelve", "cancel")),
+    CITY_OPS: frozenset(_CENTRE + _DEPARTMENT + _SUPERVISOR),
+    ADMIN: frozenset(_CENTRE + _DEPARTMENT + _SUPERVISOR),
 }
 #: Roles whose scope must name a place (a grid worker without a grid would see the whole city).
 SCOPED_ROLES = (GRID_WORKER, COMMUNITY_STAFF, STREET_STAFF)

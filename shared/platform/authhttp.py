@@ -2,7 +2,7 @@
 
 A request names its credential as ``Authorization: Bearer <API key or JWT>`` or
 ``X-API-Key: <API key>`` (Open311 also takes the spec's ``api_key`` parameter, see
-services/intake/open311.py). Without one, or with a bad one, the answer is 401
+services/intake/open311/). Without one, or with a bad one, the answer is 401
 ``{"error": "unauthenticated", "message": …}`` with ``WWW-Authenticate: Bearer`` (RFC 6750 §3).
 
 Rate limits (intake, issue 6 item 6) count requests per credential with the ``limits`` library's

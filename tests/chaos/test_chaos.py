@@ -55,7 +55,7 @@ TENANT = "demo-grid"
 GRIDS = ("990102001001001", "990102001001002", "990102001002001", "990102001002003")
 CATEGORIES = ("100401", "100102", "100110", "200101", "300102", "400101", "999999")
 CHUNK = 500
-EVENTS_PER_REPORT = 4  # reported, accept, file, dispatched (services/dispatch/casebook.py)
+EVENTS_PER_REPORT = 4  # reported, accept, file, dispatched (services/dispatch/domain/reports.py)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from gridcase.client import get_stats, import_file, wait_until_counted
-from services.intake.importers import department_code
+from services.intake.importers.codes import department_code
 from tests.conftest import shared_data
 from tests import api
 
@@ -227,7 +227,7 @@ def test_generic_csv_with_a_yaml_mapping_through_intake(stack, us_cities, tmp_pa
     name, so the SF sample lands a second time as 5000 new cases of source ``sf-generic``."""
     import yaml
 
-    from services.intake.importers import SF311_MAPPING
+    from services.intake.importers.sources.mapped import SF311_MAPPING
 
     mapping = dict(SF311_MAPPING, source="sf-generic")
     path = tmp_path / "sf-generic.yaml"

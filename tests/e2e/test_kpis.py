@@ -3,7 +3,7 @@
 Two kinds of test:
 
 - Hand-made fact rows in a database of their own (on the session's PostgreSQL, migrated with the
-  reporting migrations): every KPI of services/reporting/kpis.py against values worked out by
+  reporting migrations): every KPI of services/reporting/kpis/ against values worked out by
   hand from the formula definitions (comments beside each case say what it contributes).
 - Seed scenario A through the running services (intake → Kafka → dispatch → reporting): the
   figures of seed-figures.md block A in ``/v1/kpis`` and ``/v1/summary``; CSV and XLSX exports,
@@ -25,7 +25,11 @@ import pytest
 
 from gridcase.client import import_file, wait_until_counted
 from gridcase.seeds import write_seed_a
-from services.reporting import kpis
+from services.reporting.filters import CaseFilter
+from services.reporting.kpis.case_lists import MAX_PAGE, query_overdue, query_supervised
+from services.reporting.kpis.catalogue import KPIS
+from services.reporting.kpis.queries import query_kpis
+from services.reporting.kpis.summary import work_summary
 from shared.domain.taxonomy import load_taxonomy
 from tests import api
 
@@ -126,7 +130,7 @@ def scratch_url(infra):
     """A database of its own on the session's PostgreSQL, with the reporting schema migrated."""
     import asyncpg
 
-    from services.reporting.app import MIGRATIONS
+    from services.reporting.db import MIGRATIONS
     from shared.platform.db import libpq_url, run_migrations
 
     name = f"kpis_{uuid.uuid4().hex[:10]}"
@@ -163,22 +167,22 @@ async def _with_hand_data(url: str, fn):
         await engine.dispose()
 
 
-def _hand_filter(**kw) -> kpis.KpiFilter:
-    return kpis.KpiFilter("kpi-hand", P_START, P_END, tz=TZ, **kw)
+def _hand_filter(**kw) -> CaseFilter:
+    return CaseFilter("kpi-hand", P_START, P_END, tz=TZ, **kw)
 
 
 def test_hand_made_facts_total(scratch_url):
-    result = asyncio.run(_with_hand_data(scratch_url, lambda conn: kpis.query_kpis(conn, _hand_filter(), now=NOW)))
+    result = asyncio.run(_with_hand_data(scratch_url, lambda conn: query_kpis(conn, _hand_filter(), now=NOW)))
     total = result["total"]
     for name, expected in HAND_TOTAL.items():
         assert total[name] == pytest.approx(expected), name
-    assert [c["name"] for c in result["columns"]] == [k.name for k in kpis.KPIS]
+    assert [c["name"] for c in result["columns"]] == [k.name for k in KPIS]
 
 
 def test_hand_made_facts_by_grid_and_week(scratch_url):
     async def both(conn):
-        return (await kpis.query_kpis(conn, _hand_filter(), "grid", now=NOW),
-                await kpis.query_kpis(conn, _hand_filter(), "period:week", now=NOW))
+        return (await query_kpis(conn, _hand_filter(), "grid", now=NOW),
+                await query_kpis(conn, _hand_filter(), "period:week", now=NOW))
 
     by_grid, by_week = asyncio.run(_with_hand_data(scratch_url, both))
     grids = {r["key"]: r for r in by_grid["rows"]}
@@ -204,8 +208,8 @@ def test_hand_made_facts_by_grid_and_week(scratch_url):
 
 def test_hand_made_case_lists(scratch_url):
     async def lists(conn):
-        return (await kpis.query_overdue(conn, "kpi-hand", now=NOW, tz=TZ),
-                await kpis.query_supervised(conn, "kpi-hand", now=NOW, tz=TZ))
+        return (await query_overdue(conn, "kpi-hand", now=NOW, tz=TZ),
+                await query_supervised(conn, "kpi-hand", now=NOW, tz=TZ))
 
     overdue, supervised = asyncio.run(_with_hand_data(scratch_url, lists))
     # Open past their deadline at NOW: B (Mar 10) and H (Apr 10); E is shelved and has none.
@@ -217,7 +221,7 @@ def test_hand_made_case_lists(scratch_url):
 
 
 def test_hand_made_summary(scratch_url):
-    result = asyncio.run(_with_hand_data(scratch_url, lambda conn: kpis.work_summary(conn, _hand_filter(), taxonomy=load_taxonomy(), now=NOW)))
+    result = asyncio.run(_with_hand_data(scratch_url, lambda conn: work_summary(conn, _hand_filter(), taxonomy=load_taxonomy(), now=NOW)))
     text = result["paragraph"]
     assert text.startswith("2026年3月1日至2026年3月31日，共受理案件7件，已办结4件，正在办理4件，转办卫生健康1件，办结率57.1%。")
     assert "超期2件" in text and "督办2次" in text
@@ -307,7 +311,7 @@ def test_case_lists_and_errors(seed_a):
     for path in ("/v1/cases/overdue", "/v1/cases/supervised"):
         body = api.get(f"{seed_a}{path}", params={"tenant": "demo-market"}, timeout=30).json()
         assert body["total"] == 0 and body["cases"] == []  # seed A has no deadlines
-        too_big = api.get(f"{seed_a}{path}", params={"tenant": "demo-market", "limit": kpis.MAX_PAGE + 1}, timeout=30)
+        too_big = api.get(f"{seed_a}{path}", params={"tenant": "demo-market", "limit": MAX_PAGE + 1}, timeout=30)
         assert too_big.status_code == 422
     assert api.get(f"{seed_a}/v1/kpis", params={"tenant": "nobody"}, timeout=30).status_code == 404
     bad = api.get(f"{seed_a}/v1/kpis", params={"tenant": "demo-market", "group_by": "planet"}, timeout=30)

@@ -69,7 +69,7 @@ def test_case_view_shows_state_and_history(stack):
     assert view["report"]["description"] == "下水道堵塞，联系电话[电话]"  # masked (shared/domain/pii.py)
     assert view["department"] == "housing"  # taxonomy: 100401 下水道堵塞 → 住建/水务 (domain.md §3(b))
     assert view["state"] == "dispatched"
-    # a grid worker's report is accepted and filed by the system, then dispatched (casebook.py)
+    # a grid worker's report is accepted and filed by the system, then dispatched (services/dispatch/domain/reports.py)
     assert [e.get("action", e["event_type"]) for e in view["history"]] == ["accept", "file", "case.dispatched"]
     assert view["deadline"] is not None  # 一般: 5 working days (domain.md §3(d)3)
     missing = api.get(f"{intake}/v1/cases/00000000-0000-0000-0000-000000000000", timeout=10)

@@ -357,7 +357,7 @@ async def read_database(url: str, hay: Haystack) -> tuple[dict[str, int], dict[s
 
 def read_http(stack, cases: dict[str, str], hay: Haystack) -> None:
     """Metrics, reporting's answers and exports, intake's case, audit and Open311 answers."""
-    from services.reporting.kpis import GROUP_BYS
+    from services.reporting.kpis.catalogue import GROUP_BYS
     from services.reporting.stats import GROUPS
 
     reporting, intake = stack.url("reporting"), stack.url("intake")
@@ -416,7 +416,8 @@ def report_of(hits: list[Hit]) -> str:
 
 
 def test_planted_secrets_are_found_nowhere(stack, infra, capsys):
-    from services.intake.app import keyring_of, reporter_contact
+    from services.intake.domain.privacy import keyring_of
+    from services.intake.store import reporter_contact
     from shared.platform.crypto import Keyring, KeyringError, new_key
     from shared.platform.db import make_engine
     from services.intake.settings import IntakeSettings

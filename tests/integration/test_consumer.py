@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.reporting import db as reporting_db
-from services.reporting.facts import apply_events
+from services.reporting.handlers import apply_events
 from shared.platform.consumer import BatchProcessor
 from shared.contract.events import CaseDispatched, CaseReported, CaseTransferred, encode_event
 from shared.platform.stream import DlqProducer

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.reporting.db import case_facts as cf, processed_events
-from services.reporting.facts import apply_events
+from services.reporting.handlers import apply_events
 from shared.platform.consumer import BatchProcessor
 from shared.contract.events import CaseDispatched, CaseReported, CaseSupervised, CaseTransitioned, encode_event
 from tests.integration.helpers import DEMO_GRID_GRID, make_record, unique_tenant

@@ -1,4 +1,4 @@
-"""Open311 GeoReport v2 on a running intake (services/intake/open311.py), driven by a third-party
+"""Open311 GeoReport v2 on a running intake (services/intake/open311/), driven by a third-party
 client library and checked against the spec's JSON Schemas.
 
 - The client is PyPI ``georeport`` (``GeoReport``: service list, service definition, request(s),
@@ -7,7 +7,7 @@ client library and checked against the spec's JSON Schemas.
   ``../shared/data/open311/georeport-v2/`` (schema checks are skipped when that folder is absent);
   XML bodies are parsed and their element names checked.
 - Expected behaviour: the GeoReport v2 spec (open311.github.io ``GeoReport_v2/index.md``; digest
-  in ../shared/design/anchors.md §2) and the module docstring of services/intake/open311.py.
+  in ../shared/design/anchors.md §2) and the module docstrings of services/intake/open311/.
 
 The services run as subprocesses: the session ``stack`` provides dispatch (and reporting); this
 module adds one more intake, on the same broker and database, and issues ``API_KEY`` (a city_ops
@@ -72,8 +72,8 @@ def intake(stack, infra, tmp_path_factory) -> str:
         url = own.url("intake")
         probe = api.get(f"{url}/open311/v2/discovery.json", timeout=10)
         assert probe.status_code == 200, (
-            "intake does not serve /open311/v2: services/intake/app.py create_app must call "
-            "services.intake.open311.install(app)")
+            "intake does not serve /open311/v2: services/intake/main.py create_app must call "
+            "services.intake.open311.router.install(app)")
         yield url
     finally:
         own.stop()
@@ -260,7 +260,7 @@ def wait_until_dispatched(client, intake: str, request_id: str, timeout_s: float
     """Poll the request (georeport client) until it names the agency responsible.
 
     Reports from channels other than ``grid_worker`` wait in ``reported`` for the intake clerk
-    (services/dispatch/casebook.py): the test plays the clerk (``accept``) and the shift lead
+    (services/dispatch/store.py): the test plays the clerk (``accept``) and the shift lead
     (``file``, which dispatches by the routing table) through ``POST /v1/cases/{id}/actions``
     when the case view shows it waiting. Returns the last record read.
     """

@@ -1,5 +1,5 @@
 """Reporter data at rest on the real PostgreSQL (issue 6 item 3): AES-GCM key rotation and
-anonymisation after closure (services/intake/app.py ``reseal_reporters``, ``anonymise_closed``,
+anonymisation after closure (services/intake/store.py ``reseal_reporters``, ``anonymise_closed``,
 ``reporter_contact``; shared/platform/crypto.py ``Keyring``).
 
 Rows go straight into intake's schema, migrated here in a database of each test's own on the
@@ -19,7 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from services.intake import db
-from services.intake.app import MIGRATIONS, anonymise_closed, reporter_contact, reseal_reporters, sealed_part
+from services.intake.db import MIGRATIONS
+from services.intake.domain.privacy import sealed_part
+from services.intake.store import anonymise_closed, reporter_contact, reseal_reporters
 from services.intake.schemas import ReporterContact, ReportIn
 from shared.platform.crypto import Keyring, KeyringError
 from shared.platform.db import async_url, make_engine, run_migrations_async

@@ -1,6 +1,6 @@
 """``reporting.case_facts`` against the real PostgreSQL: the fold does not depend on arrival order.
 
-Expected values follow the merge rules in services/reporting/facts.py's docstring:
+Expected values follow the merge rules in shared/domain/casefacts.py's docstring:
 - ``department`` is written by the dispatch/transfer with the newest ``(occurred_at, sequence)``; a
   transfer without ``to_department`` does not change it; each transfer adds 1 to ``transfer_count``;
 - ``case.closed`` sets ``closed``/``closed_at``/source status; ``case.status_recorded`` never
@@ -17,8 +17,9 @@ import pytest
 import sqlalchemy as sa
 
 from services.reporting.db import case_facts as cf
-from services.reporting.facts import apply_events
-from services.reporting.stats import StatsFilter, query_stats
+from services.reporting.filters import CaseFilter
+from services.reporting.handlers import apply_events
+from services.reporting.stats import query_stats
 from shared.contract.events import CaseClosed, CaseDispatched, CaseReported, CaseStatusRecorded, CaseTransferred
 from tests.integration.helpers import DEMO_GRID_GRID, at, unique_tenant
 
@@ -181,7 +182,7 @@ async def test_stats_count_a_case_closed_before_its_report_only_once_the_report_
     async with reporting_engine.begin() as conn:
         await apply_events(conn, [closed])
     async with reporting_engine.connect() as conn:
-        before = await query_stats(conn, StatsFilter(tenant), "status")
+        before = await query_stats(conn, CaseFilter(tenant), "status")
         fact_rows = (await conn.execute(sa.select(sa.func.count()).select_from(cf).where(cf.c.tenant == tenant))).scalar_one()
     assert fact_rows == 1  # the closure is kept, waiting for its report
     assert before["total"]["reported"] == 0
@@ -194,7 +195,7 @@ async def test_stats_count_a_case_closed_before_its_report_only_once_the_report_
     async with reporting_engine.begin() as conn:
         await apply_events(conn, [reported])
     async with reporting_engine.connect() as conn:
-        after = await query_stats(conn, StatsFilter(tenant), "status")
+        after = await query_stats(conn, CaseFilter(tenant), "status")
     total = after["total"]
     assert (total["reported"], total["closed"], total["open"], total["transferred"]) == (1, 1, 0, 0)
     assert total["closure_rate"] == 1.0
@@ -224,7 +225,7 @@ async def test_target_kind_does_not_depend_on_arrival_order(reporting_engine):
 
 async def test_a_redispatch_at_the_same_instant_as_its_return_wins_in_any_order(reporting_engine):
     """A live case's transitions share a timestamp when one action yields several (return, then
-    dispatch to the new department: services/dispatch/lifecycle.py). The row must follow the
+    dispatch to the new department: services/dispatch/domain/lifecycle.py). The row must follow the
     transition sequence whatever the arrival order: the department is the re-dispatch's."""
     from shared.contract.events import CaseTransitioned
 

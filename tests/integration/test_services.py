@@ -1,10 +1,10 @@
 """The three services as subprocesses (``stack``) on the real broker and database.
 
-Expected behaviour comes from the docstrings: services/intake/app.py and schemas.py (202, personal
+Expected behaviour comes from the docstrings: services/intake/main.py, api/ and schemas.py (202, personal
 data never in events, masking, Idempotency-Key, 422 naming the field), shared/domain/pii.py (placeholders),
-services/dispatch/routing.py (disputes → mediation at the lowest level owning the place; unknown
+services/dispatch/domain/routing.py (disputes → mediation at the lowest level owning the place; unknown
 categories → triage), shared/platform/consumer.py (a redelivered event changes nothing) and
-services/reporting/app.py (machine-readable 422 answers of ``/v1/stats``).
+services/reporting/api/stats.py (machine-readable 422 answers of ``/v1/stats``).
 
 Every report goes to tenant ``demo-grid``, which the end-to-end tests never count.
 """
@@ -210,7 +210,7 @@ async def test_redelivered_report_is_dispatched_once(infra, stack, http):
     case_id = await accepted_case(http, stack, report_body(category_code="300102", category_name="邻里纠纷"))
     dispatched = await dispatched_event(infra, case_id)
     dispatched_id = dispatched["event_id"]
-    # casebook.py: a grid worker's report is accepted (1), filed (2) and dispatched (3) by the
+    # services/dispatch/domain/reports.py: a grid worker's report is accepted (1), filed (2) and dispatched (3) by the
     # system; derived ids are uuid5(case_id, kind, sequence)
     assert dispatched["sequence"] == 3
     assert dispatched_id == str(derive_id(case_id, "case.dispatched", 3))

@@ -126,7 +126,7 @@ def test_actions_follow_the_division_of_work():
     # grid workers handle small matters themselves and report up level by level
     assert {"self_handle", "escalate"} <= ROLE_ACTIONS[GRID_WORKER] and "accept" not in ROLE_ACTIONS[GRID_WORKER]
     assert ROLE_ACTIONS[MEDIATOR] == {"mediation_agreement", "mediation_failed", "escalate"}
-    from services.intake.app import API_ACTIONS
+    from services.intake.domain.actions import API_ACTIONS
 
     assert ROLE_ACTIONS[ADMIN] == set(API_ACTIONS)  # every action an actor can ask for
 

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from services.dispatch.casebook import CaseBook
+from services.dispatch.store import CaseBook
 from shared.domain.taxonomy import TaxonomyError, load_taxonomy
 from shared.domain.tenants import load_all_tenants
 from shared.domain.workcalendar import Limit

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.intake.importers import (
+from services.intake.importers.formats import (
     DEFAULT_TIMEZONE,
     FORMATS,
     UnknownFormat,

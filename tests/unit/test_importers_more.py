@@ -24,18 +24,11 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from services.intake.importers import (
-    BALTIMORE311_MAPPING,
-    DEFAULT_TIMEZONE,
-    FORMATS,
-    SF311_MAPPING,
-    TEDDYCUP_LABELLED_REPORTED_AT,
-    category_code,
-    department_code,
-    iter_records,
-    load_mapping,
-    parse_time,
-)
+from services.intake.importers.codes import category_code, department_code
+from services.intake.importers.formats import DEFAULT_TIMEZONE, FORMATS, iter_records
+from services.intake.importers.mapping import load_mapping, parse_time
+from services.intake.importers.sources.mapped import BALTIMORE311_MAPPING, SF311_MAPPING
+from services.intake.importers.sources.teddycup import TEDDYCUP_LABELLED_REPORTED_AT
 from services.intake.schemas import ReportIn, RowError
 from shared.domain.taxonomy import load_taxonomy
 from shared.domain.tenants import load_tenant

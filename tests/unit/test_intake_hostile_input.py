@@ -23,7 +23,7 @@ def test_nul_in_a_recorded_transfer_department_is_refused():
 def _rows(fmt: str, text: str, tenant: str = "demo-grid"):
     import io
 
-    from services.intake.importers import iter_records
+    from services.intake.importers.formats import iter_records
 
     return list(iter_records(fmt, io.StringIO(text, newline=""), tenant))
 
@@ -59,7 +59,7 @@ def test_a_fuzhou_reply_delay_beyond_the_calendar_is_a_rejected_row(days):
 def test_a_fuzhou_transfer_count_of_1e8_is_a_rejected_row_not_1e8_objects():
     """``转处理次数`` = ``1e8`` built a list of 10⁸ transfers (MemoryError, or gigabytes of RAM
     in the intake process) from a one-line file."""
-    from services.intake.importers import MAX_RECORDED_TRANSFERS
+    from services.intake.importers.sources.fuzhou12345 import MAX_RECORDED_TRANSFERS
     from services.intake.schemas import RowError
 
     [(_, row)] = _rows("fuzhou12345", _fuzhou(transfers="1e8"), "fuzhou")

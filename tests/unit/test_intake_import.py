@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from services.intake.app import _import_file, _Utf8Check
+from services.intake.api.imports import _import_file
+from services.intake.uploads import _Utf8Check
 from shared.domain.tenants import load_all_tenants
 
 

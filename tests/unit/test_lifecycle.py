@@ -1,4 +1,4 @@
-"""services.dispatch.lifecycle: example paths through the case state machine (domain.md §3(c)),
+"""services.dispatch.domain.lifecycle: example paths through the case state machine (domain.md §3(c)),
 including seed-figures.md block C (a sewer case beyond the grid) and block E (mediation ladder)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from services.dispatch.lifecycle import (
+from services.dispatch.domain.lifecycle import (
     ACTIONS,
     CHECKING,
     CLOSED,
@@ -32,7 +32,7 @@ from services.dispatch.lifecycle import (
     supervise,
     unit_at,
 )
-from services.dispatch.routing import RouteDecision, route
+from services.dispatch.domain.routing import RouteDecision, route
 from shared.domain.taxonomy import load_taxonomy
 from shared.domain.tenants import RoutingConfig, RoutingRule, load_tenant
 from shared.domain.workcalendar import (

@@ -1,4 +1,4 @@
-"""Property tests of services.dispatch.lifecycle: random action sequences from any start state.
+"""Property tests of services.dispatch.domain.lifecycle: random action sequences from any start state.
 
 (a) every decide raises IllegalAction (case unchanged) or returns a case in a known state whose
     first transition starts at the old state (and the transitions chain to the new state);
@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from services.dispatch.lifecycle import (
+from services.dispatch.domain.lifecycle import (
     ACTIONS,
     IN_PROGRESS,
     MEDIATING,
@@ -30,7 +30,7 @@ from services.dispatch.lifecycle import (
     allowed_actions,
     decide,
 )
-from services.dispatch.routing import RouteDecision
+from services.dispatch.domain.routing import RouteDecision
 from shared.domain.workcalendar import DEFAULT_TZ, Limit, dispose_deadline, working_time_between
 from tests.hypothesis_profiles import examples
 

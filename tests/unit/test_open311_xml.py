@@ -1,9 +1,9 @@
-"""Open311 GeoReport v2 (services/intake/open311.py) without a database: XML and JSON rendering,
+"""Open311 GeoReport v2 (services/intake/open311/) without a database: XML and JSON rendering,
 parameter parsing, attribute checks, and the POST path against a fake ``Intake`` whose ``store``
 records what it is given.
 
 Expected behaviour comes from the GeoReport v2 spec (open311.github.io GeoReport_v2/index.md,
-digest in ../shared/design/anchors.md §2) and the module docstring of services/intake/open311.py.
+digest in ../shared/design/anchors.md §2) and the module docstrings of services/intake/open311/.
 """
 
 from __future__ import annotations
@@ -18,16 +18,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.intake import open311
-from services.intake.open311 import (
-    Open311Error,
-    check_attributes,
-    compose_description,
-    parse_request_query,
-    parse_w3c,
-    split_description,
-    to_xml,
-)
+from services.intake.open311 import catalogue, router, translate
+from services.intake.open311.catalogue import check_attributes
+from services.intake.open311.queries import parse_request_query
+from services.intake.open311.translate import compose_description, split_description
+from services.intake.open311.wire import Open311Error, parse_w3c, to_xml
 from shared.platform.http import install_error_handlers
 from shared.domain.tenants import load_all_tenants
 
@@ -50,7 +45,7 @@ def test_xml_has_declaration_and_spec_element_names():
 
 
 def test_xml_nested_lists_use_singular_names_and_booleans():
-    root = ET.fromstring(to_xml("service_definition", open311.service_definition("100110")))
+    root = ET.fromstring(to_xml("service_definition", catalogue.service_definition("100110")))
     attribute = root.find("attributes/attribute")
     assert attribute.find("variable").text == "true"
     assert attribute.find("datatype").text == "singlevaluelist"
@@ -137,7 +132,7 @@ def test_description_trailer_round_trip():
 
 def test_place_address_is_the_place_chain_never_a_reporter_address():
     tenant = load_all_tenants()["demo-grid"]
-    assert open311.place_address(tenant, GRID + "07") == (
+    assert translate.place_address(tenant, GRID + "07") == (
         "幸福社区第1网格 Xingfu Community Grid 1, 幸福社区 Xingfu Community, 示范街道 Demo Street")
 
 
@@ -164,8 +159,8 @@ def _app(keys: str = "k1, k2") -> FastAPI:
     app = FastAPI()
     app.state.auth = _KeyAuth(keys)
     install_error_handlers(app)
-    open311.install(app)
-    open311.install(app)  # idempotent
+    router.install(app)
+    router.install(app)  # idempotent
     stored: list = []
 
     async def store(reports, who=None):

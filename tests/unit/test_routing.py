@@ -1,4 +1,4 @@
-"""services.dispatch.routing.route: tenant rules, taxonomy defaults, mediation ladder, triage."""
+"""services.dispatch.domain.routing.route: tenant rules, taxonomy defaults, mediation ladder, triage."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.dispatch.routing import RouteDecision, mediation_level_for, route
+from services.dispatch.domain.routing import RouteDecision, mediation_level_for, route
 from shared.domain.taxonomy import load_taxonomy
 from shared.domain.tenants import load_tenant
 

@@ -3,6 +3,10 @@
 Pure domain code: no I/O, no broker or database. Events are the history; this module only says,
 for one case and one command, what the case becomes and which transitions to record.
 
+Longer than the house's ~500 lines on purpose: it is one state machine — states, guards, one small
+function per action and the table binding them — and is read (and changed) as a whole; split, a
+rule's guard and its transition would sit in different files.
+
 Sources (domain.md line numbers as of this writing):
 
 - §3(c) main path, l.137-139: reported → accepted → filed → dispatched → acknowledged →
@@ -60,7 +64,7 @@ from datetime import datetime, tzinfo
 from types import MappingProxyType
 from typing import Callable, Iterable, Mapping, NamedTuple
 
-from services.dispatch.routing import (
+from services.dispatch.domain.routing import (
     MEDIATION_DEPARTMENT,
     TRIAGE_DEPARTMENT,
     RouteDecision,

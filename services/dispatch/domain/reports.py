@@ -1,10 +1,16 @@
-"""Dispatch's pure decisions: what events a reported case produces (no I/O).
+"""What a newly reported case becomes: dispatch's pure decisions on a ``CaseReported`` (no I/O).
 
-A live report is routed by the tenant's routing table (:func:`services.dispatch.routing.route`)
-and gets one ``CaseDispatched``. A historical record (``history`` set) is replayed as it happened
-(issue "whole pipeline", item 4): dispatched to the recorded department at the report time (or
-routed when the source has no department column), then each recorded transfer, then the recorded
-closure or the recorded open status; every derived event is marked ``history``.
+- A live report starts a lifecycle case (:func:`start_live_case`): routed by the tenant's routing
+  table (:func:`services.dispatch.domain.routing.route`), its disposal limit by urgency with the
+  category's override (:func:`case_context`). A report from a grid worker (channel
+  ``grid_worker``) is accepted and filed by the system at once (网格员上报 is already verified on
+  site) and dispatched by the routing table; reports from other channels wait in ``reported`` for
+  the intake clerk's ``accept``.
+- A historical record (``history`` set) is replayed as it happened (:func:`handle_report`; issue
+  "whole pipeline", item 4): dispatched to the recorded department at the report time (or routed
+  when the source has no department column), then each recorded transfer, then the recorded
+  closure or the recorded open status; every derived event is marked ``history``.
+- Either way the case's row in ``dispatch.cases`` is described by a :class:`CaseState`.
 
 Derived event ids are ``uuid5(case_id, kind, n)``, so deriving them again after a crash yields the
 same ids and consumers skip them.
@@ -15,7 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.dispatch.routing import RouteDecision, route
+from services.dispatch.domain import lifecycle
+from services.dispatch.domain.lifecycle import Case, Command, Context, Transition
+from services.dispatch.domain.routing import RouteDecision, route
 from shared.contract.events import (
     CaseClosed,
     CaseDispatched,
@@ -27,20 +35,24 @@ from shared.contract.events import (
 )
 from shared.domain.taxonomy import Taxonomy
 from shared.domain.tenants import TenantConfig
+from shared.domain.workcalendar import Limit, limits_for
+
+AUTO_FILED_CHANNELS = frozenset({"grid_worker"})
 
 TRIAGE = RouteDecision(target_kind="triage", department="triage", rule="triage:unknown-tenant", mediation_level=None)
 
 
 @dataclass(frozen=True)
 class CaseState:
-    """Dispatch's view of a case after its report was handled (a row of ``dispatch.cases``)."""
+    """Dispatch's view of a case after its report was handled (a row of ``dispatch.cases``;
+    ``dispatched_at`` is ``None`` for a live case still waiting to be filed)."""
 
     status: str
     target_kind: str
     department: str
     rule: str
     mediation_level: str | None
-    dispatched_at: datetime
+    dispatched_at: datetime | None
     closed_at: datetime | None
     transfer_count: int
 
@@ -140,3 +152,43 @@ def handle_report(
         transfer_count=transfers,
     )
     return state, events
+
+
+def case_context(tenant: TenantConfig | None, taxonomy: Taxonomy, category_code: str, place_code: str,
+                 urgency: str, at: datetime) -> Context:
+    """Routing decision and limit for a case (routes by the tenant's table, no route for a tenant
+    not configured here; limit by urgency with the category's override, workcalendar.limits_for)."""
+    decision = route(category_code, place_code, tenant, taxonomy, at=at) if tenant else None
+    overrides = {code: Limit(value, unit) for code, (value, unit) in taxonomy.dispose_limits().items()}
+    limit = limits_for(urgency if urgency in ("特急", "紧急", "一般", "复杂") else "一般", category_code,
+                       overrides).dispose
+    return Context(route=decision, limit=limit, tenant=tenant)
+
+
+def start_live_case(report: CaseReported, tenant: TenantConfig | None, taxonomy: Taxonomy,
+                    now: datetime) -> tuple[Case, tuple[Transition, ...], Context]:
+    """A new live case: grid-worker reports are accepted, filed and dispatched at once."""
+    ctx = case_context(tenant, taxonomy, report.category_code, report.place_code, report.urgency, report.reported_at)
+    case = Case.new(report.place_code, flags=report.flags, limit=ctx.limit, tenant=ctx.tenant)
+    transitions: tuple[Transition, ...] = ()
+    if report.channel in AUTO_FILED_CHANNELS:
+        when = max(now, report.reported_at)
+        for action in ("accept", "file", "dispatch"):
+            case, steps = lifecycle.decide(case, Command(action=action, actor_role="system"), when, ctx)
+            transitions += steps
+    return case, transitions, ctx
+
+
+def live_state(case: Case, transitions: tuple[Transition, ...], rule: str | None) -> CaseState:
+    """The :class:`CaseState` of a live case just started (:func:`start_live_case`); ``rule`` is
+    the routing rule that chose its handler, if any."""
+    return CaseState(
+        status=case.state,
+        target_kind=case.target_kind or "",
+        department=case.department or "",
+        rule=(rule or "")[:120],
+        mediation_level=case.mediation_level,
+        dispatched_at=next((t.at for t in transitions if t.action == "dispatch"), None),
+        closed_at=None,
+        transfer_count=case.transfer_count,
+    )

@@ -1,0 +1,1 @@
+"""Dispatch's HTTP routes, one router per resource (``main.py`` includes them)."""

@@ -1,0 +1,263 @@
+"""Dispatch's case book: reads and writes ``dispatch.cases``, ``dispatch.timers``,
+``dispatch.pending_actions`` and the outbox inside a caller's transaction.
+
+The pure decisions are in :mod:`services.dispatch.domain` (the state machine, what a report becomes,
+the events, the deadlines); this module loads and stores cases around them:
+
+- A new report's row is inserted once (``ON CONFLICT DO NOTHING``: a redelivered report is no new
+  case); :func:`case_row` builds it, historical or live.
+- An action that arrives before its case's report is parked in ``pending_actions`` and applied
+  right after the report (:meth:`CaseBook.take_parked`).
+- Timers (services/dispatch/domain/deadlines.py) are rows of ``dispatch.timers``; a new deadline
+  replaces the unfired ones. :meth:`CaseBook.fire_due_timers` claims due rows with ``FOR UPDATE
+  SKIP LOCKED`` and marks them fired in the same transaction as the events they cause, so each
+  fires exactly once even with several dispatch instances.
+- Derived events go to ``dispatch.outbox`` for ``TOPIC_LIFECYCLE`` (:meth:`CaseBook.publish`); the
+  outbox relay publishes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.dispatch import db
+from services.dispatch.domain import deadlines, lifecycle
+from services.dispatch.domain.events import action_rejected, transition_events
+from services.dispatch.domain.lifecycle import Case, Command, Context, IllegalAction
+from services.dispatch.domain.reports import CaseState, case_context
+from services.dispatch.domain.routing import RouteDecision
+from shared.contract.events import CaseActionRequested, CaseReported, Envelope
+from shared.contract.topics import TOPIC_LIFECYCLE
+from shared.domain.taxonomy import Taxonomy
+from shared.domain.tenants import TenantConfig
+from shared.domain.workcalendar import Limit
+from shared.platform.outbox import OutboxRow, add_to_outbox
+
+log = logging.getLogger(__name__)
+
+
+# --- (de)serialising the lifecycle Case ----------------------------------------------------------
+
+
+def case_to_json(case: Case) -> dict[str, Any]:
+    """The case as JSON-ready dict (datetimes ISO 8601, the limit as ``{value, unit}``)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(case):
+        value = getattr(case, f.name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Limit):
+            value = {"value": value.value, "unit": value.unit}
+        elif isinstance(value, frozenset):
+            value = sorted(value)
+        out[f.name] = value
+    return out
+
+
+def case_from_json(data: dict[str, Any]) -> Case:
+    """Inverse of :func:`case_to_json`."""
+    kwargs = dict(data)
+    for name in ("deadline", "paused_since"):
+        if kwargs.get(name):
+            kwargs[name] = datetime.fromisoformat(kwargs[name])
+    if kwargs.get("limit"):
+        kwargs["limit"] = Limit(kwargs["limit"]["value"], kwargs["limit"]["unit"])
+    kwargs["flags"] = frozenset(kwargs.get("flags") or ())
+    known = {f.name for f in dataclasses.fields(Case)}
+    return Case(**{k: v for k, v in kwargs.items() if k in known})
+
+
+# --- rows ------------------------------------------------------------------------------------------
+
+
+def case_row(report: CaseReported, state: CaseState, case: Case | None, *, seq: int, emitted: int) -> dict[str, Any]:
+    """The new ``dispatch.cases`` row of a reported case: ``state`` as decided, ``case`` the live
+    lifecycle case (``None`` for a historical record), ``seq`` its last transition sequence,
+    ``emitted`` the lifecycle events derived for it."""
+    return {
+        "case_id": report.case_id,
+        "tenant": report.tenant,
+        "place_code": report.place_code,
+        "category_code": report.category_code,
+        "status": state.status,
+        "target_kind": state.target_kind,
+        "department": state.department,
+        "rule": state.rule,
+        "mediation_level": state.mediation_level,
+        "history": report.history is not None,
+        "reported_at": report.reported_at,
+        "dispatched_at": state.dispatched_at,
+        "closed_at": state.closed_at,
+        "transfer_count": state.transfer_count,
+        "urgency": report.urgency,
+        "lifecycle": case_to_json(case) if case is not None else None,
+        "seq": seq,
+        "events_emitted": emitted,
+    }
+
+
+# --- the case book ----------------------------------------------------------------------------------
+
+
+class CaseBook:
+    """Reads and writes ``dispatch.cases``, ``dispatch.timers``, ``dispatch.pending_actions`` and
+    the outbox inside a caller's transaction. ``clock`` is the service's clock
+    (services/dispatch/clock.py), the time the handlers apply events at."""
+
+    def __init__(self, tenants: dict[str, TenantConfig], taxonomy: Taxonomy, clock) -> None:
+        self.tenants = tenants
+        self.taxonomy = taxonomy
+        self.clock = clock
+
+    def context(self, tenant: str, category_code: str, place_code: str, urgency: str, at: datetime) -> Context:
+        """Routing decision and limit for a case of ``tenant``
+        (:func:`services.dispatch.domain.reports.case_context`)."""
+        return case_context(self.tenants.get(tenant), self.taxonomy, category_code, place_code, urgency, at)
+
+    async def insert_new(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> set:
+        """Insert :func:`case_row` rows; return the case ids that were new (a case already stored
+        keeps its row)."""
+        result = await conn.execute(insert(db.cases).on_conflict_do_nothing().returning(db.cases.c.case_id), rows)
+        return {r[0] for r in result}
+
+    async def take_parked(self, conn: AsyncConnection, case_ids: set) -> list[CaseActionRequested]:
+        """Remove and return the actions parked for ``case_ids``, in the order they arrived."""
+        if not case_ids:
+            return []
+        p = db.pending_actions
+        parked = (
+            await conn.execute(sa.delete(p).where(p.c.case_id.in_(case_ids)).returning(p.c.payload, p.c.received_at))
+        ).all()
+        return [CaseActionRequested.model_validate(payload) for payload, _ in sorted(parked, key=lambda r: r[1])]
+
+    async def publish(self, conn: AsyncConnection, events: Iterable[Envelope]) -> None:
+        """Write ``events`` to the outbox for ``TOPIC_LIFECYCLE`` (the relay sends them)."""
+        await add_to_outbox(conn, db.outbox, (OutboxRow(TOPIC_LIFECYCLE, e) for e in events))
+
+    async def apply_action(self, conn: AsyncConnection, cmd: CaseActionRequested, now: datetime) -> list[Envelope]:
+        """Apply one requested action to its stored case; return the events to publish.
+
+        An action for a case dispatch does not know yet is parked (``pending_actions``).
+        """
+        c = db.cases
+        row = (
+            await conn.execute(sa.select(c).where(c.c.case_id == cmd.case_id).with_for_update())
+        ).mappings().one_or_none()
+        if row is None or row["lifecycle"] is None:
+            await conn.execute(
+                insert(db.pending_actions).on_conflict_do_nothing(),
+                {"event_id": cmd.event_id, "case_id": cmd.case_id, "payload": cmd.model_dump(mode="json")},
+            )
+            return []
+        case = case_from_json(row["lifecycle"])
+        ctx = self.context(row["tenant"], row["category_code"], row["place_code"], row["urgency"] or "一般", now)
+        if cmd.target_department:
+            # a dispatcher's explicit choice replaces the routing table's answer
+            ctx = dataclasses.replace(
+                ctx, route=RouteDecision(target_kind="department", department=cmd.target_department,
+                                                   rule="manual", mediation_level=None)
+            )
+        command = Command(action=cmd.action, actor_role=cmd.actor_role, note=cmd.note, evidence=cmd.evidence,
+                          target_department=cmd.target_department, extension_days=cmd.extension_days,
+                          actor_ref=cmd.actor_ref)
+        try:
+            new_case, transitions = lifecycle.decide(case, command, now, ctx)
+            if cmd.action == "file" and new_case.state == lifecycle.FILED:
+                new_case, more = lifecycle.decide(new_case, Command(action="dispatch", actor_role="system"), now, ctx)
+                transitions += more
+        except IllegalAction as exc:
+            return [action_rejected(cmd, row["tenant"], row["place_code"], exc, now)]
+        events = transition_events(cmd.case_id, row["tenant"], row["place_code"], transitions, row["seq"] + 1)
+        dispatched_at = next((t.at for t in transitions if t.action == "dispatch"), row["dispatched_at"])
+        await self.store(conn, cmd.case_id, new_case, row["seq"] + len(transitions), now, previous=case,
+                         dispatched_at=dispatched_at, emitted=len(events))
+        return events
+
+    async def store(self, conn: AsyncConnection, case_id, case: Case, seq: int, now: datetime,
+                    previous: Case | None = None, dispatched_at: datetime | None = None, emitted: int = 0) -> None:
+        """Write the case's new state (``emitted``: lifecycle events just derived for it) and
+        reschedule its timers when the deadline or state changed."""
+        c = db.cases
+        values = {
+            "lifecycle": case_to_json(case),
+            "status": case.state,
+            "seq": seq,
+            "department": case.department or "triage",
+            "target_kind": case.target_kind or "triage",
+            "mediation_level": case.mediation_level,
+            "transfer_count": case.transfer_count,
+            "dispatched_at": dispatched_at,
+            "events_emitted": c.c.events_emitted + emitted,
+            "updated_at": now,
+        }
+        if case.state == lifecycle.CLOSED:
+            values["closed_at"] = now
+        await conn.execute(sa.update(c).where(c.c.case_id == case_id).values(**values))
+        changed = previous is None or previous.deadline != case.deadline or previous.state != case.state
+        if changed:
+            await self.schedule(conn, case_id, case, seq, now, dispatched_at)
+
+    async def schedule(self, conn: AsyncConnection, case_id, case: Case, generation: int, now: datetime,
+                       dispatched_at: datetime | None = None) -> None:
+        """Replace the case's unfired timers by yellow/red/higher for its current deadline."""
+        t = db.timers
+        await conn.execute(sa.delete(t).where(t.c.case_id == case_id, t.c.fired_at.is_(None)))
+        rows = [{"case_id": case_id, "kind": kind, "generation": generation, "due_at": due_at}
+                for kind, due_at in deadlines.timers_for(case, now, dispatched_at)]
+        if rows:
+            await conn.execute(insert(t).on_conflict_do_nothing(), rows)
+
+    async def fire_due_timers(self, conn: AsyncConnection, now: datetime, limit: int = 50) -> list[Envelope]:
+        """Claim due timers (SKIP LOCKED), apply them, mark them fired; return the events."""
+        t, c = db.timers, db.cases
+        due = (
+            await conn.execute(
+                sa.select(t).where(t.c.fired_at.is_(None), t.c.due_at <= now)
+                .order_by(t.c.due_at).limit(limit).with_for_update(skip_locked=True)
+            )
+        ).mappings().all()
+        events: list[Envelope] = []
+        for timer in due:
+            await conn.execute(
+                sa.update(t).where(t.c.case_id == timer["case_id"], t.c.kind == timer["kind"],
+                                   t.c.generation == timer["generation"]).values(fired_at=now)
+            )
+            row = (
+                await conn.execute(sa.select(c).where(c.c.case_id == timer["case_id"]).with_for_update())
+            ).mappings().one_or_none()
+            if row is None or row["lifecycle"] is None:
+                continue
+            try:
+                alert = deadlines.fire(
+                    timer["kind"], timer["generation"], timer["due_at"], case_from_json(row["lifecycle"]),
+                    case_id=timer["case_id"], tenant=row["tenant"], place_code=row["place_code"], seq=row["seq"],
+                    tenant_config=self.tenants.get(row["tenant"]), now=now)
+            except IllegalAction as exc:
+                log.info("timer %s for %s not applied: %s", timer["kind"], timer["case_id"], exc)
+                continue
+            if alert is None:
+                continue
+            events += alert.events
+            values: dict[str, Any] = {"events_emitted": c.c.events_emitted + len(alert.events)}
+            if alert.case is not None:
+                values.update(lifecycle=case_to_json(alert.case), seq=row["seq"] + len(alert.transitions), updated_at=now)
+            await conn.execute(sa.update(c).where(c.c.case_id == timer["case_id"]).values(**values))
+        return events
+
+
+async def progress(conn: AsyncConnection, tenant: str | None) -> tuple[int, int]:
+    """Cases dispatch holds and lifecycle events derived for them, of ``tenant`` or of all tenants."""
+    c = db.cases
+    q = sa.select(sa.func.count().label("cases"), sa.func.coalesce(sa.func.sum(c.c.events_emitted), 0).label("events"))
+    if tenant:
+        q = q.where(c.c.tenant == tenant)
+    row = (await conn.execute(q)).one()
+    return row.cases, int(row.events)

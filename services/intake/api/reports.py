@@ -1,0 +1,44 @@
+"""``POST /v1/reports``: one report (JSON ``ReportIn``, optional ``Idempotency-Key``) → 202 with
+its case id, stored with its ``CaseReported`` event (services/intake/service.py ``Intake.store``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request
+
+from services.intake.dependencies import intake_of, scope_refusal, sees, where_refusal
+from services.intake.domain.reports import case_id_for, scoped_key
+from services.intake.schemas import ReportAccepted, ReportIn
+from services.intake.store import load_case
+from shared.platform.auth import REPORT, Principal
+from shared.platform.authhttp import caller
+from shared.platform.http import error_response
+
+router = APIRouter()
+
+
+@router.post("/v1/reports", status_code=202, response_model=ReportAccepted)
+async def post_report(
+    report: ReportIn,
+    request: Request,
+    who: Principal = Depends(caller),
+    idempotency_key: Annotated[str | None, Header(max_length=160)] = None,
+):
+    """Accept one report (202 + case id). 403 outside the caller's place scope or for a role
+    that does not report; 422 for an unknown tenant or place; 409 ``duplicate_source`` when
+    the ``source``/``source_id`` already names a report outside the caller's scope (its
+    case id is not disclosed)."""
+    svc = intake_of(request)
+    scope_refusal(who, REPORT, report.tenant, report.place_code)
+    if refusal := where_refusal(svc, report.tenant, report.place_code):
+        return refusal
+    key = scoped_key(who, idempotency_key)
+    case_id = case_id_for(report, key)
+    new = await svc.store([(report, case_id, key)], who)
+    if case_id not in new:
+        stored = await load_case(svc.engine, case_id)
+        if stored is None or not sees(who, stored):
+            return error_response(409, "duplicate_source", "this source and source_id already name a report "
+                                  "outside your scope; nothing was stored", field="source_id")
+    return ReportAccepted(case_id=case_id, duplicate=case_id not in new)

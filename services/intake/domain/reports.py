@@ -1,0 +1,67 @@
+"""A report becomes a case: where it may be (the tenant's places), its case id (derived, so a
+retried POST or a re-import lands on the same case) and its ``CaseReported`` event (no personal
+data)."""
+
+from __future__ import annotations
+
+import uuid
+
+from services.intake.schemas import ReportIn
+from shared.contract.events import CaseReported, derive_id
+from shared.domain.pii import mask_text, pseudonym
+from shared.domain.tenants import TenantConfig
+from shared.platform.auth import Principal
+
+
+def to_event(report: ReportIn, case_id: uuid.UUID, secret: bytes, masked_description: str | None = None) -> CaseReported:
+    """Build the ``CaseReported`` event of an accepted report: personal data dropped (only a
+    pseudonymous ``reporter_ref``), free text masked (:func:`shared.domain.pii.mask_text`;
+    ``masked_description`` when the caller has masked the description already)."""
+    contact = report.reporter
+    return CaseReported(
+        event_id=derive_id(case_id, "case.reported"),
+        occurred_at=report.reported_at,
+        case_id=case_id,
+        tenant=report.tenant,
+        place_code=report.place_code,
+        category_code=report.category_code,
+        category_name=mask_text(report.category_name),
+        description=mask_text(report.description) if masked_description is None else masked_description,
+        channel=mask_text(report.channel),
+        request_type=mask_text(report.request_type),
+        urgency=report.urgency,
+        reported_at=report.reported_at,
+        source=mask_text(report.source),
+        source_id=report.source_id,
+        reporter_ref=pseudonym(secret, contact.phone, contact.id_number, contact.name) if contact else None,
+        history=report.history,
+        flags=tuple(report.flags),
+    )
+
+
+def place_problem(tenant: TenantConfig, place_code: str) -> str | None:
+    """Why ``place_code`` cannot be a place of ``tenant`` (``None`` if it can): the code must be a
+    listed place or lie under one (e.g. a building under a listed grid)."""
+    if tenant.places and tenant.owner(place_code) is None:
+        return f"place {place_code!r} is not in tenant {tenant.tenant!r}'s place hierarchy"
+    return None
+
+
+def case_id_for(report: ReportIn, idempotency_key: str | None) -> uuid.UUID:
+    """The case id: derived from (tenant, source, source_id) for records that carry a source id,
+    from (tenant, Idempotency-Key) for retried API calls, random otherwise. Derived ids make a
+    re-import or a retried POST land on the same case instead of creating a second one. The API
+    passes the key already prefixed with the caller's credential id (:func:`scoped_key`), so two
+    callers' keys never meet."""
+    if report.source_id:
+        return derive_id(report.tenant, report.source, report.source_id)
+    if idempotency_key:
+        return derive_id(report.tenant, "idempotency-key", idempotency_key)
+    return uuid.uuid4()
+
+
+def scoped_key(who: Principal, idempotency_key: str | None) -> str | None:
+    """An ``Idempotency-Key`` made the caller's own (``<credential id>:<key>``): a key is a
+    client's promise about its own retries, and another caller's equal key must neither land on
+    nor reveal that caller's case."""
+    return f"{who.subject}:{idempotency_key}" if idempotency_key else None

@@ -1,0 +1,104 @@
+"""What every import format shares: the CSV header check, the CSV row loop (one row at a time,
+constant memory) and turning a row's fields into a :class:`ReportIn` or a :class:`RowError`."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from pydantic import ValidationError
+
+from services.intake.schemas import ReportIn, RowError
+
+BOM = "\ufeff"
+DESCRIPTION_MAX = 4000  # ReportIn.description max_length
+
+
+def read_header(reader: Iterator[list[str]], fmt: str, required: Iterable[str]) -> list[str]:
+    """Read the header row, strip a BOM and surrounding spaces, check required columns."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ValueError(f"{fmt} import: the file is empty (no header row)") from None
+    header = [name.strip() for name in header]
+    if header and header[0].startswith(BOM):
+        header[0] = header[0].lstrip(BOM).strip()
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if duplicated:
+        raise ValueError(f"{fmt} import: header repeats column(s) {', '.join(duplicated)}")
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise ValueError(
+            f"{fmt} import: header lacks required column(s) {', '.join(missing)}"
+        )
+    return header
+
+
+def iter_csv(
+    reader: Iterator[list[str]],
+    header: list[str],
+    map_row: Callable[[int, dict[str, str], list[str]], ReportIn | RowError],
+) -> Iterator[tuple[int, ReportIn | RowError]]:
+    """Yield ``(n, map_row(n, row_as_dict, raw_values))`` per non-blank data row.
+
+    A row whose field count differs from the header's, or that the csv module cannot read,
+    becomes a RowError with field ``""``.
+    """
+    n = 0
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a cell over csv.field_size_limit(); reader goes on
+            n += 1
+            yield n, row_error(n, [("", f"unreadable CSV row: {exc}")])
+            continue
+        if not values:  # a fully blank line; csv.DictReader skips these too
+            continue
+        n += 1
+        if len(values) != len(header):
+            problem = f"row has {len(values)} fields, the header has {len(header)}"
+            yield n, row_error(n, [("", problem)])
+            continue
+        yield n, map_row(n, dict(zip(header, values)), values)
+
+
+def read_csv(
+    stream,
+    fmt: str,
+    required: Iterable[str],
+    map_row: Callable[[int, dict[str, str], list[str]], ReportIn | RowError],
+) -> Iterator[tuple[int, ReportIn | RowError]]:
+    """Read a CSV import: check the header now (raising ``ValueError`` before any row is read,
+    :func:`read_header`), then yield the rows mapped by ``map_row`` (:func:`iter_csv`)."""
+    reader = csv.reader(stream)
+    header = read_header(reader, fmt, required)
+    return iter_csv(reader, header, map_row)
+
+
+def row_error(n: int, problems: list[tuple[str, str]]) -> RowError:
+    """The RowError of data row ``n`` with ``(field, problem)`` pairs."""
+    return RowError(line=n, errors=[{"field": f, "problem": p} for f, p in problems])
+
+
+def build(n: int, data: dict[str, Any]) -> ReportIn | RowError:
+    """Validate ``data`` as a ReportIn; a ValidationError becomes a RowError (one entry each)."""
+    try:
+        return ReportIn.model_validate(data)
+    except ValidationError as exc:
+        return row_error(
+            n,
+            [(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()],
+        )
+
+
+def finite_float(text: str) -> float | None:
+    """``float(text)`` if it is a finite number, else ``None``."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None

@@ -1,0 +1,54 @@
+"""The running intake (``app.state.intake``): what every entry point shares (engine, outbox relay,
+tenants, key ring, metrics) and the one path that stores reports (:meth:`Intake.store`, used by
+``POST /v1/reports``, imports and Open311 alike)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.intake.domain.taxonomy import taxonomy
+from services.intake.metrics import source_label
+from services.intake.schemas import ReportIn
+from services.intake.settings import IntakeSettings
+from services.intake.store import store_reports
+from shared.domain.tenants import TenantConfig
+from shared.platform.auth import Principal
+from shared.platform.crypto import Keyring
+from shared.platform.outbox import OutboxRelay
+
+
+@dataclass
+class Intake:
+    """The running service's state (engine, relay, tenants, metrics)."""
+
+    settings: IntakeSettings
+    engine: AsyncEngine
+    relay: OutboxRelay
+    tenants: dict[str, TenantConfig]
+    secret: bytes
+    accepted: Counter
+    rejected: Counter
+    keyring: Keyring
+
+    def knows_department(self, tenant: str, code: str) -> bool:
+        """Whether ``code`` is a taxonomy department or one of ``tenant``'s own."""
+        config = self.tenants.get(tenant)
+        return taxonomy().department(code) is not None or (config is not None and config.department(code) is not None)
+
+    async def store(self, reports: list[tuple[ReportIn, uuid.UUID, str | None]],
+                    who: Principal | None = None) -> set[uuid.UUID]:
+        """Store reports with their events and audit records (store.py ``store_reports``), wake
+        the relay and count the new ones; return the case ids that were new. ``who`` is the
+        caller, recorded in the audit trail."""
+        if not reports:
+            return set()
+        new = await store_reports(self.engine, self.keyring, self.secret, reports, who)
+        self.relay.wake()
+        for r, cid, _ in reports:
+            if cid in new:
+                self.accepted.labels(r.tenant, source_label(r.source)).inc()
+        return new

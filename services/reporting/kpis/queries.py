@@ -1,0 +1,155 @@
+"""Running the KPI statement: the KPI table of P (``GET /v1/kpis``, its exports and the work
+summary), from the statement of :mod:`services.reporting.kpis.sql` to rows of
+:mod:`services.reporting.kpis.catalogue` columns."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.reporting.db import case_facts as cf
+from services.reporting.filters import CaseFilter
+from services.reporting.kpis.catalogue import GROUP_BYS, KPIS
+from services.reporting.kpis.clock import tz_name, working_clock_params
+from services.reporting.kpis.formulas import derive
+from services.reporting.kpis.periods import (
+    OPEN_END, OPEN_START, counts_at_period_ends, iso, period_bounds, period_label,
+)
+from services.reporting.kpis.rules import SWEEP_REQUEST_TYPE
+from services.reporting.kpis.sql import bind, kpi_sql
+from services.reporting.labels import group_label
+from shared.domain.tenants import TenantConfig
+
+
+def unpack_quantiles(raw: dict) -> dict:
+    """Split the ``*_q`` percentile arrays of a result row into ``*_median`` / ``*_p90``."""
+    for name in [k for k in raw if k.endswith("_q")]:
+        q = raw.pop(name)
+        raw[f"{name[:-2]}_median"], raw[f"{name[:-2]}_p90"] = (q[0], q[1]) if q else (None, None)
+    return raw
+
+
+#: Key of the total row in :func:`raw_figures`' answer to a grouped query.
+TOTAL = object()
+
+#: Sort memory for one KPI statement (the percentiles sort their inputs); ``SET LOCAL``, so it
+#: ends with the caller's transaction.
+WORK_MEM = "32MB"
+
+
+async def raw_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str | None, bounds: Sequence[datetime],
+                      now: datetime, business: Sequence[str] | None = None) -> dict[Any, dict]:
+    """Raw figures of P for sub-periods ``bounds`` (``n = len(bounds) − 1``): ``{TOTAL: raw, key:
+    raw, …}`` for one sub-period (keys of ``group_by``), ``{TOTAL: raw, 1: raw, …, n: raw}`` for
+    several. With ``business`` (illegal-business category codes), also
+    :data:`~services.reporting.kpis.rules.SUMMARY_RULES`."""
+    n = len(bounds) - 1
+    params = {
+        **flt.sql_params(),
+        "bounds": list(bounds), "b0": bounds[0], "bn": bounds[-1], "n": n, "now": now,
+        **working_clock_params(flt.tz),
+    }
+    if business is not None:
+        params.update(sweep=SWEEP_REQUEST_TYPE, business=list(business))
+    sql = kpi_sql(group_by, periods=n > 1, extras=business is not None)
+    # Percentiles sort their input in memory; a custom plan per call (a generic plan cannot see
+    # the period and picked slow plans in bench/kpis.py). SET LOCAL: ends with the transaction.
+    await conn.exec_driver_sql(f"SET LOCAL work_mem = '{WORK_MEM}'")
+    await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+    text, args = bind(sql, params)
+    result = await conn.exec_driver_sql(text, args)
+    out: dict[Any, dict] = {}
+    if n == 1:
+        for row in result.mappings():
+            raw = unpack_quantiles(dict(row))
+            key, g = raw.pop("key"), raw.pop("g")
+            out[TOTAL if g == 1 or group_by is None or group_by.startswith("period:") else key] = raw
+        return out
+    per, tot, spans, times = (json.loads(x) if isinstance(x, str) else x for x in result.one())
+    out[TOTAL] = unpack_quantiles(dict(tot or {}))
+    for row in per or []:
+        raw = dict(row)
+        out[raw.pop("b")] = raw
+    for row in times or []:
+        raw = unpack_quantiles(dict(row))
+        out.setdefault(raw.pop("b"), {}).update(raw)
+    by_state: dict[str, list[tuple[int, int, int]]] = {}
+    for row in spans or []:
+        by_state.setdefault(row["m"], []).append((row["s"], row["t"], row["n"]))
+    for m, rows in by_state.items():
+        for k, count in enumerate(counts_at_period_ends(rows, n), start=1):
+            out.setdefault(k, {})[m] = count
+    return out
+
+
+async def query_kpis(conn: AsyncConnection, flt: CaseFilter, group_by: str | None = None, *,
+                     tenant: TenantConfig | None = None, taxonomy=None, now: datetime | None = None) -> dict:
+    """The KPI table of P.
+
+    Returns ``{"tenant", "group_by", "start", "end", "timezone", "columns": [{name, zh, en, label,
+    unit}], "total": row, "rows": [row, …]}``; a row is ``{"key", "label", "start"?, "end"?,
+    <every KPI of KPIS>}`` (counts int, rates share 0–1 or None, times hours float or None).
+    Period rows come in time order with their bounds; other rows by 受理量 descending, then key.
+    Labels: zh-CN first, English beside (places from ``tenant``, categories and departments from
+    ``taxonomy``). ``now`` (default: the current time) decides which deadlines have passed.
+
+    Raises:
+        ValueError: unknown ``group_by``; ``period:*`` with a range of more than
+            :data:`~services.reporting.kpis.periods.MAX_BUCKETS` sub-periods.
+    """
+    if group_by is not None and group_by not in GROUP_BYS:
+        raise ValueError(f"group_by must be one of {', '.join(GROUP_BYS)}")
+    result, _ = await kpi_table(conn, flt, group_by, tenant=tenant, taxonomy=taxonomy, now=now)
+    return result
+
+
+async def kpi_table(conn: AsyncConnection, flt: CaseFilter, group_by: str | None, *, tenant: TenantConfig | None,
+                    taxonomy, now: datetime | None, business: Sequence[str] | None = None) -> tuple[dict, dict]:
+    """:func:`query_kpis`' answer for a known ``group_by``, and the raw figures of its total row
+    (with ``business``, also those of :data:`~services.reporting.kpis.rules.SUMMARY_RULES`)."""
+    now = now or datetime.now(timezone.utc)
+    rows: list[dict] = []
+    if group_by and group_by.startswith("period:"):
+        unit = group_by.split(":", 1)[1]
+        start, end = flt.start, flt.end
+        if start is None or end is None:  # P from the first report to now
+            first, last = await data_range(conn, flt.tenant)
+            start = start or first or now
+            end = end or max(now, last or now) + timedelta(microseconds=1)
+            if end <= start:
+                end = start + timedelta(days=1)
+        bounds = period_bounds(start, end, unit, flt.tz)
+        raw = await raw_figures(conn, flt, None, bounds, now, business)
+        if len(bounds) == 2:  # a single sub-period: it is all of P
+            raw[1] = raw[TOTAL]
+        for k in range(1, len(bounds)):
+            key, label = period_label(bounds[k - 1], unit, flt.tz)
+            rows.append({"key": key, "label": label, "start": iso(bounds[k - 1]), "end": iso(bounds[k]),
+                         **derive(raw.get(k, {}))})
+    else:
+        raw = await raw_figures(conn, flt, group_by, [flt.start or OPEN_START, flt.end or OPEN_END], now, business)
+        for key, values in raw.items():
+            if key is not TOTAL:
+                rows.append({"key": key, "label": group_label(group_by, key, tenant, taxonomy), **derive(values)})
+        rows.sort(key=lambda r: (-r["accepted"], -r["in_progress"], r["key"] is None, str(r["key"])))
+    total_raw = raw.get(TOTAL, {})
+    total = {"key": None, "label": "合计 total", **derive(total_raw)}
+    return {
+        "tenant": flt.tenant, "group_by": group_by, "start": iso(flt.start), "end": iso(flt.end),
+        "timezone": tz_name(flt.tz),
+        "columns": [{"name": k.name, "zh": k.zh, "en": k.en, "label": k.label, "unit": k.unit} for k in KPIS],
+        "total": total, "rows": rows,
+    }, total_raw
+
+
+async def data_range(conn: AsyncConnection, tenant: str) -> tuple[datetime | None, datetime | None]:
+    """``(first report, last report or closure)`` of ``tenant``'s cases, or ``(None, None)``."""
+    q = sa.select(sa.func.min(cf.c.reported_at), sa.func.max(sa.func.greatest(cf.c.reported_at, cf.c.closed_at))).where(
+        cf.c.tenant == tenant, cf.c.reported_at.is_not(None))
+    first, last = (await conn.execute(q)).one()
+    return first, last
