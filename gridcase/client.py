@@ -1,4 +1,5 @@
-"""HTTP helpers for driving a running stack: import a file, wait until it is counted, read stats.
+"""HTTP helpers for driving a running stack: import a file, wait until it is counted, read stats
+and KPIs.
 
 Used by the CLI, the demo, the end-to-end tests and the benchmark. Requests carry the API key of
 ``GRIDCASE_API_KEY`` (``gridcase up`` prints one; ``gridcase auth issue-key`` makes more) unless
@@ -105,6 +106,19 @@ def get_stats(reporting_url: str, tenant: str, group_by: str | None = None, **pa
     q = {"tenant": tenant, **params}
     if group_by:
         q["group_by"] = group_by
-    resp = httpx.get(f"{reporting_url}/v1/stats", params=q, timeout=30, headers=auth_headers())
+    return _get_json(f"{reporting_url}/v1/stats", q, timeout_s=30)
+
+
+def get_kpis(reporting_url: str, tenant: str, start: str | None = None, end: str | None = None, **params) -> dict:
+    """GET ``/v1/kpis`` for ``tenant`` over P = [``start``, ``end``) (ISO 8601 with a zone; either
+    may be left open); extra query ``params`` (e.g. ``group_by``) pass through."""
+    q = {"tenant": tenant, **params}
+    q.update({k: v for k, v in (("start", start), ("end", end)) if v is not None})
+    return _get_json(f"{reporting_url}/v1/kpis", q, timeout_s=60)
+
+
+def _get_json(url: str, params: dict, timeout_s: float) -> dict:
+    """GET ``url`` with the API key; the JSON answer (``httpx.HTTPStatusError`` unless 2xx)."""
+    resp = httpx.get(url, params=params, timeout=timeout_s, headers=auth_headers())
     resp.raise_for_status()
     return resp.json()

@@ -8,6 +8,12 @@ the events, the deadlines); this module loads and stores cases around them:
   case); :func:`case_row` builds it, historical or live.
 - An action that arrives before its case's report is parked in ``pending_actions`` and applied
   right after the report (:meth:`CaseBook.take_parked`).
+- An action is decided with the case's :class:`~services.dispatch.domain.lifecycle.Context`:
+  the tenant's route and limit for the case's category and place — for a correction
+  (``recategorize``, a ``return`` with a category) those of the corrected ones — plus the
+  taxonomy and the case's id for the command's checks (:meth:`CaseBook.action_context`). The
+  row's ``category_code``, ``place_code``, ``status``, ``department`` and ``closed_at`` follow
+  the case.
 - Timers (services/dispatch/domain/deadlines.py) are rows of ``dispatch.timers``; a new deadline
   replaces the unfired ones. :meth:`CaseBook.fire_due_timers` claims due rows with ``FOR UPDATE
   SKIP LOCKED`` and marks them fired in the same transaction as the events they cause, so each
@@ -30,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.dispatch import db
 from services.dispatch.domain import deadlines, lifecycle
-from services.dispatch.domain.events import action_rejected, transition_events
+from services.dispatch.domain.events import action_id_of, action_rejected, transition_events
 from services.dispatch.domain.lifecycle import Case, Command, Context, IllegalAction
 from services.dispatch.domain.reports import CaseState, case_context
 from services.dispatch.domain.routing import RouteDecision
@@ -63,9 +69,10 @@ def case_to_json(case: Case) -> dict[str, Any]:
 
 
 def case_from_json(data: dict[str, Any]) -> Case:
-    """Inverse of :func:`case_to_json`."""
+    """Inverse of :func:`case_to_json`. A case stored before a field existed gets its default;
+    unknown keys are ignored."""
     kwargs = dict(data)
-    for name in ("deadline", "paused_since"):
+    for name in ("deadline", "paused_since", "dispatched_at"):
         if kwargs.get(name):
             kwargs[name] = datetime.fromisoformat(kwargs[name])
     if kwargs.get("limit"):
@@ -122,6 +129,24 @@ class CaseBook:
         (:func:`services.dispatch.domain.reports.case_context`)."""
         return case_context(self.tenants.get(tenant), self.taxonomy, category_code, place_code, urgency, at)
 
+    def action_context(self, row, cmd: CaseActionRequested, now: datetime) -> Context:
+        """The context of ``cmd`` on the stored case ``row``: routed and limited for the corrected
+        category and place if the command corrects them (``recategorize``, ``return``), else for
+        the case's own; a dispatcher's explicit ``target_department`` replaces the routing table's
+        answer; with the taxonomy and the case id for the command's checks."""
+        category, place = row["category_code"], row["place_code"]
+        if cmd.action in ("recategorize", "return"):
+            category = cmd.category_code or category
+            place = cmd.to_place_code or place
+        ctx = self.context(row["tenant"], category, place, row["urgency"] or "一般", now)
+        if cmd.target_department:
+            # a dispatcher's explicit choice replaces the routing table's answer
+            ctx = dataclasses.replace(
+                ctx, route=RouteDecision(target_kind="department", department=cmd.target_department,
+                                         rule="manual", mediation_level=None)
+            )
+        return dataclasses.replace(ctx, taxonomy=self.taxonomy, case_id=str(row["case_id"]))
+
     async def insert_new(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> set:
         """Insert :func:`case_row` rows; return the case ids that were new (a case already stored
         keeps its row)."""
@@ -158,16 +183,15 @@ class CaseBook:
             )
             return []
         case = case_from_json(row["lifecycle"])
-        ctx = self.context(row["tenant"], row["category_code"], row["place_code"], row["urgency"] or "一般", now)
-        if cmd.target_department:
-            # a dispatcher's explicit choice replaces the routing table's answer
-            ctx = dataclasses.replace(
-                ctx, route=RouteDecision(target_kind="department", department=cmd.target_department,
-                                                   rule="manual", mediation_level=None)
-            )
+        if case.category_code is None:  # stored before the case kept its category
+            case = dataclasses.replace(case, category_code=row["category_code"])
+        ctx = self.action_context(row, cmd, now)
         command = Command(action=cmd.action, actor_role=cmd.actor_role, note=cmd.note, evidence=cmd.evidence,
                           target_department=cmd.target_department, extension_days=cmd.extension_days,
-                          actor_ref=cmd.actor_ref)
+                          actor_ref=cmd.actor_ref, outcome=cmd.outcome,
+                          duplicate_of=str(cmd.duplicate_of) if cmd.duplicate_of else None,
+                          satisfaction=cmd.satisfaction, resident_resolved=cmd.resident_resolved,
+                          category_code=cmd.category_code, to_place_code=cmd.to_place_code)
         try:
             new_case, transitions = lifecycle.decide(case, command, now, ctx)
             if cmd.action == "file" and new_case.state == lifecycle.FILED:
@@ -175,7 +199,8 @@ class CaseBook:
                 transitions += more
         except IllegalAction as exc:
             return [action_rejected(cmd, row["tenant"], row["place_code"], exc, now)]
-        events = transition_events(cmd.case_id, row["tenant"], row["place_code"], transitions, row["seq"] + 1)
+        events = transition_events(cmd.case_id, row["tenant"], row["place_code"], transitions, row["seq"] + 1,
+                                   action_id=action_id_of(cmd))
         dispatched_at = next((t.at for t in transitions if t.action == "dispatch"), row["dispatched_at"])
         await self.store(conn, cmd.case_id, new_case, row["seq"] + len(transitions), now, previous=case,
                          dispatched_at=dispatched_at, emitted=len(events))
@@ -184,7 +209,9 @@ class CaseBook:
     async def store(self, conn: AsyncConnection, case_id, case: Case, seq: int, now: datetime,
                     previous: Case | None = None, dispatched_at: datetime | None = None, emitted: int = 0) -> None:
         """Write the case's new state (``emitted``: lifecycle events just derived for it) and
-        reschedule its timers when the deadline or state changed."""
+        reschedule its timers when the deadline or state changed. ``closed_at`` is set when the
+        case closes (not again on a callback) and cleared when it is reopened; a corrected
+        category or place replaces the row's."""
         c = db.cases
         values = {
             "lifecycle": case_to_json(case),
@@ -198,12 +225,19 @@ class CaseBook:
             "events_emitted": c.c.events_emitted + emitted,
             "updated_at": now,
         }
-        if case.state == lifecycle.CLOSED:
+        if case.category_code:
+            values["category_code"] = case.category_code
+        if case.place_code:
+            values["place_code"] = case.place_code
+        was_closed = previous is not None and previous.state == lifecycle.CLOSED
+        if case.state == lifecycle.CLOSED and not was_closed:
             values["closed_at"] = now
+        elif was_closed and case.state != lifecycle.CLOSED:
+            values["closed_at"] = None
         await conn.execute(sa.update(c).where(c.c.case_id == case_id).values(**values))
         changed = previous is None or previous.deadline != case.deadline or previous.state != case.state
         if changed:
-            await self.schedule(conn, case_id, case, seq, now, dispatched_at)
+            await self.schedule(conn, case_id, case, seq, now, case.dispatched_at or dispatched_at)
 
     async def schedule(self, conn: AsyncConnection, case_id, case: Case, generation: int, now: datetime,
                        dispatched_at: datetime | None = None) -> None:

@@ -60,7 +60,8 @@ class ReportIn(BaseModel):
     - ``place_code``: cumulative place code (city 4, district 6, street 9, community 12, grid 15
       digits; docs/domain.md §3(a)) or a tenant's own code for foreign history.
     - ``reported_at`` (and recorded history times): timezone-aware, between 1990-01-01 and one
-      day from now.
+      day from now; a recorded deadline (``history.deadline``) may lie ahead, but not before
+      1990-01-01.
     - Text fields refuse control characters (:func:`check_text`).
     - ``history``: only for imports of historical records: the recorded department and outcome.
     """
@@ -109,6 +110,8 @@ class ReportIn(BaseModel):
         for name, moment in times:
             if moment is not None and not (EARLIEST <= moment <= latest):
                 raise ValueError(f"{name} {moment.isoformat()} is outside 1990-01-01 .. now + 1 day")
+        if self.history is not None and self.history.deadline is not None and self.history.deadline < EARLIEST:
+            raise ValueError(f"history.deadline {self.history.deadline.isoformat()} is before 1990-01-01")
         return self
 
     @field_validator("reported_at")

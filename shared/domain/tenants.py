@@ -17,6 +17,7 @@ A tenant file looks like::
         - {name: fume-to-environment, category: "100110", place_prefix: "110105001",
            department: ecology_environment, hours: "22:00-06:00"}
       use_taxonomy_defaults: true
+    max_reopens: 3               # optional; 重办 allowed per case (default 3, docs/domain.md §3(c)6)
 
 Place codes follow domain.md §3(a) (city 4, district 6, street 9, community 12, grid 15 digits,
 each level extending its parent's code). Foreign tenants (NYC) use their own codes and levels, so
@@ -60,6 +61,10 @@ STANDARD_LEVEL_LENGTHS: Mapping[str, int] = MappingProxyType(
 )
 
 ENV_TENANTS_DIR = "GRIDCASE_TENANTS_DIR"
+
+#: How often a closed case may be reopened (重办) unless the tenant file says otherwise: a case
+#: redone three times or more goes to higher-level supervision [P22] (docs/domain.md §1.5, §3(c)6).
+DEFAULT_MAX_REOPENS = 3
 
 _PLACE_CODE_RE = re.compile(PLACE_CODE_PATTERN)
 _TENANT_RE = re.compile(TENANT_PATTERN)
@@ -171,7 +176,8 @@ class RoutingConfig:
 class TenantConfig:
     """One tenant's configuration; build it with :func:`load_tenant`.
 
-    ``places`` are in file order; lookups go through an index by code.
+    ``places`` are in file order; lookups go through an index by code. ``max_reopens`` bounds
+    the reopens (重办) of one case (:data:`DEFAULT_MAX_REOPENS` unless the file says otherwise).
     """
 
     tenant: str
@@ -183,6 +189,7 @@ class TenantConfig:
     routing: RoutingConfig
     departments: tuple[TenantDepartment, ...] = ()
     path: str = ""
+    max_reopens: int = DEFAULT_MAX_REOPENS
     _by_code: Mapping[str, Place] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -302,7 +309,7 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
     prefix) is a proper prefix of its code on a higher level; non-top places have a parent;
     rule names are unique and contain no ``:``; rule departments exist in the taxonomy or the
     tenant's ``departments``; six-digit rule categories exist in the taxonomy; ``place_prefix``
-    overlaps a listed place; ``hours`` parses.
+    overlaps a listed place; ``hours`` parses; ``max_reopens``, if given, is an integer >= 0.
 
     Raises:
         TenantConfigError: ``<file>:<line>: <reason>``.
@@ -315,7 +322,7 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
     top = check_keys(
         data, path=path, line=1, what="tenant file",
         required=("tenant", "name_zh", "name_en", "timezone", "places"),
-        optional=("levels", "routing", "departments", "note"), error_cls=TenantConfigError,
+        optional=("levels", "routing", "departments", "max_reopens", "note"), error_cls=TenantConfigError,
     )
 
     def s(entry: MarkedDict, key: str, what: str, **kw) -> str | None:
@@ -330,6 +337,11 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise _err(path, top.line_of("timezone"), f"unknown timezone {timezone!r}") from None
+
+    max_reopens = top.get("max_reopens", DEFAULT_MAX_REOPENS)
+    if isinstance(max_reopens, bool) or not isinstance(max_reopens, int) or max_reopens < 0:
+        raise _err(path, top.line_of("max_reopens"),
+                   f"max_reopens must be an integer >= 0, got {max_reopens!r}")
 
     # levels
     levels: tuple[str, ...] = STANDARD_LEVELS
@@ -475,6 +487,7 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
         routing=RoutingConfig(rules=tuple(rules), use_taxonomy_defaults=use_defaults),
         departments=tuple(local_departments),
         path=str(path),
+        max_reopens=max_reopens,
     )
 
 

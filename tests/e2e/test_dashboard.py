@@ -343,7 +343,7 @@ def test_nyc_figures_on_the_page_equal_the_api(nyc, tab, site, tmp_path):
     assert "2018-10-21" in trend["days"]
     assert sum(trend["accepted"]) == 4000 and sum(trend["closed"]) == 1373
 
-    # case lists: what the API answers (history imports carry no deadline: none overdue)
+    # case lists: what the API answers (NYC history keeps its Due Date: open requests past it are overdue now)
     for kind in ("overdue", "supervised"):
         listed = api(site, f"/v1/cases/{kind}", tenant="nyc", limit=50)
         assert tab.page.get_attribute(f"#{kind}", "data-total") == str(listed["total"])

@@ -11,14 +11,22 @@ hour, so each order statistic and the mean can move by at most one hour: those t
 checked within 1 h of the README (``n`` exactly). China has no DST: the Teddy Cup figures are
 exact. The generic ``csv`` format is not imported here: intake's import API takes no column
 mapping yet (tests/unit/test_importers_more.py covers it).
+
+Recorded deadlines (issue 12 item 7, the last tests): the on-time and overdue figures of
+``GET /v1/kpis`` against figures computed here from the CSV file with the csv module and the
+source's own rule (closed on time iff closed by the recorded due date), and for Boston against its
+own ``OnTime_Status`` column and the README's count of it.
 """
 
 from __future__ import annotations
 
+import csv
+from datetime import datetime
+
 import httpx
 import pytest
 
-from gridcase.client import get_stats, import_file, wait_until_counted
+from gridcase.client import get_kpis, get_stats, import_file, wait_until_counted
 from services.intake.importers.codes import department_code
 from tests.conftest import shared_data
 from tests import api
@@ -240,3 +248,129 @@ def test_generic_csv_with_a_yaml_mapping_through_intake(stack, us_cities, tmp_pa
     missing = api.post(f"{stack.url('intake')}/v1/imports", params={"format": "csv", "tenant": "sf"},
                          content=b"a,b\n1,2\n", timeout=30)
     assert missing.status_code == 422 and missing.json()["error"] == "missing_mapping"
+
+
+# --- recorded deadlines: on-time and overdue figures of imported history (issue 12 item 7) --------
+
+#: README date formats ("How the ground-truth figures were computed"): NYC, and Baltimore / Boston.
+NYC_FMT = "%m/%d/%y %H:%M"
+US_FMT = "%m/%d/%Y %I:%M:%S %p"
+
+
+def read_rows(name: str) -> list[dict[str, str]]:
+    with shared_data(name).open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def wall(text: str, fmt: str) -> datetime | None:
+    """A source time as the naive wall-clock time of the file (None when empty)."""
+    return datetime.strptime(text.strip(), fmt) if text.strip() else None
+
+
+def closed_on_time_split(rows, is_closed, created, closed, due, fmt) -> tuple[int, int]:
+    """``(closed on time, closed late)`` of the closed rows by the source's rule: on time iff
+    closed by the recorded due date (no due date: on time). A closed row without a close time
+    counts as closed when reported, and a close time before the report as the report time
+    (docs/kpis.md §4, "Recorded deadlines of history"). Wall-clock comparison: no sample row
+    straddles a DST change within the hour that would differ in UTC."""
+    on_time = late = 0
+    for r in rows:
+        if not is_closed(r):
+            continue
+        opened = wall(r[created], fmt)
+        close_t = max(wall(r[closed], fmt) or opened, opened)
+        deadline = wall(r[due], fmt)
+        if deadline is None or close_t <= deadline:
+            on_time += 1
+        else:
+            late += 1
+    return on_time, late
+
+
+def kpi_total(stack, tenant: str, start: str | None = None, end: str | None = None) -> dict:
+    return get_kpis(stack.url("reporting"), tenant, start, end)["total"]
+
+
+#: Boston's snapshot: the README gives no export time, but the file bounds it: the latest
+#: CLOSED_DT is 01/12/2016 04:13:03 PM, and OnTime_Status marks every open case whose TARGET_DT is
+#: up to 01/10/2016 04:02:05 PM OVERDUE and every one from 01/13/2016 08:30:00 AM on ONTIME. P for
+#: the KPIs: [2015-01-01, 2016-01-13) Boston time (every OPEN_DT is in 2015).
+BOSTON_SNAPSHOT = datetime(2016, 1, 13)
+BOSTON_P = ("2015-01-01T00:00:00-05:00", "2016-01-13T00:00:00-05:00")
+
+
+def test_boston_on_time_share_is_its_own_ontime_status(stack, us_cities):
+    rows = read_rows("boston311_2015_sample.csv")
+    labels = [r["OnTime_Status"] for r in rows]
+    # README boston311: count by OnTime_Status: ONTIME 2638, OVERDUE 855, (empty) 7; share ONTIME 0.7537
+    assert (labels.count("ONTIME"), labels.count("OVERDUE"), labels.count("")) == (2638, 855, 7)
+
+    # Boston's rule, checked on every labelled row: a closed case is OVERDUE iff CLOSED_DT is after
+    # TARGET_DT, an open one iff TARGET_DT passed before the snapshot; no TARGET_DT: ONTIME.
+    def late(r) -> bool:
+        target, closed = wall(r["TARGET_DT"], US_FMT), wall(r["CLOSED_DT"], US_FMT)
+        if target is None:
+            return False
+        return closed > target if r["CASE_STATUS"] == "Closed" else target < BOSTON_SNAPSHOT
+
+    assert all(late(r) == (r["OnTime_Status"] == "OVERDUE") for r in rows if r["OnTime_Status"])
+    # the 7 unlabelled rows are late by that rule (docs/kpis.md §4: counted overdue)
+    assert all(late(r) for r in rows if not r["OnTime_Status"])
+
+    def count(status: str, label: str | None) -> int:
+        return sum(1 for r in rows if r["CASE_STATUS"] == status
+                   and (r["OnTime_Status"] == label if label is not None else not r["OnTime_Status"]))
+
+    k = kpi_total(stack, "boston", *BOSTON_P)
+    assert (k["accepted"], k["closed"]) == (3500, 2901)  # README: rows 3500, CASE_STATUS Closed 2901
+    assert k["closed_on_time"] == count("Closed", "ONTIME")                       # 2371
+    assert k["closed_late"] == count("Closed", "OVERDUE") + count("Closed", None)  # 527 + 3
+    assert k["overdue_open"] == count("Open", "OVERDUE") + count("Open", None)     # 328 + 4
+    # on time = every case not overdue = the README's ONTIME count and share
+    assert k["accepted"] - k["overdue"] == 2638
+    assert round((k["accepted"] - k["overdue"]) / k["accepted"], 4) == 0.7537
+    # among closed cases, the share on time is Boston's ONTIME share of its closed rows
+    assert k["closed_on_time"] / k["closed"] == count("Closed", "ONTIME") / 2901
+
+
+def test_baltimore_closed_on_time_by_its_due_date(stack, us_cities):
+    rows = read_rows("baltimore311_2014-2019_sample.csv")
+    # README baltimore311: closed iff SRStatus starts with "Closed" (4897); on time iff CloseDate <= DueDate
+    on_time, late = closed_on_time_split(rows, lambda r: r["SRStatus"].startswith("Closed"),
+                                         "CreatedDate", "CloseDate", "DueDate", US_FMT)
+    assert on_time + late == 4897
+    k = kpi_total(stack, "baltimore")
+    assert (k["closed"], k["closed_on_time"], k["closed_late"]) == (4897, on_time, late)  # 4095, 802
+
+
+#: NYC's snapshot P (gridcase/demo.py NYC_PERIOD): the sample's day up to its last recorded moment,
+#: Closed Date 10/22/18 2:47 (the latest time in the file; Created Date ends at 2:41).
+NYC_P = ("2018-10-21T00:00:00-04:00", "2018-10-22T02:48:00-04:00")
+NYC_END = datetime(2018, 10, 22, 2, 48)
+
+
+@pytest.fixture(scope="module")
+def nyc(stack) -> dict:
+    result = import_only(stack, "nyc311_2018-10-21_sample.csv", "nyc311", "nyc")
+    wait(stack, "nyc", result["accepted"])
+    return result
+
+
+def test_nyc_on_time_and_overdue_as_of_the_snapshot(stack, nyc):
+    rows = read_rows("nyc311_2018-10-21_sample.csv")
+    is_closed = lambda r: r["Status"] == "Closed"  # noqa: E731  (README: share closed)
+    on_time, late = closed_on_time_split(rows, is_closed, "Created Date", "Closed Date", "Due Date", NYC_FMT)
+    open_rows = [r for r in rows if not is_closed(r)]
+    open_past_due = sum(1 for r in open_rows if r["Due Date"] and wall(r["Due Date"], NYC_FMT) < NYC_END)
+    open_no_due = sum(1 for r in open_rows if not r["Due Date"])
+    closed = len(rows) - len(open_rows)
+    # 应办结 (docs/kpis.md §3.2): closed in P, plus open ones due in P (deadline in P, or none)
+    due = closed + open_past_due + open_no_due
+    assert (closed, on_time, late, open_past_due, due) == (1373, 1302, 71, 21, 3494)  # README expected demo output
+
+    k = kpi_total(stack, "nyc", *NYC_P)
+    assert (k["accepted"], k["closed"], k["due"]) == (4000, closed, due)
+    assert (k["closed_on_time"], k["closed_late"], k["overdue_open"]) == (on_time, late, open_past_due)
+    assert k["overdue"] == late + open_past_due
+    assert k["on_time_rate"] == pytest.approx(on_time / due)
+    assert f"{k['on_time_rate'] * 100:.2f}" == "37.26"

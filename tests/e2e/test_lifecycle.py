@@ -62,7 +62,7 @@ def test_closed_loop_with_rework_and_an_illegal_action(stack):
     assert resp.status_code == 409
     body = resp.json()
     assert body["error"] == "illegal_action" and body["state"] == "reported"
-    assert set(body["allowed_actions"]) == {"accept", "reject", "cancel"}
+    assert set(body["allowed_actions"]) == {"accept", "reject", "cancel", "merge"}  # merge: issue 12
     act(stack, case, "accept", "intake_clerk", "accepted")
     v = act(stack, case, "file", "shift_lead", "dispatched")  # filing dispatches by the routing table
     assert v["department"] == "urban_management" and v["deadline"]

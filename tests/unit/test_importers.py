@@ -166,7 +166,7 @@ def test_nyc_place_codes_are_community_districts(nyc):
 
 NYC_HEADER = [
     "Unique Key", "Created Date", "Closed Date", "Agency", "Complaint Type", "Descriptor",
-    "Status", "Community Board", "Borough", "Open Data Channel Type",
+    "Status", "Due Date", "Community Board", "Borough", "Open Data Channel Type",
 ]  # fmt: skip
 
 
@@ -188,6 +188,7 @@ def _nyc_row(**overrides: str) -> dict[str, str]:
         "Complaint Type": "Rodent ",
         "Descriptor": "Rat Sighting",
         "Status": "Pending",
+        "Due Date": "",
         "Community Board": "05 QUEENS",
         "Borough": "QUEENS",
         "Open Data Channel Type": "PHONE",

@@ -452,15 +452,15 @@ def test_parse_time_mixed_and_us_formats():
 # --- row-level behaviour -------------------------------------------------------------------------
 
 BALTIMORE_HEADER = ("SRRecordID,ServiceRequestNum,SRType,MethodReceived,CreatedDate,SRStatus,CloseDate,"
-                    "Agency,Outcome,CouncilDistrict\n")
+                    "Agency,Outcome,CouncilDistrict,DueDate\n")
 
 
 def test_baltimore_row_errors_and_places():
     text = BALTIMORE_HEADER + (
-        "1,A-1,SW-HGW,Phone,02/21/2017 07:41:00 PM,Closed,02/22/2017 08:13:23 AM,Solid Waste,,7\n"
-        "2,,SW-HGW,Phone,not a date,Open,,Solid Waste,,\n"
-        "3,A-3,SW-HGW,Phone,02/21/2017 07:41:00 PM,Open (Duplicate),,Solid Waste,,99\n"
-        "4,A-4,SW-HGW,Phone,02/21/2017 07:41:00 PM,Closed,garbage,,,\n"
+        "1,A-1,SW-HGW,Phone,02/21/2017 07:41:00 PM,Closed,02/22/2017 08:13:23 AM,Solid Waste,,7,\n"
+        "2,,SW-HGW,Phone,not a date,Open,,Solid Waste,,,\n"
+        "3,A-3,SW-HGW,Phone,02/21/2017 07:41:00 PM,Open (Duplicate),,Solid Waste,,99,\n"
+        "4,A-4,SW-HGW,Phone,02/21/2017 07:41:00 PM,Closed,garbage,,,,\n"
     )
     ok, bad, dup, no_time = parse_text("baltimore311", text)
     assert ok.place_code == "BAL07" and ok.history.closed and ok.history.department == "Solid_Waste"

@@ -111,7 +111,7 @@ def test_happy_path():
     dispatched_at = T0 + timedelta(hours=2)
     assert case.deadline == add_working_days(dispatched_at, 5) == datetime(2025, 3, 10, 11, tzinfo=SH)
     assert ts[2].rule == "taxonomy:100102" and ts[2].department == "urban_management"
-    assert allowed_actions(case) == ()
+    assert allowed_actions(case) == ("callback", "reopen")  # the closed loop (issue 12)
 
 
 def test_terminal_states_accept_nothing():
@@ -127,7 +127,7 @@ def test_illegal_action_names_state_and_allowed_actions():
     with pytest.raises(IllegalAction) as info:
         decide(case, Command("resolve"), T0)
     assert info.value.current_state == REPORTED
-    assert info.value.allowed_actions == ("accept", "reject", "cancel")
+    assert info.value.allowed_actions == ("accept", "reject", "cancel", "merge")
     with pytest.raises(IllegalAction):
         decide(case, Command("fly"), T0)
     with pytest.raises(ValueError):
@@ -260,7 +260,7 @@ def test_shelving_pauses_the_clock():
     shelved_at, resumed_at = datetime(2025, 3, 4, 12, tzinfo=SH), datetime(2025, 3, 10, 12, tzinfo=SH)
     shelved, _ = decide(case, Command("shelve", actor_role="shift_lead"), shelved_at, ctx())
     assert shelved.state == SHELVED and shelved.paused_since == shelved_at
-    assert allowed_actions(shelved) == ("start", "cancel")
+    assert allowed_actions(shelved) == ("start", "cancel", "merge")
     resumed, ts = decide(shelved, Command("start"), resumed_at, ctx())
     assert resumed.state == IN_PROGRESS and resumed.paused_since is None
     assert working_time_between(deadline, resumed.deadline) == timedelta(days=4)

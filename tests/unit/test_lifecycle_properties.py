@@ -2,14 +2,20 @@
 
 (a) every decide raises IllegalAction (case unchanged) or returns a case in a known state whose
     first transition starts at the old state (and the transitions chain to the new state);
-(b) a case is always in exactly one state; terminal states accept no action;
+(b) a case is always in exactly one state; rejected and cancelled accept no action, closed only
+    the closed loop's callback and reopen;
 (c) shelving pauses the clock: after shelve + resume the deadline is later by exactly the paused
     working time;
-(d) counters (transfers, returns, rework, supervision level, extension flags) never decrease.
+(d) counters (transfers, returns, rework, reopens, recategorizations) never decrease; supervision
+    level and extension flags neither, except where a new clock starts (reopen, a correction of
+    the category that recounts the deadline);
+(e) a step that ends a case records an outcome; a callback records a rating and keeps the case
+    closed; a reopen never goes past the bound.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
 from hypothesis import event, given, settings
@@ -17,6 +23,8 @@ from hypothesis import strategies as st
 
 from services.dispatch.domain.lifecycle import (
     ACTIONS,
+    AFTER_CLOSURE_ACTIONS,
+    CLOSED,
     IN_PROGRESS,
     MEDIATING,
     MEDIATION_LADDER,
@@ -29,8 +37,10 @@ from services.dispatch.domain.lifecycle import (
     IllegalAction,
     allowed_actions,
     decide,
+    max_reopens,
 )
 from services.dispatch.domain.routing import RouteDecision
+from shared.contract.actions import OUTCOMES, SATISFACTIONS
 from shared.domain.workcalendar import DEFAULT_TZ, Limit, dispose_deadline, working_time_between
 from tests.hypothesis_profiles import examples
 
@@ -47,6 +57,8 @@ ROUTES = (
 )
 LIMITS = (Limit.of_working_days(1), Limit.of_working_days(5), Limit.of_working_days(15),
           Limit.of_hours(2), Limit.of_hours(24))
+CATEGORIES = ("100102", "100401", "300101", "300102")
+CASE_IDS = ("6f1c0d5e-0000-4000-8000-000000000001", "6f1c0d5e-0000-4000-8000-000000000002")
 
 times = st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2026, 3, 31),
                      timezones=st.just(SH))
@@ -63,6 +75,7 @@ def cases(draw, states: tuple[str, ...] = STATES) -> tuple[Case, datetime]:
     if limit is not None and draw(st.booleans()):
         deadline = dispose_deadline(now - timedelta(minutes=draw(st.integers(0, 20 * 24 * 60))), limit)
     requested = draw(st.booleans())
+    closed = state == CLOSED
     return Case(
         state=state,
         department=draw(st.none() | st.sampled_from(DEPARTMENTS)),
@@ -81,6 +94,13 @@ def cases(draw, states: tuple[str, ...] = STATES) -> tuple[Case, datetime]:
         flags=draw(st.frozensets(st.sampled_from(("violence", "minor")))),
         place_code=draw(st.sampled_from(PLACES)),
         level=draw(st.sampled_from(("grid", "community", "street", "district"))),
+        category_code=draw(st.none() | st.sampled_from(CATEGORIES)),
+        dispatched_at=now - timedelta(minutes=draw(st.integers(0, 20 * 24 * 60)))
+        if deadline is not None and draw(st.booleans()) else None,
+        outcome=draw(st.none() | st.sampled_from(OUTCOMES)) if closed else None,
+        satisfaction=draw(st.none() | st.sampled_from(SATISFACTIONS)) if closed else None,
+        reopen_count=draw(st.integers(0, 4)),
+        recategorize_count=draw(st.integers(0, 2)),
     ), now
 
 
@@ -92,12 +112,23 @@ commands = st.builds(
     target_department=st.none() | st.sampled_from(DEPARTMENTS),
     extension_days=st.none() | st.sampled_from((0, 1, 2.5, 5)),
     level=st.none() | st.sampled_from((1, 2, 3)),
+    outcome=st.none() | st.sampled_from(OUTCOMES),
+    duplicate_of=st.none() | st.sampled_from(CASE_IDS),
+    satisfaction=st.none() | st.sampled_from(SATISFACTIONS),
+    resident_resolved=st.none() | st.booleans(),
+    category_code=st.none() | st.sampled_from(CATEGORIES),
+    to_place_code=st.none() | st.sampled_from(PLACES),
+    note=st.sampled_from(("", "原因 reason")),
 )
-contexts = st.builds(Context, route=st.none() | st.sampled_from(ROUTES), limit=st.none() | limits)
+contexts = st.builds(Context, route=st.none() | st.sampled_from(ROUTES), limit=st.none() | limits,
+                     case_id=st.none() | st.sampled_from(CASE_IDS))
 steps = st.lists(st.tuples(commands, contexts, st.integers(0, 3 * 24 * 60)), max_size=30)
 
-COUNTERS = ("transfer_count", "return_count", "rework_count", "supervision_level",
-            "extension_requested", "extension_used")
+COUNTERS = ("transfer_count", "return_count", "rework_count", "reopen_count", "recategorize_count")
+#: Reset where a new clock starts (reopen; a correction that recounts the deadline).
+CLOCK_FLAGS = ("supervision_level", "extension_requested", "extension_used")
+#: Steps that end a case (and so record an outcome).
+ENDED = frozenset({"closed", "rejected", "cancelled"})
 
 
 def _check_step(before: Case, command: Command, now: datetime, context: Context) -> Case:
@@ -108,13 +139,16 @@ def _check_step(before: Case, command: Command, now: datetime, context: Context)
     except IllegalAction as exc:
         # (a) nothing changed (Case is frozen); the error names the state and what is allowed
         assert exc.current_state == before.state and exc.reason
-        assert exc.allowed_actions == allowed_actions(before, now)
+        assert exc.allowed_actions == allowed_actions(before, now, context)
         if before.state in TERMINAL_STATES:
-            assert exc.allowed_actions == ()
+            assert set(exc.allowed_actions) <= set(AFTER_CLOSURE_ACTIONS)
+            if before.state != CLOSED:
+                assert exc.allowed_actions == ()
         return before
-    # (b) terminal states accept no action
-    assert before.state not in TERMINAL_STATES
-    assert command.action in allowed_actions(before, now)
+    # (b) rejected and cancelled accept no action, closed only the closed loop's
+    assert before.state not in TERMINAL_STATES or (
+        before.state == CLOSED and command.action in AFTER_CLOSURE_ACTIONS)
+    assert command.action in allowed_actions(before, now, context)
     # (a) known state, transitions chain from the old state to the new one
     assert new.state in STATES and transitions
     assert transitions[0].from_state == before.state
@@ -123,9 +157,25 @@ def _check_step(before: Case, command: Command, now: datetime, context: Context)
     assert transitions[-1].to_state == new.state
     assert transitions[0].action == command.action
     assert all(t.at == now for t in transitions)
-    # (d) counters never decrease
+    # (d) counters never decrease; the clock's flags only where a new clock starts
     for name in COUNTERS:
         assert getattr(new, name) >= getattr(before, name), name
+    new_clock = command.action == "reopen" or (
+        new.recategorize_count > before.recategorize_count and new.deadline != before.deadline)
+    if not new_clock:
+        for name in CLOCK_FLAGS:
+            assert getattr(new, name) >= getattr(before, name), name
+    # (e) ending steps record an outcome; callbacks a rating; reopens stay within the bound
+    for t in transitions:
+        if t.to_state in ENDED and t.from_state not in ENDED:
+            assert t.outcome in OUTCOMES, t.action
+            assert (t.outcome == "duplicate") == (t.duplicate_of is not None)
+    if command.action == "callback":
+        assert new.state == CLOSED and transitions[0].satisfaction == new.satisfaction in SATISFACTIONS
+        assert new.satisfaction != "unreachable" or new.resident_resolved is None
+    if command.action == "reopen":
+        assert new.reopen_count == before.reopen_count + 1 <= max_reopens(context)
+        assert new.outcome is None and new.satisfaction is None and new.supervision_level == 0
     # (c) resuming from shelving shifts the deadline by exactly the paused time
     if before.state == SHELVED and command.action == "start" and before.deadline is not None:
         paused_from = before.paused_since
@@ -161,7 +211,7 @@ def test_property_walks_through_allowed_actions_keep_the_invariants(start, data)
     for _ in range(data.draw(st.integers(5, 30), label="length")):
         now = now + timedelta(minutes=data.draw(st.integers(0, 3 * 24 * 60), label="wait"))
         allowed = allowed_actions(case, now)
-        onward = tuple(a for a in allowed if a not in ("cancel", "reject"))  # keep walking
+        onward = tuple(a for a in allowed if a not in ("cancel", "reject", "merge"))  # keep walking
         pick = data.draw(st.integers(0, 19), label="pick")
         if onward and pick < 17:
             action = data.draw(st.sampled_from(onward), label="action")
@@ -172,16 +222,23 @@ def test_property_walks_through_allowed_actions_keep_the_invariants(start, data)
         command = data.draw(commands, label="command")
         if data.draw(st.integers(0, 9), label="fit") < 8:  # mostly well-formed parameters
             command = Command(
-                action, command.actor_role, command.note,
+                action, command.actor_role, "原因 reason",
                 evidence=("photo:1.jpg",) if action == "self_handle" else command.evidence,
                 target_department=data.draw(st.sampled_from(DEPARTMENTS[:5]), label="target")
                 if action in ("transfer", "return") else command.target_department,
                 extension_days=data.draw(st.sampled_from((1, 2.5, 5)), label="days")
                 if action == "approve_extension" else command.extension_days,
-                level=None)
+                level=None,
+                outcome=None if command.outcome == "duplicate" else command.outcome,
+                duplicate_of=CASE_IDS[1] if action == "merge" else None,
+                satisfaction=data.draw(st.sampled_from(SATISFACTIONS), label="rating")
+                if action == "callback" else None,
+                resident_resolved=command.resident_resolved
+                if command.satisfaction != "unreachable" else None,
+                category_code=data.draw(st.sampled_from(CATEGORIES), label="category")
+                if action == "recategorize" else None)
         else:
-            command = Command(action, command.actor_role, command.note, command.evidence,
-                              command.target_department, command.extension_days, command.level)
+            command = dataclasses.replace(command, action=action)
         context = data.draw(contexts, label="context")
         before = case
         case = _check_step(case, command, now, context)
@@ -194,16 +251,20 @@ def test_property_walks_through_allowed_actions_keep_the_invariants(start, data)
 
 @settings(max_examples=examples(200), deadline=None)
 @given(start=cases(tuple(s for s in STATES if s in TERMINAL_STATES)), command=commands, context=contexts)
-def test_property_terminal_states_accept_no_action(start, command, context):
+def test_property_ended_cases_accept_only_the_closed_loop(start, command, context):
+    """Rejected and cancelled accept nothing; closed only callback and reopen, and stays closed
+    unless reopened."""
     case, now = start
     assert case.state in TERMINAL_STATES
-    assert allowed_actions(case, now) == ()
+    allowed = allowed_actions(case, now, context)
+    assert set(allowed) <= (set(AFTER_CLOSURE_ACTIONS) if case.state == CLOSED else set())
     try:
-        decide(case, command, now, context)
+        new, _ = decide(case, command, now, context)
     except IllegalAction as exc:
-        assert exc.allowed_actions == ()
-    else:  # pragma: no cover - would be a bug
-        raise AssertionError(f"{case.state} accepted {command.action}")
+        assert exc.allowed_actions == allowed
+    else:
+        assert case.state == CLOSED and command.action in allowed
+        assert new.state == CLOSED or command.action == "reopen"
 
 
 @settings(max_examples=examples(200), deadline=None)

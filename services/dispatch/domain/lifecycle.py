@@ -5,7 +5,8 @@ for one case and one command, what the case becomes and which transitions to rec
 
 Longer than the house's ~500 lines on purpose: it is one state machine — states, guards, one small
 function per action and the table binding them — and is read (and changed) as a whole; split, a
-rule's guard and its transition would sit in different files.
+rule's guard and its transition would sit in different files. The closed loop after closure
+(callback, reopen) and the corrections (recategorize, merge) are rules of the same machine.
 
 Sources (domain.md line numbers as of this writing):
 
@@ -55,6 +56,35 @@ Modelling choices (see also the docstrings of :func:`decide` and :class:`Case`):
   state and department do not change.
 - Actor roles are recorded, not enforced; :data:`ACTION_ACTORS` lists who does what (l.142-145)
   for the API to check.
+
+The closed loop (issue 12; docs/domain.md §3(c)5, §3(c)6, §3(c)10, §3(d)3; sources [P19] [P22]
+[P23]):
+
+- Outcomes (结案类型, shared/contract/actions.py ``OUTCOMES``): every step that ends a case records
+  one. ``resolve`` carries the department's (default ``resolved``; ``unresolved`` needs a reason in
+  the note, ``duplicate`` needs ``duplicate_of``), the check closes with it (``verify_pass``) or
+  clears it (``verify_fail``, rework). ``self_handle`` → the given outcome or ``resolved``;
+  ``mediation_agreement`` → ``resolved``; ``reject`` / ``cancel`` → ``unfounded`` unless
+  ``not_remit`` or ``duplicate`` is given; ``merge`` (合并重复件, wherever ``cancel`` is allowed) →
+  cancelled with ``duplicate`` and the original's id.
+- Closed, rejected and cancelled end a case; closed alone still takes two actions: ``callback``
+  (回访; a satisfaction rating, optionally the resident's own judgement whether it was resolved;
+  one successful callback per closure, ``unreachable`` may be repeated; the case stays closed) and
+  ``reopen`` (重办, with a reason, at most the tenant's ``max_reopens`` times, default 3 after
+  [P22]): back to whoever closed it (the same department, the same mediation rung, or the triage
+  queue for a self-handled case) with a full new limit from the reopen time; supervision,
+  extension flags, outcome and rating start afresh.
+- ``recategorize`` (改类, accepted … in_progress and mediating) corrects the category (and the
+  place): the case re-routes by :class:`Context` (the new category's route and limit). A case with
+  a handler that the new route sends elsewhere leaves it (recategorize → filed) and is dispatched
+  to the new target; same department, or a route to triage: state and handler unchanged; a filed
+  case is dispatched by the new route. If the limit changes, the deadline becomes the new limit
+  counted from the first dispatch (:attr:`Case.dispatched_at`, or now if unknown), as if the
+  category had been right from the start (supervision and extension lapse with the old deadline);
+  before any dispatch nothing is recomputed. ``return`` may carry a category: return, then
+  recategorize and re-route (a route back to the returner waits in triage).
+- Attribution: every transition carries the department and mediation rung before
+  (``from_department``, ``from_mediation_level``) and after the step, and the unit.
 """
 
 from __future__ import annotations
@@ -70,7 +100,9 @@ from services.dispatch.domain.routing import (
     RouteDecision,
     mediation_level_for,
 )
-from shared.domain.tenants import STANDARD_LEVEL_LENGTHS, TenantConfig
+from shared.contract.actions import OUTCOMES, SATISFACTION_LABELS, SATISFACTIONS
+from shared.domain.taxonomy import Taxonomy
+from shared.domain.tenants import DEFAULT_MAX_REOPENS, STANDARD_LEVEL_LENGTHS, TenantConfig
 from shared.domain.workcalendar import (
     DEFAULT_TZ,
     Limit,
@@ -111,7 +143,8 @@ STATE_LABELS: Mapping[str, str] = MappingProxyType({
     MEDIATING: "调解中",
 })
 
-#: States that accept no action.
+#: States that end a case. Rejected and cancelled accept no action; closed accepts only the
+#: closed loop's ``callback`` and ``reopen`` (:data:`AFTER_CLOSURE_ACTIONS`).
 TERMINAL_STATES: frozenset[str] = frozenset({CLOSED, REJECTED, CANCELLED})
 
 #: States in which the disposal clock runs and 督办 applies.
@@ -124,6 +157,7 @@ USER_ACTIONS: tuple[str, ...] = (
     "accept", "reject", "file", "acknowledge", "start", "resolve", "return", "transfer",
     "request_extension", "approve_extension", "shelve", "verify_pass", "verify_fail",
     "mediation_agreement", "mediation_failed", "cancel", "self_handle",
+    "callback", "reopen", "recategorize", "merge",
 )
 #: Actions taken by dispatch itself.
 SYSTEM_ACTIONS: tuple[str, ...] = ("dispatch", "begin_check", "escalate", "supervise")
@@ -137,6 +171,7 @@ ACTION_LABELS: Mapping[str, str] = MappingProxyType({
     "transfer": "转办", "request_extension": "申请延期", "approve_extension": "批准延期",
     "shelve": "挂账", "mediation_agreement": "达成调解协议", "mediation_failed": "调解不成上报",
     "cancel": "作废", "self_handle": "自行处置", "escalate": "逐级上报", "supervise": "督办",
+    "callback": "回访", "reopen": "重办", "recategorize": "改类", "merge": "合并重复件",
 })
 
 #: Who normally takes each action (domain.md l.142-145, §1.2); recorded, not enforced here.
@@ -150,24 +185,32 @@ ACTION_ACTORS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "shelve": ("shift_lead",), "mediation_agreement": ("mediator",),
     "mediation_failed": ("mediator",), "cancel": ("shift_lead",),
     "self_handle": ("grid_worker",), "escalate": ("grid_worker", "system"),
-    "supervise": ("system",),
+    "supervise": ("system",), "callback": ("intake_clerk",), "reopen": ("shift_lead",),
+    "recategorize": ("dispatcher", "shift_lead"), "merge": ("shift_lead",),
 })
 
+#: Actions a closed case still accepts (the 12345 loop, domain.md §1.5, §3(c)6).
+AFTER_CLOSURE_ACTIONS: tuple[str, ...] = ("callback", "reopen")
+
+#: Outcomes a rejection, cancellation or merge may record (the first is the default).
+DISCARD_OUTCOMES: tuple[str, ...] = ("unfounded", "not_remit", "duplicate")
+
 _STATE_ACTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    REPORTED: ("accept", "reject", "cancel"),
-    ACCEPTED: ("file", "self_handle", "escalate", "cancel"),
-    FILED: ("dispatch", "cancel"),
+    REPORTED: ("accept", "reject", "cancel", "merge"),
+    ACCEPTED: ("file", "self_handle", "escalate", "recategorize", "cancel", "merge"),
+    FILED: ("dispatch", "recategorize", "cancel", "merge"),
     DISPATCHED: ("acknowledge", "return", "transfer", "request_extension", "approve_extension",
-                 "shelve", "supervise", "cancel"),
+                 "shelve", "supervise", "recategorize", "cancel", "merge"),
     ACKNOWLEDGED: ("start", "transfer", "request_extension", "approve_extension", "shelve",
-                   "supervise", "cancel"),
+                   "supervise", "recategorize", "cancel", "merge"),
     IN_PROGRESS: ("resolve", "transfer", "request_extension", "approve_extension", "shelve",
-                  "supervise", "cancel"),
-    RESOLVED: ("begin_check", "cancel"),
-    CHECKING: ("verify_pass", "verify_fail", "cancel"),
-    SHELVED: ("start", "cancel"),
-    MEDIATING: ("mediation_agreement", "mediation_failed", "supervise", "cancel"),
-    CLOSED: (), REJECTED: (), CANCELLED: (),
+                  "supervise", "recategorize", "cancel", "merge"),
+    RESOLVED: ("begin_check", "cancel", "merge"),
+    CHECKING: ("verify_pass", "verify_fail", "cancel", "merge"),
+    SHELVED: ("start", "cancel", "merge"),
+    MEDIATING: ("mediation_agreement", "mediation_failed", "supervise", "recategorize", "cancel",
+                "merge"),
+    CLOSED: AFTER_CLOSURE_ACTIONS, REJECTED: (), CANCELLED: (),
 })
 
 # --------------------------------------------------------------------------- ladders, units
@@ -261,11 +304,22 @@ class Case:
         place_code: the case's place (domain.md §3(a)); used for street offices and rungs.
         level: the coordinating level (:data:`ESCALATION_LEVELS`, or a foreign level).
         unit: place code of the unit coordinating after 逐级上报 / the street office, or ``None``.
+        category_code: the case's category (taxonomy code, or a foreign one); ``None`` when not
+            known to the case (a case stored before it kept one).
+        dispatched_at: when the clock started: the first dispatch to a handler (department or
+            mediation), or the last reopen; ``None`` before (or not recorded).
+        outcome: how the case ended or, while checked, what the department reported
+            (shared/contract/actions.py ``OUTCOMES``); ``None`` while open.
+        duplicate_of: the original case's id (text) when the outcome is ``duplicate``.
+        satisfaction / resident_resolved: the callback (回访) of the current closure.
+        reopen_count / recategorize_count: 重办 / 改类 so far.
+
+    Cases stored before a field existed load with its default.
 
     Raises:
-        ValueError: unknown state, negative counter, supervision level outside 0..2, naive
-            datetimes, ``mediating`` without a ladder rung, or ``shelved`` without
-            ``paused_since``.
+        ValueError: unknown state, outcome or rating, negative counter, supervision level
+            outside 0..2, naive datetimes, ``mediating`` without a ladder rung, or ``shelved``
+            without ``paused_since``.
     """
 
     state: str = REPORTED
@@ -285,18 +339,32 @@ class Case:
     place_code: str = ""
     level: str = "grid"
     unit: str | None = None
+    category_code: str | None = None
+    dispatched_at: datetime | None = None
+    outcome: str | None = None
+    duplicate_of: str | None = None
+    satisfaction: str | None = None
+    resident_resolved: bool | None = None
+    reopen_count: int = 0
+    recategorize_count: int = 0
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
             raise ValueError(f"unknown state {self.state!r}")
         object.__setattr__(self, "flags", frozenset(self.flags))
-        for name in ("transfer_count", "return_count", "rework_count"):
+        for name in ("transfer_count", "return_count", "rework_count", "reopen_count",
+                     "recategorize_count"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if not 0 <= self.supervision_level <= MAX_SUPERVISION_LEVEL:
             raise ValueError("supervision_level must be 0, 1 or 2")
+        if self.outcome is not None and self.outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {self.outcome!r}")
+        if self.satisfaction is not None and self.satisfaction not in SATISFACTIONS:
+            raise ValueError(f"unknown satisfaction {self.satisfaction!r}")
         _aware(self.deadline, "deadline")
         _aware(self.paused_since, "paused_since")
+        _aware(self.dispatched_at, "dispatched_at")
         if self.state == MEDIATING and self.mediation_level not in MEDIATION_LADDER:
             raise ValueError(f"a mediating case needs a mediation_level in {MEDIATION_LADDER}")
         if self.state == SHELVED and self.paused_since is None:
@@ -304,10 +372,10 @@ class Case:
 
     @classmethod
     def new(cls, place_code: str = "", flags: Iterable[str] = (), limit: Limit | None = None,
-            tenant: TenantConfig | None = None) -> "Case":
+            tenant: TenantConfig | None = None, category_code: str | None = None) -> "Case":
         """A freshly ``reported`` case at ``place_code``, its level from :func:`place_level`."""
         return cls(state=REPORTED, place_code=place_code, flags=frozenset(flags), limit=limit,
-                   level=place_level(place_code, tenant))
+                   level=place_level(place_code, tenant), category_code=category_code)
 
     @property
     def state_label(self) -> str:
@@ -316,7 +384,8 @@ class Case:
 
     @property
     def is_terminal(self) -> bool:
-        """True in closed, rejected or cancelled."""
+        """True in closed, rejected or cancelled (the case has ended; see
+        :data:`AFTER_CLOSURE_ACTIONS` for what a closed case still accepts)."""
         return self.state in TERMINAL_STATES
 
 
@@ -332,6 +401,12 @@ class Command:
     - ``target_department``: for ``transfer`` (required) and ``return`` (re-dispatch target).
     - ``extension_days``: working days granted by ``approve_extension`` (required, > 0).
     - ``level``: target supervision level for ``supervise`` (default: current + 1).
+    - ``outcome``: the outcome of an ending step (``resolve``, ``self_handle``, ``reject``,
+      ``cancel``); ``duplicate_of``: the original case's id (text) for outcome ``duplicate``
+      and for ``merge``.
+    - ``satisfaction`` / ``resident_resolved``: the rating of a ``callback``.
+    - ``category_code`` / ``to_place_code``: the corrected category and place of
+      ``recategorize`` (category required) or of a ``return`` that corrects them.
     """
 
     action: str
@@ -342,6 +417,12 @@ class Command:
     actor_ref: str | None = None
     extension_days: float | None = None
     level: int | None = None
+    outcome: str | None = None
+    duplicate_of: str | None = None
+    satisfaction: str | None = None
+    resident_resolved: bool | None = None
+    category_code: str | None = None
+    to_place_code: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "evidence", tuple(self.evidence))
@@ -350,14 +431,22 @@ class Command:
 @dataclass(frozen=True)
 class Context:
     """What ``decide`` needs besides the case: the router's decision (``dispatch``), the disposal
-    limit to start the clock with, the tenant (street offices, levels, timezone), the timezone
-    of working-day arithmetic (default: the tenant's, else Asia/Shanghai) and the calendar."""
+    limit to start the clock with, the tenant (street offices, levels, timezone, places,
+    ``max_reopens``), the timezone of working-day arithmetic (default: the tenant's, else
+    Asia/Shanghai) and the calendar.
+
+    For ``recategorize`` and a ``return`` that corrects the category, ``route`` and ``limit`` are
+    those of the corrected category and place (the caller routes them). ``taxonomy`` (optional)
+    lets ``decide`` refuse a category it does not hold; ``case_id`` (text, optional) lets it
+    refuse a case named a duplicate of itself."""
 
     route: RouteDecision | None = None
     limit: Limit | None = None
     tenant: TenantConfig | None = None
     tz: tzinfo | None = None
     calendar: WorkCalendar | None = None
+    taxonomy: Taxonomy | None = None
+    case_id: str | None = None
 
     @property
     def zone(self) -> tzinfo:
@@ -373,8 +462,14 @@ class Context:
 class Transition:
     """One recorded step: ``action`` took the case from ``from_state`` to ``to_state`` at ``at``
     (the command's ``now``), with the case's fields after the step (department, target kind,
-    mediation level, coordinating level and unit, deadline, counters, extension flags) and the
-    command's role, actor reference, note and evidence; ``rule`` is the routing rule of a dispatch."""
+    mediation level, coordinating level and unit, deadline, counters, extension flags, place)
+    and the command's role, actor reference, note and evidence; ``rule`` is the routing rule of a
+    dispatch.
+
+    Attribution: ``from_department`` / ``from_mediation_level`` are the case's before the step.
+    What the step recorded: ``outcome`` (and ``duplicate_of``) on ``resolve`` and on every step
+    that ends the case; ``satisfaction`` / ``resident_resolved`` on a ``callback``;
+    ``category_code`` on a step that changed the category (and the dispatch that follows it)."""
 
     action: str
     from_state: str
@@ -398,6 +493,16 @@ class Transition:
     evidence: tuple[str, ...] = ()
     rule: str | None = None
     actor_ref: str | None = None
+    from_department: str | None = None
+    from_mediation_level: str | None = None
+    place_code: str = ""
+    outcome: str | None = None
+    duplicate_of: str | None = None
+    satisfaction: str | None = None
+    resident_resolved: bool | None = None
+    category_code: str | None = None
+    reopen_count: int = 0
+    recategorize_count: int = 0
 
 
 class Decision(NamedTuple):
@@ -428,9 +533,25 @@ class IllegalAction(ValueError):
 # --------------------------------------------------------------------------- queries
 
 
-def _guard(case: Case, action: str, now: datetime | None) -> str | None:
+def max_reopens(context: Context | None) -> int:
+    """How often a case may be reopened: the tenant's ``max_reopens``, else
+    :data:`~shared.domain.tenants.DEFAULT_MAX_REOPENS` (3, [P22])."""
+    if context is not None and context.tenant is not None:
+        return context.tenant.max_reopens
+    return DEFAULT_MAX_REOPENS
+
+
+def _guard(case: Case, action: str, now: datetime | None, context: Context | None = None) -> str | None:
     """Why ``action`` (allowed by state) is not allowed for this case now, or ``None``."""
-    if action == "escalate":
+    if action == "callback":
+        if case.satisfaction is not None and case.satisfaction != "unreachable":
+            return "已回访 this closure was already called back (one callback per closure)"
+    elif action == "reopen":
+        bound = max_reopens(context)
+        if case.reopen_count >= bound:
+            return (f"重办已达上限 reopened {case.reopen_count} times, the tenant allows {bound} "
+                    "(≥3 redos go to higher-level supervision, [P22])")
+    elif action == "escalate":
         if case.level not in ESCALATION_LEVELS:
             return f"level {case.level!r} has no escalation ladder"
         if case.level == ESCALATION_LEVELS[-1]:
@@ -459,26 +580,35 @@ def _guard(case: Case, action: str, now: datetime | None) -> str | None:
     return None
 
 
-def allowed_actions(case: Case, now: datetime | None = None) -> tuple[str, ...]:
+def allowed_actions(case: Case, now: datetime | None = None,
+                    context: Context | None = None) -> tuple[str, ...]:
     """Actions allowed for ``case`` in its state, after the case's own guards (one extension
-    request, one approval, supervision up to level 2, escalation below the top). With ``now``
-    also the time guards (extension only before the deadline, 督办 only from the deadline).
-    Command-dependent checks (evidence, target department, extension days) happen in
-    :func:`decide`. Terminal states give ``()``."""
-    return tuple(a for a in _STATE_ACTIONS[case.state] if _guard(case, a, now) is None)
+    request, one approval, supervision up to level 2, escalation below the top, one successful
+    callback per closure, reopens up to the tenant's bound — ``context.tenant``, default 3).
+    With ``now`` also the time guards (extension only before the deadline, 督办 only from the
+    deadline). Command-dependent checks (evidence, target department, extension days, outcome,
+    rating, category) happen in :func:`decide`. Rejected and cancelled give ``()``; closed gives
+    at most ``callback`` and ``reopen``."""
+    return tuple(a for a in _STATE_ACTIONS[case.state] if _guard(case, a, now, context) is None)
 
 
 # --------------------------------------------------------------------------- decide
 
 
 class _Builder:
-    def __init__(self, case: Case, command: Command, now: datetime) -> None:
+    def __init__(self, case: Case, command: Command, now: datetime, context: Context) -> None:
+        self.original = case
         self.case = case
         self.command = command
         self.now = now
+        self.context = context
         self.transitions: list[Transition] = []
 
-    def step(self, action: str, new: Case, reason: str, rule: str | None = None) -> None:
+    def step(self, action: str, new: Case, reason: str, rule: str | None = None, *,
+             outcome: bool = False, rating: bool = False, category_code: str | None = None) -> None:
+        """Record ``action`` from the current case to ``new``. ``outcome``: the step records the
+        outcome now on ``new`` (an ending step, or ``resolve``); ``rating``: it records the
+        callback's rating; ``category_code``: the category the step set."""
         old = self.case
         self.transitions.append(Transition(
             action=action, from_state=old.state, to_state=new.state, at=self.now,
@@ -489,16 +619,29 @@ class _Builder:
             supervision_level=new.supervision_level,
             extension_requested=new.extension_requested, extension_used=new.extension_used,
             note=self.command.note, evidence=self.command.evidence, rule=rule,
-            actor_ref=self.command.actor_ref,
+            actor_ref=self.command.actor_ref, from_department=old.department,
+            from_mediation_level=old.mediation_level, place_code=new.place_code,
+            outcome=new.outcome if outcome else None,
+            duplicate_of=new.duplicate_of if outcome else None,
+            satisfaction=new.satisfaction if rating else None,
+            resident_resolved=new.resident_resolved if rating else None,
+            category_code=category_code, reopen_count=new.reopen_count,
+            recategorize_count=new.recategorize_count,
         ))
         self.case = new
+
+    def refuse(self, reason: str) -> IllegalAction:
+        """The refusal of this command (raise it): the state and allowed actions of the case as
+        it was before the command (nothing changes)."""
+        return _illegal(self.original, self.now, reason, self.command.action, self.context)
 
     def decision(self) -> Decision:
         return Decision(self.case, tuple(self.transitions))
 
 
-def _illegal(case: Case, now: datetime, reason: str, action: str) -> IllegalAction:
-    return IllegalAction(case.state, allowed_actions(case, now), reason, action)
+def _illegal(case: Case, now: datetime, reason: str, action: str,
+             context: Context | None = None) -> IllegalAction:
+    return IllegalAction(case.state, allowed_actions(case, now, context), reason, action)
 
 
 def _decision_for(department: str, rule: str, place_code: str) -> RouteDecision:
@@ -526,12 +669,92 @@ def _assign(case: Case, decision: RouteDecision, now: datetime, ctx: Context) ->
     else:
         state, rung = DISPATCHED, None
     limit = ctx.limit if ctx.limit is not None else case.limit
-    deadline = case.deadline
-    if deadline is None and limit is not None and state != FILED:
-        deadline = dispose_deadline(now, limit, ctx.zone, ctx.calendar)
+    deadline, started = case.deadline, case.dispatched_at
+    if deadline is None and state != FILED:
+        if limit is not None:
+            deadline = dispose_deadline(now, limit, ctx.zone, ctx.calendar)
+        if started is None:
+            started = now
     new = replace(case, state=state, department=department, target_kind=kind,
-                  mediation_level=rung, limit=limit, deadline=deadline)
+                  mediation_level=rung, limit=limit, deadline=deadline, dispatched_at=started)
     return new, reason
+
+
+def _handler_of(case: Case, decision: RouteDecision) -> str:
+    """The department :func:`_assign` would give ``case`` for ``decision`` (a violent dispute's
+    mediation route goes to the police)."""
+    if decision.target_kind == "mediation" and VIOLENCE_FLAG in case.flags:
+        return POLICE
+    return decision.department
+
+
+def _original(b: _Builder) -> str:
+    """The case ``duplicate_of`` names (required, not the case itself)."""
+    original = (b.command.duplicate_of or "").strip()
+    if not original:
+        raise b.refuse("重复件须注明原件 (a duplicate needs duplicate_of, the original case)")
+    if b.context.case_id is not None and original == str(b.context.case_id):
+        raise b.refuse("a case cannot be a duplicate of itself")
+    return original
+
+
+def _outcome(b: _Builder, allowed: tuple[str, ...], default: str) -> dict:
+    """The outcome fields an ending step (or ``resolve``) sets: the command's outcome, else
+    ``default``; ``unresolved`` needs a reason in the note, ``duplicate`` the original case."""
+    outcome = b.command.outcome or default
+    if outcome not in allowed:
+        raise b.refuse(f"{b.command.action} records one of {', '.join(allowed)}, not {outcome!r}")
+    if outcome == "unresolved" and not b.command.note.strip():
+        raise b.refuse("未解决须说明原因 (outcome unresolved needs the reason in note)")
+    return {"outcome": outcome, "duplicate_of": _original(b) if outcome == "duplicate" else None}
+
+
+def _correction(b: _Builder, ctx: Context) -> tuple[dict, str] | None:
+    """The case fields a category/place correction changes, and its reason; ``None`` when the
+    command corrects nothing (same category, same place).
+
+    The limit becomes the corrected category's (``ctx.limit``). If the case's clock runs and
+    the limit changed, the deadline is recounted from when the clock started (the first
+    dispatch, :attr:`Case.dispatched_at`; now if unknown), as if the category had been right
+    from the start; supervision and extension, granted against the old deadline, start afresh.
+    A new place restarts the coordinating level at the new place's."""
+    case, cmd, tenant = b.case, b.command, ctx.tenant
+    code = cmd.category_code or case.category_code
+    place = cmd.to_place_code or case.place_code
+    if cmd.category_code and ctx.taxonomy is not None and ctx.taxonomy.category(code) is None:
+        raise b.refuse(f"unknown category {code!r}: not in the taxonomy")
+    if cmd.to_place_code and tenant is not None and tenant.owner(place) is None:
+        raise b.refuse(f"place {place!r} is not a place of tenant {tenant.tenant!r}")
+    if code == case.category_code and place == case.place_code:
+        return None
+    limit = ctx.limit if ctx.limit is not None else case.limit
+    changes: dict = {"category_code": code, "place_code": place, "limit": limit,
+                     "recategorize_count": case.recategorize_count + 1}
+    reason = f"改类 recategorized {case.category_code or '?'}→{code}"
+    if place != case.place_code:
+        changes.update(level=place_level(place, tenant), unit=None)
+        reason += f", place {case.place_code}→{place}"
+    if case.deadline is not None and limit is not None and limit != case.limit:
+        start = case.dispatched_at or b.now
+        changes.update(deadline=dispose_deadline(start, limit, ctx.zone, ctx.calendar),
+                       supervision_level=0, extension_requested=False, extension_used=False)
+        reason += (f"; deadline recounted: {limit.value:g} {limit.unit} from the first dispatch "
+                   f"{start.isoformat()} (domain.md §3(d)3)")
+    return changes, reason
+
+
+def _route_on(b: _Builder, ctx: Context, returned_by: str | None = None) -> None:
+    """Dispatch the (filed) case by the corrected category's route, unless the route names no
+    handler (triage) or names ``returned_by``, the department that just returned it: then the
+    case waits in the triage queue."""
+    decision = ctx.route
+    if decision is None or decision.target_kind == "triage":
+        return
+    if returned_by is not None and _handler_of(b.case, decision) == returned_by:
+        return
+    new, reason = _assign(b.case, decision, b.now, ctx)
+    b.step("dispatch", new, f"改类后派遣 dispatched by the corrected category; {reason}",
+           rule=decision.rule, category_code=new.category_code)
 
 
 def _accept(b: _Builder, ctx: Context) -> None:
@@ -539,7 +762,9 @@ def _accept(b: _Builder, ctx: Context) -> None:
 
 
 def _reject(b: _Builder, ctx: Context) -> None:
-    b.step("reject", replace(b.case, state=REJECTED), "不予受理 rejected (invalid report)")
+    fields = _outcome(b, DISCARD_OUTCOMES, "unfounded")
+    b.step("reject", replace(b.case, state=REJECTED, **fields), "不予受理 rejected (invalid report)",
+           outcome=True)
 
 
 def _file(b: _Builder, ctx: Context) -> None:
@@ -548,10 +773,11 @@ def _file(b: _Builder, ctx: Context) -> None:
 
 def _self_handle(b: _Builder, ctx: Context) -> None:
     if not any(e and e.strip() for e in b.command.evidence):
-        raise _illegal(b.case, b.now, "自行处置须附照片等证据 (self_handle needs evidence, "
-                       "domain.md l.142)", "self_handle")
-    b.step("self_handle", replace(b.case, state=CLOSED),
-           "自行处置结案 closed by the grid worker's own handling (能处则处)")
+        raise b.refuse("自行处置须附照片等证据 (self_handle needs evidence, "
+                       "domain.md l.142)")
+    fields = _outcome(b, OUTCOMES, "resolved")
+    b.step("self_handle", replace(b.case, state=CLOSED, **fields),
+           "自行处置结案 closed by the grid worker's own handling (能处则处)", outcome=True)
 
 
 def _escalate(b: _Builder, ctx: Context) -> None:
@@ -564,8 +790,7 @@ def _escalate(b: _Builder, ctx: Context) -> None:
 
 def _dispatch(b: _Builder, ctx: Context) -> None:
     if ctx.route is None:
-        raise _illegal(b.case, b.now, "dispatch needs the router's decision (context.route)",
-                       "dispatch")
+        raise b.refuse("dispatch needs the router's decision (context.route)")
     new, reason = _assign(b.case, ctx.route, b.now, ctx)
     b.step("dispatch", new, reason, rule=ctx.route.rule)
 
@@ -581,7 +806,7 @@ def _start(b: _Builder, ctx: Context) -> None:
         return
     paused_from = case.paused_since
     if b.now < paused_from:
-        raise _illegal(case, b.now, "cannot resume before the case was shelved", "start")
+        raise b.refuse("cannot resume before the case was shelved")
     deadline = case.deadline
     if deadline is not None:
         if case.limit is not None:
@@ -593,7 +818,9 @@ def _start(b: _Builder, ctx: Context) -> None:
 
 
 def _resolve(b: _Builder, ctx: Context) -> None:
-    b.step("resolve", replace(b.case, state=RESOLVED), "处置反馈 resolved by the department")
+    fields = _outcome(b, OUTCOMES, "resolved")
+    b.step("resolve", replace(b.case, state=RESOLVED, **fields),
+           "处置反馈 resolved by the department", outcome=True)
     _begin_check(b, ctx)
 
 
@@ -602,37 +829,76 @@ def _begin_check(b: _Builder, ctx: Context) -> None:
 
 
 def _verify_pass(b: _Builder, ctx: Context) -> None:
-    b.step("verify_pass", replace(b.case, state=CLOSED), "核查通过,结案 check passed, closed")
+    # a case resolved before outcomes were recorded closes as resolved (resolve's default)
+    b.step("verify_pass", replace(b.case, state=CLOSED, outcome=b.case.outcome or "resolved"),
+           "核查通过,结案 check passed, closed", outcome=True)
 
 
 def _verify_fail(b: _Builder, ctx: Context) -> None:
     case = b.case
-    b.step("verify_fail", replace(case, state=IN_PROGRESS, rework_count=case.rework_count + 1),
+    b.step("verify_fail", replace(case, state=IN_PROGRESS, rework_count=case.rework_count + 1,
+                                  outcome=None, duplicate_of=None),
            "核查不通过,返工 rework by the same department (domain.md l.145)")
 
 
 def _return(b: _Builder, ctx: Context) -> None:
-    case, target = b.case, b.command.target_department
+    case, cmd, target = b.case, b.command, b.command.target_department
     if target is not None and target == case.department:
-        raise _illegal(case, b.now, "a return must name another department", "return")
+        raise b.refuse("a return must name another department")
+    correction = _correction(b, ctx) if cmd.category_code or cmd.to_place_code else None
     returned = replace(case, state=FILED, department=TRIAGE_DEPARTMENT, target_kind="triage",
                        mediation_level=None, return_count=case.return_count + 1)
     b.step("return", returned, f"退回(错误派遣) returned by {case.department}: wrong dispatch")
+    corrected = None
+    if correction is not None:
+        changes, reason = correction
+        b.step("recategorize", replace(b.case, **changes), f"{reason} (on the return)",
+               category_code=changes["category_code"])
+        corrected = changes["category_code"]
     if target is not None:
-        decision = _decision_for(target, "return:redispatch", case.place_code)
+        decision = _decision_for(target, "return:redispatch", b.case.place_code)
         new, reason = _assign(b.case, decision, b.now, ctx)
         b.step("dispatch", new, f"改派 re-dispatched after a return; {reason}",
-               rule=decision.rule)
+               rule=decision.rule, category_code=corrected)
+    elif corrected is not None:
+        _route_on(b, ctx, returned_by=case.department)
+
+
+def _recategorize(b: _Builder, ctx: Context) -> None:
+    case, code = b.case, b.command.category_code
+    if not code:
+        raise b.refuse("recategorize needs category_code (the corrected category)")
+    correction = _correction(b, ctx)
+    if correction is None:
+        raise b.refuse(f"nothing to correct: the case already has category {code} at place "
+                       f"{case.place_code}")
+    changes, reason = correction
+    corrected = replace(case, **changes)
+    if case.state in (ACCEPTED, FILED):
+        # not with a handler yet: filing routes by the new category; a filed case routes now
+        b.step("recategorize", corrected, reason, category_code=code)
+        if case.state == FILED:
+            _route_on(b, ctx)
+        return
+    decision = ctx.route
+    if (decision is None or decision.target_kind == "triage"
+            or _handler_of(case, decision) == case.department):
+        b.step("recategorize", corrected, f"{reason}; {case.department} keeps the case", category_code=code)
+        return
+    b.step("recategorize", replace(corrected, state=FILED, department=TRIAGE_DEPARTMENT,
+                                   target_kind="triage", mediation_level=None),
+           f"{reason}; leaves {case.department} (the dispatch was not accurate)", category_code=code)
+    _route_on(b, ctx)
 
 
 def _transfer(b: _Builder, ctx: Context) -> None:
     case, target = b.case, b.command.target_department
     if not target:
-        raise _illegal(case, b.now, "transfer needs target_department", "transfer")
+        raise b.refuse("transfer needs target_department")
     if target == case.department:
-        raise _illegal(case, b.now, "transfer to the same department", "transfer")
+        raise b.refuse("transfer to the same department")
     if target == TRIAGE_DEPARTMENT:
-        raise _illegal(case, b.now, "use return to send a case back to triage", "transfer")
+        raise b.refuse("use return to send a case back to triage")
     count = case.transfer_count + 1
     counted = replace(case, transfer_count=count)
     if count == TRANSFER_ESCALATION_THRESHOLD and case.department != STREET_OFFICE:
@@ -662,8 +928,7 @@ def _request_extension(b: _Builder, ctx: Context) -> None:
 def _approve_extension(b: _Builder, ctx: Context) -> None:
     days = b.command.extension_days
     if days is None or isinstance(days, bool) or not days > 0:
-        raise _illegal(b.case, b.now, "approve_extension needs extension_days > 0",
-                       "approve_extension")
+        raise b.refuse("approve_extension needs extension_days > 0")
     case = b.case
     deadline = add_working_days(case.deadline, days, ctx.zone, ctx.calendar)
     b.step("approve_extension", replace(case, deadline=deadline, extension_used=True),
@@ -676,9 +941,12 @@ def _shelve(b: _Builder, ctx: Context) -> None:
 
 
 def _mediation_agreement(b: _Builder, ctx: Context) -> None:
+    if b.command.outcome not in (None, "resolved"):
+        raise b.refuse("an agreement (调解协议) resolves the dispute (outcome resolved); "
+                       "use mediation_failed when it does not")
     rung = b.case.mediation_level
-    b.step("mediation_agreement", replace(b.case, state=CLOSED),
-           f"达成调解协议 agreement at {MEDIATION_LEVEL_LABELS[rung]}")
+    b.step("mediation_agreement", replace(b.case, state=CLOSED, outcome="resolved", duplicate_of=None),
+           f"达成调解协议 agreement at {MEDIATION_LEVEL_LABELS[rung]}", outcome=True)
 
 
 def _mediation_failed(b: _Builder, ctx: Context) -> None:
@@ -699,20 +967,67 @@ def _mediation_failed(b: _Builder, ctx: Context) -> None:
 
 
 def _cancel(b: _Builder, ctx: Context) -> None:
-    b.step("cancel", replace(b.case, state=CANCELLED), "作废 cancelled")
+    fields = _outcome(b, DISCARD_OUTCOMES, "unfounded")
+    b.step("cancel", replace(b.case, state=CANCELLED, **fields), "作废 cancelled", outcome=True)
+
+
+def _merge(b: _Builder, ctx: Context) -> None:
+    original = _original(b)
+    b.step("merge", replace(b.case, state=CANCELLED, outcome="duplicate", duplicate_of=original),
+           f"合并重复件 merged into {original} as its duplicate", outcome=True)
+
+
+def _callback(b: _Builder, ctx: Context) -> None:
+    rating, resolved = b.command.satisfaction, b.command.resident_resolved
+    if rating not in SATISFACTIONS:
+        raise b.refuse(f"回访须有满意度 (callback needs satisfaction, one of "
+                       f"{', '.join(SATISFACTIONS)}; got {rating!r})")
+    if resolved is not None and not isinstance(resolved, bool):
+        raise b.refuse("resident_resolved must be true, false or absent")
+    if rating == "unreachable" and resolved is not None:
+        raise b.refuse("未联系上 an unreachable resident cannot judge whether it was resolved")
+    judged = "" if resolved is None else ("; 群众认为已解决 resolved" if resolved
+                                          else "; 群众认为未解决 not resolved")
+    b.step("callback", replace(b.case, satisfaction=rating, resident_resolved=resolved),
+           f"回访 callback: {SATISFACTION_LABELS[rating]} {rating}{judged}", rating=True)
+
+
+def _reopen(b: _Builder, ctx: Context) -> None:
+    case = b.case
+    if not b.command.note.strip():
+        raise b.refuse("重办须说明原因 (reopen needs the reason in note)")
+    limit = case.limit if case.limit is not None else ctx.limit
+    if case.target_kind == "mediation" and case.mediation_level in MEDIATION_LADDER:
+        state, department, kind, rung = MEDIATING, case.department, "mediation", case.mediation_level
+        whom = MEDIATION_LEVEL_LABELS[rung]
+    elif case.department and case.department != TRIAGE_DEPARTMENT:
+        state, department, kind, rung = DISPATCHED, case.department, case.target_kind or "department", None
+        whom = case.department
+    else:  # closed without a handler (自行处置): the triage queue decides
+        state, department, kind, rung = FILED, TRIAGE_DEPARTMENT, "triage", None
+        whom = "the triage queue"
+    clock = state != FILED
+    deadline = dispose_deadline(b.now, limit, ctx.zone, ctx.calendar) if clock and limit else None
+    count = case.reopen_count + 1
+    new = replace(case, state=state, department=department, target_kind=kind, mediation_level=rung,
+                  limit=limit, deadline=deadline, dispatched_at=b.now if clock else None,
+                  paused_since=None, supervision_level=0, extension_requested=False,
+                  extension_used=False, outcome=None, duplicate_of=None, satisfaction=None,
+                  resident_resolved=None, reopen_count=count)
+    b.step("reopen", new, f"重办 reopened ({count} of at most {max_reopens(ctx)}), back to {whom} "
+           "with a full new limit from now (domain.md §3(c)6)")
 
 
 def _supervise(b: _Builder, ctx: Context) -> None:
     case = b.case
     target = b.command.level if b.command.level is not None else case.supervision_level + 1
     if isinstance(target, bool) or target not in (1, 2) or target <= case.supervision_level:
-        raise _illegal(case, b.now, f"supervision level must rise to 1 or 2 (now "
-                       f"{case.supervision_level}, asked {target!r})", "supervise")
+        raise b.refuse(f"supervision level must rise to 1 or 2 (now "
+                       f"{case.supervision_level}, asked {target!r})")
     if target == 2:
         due = higher_supervision_at(case.deadline, ctx.zone, ctx.calendar)
         if b.now < due:
-            raise _illegal(case, b.now, f"提级督办 falls due 5 WD after red, at {due.isoformat()}",
-                           "supervise")
+            raise b.refuse(f"提级督办 falls due 5 WD after red, at {due.isoformat()}")
     for level in range(case.supervision_level + 1, target + 1):
         if level == 1:
             reason = ("督办 red alert: automatic supervision, superior of "
@@ -730,6 +1045,7 @@ _HANDLERS: Mapping[str, Callable[[_Builder, Context], None]] = MappingProxyType(
     "request_extension": _request_extension, "approve_extension": _approve_extension,
     "shelve": _shelve, "mediation_agreement": _mediation_agreement,
     "mediation_failed": _mediation_failed, "cancel": _cancel, "supervise": _supervise,
+    "merge": _merge, "callback": _callback, "reopen": _reopen, "recategorize": _recategorize,
 })
 
 
@@ -738,25 +1054,37 @@ def decide(case: Case, command: Command, now: datetime, context: Context | None 
 
     Rules (domain.md §3(c), see the module docstring for choices):
 
-    - reported: ``accept`` → accepted, ``reject`` → rejected.
-    - accepted: ``file`` → filed; ``self_handle`` → closed (evidence required);
-      ``escalate`` → same state, level up (grid → community → street → district).
+    - reported: ``accept`` → accepted, ``reject`` → rejected (outcome ``unfounded`` unless
+      ``not_remit`` or ``duplicate`` is given).
+    - accepted: ``file`` → filed; ``self_handle`` → closed (evidence required; outcome
+      ``resolved`` unless given); ``escalate`` → same state, level up (grid → community →
+      street → district).
     - filed: ``dispatch`` (``context.route`` required) → dispatched | mediating (a ``violence``
       dispute → dispatched to police) | filed in triage. Starts the clock once.
     - dispatched: ``acknowledge``; ``return`` (return_count+1) → filed, then → dispatched to
       ``target_department`` if given.
-    - acknowledged: ``start`` → in_progress. in_progress: ``resolve`` → resolved →
-      ``begin_check`` → checking (two transitions). checking: ``verify_pass`` → closed,
-      ``verify_fail`` → in_progress (rework_count+1).
+    - acknowledged: ``start`` → in_progress. in_progress: ``resolve`` (the department's
+      outcome, default ``resolved``) → resolved → ``begin_check`` → checking (two
+      transitions). checking: ``verify_pass`` → closed with that outcome, ``verify_fail`` →
+      in_progress (rework_count+1, outcome cleared).
     - dispatched / acknowledged / in_progress: ``transfer`` (transfer_count+1; the 3rd goes to
       the street office), ``request_extension`` (once, before the deadline),
       ``approve_extension`` (once, +``extension_days`` WD), ``shelve`` → shelved (clock paused).
     - shelved: ``start`` → in_progress, deadline shifted by the paused time (workcalendar.resume).
-    - mediating: ``mediation_agreement`` → closed; ``mediation_failed`` → next rung, or at
-      ``linked`` → dispatched to police.
+    - mediating: ``mediation_agreement`` → closed (outcome ``resolved``); ``mediation_failed``
+      → next rung, or at ``linked`` → dispatched to police.
     - dispatched / acknowledged / in_progress / mediating: ``supervise`` (from the deadline) →
       supervision_level up, state unchanged.
-    - any non-terminal: ``cancel`` → cancelled. Terminal states accept nothing.
+    - accepted / filed / dispatched / acknowledged / in_progress / mediating: ``recategorize``
+      (``category_code`` required) → re-routed by ``context.route``: a case with a handler the
+      route does not name → filed → dispatched to the new target; else state unchanged; a
+      filed case is dispatched by the route. ``return`` with ``category_code`` returns, then
+      recategorizes and re-routes.
+    - any non-terminal: ``cancel`` → cancelled; ``merge`` (``duplicate_of`` required) →
+      cancelled with outcome ``duplicate``.
+    - closed: ``callback`` (``satisfaction`` required) → closed, once per closure unless
+      unreachable; ``reopen`` (note required, up to ``max_reopens``) → dispatched | mediating |
+      filed, a full new limit from now. Rejected and cancelled accept nothing.
 
     Args:
         case: the current case. command: the action and its parameters.
@@ -773,18 +1101,19 @@ def decide(case: Case, command: Command, now: datetime, context: Context | None 
     ctx = context if context is not None else Context()
     action = command.action
     if action not in _HANDLERS:
-        raise IllegalAction(case.state, allowed_actions(case, now), f"unknown action {action!r}",
-                            action)
-    if case.state in TERMINAL_STATES:
-        raise IllegalAction(case.state, (), f"{case.state} ({STATE_LABELS[case.state]}) is "
-                            "terminal and accepts no action", action)
+        raise _illegal(case, now, f"{action!r} is not a known action", action, ctx)
+    if case.state in TERMINAL_STATES and action not in _STATE_ACTIONS[case.state]:
+        after = _STATE_ACTIONS[case.state]
+        rest = f"; it accepts only {', '.join(after)}" if after else " and accepts no action"
+        raise _illegal(case, now, f"{case.state} ({STATE_LABELS[case.state]}) has ended{rest}",
+                       action, ctx)
     if action not in _STATE_ACTIONS[case.state]:
         raise _illegal(case, now, f"{action} is not an action of state {case.state} "
-                       f"({STATE_LABELS[case.state]})", action)
-    why = _guard(case, action, now)
+                       f"({STATE_LABELS[case.state]})", action, ctx)
+    why = _guard(case, action, now, ctx)
     if why is not None:
-        raise _illegal(case, now, why, action)
-    builder = _Builder(case, command, now)
+        raise _illegal(case, now, why, action, ctx)
+    builder = _Builder(case, command, now, ctx)
     _HANDLERS[action](builder, ctx)
     return builder.decision()
 

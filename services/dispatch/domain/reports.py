@@ -9,7 +9,10 @@
 - A historical record (``history`` set) is replayed as it happened (:func:`handle_report`; issue
   "whole pipeline", item 4): dispatched to the recorded department at the report time (or routed
   when the source has no department column), then each recorded transfer, then the recorded
-  closure or the recorded open status; every derived event is marked ``history``.
+  closure or the recorded open status; every derived event is marked ``history``. The dispatch
+  carries the deadline the source recorded (``RecordedOutcome.deadline``, e.g. Boston
+  ``TARGET_DT``), so reporting's on-time and overdue figures of history are the source's own; a
+  historical case gets no deadline timers (it is replayed, not worked).
 - Either way the case's row in ``dispatch.cases`` is described by a :class:`CaseState`.
 
 Derived event ids are ``uuid5(case_id, kind, n)``, so deriving them again after a crash yields the
@@ -93,6 +96,7 @@ def handle_report(
             department=decision.department,
             rule=decision.rule,
             mediation_level=decision.mediation_level,
+            deadline=hist.deadline if hist is not None else None,
             history=hist is not None,
             **base,
         )
@@ -169,7 +173,8 @@ def start_live_case(report: CaseReported, tenant: TenantConfig | None, taxonomy:
                     now: datetime) -> tuple[Case, tuple[Transition, ...], Context]:
     """A new live case: grid-worker reports are accepted, filed and dispatched at once."""
     ctx = case_context(tenant, taxonomy, report.category_code, report.place_code, report.urgency, report.reported_at)
-    case = Case.new(report.place_code, flags=report.flags, limit=ctx.limit, tenant=ctx.tenant)
+    case = Case.new(report.place_code, flags=report.flags, limit=ctx.limit, tenant=ctx.tenant,
+                    category_code=report.category_code)
     transitions: tuple[Transition, ...] = ()
     if report.channel in AUTO_FILED_CHANNELS:
         when = max(now, report.reported_at)

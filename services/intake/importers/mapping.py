@@ -67,7 +67,7 @@ def parse_time(text: str, fmt: str, zone: ZoneInfo) -> datetime | None:
 
 _MAPPING_KEYS = frozenset({
     "source", "source_id", "category", "category_name", "description", "channel",
-    "request_type", "reported_at", "closed_at", "date_format", "status", "closed",
+    "request_type", "reported_at", "closed_at", "deadline", "date_format", "status", "closed",
     "transferred", "department", "place", "history", "note",
 })
 _SOURCE_MAX = 32
@@ -148,6 +148,7 @@ class Spec:
     request_type: _Text | None
     reported_at: _Time
     closed_at: _Time | None
+    deadline: _Time | None
     status: _Text | None
     closed: _Rule | None
     transferred: _Rule | None
@@ -283,13 +284,14 @@ def compile_mapping(mapping: Mapping[str, Any]) -> Spec:
         request_type=text("request_type", None),
         reported_at=time_field("reported_at", date_format, required=True),
         closed_at=time_field("closed_at", date_format),
+        deadline=time_field("deadline", date_format),
         status=status,
         closed=rule("closed", status_column),
         transferred=rule("transferred", status_column),
         department=text("department", None),
         place=place,
     )
-    outcome_keys = ("closed_at", "status", "closed", "transferred", "department")
+    outcome_keys = ("closed_at", "deadline", "status", "closed", "transferred", "department")
     history = mapping.get("history", any(spec[k] is not None for k in outcome_keys))
     if not isinstance(history, bool):
         raise _mapping_error("history must be true or false")
@@ -314,6 +316,9 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
         date_format: "%m/%d/%Y %I:%M:%S %p"   # strptime format, "iso" (default) or "mixed"
         reported_at: Opened             # required; or {column: Opened, format: "..."}
         closed_at: Closed               # optional; same forms
+        deadline: Due                   # optional, same forms: the due date the source recorded
+                                        # (RecordedOutcome.deadline), kept open or closed; blank
+                                        # or unparseable: no deadline (as closed_at)
         status: Status                  # optional: recorded status, kept verbatim
         closed: {equals: Closed}        # optional: {equals|startswith: TEXT} or {in: [..]}, on
                                         # the status column unless {column: ...} names another;
@@ -386,6 +391,7 @@ def map_row(n: int, row: dict[str, str], spec: Spec, tenant: str, zone: ZoneInfo
     }
     if spec.history:
         closed_at = parse_time(row[spec.closed_at.column], spec.closed_at.fmt, zone) if spec.closed_at else None
+        deadline = parse_time(row[spec.deadline.column], spec.deadline.fmt, zone) if spec.deadline else None
         closed = spec.closed.holds(row) if spec.closed is not None else closed_at is not None
         status = spec.status.get(row) if spec.status else ""
         department = spec.department.get(row) if spec.department else ""
@@ -396,6 +402,7 @@ def map_row(n: int, row: dict[str, str], spec: Spec, tenant: str, zone: ZoneInfo
             "closed": closed,
             "closed_at": closed_at if closed else None,
             "transfers": [{}] if transferred else [],
+            "deadline": deadline,
         }
     return build(n, data)
 

@@ -13,12 +13,18 @@ What case_facts does not have, and the rule applied instead
 - State history: case_facts keeps the case's *current* ``state`` only. Rejected (不予受理) and
   cancelled (作废) cases, and reports still awaiting acceptance (state ``reported``), are outside
   every KPI; shelved (挂账) means "shelved now".
-- Deadline: history imports (NYC, Fuzhou, seed A) carry none. A case without a deadline is due
-  in the period it was reported in (the "reported" basis a work summary uses: seed-figures.md A
-  states 办结率 = 3644 / 5410, closed ÷ found). It can never be late.
+- Deadline: history imports carry the due date their source recorded (NYC ``Due Date``,
+  Baltimore ``DueDate``, Boston ``TARGET_DT``; dispatch puts it on the replayed dispatch); the
+  others (SF, Fuzhou, Teddy Cup, seed A) carry none. A case without a deadline is due in the
+  period it was reported in (the "reported" basis a work summary uses: seed-figures.md A states
+  办结率 = 3644 / 5410, closed ÷ found). It can never be late.
+- On time: closed by the deadline, the deadline itself included (Boston's ``OnTime_Status``:
+  ONTIME iff ``CLOSED_DT`` is not after ``TARGET_DT``; docs/kpis.md §4 "Recorded deadlines of
+  history" for where our figures and the sources' own can differ).
 - Close time: a closed case whose source gave no close time (RecordedOutcome.closed_at None)
-  counts as closed at its report time; a close time before the report time counts as the report
-  time (a source's clock error cannot make a case close before it existed).
+  counts as closed at its report time (so on time unless its deadline lies before the report);
+  a close time before the report time counts as the report time (a source's clock error cannot
+  make a case close before it existed).
 - 督办 records: case_facts keeps the highest supervision level (0 none, 1 督办 at red, 2 提级督办,
   services/dispatch/lifecycle.py), not each record's time. A case's records are its level (one
   per level reached; yellow warnings are not 督办) and are counted in the period of its deadline,
@@ -114,7 +120,8 @@ EVENT_RULES: Mapping[str, tuple[str, str]] = {
     "filed": ("count", "c.rb BETWEEN {lo} AND {hi} AND c.filed"),
     # 办结量 (l.172): closed in P.
     "closed": ("count", "c.cb BETWEEN {lo} AND {hi}"),
-    # 按期办结 (l.175 [R1][P9]): closed in P by the deadline; no deadline = not late.
+    # 按期办结 (l.175 [R1][P9]): closed in P by the deadline (inclusive, as Boston's OnTime_Status);
+    # no deadline = not late.
     "closed_on_time": ("count", "c.cb BETWEEN {lo} AND {hi} AND (c.deadline IS NULL OR c.close_t <= c.deadline)"),
     # 超期 part 2 (l.177): closed in P after the deadline.
     "closed_late": ("count", "c.cb BETWEEN {lo} AND {hi} AND c.close_t > c.deadline"),

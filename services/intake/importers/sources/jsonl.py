@@ -32,8 +32,8 @@ def read(
     """One JSON object per line with :class:`ReportIn` fields (gridcase's own format).
 
     ``tenant`` may be omitted (or null) and then is the import's tenant; another tenant is a
-    RowError on field ``tenant``. Naive ``reported_at``, ``history.closed_at`` and
-    ``history.transfers[].at`` strings are read in ``zone``. Blank lines are skipped; line
+    RowError on field ``tenant``. Naive ``reported_at``, ``history.closed_at``,
+    ``history.deadline`` and ``history.transfers[].at`` strings are read in ``zone``. Blank lines are skipped; line
     numbers are physical, 1-based.
     """
     for n, line in enumerate(stream, start=1):
@@ -62,8 +62,9 @@ def read(
             obj["reported_at"] = _localise_iso(obj["reported_at"], zone)
         history = obj.get("history")
         if isinstance(history, dict):
-            if "closed_at" in history:
-                history["closed_at"] = _localise_iso(history["closed_at"], zone)
+            for key in ("closed_at", "deadline"):
+                if key in history:
+                    history[key] = _localise_iso(history[key], zone)
             transfers = history.get("transfers")
             if isinstance(transfers, list):
                 for transfer in transfers:

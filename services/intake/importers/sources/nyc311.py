@@ -1,6 +1,7 @@
 """The ``nyc311`` import format: NYC Open Data "311 Service Requests" CSV (``Agency``,
-``Status == "Closed"``). Rules from ``/work/shared/data/README.md``, section "nyc311…" (Columns,
-Quirks) and "How the ground-truth figures were computed" (share closed)."""
+``Status == "Closed"``, the recorded ``Due Date``). Rules from ``/work/shared/data/README.md``,
+section "nyc311…" (Columns, Quirks) and "How the ground-truth figures were computed" (share
+closed)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ _NYC_REQUIRED = (
     "Complaint Type",
     "Descriptor",
     "Status",
+    "Due Date",
     "Community Board",
     "Borough",
     "Open Data Channel Type",
@@ -69,7 +71,9 @@ def _map_nyc(n: int, row: dict[str, str], tenant: str, zone: ZoneInfo) -> Report
 
     A non-Closed row that has a ``Closed Date`` is not closed (README "How the ground-truth
     figures were computed", share closed). A Closed row with an empty or unparseable
-    ``Closed Date`` is closed with ``closed_at=None``.
+    ``Closed Date`` is closed with ``closed_at=None``. ``Due Date`` (README "Right answer for
+    statistics") is the recorded deadline of every row, open or closed; empty or unparseable:
+    none.
     """
     problems: list[tuple[str, str]] = []
     source_id = row["Unique Key"].strip()
@@ -109,6 +113,7 @@ def _map_nyc(n: int, row: dict[str, str], tenant: str, zone: ZoneInfo) -> Report
                 "closed": closed,
                 "closed_at": closed_at,
                 "transfers": (),
+                "deadline": _parse_nyc_time(row["Due Date"], zone),
             },
         },
     )
