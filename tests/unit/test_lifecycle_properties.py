@@ -160,8 +160,11 @@ def _check_step(before: Case, command: Command, now: datetime, context: Context)
     # (d) counters never decrease; the clock's flags only where a new clock starts
     for name in COUNTERS:
         assert getattr(new, name) >= getattr(before, name), name
+    # a correction recounts the deadline when the limit changes on a case that has one (domain.md
+    # §3(d)3) -- even when the recounted deadline happens to fall on the old one
     new_clock = command.action == "reopen" or (
-        new.recategorize_count > before.recategorize_count and new.deadline != before.deadline)
+        new.recategorize_count > before.recategorize_count and before.deadline is not None
+        and new.limit != before.limit)
     if not new_clock:
         for name in CLOCK_FLAGS:
             assert getattr(new, name) >= getattr(before, name), name
