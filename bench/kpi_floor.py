@@ -46,7 +46,7 @@ from services.reporting.filters import CaseFilter  # noqa: E402
 from services.reporting.kpis.clock import local_epoch_sql, working_clock_params  # noqa: E402
 from services.reporting.kpis.queries import TOTAL, WORK_MEM, raw_figures, unpack_quantiles  # noqa: E402
 from services.reporting.kpis.rules import CASE_COLUMNS  # noqa: E402
-from services.reporting.kpis.sql import bind, measures  # noqa: E402
+from services.reporting.kpis.sql import LOCAL_EPOCHS, bind, measures  # noqa: E402
 from shared.platform.db import libpq_url, make_engine  # noqa: E402
 
 #: Columns of bench_floor.cases and the kpis/rules.py expression (over ``cf``, a case_facts row with its
@@ -57,14 +57,15 @@ FLOOR_COLUMNS: dict[str, str] = {
     "category_code": "cf.category_code",
     "request_type": "cf.request_type",
     "reported_at": "cf.reported_at",
-    "life_end": "CASE WHEN cf.closed THEN greatest(coalesce(cf.closed_at, cf.reported_at), cf.reported_at) "
-                "ELSE 'infinity'::timestamptz END",
+    "life_end": "CASE WHEN cf.closed THEN greatest(coalesce(cf.final_closed_at, cf.closed_at, cf.reported_at), "
+                "cf.reported_at) ELSE 'infinity'::timestamptz END",
     "close_t": f"CASE WHEN cf.closed THEN {CASE_COLUMNS['close_t']} END",
+    "first_close_t": "cf.closed_at",
     "deadline": "cf.deadline",
     "dispatch_t": "CASE WHEN cf.target_kind IS DISTINCT FROM 'triage' THEN cf.dispatched_at END",
     "ack_t": "cf.acknowledged_at",
-    "dispose_t": "coalesce(cf.resolved_at, CASE WHEN cf.closed THEN greatest(coalesce(cf.closed_at, cf.reported_at), "
-                 "cf.reported_at) END)",
+    "dispose_t": "coalesce(cf.resolved_at, CASE WHEN cf.closed OR cf.closed_at IS NOT NULL THEN "
+                 "greatest(coalesce(cf.closed_at, cf.reported_at), cf.reported_at) END)",
     "overdue_t": "CASE WHEN cf.state IS DISTINCT FROM 'shelved' THEN greatest(cf.deadline, cf.reported_at) END",
     "filed": CASE_COLUMNS["filed"],
     "shelved": CASE_COLUMNS["shelved"],
@@ -72,8 +73,11 @@ FLOOR_COLUMNS: dict[str, str] = {
     "return_count": "cf.return_count",
     "rework_count": "cf.rework_count",
     "supervision_level": "cf.supervision_level",
+    "outcome": "cf.outcome",
     "close_h": CASE_COLUMNS["close_h"],
     "close_wh": CASE_COLUMNS["close_wh"],
+    "final_close_h": CASE_COLUMNS["final_close_h"],
+    "final_close_wh": CASE_COLUMNS["final_close_wh"],
     "ack_h": CASE_COLUMNS["ack_h"],
     "ack_wh": CASE_COLUMNS["ack_wh"],
 }
@@ -81,8 +85,7 @@ FLOOR_COLUMNS: dict[str, str] = {
 
 def build_sql() -> str:
     """``CREATE TABLE bench_floor.cases AS …`` over the tenant's case facts of the KPI universe."""
-    epochs = ", ".join(f"{local_epoch_sql(f'cf.{c}_at')} AS l_{c}"
-                       for c in ("reported", "closed", "dispatched", "acknowledged"))
+    epochs = ", ".join(f"{local_epoch_sql(expr)} AS l_{name}" for name, expr in LOCAL_EPOCHS.items())
     cols = ",\n  ".join(f"{expr} AS {name}" for name, expr in FLOOR_COLUMNS.items())
     return (f"CREATE TABLE bench_floor.cases AS\nSELECT {cols}\n"
             f"FROM (SELECT cf.*, {epochs} FROM reporting.case_facts cf WHERE cf.tenant = :tenant "
@@ -95,12 +98,12 @@ def cases_cte(key: str) -> str:
     wb = "width_bucket({}, :bounds::timestamptz[])"
     return (
         "WITH c AS (\n  SELECT {key} AS key, f.deadline, f.transfer_count, f.return_count, f.rework_count, "
-        "f.supervision_level, f.request_type, f.category_code, f.filed, f.close_t, f.shelved, f.close_h, f.close_wh, "
-        "f.ack_h, f.ack_wh,\n"
+        "f.supervision_level, f.request_type, f.category_code, f.outcome, f.filed, f.close_t, f.shelved, f.close_h, "
+        "f.close_wh, f.final_close_h, f.final_close_wh, f.ack_h, f.ack_wh,\n"
         f"    {wb.format('f.reported_at')} AS rb,\n"
         f"    CASE WHEN f.close_t IS NOT NULL THEN {wb.format('f.close_t')} ELSE :n::int + 1 END AS cb,\n"
         f"    {wb.format('f.deadline')} AS db, {wb.format('f.dispatch_t')} AS pb, {wb.format('f.ack_t')} AS ab,\n"
-        f"    {wb.format('f.dispose_t')} AS sb,\n"
+        f"    {wb.format('f.dispose_t')} AS sb, {wb.format('f.first_close_t')} AS fb,\n"
         f"    CASE WHEN f.deadline < :now AND f.overdue_t IS NOT NULL THEN {wb.format('f.overdue_t')} "
         "ELSE :n::int + 1 END AS ob\n"
         "  FROM bench_floor.cases f\n  WHERE f.tenant = :tenant AND f.life_end >= :b0 AND f.reported_at < :bn\n"

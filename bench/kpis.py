@@ -58,7 +58,7 @@ COLUMNS = (
     "case_id", "tenant", "place_code", "reported_at", "category_code", "category_name", "channel", "request_type",
     "source", "history", "target_kind", "department", "department_at", "department_seq", "dispatched_at", "deadline",
     "transfer_count", "closed", "closed_at", "state", "state_seq", "acknowledged_at", "resolved_at", "return_count",
-    "rework_count", "supervision_count", "supervision_level", "event_count",
+    "rework_count", "supervision_count", "supervision_level", "event_count", "accepted_at", "final_closed_at",
 )
 CHANNELS = ("grid_worker", "grid_worker", "grid_worker", "12345", "phone", "wechat", "app")
 
@@ -113,7 +113,7 @@ def synthetic_rows(n: int, now: datetime, seed: int = 4):
             cat.code, cat.name_zh, rng.choice(CHANNELS), "投诉", "bench", False,
             "triage" if triage else "department", "triage" if triage else cat.department, dispatched, 0, dispatched,
             deadline, transfers, closed, closed_at, state, 5, ack, resolved, 1 if rng.random() < 0.03 else 0,
-            1 if rng.random() < 0.04 else 0, level, level, 5,
+            1 if rng.random() < 0.04 else 0, level, level, 5, reported, closed_at,
         )
 
 

@@ -1,6 +1,7 @@
 """Intake's schema ``intake``: accepted reports (with the reporter's personal data), the outbox,
 a read model of each case's lifecycle (``case_view``, ``case_events``) fed by dispatch's events,
-and the append-only audit trail of who did what to a case (``audit_log``).
+the actions asked for and what dispatch decided about each (``case_actions``), and the
+append-only audit trail of who did what to a case (``audit_log``).
 
 ``reports.reporter_sealed`` is the only place personal data is kept, AES-256-GCM encrypted
 (shared/platform/crypto.py, bound to the case id); events carry none of it. ``anonymised_at`` is set when the
@@ -47,7 +48,23 @@ case_view = sa.Table(
     metadata,
     sa.Column("case_id", pg.UUID(as_uuid=True), primary_key=True),
     *case_fact_columns(),
-    comment="each case's current state, folded from dispatch's lifecycle events (shared/domain/casefacts.py)",
+    # the view's own columns (services/intake/caseview.py): what GET /v1/cases/{id} shows of the closed loop
+    sa.Column("outcome", sa.String(24), comment="how the case ended (shared/contract/actions.py OUTCOMES)"),
+    sa.Column("duplicate_of", pg.UUID(as_uuid=True), comment="the original case of a duplicate"),
+    sa.Column("outcome_seq", sa.Integer, comment="sequence of the step that wrote outcome"),
+    sa.Column("satisfaction", sa.String(24), comment="the newest callback's rating"),
+    sa.Column("resident_resolved", sa.Boolean, comment="the newest callback: resolved as the resident judges it"),
+    sa.Column("callback_at", sa.DateTime(timezone=True)),
+    sa.Column("callback_seq", sa.Integer, comment="sequence of the newest callback"),
+    sa.Column("reopen_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("recategorize_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("mediation_level", sa.String(16), comment="the current mediation rung"),
+    sa.Column("unit", sa.String(24), comment="place code of the current coordinating unit / rung"),
+    sa.Column("rung_seq", sa.Integer, comment="sequence of the event that wrote mediation_level and unit"),
+    sa.Column("corrected_category", sa.String(64), comment="the category set by the newest recategorization"),
+    sa.Column("category_seq", sa.Integer, comment="sequence of the event that wrote corrected_category"),
+    comment="each case's current state, folded from dispatch's lifecycle events (shared/domain/casefacts.py, "
+            "services/intake/caseview.py)",
 )
 
 case_events = sa.Table(
@@ -63,6 +80,26 @@ case_events = sa.Table(
 )
 
 processed_events = processed_events_table(metadata, SCHEMA)
+
+case_actions = sa.Table(
+    "case_actions",
+    metadata,
+    sa.Column("action_id", pg.UUID(as_uuid=True), primary_key=True,
+              comment="the request's id (its CaseActionRequested event id and action_id)"),
+    sa.Column("case_id", pg.UUID(as_uuid=True), nullable=False),
+    sa.Column("tenant", sa.String(40), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("actor_ref", sa.String(64), comment="the requesting credential's id"),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending", comment="pending | applied | refused"),
+    sa.Column("reason", sa.String(500), nullable=False, server_default="", comment="dispatch's reason for a refusal"),
+    sa.Column("state", sa.String(24), comment="the case's state after the action (applied) or when refused"),
+    sa.Column("allowed_actions", pg.JSONB, comment="the actions allowed in that state (refused)"),
+    sa.Column("sequence", sa.Integer, comment="sequence of the newest transition that applied it"),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_intake_case_actions_case", "case_id", "requested_at"),
+    comment="each action asked for through POST /v1/cases/{id}/actions and dispatch's decision on it",
+)
 
 audit_log = sa.Table(
     "audit_log",

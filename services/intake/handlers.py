@@ -1,6 +1,8 @@
 """The case-view consumer's batch handler (consumer group ``gridcase-intake-view``): dispatch's
-lifecycle events keep ``intake.case_view`` / ``intake.case_events`` and the audit trail up to date,
-so intake can show a case's state and history and check actions without calling dispatch.
+lifecycle events keep ``intake.case_view`` (shared/domain/casefacts.py and
+services/intake/caseview.py) / ``intake.case_events``, the audit trail and the
+status of requested actions (``intake.case_actions``) up to date, so intake can show a case's
+state and history, and tell a requester what dispatch decided, without calling dispatch.
 
 :func:`apply_lifecycle` (subscribed by services/intake/main.py through the service kit) runs inside
 the batch's transaction (shared/platform/consumer.py ``BatchProcessor`` dedupes redeliveries
@@ -12,7 +14,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.intake import db
-from services.intake.store import keep_lifecycle_events
+from services.intake.caseview import fold_view
+from services.intake.store import decide_actions, keep_lifecycle_events
 from shared.contract.topics import TOPIC_LIFECYCLE
 from shared.domain.casefacts import CaseFold
 
@@ -25,6 +28,9 @@ _fold = CaseFold(db.case_view)
 
 
 async def apply_lifecycle(conn: AsyncConnection, events) -> None:
-    """Fold lifecycle events into the view and keep them as the case's history and audit."""
+    """Fold lifecycle events into the view, keep them as the case's history and audit, and mark
+    the requested actions they answer applied or refused."""
     await _fold(conn, events)
+    await fold_view(conn, events)
     await keep_lifecycle_events(conn, events)
+    await decide_actions(conn, events)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.contract.actions import OUTCOMES, SATISFACTIONS, Outcome, Satisfaction
 from shared.contract.events import PLACE_CODE_PATTERN, TENANT_PATTERN, RecordedOutcome
 
 CHANNELS_HINT = "e.g. grid_worker, phone, web, app, wechat, 12345, PHONE, ONLINE"
@@ -192,12 +193,19 @@ class PatrolIn(BaseModel):
 
 
 class ActionIn(BaseModel):
-    """An actor's action on a case (``POST /v1/cases/{case_id}/actions``, issue 3 item 6).
+    """An actor's action on a case (``POST /v1/cases/{case_id}/actions``, issue 3 item 6, issue 12).
 
-    ``action`` is one of services/dispatch/domain/lifecycle.py ``USER_ACTIONS``. ``actor_role`` and
-    ``actor_ref`` are informational and optional: the actor recorded is the caller's credential
-    (its role and id, shared/platform/auth.py). ``evidence`` references (photo ids, file names);
-    ``target_department`` for transfer/return; ``extension_days`` for approve_extension.
+    ``action`` is one of shared/contract/actions.py ``REQUESTABLE_ACTIONS``; whether it is legal
+    for the case now is dispatch's decision alone. ``actor_role`` and ``actor_ref`` are
+    informational and optional: the actor recorded is the caller's credential (its role and id,
+    shared/platform/auth.py). ``evidence`` references (photo ids, file names);
+    ``target_department`` for transfer/return; ``extension_days`` for approve_extension;
+    ``outcome`` (and ``duplicate_of``, the original case) for the steps that end a case (resolve,
+    self_handle, reject, cancel, merge); ``satisfaction`` and ``resident_resolved`` for a callback
+    (回访); ``category_code`` (a taxonomy code) and ``to_place_code`` (a place of the tenant) for
+    recategorize or a return with a corrected category. Only the shape is checked here (the
+    vocabulary of shared/contract/actions.py, the taxonomy, the tenant's places); which fields an
+    action needs, dispatch decides.
     """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -209,8 +217,14 @@ class ActionIn(BaseModel):
     evidence: list[str] = Field(default_factory=list, max_length=20)
     target_department: str | None = Field(default=None, max_length=100)
     extension_days: int | None = Field(default=None, ge=1, le=60)
+    outcome: Outcome | None = Field(default=None, description="how the case ended: " + ", ".join(OUTCOMES))
+    duplicate_of: uuid.UUID | None = Field(default=None, description="the original case (outcome duplicate, merge)")
+    satisfaction: Satisfaction | None = Field(default=None, description="callback rating: " + ", ".join(SATISFACTIONS))
+    resident_resolved: bool | None = Field(default=None, description="callback: whether the resident judges it resolved")
+    category_code: str | None = Field(default=None, min_length=1, max_length=64, description="the corrected category")
+    to_place_code: str | None = Field(default=None, pattern=PLACE_CODE_PATTERN, description="the corrected place")
 
-    @field_validator("note", "actor_ref", "target_department")
+    @field_validator("note", "actor_ref", "target_department", "category_code")
     @classmethod
     def _no_control_chars(cls, value):
         return check_text(value) if isinstance(value, str) else value

@@ -1,9 +1,11 @@
 """The running intake (``app.state.intake``): what every entry point shares (engine, outbox relay,
-tenants, key ring, metrics) and the one path that stores reports (:meth:`Intake.store`, used by
-``POST /v1/reports``, imports and Open311 alike)."""
+tenants, key ring, metrics), the one path that stores reports (:meth:`Intake.store`, used by
+``POST /v1/reports``, imports and Open311 alike) and the wait for dispatch's decision on a
+requested action (:meth:`Intake.decision`, ``Prefer: wait``)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 
@@ -14,11 +16,15 @@ from services.intake.domain.taxonomy import taxonomy
 from services.intake.metrics import source_label
 from services.intake.schemas import ReportIn
 from services.intake.settings import IntakeSettings
-from services.intake.store import store_reports
+from services.intake.store import load_action, store_reports
 from shared.domain.tenants import TenantConfig
 from shared.platform.auth import Principal
 from shared.platform.crypto import Keyring
 from shared.platform.outbox import OutboxRelay
+
+
+#: How often a waiting request (``Prefer: wait``) reads its action's status, in seconds.
+POLL_SECONDS = 0.2
 
 
 @dataclass
@@ -52,3 +58,16 @@ class Intake:
             if cid in new:
                 self.accepted.labels(r.tenant, source_label(r.source)).inc()
         return new
+
+    async def decision(self, case_id: uuid.UUID, action_id: uuid.UUID, seconds: float) -> dict | None:
+        """The action (store.py ``load_action``) once dispatch has decided it (applied or
+        refused), or as it stands after ``seconds``. Reads every :data:`POLL_SECONDS`; a
+        connection is taken only while reading, never while sleeping."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        while True:
+            action = await load_action(self.engine, case_id, action_id)
+            left = until - loop.time()
+            if action is None or action["status"] != "pending" or left <= 0:
+                return action
+            await asyncio.sleep(min(POLL_SECONDS, left))

@@ -1,6 +1,7 @@
 """Intake's SQL (schema ``intake``, services/intake/db.py): storing reports with their events and
-audit records, reading a case and its audit trail, recording actions asked for and patrols, keeping
-dispatch's lifecycle events, and the sweeps over stored personal data (anonymise, reseal).
+audit records, reading a case and its audit trail, recording actions asked for (and dispatch's
+decisions on them) and patrols, keeping dispatch's lifecycle events, and the sweeps over stored
+personal data (anonymise, reseal).
 
 Every write that publishes an event puts it in ``intake.outbox`` in the same transaction
 (shared/platform/outbox.py); the relay publishes it to Kafka afterwards.
@@ -12,14 +13,18 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.intake import db
+from services.intake.caseview import ENDED_STATES, closed_now, closed_now_clause
 from services.intake.domain.audit import audit_rows_of, report_entry
 from services.intake.domain.privacy import anonymised_report, report_as_shown, sealed_part
 from services.intake.domain.reports import to_event
+from services.intake.domain.taxonomy import taxonomy
 from services.intake.schemas import ReportIn
+from shared.contract.actions import OUTCOME_LABELS, SATISFACTION_LABELS
 from shared.contract.events import CaseActionRequested, PatrolRecorded
 from shared.contract.topics import TOPIC_ACTIONS, TOPIC_PATROLS, TOPIC_REPORTED
 from shared.domain.pii import mask_text
@@ -72,7 +77,12 @@ async def store_reports(engine: AsyncEngine, keyring: Keyring, secret: bytes,
 async def load_case(engine: AsyncEngine, case_id: uuid.UUID) -> dict | None:
     """The case as ``GET /v1/cases/{id}`` shows it, or ``None`` when intake never accepted it.
 
-    ``state`` is ``reported`` until dispatch's first event reaches the case view.
+    ``state`` is ``reported`` until dispatch's first event reaches the case view. Beside the
+    report as stored (``report``): ``category_code`` / ``category_name``, the category now (the
+    corrected one once recategorized); ``outcome`` (and its zh-CN ``outcome_label``,
+    ``duplicate_of``) while the case is ended; the newest callback (``satisfaction``,
+    ``satisfaction_label``, ``resident_resolved``, ``callback_at``); ``reopen_count``,
+    ``recategorize_count``; the current ``mediation_level`` and ``unit`` (services/intake/caseview.py).
     """
     r, v, e = db.reports, db.case_view, db.case_events
     async with engine.connect() as conn:
@@ -85,22 +95,45 @@ async def load_case(engine: AsyncEngine, case_id: uuid.UUID) -> dict | None:
         ).scalars().all()
     state = dict(row) if row else {}
     history = sorted(events, key=lambda p: (p.get("sequence") or 0, p["occurred_at"]))
+    shown = report_as_shown(report.report)
+    current = state.get("state") or ("closed" if state.get("closed") else "reported")
+    outcome = state.get("outcome") if current in ENDED_STATES else None
+    category = state.get("corrected_category") or shown.get("category_code")
     return {
         "case_id": str(case_id),
         "tenant": report.tenant,
-        "report": report_as_shown(report.report),
-        "state": state.get("state") or ("closed" if state.get("closed") else "reported"),
+        "report": shown,
+        "state": current,
         "department": state.get("department"),
         "target_kind": state.get("target_kind"),
         "deadline": state.get("deadline"),
-        "closed": bool(state.get("closed")),
+        "closed": closed_now(state.get("state"), state.get("closed"), state.get("reopen_count")),
         "closed_at": state.get("closed_at"),
         "transfer_count": state.get("transfer_count", 0),
         "return_count": state.get("return_count", 0),
         "rework_count": state.get("rework_count", 0),
         "supervision_level": state.get("supervision_level", 0),
+        "outcome": outcome,
+        "outcome_label": OUTCOME_LABELS.get(outcome) if outcome else None,
+        "duplicate_of": state.get("duplicate_of") if outcome else None,
+        "satisfaction": state.get("satisfaction"),
+        "satisfaction_label": SATISFACTION_LABELS.get(state.get("satisfaction") or ""),
+        "resident_resolved": state.get("resident_resolved"),
+        "callback_at": state.get("callback_at"),
+        "reopen_count": state.get("reopen_count", 0),
+        "recategorize_count": state.get("recategorize_count", 0),
+        "mediation_level": state.get("mediation_level"),
+        "unit": state.get("unit"),
+        "category_code": category,
+        "category_name": _category_name(category, shown),
         "history": history,
     }
+
+
+def _category_name(code: str | None, shown: dict) -> str | None:
+    """The taxonomy's zh-CN name of ``code``, else the name the report gave (a source's own category)."""
+    known = taxonomy().category(code) if code else None
+    return known.name_zh if known is not None else (shown.get("category_name") or None)
 
 
 async def audit_trail(engine: AsyncEngine, case_id: uuid.UUID) -> list[dict]:
@@ -121,14 +154,76 @@ async def add_audit_entry(engine: AsyncEngine, entry: dict) -> None:
         await conn.execute(insert(db.audit_log).values(entry))
 
 
-async def request_action(engine: AsyncEngine, command: CaseActionRequested, entry: dict) -> int:
-    """Put the action request in the outbox and, unless it is a duplicate (same event id), its
-    audit record ``entry``, in one transaction. Returns the number of events added (0: duplicate)."""
+async def request_action(engine: AsyncEngine, command: CaseActionRequested, entry: dict) -> tuple[dict, bool]:
+    """Record the action request (``case_actions``, pending), put its command in the outbox and,
+    unless it is a duplicate (same action id: a repeated Idempotency-Key), its audit record
+    ``entry``, in one transaction. Returns the action as :func:`load_action` shows it and whether
+    it was new."""
+    a = db.case_actions
     async with engine.begin() as conn:
+        await conn.execute(insert(a).on_conflict_do_nothing().values(
+            action_id=command.action_id, case_id=command.case_id, tenant=command.tenant, action=command.action,
+            actor_ref=command.actor_ref, requested_at=command.occurred_at))
         added = await add_to_outbox(conn, db.outbox, [OutboxRow(TOPIC_ACTIONS, command)])
         if added:
             await conn.execute(insert(db.audit_log).values(entry))
-    return added
+        row = (await conn.execute(sa.select(a).where(a.c.action_id == command.action_id))).mappings().one()
+    return _action_shown(row), bool(added)
+
+
+def _action_shown(row) -> dict:
+    return {"action_id": str(row["action_id"]), "case_id": str(row["case_id"]), "action": row["action"],
+            "status": row["status"], "reason": row["reason"], "state": row["state"],
+            "allowed_actions": row["allowed_actions"], "requested_at": row["requested_at"],
+            "decided_at": row["decided_at"]}
+
+
+async def load_action(engine: AsyncEngine, case_id: uuid.UUID, action_id: uuid.UUID) -> dict | None:
+    """An action asked for on the case, as ``GET /v1/cases/{id}/actions/{action_id}`` shows it
+    (``status`` pending | applied | refused; ``reason``, ``state``, ``allowed_actions`` once
+    decided), or ``None``."""
+    a = db.case_actions
+    async with engine.connect() as conn:
+        row = (await conn.execute(
+            sa.select(a).where(a.c.action_id == action_id, a.c.case_id == case_id))).mappings().one_or_none()
+    return _action_shown(row) if row is not None else None
+
+
+async def decide_actions(conn: AsyncConnection, events) -> None:
+    """Mark the actions dispatch answered: ``applied`` by the transitions and dispatches that
+    carry their ``action_id`` (``state``: the newest one's new state, by sequence), ``refused`` by
+    ``case.action_rejected`` (its reason, state and allowed actions). Events without an
+    ``action_id`` (dispatch's own steps, or a dispatch that does not name them yet) decide nothing;
+    an action stays decided once decided (redeliveries and late events change nothing but a newer
+    state of an applied action)."""
+    a = db.case_actions
+    applied: dict[uuid.UUID, dict] = {}
+    refused: list[dict] = []
+    for e in events:
+        action_id = getattr(e, "action_id", None)
+        if action_id is None:
+            continue
+        if e.event_type in ("case.transitioned", "case.dispatched"):
+            state = e.to_state if e.event_type == "case.transitioned" else e.state
+            if action_id not in applied or e.sequence > applied[action_id]["b_seq"]:
+                applied[action_id] = {"b_id": action_id, "b_seq": e.sequence, "b_state": state, "b_at": e.occurred_at}
+        elif e.event_type == "case.action_rejected":
+            refused.append({"b_id": action_id, "b_reason": e.reason[:500], "b_state": e.state,
+                            "b_allowed": list(e.allowed_actions), "b_at": e.occurred_at})
+    if applied:
+        newer = sa.or_(a.c.status == "pending",
+                       sa.and_(a.c.status == "applied", sa.func.coalesce(a.c.sequence, -1) < sa.bindparam("b_seq", type_=sa.Integer)))
+        await conn.execute(
+            a.update().where(a.c.action_id == sa.bindparam("b_id"), newer).values(
+                status="applied", state=sa.bindparam("b_state"), sequence=sa.bindparam("b_seq"),
+                decided_at=sa.func.coalesce(a.c.decided_at, sa.bindparam("b_at", type_=sa.DateTime(timezone=True)))),
+            list(applied.values()))
+    if refused:
+        await conn.execute(
+            a.update().where(a.c.action_id == sa.bindparam("b_id"), a.c.status == "pending").values(
+                status="refused", reason=sa.bindparam("b_reason"), state=sa.bindparam("b_state"),
+                allowed_actions=sa.bindparam("b_allowed", type_=pg.JSONB), decided_at=sa.bindparam("b_at")),
+            refused)
 
 
 async def record_patrol(engine: AsyncEngine, event: PatrolRecorded) -> int:
@@ -155,9 +250,9 @@ async def keep_lifecycle_events(conn: AsyncConnection, events) -> None:
 async def anonymise_closed(engine: AsyncEngine, after: timedelta, now: datetime | None = None,
                            batch: int = 1000) -> int:
     """Erase the reporter data of cases closed more than ``after`` ago (issue 6 item 3; default
-    365 days, ``IntakeSettings.anonymise_after_days``): the sealed part (contact and unmasked
-    description, services/intake/domain/privacy.py ``sealed_part``) is dropped and the stored
-    description masked again (``anonymised_report``); ``anonymised_at`` is set. Returns the
+    365 days, ``IntakeSettings.anonymise_after_days``; a reopened case only while closed again):
+    the sealed part (contact and unmasked description, services/intake/domain/privacy.py
+    ``sealed_part``) is dropped and the stored description masked again (``anonymised_report``); ``anonymised_at`` is set. Returns the
     number of reports anonymised. Safe to run from several instances (``SKIP LOCKED``)."""
     r, v = db.reports, db.case_view
     cutoff = (now or datetime.now(timezone.utc)) - after
@@ -167,7 +262,7 @@ async def anonymise_closed(engine: AsyncEngine, after: timedelta, now: datetime 
             rows = (await conn.execute(
                 sa.select(r.c.case_id, r.c.report)
                 .select_from(r.join(v, v.c.case_id == r.c.case_id))
-                .where(r.c.anonymised_at.is_(None), v.c.closed.is_(True), v.c.closed_at < cutoff)
+                .where(r.c.anonymised_at.is_(None), closed_now_clause(), v.c.closed_at < cutoff)
                 .limit(batch).with_for_update(of=r, skip_locked=True)
             )).all()
             for row in rows:

@@ -1,9 +1,10 @@
-"""Reporting's schema ``reporting``: one fact row per case, folded from events as they arrive
-(services/reporting/handlers.py), and the patrols; :data:`MIGRATIONS` creates them.
+"""Reporting's schema ``reporting``: one fact row per case and one row per step of a case, folded
+from events as they arrive (services/reporting/handlers.py), and the patrols; :data:`MIGRATIONS`
+creates them.
 
-Every column is written by exactly one kind of event and the merge rules are commutative (see
-``shared/domain/casefacts.py``), so events may arrive late, out of order or twice and the row
-still ends the same.
+The merge rules are commutative (``shared/domain/casefacts.py``) and a step is inserted once
+(``shared/domain/casesteps.py``), so events may arrive late, out of order or twice and the rows
+still end the same.
 """
 
 from pathlib import Path
@@ -11,19 +12,20 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from shared.domain.casefacts import case_fact_columns
+from shared.domain.casefacts import case_fact_columns, closed_loop_columns
+from shared.domain.casesteps import case_step_columns
 from shared.platform.db import NAMING_CONVENTION, processed_events_table
 
 SCHEMA = "reporting"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
-#: When a case stops being open: its close time (no close time: the report time; never before the
-#: report), or +infinity while open. Indexed with the tenant (below) so that the cases alive in a
+#: When a case stops being open: its newest close time (no close time: the report time; never before
+#: the report), or +infinity while open (a reopened case is open again). Indexed with the tenant (below) so that the cases alive in a
 #: period ``[b0, bn)`` (``LIFETIME_END >= b0 AND reported_at < bn``, services/reporting/kpis/rules.py)
 #: are one index range. Written line by line as PostgreSQL prints it (``pg_get_indexdef``):
 #: Alembic's autogenerate compares index expressions as text and would otherwise propose to drop
 #: and re-create the index in every new migration.
-LIFETIME_END = ("(\nCASE\n    WHEN closed THEN GREATEST(COALESCE(closed_at, reported_at), reported_at)\n"
+LIFETIME_END = ("(\nCASE\n    WHEN closed THEN GREATEST(COALESCE(final_closed_at, closed_at, reported_at), reported_at)\n"
                 "    ELSE 'infinity'::timestamp with time zone\nEND)")
 metadata = sa.MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
 
@@ -32,6 +34,7 @@ case_facts = sa.Table(
     metadata,
     sa.Column("case_id", pg.UUID(as_uuid=True), primary_key=True),
     *case_fact_columns(),
+    *closed_loop_columns(),
     sa.Index("ix_reporting_case_facts_tenant_reported", "tenant", "reported_at"),
     sa.Index("ix_reporting_case_facts_tenant_place", "tenant", "place_code"),
     # KPI queries (services/reporting/kpis/): the cases alive in a period, and the case lists.
@@ -39,6 +42,16 @@ case_facts = sa.Table(
     sa.Index("ix_reporting_case_facts_tenant_open_deadline", "tenant", "deadline", postgresql_where=sa.text("NOT closed")),
     sa.Index("ix_reporting_case_facts_tenant_supervised", "tenant", "supervision_level", "deadline",
              postgresql_where=sa.text("supervision_level > 0")),
+)
+
+case_steps = sa.Table(
+    "case_steps",
+    metadata,
+    sa.Column("case_id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column("sequence", sa.Integer, primary_key=True),
+    *case_step_columns(),
+    # step KPIs (services/reporting/kpis/steps.py): the cases with a step in a period
+    sa.Index("ix_reporting_case_steps_tenant_at", "tenant", "at"),
 )
 
 patrols = sa.Table(

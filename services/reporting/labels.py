@@ -18,6 +18,9 @@ STATUS_LABELS = {
     "mediation": "调解中 in mediation",
     "triage": "待分拨 triage",
     "reported": "待派遣 awaiting dispatch",
+    "awaiting_acceptance": "待受理 awaiting acceptance",
+    "rejected": "不予受理 rejected",
+    "cancelled": "已作废 cancelled",
 }
 
 

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.reporting.db import case_facts as cf
+from services.reporting.filters import counted
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,8 @@ class CaseGauges:
     def register(cls, registry: CollectorRegistry) -> CaseGauges:
         """The gauges on ``registry``."""
         return cls(
-            Gauge("reporting_cases_open", "Reported cases not closed", ["tenant"], registry=registry),
+            Gauge("reporting_cases_open", "Counted cases (accepted, not rejected or cancelled) not closed", ["tenant"],
+                  registry=registry),
             Gauge("reporting_cases_overdue", "Open cases past their deadline", ["tenant"], registry=registry),
         )
 
@@ -33,7 +35,7 @@ class CaseGauges:
             cf.c.tenant,
             sa.func.count().filter(sa.not_(cf.c.closed)).label("open"),
             sa.func.count().filter(sa.and_(sa.not_(cf.c.closed), cf.c.deadline < sa.func.now())).label("overdue"),
-        ).where(cf.c.reported_at.is_not(None)).group_by(cf.c.tenant)
+        ).where(counted()).group_by(cf.c.tenant)
         async with engine.connect() as conn:
             for row in (await conn.execute(q)).all():
                 self.open_cases.labels(row.tenant).set(row.open)

@@ -4,8 +4,11 @@
 
 Definitions (each in one place):
 
-- reported (受理量): cases whose report has been counted (``reported_at`` set), in the period by
+- reported (受理量): counted cases (services/reporting/filters.py ``counted``: the report has been
+  folded, the case was accepted, it is not rejected or cancelled), in the period by
   ``reported_at``; a case whose lifecycle events arrived before its report is not yet counted.
+  Reports awaiting acceptance (待受理), rejected (不予受理) and cancelled (已作废) cases are counted
+  apart (``awaiting_acceptance``, ``rejected``, ``cancelled``) and in no other figure.
 - closed (办结量): reported cases with ``closed``; open = reported − closed.
 - transferred (转办): reported cases transferred at least once (domain.md §3(e) 转办率 numerator).
 - in progress (在办, own remit): open cases never transferred — seed-figures.md block A counts
@@ -26,14 +29,19 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.db import case_facts as cf, patrols
-from services.reporting.filters import CaseFilter
+from services.reporting.filters import CaseFilter, counted
 from services.reporting.kpis.formulas import ratio
 
 #: ``group_by`` values of ``GET /v1/stats``.
 GROUPS = ("category", "department", "status", "source_status", "place", "channel", "request_type", "source")
 
-#: A case's status for ``group_by=status`` (labels: services/reporting/labels.py ``STATUS_LABELS``).
+#: A case's status for ``group_by=status`` (labels: services/reporting/labels.py ``STATUS_LABELS``):
+#: rejected and cancelled are terminal whatever else the row says; a report not accepted yet waits
+#: for acceptance (待受理); ``reported`` is an accepted case not dispatched yet (待派遣).
 STATUS_EXPR = sa.case(
+    (cf.c.state == "rejected", "rejected"),
+    (cf.c.state == "cancelled", "cancelled"),
+    (cf.c.accepted_at.is_(None), "awaiting_acceptance"),
     (cf.c.closed, "closed"),
     (cf.c.transfer_count > 0, "transferred"),
     (cf.c.target_kind == "triage", "triage"),
@@ -67,8 +75,8 @@ def group_expr(group_by: str, place_depth: int | None = None) -> sa.ColumnElemen
 async def query_stats(conn: AsyncConnection, flt: CaseFilter, group_by: str | None, place_depth: int | None = None) -> dict:
     """Run the statistics query; return ``{"total": row, "groups": [row, …]}`` where a row is
     ``{key, reported, closed, open, in_progress, transferred, closure_rate,
-    time_to_close_hours: {n, mean, median, p90}}``, groups sorted by ``reported`` descending, then
-    key (no key last).
+    time_to_close_hours: {n, mean, median, p90}, awaiting_acceptance, rejected, cancelled}``
+    (module docstring), groups sorted by ``reported`` descending, then key (no key last).
 
     One statement: the groups and the total in one pass (``GROUPING SETS``), median and p90 from
     one sort (``percentile_cont`` of an array of fractions); hours as double precision.
@@ -77,16 +85,20 @@ async def query_stats(conn: AsyncConnection, flt: CaseFilter, group_by: str | No
         ValueError: ``group_by`` is not one of :data:`GROUPS`.
     """
     hours = sa.func.date_part("epoch", cf.c.closed_at - cf.c.reported_at) / 3600.0
-    timed = sa.and_(cf.c.closed, cf.c.closed_at.is_not(None), cf.c.closed_at >= cf.c.reported_at)
+    ok = counted()
+    timed = sa.and_(ok, cf.c.closed, cf.c.closed_at.is_not(None), cf.c.closed_at >= cf.c.reported_at)
     quantiles = sa.func.percentile_cont(sa.literal_column("ARRAY[0.5, 0.9]")).within_group(hours)
     measures = [
-        sa.func.count().label("reported"),
-        sa.func.count().filter(cf.c.closed).label("closed"),
-        sa.func.count().filter(sa.and_(sa.not_(cf.c.closed), cf.c.transfer_count == 0)).label("in_progress"),
-        sa.func.count().filter(cf.c.transfer_count > 0).label("transferred"),
+        sa.func.count().filter(ok).label("reported"),
+        sa.func.count().filter(sa.and_(ok, cf.c.closed)).label("closed"),
+        sa.func.count().filter(sa.and_(ok, sa.not_(cf.c.closed), cf.c.transfer_count == 0)).label("in_progress"),
+        sa.func.count().filter(sa.and_(ok, cf.c.transfer_count > 0)).label("transferred"),
         sa.func.count().filter(timed).label("n_timed"),
         sa.func.avg(hours).filter(timed).label("mean_h"),
         sa.type_coerce(quantiles.filter(timed), sa.ARRAY(sa.Float)).label("q_h"),
+        sa.func.count().filter(STATUS_EXPR == "awaiting_acceptance").label("awaiting_acceptance"),
+        sa.func.count().filter(cf.c.state == "rejected").label("rejected"),
+        sa.func.count().filter(cf.c.state == "cancelled").label("cancelled"),
     ]
     where = flt.where()
     if not group_by:
@@ -120,6 +132,9 @@ def _row(key, r) -> dict:
             "median": float(r.q_h[0]) if r.q_h else None,
             "p90": float(r.q_h[1]) if r.q_h else None,
         },
+        "awaiting_acceptance": r.awaiting_acceptance,
+        "rejected": r.rejected,
+        "cancelled": r.cancelled,
     }
 
 
@@ -127,7 +142,8 @@ def empty_stats() -> dict:
     """:func:`query_stats`' answer for a period without time in it (``end <= start``, which a
     :class:`~services.reporting.filters.CaseFilter` refuses): nothing counted, as the query would
     find over no rows."""
-    nothing = SimpleNamespace(reported=0, closed=0, in_progress=0, transferred=0, n_timed=0, mean_h=None, q_h=None)
+    nothing = SimpleNamespace(reported=0, closed=0, in_progress=0, transferred=0, n_timed=0, mean_h=None, q_h=None,
+                              awaiting_acceptance=0, rejected=0, cancelled=0)
     return {"total": _row(None, nothing), "groups": []}
 
 
@@ -161,7 +177,7 @@ async def query_progress(conn: AsyncConnection, tenant: str | None, place_prefix
     """Cases reported and events folded so far, of ``tenant`` (every tenant for ``None``), under
     ``place_prefix``, of ``department``: ``{"tenant", "reported_cases", "events_applied"}``."""
     q = sa.select(
-        sa.func.count().filter(cf.c.reported_at.is_not(None)).label("reported_cases"),
+        sa.func.count().filter(cf.c.reported_at.is_not(None)).label("reported_cases"),  # every report, for waiting
         sa.func.coalesce(sa.func.sum(cf.c.event_count), 0).label("events_applied"),
     )
     if tenant:

@@ -1,5 +1,5 @@
 """The vocabulary of case commands: the actions an actor may request, closure outcomes, callback
-ratings and the states of a requested action. Part of the contract (docs/domain.md §3(c)):
+ratings, the states of a requested action, the mediation rungs and the self-accepted channels. Part of the contract (docs/domain.md §3(c)):
 intake validates requests against it, dispatch decides them, reporting counts them.
 
 Only the names and their zh-CN labels live here; whether an action is legal for a case now is
@@ -40,3 +40,16 @@ SATISFIED: frozenset[str] = frozenset({"satisfied", "basically_satisfied"})
 
 #: A requested action is ``pending`` until dispatch has decided it, then ``applied`` or ``refused``.
 ActionStatus = Literal["pending", "applied", "refused"]
+
+#: The rungs of the mediation ladder (the ``mediation_level`` of events), lowest first (docs/domain.md
+#: §1.6, §3(c)7): 院落/网格 → 社区调委会 → 街道调解中心 → 联动调解. dispatch climbs it
+#: (services/dispatch/domain/lifecycle.py ``MEDIATION_LADDER``, the same names); reporting counts each rung.
+MediationLevel = Literal["grid", "community", "street", "linked"]
+MEDIATION_LEVELS: tuple[str, ...] = get_args(MediationLevel)
+MEDIATION_LEVEL_LABELS: Mapping[str, str] = MappingProxyType({
+    "grid": "院落/网格调解", "community": "社区调委会", "street": "街道调解中心", "linked": "联动调解",
+})
+
+#: Report channels dispatch accepts and files by itself (网格员上报 is verified on site; docs/domain.md
+#: §3(c)): such a report counts as accepted (受理) from its report time.
+AUTO_ACCEPTED_CHANNELS: frozenset[str] = frozenset({"grid_worker"})

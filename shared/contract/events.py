@@ -158,8 +158,9 @@ class CaseStatusRecorded(Envelope):
 class CaseActionRequested(Envelope):
     """Command: an actor asks for an action on a case (issue 3 item 6). Topic ``TOPIC_ACTIONS``.
 
-    intake publishes it after checking the action against its case view; dispatch applies it
-    against its own state and answers with ``case.transitioned`` or ``case.action_rejected``.
+    intake publishes it after checking the request's shape and the caller's role and scope;
+    dispatch alone decides it against its own state and answers with ``case.transitioned`` or
+    ``case.action_rejected``, each naming ``action_id`` (intake sets it equal to ``event_id``).
     ``actor_ref`` is pseudonymous (no names). ``evidence`` holds references (e.g. photo ids).
     """
 

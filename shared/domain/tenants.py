@@ -1,5 +1,8 @@
 """Tenant configuration: places, timezone and routing overrides, from ``deploy/tenants/<tenant>.yaml``.
 
+Longer than the house's ~500 lines on purpose: the tenant model and its YAML parser (with file and
+line in every error) change together — a new tenant field touches both — so they stay one module.
+
 A tenant file looks like::
 
     tenant: demo-market          # must equal the file stem
@@ -17,6 +20,8 @@ A tenant file looks like::
         - {name: fume-to-environment, category: "100110", place_prefix: "110105001",
            department: ecology_environment, hours: "22:00-06:00"}
       use_taxonomy_defaults: true
+    assessment_weights:          # optional; the composite score's weights (docs/kpis.md), sum 1
+      {response: 0.30, resolution: 0.35, satisfaction: 0.35}
     max_reopens: 3               # optional; 重办 allowed per case (default 3, docs/domain.md §3(c)6)
 
 Place codes follow domain.md §3(a) (city 4, district 6, street 9, community 12, grid 15 digits,
@@ -65,6 +70,34 @@ ENV_TENANTS_DIR = "GRIDCASE_TENANTS_DIR"
 #: How often a closed case may be reopened (重办) unless the tenant file says otherwise: a case
 #: redone three times or more goes to higher-level supervision [P22] (docs/domain.md §1.5, §3(c)6).
 DEFAULT_MAX_REOPENS = 3
+
+@dataclass(frozen=True)
+class AssessmentWeights:
+    """Weights of the composite assessment score (综合评分, docs/kpis.md): 响应率 response, 解决率
+    resolution, 满意率 satisfaction. The default 30/35/35 is the sample scheme of Beijing's
+    接诉即办 rating [P23] (docs/domain.md §1.5).
+
+    Raises:
+        ValueError: a weight outside 0..1, or weights not summing to 1 (within 1e-9).
+    """
+
+    response: float = 0.30
+    resolution: float = 0.35
+    satisfaction: float = 0.35
+
+    def __post_init__(self) -> None:
+        for name in ("response", "resolution", "satisfaction"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"assessment weight {name} must be a number from 0 to 1, got {value!r}")
+        if abs(self.response + self.resolution + self.satisfaction - 1) > 1e-9:
+            raise ValueError("assessment weights must sum to 1 "
+                             f"(got {self.response} + {self.resolution} + {self.satisfaction})")
+
+    def as_dict(self) -> dict[str, float]:
+        """``{"response", "resolution", "satisfaction"}``."""
+        return {"response": self.response, "resolution": self.resolution, "satisfaction": self.satisfaction}
+
 
 _PLACE_CODE_RE = re.compile(PLACE_CODE_PATTERN)
 _TENANT_RE = re.compile(TENANT_PATTERN)
@@ -177,7 +210,9 @@ class TenantConfig:
     """One tenant's configuration; build it with :func:`load_tenant`.
 
     ``places`` are in file order; lookups go through an index by code. ``max_reopens`` bounds
-    the reopens (重办) of one case (:data:`DEFAULT_MAX_REOPENS` unless the file says otherwise).
+    the reopens (重办) of one case (:data:`DEFAULT_MAX_REOPENS` unless the file says otherwise);
+    ``assessment_weights`` weight the composite score (:class:`AssessmentWeights`; the default
+    unless the file says).
     """
 
     tenant: str
@@ -190,6 +225,7 @@ class TenantConfig:
     departments: tuple[TenantDepartment, ...] = ()
     path: str = ""
     max_reopens: int = DEFAULT_MAX_REOPENS
+    assessment_weights: AssessmentWeights = AssessmentWeights()
     _by_code: Mapping[str, Place] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -309,7 +345,9 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
     prefix) is a proper prefix of its code on a higher level; non-top places have a parent;
     rule names are unique and contain no ``:``; rule departments exist in the taxonomy or the
     tenant's ``departments``; six-digit rule categories exist in the taxonomy; ``place_prefix``
-    overlaps a listed place; ``hours`` parses; ``max_reopens``, if given, is an integer >= 0.
+    overlaps a listed place; ``hours`` parses; ``max_reopens``, if given, is an integer >= 0;
+    ``assessment_weights``, if given, has the keys response, resolution and satisfaction, each from
+    0 to 1, summing to 1.
 
     Raises:
         TenantConfigError: ``<file>:<line>: <reason>``.
@@ -322,7 +360,8 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
     top = check_keys(
         data, path=path, line=1, what="tenant file",
         required=("tenant", "name_zh", "name_en", "timezone", "places"),
-        optional=("levels", "routing", "departments", "max_reopens", "note"), error_cls=TenantConfigError,
+        optional=("levels", "routing", "departments", "max_reopens", "assessment_weights", "note"),
+        error_cls=TenantConfigError,
     )
 
     def s(entry: MarkedDict, key: str, what: str, **kw) -> str | None:
@@ -337,6 +376,7 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise _err(path, top.line_of("timezone"), f"unknown timezone {timezone!r}") from None
+    weights = _assessment_weights(top, path)
 
     max_reopens = top.get("max_reopens", DEFAULT_MAX_REOPENS)
     if isinstance(max_reopens, bool) or not isinstance(max_reopens, int) or max_reopens < 0:
@@ -487,8 +527,23 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
         routing=RoutingConfig(rules=tuple(rules), use_taxonomy_defaults=use_defaults),
         departments=tuple(local_departments),
         path=str(path),
+        assessment_weights=weights,
         max_reopens=max_reopens,
     )
+
+
+def _assessment_weights(top: MarkedDict, path: Path) -> AssessmentWeights:
+    """The file's ``assessment_weights`` (all three keys), or the default."""
+    if "assessment_weights" not in top:
+        return AssessmentWeights()
+    line = top.line_of("assessment_weights")
+    raw = check_keys(top["assessment_weights"], path=path, line=line, what="assessment_weights",
+                     required=("response", "resolution", "satisfaction"), optional=(),
+                     error_cls=TenantConfigError)
+    try:
+        return AssessmentWeights(raw["response"], raw["resolution"], raw["satisfaction"])
+    except ValueError as exc:
+        raise _err(path, line, str(exc)) from None
 
 
 def load_tenant(name: str, tenants_dir: str | Path | None = None,

@@ -208,11 +208,12 @@ def test_get_case_and_audit(stack, keys, cases, role):
 
 @pytest.mark.parametrize("role", ROLES)
 def test_case_action_gates(stack, keys, cases, role):
-    """verify_pass is illegal in state dispatched: a role allowed to verify gets 409 (the state
-    check), one that is not gets 403, a case outside the scope 404; nothing changes."""
+    """verify_pass is illegal in state dispatched: a role allowed to verify gets 409 (dispatch's
+    state check, waited for with Prefer: wait), one that is not gets 403, a case outside the
+    scope 404; nothing changes."""
     for name, case_id in cases.items():
         resp = call("POST", f"{stack.url('intake')}/v1/cases/{case_id}/actions", keys[role],
-                    json={"action": "verify_pass"})
+                    json={"action": "verify_pass"}, headers={"Prefer": "wait=10"})
         if name not in SEES[role]:
             assert resp.status_code == 404, (name, resp.text)
         elif role in VERIFIERS:
@@ -220,6 +221,32 @@ def test_case_action_gates(stack, keys, cases, role):
         else:
             assert resp.status_code == 403 and resp.json()["error"] == "forbidden", (name, resp.text)
         assert view(stack, case_id)["state"] == "dispatched"
+
+
+@pytest.fixture(scope="module")
+def action_ids(stack, keys, cases) -> dict[str, str]:
+    """One action asked for on each case by the tenant's admin (a verify_pass, which dispatch
+    refuses in state dispatched: nothing changes)."""
+    out = {}
+    for name, case_id in cases.items():
+        resp = call("POST", f"{stack.url('intake')}/v1/cases/{case_id}/actions", keys["admin"],
+                    json={"action": "verify_pass"})
+        assert resp.status_code == 202, resp.text
+        out[name] = resp.json()["action_id"]
+    return out
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_get_action_status(stack, keys, cases, action_ids, role):
+    """An action's status is seen by whoever sees its case (404 otherwise, as for the case)."""
+    for name, case_id in cases.items():
+        resp = call("GET", f"{stack.url('intake')}/v1/cases/{case_id}/actions/{action_ids[name]}", keys[role])
+        expected = 200 if name in SEES[role] else 404
+        assert resp.status_code == expected, (name, resp.text)
+        if expected == 404:
+            assert resp.json()["error"] == "not_found"
+        else:
+            assert resp.json()["action_id"] == action_ids[name] and resp.json()["action"] == "verify_pass"
 
 
 def test_department_staff_sign_for_their_case_and_the_audit_names_them(stack, keys):
@@ -468,7 +495,7 @@ def test_asking_outside_the_scope_is_404(stack, keys, cases):
 ENDPOINTS = [
     ("intake", "POST", "/v1/reports"), ("intake", "POST", "/v1/patrols"), ("intake", "POST", "/v1/imports"),
     ("intake", "GET", "/v1/cases/{id}"), ("intake", "GET", "/v1/cases/{id}/audit"),
-    ("intake", "POST", "/v1/cases/{id}/actions"),
+    ("intake", "POST", "/v1/cases/{id}/actions"), ("intake", "GET", "/v1/cases/{id}/actions/{id}"),
     ("reporting", "GET", "/v1/stats"), ("reporting", "GET", "/v1/kpis"), ("reporting", "GET", "/v1/kpis.csv"),
     ("reporting", "GET", "/v1/kpis.xlsx"), ("reporting", "GET", "/v1/cases/overdue"),
     ("reporting", "GET", "/v1/cases/supervised"), ("reporting", "GET", "/v1/summary"),

@@ -280,6 +280,8 @@ def check_totals(tab: Page, total: dict) -> None:
     assert as_int(tab.text("#kpi-in_progress")) == total["in_progress"]
     assert as_int(tab.text("#kpi-transferred")) == total["transferred"]
     assert tab.text("#kpi-completion_rate") == pct(total["completion_rate"])
+    for rate in ("resolution_rate", "satisfaction_rate", "response_rate"):  # beside 办结率 (issue 12)
+        assert tab.text(f"#kpi-{rate}") == pct(total.get(rate))
 
 
 def check_place_table(tab: Page, site: str, tenant: str, depth: int, prefix: str | None) -> list[dict]:

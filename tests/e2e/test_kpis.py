@@ -53,7 +53,8 @@ GRID_1, GRID_2 = "990102001001001", "990102001002001"
 def hand_cases() -> list[dict]:
     """Eleven cases of tenant ``kpi-hand`` around P = March 2026 (times 10:00 local unless said).
 
-    Every case is dispatched at its report time unless said otherwise.
+    Every case is accepted (受理) and dispatched at its report time unless said otherwise; the
+    dispatch, transfer and return steps are in :func:`hand_steps`.
     """
     base = dict(tenant="kpi-hand", category_code="100401", department="housing", channel="grid_worker",
                 target_kind="department", transfer_count=0, return_count=0, rework_count=0,
@@ -71,8 +72,9 @@ def hand_cases() -> list[dict]:
         "D": dict(reported_at=at(2, 10), closed=True, closed_at=at(2, 15), deadline=at(2, 20), state="closed"),
         # E: reported in P, shelved (挂账), no deadline: open, never due.
         "E": dict(reported_at=at(3, 10), state="shelved"),
-        # F: rejected (不予受理): outside every KPI.
-        "F": dict(reported_at=at(3, 12), state="rejected", dispatched_at=None, target_kind=None, department=None),
+        # F: rejected (不予受理), never accepted: outside every KPI.
+        "F": dict(reported_at=at(3, 12), state="rejected", dispatched_at=None, target_kind=None, department=None,
+                  accepted_at=None),
         # G: reported in P without a deadline (history-like), closed after P: due in P, open at its end.
         "G": dict(reported_at=at(3, 15), closed=True, closed_at=at(4, 5), state="closed", place_code=GRID_2),
         # H: reported before P, open, deadline after P: open at the end, neither due nor overdue.
@@ -89,10 +91,33 @@ def hand_cases() -> list[dict]:
     }
     rows = []
     for name, values in cases.items():
-        row = {**base, "dispatched_at": values["reported_at"], "deadline": None, "acknowledged_at": None,
-               "resolved_at": None, "closed_at": None, **values}
-        row["case_id"] = uuid.uuid5(uuid.NAMESPACE_URL, f"kpi-hand/{name}")
+        row = {**base, "dispatched_at": values["reported_at"], "accepted_at": values["reported_at"], "deadline": None,
+               "acknowledged_at": None, "resolved_at": None, "closed_at": None, **values}
+        row["case_id"] = hand_id(name)
         rows.append(row)
+    return rows
+
+
+def hand_id(name: str) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"kpi-hand/{name}")
+
+
+def hand_steps() -> list[dict]:
+    """The steps of the hand cases: a dispatch of every case dispatched to a handler at its report
+    time (A B C D E G H I; J went to the triage queue), B's transfer housing → health on Mar 6, I's
+    return on Mar 20 11:00 and its re-dispatch at 12:00."""
+    def step(name, seq, t, action, to_state, department, from_department=None, target_kind="department"):
+        return dict(case_id=hand_id(name), sequence=seq, tenant="kpi-hand", at=t, action=action,
+                    from_state="filed" if action == "dispatch" else "dispatched", to_state=to_state,
+                    target_kind=target_kind, department=department, from_department=from_department, history=False)
+
+    rows = [step(name, 3, t, "dispatch", "dispatched", "housing")
+            for name, t in (("A", at(3, 2)), ("B", at(3, 5)), ("C", at(2, 20)), ("D", at(2, 10)), ("E", at(3, 10)),
+                            ("G", at(3, 15)), ("H", at(2, 25)), ("I", at(3, 20)))]
+    rows.append(step("J", 3, at(3, 21), "dispatch", "filed", "triage", target_kind="triage"))
+    rows.append(step("B", 4, at(3, 6), "transfer", "dispatched", "health", "housing"))
+    rows.append(step("I", 4, at(3, 20, 11), "return", "filed", "triage", "housing", target_kind="triage"))
+    rows.append(step("I", 5, at(3, 20, 12), "dispatch", "dispatched", "housing"))
     return rows
 
 
@@ -104,7 +129,8 @@ def hand_cases() -> list[dict]:
 #  在办 open at the end of P: B E G H J = 5; of them transferred: B → own 4, transferred 1
 #  超期 = open past deadline (B) + closed late (C) = 2 → 超期率 2/7
 #  dispatched in P to a handler: A B E G I = 5 (J triage, K never, C H before P); transferred: B
-#    → 转办率 1/5; dispatches 5 + 1 return (I) = 6 → 准确派遣率 5/6
+#    → 转办率 1/5; dispatch steps in P: A B E G I + I's re-dispatch = 6, returned 1 (I), and I's
+#    first dispatch was undone by that return → 准确派遣率 (6 − 1)/6 = 5/6
 #  disposed in P: A (resolved), C (closed), I (resolved), K (closed) = 4; rework: I → 返工率 1/4
 #  督办数: levels of cases whose deadline is in P: A 0 + B 2 + I 0 = 2; supervised cases: B
 #  time to acknowledge: A 2 h (Monday: 2 working h)
@@ -153,14 +179,16 @@ def scratch_url(infra):
 
 
 async def _with_hand_data(url: str, fn):
-    from services.reporting.db import case_facts
+    from services.reporting.db import case_facts, case_steps
     from shared.platform.db import make_engine
 
     engine = make_engine(url)
     try:
         async with engine.begin() as conn:
             await conn.execute(case_facts.delete().where(case_facts.c.tenant == "kpi-hand"))
+            await conn.execute(case_steps.delete().where(case_steps.c.tenant == "kpi-hand"))
             await conn.execute(case_facts.insert(), hand_cases())
+            await conn.execute(case_steps.insert(), hand_steps())
         async with engine.connect() as conn:
             return await fn(conn)
     finally:
@@ -329,6 +357,18 @@ EVIL_CATEGORY = '=HYPERLINK("http://example.invalid","x")'
 EVIL_CHANNEL = "@SUM(1+1)"
 
 
+def report_in_state(intake: str, body: dict, state: str) -> str:
+    """POST the report ``body``; return its case id once the case view shows ``state``."""
+    resp = api.post(f"{intake}/v1/reports", json=body, timeout=10)
+    assert resp.status_code == 202, resp.text
+    case_id = resp.json()["case_id"]
+    deadline = time.monotonic() + 60
+    while api.get(f"{intake}/v1/cases/{case_id}", timeout=10).json().get("state") != state:
+        assert time.monotonic() < deadline, f"the report did not reach {state}"
+        time.sleep(0.3)
+    return case_id
+
+
 def test_export_neutralises_formula_text(stack):
     intake, reporting = stack.url("intake"), stack.url("reporting")
     body = {
@@ -336,8 +376,10 @@ def test_export_neutralises_formula_text(stack):
         "description": '=HYPERLINK("http://example.invalid","click")', "channel": EVIL_CHANNEL,
         "reported_at": datetime.now(timezone.utc).isoformat(),
     }
-    resp = api.post(f"{intake}/v1/reports", json=body, timeout=10)
-    assert resp.status_code == 202, resp.text
+    # a report from the public counts once accepted (受理): the clerk accepts it
+    case_id = report_in_state(intake, body, "reported")
+    resp = api.post(f"{intake}/v1/cases/{case_id}/actions", json={"action": "accept"}, timeout=10)
+    assert resp.status_code in (200, 202), resp.text
     deadline = time.monotonic() + 60
     while True:
         rows = api.get(f"{reporting}/v1/kpis", params={"tenant": "demo-grid", "group_by": "category"}, timeout=30).json()["rows"]
@@ -359,3 +401,50 @@ def test_export_neutralises_formula_text(stack):
         assert "'" + evil in [c.value for c in values]
         assert all(c.data_type != "f" for c in values)  # no formula cell anywhere
         assert not any(isinstance(c.value, str) and c.value.startswith(("=", "+", "-", "@")) for c in values)
+
+
+# --------------------------------------------------------------------------- the closed loop, through the services
+
+
+def test_callback_and_reopen_reach_the_kpis(stack):
+    """Issue 12 items 2, 3 and 8 through the running services: a grid worker's report (accepted,
+    filed and dispatched to housing by the system), acknowledged at once, resolved partly, checked
+    and closed, called back (basically satisfied, not resolved in the resident's view) and reopened.
+    Figures of P = from the test's start on, for its category and grid, worked out by hand:
+
+    - 受理 1; 办结 0 (reopened: open again), its first closure timed (close_n 1, final_close_n 0);
+    - hand-overs 2 (the dispatch, acknowledged within 1 WD; the reopen, not acknowledged) → 响应率 1/2;
+    - one callback: 满意率 1/1, 解决率 0/1; 重办 1, 重办率 1 ÷ 办结 0: none;
+    - 综合评分 = 100 × (0.30 × 0.5 + 0.35 × 0 + 0.35 × 1) = 50.
+    """
+    intake, reporting = stack.url("intake"), stack.url("reporting")
+    start = datetime.now(timezone.utc).replace(microsecond=0)
+    grid = "990102001002001"
+    case_id = report_in_state(intake, {
+        "tenant": "demo-grid", "category_code": "100401", "place_code": grid, "channel": "grid_worker",
+        "description": "closed loop e2e", "reported_at": start.isoformat()}, "dispatched")
+    for action, extra in (("acknowledge", {}), ("start", {}), ("resolve", {"outcome": "partly_resolved"}),
+                          ("verify_pass", {}),
+                          ("callback", {"satisfaction": "basically_satisfied", "resident_resolved": False}),
+                          ("reopen", {"note": "群众反映仍未解决"})):
+        resp = api.post(f"{intake}/v1/cases/{case_id}/actions", json={"action": action, **extra},
+                        headers={"Prefer": "wait=15"}, timeout=30)
+        assert resp.status_code == 200, (action, resp.text)
+    params = {"tenant": "demo-grid", "start": start.isoformat(), "category": "100401", "place_prefix": grid}
+    deadline = time.monotonic() + 60
+    while True:
+        total = api.get(f"{reporting}/v1/kpis", params=params, timeout=30).json()["total"]
+        if total["reopened"] == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert (total["accepted"], total["closed"], total["close_n"], total["final_close_n"]) == (1, 0, 1, 0)
+    assert (total["handovers"], total["responded"], total["response_rate"]) == (2, 1, 0.5)
+    assert (total["callbacks"], total["satisfaction_rate"], total["resolution_rate"]) == (1, 1.0, 0.0)
+    assert (total["reopened"], total["reopen_rate"], total["dispatches"]) == (1, None, 1)
+    assert total["assessment_score"] == pytest.approx(50.0)
+    housing = {r["key"]: r for r in api.get(f"{reporting}/v1/kpis", params={**params, "group_by": "department"},
+                                            timeout=30).json()["rows"]}["housing"]
+    assert (housing["reopened"], housing["callbacks"], housing["handovers"]) == (1, 1, 2)
+    text = api.get(f"{reporting}/v1/summary", params={k: v for k, v in params.items() if k != "category"},
+                   timeout=30).json()["paragraph"]
+    assert "重办1次，回访1次，满意率100.0%，解决率0.0%" in text, text  # no 重办率: nothing completed

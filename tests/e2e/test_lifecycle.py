@@ -7,6 +7,7 @@ and reporting follow. Expected paths come from domain.md §3(c) and seed-figures
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import datetime, timezone
 
 import httpx
@@ -56,13 +57,16 @@ def act(stack, case_id: str, action: str, role: str, expect_state: str | None = 
 def test_closed_loop_with_rework_and_an_illegal_action(stack):
     case = report(stack, "100102", GRID)  # 垃圾扰民 → urban_management (taxonomy default)
     v = wait_for(stack, case, lambda v: v["state"] == "reported")
-    # illegal: a department cannot acknowledge a case nobody accepted yet → 409, nothing changes
-    resp = api.post(f"{stack.url('intake')}/v1/cases/{case}/actions",
-                      json={"action": "acknowledge", "actor_role": "department_staff"}, timeout=10)
-    assert resp.status_code == 409
+    # illegal: a department cannot acknowledge a case nobody accepted yet → dispatch refuses it;
+    # waiting for its decision (Prefer: wait) the caller gets 409 with the reason; nothing changes
+    resp = api.post(f"{stack.url('intake')}/v1/cases/{case}/actions", headers={"Prefer": "wait=10"},
+                    json={"action": "acknowledge", "actor_role": "department_staff"}, timeout=20)
+    assert resp.status_code == 409, resp.text
     body = resp.json()
-    assert body["error"] == "illegal_action" and body["state"] == "reported"
+    assert body["error"] == "action_refused" and body["status"] == "refused" and body["state"] == "reported"
     assert set(body["allowed_actions"]) == {"accept", "reject", "cancel", "merge"}  # merge: issue 12
+    assert body["reason"] and body["action_id"]
+    assert view(stack, case)["state"] == "reported"
     act(stack, case, "accept", "intake_clerk", "accepted")
     v = act(stack, case, "file", "shift_lead", "dispatched")  # filing dispatches by the routing table
     assert v["department"] == "urban_management" and v["deadline"]
@@ -74,7 +78,10 @@ def test_closed_loop_with_rework_and_an_illegal_action(stack):
     act(stack, case, "resolve", "department_staff", "checking")
     v = act(stack, case, "verify_pass", "grid_worker", "closed")
     assert v["closed"] is True
-    actions = [e.get("action", e["event_type"]) for e in v["history"]]
+    # dispatch's refusal of the early acknowledge is in the history, and changed nothing
+    assert [(e["action"], e["state"]) for e in v["history"] if e["event_type"] == "case.action_rejected"] == [
+        ("acknowledge", "reported")]
+    actions = [e.get("action", e["event_type"]) for e in v["history"] if e["event_type"] != "case.action_rejected"]
     assert actions == ["accept", "file", "case.dispatched", "acknowledge", "start", "resolve", "begin_check",
                        "verify_fail", "resolve", "begin_check", "verify_pass"]
     # and reporting counted the rework
@@ -85,6 +92,91 @@ def test_closed_loop_with_rework_and_an_illegal_action(stack):
             break
         time.sleep(0.5)
     assert stats["total"]["closed"] >= 1
+
+
+def test_prefer_wait_answers_with_dispatchs_decision_and_the_action_keeps_it(stack):
+    """Issue 12 item 6: dispatch alone decides; ``Prefer: wait=N`` (RFC 7240) on the POST answers
+    with its decision (200 applied, 409 refused with dispatch's reason), ``Location`` names the
+    action, ``GET /v1/cases/{id}/actions/{action_id}`` tells it later; without the preference the
+    answer is 202 pending; an Idempotency-Key names the same action again."""
+    intake = stack.url("intake")
+    case = report(stack, "100102", GRID)
+    wait_for(stack, case, lambda v: v["state"] == "reported")
+    url = f"{intake}/v1/cases/{case}/actions"
+    # applied: 200 with the new state
+    resp = api.post(url, json={"action": "accept"}, headers={"Prefer": "wait=10"}, timeout=20)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert (body["status"], body["state"], body["action"], body["case_id"]) == ("applied", "accepted", "accept", case)
+    assert resp.headers["preference-applied"] == "wait=10"
+    assert resp.headers["location"] == f"/v1/cases/{case}/actions/{body['action_id']}"
+    got = api.get(f"{intake}{resp.headers['location']}", timeout=10)
+    assert got.status_code == 200 and got.json()["status"] == "applied" and got.json()["state"] == "accepted"
+    # refused by dispatch: 409 with its reason, the state and the allowed actions
+    resp = api.post(url, json={"action": "verify_pass"}, headers={"Prefer": "wait=10"}, timeout=20)
+    assert resp.status_code == 409, resp.text
+    refused = resp.json()
+    assert (refused["error"], refused["status"], refused["state"]) == ("action_refused", "refused", "accepted")
+    assert "verify_pass" in refused["reason"] and "file" in refused["allowed_actions"]
+    got = api.get(f"{intake}/v1/cases/{case}/actions/{refused['action_id']}", timeout=10).json()
+    assert (got["status"], got["reason"], got["state"]) == ("refused", refused["reason"], "accepted")
+    # no preference: 202 pending at once; GET with Prefer: wait tells the decision
+    resp = api.post(url, json={"action": "file"}, headers={"Idempotency-Key": "lifecycle-file"}, timeout=10)
+    assert resp.status_code == 202 and resp.json()["status"] == "pending" and "preference-applied" not in resp.headers
+    action_id = resp.json()["action_id"]
+    got = api.get(f"{intake}/v1/cases/{case}/actions/{action_id}", headers={"Prefer": "wait=10"}, timeout=20)
+    assert got.status_code == 200 and got.json()["status"] == "applied", got.text
+    # the same Idempotency-Key again: the same action, already applied, nothing new requested
+    again = api.post(url, json={"action": "file"}, headers={"Idempotency-Key": "lifecycle-file", "Prefer": "wait=5"},
+                     timeout=20)
+    assert again.status_code == 200 and again.json()["action_id"] == action_id and again.json()["duplicate"] is True
+    v = wait_for(stack, case, lambda v: v["state"] == "dispatched")
+    assert [e.get("action") for e in v["history"]].count("file") == 1
+    # another case's action, or none: 404
+    other = report(stack, "100102", GRID)
+    assert api.get(f"{intake}/v1/cases/{other}/actions/{action_id}", timeout=10).status_code == 404
+    assert api.get(f"{intake}/v1/cases/{case}/actions/{uuid.uuid4()}", timeout=10).status_code == 404
+
+
+def decide(stack, case_id: str, action: str, **extra) -> dict:
+    """Ask for ``action`` and wait for dispatch's decision (Prefer: wait); it must be applied."""
+    resp = api.post(f"{stack.url('intake')}/v1/cases/{case_id}/actions", json={"action": action, **extra},
+                    headers={"Prefer": "wait=15"}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def open311_record(stack, case_id: str) -> dict:
+    resp = api.get(f"{stack.url('intake')}/open311/v2/requests/{case_id}.json", params={"jurisdiction_id": TENANT},
+                   timeout=10)
+    assert resp.status_code == 200, resp.text
+    return resp.json()[0]
+
+
+def test_case_view_and_open311_show_outcome_callback_and_reopen(stack):
+    """Issue 12 items 1, 2 and 6: the case view shows the outcome (with its zh-CN label), the
+    newest callback's rating and the reopen count; Open311's status_notes names the outcome of a
+    closed case; a reopened case is open again."""
+    case = report(stack, "100102", GRID, channel="grid_worker")  # accepted, filed, dispatched by the system
+    wait_for(stack, case, lambda v: v["state"] == "dispatched")
+    decide(stack, case, "acknowledge")
+    decide(stack, case, "start")
+    assert decide(stack, case, "resolve", outcome="resolved")["state"] == "checking"
+    assert decide(stack, case, "verify_pass")["state"] == "closed"
+    v = wait_for(stack, case, lambda v: v["state"] == "closed")
+    assert (v["closed"], v["outcome"], v["outcome_label"], v["reopen_count"]) == (True, "resolved", "已解决", 0)
+    assert v["category_code"] == "100102" and v["satisfaction"] is None
+    record = open311_record(stack, case)
+    assert (record["status"], record["status_notes"]) == ("closed", "已结案 closed: 已解决 resolved")
+    # 回访: the resident is not satisfied and says it is not fixed
+    assert decide(stack, case, "callback", satisfaction="dissatisfied", resident_resolved=False)["state"] == "closed"
+    v = wait_for(stack, case, lambda v: v["satisfaction"] is not None)
+    assert (v["satisfaction"], v["satisfaction_label"], v["resident_resolved"]) == ("dissatisfied", "不满意", False)
+    # 重办: back to the department that closed it, open again, no outcome until it closes again
+    assert decide(stack, case, "reopen", note="居民反映仍未解决")["state"] == "dispatched"
+    v = wait_for(stack, case, lambda v: v["state"] == "dispatched")
+    assert (v["closed"], v["outcome"], v["reopen_count"], v["department"]) == (False, None, 1, "urban_management")
+    assert open311_record(stack, case)["status"] == "open"
 
 
 def test_seed_c_sewer_case_climbs_grid_community_street_then_urban_management_closes(stack):

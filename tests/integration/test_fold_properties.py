@@ -1,7 +1,9 @@
-"""Property test of the fold (shared/domain/casefacts.py) on the real PostgreSQL: any arrival order,
-with redeliveries and any batching, through the consumer's BatchProcessor (which drops the
-redeliveries via ``processed_events``), gives the same ``reporting.case_facts`` row as the events
-in their natural order, one by one."""
+"""Property test of the fold (shared/domain/casefacts.py, shared/domain/casesteps.py) on the real
+PostgreSQL: any arrival order, with redeliveries and any batching, through the consumer's
+BatchProcessor (which drops the redeliveries via ``processed_events``), gives the same
+``reporting.case_facts`` row and the same ``reporting.case_steps`` rows as the events in their
+natural order, one by one. The transitions include the closed loop (issue 12): acceptance,
+closures with outcomes, callbacks, reopens and recategorizations."""
 
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.reporting.db import case_facts as cf, processed_events
+from services.reporting.db import case_facts as cf, case_steps, processed_events
 from services.reporting.handlers import apply_events
-from shared.platform.consumer import BatchProcessor
+from shared.contract.actions import OUTCOMES, SATISFACTIONS
 from shared.contract.events import CaseDispatched, CaseReported, CaseSupervised, CaseTransitioned, encode_event
+from shared.platform.consumer import BatchProcessor
 from tests.integration.helpers import DEMO_GRID_GRID, make_record, unique_tenant
 
 pytestmark = pytest.mark.integration
@@ -25,7 +28,15 @@ EXAMPLES = 60
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
 #: columns compared; ``deadline`` is checked separately (it was order-dependent until deadline_seq)
 COLUMNS = [c for c in cf.c if c.name not in ("case_id", "updated_at", "deadline")]
-STATES = ["acknowledged", "in_progress", "resolved", "closed", "filed", "dispatched"]
+STATES = ["acknowledged", "in_progress", "resolved", "closed", "filed", "dispatched", "rejected", "cancelled"]
+#: (action, from_state, to_state) of the transitions drawn: the closed loop's kinds, several times
+#: each closure and reopen so that a case often closes, reopens and closes again.
+KINDS = [("act", "dispatched", "acknowledged"), ("verify_pass", "checking", "closed"),
+         ("verify_pass", "checking", "closed"), ("mediation_agreement", "mediating", "closed"),
+         ("callback", "closed", "closed"), ("reopen", "closed", "dispatched"), ("reopen", "closed", "mediating"),
+         ("recategorize", "dispatched", "filed"), ("accept", "reported", "accepted"),
+         ("reject", "reported", "rejected"), ("cancel", "dispatched", "cancelled"), ("act", "in_progress", "resolved")]
+STEP_COLUMNS = [c for c in case_steps.c if c.name != "case_id"]
 
 
 @st.composite
@@ -35,20 +46,32 @@ def live_case(draw):
     case_id = uuid.uuid4()
     base = {"case_id": case_id, "tenant": draw(st.just("t")), "place_code": DEMO_GRID_GRID}
     t = T0
-    events = [CaseReported(event_id=uuid.uuid4(), occurred_at=t, reported_at=t, category_code="100401", **base),
+    maybe = lambda values: st.sampled_from([None, *values])  # noqa: E731
+    events = [CaseReported(event_id=uuid.uuid4(), occurred_at=t, reported_at=t, category_code="100401",
+                           channel=draw(st.sampled_from(["grid_worker", "phone"])), urgency="紧急", **base),
               CaseDispatched(event_id=uuid.uuid4(), occurred_at=t + timedelta(minutes=5), target_kind="department",
-                             department="housing", rule="r", deadline=t + timedelta(days=3), sequence=1, **base)]
-    counts = {"transfer_count": 0, "return_count": 0, "rework_count": 0, "supervision_level": 0}
-    for seq in range(2, 2 + draw(st.integers(0, 5))):
+                             department="housing", rule="r", deadline=t + timedelta(days=3), sequence=1,
+                             category_code=draw(maybe(["100402"])), **base)]
+    counts = {"transfer_count": 0, "return_count": 0, "rework_count": 0, "supervision_level": 0, "reopen_count": 0,
+              "recategorize_count": 0}
+    for seq in range(2, 2 + draw(st.integers(0, 9))):
         t += timedelta(minutes=draw(st.integers(0, 600)))
         for key in counts:
             counts[key] += draw(st.integers(0, 1))
+        place = draw(st.sampled_from([DEMO_GRID_GRID, "990102001002001"]))
+        action, from_state, to_state = draw(st.one_of(
+            st.sampled_from(KINDS), st.tuples(st.just("act"), st.sampled_from(STATES), st.sampled_from(STATES))))
         events.append(CaseTransitioned(
-            event_id=uuid.uuid4(), occurred_at=t, action="act", from_state="x", to_state=draw(st.sampled_from(STATES)),
+            event_id=uuid.uuid4(), occurred_at=t, action=action, from_state=from_state, to_state=to_state,
             actor_role="department_staff", sequence=seq,
             department=draw(st.sampled_from([None, "housing", "urban_management"])),
+            from_department=draw(maybe(["housing", "urban_management"])),
+            mediation_level=draw(maybe(["grid", "street"])), from_mediation_level=draw(maybe(["grid"])),
             target_kind=draw(st.sampled_from([None, "department"])),
-            deadline=draw(st.sampled_from([None, t + timedelta(days=2)])), **counts, **base))
+            deadline=draw(st.sampled_from([None, t + timedelta(days=2)])),
+            outcome=draw(maybe(OUTCOMES)), satisfaction=draw(maybe(SATISFACTIONS)),
+            resident_resolved=draw(maybe([True, False])), category_code=draw(maybe(["100110", "100402"])),
+            **counts, **{**base, "place_code": place}))
     for level in draw(st.lists(st.integers(0, 2), max_size=2)):
         events.append(CaseSupervised(event_id=uuid.uuid4(), occurred_at=t, alert="red", level=level, **base))
     return events
@@ -71,6 +94,13 @@ async def row_of(engine, case_id: uuid.UUID, columns) -> dict:
     async with engine.connect() as conn:
         row = (await conn.execute(sa.select(*columns).where(cf.c.case_id == case_id))).one()
     return dict(row._mapping)
+
+
+async def steps_of(engine, case_id: uuid.UUID) -> list[dict]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(*STEP_COLUMNS).where(case_steps.c.case_id == case_id)
+                                   .order_by(case_steps.c.sequence))).all()
+    return [dict(r._mapping) for r in rows]
 
 
 def _rekey(events: list) -> list:
@@ -98,6 +128,10 @@ async def _fold_twice(reporting_engine, data, columns):
     await fold_through_consumer(reporting_engine, tenant, _shuffled_with_redeliveries(data, shuffled))
     expected = await row_of(reporting_engine, natural[0].case_id, columns)
     got = await row_of(reporting_engine, shuffled[0].case_id, columns)
+    if columns is COLUMNS:  # and the same steps, each once
+        expected["steps"] = await steps_of(reporting_engine, natural[0].case_id)
+        got["steps"] = await steps_of(reporting_engine, shuffled[0].case_id)
+        assert len(expected["steps"]) == len(events) - 1 - sum(isinstance(e, CaseSupervised) for e in events)
     return expected, got, len(events)
 
 

@@ -21,6 +21,7 @@ from services.reporting.filters import CaseFilter
 from services.reporting.handlers import apply_events
 from services.reporting.stats import query_stats
 from shared.contract.events import CaseClosed, CaseDispatched, CaseReported, CaseStatusRecorded, CaseTransferred
+from tests.casestory import CaseStory
 from tests.integration.helpers import DEMO_GRID_GRID, at, unique_tenant
 
 pytestmark = pytest.mark.integration
@@ -251,3 +252,132 @@ async def test_a_redispatch_at_the_same_instant_as_its_return_wins_in_any_order(
                                       .where(cf.c.case_id == case_id))).one()
         rows[order] = tuple(row)
     assert set(rows.values()) == {("urban_management", "dispatched", 1, "department")}, rows
+
+
+# --------------------------------------------------------------------------- the closed loop (issue 12)
+# Expected values follow the closed-loop rules of shared/domain/casefacts.py's docstring and the
+# step rows of shared/domain/casesteps.py; the events are built with tests/casestory.py.
+
+LOOP_COLUMNS = (cf.c.accepted_at, cf.c.closed, cf.c.closed_at, cf.c.final_closed_at, cf.c.outcome, cf.c.duplicate_of,
+                cf.c.reopen_count, cf.c.satisfaction, cf.c.resident_resolved, cf.c.callback_at, cf.c.category_code,
+                cf.c.place_code, cf.c.recategorize_count, cf.c.urgency, cf.c.state)
+
+
+async def loop_row(engine, case_id) -> dict:
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.select(*LOOP_COLUMNS).where(cf.c.case_id == case_id))).one()
+    return dict(row._mapping)
+
+
+async def fold_each(engine, events) -> None:
+    for ev in events:
+        async with engine.begin() as conn:
+            await apply_events(conn, [ev])
+
+
+@pytest.mark.parametrize("channel, accepted", [("phone", False), ("grid_worker", True)])
+async def test_a_report_counts_as_accepted_from_its_channel_or_the_accept_transition(reporting_engine, channel, accepted):
+    """A public report waits for the clerk: no accepted_at until ``accept`` (any arrival order); a
+    grid worker's report is accepted at its report time."""
+    story = CaseStory(unique_tenant(), "A", at(1, 9, 0), channel=channel)
+    await fold_each(reporting_engine, story.events)
+    assert (await loop_row(reporting_engine, story.case_id))["accepted_at"] == (at(1, 9, 0) if accepted else None)
+    story.accept_and_file(at(1, 9, 30))
+    await fold_each(reporting_engine, reversed(story.events[1:]))  # file before accept
+    assert (await loop_row(reporting_engine, story.case_id))["accepted_at"] == at(1, 9, 0 if accepted else 30)
+
+
+async def test_a_rejected_report_is_never_accepted_and_a_history_record_is(reporting_engine):
+    from tests.casestory import history_case
+
+    tenant = unique_tenant()
+    rejected = CaseStory(tenant, "R", at(1, 9, 0), channel="phone").step("reject", "rejected", at(1, 10, 0),
+                                                                        outcome="unfounded")
+    history = history_case(tenant, "H", at(1, 8, 0), "housing", closed_at=at(2, 8, 0))
+    await fold_each(reporting_engine, [*rejected.events, *history])
+    row = await loop_row(reporting_engine, rejected.case_id)
+    assert (row["accepted_at"], row["state"], row["outcome"]) == (None, "rejected", "unfounded")
+    row = await loop_row(reporting_engine, history[0].case_id)
+    assert (row["accepted_at"], row["closed"], row["closed_at"], row["final_closed_at"]) == \
+        (at(1, 8, 0), True, at(2, 8, 0), at(2, 8, 0))
+
+
+def reopened_story(tenant: str) -> CaseStory:
+    """Closed 3/2 unresolved, callback, reopened, closed again 3/5 resolved, callback."""
+    return (CaseStory(tenant, "O", at(1, 9, 0)).accept_and_file(at(1, 9, 0)).dispatch(at(1, 9, 0), "housing")
+            .close(at(2, 12, 0), "unresolved")
+            .step("callback", "closed", at(3, 9, 0), satisfaction="dissatisfied", resident_resolved=False)
+            .step("reopen", "dispatched", at(3, 10, 0))
+            .close(at(5, 12, 0), "resolved")
+            .step("callback", "closed", at(6, 9, 0), satisfaction="basically_satisfied", resident_resolved=True))
+
+
+async def test_reopen_and_second_closure_in_any_order(reporting_engine):
+    """closed_at stays the first closure; final_closed_at, outcome and the callback are the newest
+    ones; closed: the newest closure is newer than the reopen. The events in 20 random orders, in
+    reverse, and with the first closure last, each in its own transaction."""
+    import random
+
+    tenant = unique_tenant()
+    expected = {"accepted_at": at(1, 9, 0), "closed": True, "closed_at": at(2, 12, 0), "final_closed_at": at(5, 12, 0),
+                "outcome": "resolved", "duplicate_of": None, "reopen_count": 1, "satisfaction": "basically_satisfied",
+                "resident_resolved": True, "callback_at": at(6, 9, 0), "category_code": "100401",
+                "place_code": DEMO_GRID_GRID, "recategorize_count": 0, "urgency": "一般", "state": "closed"}
+    rng = random.Random(12)
+    for n in range(22):
+        story = reopened_story(tenant + str(n))
+        first_close = next(e for e in story.events if getattr(e, "action", None) == "verify_pass")
+        events = (list(reversed(story.events)) if n == 0 else
+                  [e for e in story.events if e is not first_close] + [first_close] if n == 1 else
+                  rng.sample(story.events, len(story.events)))
+        await fold_each(reporting_engine, events)
+        assert await loop_row(reporting_engine, story.case_id) == expected, n
+
+
+async def test_a_reopened_case_is_open_until_it_closes_again(reporting_engine):
+    story = reopened_story(unique_tenant())
+    reopen = next(i for i, e in enumerate(story.events) if getattr(e, "action", None) == "reopen")
+    await fold_each(reporting_engine, reversed(story.events[:reopen + 1]))  # the reopen arrives first
+    row = await loop_row(reporting_engine, story.case_id)
+    assert (row["closed"], row["closed_at"], row["final_closed_at"], row["state"]) == \
+        (False, at(2, 12, 0), at(2, 12, 0), "dispatched")
+    assert (row["outcome"], row["satisfaction"]) == ("unresolved", "dissatisfied")  # the first closure's, kept
+
+
+async def test_a_recategorization_wins_over_the_report_in_any_order(reporting_engine):
+    tenant = unique_tenant()
+    other_place = "990102001002001"
+    for report_last in (False, True):
+        story = (CaseStory(tenant, f"C{report_last}", at(1, 9, 0)).accept_and_file(at(1, 9, 0))
+                 .dispatch(at(1, 9, 0), "housing")
+                 .step("recategorize", "filed", at(1, 10, 0), department="triage", place=other_place,
+                       category_code="100110")
+                 .dispatch(at(1, 10, 0), "ecology_environment", category_code="100110"))
+        events = story.events[1:] + story.events[:1] if report_last else story.events
+        await fold_each(reporting_engine, events)
+        row = await loop_row(reporting_engine, story.case_id)
+        assert (row["category_code"], row["place_code"], row["recategorize_count"]) == ("100110", other_place, 1)
+
+
+async def test_steps_one_row_each_redelivery_changes_nothing(reporting_engine):
+    from services.reporting.db import case_steps as cs
+    from tests.casestory import history_case
+
+    tenant = unique_tenant()
+    story = reopened_story(tenant)
+    history = history_case(tenant, "H", at(1, 8, 0), "housing", transfers=[("health", at(1, 12, 0))],
+                           closed_at=at(2, 8, 0))
+    await fold_each(reporting_engine, [*story.events, *story.events[3:6], *history])
+    async with reporting_engine.connect() as conn:
+        rows = (await conn.execute(sa.select(cs.c.case_id, cs.c.sequence, cs.c.action, cs.c.department,
+                                             cs.c.from_department, cs.c.history)
+                                   .where(cs.c.tenant == tenant).order_by(cs.c.case_id, cs.c.sequence))).all()
+    live = [(r.sequence, r.action) for r in rows if r.case_id == story.case_id]
+    # accept, file, dispatch, acknowledge, start, resolve, begin_check, verify_pass, callback,
+    # reopen, acknowledge … verify_pass, callback: 16 transitions, once each
+    assert [seq for seq, _ in live] == list(range(1, 17))
+    assert [a for _, a in live][:3] == ["accept", "file", "dispatch"] and live[9] == (10, "reopen")
+    recorded = [(r.sequence, r.action, r.department, r.from_department, r.history) for r in rows
+                if r.case_id == history[0].case_id]
+    # the recorded dispatch is step 0, the recorded transfer step 1 (the closure is no step)
+    assert recorded == [(0, "dispatch", "housing", None, True), (1, "transfer", "health", "housing", True)]

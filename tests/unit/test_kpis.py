@@ -81,10 +81,11 @@ def test_more_returns_than_dispatches_is_an_error():
 
 
 def test_derive_fills_every_kpi():
+    # 6 dispatches, 1 of them returned (an inaccurate dispatch: its hold holds the return)
     raw = {"accepted": 7, "filed": 6, "closed": 4, "due": 7, "closed_on_time": 3, "closed_late": 1, "overdue_open": 1,
            "in_progress_own": 4, "in_progress_transferred": 1, "dispatched": 5, "transferred": 1, "dispatches": 6,
-           "returned": 1, "disposed": 4, "rework": 1, "supervisions": 2, "supervised_cases": 1, "close_n": 4,
-           "close_hours_mean": 108.5}
+           "returned": 1, "inaccurate_dispatches": 1, "disposed": 4, "rework": 1, "supervisions": 2,
+           "supervised_cases": 1, "close_n": 4, "close_hours_mean": 108.5}
     row = derive(raw)
     assert list(row) == [k.name for k in KPIS]
     assert row["in_progress"] == 5  # 4 not transferred + 1 transferred

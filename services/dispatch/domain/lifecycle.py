@@ -716,7 +716,8 @@ def _correction(b: _Builder, ctx: Context) -> tuple[dict, str] | None:
     The limit becomes the corrected category's (``ctx.limit``). If the case's clock runs and
     the limit changed, the deadline is recounted from when the clock started (the first
     dispatch, :attr:`Case.dispatched_at`; now if unknown), as if the category had been right
-    from the start; supervision and extension, granted against the old deadline, start afresh.
+    from the start; when that moves the deadline, supervision and extension, granted against
+    the old deadline, start afresh.
     A new place restarts the coordinating level at the new place's."""
     case, cmd, tenant = b.case, b.command, ctx.tenant
     code = cmd.category_code or case.category_code
@@ -736,10 +737,12 @@ def _correction(b: _Builder, ctx: Context) -> tuple[dict, str] | None:
         reason += f", place {case.place_code}→{place}"
     if case.deadline is not None and limit is not None and limit != case.limit:
         start = case.dispatched_at or b.now
-        changes.update(deadline=dispose_deadline(start, limit, ctx.zone, ctx.calendar),
-                       supervision_level=0, extension_requested=False, extension_used=False)
-        reason += (f"; deadline recounted: {limit.value:g} {limit.unit} from the first dispatch "
-                   f"{start.isoformat()} (domain.md §3(d)3)")
+        deadline = dispose_deadline(start, limit, ctx.zone, ctx.calendar)
+        if deadline != case.deadline:  # another limit can give the same moment (24 h = 1 WD)
+            changes.update(deadline=deadline, supervision_level=0, extension_requested=False,
+                           extension_used=False)
+            reason += (f"; deadline recounted: {limit.value:g} {limit.unit} from the first dispatch "
+                       f"{start.isoformat()} (domain.md §3(d)3)")
     return changes, reason
 
 

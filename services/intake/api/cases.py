@@ -27,7 +27,8 @@ async def get_audit(case_id: uuid.UUID, request: Request, who: Principal = Depen
     """The case's audit trail, oldest first: ``{"case_id", "entries": [{"at", "recorded_at",
     "actor_ref", "actor_role", "action", "from_state", "to_state", "outcome", "detail"}]}``.
     ``outcome``: requested (asked at intake), applied (dispatch's transition), rejected
-    (dispatch refused: the state had moved on), refused (intake refused: 403/409). Visible to
+    (dispatch refused it, with its reason), refused (intake refused: 403, or 404 outside the
+    caller's scope). Visible to
     whoever may see the case (404 otherwise)."""
     svc = intake_of(request)
     visible_case(await load_case(svc.engine, case_id), who, case_id)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from services.intake import db
-from services.intake.open311.translate import CLOSED_STATES
+from services.intake.caseview import ENDED_STATES, closed_now_clause
 from services.intake.open311.wire import bad_request, param, parse_w3c
 from shared.platform.auth import Principal
 
@@ -100,7 +100,7 @@ def _row_query(tenant: str) -> sa.Select:
         sa.select(
             r.c.case_id, r.c.category_code, r.c.place_code, r.c.reported_at, r.c.report, r.c.source,
             v.c.state, v.c.closed, v.c.closed_at, v.c.department, v.c.deadline, v.c.dispatched_at,
-            v.c.department_at, v.c.acknowledged_at, v.c.resolved_at,
+            v.c.department_at, v.c.acknowledged_at, v.c.resolved_at, v.c.outcome, v.c.reopen_count,
         )
         .select_from(r.outerjoin(v, v.c.case_id == r.c.case_id))
         .where(r.c.tenant == tenant)
@@ -109,7 +109,7 @@ def _row_query(tenant: str) -> sa.Select:
 
 def _closed_clause():
     v = db.case_view
-    return sa.or_(sa.func.coalesce(v.c.closed, False), sa.func.coalesce(v.c.state, "").in_(CLOSED_STATES))
+    return sa.or_(closed_now_clause(), sa.func.coalesce(v.c.state, "").in_(ENDED_STATES))
 
 
 async def fetch_rows(engine, tenant: str, query: RequestQuery, caller: Principal | None = None) -> list[dict]:

@@ -20,7 +20,9 @@ contact, attributes, media), and a stored case becomes a ``request`` record. Spe
   the description is shortened (ending in "…") if the trailer would push it past 4000
   characters. GET answers take ``media_url`` from the trailer and show the description without it.
 - Records: ``status`` is ``closed`` once the case view says closed (or the case is rejected or
-  cancelled), else ``open``; ``status_notes`` the state's zh-CN label and its English name;
+  cancelled; a reopened case is open again until it closes again), else ``open``;
+  ``status_notes`` the state's zh-CN label and its English name, and for a closed case how it
+  ended (the outcome, zh-CN and English: ``"已结案 closed: 已解决 resolved"``);
   ``agency_responsible`` the label of the department the case is dispatched to (empty until
   dispatch handled it); ``expected_datetime`` the deadline (empty until there is one);
   ``address`` the names of the case's place and the places above it (never the reporter's
@@ -36,11 +38,13 @@ from datetime import datetime, timezone
 
 from pydantic import ValidationError
 
+from services.intake.caseview import ENDED_STATES, closed_now
 from services.intake.domain.reports import place_problem
 from services.intake.domain.taxonomy import taxonomy
 from services.intake.open311.catalogue import service_name
 from services.intake.open311.wire import bad_request, not_found, param, w3c
 from services.intake.schemas import ReportIn, ReporterContact
+from shared.contract.actions import OUTCOME_LABELS
 from shared.domain.pii import mask_text
 from shared.domain.taxonomy import Category
 from shared.domain.tenants import TenantConfig
@@ -70,8 +74,11 @@ STATE_NOTES: dict[str, tuple[str, str]] = {
     "shelved": ("已挂账", "shelved"),
     "mediating": ("调解中", "in mediation"),
 }
-#: States an Open311 client sees as ``closed`` (final: nothing more will happen).
-CLOSED_STATES = ("closed", "rejected", "cancelled")
+#: Outcomes (shared/contract/actions.py OUTCOME_LABELS, zh-CN) in English, for ``status_notes``.
+OUTCOME_NOTES_EN: dict[str, str] = {
+    "resolved": "resolved", "partly_resolved": "partly resolved", "unresolved": "unresolved",
+    "unfounded": "unfounded", "duplicate": "duplicate", "not_remit": "not within remit",
+}
 
 _TRAILER_RE = re.compile(r"^\[open311:(attribute|media_url) [^\n]*\]$", re.MULTILINE)
 _MEDIA_RE = re.compile(r"^\[open311:media_url (\S+)\]$", re.MULTILINE)
@@ -275,15 +282,20 @@ def service_notice(category: Category | None, department_label: str | None) -> s
     return "已受理 Accepted"
 
 
-def is_closed(state: str | None, closed: bool | None) -> bool:
-    """Whether a case is ``closed`` for Open311: the view's closed flag, or a final state."""
-    return bool(closed) or state in CLOSED_STATES
+def is_closed(row: dict) -> bool:
+    """Whether a case (a row of :func:`fetch_rows`) is ``closed`` for Open311: closed in the case
+    view (services/intake/caseview.py ``closed_now``), or in a state that ends it."""
+    state = row.get("state")
+    return closed_now(state, row.get("closed"), row.get("reopen_count")) or state in ENDED_STATES
 
 
-def status_notes(state: str | None, closed: bool) -> str:
-    """``"<zh-CN label> <English>"`` of the case state, e.g. ``"已派遣 dispatched"``."""
+def status_notes(state: str | None, closed: bool, outcome: str | None = None) -> str:
+    """``"<zh-CN label> <English>"`` of the case state, e.g. ``"已派遣 dispatched"``; a closed case
+    adds how it ended, e.g. ``"已结案 closed: 已解决 resolved"``."""
     key = state or ("closed" if closed else "reported")
     zh, en = STATE_NOTES.get(key, (key, key.replace("_", " ")))
+    if closed and outcome:
+        return f"{zh} {en}: {OUTCOME_LABELS.get(outcome, outcome)} {OUTCOME_NOTES_EN.get(outcome, outcome)}"
     return f"{zh} {en}"
 
 
@@ -301,7 +313,7 @@ def request_record(tenant: TenantConfig, row: dict) -> dict:
     report = row["report"] or {}
     category = taxonomy().category(row["category_code"])
     text, media = split_description(report.get("description") or "")
-    closed = is_closed(row.get("state"), row.get("closed"))
+    closed = is_closed(row)
     agency = department_label(tenant, row.get("department"))
     if closed and row.get("closed_at") is not None:
         updated = row["closed_at"]
@@ -312,7 +324,7 @@ def request_record(tenant: TenantConfig, row: dict) -> dict:
     return {
         "service_request_id": str(row["case_id"]),
         "status": "closed" if closed else "open",
-        "status_notes": status_notes(row.get("state"), closed),
+        "status_notes": status_notes(row.get("state"), closed, row.get("outcome")),
         "service_name": service_name(category) if category else (report.get("category_name") or row["category_code"]),
         "service_code": row["category_code"],
         "description": mask_text(text),

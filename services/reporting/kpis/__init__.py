@@ -1,10 +1,11 @@
-"""KPIs of a period P over ``reporting.case_facts`` (domain.md §3(e)), each formula in one place.
+"""KPIs of a period P over ``reporting.case_facts`` and ``reporting.case_steps`` (domain.md §3(e),
+docs/kpis.md), each formula in one place.
 
-Every figure of domain.md §3(e) "KPIs (period P)" (lines 171-186 of domain.md as of this writing)
-is defined exactly once: the per-case rule that decides whether a case counts (a SQL fragment in
-:data:`~services.reporting.kpis.rules.EVENT_RULES` / ``STATE_RULES`` / ``TIME_RULES`` over the
-per-case columns of ``CASE_COLUMNS``) and the arithmetic that turns counts into rates (a pure
-function of :mod:`services.reporting.kpis.formulas`). The work-summary paragraph
+Every figure is defined exactly once: the per-case rule that decides whether a case counts (a SQL
+fragment in :data:`~services.reporting.kpis.rules.EVENT_RULES` / ``STATE_RULES`` / ``TIME_RULES``
+over the per-case columns of ``CASE_COLUMNS``) or the per-event rule that decides which step counts
+and against which department (``STEP_RULES``), and the arithmetic that turns counts into rates (a
+pure function of :mod:`services.reporting.kpis.formulas`). The work-summary paragraph
 (seed-figures.md block A) and the CSV/XLSX exports are filled from the same rows.
 
 Where each part lives (one reason to change each):
@@ -14,9 +15,9 @@ Where each part lives (one reason to change each):
 - :mod:`~services.reporting.kpis.formulas`: rates and derived columns from raw counts;
 - :mod:`~services.reporting.kpis.clock`: working hours (the working clock, in Python and in SQL);
 - :mod:`~services.reporting.kpis.periods`: P's sub-periods (bounds, labels, bucket arithmetic);
-- :mod:`~services.reporting.kpis.rules`: the per-case SQL rules of every KPI;
-- :mod:`~services.reporting.kpis.sql`: the one statement assembled from the rules;
-- :mod:`~services.reporting.kpis.queries`: running it (the KPI table of ``GET /v1/kpis``);
+- :mod:`~services.reporting.kpis.rules`: the per-case and per-event SQL rules of every KPI;
+- :mod:`~services.reporting.kpis.sql`: the two statements assembled from the rules;
+- :mod:`~services.reporting.kpis.queries`: running them (the KPI table of ``GET /v1/kpis``);
 - :mod:`~services.reporting.kpis.case_lists`: the overdue and supervised case lists;
 - :mod:`~services.reporting.kpis.summary`: the Chinese work-summary paragraph (``/v1/summary``);
 - :mod:`~services.reporting.kpis.export`: CSV and XLSX.

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.db import case_facts as cf
+from services.reporting.filters import counted
 from services.reporting.kpis.clock import working_clock, working_seconds
 from services.reporting.kpis.periods import iso
-from services.reporting.kpis.rules import EXCLUDED_STATES
 from services.reporting.labels import group_label
 from shared.domain.tenants import TenantConfig
 from shared.domain.workcalendar import DEFAULT_TZ
@@ -20,11 +20,6 @@ from shared.domain.workcalendar import DEFAULT_TZ
 #: Largest page of a case list (``limit``), and the default.
 MAX_PAGE = 500
 DEFAULT_PAGE = 100
-
-
-def _universe() -> sa.ColumnElement[bool]:
-    return sa.and_(cf.c.reported_at.is_not(None),
-                   sa.or_(cf.c.state.is_(None), cf.c.state.not_in(EXCLUDED_STATES)))
 
 
 async def query_overdue(conn: AsyncConnection, tenant: str, *, now: datetime | None = None, limit: int = DEFAULT_PAGE,
@@ -43,7 +38,7 @@ async def query_overdue(conn: AsyncConnection, tenant: str, *, now: datetime | N
         ValueError: ``limit`` outside 1..:data:`MAX_PAGE` or negative ``offset``.
     """
     now = now or datetime.now(timezone.utc)
-    conds = [cf.c.tenant == tenant, _universe(), sa.not_(cf.c.closed), cf.c.deadline < now,
+    conds = [cf.c.tenant == tenant, counted(), sa.not_(cf.c.closed), cf.c.deadline < now,
              cf.c.state.is_distinct_from("shelved")]
     if department is not None:
         conds.append(cf.c.department == department)
@@ -65,7 +60,7 @@ async def query_supervised(conn: AsyncConnection, tenant: str, *, now: datetime 
         ValueError: ``limit`` outside 1..:data:`MAX_PAGE` or negative ``offset``.
     """
     now = now or datetime.now(timezone.utc)
-    conds = [cf.c.tenant == tenant, _universe(), cf.c.supervision_level > 0]
+    conds = [cf.c.tenant == tenant, counted(), cf.c.supervision_level > 0]
     if not include_closed:
         conds.append(sa.not_(cf.c.closed))
     if department is not None:

@@ -175,6 +175,21 @@ def working_clock_params(tz: tzinfo, calendar: WorkCalendar | None = None) -> di
     return _clock_params(tz_name(tz), calendar)
 
 
+def working_clock_params_between(tz: tzinfo, start: datetime, end: datetime,
+                                 calendar: WorkCalendar | None = None) -> dict[str, Any]:
+    """:func:`working_clock_params` with the day tables cut to the local days from ``start`` to
+    ``end`` (within the clock's years): ``W(t)`` is NULL outside them. For a statement that needs
+    the working clock only within a known window: the whole tables hold ~14,000 days each, and
+    sending them costs milliseconds per statement."""
+    full = working_clock_params(tz, calendar)
+    epoch = date(1970, 1, 1)
+    first = max(0, (start.astimezone(tz).date() - epoch).days - full["day0"])
+    last = min(len(full["cum"]), (end.astimezone(tz).date() - epoch).days - full["day0"] + 1)
+    first = min(first, last) if last > 0 else 0
+    return {**full, "day0": full["day0"] + first, "cum": full["cum"][first:max(first, last)],
+            "wk": full["wk"][first:max(first, last)]}
+
+
 @lru_cache(maxsize=64)
 def _clock_params(name: str, calendar: WorkCalendar | None) -> dict[str, Any]:
     clock = working_clock(calendar)

@@ -66,7 +66,7 @@ def to_csv(result: Mapping[str, Any]) -> bytes:
 def to_xlsx(result: Mapping[str, Any]) -> bytes:
     """The KPI table as an XLSX workbook (openpyxl): sheet ``KPI 指标`` with the header row bold
     and frozen, text cells sanitised and stored as text (never as formulas), a second sheet
-    ``说明 about`` with tenant, period and grouping.
+    ``说明 about`` with tenant, period, grouping, time zone and the composite score's weights.
 
     Raises:
         ImportError: openpyxl is not installed.
@@ -89,8 +89,11 @@ def to_xlsx(result: Mapping[str, Any]) -> bytes:
                 cell.data_type = "s"
     ws.freeze_panes = "C2"
     about = wb.create_sheet("说明 about")
+    weights = result.get("weights") or {}
     for item in (("租户 tenant", result.get("tenant")), ("开始 start", result.get("start")), ("结束 end", result.get("end")),
-                 ("分组 group by", result.get("group_by")), ("时区 timezone", result.get("timezone"))):
+                 ("分组 group by", result.get("group_by")), ("时区 timezone", result.get("timezone")),
+                 ("综合评分权重 score weights (响应率 response / 解决率 resolution / 满意率 satisfaction)",
+                  " / ".join(str(weights[k]) for k in ("response", "resolution", "satisfaction")) if weights else None)):
         about.append([sanitize_cell(v) for v in item])
     buf = io.BytesIO()
     wb.save(buf)

@@ -1,6 +1,7 @@
-"""KPI formulas: the arithmetic that turns a row's raw counts into its KPI columns (rates, sums),
-each a pure function citing its source (domain.md §3(e)). The per-case rules that produce the raw
-counts are in :mod:`services.reporting.kpis.rules`."""
+"""KPI formulas: the arithmetic that turns a row's raw counts into its KPI columns (rates, sums,
+the composite score), each a pure function citing its source (domain.md §3(e), docs/kpis.md).
+The per-case and per-event rules that produce the raw counts are in
+:mod:`services.reporting.kpis.rules`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from services.reporting.kpis.catalogue import KPIS
+from shared.contract.actions import MEDIATION_LEVELS
+from shared.domain.tenants import AssessmentWeights
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -52,24 +55,69 @@ def rework_rate(rework: int, disposed: int) -> float | None:
     return ratio(rework, disposed)
 
 
-def accurate_dispatch_rate(dispatches: int, returned: int) -> float | None:
-    """准确派遣率 accurate-dispatch rate = dispatches not returned ÷ dispatches (domain.md §3(e) l.185;
-    §1.3 派遣员 composite [R1]). ``None`` when there was no dispatch.
+def accurate_dispatch_rate(dispatches: int, inaccurate: int) -> float | None:
+    """准确派遣率 accurate-dispatch rate = dispatches neither returned nor recategorized while with
+    the handler ÷ dispatches (domain.md §3(e) l.185; §1.3 派遣员 composite [R1]; a recategorization
+    after a dispatch makes it inaccurate: issue 12). ``None`` when there was no dispatch.
 
     Raises:
-        ValueError: more returns than dispatches (impossible counts).
+        ValueError: more inaccurate dispatches than dispatches (impossible counts).
     """
-    if returned > dispatches:
-        raise ValueError(f"returned ({returned}) > dispatches ({dispatches})")
-    return ratio(dispatches - returned, dispatches)
+    if inaccurate > dispatches:
+        raise ValueError(f"inaccurate dispatches ({inaccurate}) > dispatches ({dispatches})")
+    return ratio(dispatches - inaccurate, dispatches)
 
 
-def derive(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """All KPI columns of one row from its raw counts (the keys :func:`services.reporting.kpis.queries.query_kpis` reads: accepted,
-    filed, closed, closed_on_time, closed_late, due, in_progress_own, in_progress_transferred,
-    overdue_open, dispatched, transferred, dispatches, returned, disposed, rework, supervisions,
-    supervised_cases, ack_n, close_n and the time statistics). Missing counts are 0, missing
-    times ``None``. Rates are shares 0–1 or ``None``; counts ints; times floats (hours)."""
+def response_rate(responded: int, handovers: int) -> float | None:
+    """响应率 response rate = hand-overs to a department acknowledged (签收) within the response limit
+    of the case's urgency ÷ hand-overs (domain.md §1.5 [P19][P23]; limits §3(d)3: 特急 30 min, 紧急
+    2 h, 一般/复杂 1 WD). ``None`` when nothing was handed over."""
+    return ratio(responded, handovers)
+
+
+def satisfaction_rate(satisfied: int, callbacks: int) -> float | None:
+    """满意率 satisfaction rate = (满意 satisfied + 基本满意 fairly satisfied) ÷ callbacks that reached
+    the resident (domain.md §1.5 [P19][P23]; 未联系上 unreachable ones are not rated). ``None``
+    without such a callback."""
+    return ratio(satisfied, callbacks)
+
+
+def resolution_rate(rated_resolved: int, rated: int) -> float | None:
+    """解决率 resolution rate = callbacks in which the resident judged the matter resolved ÷ callbacks
+    that reached the resident and rated it (domain.md §1.5 [P19]). ``None`` without a rating."""
+    return ratio(rated_resolved, rated)
+
+
+def reopen_rate(reopened: int, closed: int) -> float | None:
+    """重办率 reopen rate = reopens (重办) ÷ 办结量 (the redo rate 发回重办率 of [P22], domain.md §1.5;
+    counted against completions: our definition). ``None`` when nothing was completed."""
+    return ratio(reopened, closed)
+
+
+def mediation_success_rate(agreements: int, handoffs: int) -> float | None:
+    """调解成功率 mediation success rate = agreements (调解协议) ÷ (agreements + hand-offs to the police
+    or a department); escalations to the next rung are neither (the case is still mediated). Our
+    definition, on the ladder of seed E (domain.md §1.6). ``None`` when mediation ended neither way."""
+    return ratio(agreements, agreements + handoffs)
+
+
+def assessment_score(response: float | None, resolution: float | None, satisfaction: float | None,
+                     weights: AssessmentWeights = AssessmentWeights()) -> float | None:
+    """综合评分 composite score = 100 × (w_resp × 响应率 + w_res × 解决率 + w_sat × 满意率), weights per
+    tenant (default 30/35/35, the sample scheme of [P23], domain.md §1.5). ``None`` unless all
+    three rates exist (a missing rate is not scored as 0 % nor left out of the weights)."""
+    if response is None or resolution is None or satisfaction is None:
+        return None
+    return 100 * (weights.response * response + weights.resolution * resolution
+                  + weights.satisfaction * satisfaction)
+
+
+def derive(raw: Mapping[str, Any], weights: AssessmentWeights = AssessmentWeights()) -> dict[str, Any]:
+    """All KPI columns of one row from its raw counts (every count and time column of
+    :data:`~services.reporting.kpis.catalogue.KPIS` that :func:`services.reporting.kpis.queries.query_kpis`
+    reads: the case figures and the per-event figures). Missing counts are 0, missing times
+    ``None``. Rates are shares 0–1 or ``None``; counts ints; times floats (hours); the composite
+    score 0–100 or ``None``, weighed by ``weights``."""
     g = lambda k: int(raw.get(k) or 0)  # noqa: E731
     row: dict[str, Any] = {}
     for k in KPIS:
@@ -85,5 +133,14 @@ def derive(raw: Mapping[str, Any]) -> dict[str, Any]:
     row["overdue_rate"] = overdue_rate(row["overdue"], row["due"])
     row["transfer_rate"] = transfer_rate(row["transferred"], row["dispatched"])
     row["rework_rate"] = rework_rate(row["rework"], row["disposed"])
-    row["accurate_dispatch_rate"] = accurate_dispatch_rate(row["dispatches"], row["returned"])
+    row["accurate_dispatch_rate"] = accurate_dispatch_rate(row["dispatches"], row["inaccurate_dispatches"])
+    row["response_rate"] = response_rate(row["responded"], row["handovers"])
+    row["satisfaction_rate"] = satisfaction_rate(row["callbacks_satisfied"], row["callbacks"])
+    row["resolution_rate"] = resolution_rate(row["callbacks_resolved"], row["callbacks_rated"])
+    row["reopen_rate"] = reopen_rate(row["reopened"], row["closed"])
+    row["assessment_score"] = assessment_score(row["response_rate"], row["resolution_rate"],
+                                               row["satisfaction_rate"], weights)
+    for suffix in ("", *(f"_{rung}" for rung in MEDIATION_LEVELS)):
+        row[f"mediation_success_rate{suffix}"] = mediation_success_rate(row[f"mediation_agreements{suffix}"],
+                                                                        row[f"mediation_handoffs{suffix}"])
     return {k.name: row[k.name] for k in KPIS}

@@ -1,6 +1,6 @@
-"""Running the KPI statement: the KPI table of P (``GET /v1/kpis``, its exports and the work
-summary), from the statement of :mod:`services.reporting.kpis.sql` to rows of
-:mod:`services.reporting.kpis.catalogue` columns."""
+"""Running the KPI statements: the KPI table of P (``GET /v1/kpis``, its exports and the work
+summary), from the statements of :mod:`services.reporting.kpis.sql` (case figures and per-event
+figures, merged by group key) to rows of :mod:`services.reporting.kpis.catalogue` columns."""
 
 from __future__ import annotations
 
@@ -15,15 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.reporting.db import case_facts as cf
 from services.reporting.filters import CaseFilter
 from services.reporting.kpis.catalogue import GROUP_BYS, KPIS
-from services.reporting.kpis.clock import tz_name, working_clock_params
+from services.reporting.kpis.clock import tz_name, working_clock_params, working_clock_params_between
 from services.reporting.kpis.formulas import derive
 from services.reporting.kpis.periods import (
     OPEN_END, OPEN_START, counts_at_period_ends, iso, period_bounds, period_label,
 )
-from services.reporting.kpis.rules import SWEEP_REQUEST_TYPE
-from services.reporting.kpis.sql import bind, kpi_sql
+from services.reporting.kpis.rules import RESPONSE_WINDOW, SWEEP_REQUEST_TYPE
+from services.reporting.kpis.sql import bind, kpi_sql, step_sql
 from services.reporting.labels import group_label
-from shared.domain.tenants import TenantConfig
+from shared.domain.tenants import AssessmentWeights, TenantConfig
 
 
 def unpack_quantiles(raw: dict) -> dict:
@@ -49,18 +49,11 @@ async def raw_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str | No
     several. With ``business`` (illegal-business category codes), also
     :data:`~services.reporting.kpis.rules.SUMMARY_RULES`."""
     n = len(bounds) - 1
-    params = {
-        **flt.sql_params(),
-        "bounds": list(bounds), "b0": bounds[0], "bn": bounds[-1], "n": n, "now": now,
-        **working_clock_params(flt.tz),
-    }
+    params = _params(flt, bounds, now)
     if business is not None:
         params.update(sweep=SWEEP_REQUEST_TYPE, business=list(business))
     sql = kpi_sql(group_by, periods=n > 1, extras=business is not None)
-    # Percentiles sort their input in memory; a custom plan per call (a generic plan cannot see
-    # the period and picked slow plans in bench/kpis.py). SET LOCAL: ends with the transaction.
-    await conn.exec_driver_sql(f"SET LOCAL work_mem = '{WORK_MEM}'")
-    await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+    await _session(conn)
     text, args = bind(sql, params)
     result = await conn.exec_driver_sql(text, args)
     out: dict[Any, dict] = {}
@@ -87,16 +80,58 @@ async def raw_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str | No
     return out
 
 
+def _params(flt: CaseFilter, bounds: Sequence[datetime], now: datetime) -> dict[str, Any]:
+    return {
+        **flt.sql_params(),
+        "bounds": list(bounds), "b0": bounds[0], "bn": bounds[-1], "n": len(bounds) - 1, "now": now,
+        **working_clock_params(flt.tz),
+    }
+
+
+async def _session(conn: AsyncConnection) -> None:
+    # Percentiles sort their input in memory; a custom plan per call (a generic plan cannot see
+    # the period and picked slow plans in bench/kpis.py). SET LOCAL: ends with the transaction.
+    await conn.exec_driver_sql(f"SET LOCAL work_mem = '{WORK_MEM}'")
+    await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
+async def step_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str | None, bounds: Sequence[datetime],
+                       now: datetime) -> dict[Any, dict]:
+    """The per-event figures of P (:data:`~services.reporting.kpis.rules.STEP_RULES`) for sub-periods
+    ``bounds``, keyed as :func:`raw_figures`' answer: ``{TOTAL: raw, key: raw, …}`` (for
+    ``group_by=department`` the department each event counts against), ``{TOTAL: raw, 1: raw, …}``
+    for several sub-periods. Figures without an event are left out (0 or ``None``)."""
+    n = len(bounds) - 1
+    await _session(conn)
+    # the working clock is read at hand-overs in P and at their acknowledgements (RESPONSE_WINDOW)
+    clock = working_clock_params_between(flt.tz, bounds[0], min(bounds[-1], OPEN_END) + RESPONSE_WINDOW)
+    text, args = bind(step_sql(group_by, periods=n > 1), {**_params(flt, bounds, now), **clock})
+    out: dict[Any, dict] = {}
+    for row in (await conn.exec_driver_sql(text, args)).mappings():
+        raw = {k: v for k, v in row.items() if v is not None}
+        key, g = raw.pop("key", None), raw.pop("g")
+        out[TOTAL if g == 1 or (n == 1 and (group_by is None or group_by.startswith("period:"))) else key] = raw
+    return out
+
+
+def _merge(into: dict[Any, dict], more: dict[Any, dict]) -> dict[Any, dict]:
+    """The per-event figures ``more`` added to the case figures ``into``, key by key."""
+    for key, figures in more.items():
+        into.setdefault(key, {}).update(figures)
+    return into
+
+
 async def query_kpis(conn: AsyncConnection, flt: CaseFilter, group_by: str | None = None, *,
                      tenant: TenantConfig | None = None, taxonomy=None, now: datetime | None = None) -> dict:
     """The KPI table of P.
 
-    Returns ``{"tenant", "group_by", "start", "end", "timezone", "columns": [{name, zh, en, label,
-    unit}], "total": row, "rows": [row, …]}``; a row is ``{"key", "label", "start"?, "end"?,
+    Returns ``{"tenant", "group_by", "start", "end", "timezone", "weights", "columns": [{name, zh,
+    en, label, unit}], "total": row, "rows": [row, …]}``; a row is ``{"key", "label", "start"?, "end"?,
     <every KPI of KPIS>}`` (counts int, rates share 0–1 or None, times hours float or None).
     Period rows come in time order with their bounds; other rows by 受理量 descending, then key.
     Labels: zh-CN first, English beside (places from ``tenant``, categories and departments from
-    ``taxonomy``). ``now`` (default: the current time) decides which deadlines have passed.
+    ``taxonomy``). ``now`` (default: the current time) decides which deadlines have passed. The
+    composite score weighs with ``tenant``'s ``assessment_weights`` (the answer's ``weights``).
 
     Raises:
         ValueError: unknown ``group_by``; ``period:*`` with a range of more than
@@ -113,6 +148,7 @@ async def kpi_table(conn: AsyncConnection, flt: CaseFilter, group_by: str | None
     """:func:`query_kpis`' answer for a known ``group_by``, and the raw figures of its total row
     (with ``business``, also those of :data:`~services.reporting.kpis.rules.SUMMARY_RULES`)."""
     now = now or datetime.now(timezone.utc)
+    weights = tenant.assessment_weights if tenant is not None else AssessmentWeights()
     rows: list[dict] = []
     if group_by and group_by.startswith("period:"):
         unit = group_by.split(":", 1)[1]
@@ -124,24 +160,28 @@ async def kpi_table(conn: AsyncConnection, flt: CaseFilter, group_by: str | None
             if end <= start:
                 end = start + timedelta(days=1)
         bounds = period_bounds(start, end, unit, flt.tz)
-        raw = await raw_figures(conn, flt, None, bounds, now, business)
+        raw = _merge(await raw_figures(conn, flt, None, bounds, now, business),
+                     await step_figures(conn, flt, None, bounds, now))
         if len(bounds) == 2:  # a single sub-period: it is all of P
             raw[1] = raw[TOTAL]
         for k in range(1, len(bounds)):
             key, label = period_label(bounds[k - 1], unit, flt.tz)
             rows.append({"key": key, "label": label, "start": iso(bounds[k - 1]), "end": iso(bounds[k]),
-                         **derive(raw.get(k, {}))})
+                         **derive(raw.get(k, {}), weights)})
     else:
-        raw = await raw_figures(conn, flt, group_by, [flt.start or OPEN_START, flt.end or OPEN_END], now, business)
+        bounds = [flt.start or OPEN_START, flt.end or OPEN_END]
+        raw = _merge(await raw_figures(conn, flt, group_by, bounds, now, business),
+                     await step_figures(conn, flt, group_by, bounds, now))
         for key, values in raw.items():
             if key is not TOTAL:
-                rows.append({"key": key, "label": group_label(group_by, key, tenant, taxonomy), **derive(values)})
+                rows.append({"key": key, "label": group_label(group_by, key, tenant, taxonomy),
+                             **derive(values, weights)})
         rows.sort(key=lambda r: (-r["accepted"], -r["in_progress"], r["key"] is None, str(r["key"])))
     total_raw = raw.get(TOTAL, {})
-    total = {"key": None, "label": "合计 total", **derive(total_raw)}
+    total = {"key": None, "label": "合计 total", **derive(total_raw, weights)}
     return {
         "tenant": flt.tenant, "group_by": group_by, "start": iso(flt.start), "end": iso(flt.end),
-        "timezone": tz_name(flt.tz),
+        "timezone": tz_name(flt.tz), "weights": weights.as_dict(),
         "columns": [{"name": k.name, "zh": k.zh, "en": k.en, "label": k.label, "unit": k.unit} for k in KPIS],
         "total": total, "rows": rows,
     }, total_raw

@@ -1,18 +1,23 @@
-"""The KPI rules: per case, in SQL, whether and when it counts for each KPI (domain.md §3(e)).
+"""The KPI rules: per case, in SQL, whether and when it counts for each KPI (domain.md §3(e));
+per step, which event counts, when, and against which department (docs/kpis.md).
 
-Each rule is a SQL fragment over the per-case columns of :data:`CASE_COLUMNS` (computed once per
-case of P by :mod:`services.reporting.kpis.sql`); :data:`EVENT_RULES` count events in a
+Each case rule is a SQL fragment over the per-case columns of :data:`CASE_COLUMNS` (computed once
+per case of P by :mod:`services.reporting.kpis.sql`); :data:`EVENT_RULES` count events in a
 sub-period, :data:`STATE_RULES` states at a sub-period's end, :data:`TIME_RULES` time statistics.
-The arithmetic that turns the counts into rates is in :mod:`services.reporting.kpis.formulas`.
+Each step rule (:data:`STEP_RULES`) is a SQL fragment over one row of ``reporting.case_steps`` (or
+one hold: the steps from one hand-over to the next) and names the department the event counts
+against. The arithmetic that turns the counts into rates is in
+:mod:`services.reporting.kpis.formulas`.
 
 What case_facts does not have, and the rule applied instead
 -----------------------------------------------------------
-- 受理/立案 times: case_facts keeps no acceptance or filing time. Grid workers' reports are
-  accepted and filed automatically when dispatch takes them (services/dispatch/domain.py), so
-  ``reported_at`` is the time of 受理 and of 立案 for every case.
+- 受理/立案 times: case_facts keeps when a case was accepted (``accepted_at``) but not when it was
+  filed; a case counts only once accepted (services/reporting/filters.py ``counted``), and
+  ``reported_at`` is the time of 受理 and of 立案 for every case (grid workers' reports are accepted
+  and filed at once; a report waiting for the clerk counts from its report time once accepted).
 - State history: case_facts keeps the case's *current* ``state`` only. Rejected (不予受理) and
-  cancelled (作废) cases, and reports still awaiting acceptance (state ``reported``), are outside
-  every KPI; shelved (挂账) means "shelved now".
+  cancelled (作废) cases, and reports not yet accepted, are outside every KPI; shelved (挂账) means
+  "shelved now". The steps (``case_steps``) hold the history the step rules count.
 - Deadline: history imports carry the due date their source recorded (NYC ``Due Date``,
   Baltimore ``DueDate``, Boston ``TARGET_DT``; dispatch puts it on the replayed dispatch); the
   others (SF, Fuzhou, Teddy Cup, seed A) carry none. A case without a deadline is due in the
@@ -21,28 +26,32 @@ What case_facts does not have, and the rule applied instead
 - On time: closed by the deadline, the deadline itself included (Boston's ``OnTime_Status``:
   ONTIME iff ``CLOSED_DT`` is not after ``TARGET_DT``; docs/kpis.md §4 "Recorded deadlines of
   history" for where our figures and the sources' own can differ).
-- Close time: a closed case whose source gave no close time (RecordedOutcome.closed_at None)
-  counts as closed at its report time (so on time unless its deadline lies before the report);
-  a close time before the report time counts as the report time (a source's clock error cannot
-  make a case close before it existed).
+- Close time: 办结 is a case's newest closure (``final_closed_at``; a reopened case is open again
+  until it closes again); the time to first close and to final close are both given. A closed
+  case whose source gave no close time (RecordedOutcome.closed_at None) counts as closed at its
+  report time (so on time unless its deadline lies before the report); a close time before the
+  report time counts as the report time (a source's clock error cannot make a case close before
+  it existed). A reopened case counts as open from its report to its final closure.
 - 督办 records: case_facts keeps the highest supervision level (0 none, 1 督办 at red, 2 提级督办,
-  services/dispatch/lifecycle.py), not each record's time. A case's records are its level (one
-  per level reached; yellow warnings are not 督办) and are counted in the period of its deadline,
-  the moment the red alert fires (domain.md §3(d)4).
-- Transfers and returns: counted on the case (``transfer_count``, ``return_count``) and
-  attributed to the period of the case's first dispatch.
+  services/dispatch/domain/lifecycle.py), not each record's time. A case's records are its level
+  (one per level reached; yellow warnings are not 督办) and are counted in the period of its
+  deadline, the moment the red alert fires (domain.md §3(d)4).
+- Transfers: counted on the case (``transfer_count``, attributed to the period of the case's first
+  dispatch, 转办率) and as steps (转出/转入, each in its own period, against the department).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
+from typing import NamedTuple
 
 from services.reporting.db import LIFETIME_END
+from services.reporting.filters import COUNTED_SQL
 from services.reporting.kpis.catalogue import PLACE_LEVELS
-from services.reporting.kpis.clock import working_clock_sql
-
-#: Cases outside every KPI (their current state, see the module docstring).
-EXCLUDED_STATES: tuple[str, ...] = ("reported", "rejected", "cancelled")
+from services.reporting.kpis.clock import local_epoch_sql, working_clock_sql
+from shared.contract.actions import OUTCOMES, SATISFIED
+from shared.domain.workcalendar import URGENCY_LIMITS
 
 #: request_type of cases found by grid sweeps (排查; gridcase/seeds.py, seed-figures.md A).
 SWEEP_REQUEST_TYPE = "排查"
@@ -67,8 +76,7 @@ GROUP_KEYS: Mapping[str, str] = {
 #: ``n + 1`` = after P (or never).
 CASE_COLUMNS: Mapping[str, str] = {
     # Universe: cases that were accepted (受理) and are not rejected/cancelled (module docstring).
-    "universe": "cf.reported_at IS NOT NULL AND (cf.state IS NULL OR cf.state NOT IN ("
-                + ", ".join(f"'{state}'" for state in EXCLUDED_STATES) + "))",
+    "universe": COUNTED_SQL,
     # Candidates of P: cases alive at some moment of P, i.e. reported before its end and not
     # closed before its start (every event of a case lies within its life).
     # The lifetime end (close time, or +infinity while open) is the expression of the index
@@ -79,10 +87,13 @@ CASE_COLUMNS: Mapping[str, str] = {
     # (domain.md §3(c) "accepted→closed by a grid worker's 自行处置").
     "rb": "width_bucket(cf.reported_at, :bounds::timestamptz[])",
     "filed": "(cf.dispatched_at IS NOT NULL OR cf.state IS NOT DISTINCT FROM 'filed')",
-    # 办结: the close time (module docstring); open cases: n + 1.
-    "close_t": "greatest(coalesce(cf.closed_at, cf.reported_at), cf.reported_at)",
-    "cb": "CASE WHEN cf.closed THEN width_bucket(greatest(coalesce(cf.closed_at, cf.reported_at), cf.reported_at), "
-          ":bounds::timestamptz[]) ELSE :n::int + 1 END",
+    # 办结: the newest close time (module docstring); open cases: n + 1. The outcome is the newest
+    # closure's.
+    "close_t": "greatest(coalesce(cf.final_closed_at, cf.closed_at, cf.reported_at), cf.reported_at)",
+    "cb": "CASE WHEN cf.closed THEN width_bucket(greatest(coalesce(cf.final_closed_at, cf.closed_at, cf.reported_at), "
+          "cf.reported_at), :bounds::timestamptz[]) ELSE :n::int + 1 END",
+    # the first closure (time to first close), also of a case reopened since
+    "fb": "width_bucket(cf.closed_at, :bounds::timestamptz[])",
     "db": "width_bucket(cf.deadline, :bounds::timestamptz[])",
     "shelved": "(cf.state IS NOT DISTINCT FROM 'shelved')",
     # Overdue while open from the later of report and deadline, once the deadline is before now;
@@ -92,18 +103,22 @@ CASE_COLUMNS: Mapping[str, str] = {
     # First dispatch to a handler (the triage queue is not a dispatch to a handler).
     "pb": "width_bucket(CASE WHEN cf.target_kind IS DISTINCT FROM 'triage' THEN cf.dispatched_at END, :bounds::timestamptz[])",
     "ab": "width_bucket(cf.acknowledged_at, :bounds::timestamptz[])",
-    # Disposed (处置): first resolution, or the closure when the source records none (history
-    # imports, 自行处置).
-    "sb": "width_bucket(coalesce(cf.resolved_at, CASE WHEN cf.closed THEN greatest(coalesce(cf.closed_at, cf.reported_at), "
-          "cf.reported_at) END), :bounds::timestamptz[])",
-    # Time to close (the rule of services/reporting/stats.py): closed_at − reported_at over closed
-    # cases with both times and closed_at ≥ reported_at; time to acknowledge (平均响应时长,
-    # domain.md §3(e)): acknowledged_at − dispatched_at. Natural hours and working hours
-    # (services/reporting/kpis/clock.py).
-    "close_h": "CASE WHEN cf.closed AND cf.closed_at >= cf.reported_at "
+    # Disposed (处置): first resolution, or the first closure when the source records none
+    # (history imports, 自行处置).
+    "sb": "width_bucket(coalesce(cf.resolved_at, CASE WHEN cf.closed OR cf.closed_at IS NOT NULL THEN "
+          "greatest(coalesce(cf.closed_at, cf.reported_at), cf.reported_at) END), :bounds::timestamptz[])",
+    # Time to close (the rule of services/reporting/stats.py), to the first closure and to the
+    # final one: close time − reported_at over cases with both times and close time ≥ reported_at;
+    # time to acknowledge (平均响应时长, domain.md §3(e)): acknowledged_at − dispatched_at. Natural
+    # hours and working hours (services/reporting/kpis/clock.py).
+    "close_h": "CASE WHEN cf.closed_at >= cf.reported_at "
                "THEN date_part('epoch', cf.closed_at - cf.reported_at) / 3600.0 END",
-    "close_wh": f"CASE WHEN cf.closed AND cf.closed_at >= cf.reported_at "
+    "close_wh": f"CASE WHEN cf.closed_at >= cf.reported_at "
                 f"THEN ({working_clock_sql('cf.l_closed')} - {working_clock_sql('cf.l_reported')}) / 3600.0 END",
+    "final_close_h": "CASE WHEN cf.closed AND coalesce(cf.final_closed_at, cf.closed_at) >= cf.reported_at "
+                     "THEN date_part('epoch', coalesce(cf.final_closed_at, cf.closed_at) - cf.reported_at) / 3600.0 END",
+    "final_close_wh": f"CASE WHEN cf.closed AND coalesce(cf.final_closed_at, cf.closed_at) >= cf.reported_at "
+                      f"THEN ({working_clock_sql('cf.l_final_closed')} - {working_clock_sql('cf.l_reported')}) / 3600.0 END",
     "ack_h": "CASE WHEN cf.acknowledged_at >= cf.dispatched_at "
              "THEN date_part('epoch', cf.acknowledged_at - cf.dispatched_at) / 3600.0 END",
     "ack_wh": f"CASE WHEN cf.acknowledged_at >= cf.dispatched_at "
@@ -118,8 +133,11 @@ EVENT_RULES: Mapping[str, tuple[str, str]] = {
     "accepted": ("count", "c.rb BETWEEN {lo} AND {hi}"),
     # 立案数 (l.172): of those, filed (立案 time = report time).
     "filed": ("count", "c.rb BETWEEN {lo} AND {hi} AND c.filed"),
-    # 办结量 (l.172): closed in P.
+    # 办结量 (l.172): closed in P; its outcome breakdown (issue 12: one count per outcome, history
+    # sources record none).
     "closed": ("count", "c.cb BETWEEN {lo} AND {hi}"),
+    **{outcome: ("count", f"c.cb BETWEEN {{lo}} AND {{hi}} AND c.outcome = '{outcome}'") for outcome in OUTCOMES},
+    "outcome_unrecorded": ("count", "c.cb BETWEEN {lo} AND {hi} AND c.outcome IS NULL"),
     # 按期办结 (l.175 [R1][P9]): closed in P by the deadline (inclusive, as Boston's OnTime_Status);
     # no deadline = not late.
     "closed_on_time": ("count", "c.cb BETWEEN {lo} AND {hi} AND (c.deadline IS NULL OR c.close_t <= c.deadline)"),
@@ -133,9 +151,6 @@ EVENT_RULES: Mapping[str, tuple[str, str]] = {
     # 转办率 (l.178): cases first dispatched in P; transferred ≥ 1 time.
     "dispatched": ("count", "c.pb BETWEEN {lo} AND {hi}"),
     "transferred": ("count", "c.pb BETWEEN {lo} AND {hi} AND c.transfer_count > 0"),
-    # 准确派遣率 (l.185): dispatches of a case = 1 + its returns (each 退回 is a wrong dispatch).
-    "dispatches": ("sum:1 + c.return_count", "c.pb BETWEEN {lo} AND {hi}"),
-    "returned": ("sum:c.return_count", "c.pb BETWEEN {lo} AND {hi}"),
     # 返工率 (l.179 [R1]): disposed in P; rework cases = disposed with rework_count ≥ 1.
     "disposed": ("count", "c.sb BETWEEN {lo} AND {hi}"),
     "rework": ("count", "c.sb BETWEEN {lo} AND {hi} AND c.rework_count > 0"),
@@ -149,7 +164,8 @@ EVENT_RULES: Mapping[str, tuple[str, str]] = {
 #: ``quantile``) over the cases acknowledged / closed in the sub-periods.
 TIME_RULES: Mapping[str, tuple[str, str, str]] = {
     "ack": ("c.ack_h", "c.ack_wh", "c.ab"),
-    "close": ("c.close_h", "c.close_wh", "c.cb"),
+    "close": ("c.close_h", "c.close_wh", "c.fb"),
+    "final_close": ("c.final_close_h", "c.final_close_wh", "c.cb"),
 }
 
 #: State KPIs at the end of a sub-period: ``name: (first, stop, condition)``: a case is in the
@@ -163,6 +179,119 @@ STATE_RULES: Mapping[str, tuple[str, str, str]] = {
     "in_progress_transferred": ("c.rb", "c.cb", "c.transfer_count > 0"),
     "overdue_open": ("c.ob", "c.cb", "TRUE"),
 }
+
+# --------------------------------------------------------------------------- step rules
+
+#: Actions that hand a case to a handler: each starts a *hold* (the steps up to the next such
+#: action), so a hand-over's acknowledgement and the return that undoes a dispatch are found in it.
+OPENING_ACTIONS: tuple[str, ...] = ("dispatch", "transfer", "reopen", "mediation_failed")
+
+#: States in which the case is with a handler (a department or a mediation rung): a
+#: recategorization from one of them corrects a dispatch (准确派遣率 falls).
+HANDLING_STATES: tuple[str, ...] = ("dispatched", "acknowledged", "in_progress", "mediating")
+
+#: States that end mediation without a hand-off (an agreement closes the case; cancelled and
+#: rejected end it).
+_MEDIATION_ENDS = ("mediating", "closed", "cancelled", "rejected")
+
+
+def _quoted(values) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+class StepRule(NamedTuple):
+    """One per-event figure. ``source``: ``s`` (a step of ``case_steps``) or ``h`` (a hold: its
+    opening step ``h.*`` with ``h.ack_at`` the first acknowledgement in it, ``h.undone`` whether a
+    return or a recategorization undid it, ``h.left_at`` when the case left mediation within it,
+    ``h.next_at`` when the next hold began). ``condition`` selects the events; ``department`` is the
+    department the event counts against (group_by=department, the department filter); ``rung`` the
+    mediation rung, if the figure is given per rung; ``time`` places it in a sub-period; ``agg``:
+    ``sum`` counts the events (``value`` 1), ``cases`` the cases with such an event (each once),
+    ``avg`` averages ``value``."""
+
+    source: str
+    condition: str
+    department: str
+    rung: str | None = None
+    time: str | None = None
+    value: str = "1"
+    agg: str = "sum"
+
+
+#: Longest span of calendar time a response limit can take (1 working day across the longest run of
+#: holidays, the Spring Festival, is under two weeks): the step statement needs the working clock
+#: only from the start of P to this long after its end
+#: (:func:`services.reporting.kpis.clock.working_clock_params_between`).
+RESPONSE_WINDOW = timedelta(days=31)
+
+
+def response_in_time_sql(start: str, end: str, urgency: str) -> str:
+    """SQL: whether ``end − start`` is within the response limit (签收) of ``urgency``
+    (shared/domain/workcalendar.py ``URGENCY_LIMITS``, docs/domain.md §3(d)3: 特急 30 min, 紧急 2 h,
+    一般 and 复杂 1 WD): natural time for hour limits, working time (W(end) − W(start),
+    services/reporting/kpis/clock.py) for working-day limits."""
+    def working(t: str) -> str:
+        return working_clock_sql(local_epoch_sql(t))
+
+    arms = []
+    for name, limits in URGENCY_LIMITS.items():
+        seconds = limits.respond.span().total_seconds()
+        measure = (f"({working(end)} - {working(start)})" if limits.respond.is_working_days
+                   else f"date_part('epoch', {end} - {start})")
+        arms.append(f"WHEN '{name}' THEN {measure} <= {seconds:g}")
+    return f"(CASE {urgency} {' '.join(arms)} END)"
+
+
+_CALLBACK = "s.action = 'callback'"
+_REACHED = f"{_CALLBACK} AND s.satisfaction IS DISTINCT FROM 'unreachable'"
+_MEDIATION_LEFT = "coalesce(h.left_at, h.next_at)"
+
+#: The per-event figures, each defined once (docs/kpis.md §3.7-3.10). Attribution (issue 12
+#: item 3): a dispatch against the department that received it, a return against the one that
+#: returned it, a transfer out of the transferring department and into the receiving one, a
+#: callback against the department the case closed with.
+STEP_RULES: Mapping[str, StepRule] = {
+    # 转办 (§1.5 [P22]) as events: out of one department, into the next.
+    "transfers_out": StepRule("s", "s.action = 'transfer'", "s.from_department"),
+    "transfers_in": StepRule("s", "s.action = 'transfer'", "s.department"),
+    # 准确派遣率 ([R1]): each dispatch to a handler (not the triage queue), judged by its hold: a
+    # return (退回, wrong dispatch) or a recategorization while the case is with the handler makes
+    # it inaccurate. Returns and recategorizations are also counted as events.
+    "dispatches": StepRule("h", "h.action = 'dispatch' AND h.target_kind IN ('department', 'mediation')",
+                           "h.department"),
+    "inaccurate_dispatches": StepRule(
+        "h", "h.action = 'dispatch' AND h.target_kind IN ('department', 'mediation') AND h.undone", "h.department"),
+    "returned": StepRule("s", "s.action = 'return'", "s.from_department"),
+    "recategorized": StepRule("s", "s.action = 'recategorize'", "s.from_department"),
+    # 响应率 ([P19][P23]): live hand-overs to a department (dispatch, transfer, reopen, a mediation
+    # hand-off to the police) acknowledged within the urgency's response limit.
+    "handovers": StepRule("h", "NOT h.history AND h.to_state = 'dispatched'", "h.department"),
+    "responded": StepRule("h", "NOT h.history AND h.to_state = 'dispatched' AND "
+                          + response_in_time_sql("h.at", "h.ack_at", "h.urgency"), "h.department"),
+    # 回访 ([P16][P19]): a callback that reached the resident (not 未联系上), its ratings.
+    "callbacks": StepRule("s", _REACHED, "s.department"),
+    "callbacks_unreachable": StepRule("s", f"{_CALLBACK} AND s.satisfaction = 'unreachable'", "s.department"),
+    "callbacks_satisfied": StepRule("s", f"{_REACHED} AND s.satisfaction IN ({_quoted(sorted(SATISFIED))})",
+                                    "s.department"),
+    "callbacks_rated": StepRule("s", f"{_REACHED} AND s.resident_resolved IS NOT NULL", "s.department"),
+    "callbacks_resolved": StepRule("s", f"{_REACHED} AND s.resident_resolved", "s.department"),
+    # 重办 ([P22]): against the department that had closed the case.
+    "reopened": StepRule("s", "s.action = 'reopen'", "s.from_department"),
+    # Mediation per rung (seed E, §1.6): cases that entered a rung (each once), agreements,
+    # escalations to the next rung, hand-offs out of the ladder (to the police or a department),
+    # time spent on the rung (from entering it to the next step that left it).
+    "mediated": StepRule("h", "h.to_state = 'mediating'", "h.department", rung="h.mediation_level", agg="cases"),
+    "mediation_agreements": StepRule("s", "s.action = 'mediation_agreement'", "s.from_department",
+                                     rung="coalesce(s.from_rung, s.mediation_level)"),
+    "mediation_escalations": StepRule("s", "s.action = 'mediation_failed' AND s.to_state = 'mediating'",
+                                      "s.from_department", rung="s.from_rung"),
+    "mediation_handoffs": StepRule("s", f"s.from_state = 'mediating' AND s.to_state NOT IN ({_quoted(_MEDIATION_ENDS)})",
+                                   "s.from_department", rung="s.from_rung"),
+    "mediation_hours": StepRule("h", f"h.to_state = 'mediating' AND {_MEDIATION_LEFT} IS NOT NULL", "h.department",
+                                rung="h.mediation_level", time=_MEDIATION_LEFT,
+                                value=f"date_part('epoch', {_MEDIATION_LEFT} - h.at) / 3600.0", agg="avg"),
+}
+
 
 #: Extra counts the work summary needs (:func:`~services.reporting.kpis.summary.choose_wording`), same ``{lo}``/``{hi}`` form:
 #: accepted cases found by sweeps, and of illegal-business categories (``:business``).

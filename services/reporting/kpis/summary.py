@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.filters import CaseFilter
+from services.reporting.kpis.catalogue import KPIS
 from services.reporting.kpis.queries import kpi_table
 from services.reporting.kpis.rules import business_categories
 from services.reporting.labels import department_short_name
@@ -66,7 +67,8 @@ def summary_paragraph(total: Mapping[str, Any], wording: SummaryWording, *, tran
     Template (clauses with a zero count are left out, except 已办结 and 办结率):
     ``"{period}，{place}共{verb}{subject}{受理量}{unit}，已办结{办结量}{unit}，正在办理{在办·未转办}{unit}，
     转办{departments}等部门{在办·已转办}{unit}，办结率{办结率}。"`` followed, when known, by the time to
-    close (mean hours and working hours), 超期 and 督办. 正在办理 and 转办 split the cases open at
+    close (mean hours and working hours), 超期 and 督办, then by the closed loop
+    (:func:`closed_loop_sentence`: returns, transfers, reopens, callbacks, mediation). 正在办理 and 转办 split the cases open at
     the end of P by whether they were transferred, so 已办结 + 正在办理 + 转办 = 受理量 when every
     case of P was reported in P (seed-figures.md A: 3644 + 627 + 1139 = 5410). Seed A reads
     "共排查梳理非法经营领域矛盾问题5410户，已办结3644户，正在办理627户，转办卫生健康、文化和旅游等部门1139户，
@@ -95,7 +97,36 @@ def summary_paragraph(total: Mapping[str, Any], wording: SummaryWording, *, tran
         extra.append(f"督办{total['supervisions']}次")
     if extra:
         text += "，".join(extra) + "。"
-    return text
+    return text + closed_loop_sentence(total, wording.unit)
+
+
+#: The clauses of :func:`closed_loop_sentence`, in order: a clause is written when one of its
+#: counts is not zero; rates appear as per cent.
+_LOOP_CLAUSES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("returned",), "退回{returned}次"),
+    (("transfers_out",), "转办{transfers_out}次"),
+    (("reopened",), "重办{reopened}次"),
+    (("reopen_rate",), "重办率{reopen_rate}"),  # none without a completion in P
+    (("callbacks",), "回访{callbacks}次，满意率{satisfaction_rate}"),
+    (("callbacks_rated",), "解决率{resolution_rate}"),
+    (("mediated",), "调解{mediated}{unit}"),
+    (("mediation_agreements",), "达成调解协议{mediation_agreements}{unit}"),
+    (("mediation_escalations",), "调解上报{mediation_escalations}次"),
+    (("mediation_handoffs",), "移交{mediation_handoffs}{unit}"),
+    (("mediation_agreements", "mediation_handoffs"), "调解成功率{mediation_success_rate}"),
+)
+
+
+def closed_loop_sentence(total: Mapping[str, Any], unit: str) -> str:
+    """The closed loop of P in one Chinese sentence (issue 12 item 8), from a KPI row: returns,
+    transfers, reopens (with 重办率 when something was completed), callbacks (满意率, and 解决率 when
+    the residents rated it), mediation (cases, agreements, escalations, hand-offs, 调解成功率), each
+    clause only when its count is not zero (:data:`_LOOP_CLAUSES`); ``""`` when all are zero. E.g.
+    "退回2次，转办3次，重办1次，重办率25.0%，回访4次，满意率75.0%，调解2件，达成调解协议1件，移交1件，调解成功率50.0%。"."""
+    values = {k.name: percent(total.get(k.name)) if k.unit == "rate" else total.get(k.name) for k in KPIS}
+    parts = [template.format(unit=unit, **values) for keys, template in _LOOP_CLAUSES
+             if any(total.get(k) for k in keys)]
+    return "，".join(parts) + "。" if parts else ""
 
 
 def period_text(start: datetime | None, end: datetime | None, tz: tzinfo) -> str:

@@ -3,7 +3,8 @@
  *
  * Plain JavaScript, no build step. Reads the reporting API of the same origin:
  *   /dashboard/tenants.json                      tenants and their place drill levels
- *   /v1/kpis?group_by=…                          totals, trend (period:day|week|month), departments, categories
+ *   /v1/kpis?group_by=…                          totals (办结率, 解决率, 满意率, 响应率), trend (period:day|week|month),
+ *                                                departments, categories
  *   /v1/stats?group_by=place&place_depth&place_prefix   place breakdown, street → community → grid
  *   /v1/cases/overdue, /v1/cases/supervised      case lists
  *   /v1/summary                                  the work-summary paragraph
@@ -302,6 +303,16 @@
     setText("kpi-completion_rate", fmtPct(t.completion_rate));
     setText("kpi-completion_rate-sub", "办结 " + fmtInt(t.closed) + " ÷ 应办结 due " + fmtInt(t.due) +
       " · 按期办结率 on time " + fmtPct(t.on_time_rate));
+    // the 12345 rates (docs/kpis.md): resident-judged resolution, satisfaction at callback, response in time
+    setText("kpi-resolution_rate", fmtPct(t.resolution_rate));
+    setText("kpi-resolution_rate-sub", "认为已解决 resolved " + fmtInt(t.callbacks_resolved) + " ÷ 评价 rated " +
+      fmtInt(t.callbacks_rated) + " · 解决量 " + fmtInt(t.resolved));
+    setText("kpi-satisfaction_rate", fmtPct(t.satisfaction_rate));
+    setText("kpi-satisfaction_rate-sub", "满意 satisfied " + fmtInt(t.callbacks_satisfied) + " ÷ 回访 callbacks " +
+      fmtInt(t.callbacks) + " · 综合评分 score " + fmtHours(t.assessment_score));
+    setText("kpi-response_rate", fmtPct(t.response_rate));
+    setText("kpi-response_rate-sub", "按时签收 in time " + fmtInt(t.responded) + " ÷ 派遣 handed over " +
+      fmtInt(t.handovers) + " · 重办 reopened " + fmtInt(t.reopened));
     var median = t.close_hours_median;
     var value = $("kpi-close_hours_median");
     clear(value);
