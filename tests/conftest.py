@@ -12,12 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from tests import api
+from tests import api, hypothesis_profiles  # hypothesis_profiles loads the Hypothesis profile (ci / dev)
 
 REPO = Path(__file__).resolve().parents[1]
 # Every stack a test starts installs the session's admin key (gridcase/runtime.py).
 os.environ["GRIDCASE_API_KEY"] = api.ADMIN_KEY
 SHARED_DATA = Path(os.environ.get("GRIDCASE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def pytest_report_header(config) -> str:
+    """Which Hypothesis profile the run uses (tests/hypothesis_profiles.py: ci or dev)."""
+    return f"hypothesis profile: {hypothesis_profiles.PROFILE} (tests/hypothesis_profiles.py)"
 
 
 def shared_data(name: str) -> Path:

@@ -108,13 +108,12 @@ def wait_state(stack, case_id: str, state: str, timeout_s: float = 40) -> dict:
         time.sleep(0.3)
 
 
-@pytest.fixture(scope="module")
-def cases(stack, keys) -> dict[str, str]:
-    """Cases A, B, C reported, accepted and filed (dispatched) by the tenant's admin."""
+def dispatched_cases(stack, keys, wanted: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Cases ``{name: (category, place)}`` reported, accepted and filed (dispatched) by the
+    tenant's admin; their ids by name."""
     intake = stack.url("intake")
     out = {}
-    for name, category, place in (("A", "100102", HEPING_GRID_1), ("B", "100102", XINGFU_GRID_2),
-                                  ("C", "100110", HEPING_GRID_1)):
+    for name, (category, place) in wanted.items():
         resp = call("POST", f"{intake}/v1/reports", keys["admin"], json={
             "tenant": TENANT, "category_code": category, "place_code": place, "channel": "phone",
             "description": f"access matrix case {name}", "reported_at": now_iso()})
@@ -128,6 +127,15 @@ def cases(stack, keys) -> dict[str, str]:
         resp = call("POST", f"{intake}/v1/cases/{case_id}/actions", keys["admin"], json={"action": "file"})
         assert resp.status_code == 202, resp.text
         wait_state(stack, case_id, "dispatched")
+    return out
+
+
+@pytest.fixture(scope="module")
+def cases(stack, keys) -> dict[str, str]:
+    """Cases A, B, C reported, accepted and filed (dispatched) by the tenant's admin. Tests only
+    read them or take actions that are refused, so every test finds them dispatched."""
+    out = dispatched_cases(stack, keys, {"A": ("100102", HEPING_GRID_1), "B": ("100102", XINGFU_GRID_2),
+                                         "C": ("100110", HEPING_GRID_1)})
     assert view(stack, out["A"])["department"] == "urban_management"
     assert view(stack, out["C"])["department"] == "ecology_environment"
     # reporting has counted them (the figures below are compared within scopes)
@@ -241,18 +249,25 @@ def test_get_action_status(stack, keys, cases, action_ids, role):
             assert resp.json()["action_id"] == action_ids[name] and resp.json()["action"] == "verify_pass"
 
 
-def test_department_staff_sign_for_their_case_and_the_audit_names_them(stack, keys, cases):
+def test_department_staff_sign_for_their_case_and_the_audit_names_them(stack, keys):
+    """On a case of its own like A (urban_management, 和平 grid 1): A stays dispatched for the
+    other tests."""
     intake = stack.url("intake")
-    wrong = call("POST", f"{intake}/v1/cases/{cases['A']}/actions", keys["grid_worker"], json={"action": "acknowledge"})
+    case_id = dispatched_cases(stack, keys, {"D": ("100102", HEPING_GRID_1)})["D"]
+    assert view(stack, case_id)["department"] == "urban_management"
+    wrong = call("POST", f"{intake}/v1/cases/{case_id}/actions", keys["grid_worker"], json={"action": "acknowledge"})
     assert wrong.status_code == 403
-    ok = call("POST", f"{intake}/v1/cases/{cases['A']}/actions", keys["department_staff"],
+    not_theirs = call("POST", f"{intake}/v1/cases/{case_id}/actions", keys["department_staff"],
+                      json={"action": "verify_pass"})
+    assert not_theirs.status_code == 403 and not_theirs.json()["error"] == "forbidden", not_theirs.text
+    ok = call("POST", f"{intake}/v1/cases/{case_id}/actions", keys["department_staff"],
               json={"action": "acknowledge", "actor_role": "someone_else"})
     assert ok.status_code == 202, ok.text
-    wait_state(stack, cases["A"], "acknowledged")
+    wait_state(stack, case_id, "acknowledged")
     key_id = keys["department_staff"].split("_")[1]
     deadline = time.monotonic() + 30
     while True:
-        entries = call("GET", f"{intake}/v1/cases/{cases['A']}/audit", keys["community_staff"]).json()["entries"]
+        entries = call("GET", f"{intake}/v1/cases/{case_id}/audit", keys["community_staff"]).json()["entries"]
         applied = [e for e in entries if e["action"] == "acknowledge" and e["outcome"] == "applied"]
         if applied:
             break
@@ -271,10 +286,17 @@ def test_department_staff_sign_for_their_case_and_the_audit_names_them(stack, ke
 
 
 def test_probes_from_outside_the_scope_are_kept_in_the_audit(stack, keys, cases):
-    entries = call("GET", f"{stack.url('intake')}/v1/cases/{cases['B']}/audit", keys["admin"]).json()["entries"]
+    """A grid worker of 和平 asks for an action on B (幸福): answered 404 like a case that does not
+    exist, and kept in B's audit as refused."""
+    intake = stack.url("intake")
+    probe = call("POST", f"{intake}/v1/cases/{cases['B']}/actions", keys["grid_worker"], json={"action": "verify_pass"})
+    assert probe.status_code == 404 and probe.json()["error"] == "not_found", probe.text
+    entries = call("GET", f"{intake}/v1/cases/{cases['B']}/audit", keys["admin"]).json()["entries"]
     key_id = keys["grid_worker"].split("_")[1]
     probes = [e for e in entries if e["actor_ref"] == key_id]
-    assert probes and all(e["outcome"] == "refused" and e["detail"].startswith("404") for e in probes)
+    assert any(e["action"] == "verify_pass" for e in probes), entries
+    assert all(e["outcome"] == "refused" and e["detail"].startswith("404") and e["actor_role"] == "grid_worker"
+               for e in probes), probes
 
 
 def test_idempotency_keys_and_source_ids_do_not_cross_scopes(stack, keys):
@@ -400,23 +422,44 @@ SCOPE_AS_FILTER = {
 }
 
 
+def scope_figures(reporting: str, key: str, scope_filter: dict) -> dict:
+    """The figures of the role-scope comparison, as ``key`` sees them with ``scope_filter``
+    added: the KPI total and rows by category, the statistics total by place, the work summary's
+    figures and the KPI CSV export."""
+    q = {"tenant": TENANT} | scope_filter
+
+    def get(path: str, **params) -> httpx.Response:
+        resp = call("GET", reporting + path, key, params=q | params)
+        assert resp.status_code == 200, (path, resp.text)
+        return resp
+
+    kpis = get("/v1/kpis", group_by="category").json()
+    return {"accepted": kpis["total"]["accepted"], "kpi_rows": [r["key"] for r in kpis["rows"]],
+            "stats_total": get("/v1/stats", group_by="place").json()["total"],
+            "summary": get("/v1/summary").json()["figures"], "csv": get("/v1/kpis.csv").text}
+
+
 @pytest.mark.parametrize("role", list(SCOPE_AS_FILTER))
 def test_reporting_figures_are_those_of_the_scope(stack, keys, cases, role):
+    """A role's unfiltered figures equal the admin's with the role's scope as a filter. Other tests
+    keep reporting cases while this one runs, so the role's figures are compared with the admin's
+    only when the admin's are the same just before and just after them (counting had settled)."""
     reporting = stack.url("reporting")
     q = {"tenant": TENANT}
-    mine = call("GET", f"{reporting}/v1/kpis", keys[role], params=q | {"group_by": "category"}).json()
-    theirs = call("GET", f"{reporting}/v1/kpis", keys["admin"], params=q | {"group_by": "category"} | SCOPE_AS_FILTER[role]).json()
-    assert mine["total"]["accepted"] == theirs["total"]["accepted"] > 0
-    assert [r["key"] for r in mine["rows"]] == [r["key"] for r in theirs["rows"]]
-    stats = call("GET", f"{reporting}/v1/stats", keys[role], params=q | {"group_by": "place"}).json()
-    stats_admin = call("GET", f"{reporting}/v1/stats", keys["admin"], params=q | {"group_by": "place"} | SCOPE_AS_FILTER[role]).json()
-    assert stats["total"] == stats_admin["total"]
-    summary = call("GET", f"{reporting}/v1/summary", keys[role], params=q).json()
-    summary_admin = call("GET", f"{reporting}/v1/summary", keys["admin"], params=q | SCOPE_AS_FILTER[role]).json()
-    assert summary["figures"] == summary_admin["figures"]
-    csv = call("GET", f"{reporting}/v1/kpis.csv", keys[role], params=q).text
-    csv_admin = call("GET", f"{reporting}/v1/kpis.csv", keys["admin"], params=q | SCOPE_AS_FILTER[role]).text
-    assert csv == csv_admin
+    deadline = time.monotonic() + 60
+    while True:
+        before = scope_figures(reporting, keys["admin"], SCOPE_AS_FILTER[role])
+        mine = scope_figures(reporting, keys[role], {})
+        theirs = scope_figures(reporting, keys["admin"], SCOPE_AS_FILTER[role])
+        if before == theirs:
+            break
+        assert time.monotonic() < deadline, "reporting's figures kept changing for 60 s"
+        time.sleep(0.5)
+    assert mine["accepted"] == theirs["accepted"] > 0
+    assert mine["kpi_rows"] == theirs["kpi_rows"]
+    assert mine["stats_total"] == theirs["stats_total"]
+    assert mine["summary"] == theirs["summary"]
+    assert mine["csv"] == theirs["csv"]
     xlsx = call("GET", f"{reporting}/v1/kpis.xlsx", keys[role], params=q).content
     assert zipfile.ZipFile(io.BytesIO(xlsx)).testzip() is None
     for kind in ("overdue", "supervised"):

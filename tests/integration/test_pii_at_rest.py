@@ -2,7 +2,7 @@
 anonymisation after closure (services/intake/store.py ``reseal_reporters``, ``anonymise_closed``,
 ``reporter_contact``; shared/platform/crypto.py ``Keyring``).
 
-Rows go straight into intake's schema, migrated here in a database of the module's own on the
+Rows go straight into intake's schema, migrated here in a database of each test's own on the
 session's PostgreSQL, for tenant ``demo-grid`` with fresh case ids.
 """
 
@@ -43,11 +43,12 @@ def keys() -> dict[str, str]:
     return {name: base64.urlsafe_b64encode(os.urandom(32)).decode() for name in ("ka", "kb")}
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
+@pytest_asyncio.fixture(loop_scope="session")
 async def engine(infra):
-    """Intake's schema, migrated, in a database of this module's own on the session's server:
-    ``reseal_reporters`` and ``anonymise_closed`` work on every row, and other tests' rows (sealed
-    with the development key) must neither stop them nor be changed by them."""
+    """Intake's schema, migrated, in a database of the test's own on the session's server:
+    ``reseal_reporters`` and ``anonymise_closed`` work on every row, so the figures they return
+    count only the rows this test stored, and other tests' rows (sealed with the development key,
+    or tampered with here) must neither stop them nor be changed by them."""
     name = f"pii_{uuid.uuid4().hex[:12]}"
     admin = make_engine(infra.database_url)
     async with admin.connect() as conn:

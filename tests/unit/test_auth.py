@@ -77,15 +77,37 @@ def test_narrow(scope, asked, expected):
     assert Principal("k", "demo-grid", role, scope).narrow(asked) == expected
 
 
-@given(scope=st.from_regex(r"[0-9]{0,15}", fullmatch=True), asked=st.from_regex(r"[0-9]{0,15}", fullmatch=True),
-       code=st.from_regex(r"[0-9]{1,18}", fullmatch=True))
-def test_narrowed_prefix_never_reaches_outside_the_scope(scope, asked, code):
+place_prefixes = st.from_regex(r"[0-9]{0,15}", fullmatch=True)
+
+
+@st.composite
+def prefixes_and_code(draw):
+    """A scope, an asked prefix and a place code that, more often than chance would, extends one of
+    them (or the one the caller's query is narrowed to), so both sides of each check are reached."""
+    scope, asked = draw(place_prefixes), draw(place_prefixes)
+    if draw(st.booleans()):  # related prefixes: one extends the other
+        longer = draw(place_prefixes)
+        scope, asked = draw(st.sampled_from([(scope, scope + longer), (asked + longer, asked)]))
+    base = draw(st.sampled_from(["", scope, asked, scope + asked, asked + scope]))
+    code = base + draw(st.from_regex(r"[0-9]{0,18}", fullmatch=True))
+    return scope, asked, code or "0"
+
+
+@given(prefixes_and_code())
+def test_narrowed_prefix_never_reaches_outside_the_scope(drawn):
+    """The narrowed prefix selects exactly the places inside both the scope and the asked prefix
+    (shared/platform/auth.py ``Principal.narrow``): the longer of the two when one contains the
+    other, else ``None`` and no place."""
+    scope, asked, code = drawn
     who = Principal("k", "t", COMMUNITY_STAFF if scope else CITY_OPS, scope)
     narrowed = who.narrow(asked)
+    inside_both = who.sees_place("t", code) and code.startswith(asked)
     if narrowed is None:
-        assert not (code.startswith(scope) and code.startswith(asked))
-    elif code.startswith(narrowed):
-        assert who.sees_place("t", code) and code.startswith(asked)
+        assert not scope.startswith(asked) and not asked.startswith(scope)  # disjoint prefixes
+        assert not inside_both
+    else:
+        assert narrowed == max(scope, asked, key=len) and narrowed.startswith(scope) and narrowed.startswith(asked)
+        assert code.startswith(narrowed) == inside_both
 
 
 def test_capabilities_by_role():
@@ -167,14 +189,25 @@ def test_rate_limit_answers_429_with_retry_after():
     RateLimiter("").check("k1")  # empty: unlimited
 
 
-def test_rate_limit_window_moves():
+def test_rate_limit_window_moves(monkeypatch):
+    """A moving window: two requests a second, counted from each request's own time. A clock the
+    test moves (``time.time``, which the limiter's storage and Retry-After read) instead of sleeping."""
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
     limiter = RateLimiter("2/second")
     limiter.check("k")
     limiter.check("k")
     with pytest.raises(HTTPException):
         limiter.check("k")
-    time.sleep(1.1)
+    now[0] += 0.5  # still within the second of the first two
+    with pytest.raises(HTTPException) as caught:
+        limiter.check("k")
+    assert caught.value.headers["Retry-After"] == "1"
+    now[0] += 0.6  # 1.1 s after the first two: they have left the window
     limiter.check("k")
+    limiter.check("k")
+    with pytest.raises(HTTPException):
+        limiter.check("k")  # and the window is full again
 
 
 def test_sealed_values_open_only_with_their_key_and_row():

@@ -3,7 +3,8 @@ holds, shared/contract/events.py ``decode_event`` gives an event or a clean vali
 shared/platform/consumer.py ``decode_batch`` sorts every record into events or dead letters without raising
 (a raise there would stop the consumer on a poison record and redeliver it forever).
 
-Example counts: ``EXAMPLES`` per property (printed with ``pytest -s``)."""
+Example counts: ``EXAMPLES`` per property, 300 in CI and a tenth locally (tests/hypothesis_profiles.py;
+printed with ``pytest -s``)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ from shared.contract.events import (
 )
 from shared.platform.consumer import decode_batch
 from tests.integration.helpers import make_record
+from tests.hypothesis_profiles import examples
 
-EXAMPLES = 300
+EXAMPLES = examples(300)
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 CLEAN = (ValidationError, UnsupportedSchemaVersion)

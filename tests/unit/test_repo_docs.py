@@ -26,4 +26,6 @@ def test_demo_data_is_in_the_repository():
     # The demo must work from files inside the repo (NYC Open Data may be carried; the Chinese
     # samples may not).
     assert (REPO / "data" / "nyc311_2018-10-21_sample.csv").stat().st_size > 1_000_000
-    assert not any(p.suffix == ".csv" and "teddy" in p.name or "fuzhou" in p.name for p in (REPO / "data").iterdir())
+    # Both Chinese sources (Teddy Cup 2020 C, Fuzhou 12345), in any file format, anywhere under data/.
+    chinese = [p for p in (REPO / "data").rglob("*") if "teddy" in p.name.lower() or "fuzhou" in p.name.lower()]
+    assert not chinese, chinese

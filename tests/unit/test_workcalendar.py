@@ -37,6 +37,7 @@ from shared.domain.workcalendar import (
     working_time_between,
     yellow_at,
 )
+from tests.hypothesis_profiles import examples
 
 SH = DEFAULT_TZ
 
@@ -266,7 +267,7 @@ starts = st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2026, 6
 minutes = st.integers(min_value=0, max_value=20 * 24 * 60)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(start=starts, amount=minutes)
 def test_property_add_then_measure_round_trips(start, amount):
     delta = timedelta(minutes=amount)
@@ -275,7 +276,7 @@ def test_property_add_then_measure_round_trips(start, amount):
     assert end >= start
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(start=starts, a=minutes, b=minutes)
 def test_property_adding_is_monotone_and_lands_on_working_days(start, a, b):
     lo, hi = sorted((a, b))
@@ -287,7 +288,7 @@ def test_property_adding_is_monotone_and_lands_on_working_days(start, a, b):
         assert is_working_day((t_hi - timedelta(microseconds=1)).date())
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(start=starts, n=st.integers(1, 15), pause_at=minutes, pause_len=minutes)
 def test_property_resume_shifts_by_exactly_the_paused_working_time(start, n, pause_at, pause_len):
     limit = Limit.of_working_days(n)
