@@ -162,9 +162,10 @@ def _check_step(before: Case, command: Command, now: datetime, context: Context)
         assert getattr(new, name) >= getattr(before, name), name
     # a correction recounts the deadline when the limit changes on a case that has one (domain.md
     # §3(d)3) -- even when the recounted deadline happens to fall on the old one
+    # a correction restarts the clock's flags only when it moves the deadline (24 h -> 1 WD can
+    # recount to the same instant: then supervision and extension stand)
     new_clock = command.action == "reopen" or (
-        new.recategorize_count > before.recategorize_count and before.deadline is not None
-        and new.limit != before.limit)
+        new.recategorize_count > before.recategorize_count and new.deadline != before.deadline)
     if not new_clock:
         for name in CLOCK_FLAGS:
             assert getattr(new, name) >= getattr(before, name), name
