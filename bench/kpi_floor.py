@@ -33,7 +33,7 @@ import asyncio
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,10 +41,22 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 
-from bench.kpis import GOAL_MS, TENANT, TZ, add_data_arguments, bench_database, month_before  # noqa: E402
+from bench.kpis import (  # noqa: E402
+    GOAL_MS,
+    TENANT,
+    TZ,
+    add_data_arguments,
+    bench_database,
+    month_before,
+)
 from services.reporting.filters import CaseFilter  # noqa: E402
 from services.reporting.kpis.clock import local_epoch_sql, working_clock_params  # noqa: E402
-from services.reporting.kpis.queries import TOTAL, WORK_MEM, raw_figures, unpack_quantiles  # noqa: E402
+from services.reporting.kpis.queries import (  # noqa: E402
+    TOTAL,
+    WORK_MEM,
+    raw_figures,
+    unpack_quantiles,
+)
 from services.reporting.kpis.rules import CASE_COLUMNS  # noqa: E402
 from services.reporting.kpis.sql import LOCAL_EPOCHS, bind, measures  # noqa: E402
 from shared.platform.db import libpq_url, make_engine  # noqa: E402
@@ -190,7 +202,7 @@ def main() -> None:
     add_data_arguments(parser)
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     with bench_database(args, now) as url:
         t0 = time.perf_counter()
         asyncio.run(build(url))

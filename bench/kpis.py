@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -48,8 +48,8 @@ from services.reporting.kpis.case_lists import query_overdue, query_supervised  
 from services.reporting.kpis.catalogue import GROUP_BYS, PLACE_LEVELS  # noqa: E402
 from services.reporting.kpis.queries import query_kpis  # noqa: E402
 from services.reporting.kpis.summary import percent, work_summary  # noqa: E402
-from shared.platform.db import libpq_url, make_engine, run_migrations  # noqa: E402
 from shared.domain.taxonomy import load_taxonomy  # noqa: E402
+from shared.platform.db import libpq_url, make_engine, run_migrations  # noqa: E402
 
 TENANT = "bench-city"
 TZ = ZoneInfo("Asia/Shanghai")
@@ -171,26 +171,25 @@ async def measure(url: str, now: datetime, period: str, repeat: int) -> list:
     flt = CaseFilter(TENANT, start, end, tz=TZ)
     results: list = []
     try:
-        async with engine.connect() as conn:
-            async with conn.begin():
-                await timed("kpis (no group_by)", lambda: query_kpis(conn, flt, None, taxonomy=taxonomy, now=now),
-                            repeat, results)
-                for group_by in GROUP_BYS:
-                    await timed(f"kpis group_by={group_by}",
-                                lambda g=group_by: query_kpis(conn, flt, g, taxonomy=taxonomy, now=now), repeat, results)
-                await timed("cases/overdue (page 100)", lambda: query_overdue(conn, TENANT, now=now, tz=TZ,
-                                                                                   taxonomy=taxonomy), repeat, results)
-                await timed("cases/supervised (page 100)", lambda: query_supervised(conn, TENANT, now=now, tz=TZ,
-                                                                                         taxonomy=taxonomy), repeat, results)
-                await timed("summary", lambda: work_summary(conn, flt, taxonomy=taxonomy, now=now), repeat, results)
-                # the dashboard's place breakdown (static/app.js: /v1/stats?group_by=place&place_depth=…)
-                sflt = CaseFilter(TENANT, start, end)
-                for level, depth in PLACE_LEVELS.items():
-                    await timed(f"stats group_by=place ({level})",
-                                lambda d=depth: stats.query_stats(conn, sflt, "place", d), repeat, results)
-                total = (await query_kpis(conn, flt, None, now=now))["total"]
-                print(f"  (month: 受理 {total['accepted']:,}, 办结 {total['closed']:,}, 在办 {total['in_progress']:,}, "
-                      f"超期 {total['overdue']:,}, 办结率 {percent(total['completion_rate'])})")
+        async with engine.connect() as conn, conn.begin():
+            await timed("kpis (no group_by)", lambda: query_kpis(conn, flt, None, taxonomy=taxonomy, now=now),
+                        repeat, results)
+            for group_by in GROUP_BYS:
+                await timed(f"kpis group_by={group_by}",
+                            lambda g=group_by: query_kpis(conn, flt, g, taxonomy=taxonomy, now=now), repeat, results)
+            await timed("cases/overdue (page 100)", lambda: query_overdue(conn, TENANT, now=now, tz=TZ,
+                                                                               taxonomy=taxonomy), repeat, results)
+            await timed("cases/supervised (page 100)", lambda: query_supervised(conn, TENANT, now=now, tz=TZ,
+                                                                                     taxonomy=taxonomy), repeat, results)
+            await timed("summary", lambda: work_summary(conn, flt, taxonomy=taxonomy, now=now), repeat, results)
+            # the dashboard's place breakdown (static/app.js: /v1/stats?group_by=place&place_depth=…)
+            sflt = CaseFilter(TENANT, start, end)
+            for level, depth in PLACE_LEVELS.items():
+                await timed(f"stats group_by=place ({level})",
+                            lambda d=depth: stats.query_stats(conn, sflt, "place", d), repeat, results)
+            total = (await query_kpis(conn, flt, None, now=now))["total"]
+            print(f"  (month: 受理 {total['accepted']:,}, 办结 {total['closed']:,}, 在办 {total['in_progress']:,}, "
+                  f"超期 {total['overdue']:,}, 办结率 {percent(total['completion_rate'])})")
     finally:
         await engine.dispose()
     return results
@@ -239,7 +238,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--period", choices=("month", "quarter", "year"), default="month")
     args = parser.parse_args()
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     with bench_database(args, now) as url:
         results = asyncio.run(measure(url, now, args.period, args.repeat))
     worst = max(p95 for _, _, p95 in results)

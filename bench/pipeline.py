@@ -20,7 +20,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -30,8 +30,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from gridcase.client import wait_until_counted
 from gridcase.runtime import Stack
-from shared.platform.db import libpq_url
 from shared.contract.events import derive_id
+from shared.platform.db import libpq_url
 
 TENANT = "demo-grid"
 GRIDS = ("990102001001001", "990102001001002", "990102001002001")
@@ -46,7 +46,7 @@ def synthetic_report(i: int) -> dict:
         "place_code": GRIDS[i % len(GRIDS)],
         "description": f"基准测试上报 benchmark report #{i}: 网格员巡查发现问题，需要派遣处理。",
         "channel": "grid_worker",
-        "reported_at": datetime.now(timezone.utc).isoformat(),
+        "reported_at": datetime.now(UTC).isoformat(),
     }
 
 

@@ -86,9 +86,9 @@ def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL d
 @app.command()
 def demo(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL data (default: a temp dir)")) -> None:
     """Run the pipeline on the repository's real data and print the KPI tables."""
-    from gridcase.demo import run_demo  # noqa: PLC0415
-
     import shutil  # noqa: PLC0415
+
+    from gridcase.demo import run_demo  # noqa: PLC0415
 
     started = time.monotonic()
     state = state_dir or Path(tempfile.mkdtemp(prefix="gridcase-demo-"))
@@ -286,8 +286,8 @@ async def _with_auth_engine(work):
 
 def _check_place(tenant: str, scope: str) -> None:
     """Refuse a scope that is not a place (or under a place) of the tenant's configuration."""
-    from shared.platform.settings import ServiceSettings  # noqa: PLC0415
     from shared.domain.tenants import load_all_tenants  # noqa: PLC0415
+    from shared.platform.settings import ServiceSettings  # noqa: PLC0415
 
     if tenant == "*":
         return
@@ -301,9 +301,9 @@ def _check_place(tenant: str, scope: str) -> None:
 
 def _check_department(tenant: str, department: str | None) -> None:
     """Refuse a department that is neither in the taxonomy nor one of the tenant's own."""
-    from shared.platform.settings import ServiceSettings  # noqa: PLC0415
     from shared.domain.taxonomy import load_taxonomy  # noqa: PLC0415
     from shared.domain.tenants import load_all_tenants  # noqa: PLC0415
+    from shared.platform.settings import ServiceSettings  # noqa: PLC0415
 
     if not department:
         return
@@ -405,9 +405,9 @@ def pii_rotate() -> None:
     import asyncio  # noqa: PLC0415
 
     from services.intake.domain.privacy import keyring_of  # noqa: PLC0415
+    from services.intake.settings import IntakeSettings  # noqa: PLC0415
     from services.intake.store import reseal_reporters  # noqa: PLC0415
     from shared.platform.crypto import KeyringError  # noqa: PLC0415
-    from services.intake.settings import IntakeSettings  # noqa: PLC0415
 
     try:
         keyring = keyring_of(IntakeSettings())
@@ -423,8 +423,8 @@ def pii_anonymise(after_days: float = typer.Option(None, help="default: INTAKE_A
     import asyncio  # noqa: PLC0415
     from datetime import timedelta  # noqa: PLC0415
 
-    from services.intake.store import anonymise_closed  # noqa: PLC0415
     from services.intake.settings import IntakeSettings  # noqa: PLC0415
+    from services.intake.store import anonymise_closed  # noqa: PLC0415
 
     days = after_days if after_days is not None else IntakeSettings().anonymise_after_days
     done = asyncio.run(_with_intake_engine(lambda engine: anonymise_closed(engine, timedelta(days=days))))
@@ -433,7 +433,7 @@ def pii_anonymise(after_days: float = typer.Option(None, help="default: INTAKE_A
 
 @app.command("seed-a")
 def seed_a(out: Path = typer.Option(None, help="output JSONL file (default: stdout)")) -> None:
-    """Write seed scenario A (seed-figures.md block A) as JSONL in the project's import format."""
+    """Write seed scenario A (docs/seeds.md block A) as JSONL in the project's import format."""
     from gridcase.seeds import generate_seed_a, write_seed_a  # noqa: PLC0415
 
     if out:

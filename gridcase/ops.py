@@ -18,9 +18,9 @@ from datetime import datetime
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from shared.contract.topics import SOURCE_TOPICS, TOPIC_REPORTED, dlq
 from shared.platform.db import libpq_url
 from shared.platform.kafka import ensure_topics, make_producer
-from shared.contract.topics import SOURCE_TOPICS, TOPIC_REPORTED, dlq
 
 OUTBOXES = ("intake", "dispatch")
 REDRIVE_GROUP = "gridcase-dlq-redrive"
@@ -165,12 +165,12 @@ async def rebuild_reporting(database_url: str, page: int = 5000) -> dict[str, in
     Returns ``{"events": n, "cases": m}``.
     """
     import sqlalchemy as sa  # noqa: PLC0415
+    from sqlalchemy.dialects.postgresql import insert  # noqa: PLC0415
 
     from services.reporting import db as rdb  # noqa: PLC0415
     from services.reporting.handlers import apply_events  # noqa: PLC0415
-    from shared.platform.db import make_engine  # noqa: PLC0415
     from shared.contract.events import decode_event  # noqa: PLC0415
-    from sqlalchemy.dialects.postgresql import insert  # noqa: PLC0415
+    from shared.platform.db import make_engine  # noqa: PLC0415
 
     engine = make_engine(database_url)
     events = 0

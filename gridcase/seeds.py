@@ -1,6 +1,6 @@
 """Generate seed scenario A: the market-regulation bureau's campaign on illegal business.
 
-Source of the facts: /work/shared/design/seed-figures.md block A (a grid office's year-end work
+Source of the facts: docs/seeds.md block A (a grid office's year-end work
 summary, 工作总结): over three months of grid sweeps (排查梳理) the bureau found 5410 businesses;
 3644 were closed (已办结), 627 are still being handled within the bureau's own remit (正在办理),
 and 1139 needed a prior licence (前置审批) from another body and were transferred (转办).
@@ -14,12 +14,12 @@ district). Each line is a historical record (``history`` set) so that dispatch r
   report (status 已办结).
 - 627 x ``500101``, department ``market_regulation``, open (status 正在办理).
 - 1139 x prior-licence trades ``8001nn``, department ``market_regulation`` and one
-  ``RecordedTransfer`` to the trade's licensing department from the taxonomy (domain.md §3(b)),
+  ``RecordedTransfer`` to the trade's licensing department from the taxonomy (docs/domain.md §3(b)),
   after the report; not closed (status 已转办). Only trades licensed by ANOTHER body are used:
   the summary says these were transferred to other departments (转办卫生、环保等部门), so the
   trades the bureau licenses itself (catering 800101, pharmacies 800107) are left out.
 
-Everything not stated by seed-figures.md is a generator choice, not a fact: the split of the 1139
+Everything not stated by docs/seeds.md is a generator choice, not a fact: the split of the 1139
 over the trades (the summary gives none: spread evenly), the report times
 (weekdays 08:30-17:30 Asia/Shanghai from 2026-03-02 for 13 weeks), the closing delays (1-5 days)
 and the grid of each business (round robin over all 36 grids in a shuffled order). The output is
@@ -46,11 +46,11 @@ SOURCE = "seed-a"
 SEED = 20260302  # fixed random seed (generator choice)
 TZ = ZoneInfo("Asia/Shanghai")
 START = date(2026, 3, 2)  # a Monday; the brief fixes the start date
-WEEKS = 13  # "three months" of sweeps (seed-figures.md A: 排查梳理 over three months)
-DEPARTMENT = "market_regulation"  # the reporting bureau: 市场监管 (seed-figures.md A title)
-UNLICENSED_SHOP = "500101"  # 无照经营(店铺) -> 市场监管 (domain.md §3(b))
+WEEKS = 13  # "three months" of sweeps (docs/seeds.md block A: 排查梳理 over three months)
+DEPARTMENT = "market_regulation"  # the reporting bureau: 市场监管 (docs/seeds.md block A title)
+UNLICENSED_SHOP = "500101"  # 无照经营(店铺) -> 市场监管 (docs/domain.md §3(b))
 
-# seed-figures.md block A, verbatim figures:
+# docs/seeds.md block A, verbatim figures:
 TOTAL = 5410  # 排查梳理 5410 户
 CLOSED = 3644  # 已办结 3644 户
 OPEN = 627  # 属本部门职责范围内正在办理 627 户
@@ -90,7 +90,7 @@ def generate_seed_a(taxonomy: Taxonomy | None = None, tenant: TenantConfig | Non
 
     Each dict validates as ``services.intake.schemas.ReportIn``. ``taxonomy`` and ``tenant``
     default to the packaged taxonomy and ``deploy/tenants/demo-market.yaml``; the licensing
-    departments come from the taxonomy's ``licence`` categories (domain.md §3(b)), the grids from
+    departments come from the taxonomy's ``licence`` categories (docs/domain.md §3(b)), the grids from
     the tenant's ``grid`` places.
 
     Raises:
@@ -191,13 +191,13 @@ def write_seed_a(path: Path) -> int:
     return n
 
 
-# --- Seed scenario B: an environmental grid inspector's 78 days (seed-figures.md block B) -------
+# --- Seed scenario B: an environmental grid inspector's 78 days (docs/seeds.md block B) -------
 
 SEED_B_TENANT = "demo-grid"
 SEED_B_PLACE = "990102001"  # the inspector covers the whole (fictional) street of demo-grid
 SEED_B_START = date(2026, 9, 1)
 SEED_B_DAYS = 78  # "78 days in post"
-# seed-figures.md B, verbatim: 865 points in all; night inspections 4 rounds, 36 points;
+# docs/seeds.md block B, verbatim: 865 points in all; night inspections 4 rounds, 36 points;
 # heavy-pollution patrols 2 rounds, 66 points; weekend duty 4 days, 58 points.
 SEED_B_TOTAL_POINTS = 865
 SEED_B_SPECIAL = {"night": (4, 36), "heavy_pollution": (2, 66), "weekend_duty": (4, 58)}
@@ -222,7 +222,7 @@ def generate_seed_b() -> Iterator[dict]:
     special_points = sum(points for _, points in SEED_B_SPECIAL.values())
     routine = _split(SEED_B_TOTAL_POINTS - special_points, len(weekdays))
     rounds: list[tuple[str, datetime, int]] = [
-        ("routine", datetime.combine(d, time(9, 0), TZ), p) for d, p in zip(weekdays, routine)
+        ("routine", datetime.combine(d, time(9, 0), TZ), p) for d, p in zip(weekdays, routine, strict=True)
     ]
     n, pts = SEED_B_SPECIAL["night"]
     rounds += [("night", datetime.combine(weekdays[7 * i + 2], time(21, 0), TZ), p) for i, p in enumerate(_split(pts, n))]

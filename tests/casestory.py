@@ -11,7 +11,13 @@ import uuid
 from datetime import datetime
 
 from shared.contract.events import (
-    CaseClosed, CaseDispatched, CaseReported, CaseTransferred, CaseTransitioned, RecordedOutcome, RecordedTransfer,
+    CaseClosed,
+    CaseDispatched,
+    CaseReported,
+    CaseTransferred,
+    CaseTransitioned,
+    RecordedOutcome,
+    RecordedTransfer,
 )
 
 _KEEP = object()
@@ -40,7 +46,7 @@ class CaseStory:
         return {"case_id": self.case_id, "tenant": self.tenant, "place_code": self.place}
 
     def step(self, action: str, to_state: str, at: datetime, *, department=_KEEP, rung=_KEEP, target_kind=_KEEP,
-             deadline=_KEEP, place: str | None = None, from_fields: bool = True, **fields) -> "CaseStory":
+             deadline=_KEEP, place: str | None = None, from_fields: bool = True, **fields) -> CaseStory:
         """One step into ``to_state`` at ``at``; ``department``, ``rung`` (mediation level),
         ``target_kind`` and ``deadline`` change only when given; ``place`` moves the case (a
         recategorization); ``fields``: outcome, satisfaction, resident_resolved, category_code, …"""
@@ -72,11 +78,11 @@ class CaseStory:
         self.state = to_state
         return self
 
-    def accept_and_file(self, at: datetime) -> "CaseStory":
+    def accept_and_file(self, at: datetime) -> CaseStory:
         """accept (reported→accepted) and file (accepted→filed) at ``at``."""
         return self.step("accept", "accepted", at).step("file", "filed", at)
 
-    def dispatch(self, at: datetime, department: str, *, deadline: datetime | None = None, **fields) -> "CaseStory":
+    def dispatch(self, at: datetime, department: str, *, deadline: datetime | None = None, **fields) -> CaseStory:
         """To a department (``dispatched``), or with ``department="mediation"`` and ``rung`` to mediation."""
         deadline = _KEEP if deadline is None else deadline
         if department == "mediation":
@@ -85,7 +91,7 @@ class CaseStory:
         return self.step("dispatch", "dispatched", at, department=department, target_kind="department",
                          rung=None, deadline=deadline, **fields)
 
-    def close(self, at: datetime, outcome: str = "resolved") -> "CaseStory":
+    def close(self, at: datetime, outcome: str = "resolved") -> CaseStory:
         """acknowledged → in_progress → resolved → checking → closed (verify_pass) at ``at``."""
         if self.state == "dispatched":
             self.step("acknowledge", "acknowledged", at)

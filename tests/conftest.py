@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import api, hypothesis_profiles  # hypothesis_profiles loads the Hypothesis profile (ci / dev)
+from tests import (  # hypothesis_profiles loads the Hypothesis profile (ci / dev)
+    api,
+    hypothesis_profiles,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 # Every stack a test starts installs the session's admin key (gridcase/runtime.py).

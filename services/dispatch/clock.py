@@ -7,7 +7,7 @@ With ``DISPATCH_TEST_CLOCK=true`` the service exposes ``POST /v1/test/clock/adva
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 
 class Clock:
@@ -18,7 +18,7 @@ class Clock:
 
     def now(self) -> datetime:
         """The current time (timezone-aware, UTC)."""
-        return datetime.now(timezone.utc) + self.offset
+        return datetime.now(UTC) + self.offset
 
     def advance(self, seconds: float) -> datetime:
         """Move the clock ``seconds`` forward (never back); return the new ``now()``.

@@ -36,7 +36,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.dispatch import db
 from services.dispatch.domain import deadlines, lifecycle
-from services.dispatch.domain.events import action_id_of, action_rejected, transition_events
+from services.dispatch.domain.events import (
+    action_id_of,
+    action_rejected,
+    transition_events,
+)
 from services.dispatch.domain.lifecycle import Case, Command, Context, IllegalAction
 from services.dispatch.domain.reports import CaseState, case_context
 from services.dispatch.domain.routing import RouteDecision

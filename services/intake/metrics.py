@@ -30,7 +30,7 @@ class IntakeMetrics:
     anonymised: Counter
 
     @classmethod
-    def on(cls, registry: CollectorRegistry) -> "IntakeMetrics":
+    def on(cls, registry: CollectorRegistry) -> IntakeMetrics:
         """Create the metrics on ``registry``."""
         return cls(
             accepted=Counter("intake_reports_accepted_total", "Reports accepted", ["tenant", "source"],

@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from shared.contract.actions import OUTCOMES, SATISFACTIONS, Outcome, Satisfaction
 from shared.contract.events import PLACE_CODE_PATTERN, TENANT_PATTERN, RecordedOutcome
 
 CHANNELS_HINT = "e.g. grid_worker, phone, web, app, wechat, 12345, PHONE, ONLINE"
-EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 """Reports older than this are refused: no grid-management record predates the 1990s, and
 PostgreSQL cannot store the year-1 dates a typo can produce."""
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -98,8 +105,8 @@ class ReportIn(BaseModel):
         return check_text(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _times_plausible(self) -> "ReportIn":
-        latest = datetime.now(timezone.utc) + timedelta(days=1)
+    def _times_plausible(self) -> ReportIn:
+        latest = datetime.now(UTC) + timedelta(days=1)
         times = []
         if self.history is not None:
             times.append(("history.closed_at", self.history.closed_at))
@@ -118,7 +125,7 @@ class ReportIn(BaseModel):
     @field_validator("reported_at")
     @classmethod
     def _reported_at_plausible(cls, value: datetime) -> datetime:
-        if not (EARLIEST <= value <= datetime.now(timezone.utc) + timedelta(days=1)):
+        if not (EARLIEST <= value <= datetime.now(UTC) + timedelta(days=1)):
             raise ValueError(f"{value.isoformat()} is outside 1990-01-01 .. now + 1 day")
         return value
 
@@ -182,7 +189,7 @@ class PatrolIn(BaseModel):
     @field_validator("started_at", "ended_at")
     @classmethod
     def _plausible(cls, value: datetime | None) -> datetime | None:
-        if value is not None and not (EARLIEST <= value <= datetime.now(timezone.utc) + timedelta(days=1)):
+        if value is not None and not (EARLIEST <= value <= datetime.now(UTC) + timedelta(days=1)):
             raise ValueError(f"{value.isoformat()} is outside 1990-01-01 .. now + 1 day")
         return value
 

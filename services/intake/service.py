@@ -22,7 +22,6 @@ from shared.platform.auth import Principal
 from shared.platform.crypto import Keyring
 from shared.platform.outbox import OutboxRelay
 
-
 #: How often a waiting request (``Prefer: wait``) reads its action's status, in seconds.
 POLL_SECONDS = 0.2
 

@@ -10,7 +10,7 @@ Every write that publishes an event puts it in ``intake.outbox`` in the same tra
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -20,7 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.intake import db
 from services.intake.caseview import ENDED_STATES, closed_now, closed_now_clause
 from services.intake.domain.audit import audit_rows_of, report_entry
-from services.intake.domain.privacy import anonymised_report, report_as_shown, sealed_part
+from services.intake.domain.privacy import (
+    anonymised_report,
+    report_as_shown,
+    sealed_part,
+)
 from services.intake.domain.reports import to_event
 from services.intake.domain.taxonomy import taxonomy
 from services.intake.schemas import ReportIn
@@ -42,7 +46,7 @@ async def store_reports(engine: AsyncEngine, keyring: Keyring, secret: bytes,
     ``who`` is the caller, recorded in the audit trail."""
     values = []
     masked = [mask_text(r.description) for r, _, _ in reports]  # once per report
-    for (r, cid, key), text in zip(reports, masked):
+    for (r, cid, key), text in zip(reports, masked, strict=True):
         sealed = sealed_part(r, text)
         values.append({
             "case_id": cid,
@@ -66,7 +70,7 @@ async def store_reports(engine: AsyncEngine, keyring: Keyring, secret: bytes,
             conn,
             db.outbox,
             (OutboxRow(TOPIC_REPORTED, to_event(r, cid, secret, text))
-             for (r, cid, _), text in zip(reports, masked) if cid in new),
+             for (r, cid, _), text in zip(reports, masked, strict=True) if cid in new),
         )
         audit = [report_entry(r, cid, who) for r, cid, _ in reports if cid in new]
         if audit:
@@ -255,7 +259,7 @@ async def anonymise_closed(engine: AsyncEngine, after: timedelta, now: datetime 
     ``sealed_part``) is dropped and the stored description masked again (``anonymised_report``); ``anonymised_at`` is set. Returns the
     number of reports anonymised. Safe to run from several instances (``SKIP LOCKED``)."""
     r, v = db.reports, db.case_view
-    cutoff = (now or datetime.now(timezone.utc)) - after
+    cutoff = (now or datetime.now(UTC)) - after
     done = 0
     while True:
         async with engine.begin() as conn:

@@ -10,10 +10,10 @@ Definitions (each in one place):
   Reports awaiting acceptance (待受理), rejected (不予受理) and cancelled (已作废) cases are counted
   apart (``awaiting_acceptance``, ``rejected``, ``cancelled``) and in no other figure.
 - closed (办结量): reported cases with ``closed``; open = reported − closed.
-- transferred (转办): reported cases transferred at least once (domain.md §3(e) 转办率 numerator).
-- in progress (在办, own remit): open cases never transferred — seed-figures.md block A counts
+- transferred (转办): reported cases transferred at least once (docs/domain.md §3(e) 转办率 numerator).
+- in progress (在办, own remit): open cases never transferred — docs/seeds.md block A counts
   these apart from the transferred ones (627 vs 1139).
-- closure rate / share closed (办结率) = closed ÷ reported (seed-figures.md A: 3644 / 5410; the
+- closure rate / share closed (办结率) = closed ÷ reported (docs/seeds.md block A: 3644 / 5410; the
   share-closed rule of ../shared/data/README.md). Issue 4 adds the 应办结 denominator.
 - time to close: ``closed_at − reported_at`` in hours over closed cases with both times and
   ``closed_at ≥ reported_at`` (README "How the ground-truth figures were computed"); median and
@@ -28,7 +28,8 @@ from types import SimpleNamespace
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reporting.db import case_facts as cf, patrols
+from services.reporting.db import case_facts as cf
+from services.reporting.db import patrols
 from services.reporting.filters import CaseFilter, counted
 from services.reporting.kpis.formulas import ratio
 

@@ -8,8 +8,9 @@ dispatch's decision alone (services/dispatch/domain/lifecycle.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Literal, Mapping, get_args
+from typing import Literal, get_args
 
 #: Actions people may request through ``POST /v1/cases/{id}/actions`` (dispatch's own system
 #: actions — dispatch, begin_check, supervise — are not requestable).

@@ -16,7 +16,7 @@ models forbid unknown fields, consumers are upgraded before the producers that f
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -47,7 +47,7 @@ class Envelope(_Frozen):
 
     - ``event_id``: unique per event; consumers deduplicate on it (at-least-once transport).
     - ``occurred_at``: when the fact happened in the world (timezone-aware), not when it was sent.
-    - ``place_code``: the cumulative place code (domain.md §3(a)) the case belongs to.
+    - ``place_code``: the cumulative place code (docs/domain.md §3(a)) the case belongs to.
     """
 
     event_id: uuid.UUID
@@ -183,7 +183,7 @@ class CaseActionRequested(Envelope):
 
 
 class CaseTransitioned(Envelope):
-    """A lifecycle transition dispatch applied (domain.md §3(c)); ``sequence`` orders a case's
+    """A lifecycle transition dispatch applied (docs/domain.md §3(c)); ``sequence`` orders a case's
     transitions (1, 2, …). Counters are the case's totals after the transition. ``actor_ref`` is
     the requesting credential's id (``None`` for the system's own steps), for the audit trail.
 
@@ -236,7 +236,7 @@ class CaseActionRejected(Envelope):
 
 class CaseSupervised(Envelope):
     """督办: a deadline alert fired (``level`` 1 at red, 2 for 提级督办 5 working days later;
-    ``alert`` yellow is a warning only, level 0). domain.md §3(d)4."""
+    ``alert`` yellow is a warning only, level 0). docs/domain.md §3(d)4."""
 
     event_type: Literal["case.supervised"] = "case.supervised"
     alert: Literal["yellow", "red", "higher"]
@@ -261,18 +261,7 @@ class PatrolRecorded(Envelope):
 
 
 Event = Annotated[
-    Union[
-        CaseReported,
-        CaseDispatched,
-        CaseTransferred,
-        CaseClosed,
-        CaseStatusRecorded,
-        CaseActionRequested,
-        CaseTransitioned,
-        CaseActionRejected,
-        CaseSupervised,
-        PatrolRecorded,
-    ],
+    CaseReported | CaseDispatched | CaseTransferred | CaseClosed | CaseStatusRecorded | CaseActionRequested | CaseTransitioned | CaseActionRejected | CaseSupervised | PatrolRecorded,
     Field(discriminator="event_type"),
 ]
 

@@ -17,7 +17,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from shared.contract.events import CaseDispatched, CaseTransferred, CaseTransitioned, Event
+from shared.contract.events import (
+    CaseDispatched,
+    CaseTransferred,
+    CaseTransitioned,
+    Event,
+)
 
 
 def case_step_columns() -> list[sa.Column]:

@@ -1,6 +1,6 @@
 """The issue taxonomy: departments and categories, loaded from ``shared/data/taxonomy.yaml``.
 
-Pure loader and lookups, no other I/O. The data follows domain.md §3(b) (category codes
+Pure loader and lookups, no other I/O. The data follows docs/domain.md §3(b) (category codes
 ``DDCCSS``, default handlers, the nine 前置审批 prior-licence trades ``8001nn`` and their licensing
 departments) and §3(d) (disputes go to the people's-mediation chain).
 
@@ -12,18 +12,19 @@ with the line taken from the YAML node marks. :func:`read_yaml` is also used by
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import yaml
 
 #: The packaged taxonomy file.
 DEFAULT_TAXONOMY_PATH = Path(__file__).resolve().parents[1] / "data" / "taxonomy.yaml"
 
-#: Category kinds: an ordinary case, a dispute for mediation (domain.md §3(c)/(d)), or a
-#: prior-licence (前置审批) inspection routed to the licensing department (domain.md §3(b)).
+#: Category kinds: an ordinary case, a dispute for mediation (docs/domain.md §3(c)/(d)), or a
+#: prior-licence (前置审批) inspection routed to the licensing department (docs/domain.md §3(b)).
 CATEGORY_KINDS = ("case", "dispute", "licence")
 
 DEPARTMENT_CODE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -98,7 +99,7 @@ _MarkedLoader.add_constructor(
 _LIMIT_RE = re.compile(r"^(\d+(?:\.\d+)?)(wh|wd|h)$")
 
 
-def _parse_limit(entry: "MarkedDict", path, what: str) -> tuple[float, str] | None:
+def _parse_limit(entry: MarkedDict, path, what: str) -> tuple[float, str] | None:
     """Parse a category's optional ``dispose_limit`` (see :attr:`Category.dispose_limit`)."""
     raw = entry.get("dispose_limit")
     if raw is None:
@@ -215,7 +216,7 @@ class Department:
 
 @dataclass(frozen=True)
 class Category:
-    """An issue category (domain.md §3(b)).
+    """An issue category (docs/domain.md §3(b)).
 
     - ``code``: six digits ``DDCCSS``.
     - ``department``: the default handling department (a :class:`Department` code); for
@@ -233,7 +234,7 @@ class Category:
     gb: str | None = None
     note: str | None = None
     dispose_limit: tuple[float, str] | None = None
-    """Per-type 处置时限 overriding the urgency table for 一般/复杂 cases (domain.md §1.1 [P4]):
+    """Per-type 处置时限 overriding the urgency table for 一般/复杂 cases (docs/domain.md §1.1 [P4]):
     ``(value, "hours" | "working_days")``; written ``"4wh"`` (working hours, i.e. hours of
     working-day time), ``"20wd"`` (working days) or ``"2h"`` (natural hours) in the file."""
 
@@ -288,7 +289,7 @@ class Taxonomy:
         return category.label if category is not None else code
 
     def is_dispute(self, code: str) -> bool:
-        """True if ``code`` is a dispute category (goes to mediation, domain.md §3(d))."""
+        """True if ``code`` is a dispute category (goes to mediation, docs/domain.md §3(d))."""
         category = self.category(code)
         return category is not None and category.kind == "dispute"
 

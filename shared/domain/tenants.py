@@ -24,7 +24,7 @@ A tenant file looks like::
       {response: 0.30, resolution: 0.35, satisfaction: 0.35}
     max_reopens: 3               # optional; 重办 allowed per case (default 3, docs/domain.md §3(c)6)
 
-Place codes follow domain.md §3(a) (city 4, district 6, street 9, community 12, grid 15 digits,
+Place codes follow docs/domain.md §3(a) (city 4, district 6, street 9, community 12, grid 15 digits,
 each level extending its parent's code). Foreign tenants (NYC) use their own codes and levels, so
 the loader does not check code lengths; it checks that every place's parent (an explicit
 ``parent:`` or the longest listed proper prefix) is a prefix of its code and sits on a higher
@@ -37,11 +37,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.contract.events import PLACE_CODE_PATTERN, TENANT_PATTERN
@@ -56,10 +56,10 @@ from shared.domain.taxonomy import (
     read_yaml,
 )
 
-#: Standard place levels, top down (domain.md §3(a)).
+#: Standard place levels, top down (docs/domain.md §3(a)).
 STANDARD_LEVELS: tuple[str, ...] = ("city", "district", "street", "community", "grid")
 
-#: Code length of each standard level (domain.md §3(a)); used only to guess the level of an
+#: Code length of each standard level (docs/domain.md §3(a)); used only to guess the level of an
 #: unlisted code (:meth:`TenantConfig.level_of`), never to reject a tenant file.
 STANDARD_LEVEL_LENGTHS: Mapping[str, int] = MappingProxyType(
     {"city": 4, "district": 6, "street": 9, "community": 12, "grid": 15}
@@ -123,9 +123,9 @@ def default_tenants_dir() -> Path:
 
 @dataclass(frozen=True)
 class Place:
-    """One listed place: ``code`` (cumulative, domain.md §3(a)), ``level`` (e.g. ``street``),
+    """One listed place: ``code`` (cumulative, docs/domain.md §3(a)), ``level`` (e.g. ``street``),
     names, ``parent`` (code of the parent place or ``None`` for a top place), optional ``kind``
-    (grid kind 综合/专属, comprehensive/dedicated, domain.md §1.4) and the file ``line``."""
+    (grid kind 综合/专属, comprehensive/dedicated, docs/domain.md §1.4) and the file ``line``."""
 
     code: str
     level: str
@@ -157,7 +157,7 @@ class TenantDepartment:
 
 @dataclass(frozen=True)
 class RoutingRule:
-    """A tenant routing rule; all given conditions must hold (domain.md §3(d) step 1).
+    """A tenant routing rule; all given conditions must hold (docs/domain.md §3(d)1).
 
     - ``category``: exact category code, or ``None`` for any category.
     - ``place_prefix``: the place code must start with it, or ``None`` for any place.
@@ -277,7 +277,7 @@ class TenantConfig:
 
     def level_of(self, code: str) -> str | None:
         """The level of a listed place; for an unlisted code of a standard length (4, 6, 9, 12,
-        15 characters, domain.md §3(a)) the standard level; else ``None``."""
+        15 characters, docs/domain.md §3(a)) the standard level; else ``None``."""
         place = self._by_code.get(code)
         if place is not None:
             return place.level

@@ -2,13 +2,13 @@
 
 Sources:
 
-- domain.md §1.5: 12345 limits are counted in working days (WD); an extension must be requested
+- docs/domain.md §1.5: 12345 limits are counted in working days (WD); an extension must be requested
   before the deadline; overdue → 催办 (reminder), +5 WD → 通报 (public reprimand).
-- domain.md §3(d)3: the urgency table (特急 30 min / 2 h; 紧急 2 h / 24 h; 一般 1 WD / 5 WD;
+- docs/domain.md §3(d)3: the urgency table (特急 30 min / 2 h; 紧急 2 h / 24 h; 一般 1 WD / 5 WD;
   复杂 1 WD / 15 WD), "limits on a working calendar", per-type overrides from [P4].
-- domain.md §3(d)4: yellow at 80 % of the limit, red (automatic 督办) at 100 %, 提级督办
+- docs/domain.md §3(d)4: yellow at 80 % of the limit, red (automatic 督办) at 100 %, 提级督办
   (higher-level supervision) at 100 % + 5 WD.
-- domain.md §1.3 / §3(c): 挂账 (shelving) pauses the clock.
+- docs/domain.md §1.3 / §3(c): 挂账 (shelving) pauses the clock.
 
 Chinese public holidays and adjusted working weekends (调休) come from the PyPI package
 ``chinese-calendar`` (module ``chinese_calendar``), which follows the State Council General
@@ -38,12 +38,12 @@ given ``tz`` (default :data:`DEFAULT_TZ`, Asia/Shanghai).
 from __future__ import annotations
 
 import logging
-
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from types import MappingProxyType
-from typing import Iterable, Literal, Mapping
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -55,14 +55,14 @@ DEFAULT_TZ: ZoneInfo = ZoneInfo("Asia/Shanghai")
 LimitUnit = Literal["hours", "working_days"]
 LIMIT_UNITS: tuple[str, ...] = ("hours", "working_days")
 
-#: Alert levels (domain.md §3(d)4 and R1's green/yellow/red lights).
+#: Alert levels (docs/domain.md §3(d)4 and R1's green/yellow/red lights).
 AlertLevel = Literal["green", "yellow", "red"]
 
-#: Yellow at 80 % of the limit, red at 100 % (domain.md §3(d)4).
+#: Yellow at 80 % of the limit, red at 100 % (docs/domain.md §3(d)4).
 YELLOW_FRACTION = 0.8
 RED_FRACTION = 1.0
 
-#: 提级督办 (higher-level supervision) this many working days after red (domain.md §3(d)4, §1.5).
+#: 提级督办 (higher-level supervision) this many working days after red (docs/domain.md §3(d)4, §1.5).
 HIGHER_SUPERVISION_WORKING_DAYS = 5
 
 _log = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ def add_working_days(
 @dataclass(frozen=True)
 class Limit:
     """A time limit: ``value`` (> 0) in ``unit``: ``"hours"`` (natural hours; 30 min = 0.5) or
-    ``"working_days"`` (whole working days on the calendar). domain.md §3(d)3.
+    ``"working_days"`` (whole working days on the calendar). docs/domain.md §3(d)3.
 
     Raises:
         ValueError: unknown unit, or a value that is not a finite number > 0.
@@ -267,12 +267,12 @@ class Limit:
             raise ValueError(f"limit value must be a finite number > 0, got {self.value!r}")
 
     @classmethod
-    def of_hours(cls, value: float) -> "Limit":
+    def of_hours(cls, value: float) -> Limit:
         """A limit of ``value`` natural hours."""
         return cls(value, "hours")
 
     @classmethod
-    def of_working_days(cls, value: float) -> "Limit":
+    def of_working_days(cls, value: float) -> Limit:
         """A limit of ``value`` working days."""
         return cls(value, "working_days")
 
@@ -298,10 +298,10 @@ class UrgencyLimits:
     dispose: Limit
 
 
-#: Urgency levels (紧急程度), most urgent first (domain.md §3(d)3).
+#: Urgency levels (紧急程度), most urgent first (docs/domain.md §3(d)3).
 URGENCIES: tuple[str, ...] = ("特急", "紧急", "一般", "复杂")
 
-#: The urgency table of domain.md §3(d)3 (a proposal anchored on [P20][P21]).
+#: The urgency table of docs/domain.md §3(d)3 (a proposal anchored on [P20][P21]).
 URGENCY_LIMITS: Mapping[str, UrgencyLimits] = MappingProxyType({
     "特急": UrgencyLimits(Limit.of_hours(0.5), Limit.of_hours(2)),
     "紧急": UrgencyLimits(Limit.of_hours(2), Limit.of_hours(24)),
@@ -320,7 +320,7 @@ def limits_for(
 ) -> UrgencyLimits:
     """The respond and dispose limits of a case.
 
-    ``overrides`` maps a category code to its own dispose limit (per-type 处置时限, domain.md
+    ``overrides`` maps a category code to its own dispose limit (per-type 处置时限, docs/domain.md
     §1.1/[P4], e.g. garbage 4 h, demolition 20 WD). An override replaces the dispose limit of
     一般 and 复杂 cases only: 特急/紧急 cases keep their natural-hour limits (an emergency is not
     slowed down by a category's routine limit).
@@ -399,7 +399,7 @@ def elapsed_fraction(
 
 
 def alert_level(fraction: float) -> AlertLevel:
-    """``"green"`` below 0.8, ``"yellow"`` from 0.8, ``"red"`` from 1.0 (domain.md §3(d)4)."""
+    """``"green"`` below 0.8, ``"yellow"`` from 0.8, ``"red"`` from 1.0 (docs/domain.md §3(d)4)."""
     if fraction >= RED_FRACTION:
         return "red"
     if fraction >= YELLOW_FRACTION:
@@ -426,7 +426,7 @@ def higher_supervision_at(
     red_time: datetime, tz: tzinfo = DEFAULT_TZ, calendar: WorkCalendar | None = None
 ) -> datetime:
     """When 提级督办 (higher-level supervision) and 通报 fall due: 5 working days after the red
-    time (domain.md §3(d)4, §1.5 "+5 WD → 通报"), whatever the limit's unit."""
+    time (docs/domain.md §3(d)4, §1.5 "+5 WD → 通报"), whatever the limit's unit."""
     return add_working_days(red_time, HIGHER_SUPERVISION_WORKING_DAYS, tz, calendar)
 
 

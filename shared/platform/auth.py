@@ -18,10 +18,10 @@ city_ops       every case of the tenant (scope ``""``)
 admin          every case of the tenant, or of every tenant when bound to tenant ``*``
 ============== =============================================================================
 
-The place scope is a prefix of the cumulative place codes (domain.md §3(a): city 4, district 6,
+The place scope is a prefix of the cumulative place codes (docs/domain.md §3(a): city 4, district 6,
 street 9, community 12, grid 15 digits), so "inside the scope" is ``place_code.startswith(scope)``.
 Outside one's scope a read answers 404 (nothing tells that the case exists) and a write 403
-(issue 6 item 2). Actions per role follow the division of work of domain.md §3(c)/(d): the centre
+(issue 6 item 2). Actions per role follow the division of work of docs/domain.md §3(c)/(d): the centre
 accepts, files and verifies; departments sign, dispose and ask for extensions; mediators mediate;
 grid workers handle small matters themselves and report up level by level.
 """

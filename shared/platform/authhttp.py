@@ -94,7 +94,7 @@ class Authenticator:
         self.limiter = limiter
 
     @classmethod
-    def for_service(cls, engine: AsyncEngine, settings: ServiceSettings) -> "Authenticator":
+    def for_service(cls, engine: AsyncEngine, settings: ServiceSettings) -> Authenticator:
         """The authenticator of a service: credentials from ``engine``'s ``auth`` schema with the
         settings' JWT secret and cache time, requests limited by ``settings.rate_limit``."""
         return cls(CredentialResolver(engine, settings.jwt_secret, settings.auth_cache_seconds),

@@ -22,12 +22,11 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.platform.auth import Principal, check_grant
@@ -143,7 +142,7 @@ async def issue(engine: AsyncEngine, *, kind: str, tenant: str, role: str, scope
         ValueError: unknown kind, a JWT without secret or lifetime.
     """
     check_grant(tenant, role, scope, department)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     expires = now + ttl if ttl else None
     if kind == "api_key":
         key_id, key = (split_api_key(api_key)[0], api_key) if api_key else new_api_key()
@@ -173,7 +172,7 @@ async def revoke(engine: AsyncEngine, credential_id: str, now: datetime | None =
         result = await conn.execute(
             credentials.update()
             .where(credentials.c.credential_id == credential_id, credentials.c.revoked_at.is_(None))
-            .values(revoked_at=now or datetime.now(timezone.utc)))
+            .values(revoked_at=now or datetime.now(UTC)))
     return result.rowcount == 1
 
 
@@ -242,7 +241,7 @@ class CredentialResolver:
             raise CredentialError("unknown credential")
         if row.revoked_at is not None:
             raise CredentialError("credential revoked")
-        if row.expires_at is not None and row.expires_at <= datetime.now(timezone.utc):
+        if row.expires_at is not None and row.expires_at <= datetime.now(UTC):
             raise CredentialError("credential expired")
         stored = Principal(row.credential_id, row.tenant, row.role, row.scope, row.department,
                            "jwt" if claimed else "api_key")

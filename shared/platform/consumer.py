@@ -1,4 +1,4 @@
-"""Idempotent batch consumption with dead letters (architecture.md §2, §5 pattern 3).
+"""Idempotent batch consumption with dead letters (docs/architecture.md §2, §5 pattern 3).
 
 A FastStream batch subscriber (``AckPolicy.MANUAL``) hands each fetched batch to
 :meth:`BatchProcessor.process`, which

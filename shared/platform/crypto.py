@@ -46,7 +46,7 @@ class Keyring:
     keys: tuple[tuple[str, bytes], ...]
 
     @classmethod
-    def parse(cls, setting: str) -> "Keyring":
+    def parse(cls, setting: str) -> Keyring:
         """Read ``"id:base64key,…"``.
 
         Raises:
@@ -71,7 +71,7 @@ class Keyring:
         return cls(tuple(keys))
 
     @classmethod
-    def development(cls, secret: str) -> "Keyring":
+    def development(cls, secret: str) -> Keyring:
         """A key derived (HKDF-SHA256) from ``secret`` for development runs without a key setting;
         logs a warning: production sets its own keys."""
         log.warning("no PII key configured (INTAKE_PII_KEYS): using a development key derived from the pseudonym key")

@@ -64,7 +64,7 @@ def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
 
 
 def outbox_table(metadata: sa.MetaData, schema: str) -> sa.Table:
-    """The transactional outbox of a service (architecture.md §2): one row per event to publish.
+    """The transactional outbox of a service (docs/architecture.md §2.1): one row per event to publish.
 
     Rows are written in the same transaction as the state they announce; the relay publishes rows
     with ``sent_at IS NULL`` in ``id`` order and sets ``sent_at`` after the broker's ack. Rows are
@@ -89,7 +89,7 @@ def outbox_table(metadata: sa.MetaData, schema: str) -> sa.Table:
 
 
 def processed_events_table(metadata: sa.MetaData, schema: str) -> sa.Table:
-    """Idempotent-consumer record (architecture.md §2, option A): ``(consumer, event_id)`` written
+    """Idempotent-consumer record (docs/architecture.md §2.2): ``(consumer, event_id)`` written
     in the same transaction as the event's effect; a conflict means the event was applied before."""
     return sa.Table(
         "processed_events",

@@ -1,6 +1,6 @@
 """Kafka helpers at the edge: explicit topic creation and producer/consumer settings.
 
-Settings follow architecture.md §3: topics are created explicitly (partition count matters; older
+Settings follow docs/architecture.md §3: topics are created explicitly (partition count matters; older
 Tansu builds do not auto-create), consumers start at ``earliest`` with short session timeouts, and
 producers do not ask for idempotence (Tansu's memory engine cannot serve InitProducerId; exactly-once
 effects come from the outbox and idempotent consumers instead).
@@ -9,6 +9,7 @@ effects come from the outbox and idempotent consumers instead).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaProducer
@@ -40,12 +41,10 @@ async def ensure_topics(
             existing = set(await admin.list_topics())
             missing = [t for t in topics if t not in existing]
             if missing:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(
                         [NewTopic(t, num_partitions=partitions, replication_factor=replication_factor) for t in missing]
                     )
-                except TopicAlreadyExistsError:
-                    pass
             return missing
         except (KafkaError, OSError) as exc:
             if asyncio.get_running_loop().time() > deadline:

@@ -65,7 +65,8 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.platform.authhttp import Authenticator
-from shared.platform.authstore import MIGRATIONS as AUTH_MIGRATIONS, SCHEMA as AUTH_SCHEMA
+from shared.platform.authstore import MIGRATIONS as AUTH_MIGRATIONS
+from shared.platform.authstore import SCHEMA as AUTH_SCHEMA
 from shared.platform.consumer import ApplyFn, BatchOutcome, BatchProcessor
 from shared.platform.db import make_engine, run_migrations_async
 from shared.platform.http import install_error_handlers
@@ -74,7 +75,12 @@ from shared.platform.lag import every, lag_gauge, measure_lag
 from shared.platform.outbox import OutboxRelay
 from shared.platform.settings import ServiceSettings
 from shared.platform.stream import DlqProducer, build_broker, subscribe_batches
-from shared.platform.telemetry import configure_logging, install_task_dump, instrument_http, new_registry
+from shared.platform.telemetry import (
+    configure_logging,
+    install_task_dump,
+    instrument_http,
+    new_registry,
+)
 
 #: What a task or sampler runs: a function returning a coroutine.
 Action = Callable[[], Coroutine[Any, Any, object]]

@@ -1,4 +1,4 @@
-"""Consumer lag per group and topic (architecture.md §2 "Consumer lag"): log-end offset minus
+"""Consumer lag per group and topic (docs/architecture.md §2.6): log-end offset minus
 committed offset, summed over the topic's partitions; a partition with no commit counts from its
 log start. Exported as ``<svc>_consumer_lag_messages{group,topic}``.
 

@@ -1,4 +1,4 @@
-"""Transactional outbox relay (architecture.md §2): publish rows of a service's outbox to Kafka.
+"""Transactional outbox relay (docs/architecture.md §2.1): publish rows of a service's outbox to Kafka.
 
 The relay claims the oldest unsent rows with ``SELECT … FOR UPDATE SKIP LOCKED`` (several instances
 can run side by side without publishing a row twice at once), sends them, waits for the broker's
@@ -10,10 +10,10 @@ down the rows stay unsent and the relay retries with exponential backoff (capped
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
@@ -182,7 +182,5 @@ class OutboxRelay:
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
-            pass

@@ -9,7 +9,7 @@ delta-seconds`` (1*DIGIT). A server that honours a preference says so in ``Prefe
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def _split(text: str, sep: str) -> list[str]:

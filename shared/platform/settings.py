@@ -45,7 +45,7 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
-    # Consumer tuning for the embedded broker (architecture.md §3): a short session timeout keeps
+    # Consumer tuning for the embedded broker (docs/architecture.md §3): a short session timeout keeps
     # Tansu's group join at ~3 s; earliest so a new group reads what was published before it joined.
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 2000

@@ -1,6 +1,6 @@
 """Logging and Prometheus helpers shared by the services.
 
-Each service has its own ``CollectorRegistry`` (one process per service; architecture.md §4) and
+Each service has its own ``CollectorRegistry`` (one process per service; docs/architecture.md §4) and
 exposes it at ``/metrics``. Metric names carry the service prefix and a base unit; labels are
 bounded (tenant, department, event type) and never hold case ids or grid codes.
 """
@@ -15,9 +15,15 @@ import sys
 import time
 
 from fastapi import FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import ProcessCollector, PlatformCollector
-
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 
 _SECRET_QUERY = re.compile(r"(?i)\b(api_key|access_token|token|key)=[^&\s\"]*")
 

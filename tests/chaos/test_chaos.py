@@ -20,12 +20,10 @@ import json
 import os
 import shutil
 import signal
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
@@ -36,12 +34,12 @@ from gridcase.client import wait_until_counted
 from gridcase.infra import EmbeddedPostgres, Infrastructure, TansuBroker
 from gridcase.ops import list_dead_letters, replay_events
 from gridcase.runtime import Stack
-from shared.platform.db import libpq_url
 from shared.contract.events import CaseReported, derive_id, encode_event
-from shared.platform.kafka import ensure_topics
 from shared.contract.topics import TOPIC_REPORTED
-from tests.conftest import state_dir
+from shared.platform.db import libpq_url
+from shared.platform.kafka import ensure_topics
 from tests import api
+from tests.conftest import state_dir
 
 pytestmark = [
     pytest.mark.chaos,
@@ -86,7 +84,7 @@ def report_line(source: str, i: int) -> str:
             "place_code": GRIDS[i % len(GRIDS)],
             "description": f"混沌测试上报 chaos report {i}",
             "channel": "grid_worker",
-            "reported_at": (datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc) + timedelta(seconds=i)).isoformat(),
+            "reported_at": (datetime(2026, 11, 2, 8, 0, tzinfo=UTC) + timedelta(seconds=i)).isoformat(),
             "source": source,
             "source_id": f"{source}-{i:06d}",
         },
@@ -108,7 +106,7 @@ class Feeder:
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
-    def start(self) -> "Feeder":
+    def start(self) -> Feeder:
         threading.Thread(target=self._run, daemon=True).start()
         return self
 
@@ -205,7 +203,7 @@ def test_a_consumers_killed_three_times_each(chaos_stack):
 
 
 def test_b_broker_down_30s_and_back_empty(chaos_stack):
-    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    since = datetime.now(UTC) - timedelta(seconds=1)
     feeder = Feeder(chaos_stack, "chaos-b", 5_000, pause_s=2.0).start()
     time.sleep(4)
     accepted_before = feeder.accepted
@@ -263,8 +261,8 @@ def test_e_one_percent_poison(chaos_stack):
                     value = b'{"event_type": "case.reported", "broken json'
                 elif kind == 1:
                     good = CaseReported(
-                        event_id=derive_id("poison", k), occurred_at=datetime.now(timezone.utc), case_id=derive_id("poison-case", k),
-                        tenant=TENANT, place_code=GRIDS[0], category_code="100401", reported_at=datetime.now(timezone.utc),
+                        event_id=derive_id("poison", k), occurred_at=datetime.now(UTC), case_id=derive_id("poison-case", k),
+                        tenant=TENANT, place_code=GRIDS[0], category_code="100401", reported_at=datetime.now(UTC),
                     )
                     value = encode_event(good).replace(b'"schema_version":1', b'"schema_version":99')
                 else:

@@ -22,7 +22,7 @@ import json
 import time
 import uuid
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -61,7 +61,7 @@ VERIFIERS = {"grid_worker", "community_staff", "street_staff", "city_ops", "admi
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def dispatched_cases(stack, keys, wanted: dict[str, tuple[str, str]]) -> dict[st
             "description": f"access matrix case {name}", "reported_at": now_iso()})
         assert resp.status_code == 202, resp.text
         out[name] = resp.json()["case_id"]
-    for name, case_id in out.items():
+    for case_id in out.values():
         wait_state(stack, case_id, "reported")
         resp = call("POST", f"{intake}/v1/cases/{case_id}/actions", keys["admin"], json={"action": "accept"})
         assert resp.status_code == 202, resp.text
@@ -571,7 +571,7 @@ def test_jwt_bearer_tokens(stack, infra, keys):
     url = f"{stack.url('reporting')}/v1/kpis"
     assert call("GET", url, token.secret, params={"tenant": TENANT}).status_code == 200
     assert call("GET", url, token.secret, params={"tenant": TENANT, "place_prefix": XINGFU}).status_code == 404
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     # the same jti with the role raised: the signature is valid, the store refuses the claims
     raised = encode_jwt(Principal(token.credential_id, TENANT, "city_ops", credential="jwt"), secret, now,
                         now + timedelta(hours=1))

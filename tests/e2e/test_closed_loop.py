@@ -28,7 +28,7 @@ import subprocess
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -36,7 +36,12 @@ import pytest
 
 from shared.domain.workcalendar import URGENCY_LIMITS, dispose_deadline
 from tests import api
-from tests.e2e.test_lifecycle import open311_record, report, view, wait_for  # the case view, as there
+from tests.e2e.test_lifecycle import (  # the case view, as there
+    open311_record,
+    report,
+    view,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -94,9 +99,9 @@ def advance_clock(stack, hours: float) -> datetime:
 
 def dispatch_offset_h(stack) -> float:
     """How far dispatch's clock is ahead of real time, in hours (0 unless a test moved it)."""
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     clock = advance_clock(stack, 0)
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     return (clock - (before + (after - before) / 2)).total_seconds() / 3600
 
 
@@ -120,7 +125,7 @@ def matches(got: dict, expected: dict) -> None:
     for key, want in expected.items():
         if isinstance(want, float):
             want = pytest.approx(want, rel=1e-9, abs=1e-9)
-        if key not in got or not got[key] == want:
+        if key not in got or got[key] != want:
             wrong[key] = (got.get(key, "<missing>"), want)
     assert not wrong, f"(got, expected): {wrong}"
 

@@ -20,7 +20,6 @@ Until reporting's create_app mounts the dashboard itself, the tests serve it fro
 from __future__ import annotations
 
 import json
-
 import os
 import re
 import shutil
@@ -72,7 +71,7 @@ class ServerThread:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
@@ -390,7 +389,7 @@ def test_drill_street_community_grid(seed_a, tab, site, tmp_path):
     assert seed_a["accepted"] == 5410
     tab.open("tenant=demo-market")
     tab.wait_loaded("demo-market")
-    assert as_int(tab.text("#kpi-accepted")) == 5410  # seed-figures.md A
+    assert as_int(tab.text("#kpi-accepted")) == 5410  # docs/seeds.md block A
     assert tab.text("#kpi-completion_rate") == "67.36%"
     assert "街道 street" in tab.text("#place-level")
     streets = check_place_table(tab, site, "demo-market", 9, None)

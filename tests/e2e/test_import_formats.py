@@ -23,13 +23,12 @@ from __future__ import annotations
 import csv
 from datetime import datetime
 
-import httpx
 import pytest
 
 from gridcase.client import get_kpis, get_stats, import_file, wait_until_counted
 from services.intake.importers.codes import department_code
-from tests.conftest import shared_data
 from tests import api
+from tests.conftest import shared_data
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""End to end: the KPIs of domain.md §3(e), their exports and the work-summary paragraph.
+"""End to end: the KPIs of docs/domain.md §3(e), their exports and the work-summary paragraph.
 
 Two kinds of test:
 
@@ -6,7 +6,7 @@ Two kinds of test:
   reporting migrations): every KPI of services/reporting/kpis/ against values worked out by
   hand from the formula definitions (comments beside each case say what it contributes).
 - Seed scenario A through the running services (intake → Kafka → dispatch → reporting): the
-  figures of seed-figures.md block A in ``/v1/kpis`` and ``/v1/summary``; CSV and XLSX exports,
+  figures of docs/seeds.md block A in ``/v1/kpis`` and ``/v1/summary``; CSV and XLSX exports,
   and a report whose category and channel start with ``=`` / ``@`` coming out neutralised.
 """
 
@@ -17,10 +17,9 @@ import csv
 import io
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
 from gridcase.client import import_file, wait_until_counted
@@ -276,7 +275,7 @@ def test_seed_a_summary_paragraph(seed_a, period):
     resp = api.get(f"{seed_a}/v1/summary", params={"tenant": "demo-market", **period}, timeout=60)
     assert resp.status_code == 200, resp.text
     text = resp.json()["paragraph"]
-    # seed-figures.md A: "共排查梳理非法经营领域矛盾问题5410户,已办结3644户,正在办理627户,
+    # docs/seeds.md block A: "共排查梳理非法经营领域矛盾问题5410户,已办结3644户,正在办理627户,
     # 转办卫生、环保等部门1139户,办结率67.4%"
     for figure in ("5410", "3644", "627", "1139", "67.4%"):
         assert figure in text, (figure, text)
@@ -289,7 +288,7 @@ def test_seed_a_kpi_totals(seed_a):
                      timeout=60)
     assert resp.status_code == 200, resp.text
     total = resp.json()["total"]
-    # seed-figures.md A: 5410 found, 3644 closed, 627 in progress, 1139 transferred, 67.36 %.
+    # docs/seeds.md block A: 5410 found, 3644 closed, 627 in progress, 1139 transferred, 67.36 %.
     assert (total["accepted"], total["closed"], total["due"]) == (5410, 3644, 5410)
     assert (total["in_progress_own"], total["in_progress_transferred"], total["in_progress"]) == (627, 1139, 627 + 1139)
     assert round(total["completion_rate"] * 100, 2) == 67.36
@@ -322,7 +321,7 @@ def test_seed_a_exports_open_with_chinese_headers(seed_a):
     ws = load_workbook(io.BytesIO(resp.content)).worksheets[0]
     header = [c.value for c in ws[1]]
     assert "受理量 intake (accepted)" in header and "办结率 completion rate (%)" in header
-    rows = {r[0]: dict(zip(header, r)) for r in ws.iter_rows(min_row=2, values_only=True)}
+    rows = {r[0]: dict(zip(header, r, strict=True)) for r in ws.iter_rows(min_row=2, values_only=True)}
     assert rows["合计 total"]["受理量 intake (accepted)"] == 5410
     assert rows["合计 total"]["办结率 completion rate (%)"] == 67.36
     assert rows["market_regulation"]["名称 label"] == "市场监管 Market regulation"
@@ -374,7 +373,7 @@ def test_export_neutralises_formula_text(stack):
     body = {
         "tenant": "demo-grid", "category_code": EVIL_CATEGORY, "place_code": "990102001001001",
         "description": '=HYPERLINK("http://example.invalid","click")', "channel": EVIL_CHANNEL,
-        "reported_at": datetime.now(timezone.utc).isoformat(),
+        "reported_at": datetime.now(UTC).isoformat(),
     }
     # a report from the public counts once accepted (受理): the clerk accepts it
     case_id = report_in_state(intake, body, "reported")
@@ -418,7 +417,7 @@ def test_callback_and_reopen_reach_the_kpis(stack):
     - 综合评分 = 100 × (0.30 × 0.5 + 0.35 × 0 + 0.35 × 1) = 50.
     """
     intake, reporting = stack.url("intake"), stack.url("reporting")
-    start = datetime.now(timezone.utc).replace(microsecond=0)
+    start = datetime.now(UTC).replace(microsecond=0)
     grid = "990102001002001"
     case_id = report_in_state(intake, {
         "tenant": "demo-grid", "category_code": "100401", "place_code": grid, "channel": "grid_worker",

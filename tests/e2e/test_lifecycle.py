@@ -1,17 +1,17 @@
 """End to end: a case's life through the running services (issue 3).
 
 Actions go to intake (``POST /v1/cases/{id}/actions``), dispatch applies them, intake's case view
-and reporting follow. Expected paths come from domain.md §3(c) and seed-figures.md C and E.
+and reporting follow. Expected paths come from docs/domain.md §3(c) and docs/seeds.md block C and E.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-import httpx
 import pytest
+
 from tests import api
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +23,7 @@ COMMUNITY = "990102001001"  # its community (12 digits)
 
 def report(stack, category: str, place: str, channel: str = "phone", **extra) -> str:
     body = {"tenant": TENANT, "category_code": category, "place_code": place, "channel": channel,
-            "description": f"lifecycle test {category}", "reported_at": datetime.now(timezone.utc).isoformat(), **extra}
+            "description": f"lifecycle test {category}", "reported_at": datetime.now(UTC).isoformat(), **extra}
     resp = api.post(f"{stack.url('intake')}/v1/reports", json=body, timeout=10)
     assert resp.status_code == 202, resp.text
     return resp.json()["case_id"]
@@ -180,7 +180,7 @@ def test_case_view_and_open311_show_outcome_callback_and_reopen(stack):
 
 
 def test_seed_c_sewer_case_climbs_grid_community_street_then_urban_management_closes(stack):
-    # seed-figures.md C: a sewer blockage crossing the boundary with a neighbouring village was
+    # docs/seeds.md block C: a sewer blockage crossing the boundary with a neighbouring village was
     # reported to the contradiction-resolution platform, then the street office and urban
     # management repaired it: a case that escalated beyond the grid (能处则处, 逐级上报: block E).
     case = report(stack, "100401", GRID, channel="platform")
@@ -199,7 +199,7 @@ def test_seed_c_sewer_case_climbs_grid_community_street_then_urban_management_cl
 
 
 def test_family_dispute_fails_at_community_and_is_settled_by_the_street_centre(stack):
-    # seed-figures.md E: courtyard → community → town (street) mediation centre.
+    # docs/seeds.md block E: courtyard → community → town (street) mediation centre.
     case = report(stack, "300101", COMMUNITY, channel="grid_worker")  # auto-filed, mediation at the community
     v = wait_for(stack, case, lambda v: v["state"] == "mediating")
     assert v["target_kind"] == "mediation"
@@ -216,7 +216,7 @@ def test_violence_flag_forks_to_the_police(stack):
 
 
 def test_deadline_alerts_fire_with_a_controllable_clock(stack):
-    # 紧急: dispose within 24 natural hours (domain.md §3(d)3): yellow at 80 % (19.2 h), red at 24 h
+    # 紧急: dispose within 24 natural hours (docs/domain.md §3(d)3): yellow at 80 % (19.2 h), red at 24 h
     # with 督办 level 1, 提级督办 level 2 five working days later (§3(d)4).
     case = report(stack, "400101", GRID, channel="grid_worker", urgency="紧急")
     v = wait_for(stack, case, lambda v: v["state"] == "dispatched")

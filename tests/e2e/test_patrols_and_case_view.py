@@ -1,11 +1,10 @@
-"""End to end: inspection rounds (seed-figures.md block B) and a case's view on intake."""
+"""End to end: inspection rounds (docs/seeds.md block B) and a case's view on intake."""
 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-import httpx
 import pytest
 
 from gridcase.seeds import generate_seed_b
@@ -43,7 +42,7 @@ def test_seed_b_patrol_figures(stack):
         if stats["points"] >= 865 or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    # seed-figures.md B: 865 points; night 4 rounds 36 points; heavy-pollution 2 rounds 66 points;
+    # docs/seeds.md block B: 865 points; night 4 rounds 36 points; heavy-pollution 2 rounds 66 points;
     # weekend duty 4 days 58 points.
     assert stats["points"] == 865
     kinds = stats["by_kind"]
@@ -57,7 +56,7 @@ def test_case_view_shows_state_and_history(stack):
     body = {
         "tenant": "demo-grid", "category_code": "100401", "place_code": "990102001001001",
         "description": "下水道堵塞，联系电话13912345678", "channel": "grid_worker",
-        "reported_at": datetime.now(timezone.utc).isoformat(),
+        "reported_at": datetime.now(UTC).isoformat(),
     }
     case_id = api.post(f"{intake}/v1/reports", json=body, timeout=10).json()["case_id"]
     deadline = time.monotonic() + 30
@@ -67,10 +66,10 @@ def test_case_view_shows_state_and_history(stack):
             break
         time.sleep(0.3)
     assert view["report"]["description"] == "下水道堵塞，联系电话[电话]"  # masked (shared/domain/pii.py)
-    assert view["department"] == "housing"  # taxonomy: 100401 下水道堵塞 → 住建/水务 (domain.md §3(b))
+    assert view["department"] == "housing"  # taxonomy: 100401 下水道堵塞 → 住建/水务 (docs/domain.md §3(b))
     assert view["state"] == "dispatched"
     # a grid worker's report is accepted and filed by the system, then dispatched (services/dispatch/domain/reports.py)
     assert [e.get("action", e["event_type"]) for e in view["history"]] == ["accept", "file", "case.dispatched"]
-    assert view["deadline"] is not None  # 一般: 5 working days (domain.md §3(d)3)
+    assert view["deadline"] is not None  # 一般: 5 working days (docs/domain.md §3(d)3)
     missing = api.get(f"{intake}/v1/cases/00000000-0000-0000-0000-000000000000", timeout=10)
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"

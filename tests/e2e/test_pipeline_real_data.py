@@ -1,7 +1,7 @@
 """End to end: real files through the running services (intake → Kafka → dispatch → reporting).
 
 Every expected figure is copied from ../shared/data/README.md ("Ground-truth figures") or
-../shared/design/seed-figures.md (block A); none comes from running this code.
+docs/seeds.md (block A); none comes from running this code.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def test_seed_scenario_a(stack, tmp_path):
     write_seed_a(path)
     result = run_import(stack, path, "jsonl", "demo-market")
     total = get_stats(stack.url("reporting"), "demo-market")["total"]
-    # seed-figures.md block A: 5410 found, 3644 closed, 627 in progress, 1139 transferred, 67.36 %
+    # docs/seeds.md block A: 5410 found, 3644 closed, 627 in progress, 1139 transferred, 67.36 %
     assert result["accepted"] == 5410
     assert (total["reported"], total["closed"], total["in_progress"], total["transferred"]) == (5410, 3644, 627, 1139)
     assert round(total["closure_rate"] * 100, 2) == 67.36

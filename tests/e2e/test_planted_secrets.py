@@ -35,7 +35,7 @@ import unicodedata
 import uuid
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote, quote_plus
 
 import httpx
@@ -60,7 +60,7 @@ SEPARATORS = re.compile(r"(?<=\d)[\s\-\u2013\u2014.()/]+(?=\d)")
 
 def id_check_digit(first17: str) -> str:
     """GB 11643-1999 check character of the first 17 digits of a resident ID number."""
-    return ID_CHECK[sum(int(d) * w for d, w in zip(first17, ID_WEIGHTS)) % 11]
+    return ID_CHECK[sum(int(d) * w for d, w in zip(first17, ID_WEIGHTS, strict=True)) % 11]
 
 
 def _hanzi(rng: random.Random, n: int) -> str:
@@ -100,7 +100,7 @@ class Secrets:
                 "address": self.address}
 
     @classmethod
-    def generate(cls, seed: int | None = None) -> "Secrets":
+    def generate(cls, seed: int | None = None) -> Secrets:
         rng = random.Random(seed)
         area = rng.choice(("110105", "350102", "310101", "440305"))
         born = f"{rng.randint(1950, 2004)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
@@ -206,7 +206,7 @@ class Haystack:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def plant(stack, s: Secrets) -> dict[str, str]:
@@ -230,7 +230,9 @@ def plant(stack, s: Secrets) -> dict[str, str]:
     assert resp.status_code == 200, resp.text
     result = resp.json()
     assert (result["rows_read"], result["accepted"], result["rejected"], result["duplicates"]) == (1, 1, 0, 0), result
-    from shared.contract.events import derive_id  # the import's case id derives from (tenant, source, source_id)
+    from shared.contract.events import (
+        derive_id,  # the import's case id derives from (tenant, source, source_id)
+    )
 
     cases["import"] = str(derive_id(TENANT, "pii-import", source_id))
 
@@ -417,10 +419,10 @@ def report_of(hits: list[Hit]) -> str:
 
 def test_planted_secrets_are_found_nowhere(stack, infra, capsys):
     from services.intake.domain.privacy import keyring_of
+    from services.intake.settings import IntakeSettings
     from services.intake.store import reporter_contact
     from shared.platform.crypto import Keyring, KeyringError, new_key
     from shared.platform.db import make_engine
-    from services.intake.settings import IntakeSettings
 
     s = Secrets.generate()
     assert len(s.id_number) == 18 and s.id_number[-1] == id_check_digit(s.id_number[:17])
@@ -498,7 +500,7 @@ def test_planted_secrets_are_found_nowhere(stack, infra, capsys):
     assert not hits, f"planted personal data found in {len({h.where for h in hits})} places:\n{report_of(hits)}"
 
 
-def _one(where: str, text: str) -> "Haystack":
+def _one(where: str, text: str) -> Haystack:
     h = Haystack()
     h.add(where, text, "probe")
     return h

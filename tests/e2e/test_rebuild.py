@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import httpx
 import pytest
 
 from gridcase.client import import_file, wait_until_counted

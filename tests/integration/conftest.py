@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest_asyncio
 
-from services.reporting.db import MIGRATIONS as REPORTING_MIGRATIONS, SCHEMA as REPORTING_SCHEMA
+from services.reporting.db import MIGRATIONS as REPORTING_MIGRATIONS
+from services.reporting.db import SCHEMA as REPORTING_SCHEMA
 from shared.platform.db import make_engine, run_migrations_async
 
 

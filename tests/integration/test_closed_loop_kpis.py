@@ -266,12 +266,13 @@ async def test_dispatchs_own_events_fold_into_the_same_figures(reporting_engine)
     10:00; callback Wed dissatisfied, not resolved; reopened Wed 11:00 (back to housing), not
     acknowledged until Fri 3/6 12:00 (2 working days: late), closed resolved Fri 15:00; callback
     Mon 3/9 satisfied, resolved."""
+    import uuid
+
     from services.dispatch.domain import lifecycle
     from services.dispatch.domain.events import transition_events
     from services.dispatch.domain.reports import case_context
     from shared.contract.events import CaseReported
     from shared.domain.taxonomy import load_taxonomy
-    import uuid
 
     tenant_config, taxonomy = load_tenant("demo-grid"), load_taxonomy()
     tenant, case_id = unique_tenant(), uuid.uuid4()

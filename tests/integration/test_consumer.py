@@ -16,11 +16,22 @@ import sqlalchemy as sa
 
 from services.reporting import db as reporting_db
 from services.reporting.handlers import apply_events
-from shared.platform.consumer import BatchProcessor
-from shared.contract.events import CaseDispatched, CaseReported, CaseTransferred, encode_event
-from shared.platform.stream import DlqProducer
+from shared.contract.events import (
+    CaseDispatched,
+    CaseReported,
+    CaseTransferred,
+    encode_event,
+)
 from shared.contract.topics import TOPIC_LIFECYCLE, TOPIC_REPORTED, dlq
-from tests.integration.helpers import DEMO_GRID_GRID, at, make_record, unique_tenant, wait_for_records
+from shared.platform.consumer import BatchProcessor
+from shared.platform.stream import DlqProducer
+from tests.integration.helpers import (
+    DEMO_GRID_GRID,
+    at,
+    make_record,
+    unique_tenant,
+    wait_for_records,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -8,24 +8,31 @@ closures with outcomes, callbacks, reopens and recategorizations."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.reporting.db import case_facts as cf, case_steps, processed_events
+from services.reporting.db import case_facts as cf
+from services.reporting.db import case_steps, processed_events
 from services.reporting.handlers import apply_events
 from shared.contract.actions import OUTCOMES, SATISFACTIONS
-from shared.contract.events import CaseDispatched, CaseReported, CaseSupervised, CaseTransitioned, encode_event
+from shared.contract.events import (
+    CaseDispatched,
+    CaseReported,
+    CaseSupervised,
+    CaseTransitioned,
+    encode_event,
+)
 from shared.platform.consumer import BatchProcessor
 from tests.integration.helpers import DEMO_GRID_GRID, make_record, unique_tenant
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = 60
-T0 = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 #: columns compared; ``deadline`` is checked separately (it was order-dependent until deadline_seq)
 COLUMNS = [c for c in cf.c if c.name not in ("case_id", "updated_at", "deadline")]
 STATES = ["acknowledged", "in_progress", "resolved", "closed", "filed", "dispatched", "rejected", "cancelled"]
@@ -116,7 +123,7 @@ def _shuffled_with_redeliveries(data, events):
     for ev in extra:
         stream.insert(data.draw(st.integers(0, len(stream))), ev)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=4)))
-    return [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)]) if b > a]
+    return [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True) if b > a]
 
 
 async def _fold_twice(reporting_engine, data, columns):

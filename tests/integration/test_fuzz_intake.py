@@ -79,7 +79,8 @@ def known(intake) -> dict[str, dict]:
         r = api.post(f"{intake}/v1/reports", json=report(**fields), timeout=30)
         assert r.status_code == 202, r.text
         case_id = r.json()["case_id"]
-        got = wait_for(lambda: (g := api.get(f"{intake}/v1/cases/{case_id}", timeout=30)).status_code == 200 and g.json())
+        got = wait_for(lambda cid=case_id: (g := api.get(f"{intake}/v1/cases/{cid}", timeout=30)).status_code == 200
+                       and g.json())
         assert got, f"case {case_id} not readable"
         shown[case_id] = got
     return shown

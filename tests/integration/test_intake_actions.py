@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
@@ -23,14 +23,19 @@ from services.intake import db
 from services.intake.handlers import apply_lifecycle
 from services.intake.service import Intake
 from services.intake.store import load_action, load_case, request_action
-from shared.contract.events import CaseActionRejected, CaseActionRequested, CaseDispatched, CaseTransitioned
+from shared.contract.events import (
+    CaseActionRejected,
+    CaseActionRequested,
+    CaseDispatched,
+    CaseTransitioned,
+)
 from shared.platform.db import async_url, make_engine, run_migrations_async
 
 pytestmark = pytest.mark.integration
 
 TENANT = "demo-grid"
 GRID = "990102001002001"
-T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

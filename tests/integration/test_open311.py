@@ -7,7 +7,7 @@ client library and checked against the spec's JSON Schemas.
   ``../shared/data/open311/georeport-v2/`` (schema checks are skipped when that folder is absent);
   XML bodies are parsed and their element names checked.
 - Expected behaviour: the GeoReport v2 spec (open311.github.io ``GeoReport_v2/index.md``; digest
-  in ../shared/design/anchors.md §2) and the module docstrings of services/intake/open311/.
+  in docs/architecture.md §8) and the module docstrings of services/intake/open311/.
 
 The services run as subprocesses: the session ``stack`` provides dispatch (and reporting); this
 module adds one more intake, on the same broker and database, and issues ``API_KEY`` (a city_ops
@@ -22,15 +22,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree as ET
 
 import httpx
 import pytest
 
 from shared.platform.authstore import new_api_key
-from tests.conftest import SHARED_DATA
 from tests import api
+from tests.conftest import SHARED_DATA
 
 pytestmark = pytest.mark.integration
 
@@ -50,10 +50,9 @@ REQUEST_FIELDS = ["service_request_id", "status", "status_notes", "service_name"
 @pytest.fixture(scope="module")
 def intake(stack, infra, tmp_path_factory) -> str:
     """Base URL of an intake that accepts ``API_KEY`` (dispatch comes from the session stack)."""
-    from gridcase.runtime import Stack
-
     import asyncio
 
+    from gridcase.runtime import Stack
     from shared.platform.authstore import issue
     from shared.platform.db import make_engine
 
@@ -345,7 +344,7 @@ def test_client_queries_requests(fume_request, client, xml_client, schemas, inta
     assert {r["service_code"] for r in by_code} <= {"100110", "100102"} and {r["status"] for r in by_code} == {"open"}
     assert request_id not in {r["service_request_id"] for r in client.get_service_requests(status="closed")}
     assert request_id not in {r["service_request_id"] for r in client.get_service_requests(service_code="100401")}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     window = client.get_service_requests(start_date=(now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
                                          end_date=(now + timedelta(minutes=5)).isoformat())
     assert request_id in {r["service_request_id"] for r in window}

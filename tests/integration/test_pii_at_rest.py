@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
@@ -21,12 +21,12 @@ from sqlalchemy.engine import make_url
 from services.intake import db
 from services.intake.db import MIGRATIONS
 from services.intake.domain.privacy import sealed_part
-from services.intake.store import anonymise_closed, reporter_contact, reseal_reporters
 from services.intake.schemas import ReporterContact, ReportIn
+from services.intake.settings import IntakeSettings
+from services.intake.store import anonymise_closed, reporter_contact, reseal_reporters
+from shared.domain.pii import mask_text
 from shared.platform.crypto import Keyring, KeyringError
 from shared.platform.db import async_url, make_engine, run_migrations_async
-from shared.domain.pii import mask_text
-from services.intake.settings import IntakeSettings
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,7 @@ async def engine(infra):
 
 
 def a_report(phone: str) -> ReportIn:
-    return ReportIn(tenant=TENANT, category_code="100401", place_code=GRID, reported_at=datetime.now(timezone.utc),
+    return ReportIn(tenant=TENANT, category_code="100401", place_code=GRID, reported_at=datetime.now(UTC),
                     description=f"下水道堵塞，回电{phone}",
                     reporter=ReporterContact(name="测试员甲", phone=phone, id_number="11010519491231002X",
                                              address="幸福路88号3栋2单元501室"))
@@ -144,7 +144,7 @@ async def test_tampered_or_moved_ciphertext_fails(engine, keys):
 
 async def test_anonymisation_erases_only_cases_closed_before_the_cutoff(engine, keys):
     keyring = ring("ka", keys=keys)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     after = timedelta(days=IntakeSettings().anonymise_after_days)
     old = await store(engine, keyring, a_report("13600136000"))
     recent = await store(engine, keyring, a_report("13500135000"))

@@ -20,7 +20,13 @@ from services.reporting.db import case_facts as cf
 from services.reporting.filters import CaseFilter
 from services.reporting.handlers import apply_events
 from services.reporting.stats import query_stats
-from shared.contract.events import CaseClosed, CaseDispatched, CaseReported, CaseStatusRecorded, CaseTransferred
+from shared.contract.events import (
+    CaseClosed,
+    CaseDispatched,
+    CaseReported,
+    CaseStatusRecorded,
+    CaseTransferred,
+)
 from tests.casestory import CaseStory
 from tests.integration.helpers import DEMO_GRID_GRID, at, unique_tenant
 

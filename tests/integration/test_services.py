@@ -17,7 +17,7 @@ import json
 import re
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -148,7 +148,7 @@ async def test_same_idempotency_key_gives_the_same_case(infra, stack, http):
         ("category_code", lambda b: b.pop("category_code")),
         ("reported_at", lambda b: b.update(reported_at="2024-03-01T09:00:00")),  # naive
         ("tenant", lambda b: b.update(tenant="no-such-tenant")),
-        ("reported_at", lambda b: b.update(reported_at=(datetime.now(timezone.utc) + timedelta(days=10)).isoformat())),
+        ("reported_at", lambda b: b.update(reported_at=(datetime.now(UTC) + timedelta(days=10)).isoformat())),
     ],
     ids=["missing-category_code", "naive-reported_at", "unknown-tenant", "reported_at-10-days-ahead"],
 )

@@ -8,7 +8,7 @@ ciphertext and the associated data).
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -18,11 +18,30 @@ from hypothesis import strategies as st
 
 from shared.contract.actions import REQUESTABLE_ACTIONS
 from shared.platform.auth import (
-    ADMIN, CITY_OPS, COMMUNITY_STAFF, DEPARTMENT_STAFF, GRID_WORKER, IMPORT, MEDIATOR, PATROL, REPORT, ROLE_ACTIONS,
-    ROLES, STREET_STAFF, AccessError, Principal, check_grant,
+    ADMIN,
+    CITY_OPS,
+    COMMUNITY_STAFF,
+    DEPARTMENT_STAFF,
+    GRID_WORKER,
+    IMPORT,
+    MEDIATOR,
+    PATROL,
+    REPORT,
+    ROLE_ACTIONS,
+    ROLES,
+    STREET_STAFF,
+    AccessError,
+    Principal,
+    check_grant,
 )
 from shared.platform.authhttp import RateLimiter
-from shared.platform.authstore import CredentialError, decode_jwt, encode_jwt, new_api_key, split_api_key
+from shared.platform.authstore import (
+    CredentialError,
+    decode_jwt,
+    encode_jwt,
+    new_api_key,
+    split_api_key,
+)
 from shared.platform.crypto import Keyring, KeyringError, new_key
 
 SECRET = "unit-test-secret-of-32-characters-or-more"
@@ -155,7 +174,7 @@ def test_api_key_format():
 
 def test_jwt_round_trip_and_refusals():
     who = Principal("t0123456789abcdef", "demo-grid", COMMUNITY_STAFF, COMMUNITY, credential="jwt")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     token = encode_jwt(who, SECRET, now, now + timedelta(hours=1))
     assert decode_jwt(token, SECRET) == who
     claims = jwt.decode(token, SECRET, algorithms=["HS256"], issuer="gridcase")

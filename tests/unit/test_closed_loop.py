@@ -16,12 +16,24 @@ from services.reporting.filters import COUNTED_SQL
 from services.reporting.kpis.catalogue import KPI_BY_NAME, KPIS
 from services.reporting.kpis.export import to_csv, to_xlsx
 from services.reporting.kpis.formulas import (
-    accurate_dispatch_rate, assessment_score, derive, mediation_success_rate, reopen_rate, resolution_rate,
-    response_rate, satisfaction_rate,
+    accurate_dispatch_rate,
+    assessment_score,
+    derive,
+    mediation_success_rate,
+    reopen_rate,
+    resolution_rate,
+    response_rate,
+    satisfaction_rate,
 )
 from services.reporting.kpis.rules import STEP_RULES, response_in_time_sql
 from services.reporting.kpis.summary import closed_loop_sentence
-from shared.contract.events import CaseDispatched, CaseReported, CaseTransferred, CaseTransitioned, RecordedOutcome
+from shared.contract.events import (
+    CaseDispatched,
+    CaseReported,
+    CaseTransferred,
+    CaseTransitioned,
+    RecordedOutcome,
+)
 from shared.domain.casefacts import closed_loop_values, is_closing
 from shared.domain.casesteps import step_values
 from shared.domain.tenants import AssessmentWeights, TenantConfigError, parse_tenant
@@ -226,7 +238,7 @@ def test_exports_carry_the_new_columns_and_the_weights():
     assert "解决率 resolution rate (%)" in header and "综合评分 composite score" in header
     wb = load_workbook(io.BytesIO(to_xlsx(result)))
     sheet = wb["KPI 指标"]
-    cells = dict(zip([c.value for c in sheet[1]], [c.value for c in sheet[2]]))
+    cells = dict(zip([c.value for c in sheet[1]], [c.value for c in sheet[2]], strict=True))
     assert cells["满意率 satisfaction rate (%)"] == 75.0  # 3 / 4 in per cent
     about = {r[0]: r[1] for r in wb["说明 about"].iter_rows(values_only=True)}
     assert about["综合评分权重 score weights (响应率 response / 解决率 resolution / 满意率 satisfaction)"] == "0.3 / 0.35 / 0.35"
@@ -236,7 +248,10 @@ def test_working_clock_cut_to_a_window_keeps_its_values():
     from datetime import date
     from zoneinfo import ZoneInfo
 
-    from services.reporting.kpis.clock import working_clock_params, working_clock_params_between
+    from services.reporting.kpis.clock import (
+        working_clock_params,
+        working_clock_params_between,
+    )
 
     tz = ZoneInfo("Asia/Shanghai")
     full = working_clock_params(tz)

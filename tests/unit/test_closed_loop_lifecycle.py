@@ -40,11 +40,11 @@ from services.dispatch.domain.lifecycle import (
 from services.dispatch.domain.reports import case_context
 from services.dispatch.domain.routing import RouteDecision
 from services.dispatch.store import case_from_json, case_to_json
-from tests.unit.test_lifecycle import run  # one step per hour from a start, as there
 from shared.contract.events import CaseActionRequested, CaseDispatched, CaseTransitioned
 from shared.domain.taxonomy import load_taxonomy
 from shared.domain.tenants import DEFAULT_MAX_REOPENS, TenantConfigError, load_tenant
 from shared.domain.workcalendar import DEFAULT_TZ, Limit
+from tests.unit.test_lifecycle import run  # one step per hour from a start, as there
 
 SH = DEFAULT_TZ
 GRID = "990102001001001"         # 幸福社区第1网格 (demo-grid, fictional codes)

@@ -27,8 +27,8 @@ from shared.contract.events import (
     encode_event,
 )
 from shared.platform.consumer import decode_batch
-from tests.integration.helpers import make_record
 from tests.hypothesis_profiles import examples
+from tests.integration.helpers import make_record
 
 EXAMPLES = examples(300)
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,

@@ -17,7 +17,7 @@ import io
 import math
 import statistics
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -79,7 +79,7 @@ def durations(records: list[ReportIn], unit_s: float, wall_clock: bool = True) -
         if wall_clock:
             seconds = (naive(h.closed_at) - naive(r.reported_at)).total_seconds()
         else:
-            seconds = (h.closed_at.astimezone(timezone.utc) - r.reported_at.astimezone(timezone.utc)).total_seconds()
+            seconds = (h.closed_at.astimezone(UTC) - r.reported_at.astimezone(UTC)).total_seconds()
         if seconds < 0:
             excluded += 1
         else:
@@ -295,7 +295,7 @@ def test_us_time_to_close_true_elapsed_within_one_hour_of_wall_clock(sf, baltimo
         wall, _ = durations(records, 3600)
         utc, _ = durations(records, 3600, wall_clock=False)
         assert len(wall) == len(utc)
-        for a, b in zip(summary(wall), summary(utc)):
+        for a, b in zip(summary(wall), summary(utc), strict=True):
             assert abs(a - b) <= 1.0
 
 

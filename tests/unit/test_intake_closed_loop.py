@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
@@ -20,7 +20,7 @@ from services.intake.schemas import ActionIn
 from shared.contract.actions import OUTCOMES
 from shared.contract.events import CaseDispatched, CaseTransitioned
 
-T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("state, closed, reopens, expected", [

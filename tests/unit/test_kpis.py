@@ -1,7 +1,7 @@
 """services/reporting/kpis/: the pure parts (formulas, working time, periods, exports, summary).
 
-Expected values are worked out by hand from the formula definitions (domain.md §3(e), the
-docstrings of services/reporting/kpis/) and from seed-figures.md block A; none comes from running this code.
+Expected values are worked out by hand from the formula definitions (docs/domain.md §3(e), the
+docstrings of services/reporting/kpis/) and from docs/seeds.md block A; none comes from running this code.
 The SQL rules are checked against hand-made facts in tests/e2e/test_kpis.py.
 """
 
@@ -11,23 +11,45 @@ import csv
 import io
 import random
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from services.reporting.filters import CaseFilter
 from services.reporting.kpis.catalogue import GROUP_BYS, KPIS
-from services.reporting.kpis.clock import working_clock, working_clock_params, working_seconds
+from services.reporting.kpis.clock import (
+    working_clock,
+    working_clock_params,
+    working_seconds,
+)
 from services.reporting.kpis.export import sanitize_cell, to_csv, to_xlsx
 from services.reporting.kpis.formulas import (
-    accurate_dispatch_rate, completion_rate, derive, on_time_rate, overdue_rate, overdue_total, ratio, rework_rate,
+    accurate_dispatch_rate,
+    completion_rate,
+    derive,
+    on_time_rate,
+    overdue_rate,
+    overdue_total,
+    ratio,
+    rework_rate,
     transfer_rate,
 )
-from services.reporting.kpis.periods import counts_at_period_ends, period_bounds, period_label, sub_period_index
+from services.reporting.kpis.periods import (
+    counts_at_period_ends,
+    period_bounds,
+    period_label,
+    sub_period_index,
+)
 from services.reporting.kpis.rules import EVENT_RULES
 from services.reporting.kpis.sql import bind, kpi_sql
-from services.reporting.kpis.summary import SummaryWording, choose_wording, percent, period_text, summary_paragraph
+from services.reporting.kpis.summary import (
+    SummaryWording,
+    choose_wording,
+    percent,
+    period_text,
+    summary_paragraph,
+)
 from shared.domain.workcalendar import STRICT_CALENDAR, working_time_between
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -42,7 +64,7 @@ def sh(y, m, d, h=0, minute=0):
 
 
 def test_completion_rate_seed_a():
-    # seed-figures.md A: 办结率 = 3644 / 5410 = 67.36 %
+    # docs/seeds.md block A: 办结率 = 3644 / 5410 = 67.36 %
     assert round(completion_rate(3644, 5410) * 100, 2) == 67.36
 
 
@@ -111,7 +133,7 @@ def test_kpi_catalogue_labels():
     for k in KPIS:
         assert re.search(r"[\u4e00-\u9fff]", k.zh) and re.search(r"[A-Za-z]", k.en)
         assert k.label.startswith(k.zh)  # zh-CN first, English beside
-    # every figure domain.md §3(e) asks for (issue 4 item 1)
+    # every figure docs/domain.md §3(e) asks for (issue 4 item 1)
     for name in ("accepted", "filed", "closed", "due", "completion_rate", "on_time_rate", "in_progress", "overdue",
                  "overdue_rate", "transfer_rate", "rework_rate", "supervisions", "accurate_dispatch_rate",
                  "ack_hours_mean", "ack_hours_median", "ack_hours_p90", "ack_working_hours_mean",
@@ -148,7 +170,7 @@ def test_working_seconds_by_hand():
     assert working_seconds(sh(2026, 3, 25), sh(2026, 3, 24)) == 0
 
 
-@pytest.mark.parametrize("tz", [SH, NY, timezone.utc])
+@pytest.mark.parametrize("tz", [SH, NY, UTC])
 def test_working_seconds_equals_workcalendar(tz):
     rng = random.Random(7)
     base = datetime(2024, 1, 1, tzinfo=tz)
@@ -179,7 +201,7 @@ def test_sql_clock_parameters_match_the_clock():
     ny = working_clock_params(NY)  # summer time every year: AT TIME ZONE until the clock's last change
     assert ny["fixed_from"] > datetime(2026, 11, 29, tzinfo=NY)
     assert len(p["cum"]) == len(p["wk"]) == len(clock.cum) - 1
-    assert all(c + w * 86400 == nxt for c, w, nxt in zip(p["cum"], p["wk"], clock.cum[1:]))
+    assert all(c + w * 86400 == nxt for c, w, nxt in zip(p["cum"], p["wk"], clock.cum[1:], strict=True))
     day = lambda d: (d - clock.d0).days  # noqa: E731
     assert p["wk"][day(datetime(2026, 2, 28).date())] == 1  # Saturday 调休 working day
     assert p["wk"][day(datetime(2026, 2, 17).date())] == 0  # Spring Festival
@@ -198,7 +220,7 @@ def test_period_bounds_days_weeks_months():
     months = period_bounds(sh(2025, 11, 15), sh(2026, 2, 1), "month", SH)
     assert months == [sh(2025, 11, 15), sh(2025, 12, 1), sh(2026, 1, 1), sh(2026, 2, 1)]
     # local midnights of the tenant's zone, whatever the zone of start/end
-    utc_start = datetime(2026, 3, 1, 0, tzinfo=timezone.utc)  # 08:00 in Shanghai
+    utc_start = datetime(2026, 3, 1, 0, tzinfo=UTC)  # 08:00 in Shanghai
     assert period_bounds(utc_start, sh(2026, 3, 3), "day", SH)[1] == sh(2026, 3, 2)
 
 
@@ -313,7 +335,7 @@ def test_wording_by_the_tenants_data():
 
 
 def test_seed_a_paragraph():
-    # seed-figures.md A: 5410 found, 3644 closed, 627 in progress, 1139 transferred, 67.36 %
+    # docs/seeds.md block A: 5410 found, 3644 closed, 627 in progress, 1139 transferred, 67.36 %
     total = derive({"accepted": 5410, "closed": 3644, "due": 5410, "in_progress_own": 627,
                          "in_progress_transferred": 1139})
     text = summary_paragraph(total, choose_wording(5410, 5410, 5410),

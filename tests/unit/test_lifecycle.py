@@ -1,5 +1,5 @@
-"""services.dispatch.domain.lifecycle: example paths through the case state machine (domain.md §3(c)),
-including seed-figures.md block C (a sewer case beyond the grid) and block E (mediation ladder)."""
+"""services.dispatch.domain.lifecycle: example paths through the case state machine (docs/domain.md §3(c)),
+including docs/seeds.md block C (a sewer case beyond the grid) and block E (mediation ladder)."""
 
 from __future__ import annotations
 
@@ -295,7 +295,7 @@ def test_supervision_at_red_and_higher_supervision_five_working_days_later():
 
 
 def test_seed_c_sewer_case_beyond_the_grid(tenant, taxonomy):
-    """seed-figures.md C: a sewer blockage (100401) at the grid-5 market crossed the boundary
+    """docs/seeds.md block C: a sewer blockage (100401) at the grid-5 market crossed the boundary
     with a neighbouring village; the grid worker could not fix it (能处则处,不能办理则逐级上报),
     it went up to the community and the street, and urban management (城管) repaired it."""
     rule = RoutingRule(name="sewer-boundary-to-urban-management", department="urban_management",
@@ -351,7 +351,7 @@ def test_place_levels_and_units_without_a_tenant():
 
 
 def test_family_dispute_fails_at_the_community_and_is_settled_by_the_street(tenant, taxonomy):
-    """seed-figures.md E / D: a family dispute (300101) brought to the community mediation
+    """docs/seeds.md block E / D: a family dispute (300101) brought to the community mediation
     committee fails there and is settled by the street (town) mediation centre."""
     decision = route("300101", COMMUNITY, tenant, taxonomy, at=T0)
     assert (decision.target_kind, decision.mediation_level) == ("mediation", "community")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -41,7 +42,12 @@ from services.dispatch.domain.lifecycle import (
 )
 from services.dispatch.domain.routing import RouteDecision
 from shared.contract.actions import OUTCOMES, SATISFACTIONS
-from shared.domain.workcalendar import DEFAULT_TZ, Limit, dispose_deadline, working_time_between
+from shared.domain.workcalendar import (
+    DEFAULT_TZ,
+    Limit,
+    dispose_deadline,
+    working_time_between,
+)
 from tests.hypothesis_profiles import examples
 
 SH = DEFAULT_TZ
@@ -152,7 +158,7 @@ def _check_step(before: Case, command: Command, now: datetime, context: Context)
     # (a) known state, transitions chain from the old state to the new one
     assert new.state in STATES and transitions
     assert transitions[0].from_state == before.state
-    for prev, nxt in zip(transitions, transitions[1:]):
+    for prev, nxt in pairwise(transitions):
         assert nxt.from_state == prev.to_state
     assert transitions[-1].to_state == new.state
     assert transitions[0].action == command.action
@@ -160,7 +166,7 @@ def _check_step(before: Case, command: Command, now: datetime, context: Context)
     # (d) counters never decrease; the clock's flags only where a new clock starts
     for name in COUNTERS:
         assert getattr(new, name) >= getattr(before, name), name
-    # a correction recounts the deadline when the limit changes on a case that has one (domain.md
+    # a correction recounts the deadline when the limit changes on a case that has one (docs/domain.md
     # §3(d)3) -- even when the recounted deadline happens to fall on the old one
     # a correction restarts the clock's flags only when it moves the deadline (24 h -> 1 WD can
     # recount to the same instant: then supervision and extension stand)

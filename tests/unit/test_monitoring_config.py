@@ -1,4 +1,4 @@
-"""Monitoring as code (architecture.md §4): Prometheus config and alert rules, Grafana provisioning
+"""Monitoring as code (docs/architecture.md §4): Prometheus config and alert rules, Grafana provisioning
 and dashboards.
 
 promtool (Debian/Ubuntu: ``apt-get install prometheus``; ``.ci/run`` installs it) checks the config
@@ -229,7 +229,7 @@ def test_dashboard_is_valid_grafana_json(name):
     assert len(ids) == len(set(ids)), "panel ids must be unique"
     for panel in panels:
         pos = panel["gridPos"]
-        assert {"h", "w", "x", "y"} <= set(pos) and 0 <= pos["x"] and pos["x"] + pos["w"] <= 24
+        assert {"h", "w", "x", "y"} <= set(pos) and pos["x"] >= 0 and pos["x"] + pos["w"] <= 24
         zh, _, en = panel["title"].partition("·")
         assert CJK_RE.search(zh) and en, f"panel title {panel['title']!r}: zh-CN first, then English"
         if panel["type"] == "row":

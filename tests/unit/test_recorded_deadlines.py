@@ -14,7 +14,7 @@ import csv
 import io
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -179,7 +179,7 @@ def test_recorded_deadline_may_lie_ahead_but_not_before_1990():
 
 
 def reported(history: RecordedOutcome | None) -> CaseReported:
-    return CaseReported(event_id=uuid.uuid4(), occurred_at=datetime(2015, 3, 13, 20, 28, tzinfo=timezone.utc),
+    return CaseReported(event_id=uuid.uuid4(), occurred_at=datetime(2015, 3, 13, 20, 28, tzinfo=UTC),
                         case_id=uuid.uuid4(), tenant="boston", place_code="BOS08", category_code="Street Light Outages",
                         reported_at=datetime(2015, 3, 13, 16, 28, 33, tzinfo=NY), source="boston311",
                         history=history)
@@ -189,7 +189,7 @@ def test_history_replay_dispatches_with_the_recorded_deadline():
     due = datetime(2015, 3, 27, 16, 28, 33, tzinfo=NY)
     hist = RecordedOutcome(department="Public_Works_Department", status="Closed", closed=True,
                            closed_at=datetime(2015, 4, 1, 22, 43, 9, tzinfo=NY), deadline=due)
-    state, events = handle_report(reported(hist), None, load_taxonomy(), datetime.now(timezone.utc))
+    state, events = handle_report(reported(hist), None, load_taxonomy(), datetime.now(UTC))
     dispatched = [e for e in events if isinstance(e, CaseDispatched)]
     assert len(dispatched) == 1 and dispatched[0].deadline == due and dispatched[0].history
     assert state.status == "closed"
@@ -197,5 +197,5 @@ def test_history_replay_dispatches_with_the_recorded_deadline():
 
 def test_history_replay_without_a_recorded_deadline_sets_none():
     hist = RecordedOutcome(department="Public_Works_Department", status="Open")
-    _, events = handle_report(reported(hist), None, load_taxonomy(), datetime.now(timezone.utc))
+    _, events = handle_report(reported(hist), None, load_taxonomy(), datetime.now(UTC))
     assert events[0].deadline is None

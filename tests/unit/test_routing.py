@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -95,8 +95,8 @@ def test_place_prefix(make_tenant, taxonomy):
 
 
 def test_place_only_rule_matches_any_category(make_tenant, taxonomy):
-    tenant = make_tenant(f"""
-        - {{name: community-2-all, place_prefix: "990201001002", department: civil_affairs}}
+    tenant = make_tenant("""
+        - {name: community-2-all, place_prefix: "990201001002", department: civil_affairs}
     """)
     assert route("500101", OTHER_GRID, tenant, taxonomy).rule == "community-2-all"
     assert route("500101", GRID, tenant, taxonomy).rule == "taxonomy:500101"
@@ -122,8 +122,8 @@ def test_time_window_uses_tenant_local_time(make_tenant, taxonomy):
         - {name: office-hours, category: "200102", hours: "09:00-17:00", department: ecology_environment}
     """)
     # 02:00 UTC = 10:00 Asia/Shanghai: inside; 10:00 UTC = 18:00 local: outside
-    assert route("200102", GRID, tenant, taxonomy, at=datetime(2026, 3, 3, 2, 0, tzinfo=timezone.utc)).rule == "office-hours"
-    assert route("200102", GRID, tenant, taxonomy, at=datetime(2026, 3, 3, 10, 0, tzinfo=timezone.utc)).rule == "taxonomy:200102"
+    assert route("200102", GRID, tenant, taxonomy, at=datetime(2026, 3, 3, 2, 0, tzinfo=UTC)).rule == "office-hours"
+    assert route("200102", GRID, tenant, taxonomy, at=datetime(2026, 3, 3, 10, 0, tzinfo=UTC)).rule == "taxonomy:200102"
 
 
 def test_time_window_without_time_or_with_naive_time(make_tenant, taxonomy):

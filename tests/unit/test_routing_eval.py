@@ -7,7 +7,7 @@ category, so on the sample they reach exactly that ceiling.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from typer.testing import CliRunner
@@ -46,7 +46,7 @@ def tenant(tmp_path):
 def report(category: str, department: str | None, history: bool = True) -> ReportIn:
     return ReportIn(
         tenant="t1", category_code=category, place_code="C",
-        reported_at=datetime(2024, 1, 1, tzinfo=timezone.utc),
+        reported_at=datetime(2024, 1, 1, tzinfo=UTC),
         history={"department": department} if history else None,
     )
 

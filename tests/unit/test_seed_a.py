@@ -1,4 +1,4 @@
-"""gridcase/seeds.py: scenario A facts (seed-figures.md block A) in the ReportIn format."""
+"""gridcase/seeds.py: scenario A facts (docs/seeds.md block A) in the ReportIn format."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from shared.domain.tenants import load_tenant
 
 REPO = Path(__file__).resolve().parents[2]
 
-# seed-figures.md block A: 排查梳理 5410 户, 已办结 3644, 正在办理 627, 转办 1139.
+# docs/seeds.md block A: 排查梳理 5410 户, 已办结 3644, 正在办理 627, 转办 1139.
 TOTAL, CLOSED, OPEN, TRANSFERRED = 5410, 3644, 627, 1139
 
 

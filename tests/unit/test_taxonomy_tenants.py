@@ -1,4 +1,4 @@
-"""Taxonomy and tenant configuration: shipped files load, match domain.md, and errors name file+line."""
+"""Taxonomy and tenant configuration: shipped files load, match docs/domain.md, and errors name file+line."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 TENANTS_DIR = REPO / "deploy" / "tenants"
 NYC_SAMPLE = Path("/work/shared/data/nyc311_2018-10-21_sample.csv")
 
-# domain.md §3(b), second table "前置审批 (prior-licence) inspections are 8001nn":
+# docs/domain.md §3(b), second table "前置审批 (prior-licence) inspections are 8001nn":
 #   01 餐饮服务 市场监管, 02 美容美发 卫生健康, 03 歌厅KTV 文化和旅游, 04 洗浴 卫生健康,
 #   05 汽车维修 交通运输, 06 营利性医疗机构 卫生健康, 07 药店 市场监管/药监, 08 种子农药 农业农村,
 #   09 危险化学品 应急管理.
@@ -31,7 +31,7 @@ PRIOR_LICENCE = {
     "800109": ("危险化学品", "emergency_management", "应急管理"),
 }
 
-# domain.md §3(b) first table (first-named department where two are given) plus the brief's
+# docs/domain.md §3(b) first table (first-named department where two are given) plus the brief's
 # 4001xx split and 200401.
 DEFAULT_HANDLERS = {
     "100401": "housing",

@@ -12,7 +12,7 @@ Holiday facts are copied from the State Council General Office's notices (国务
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -144,7 +144,7 @@ def test_zero_days_and_errors():
 
 
 def test_result_is_in_the_requested_zone():
-    utc_start = datetime(2025, 3, 7, 1, 30, tzinfo=timezone.utc)  # 09:30 in Shanghai
+    utc_start = datetime(2025, 3, 7, 1, 30, tzinfo=UTC)  # 09:30 in Shanghai
     result = add_working_days(utc_start, 5)
     assert result == at(2025, 3, 14, 9, 30) and result.tzinfo == SH
 

@@ -1,4 +1,4 @@
-"""Deadline alerts (domain.md §3(d)4): which timers a case has and what a due one does. Pure.
+"""Deadline alerts (docs/domain.md §3(d)4): which timers a case has and what a due one does. Pure.
 
 - Yellow at 80 % of the disposal limit (a warning, state unchanged), red at the deadline (督办:
   supervision level 1, the superior — the street office of the place — named), higher supervision

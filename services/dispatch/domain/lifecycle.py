@@ -1,4 +1,4 @@
-"""The case state machine (domain.md §3(c)): states, actions, and the pure ``decide`` function.
+"""The case state machine (docs/domain.md §3(c)): states, actions, and the pure ``decide`` function.
 
 Pure domain code: no I/O, no broker or database. Events are the history; this module only says,
 for one case and one command, what the case becomes and which transitions to record.
@@ -8,22 +8,22 @@ function per action and the table binding them — and is read (and changed) as 
 rule's guard and its transition would sit in different files. The closed loop after closure
 (callback, reopen) and the corrections (recategorize, merge) are rules of the same machine.
 
-Sources (domain.md line numbers as of this writing):
+Sources (docs/domain.md):
 
-- §3(c) main path, l.137-139: reported → accepted → filed → dispatched → acknowledged →
+- §3(c)1 main path: reported → accepted → filed → dispatched → acknowledged →
   in_progress → resolved → checking → closed; terminal also rejected (不予受理), cancelled (作废).
-- l.142: reported→accepted/rejected (受理员); accepted→filed (值班长); accepted→closed by a grid
+- §3(c)2: reported→accepted/rejected (受理员); accepted→filed (值班长); accepted→closed by a grid
   worker's 自行处置 with photo ("能处则处") [R1].
-- l.143: filed→dispatched (派遣员); dispatched→acknowledged (department); 退回 = 错误派遣 [R1];
-  转办 to another unit, ≥3 escalates [P22] (also §1.5 l.62).
-- l.144: 延期 requested before the deadline, approved once [P20][R4]; 挂账 pauses the clock [R2].
-- l.145: resolved→checking; checking→closed or 返工 (rework, same department) [R2].
-- l.147: mediation 院落 → 社区调委会 → 街道调解中心; each level closes with 调解协议 or reports up;
-  violence forks to 派出所. seed-figures.md E (l.51-53): 能处则处,不能办理则逐级上报; linked
+- §3(c)3: filed→dispatched (派遣员); dispatched→acknowledged (department); 退回 = 错误派遣 [R1];
+  转办 to another unit, ≥3 escalates [P22] (also §1.5).
+- §3(c)4: 延期 requested before the deadline, approved once [P20][R4]; 挂账 pauses the clock [R2].
+- §3(c)5: resolved→checking; checking→closed or 返工 (rework, same department) [R2].
+- §3(c)7: mediation 院落 → 社区调委会 → 街道调解中心; each level closes with 调解协议 or reports up;
+  violence forks to 派出所. docs/seeds.md block E: 能处则处,不能办理则逐级上报; linked
   mediation with the court, legal workers and community police (联动调解).
-- l.148: 超期 and 督办 are clock-derived flags, not states. §3(d)4 l.167-169: red → automatic 督办
+- §3(c)8: 超期 and 督办 are clock-derived flags, not states. §3(d)4: red → automatic 督办
   and notify the superior; red + 5 WD → 提级督办 and 通报.
-- §3(d)2 l.155: handle at the lowest capable level: grid, then community, then street, then
+- §3(d)2: handle at the lowest capable level: grid, then community, then street, then
   district.
 
 Modelling choices (see also the docstrings of :func:`decide` and :class:`Case`):
@@ -51,10 +51,10 @@ Modelling choices (see also the docstrings of :func:`decide` and :class:`Case`):
   keeps it open against 民转刑 risk and closes it through the normal department path) rather
   than being "closed" unresolved; a court referral has no department in the taxonomy.
 - A dispute flagged ``violence`` is dispatched to ``police`` as a department case, never to
-  mediation (l.147).
+  mediation (docs/domain.md §3(c)7).
 - ``supervise`` (督办) raises ``supervision_level`` 0→1 at red and 1→2 (提级督办) 5 WD after red;
   state and department do not change.
-- Actor roles are recorded, not enforced; :data:`ACTION_ACTORS` lists who does what (l.142-145)
+- Actor roles are recorded, not enforced; :data:`ACTION_ACTORS` lists who does what (docs/domain.md §3(c)2–5)
   for the API to check.
 
 The closed loop (issue 12; docs/domain.md §3(c)5, §3(c)6, §3(c)10, §3(d)3; sources [P19] [P22]
@@ -89,10 +89,11 @@ The closed loop (issue 12; docs/domain.md §3(c)5, §3(c)6, §3(c)10, §3(d)3; s
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from types import MappingProxyType
-from typing import Callable, Iterable, Mapping, NamedTuple
+from typing import NamedTuple
 
 from services.dispatch.domain.routing import (
     MEDIATION_DEPARTMENT,
@@ -102,7 +103,11 @@ from services.dispatch.domain.routing import (
 )
 from shared.contract.actions import OUTCOMES, SATISFACTION_LABELS, SATISFACTIONS
 from shared.domain.taxonomy import Taxonomy
-from shared.domain.tenants import DEFAULT_MAX_REOPENS, STANDARD_LEVEL_LENGTHS, TenantConfig
+from shared.domain.tenants import (
+    DEFAULT_MAX_REOPENS,
+    STANDARD_LEVEL_LENGTHS,
+    TenantConfig,
+)
 from shared.domain.workcalendar import (
     DEFAULT_TZ,
     Limit,
@@ -135,7 +140,7 @@ STATES: tuple[str, ...] = (
     CHECKING, CLOSED, CANCELLED, SHELVED, MEDIATING,
 )
 
-#: zh-CN labels of the states (domain.md §3(c)).
+#: zh-CN labels of the states (docs/domain.md §3(c)).
 STATE_LABELS: Mapping[str, str] = MappingProxyType({
     REPORTED: "已上报", ACCEPTED: "已受理", REJECTED: "不予受理", FILED: "已立案",
     DISPATCHED: "已派遣", ACKNOWLEDGED: "已签收", IN_PROGRESS: "处置中", RESOLVED: "已处置",
@@ -174,7 +179,7 @@ ACTION_LABELS: Mapping[str, str] = MappingProxyType({
     "callback": "回访", "reopen": "重办", "recategorize": "改类", "merge": "合并重复件",
 })
 
-#: Who normally takes each action (domain.md l.142-145, §1.2); recorded, not enforced here.
+#: Who normally takes each action (docs/domain.md §3(c)2–5, §1.2); recorded, not enforced here.
 ACTION_ACTORS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "accept": ("intake_clerk",), "reject": ("intake_clerk",), "file": ("shift_lead",),
     "dispatch": ("system", "dispatcher"), "acknowledge": ("department",),
@@ -189,7 +194,7 @@ ACTION_ACTORS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "recategorize": ("dispatcher", "shift_lead"), "merge": ("shift_lead",),
 })
 
-#: Actions a closed case still accepts (the 12345 loop, domain.md §1.5, §3(c)6).
+#: Actions a closed case still accepts (the 12345 loop, docs/domain.md §1.5, §3(c)6).
 AFTER_CLOSURE_ACTIONS: tuple[str, ...] = ("callback", "reopen")
 
 #: Outcomes a rejection, cancellation or merge may record (the first is the default).
@@ -215,10 +220,10 @@ _STATE_ACTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 
 # --------------------------------------------------------------------------- ladders, units
 
-#: Coordinating levels for 逐级上报 (domain.md §3(d)2 l.155).
+#: Coordinating levels for 逐级上报 (docs/domain.md §3(d)2).
 ESCALATION_LEVELS: tuple[str, ...] = ("grid", "community", "street", "district")
 
-#: Mediation rungs (domain.md l.147, seed-figures.md E): 院落/网格 → 社区调委会 → 街道调解中心 →
+#: Mediation rungs (docs/domain.md §3(c)7, docs/seeds.md block E): 院落/网格 → 社区调委会 → 街道调解中心 →
 #: 联动调解 (court, legal workers, community police).
 MEDIATION_LADDER: tuple[str, ...] = ("grid", "community", "street", "linked")
 MEDIATION_LEVEL_LABELS: Mapping[str, str] = MappingProxyType({
@@ -230,11 +235,11 @@ MEDIATION_LEVEL_LABELS: Mapping[str, str] = MappingProxyType({
 STREET_OFFICE = "street_office"
 #: The police station (派出所) department of the taxonomy.
 POLICE = "police"
-#: Case flag that forks a dispute to the police (domain.md l.147).
+#: Case flag that forks a dispute to the police (docs/domain.md §3(c)7).
 VIOLENCE_FLAG = "violence"
-#: The transfer count at which a transfer goes to the street office instead (domain.md l.62, l.143).
+#: The transfer count at which a transfer goes to the street office instead (docs/domain.md §1.5, §3(c)3).
 TRANSFER_ESCALATION_THRESHOLD = 3
-#: Highest supervision level: 1 = 督办 at red, 2 = 提级督办 at red + 5 WD (domain.md l.168-169).
+#: Highest supervision level: 1 = 督办 at red, 2 = 提级督办 at red + 5 WD (docs/domain.md §3(d)4).
 MAX_SUPERVISION_LEVEL = 2
 
 
@@ -246,7 +251,7 @@ def _aware(value: datetime | None, what: str) -> None:
 
 def place_level(place_code: str, tenant: TenantConfig | None = None) -> str:
     """The coordinating level a case starts at: the tenant's level of the place if listed, else
-    by code length (domain.md §3(a): ≥15 grid, ≥12 community, ≥9 street, shorter district)."""
+    by code length (docs/domain.md §3(a): ≥15 grid, ≥12 community, ≥9 street, shorter district)."""
     if tenant is not None:
         owner = tenant.owner(place_code)
         if owner is not None and owner.level in ESCALATION_LEVELS:
@@ -264,7 +269,7 @@ def place_level(place_code: str, tenant: TenantConfig | None = None) -> str:
 def unit_at(place_code: str, level: str, tenant: TenantConfig | None = None) -> str | None:
     """The place code of the unit at ``level`` (e.g. ``street``) that contains ``place_code``:
     the tenant's listed ancestor (or the place itself) on that level; without a tenant, the code
-    prefix of the standard length (domain.md §3(a): community 12, street 9, district 6) when the
+    prefix of the standard length (docs/domain.md §3(a): community 12, street 9, district 6) when the
     code is that long and numeric; else ``None``."""
     if tenant is not None:
         chain = list(tenant.ancestors(place_code))
@@ -297,11 +302,11 @@ class Case:
         deadline: disposal deadline (aware) or ``None`` (no limit / not yet dispatched).
         limit: the disposal :class:`~shared.domain.workcalendar.Limit` or ``None``.
         paused_since: when 挂账 stopped the clock (set only while ``shelved``).
-        extension_requested / extension_used: one extension per case (domain.md l.144).
+        extension_requested / extension_used: one extension per case (docs/domain.md §3(c)4).
         transfer_count / return_count / rework_count: 转办 / 退回 (wrong dispatch) / 返工.
         supervision_level: 0 none, 1 督办, 2 提级督办.
         flags: e.g. ``{"violence"}``.
-        place_code: the case's place (domain.md §3(a)); used for street offices and rungs.
+        place_code: the case's place (docs/domain.md §3(a)); used for street offices and rungs.
         level: the coordinating level (:data:`ESCALATION_LEVELS`, or a foreign level).
         unit: place code of the unit coordinating after 逐级上报 / the street office, or ``None``.
         category_code: the case's category (taxonomy code, or a foreign one); ``None`` when not
@@ -372,7 +377,7 @@ class Case:
 
     @classmethod
     def new(cls, place_code: str = "", flags: Iterable[str] = (), limit: Limit | None = None,
-            tenant: TenantConfig | None = None, category_code: str | None = None) -> "Case":
+            tenant: TenantConfig | None = None, category_code: str | None = None) -> Case:
         """A freshly ``reported`` case at ``place_code``, its level from :func:`place_level`."""
         return cls(state=REPORTED, place_code=place_code, flags=frozenset(flags), limit=limit,
                    level=place_level(place_code, tenant), category_code=category_code)
@@ -659,7 +664,7 @@ def _assign(case: Case, decision: RouteDecision, now: datetime, ctx: Context) ->
     reason = f"派遣 dispatched by {decision.rule}"
     if kind == "mediation" and VIOLENCE_FLAG in case.flags:
         kind, department, rung = "department", POLICE, None
-        reason += "; 涉暴力纠纷分流派出所 (a violent dispute forks to the police, domain.md l.147)"
+        reason += "; 涉暴力纠纷分流派出所 (a violent dispute forks to the police, docs/domain.md §3(c)7)"
     if kind == "triage":
         state, department, rung = FILED, TRIAGE_DEPARTMENT, None
         reason = f"待指挥中心分拨 (triage queue) by {decision.rule}"
@@ -742,7 +747,7 @@ def _correction(b: _Builder, ctx: Context) -> tuple[dict, str] | None:
             changes.update(deadline=deadline, supervision_level=0, extension_requested=False,
                            extension_used=False)
             reason += (f"; deadline recounted: {limit.value:g} {limit.unit} from the first dispatch "
-                       f"{start.isoformat()} (domain.md §3(d)3)")
+                       f"{start.isoformat()} (docs/domain.md §3(d)3)")
     return changes, reason
 
 
@@ -777,7 +782,7 @@ def _file(b: _Builder, ctx: Context) -> None:
 def _self_handle(b: _Builder, ctx: Context) -> None:
     if not any(e and e.strip() for e in b.command.evidence):
         raise b.refuse("自行处置须附照片等证据 (self_handle needs evidence, "
-                       "domain.md l.142)")
+                       "docs/domain.md §3(c)2)")
     fields = _outcome(b, OUTCOMES, "resolved")
     b.step("self_handle", replace(b.case, state=CLOSED, **fields),
            "自行处置结案 closed by the grid worker's own handling (能处则处)", outcome=True)
@@ -788,7 +793,7 @@ def _escalate(b: _Builder, ctx: Context) -> None:
     upper = ESCALATION_LEVELS[ESCALATION_LEVELS.index(case.level) + 1]
     unit = unit_at(case.place_code, upper, ctx.tenant)
     b.step("escalate", replace(case, level=upper, unit=unit),
-           f"逐级上报 {case.level}→{upper} (能处则处,不能办理则逐级上报, seed-figures.md E)")
+           f"逐级上报 {case.level}→{upper} (能处则处,不能办理则逐级上报, docs/seeds.md block E)")
 
 
 def _dispatch(b: _Builder, ctx: Context) -> None:
@@ -841,7 +846,7 @@ def _verify_fail(b: _Builder, ctx: Context) -> None:
     case = b.case
     b.step("verify_fail", replace(case, state=IN_PROGRESS, rework_count=case.rework_count + 1,
                                   outcome=None, duplicate_of=None),
-           "核查不通过,返工 rework by the same department (domain.md l.145)")
+           "核查不通过,返工 rework by the same department (docs/domain.md §3(c)5)")
 
 
 def _return(b: _Builder, ctx: Context) -> None:
@@ -912,7 +917,7 @@ def _transfer(b: _Builder, ctx: Context) -> None:
         new = replace(counted, state=DISPATCHED, department=STREET_OFFICE,
                       target_kind="department", mediation_level=None, unit=street, level=level)
         b.step("transfer", new, f"转办≥3次提级至街道 third transfer escalates to the street office "
-               f"{street or '(unknown street)'} instead of {target} (domain.md l.62, l.143)",
+               f"{street or '(unknown street)'} instead of {target} (docs/domain.md §1.5, §3(c)3)",
                rule="transfer:escalate-street")
         return
     decision = _decision_for(target, "transfer", case.place_code)
@@ -935,12 +940,12 @@ def _approve_extension(b: _Builder, ctx: Context) -> None:
     case = b.case
     deadline = add_working_days(case.deadline, days, ctx.zone, ctx.calendar)
     b.step("approve_extension", replace(case, deadline=deadline, extension_used=True),
-           f"批准延期 {days:g} WD (once, domain.md l.144)")
+           f"批准延期 {days:g} WD (once, docs/domain.md §3(c)4)")
 
 
 def _shelve(b: _Builder, ctx: Context) -> None:
     b.step("shelve", replace(b.case, state=SHELVED, paused_since=b.now),
-           "挂账 shelved: the clock is paused (domain.md l.144)")
+           "挂账 shelved: the clock is paused (docs/domain.md §3(c)4)")
 
 
 def _mediation_agreement(b: _Builder, ctx: Context) -> None:
@@ -1018,7 +1023,7 @@ def _reopen(b: _Builder, ctx: Context) -> None:
                   extension_used=False, outcome=None, duplicate_of=None, satisfaction=None,
                   resident_resolved=None, reopen_count=count)
     b.step("reopen", new, f"重办 reopened ({count} of at most {max_reopens(ctx)}), back to {whom} "
-           "with a full new limit from now (domain.md §3(c)6)")
+           "with a full new limit from now (docs/domain.md §3(c)6)")
 
 
 def _supervise(b: _Builder, ctx: Context) -> None:
@@ -1034,9 +1039,9 @@ def _supervise(b: _Builder, ctx: Context) -> None:
     for level in range(case.supervision_level + 1, target + 1):
         if level == 1:
             reason = ("督办 red alert: automatic supervision, superior of "
-                      f"{case.department} notified (domain.md l.168)")
+                      f"{case.department} notified (docs/domain.md §3(d)4)")
         else:
-            reason = "提级督办并通报 higher-level supervision 5 WD after red (domain.md l.169)"
+            reason = "提级督办并通报 higher-level supervision 5 WD after red (docs/domain.md §3(d)4)"
         b.step("supervise", replace(b.case, supervision_level=level), reason)
 
 
@@ -1055,7 +1060,7 @@ _HANDLERS: Mapping[str, Callable[[_Builder, Context], None]] = MappingProxyType(
 def decide(case: Case, command: Command, now: datetime, context: Context | None = None) -> Decision:
     """Apply ``command`` to ``case`` at ``now``; pure.
 
-    Rules (domain.md §3(c), see the module docstring for choices):
+    Rules (docs/domain.md §3(c), see the module docstring for choices):
 
     - reported: ``accept`` → accepted, ``reject`` → rejected (outcome ``unfounded`` unless
       ``not_remit`` or ``duplicate`` is given).
@@ -1123,7 +1128,7 @@ def decide(case: Case, command: Command, now: datetime, context: Context | None 
 
 def supervise(case: Case, level: int, now: datetime, context: Context | None = None) -> Decision:
     """督办: raise ``case.supervision_level`` to ``level`` (1 at red = the deadline, 2 = 提级督办
-    5 WD after red; domain.md §3(d)4); one ``supervise`` transition per level passed, state and
+    5 WD after red; docs/domain.md §3(d)4); one ``supervise`` transition per level passed, state and
     department unchanged. Same as ``decide(case, Command("supervise", level=level), now, ...)``.
 
     Raises:

@@ -1,17 +1,17 @@
 """Routing: which department, mediation level or queue gets a reported case. Pure, no I/O.
 
-Order (domain.md §3(d) step 1, "route by a category→department table plus place ownership";
-the tenant table idea follows Signalen's ordered routing expressions, anchors.md):
+Order (docs/domain.md §3(d)1, "route by a category→department table plus place ownership";
+the tenant table idea follows Signalen's ordered routing expressions, docs/domain.md §2.1):
 
 1. The tenant's rules (``deploy/tenants/<tenant>.yaml`` ``routing.rules``), in file order; the
    first rule whose ``category``, ``place_prefix`` and ``hours`` (tenant local time) all match
    wins. ``rule`` is the rule's name.
 2. If the category is not in the taxonomy: the triage queue, rule ``triage:unknown-category``
    (ReportIn accepts unknown codes and sends them to triage, services/intake/schemas.py).
-3. If ``use_taxonomy_defaults``: the category's default handler from domain.md §3(b), rule
+3. If ``use_taxonomy_defaults``: the category's default handler from docs/domain.md §3(b), rule
    ``taxonomy:<code>``. A dispute category (300101 家庭纠纷, 300102 邻里纠纷) goes to the
    people's-mediation chain (department ``mediation``) at the lowest level that owns the place
-   (domain.md §3(c) mediation ladder and §3(d) step 2 "handle at the lowest capable level").
+   (docs/domain.md §3(c) mediation ladder and §3(d)2 "handle at the lowest capable level").
 4. Otherwise: triage, rule ``triage:no-matching-rule``.
 
 A rule whose department is ``mediation`` or ``triage`` yields that target kind.
@@ -51,7 +51,7 @@ class RouteDecision:
 
 
 def mediation_level_for(place_code: str) -> str:
-    """The lowest mediation level that owns ``place_code``, by code length (domain.md §3(a)
+    """The lowest mediation level that owns ``place_code``, by code length (docs/domain.md §3(a)
     place codes, §3(c) ladder 院落 → 社区调委会 → 街道调解中心):
 
     15 or more characters (a grid, or a courtyard/building under it) -> ``grid``;
@@ -105,9 +105,9 @@ def route(
 
     Args:
         category_code: the report's category (a taxonomy code or a foreign one).
-        place_code: the report's cumulative place code (domain.md §3(a)).
+        place_code: the report's cumulative place code (docs/domain.md §3(a)).
         tenant: the tenant's configuration (rules, timezone).
-        taxonomy: default handlers and dispute categories (domain.md §3(b)).
+        taxonomy: default handlers and dispute categories (docs/domain.md §3(b)).
         at: when the case was reported (timezone-aware); needed for ``hours`` rules.
 
     Returns:

@@ -7,7 +7,7 @@ either waits for the decision. Every request answered from 403 on is kept in the
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -20,7 +20,12 @@ from services.intake.domain.reports import place_problem
 from services.intake.domain.taxonomy import taxonomy
 from services.intake.schemas import ActionIn
 from services.intake.service import Intake
-from services.intake.store import add_audit_entry, load_action, load_case, request_action
+from services.intake.store import (
+    add_audit_entry,
+    load_action,
+    load_case,
+    request_action,
+)
 from shared.contract.actions import REQUESTABLE_ACTIONS
 from shared.contract.events import CaseActionRequested, derive_id
 from shared.domain.pii import mask_text
@@ -87,7 +92,7 @@ async def post_action(
     if body.action not in REQUESTABLE_ACTIONS:
         return error_response(422, "unknown_action", f"action must be one of {', '.join(REQUESTABLE_ACTIONS)}",
                               field="action")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
 
     def entry(tenant: str, state: str, outcome: str, detail: str) -> dict:
         """The audit record of this request (the caller's credential as the actor)."""

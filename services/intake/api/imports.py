@@ -17,7 +17,12 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from services.intake.dependencies import intake_of
 from services.intake.domain.reports import case_id_for, place_problem
-from services.intake.importers.formats import DEFAULT_TIMEZONE, FORMATS, UnknownFormat, iter_records
+from services.intake.importers.formats import (
+    DEFAULT_TIMEZONE,
+    FORMATS,
+    UnknownFormat,
+    iter_records,
+)
 from services.intake.importers.mapping import parse_mapping
 from services.intake.schemas import ImportResult, ReportIn, RowError
 from services.intake.service import Intake

@@ -40,7 +40,13 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.intake.importers.mapping import compile_mapping, read_mapped
-from services.intake.importers.sources import fuzhou12345, jsonl, mapped, nyc311, teddycup
+from services.intake.importers.sources import (
+    fuzhou12345,
+    jsonl,
+    mapped,
+    nyc311,
+    teddycup,
+)
 from services.intake.schemas import ReportIn, RowError
 from shared.contract.events import TENANT_PATTERN
 

@@ -18,7 +18,12 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from services.intake.importers.codes import category_code, department_code
-from services.intake.importers.readers import DESCRIPTION_MAX, build, read_csv, row_error
+from services.intake.importers.readers import (
+    DESCRIPTION_MAX,
+    build,
+    read_csv,
+    row_error,
+)
 from services.intake.schemas import ReportIn, RowError
 from shared.contract.events import PLACE_CODE_PATTERN
 

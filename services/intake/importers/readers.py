@@ -63,7 +63,7 @@ def iter_csv(
             problem = f"row has {len(values)} fields, the header has {len(header)}"
             yield n, row_error(n, [("", problem)])
             continue
-        yield n, map_row(n, dict(zip(header, values)), values)
+        yield n, map_row(n, dict(zip(header, values, strict=True)), values)
 
 
 def read_csv(

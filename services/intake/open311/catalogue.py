@@ -11,7 +11,7 @@ category's default department. :data:`SERVICE_ATTRIBUTES` adds attributes to som
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 
 from services.intake.domain.taxonomy import taxonomy
 from services.intake.open311.wire import Open311Error, bad_request, not_found, parse_w3c
@@ -150,7 +150,7 @@ def check_attributes(code: str, posted: dict[str, list[str]]) -> dict[str, list[
         elif attr.datatype == "datetime":
             for v in values:
                 try:
-                    parse_w3c(f"attribute[{attr.code}]", v, timezone.utc)
+                    parse_w3c(f"attribute[{attr.code}]", v, UTC)
                 except Open311Error:
                     problems.append(f"attribute[{attr.code}] must be an ISO 8601 datetime with a timezone")
                     break

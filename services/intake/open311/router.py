@@ -1,7 +1,7 @@
 """Open311 GeoReport v2 on intake, under ``/open311/v2/`` (issue 7 items 1-2): the routes.
 
 Spec: open311.github.io ``GeoReport_v2/index.md`` ("the spec" below; digest in
-``../shared/design/anchors.md`` §2) and ``Service_Discovery.md``. Every resource exists in both
+``docs/architecture.md`` §8) and ``Service_Discovery.md``. Every resource exists in both
 formats, chosen by the URL suffix: ``.xml`` and ``.json`` (wire.py).
 
 | method | path | spec section |
@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -42,8 +42,17 @@ from starlette.responses import Response
 from services.intake.dependencies import intake_of
 from services.intake.domain.reports import case_id_for
 from services.intake.domain.taxonomy import taxonomy
-from services.intake.open311.catalogue import check_attributes, known_category, service_definition, service_entry
-from services.intake.open311.queries import RequestQuery, fetch_rows, parse_request_query
+from services.intake.open311.catalogue import (
+    check_attributes,
+    known_category,
+    service_definition,
+    service_entry,
+)
+from services.intake.open311.queries import (
+    RequestQuery,
+    fetch_rows,
+    parse_request_query,
+)
 from services.intake.open311.translate import (
     SOURCE,
     posted_attributes,
@@ -141,7 +150,7 @@ async def discovery(request: Request, fmt: str) -> Response:
     No ``jurisdiction_id`` needed; ``contact`` lists the jurisdiction ids."""
     check_format(fmt)
     svc = intake_of(request)
-    changeset = w3c(datetime.fromtimestamp(Path(taxonomy().path).stat().st_mtime, timezone.utc), timezone.utc)
+    changeset = w3c(datetime.fromtimestamp(Path(taxonomy().path).stat().st_mtime, UTC), UTC)
     url = str(request.base_url).rstrip("/") + PREFIX
     body = {
         "changeset": changeset,
@@ -293,7 +302,7 @@ async def get_requests(request: Request, fmt: str) -> Response:
     check_format(fmt)
     params = request.query_params
     svc, caller, tenant = await _reader(request, lambda name: f"jurisdiction_id {name!r} was not found")
-    query = parse_request_query(params, tenant.tzinfo, datetime.now(timezone.utc))
+    query = parse_request_query(params, tenant.tzinfo, datetime.now(UTC))
     rows = await fetch_rows(svc.engine, tenant.tenant, query, caller)
     return render(fmt, "service_requests", [request_record(tenant, row) for row in rows])
 

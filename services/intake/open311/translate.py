@@ -1,6 +1,6 @@
 """Open311 ⇄ gridcase: a POST Service Request becomes a ``ReportIn`` (jurisdiction, location,
 contact, attributes, media), and a stored case becomes a ``request`` record. Spec: open311.github.io
-``GeoReport_v2/index.md`` ("the spec"; digest in ``../shared/design/anchors.md`` §2).
+``GeoReport_v2/index.md`` ("the spec"; digest in ``docs/architecture.md`` §8).
 
 - ``jurisdiction_id`` is a tenant name (``deploy/tenants/<tenant>.yaml``). It is required when
   intake serves more than one tenant (400 without it), 404 when unknown.
@@ -34,7 +34,7 @@ contact, attributes, media), and a stored case becomes a ``request`` record. Spe
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
@@ -43,7 +43,7 @@ from services.intake.domain.reports import place_problem
 from services.intake.domain.taxonomy import taxonomy
 from services.intake.open311.catalogue import service_name
 from services.intake.open311.wire import bad_request, not_found, param, w3c
-from services.intake.schemas import ReportIn, ReporterContact
+from services.intake.schemas import ReporterContact, ReportIn
 from shared.contract.actions import OUTCOME_LABELS
 from shared.domain.pii import mask_text
 from shared.domain.taxonomy import Category
@@ -221,7 +221,7 @@ def to_report(tenant: TenantConfig, category: Category, form, attributes: dict[s
             description=compose_description(description.strip(), attributes, media_url),
             channel=CHANNEL,
             source=SOURCE,
-            reported_at=datetime.now(timezone.utc),
+            reported_at=datetime.now(UTC),
             reporter=reporter_contact(form, address),
         )
     except ValidationError as exc:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -126,7 +126,7 @@ def w3c(moment: datetime | None, tz) -> str | None:
     if moment is None:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(tz).isoformat(timespec="seconds")
 
 

@@ -5,8 +5,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from services.reporting.dependencies import Ctx, Limit, Offset, PlacePrefix, Tenant, scope_of
-from services.reporting.kpis.case_lists import DEFAULT_PAGE, query_overdue, query_supervised
+from services.reporting.dependencies import (
+    Ctx,
+    Limit,
+    Offset,
+    PlacePrefix,
+    Tenant,
+    scope_of,
+)
+from services.reporting.kpis.case_lists import (
+    DEFAULT_PAGE,
+    query_overdue,
+    query_supervised,
+)
 from shared.platform.auth import Principal
 from shared.platform.authhttp import caller
 

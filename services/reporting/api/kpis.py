@@ -1,5 +1,5 @@
 """``GET /v1/kpis?tenant&start&end&group_by``, ``/v1/kpis.csv``, ``/v1/kpis.xlsx``: the KPI
-table of domain.md §3(e) (services/reporting/kpis/) as JSON, CSV and Excel."""
+table of docs/domain.md §3(e) (services/reporting/kpis/) as JSON, CSV and Excel."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from services.reporting.dependencies import Ctx, End, GroupBy, PlacePrefix, Start, Tenant, case_filter, scope_of
+from services.reporting.dependencies import (
+    Ctx,
+    End,
+    GroupBy,
+    PlacePrefix,
+    Start,
+    Tenant,
+    case_filter,
+    scope_of,
+)
 from services.reporting.filters import CaseFilter
 from services.reporting.kpis.catalogue import GROUP_BYS
 from services.reporting.kpis.export import to_csv, to_xlsx
@@ -50,7 +59,7 @@ async def kpi_query(
 
 @router.get("/v1/kpis")
 async def kpi_rows(result: Any = Depends(kpi_query)):
-    """KPIs of P = [start, end) (domain.md §3(e)): ``{"columns", "total", "rows", …}``, labels
+    """KPIs of P = [start, end) (docs/domain.md §3(e)): ``{"columns", "total", "rows", …}``, labels
     zh-CN first with English beside (see services/reporting/kpis/queries.py query_kpis)."""
     return result
 

@@ -24,7 +24,7 @@ async def patrol_stats(
     place_prefix: PlacePrefix = None,
     who: Principal = Depends(caller),
 ):
-    """Inspection rounds (巡查) and points by kind in ``[start, end)`` (seed-figures.md B),
+    """Inspection rounds (巡查) and points by kind in ``[start, end)`` (docs/seeds.md block B),
     within the caller's place scope."""
     place_prefix, _ = scoped(who, tenant, place_prefix)
     async with ctx.engine.connect() as conn:

@@ -8,7 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from services.reporting.dependencies import (
-    Ctx, End, PlacePrefix, Start, Tenant, empty_period, naive_time, scope_of,
+    Ctx,
+    End,
+    PlacePrefix,
+    Start,
+    Tenant,
+    empty_period,
+    naive_time,
+    scope_of,
 )
 from services.reporting.filters import CaseFilter
 from services.reporting.labels import label_for

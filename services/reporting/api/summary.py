@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from services.reporting.dependencies import Ctx, End, PlacePrefix, Start, Tenant, case_filter, scope_of
+from services.reporting.dependencies import (
+    Ctx,
+    End,
+    PlacePrefix,
+    Start,
+    Tenant,
+    case_filter,
+    scope_of,
+)
 from services.reporting.filters import CaseFilter
 from services.reporting.kpis import summary
 from shared.platform.auth import Principal

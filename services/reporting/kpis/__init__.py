@@ -1,4 +1,4 @@
-"""KPIs of a period P over ``reporting.case_facts`` and ``reporting.case_steps`` (domain.md §3(e),
+"""KPIs of a period P over ``reporting.case_facts`` and ``reporting.case_steps`` (docs/domain.md §3(e),
 docs/kpis.md), each formula in one place.
 
 Every figure is defined exactly once: the per-case rule that decides whether a case counts (a SQL
@@ -6,7 +6,7 @@ fragment in :data:`~services.reporting.kpis.rules.EVENT_RULES` / ``STATE_RULES``
 over the per-case columns of ``CASE_COLUMNS``) or the per-event rule that decides which step counts
 and against which department (``STEP_RULES``), and the arithmetic that turns counts into rates (a
 pure function of :mod:`services.reporting.kpis.formulas`). The work-summary paragraph
-(seed-figures.md block A) and the CSV/XLSX exports are filled from the same rows.
+(docs/seeds.md block A) and the CSV/XLSX exports are filled from the same rows.
 
 Where each part lives (one reason to change each):
 
@@ -25,7 +25,7 @@ Where each part lives (one reason to change each):
 Which cases are asked about (tenant, P, place, category, department) is a
 :class:`services.reporting.filters.CaseFilter`, the same type the statistics of ``/v1/stats`` take.
 
-Seed A check (seed-figures.md A: 办结率 67.36 % = 3644 / 5410): seed A's records are history
+Seed A check (docs/seeds.md block A: 办结率 67.36 % = 3644 / 5410): seed A's records are history
 imports without a deadline, reported on weekdays from 2026-03-02 for 13 weeks, the closed ones
 closed within that time. Over the campaign period P = [2026-03-02, 2026-06-01) +08:00 (or with P
 open), 应办结 = the 3644 closed in P + the 1766 open ones, due because they have no deadline and

@@ -4,7 +4,7 @@ and working) since the deadline."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -37,7 +37,7 @@ async def query_overdue(conn: AsyncConnection, tenant: str, *, now: datetime | N
     Raises:
         ValueError: ``limit`` outside 1..:data:`MAX_PAGE` or negative ``offset``.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     conds = [cf.c.tenant == tenant, counted(), sa.not_(cf.c.closed), cf.c.deadline < now,
              cf.c.state.is_distinct_from("shelved")]
     if department is not None:
@@ -51,7 +51,7 @@ async def query_supervised(conn: AsyncConnection, tenant: str, *, now: datetime 
                            place_prefix: str | None = None, tz: tzinfo = DEFAULT_TZ,
                            tenant_config: TenantConfig | None = None, taxonomy=None,
                            department: str | None = None) -> dict:
-    """Cases under 督办 (supervision level ≥ 1: 1 督办, 2 提级督办; domain.md §3(d)4), open ones
+    """Cases under 督办 (supervision level ≥ 1: 1 督办, 2 提级督办; docs/domain.md §3(d)4), open ones
     only unless ``include_closed``; highest level first, then earliest deadline. Same answer
     shape as :func:`query_overdue` (``hours_overdue`` is ``None`` for a case not past its
     deadline, or closed).
@@ -59,7 +59,7 @@ async def query_supervised(conn: AsyncConnection, tenant: str, *, now: datetime 
     Raises:
         ValueError: ``limit`` outside 1..:data:`MAX_PAGE` or negative ``offset``.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     conds = [cf.c.tenant == tenant, counted(), cf.c.supervision_level > 0]
     if not include_closed:
         conds.append(sa.not_(cf.c.closed))

@@ -15,7 +15,7 @@ GROUP_BYS: tuple[str, ...] = (
     "period:day", "period:week", "period:month", "street", "community", "grid", "category", "department", "channel",
 )
 
-#: Place levels a KPI table can be grouped by: the cumulative code length (domain.md §3(a), shared/domain/tenants.py).
+#: Place levels a KPI table can be grouped by: the cumulative code length (docs/domain.md §3(a), shared/domain/tenants.py).
 PLACE_LEVELS: Mapping[str, int] = {level: STANDARD_LEVEL_LENGTHS[level] for level in ("street", "community", "grid")}
 
 
@@ -77,7 +77,7 @@ def _mediation() -> list[Kpi]:
     return out
 
 
-#: Every KPI column, in output order (domain.md §3(e) order, parts beside their rate).
+#: Every KPI column, in output order (docs/domain.md §3(e) order, parts beside their rate).
 KPIS: tuple[Kpi, ...] = (
     Kpi("accepted", "受理量", "intake (accepted)", "count"),
     Kpi("filed", "立案数", "filed", "count"),

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -157,7 +158,7 @@ def fixed_offset(tz_name: str, calendar: WorkCalendar | None = None) -> tuple[in
     +28800 since 1991-09-16 00:00, the day after its last summer time ended). SQL converts times from ``since``
     on by adding the offset, earlier ones with ``AT TIME ZONE``."""
     clock = working_clock(calendar)
-    tz = timezone.utc if tz_name == "UTC" else ZoneInfo(tz_name)
+    tz = UTC if tz_name == "UTC" else ZoneInfo(tz_name)
     midnights = [datetime.combine(clock.d0 + timedelta(days=i), time(0), tz) for i in range(len(clock.cum))]
     final = midnights[-1].utcoffset()
     since = midnights[0]
@@ -196,7 +197,7 @@ def _clock_params(name: str, calendar: WorkCalendar | None) -> dict[str, Any]:
     return {
         "tz": name, "off": fixed_offset(name, calendar)[0], "fixed_from": fixed_offset(name, calendar)[1],
         "day0": (clock.d0 - date(1970, 1, 1)).days,
-        "cum": tuple(clock.cum[:-1]), "wk": tuple(1 if b > a else 0 for a, b in zip(clock.cum, clock.cum[1:])),
+        "cum": tuple(clock.cum[:-1]), "wk": tuple(1 if b > a else 0 for a, b in pairwise(clock.cum)),
     }
 
 
@@ -206,4 +207,4 @@ def _clock_params(name: str, calendar: WorkCalendar | None) -> dict[str, Any]:
 
 def tz_name(tz: tzinfo) -> str:
     """The zone's name as PostgreSQL's ``AT TIME ZONE`` takes it (``"UTC"`` for UTC)."""
-    return tz.key if isinstance(tz, ZoneInfo) else "UTC" if tz in (timezone.utc,) else str(tz)
+    return tz.key if isinstance(tz, ZoneInfo) else "UTC" if tz in (UTC,) else str(tz)

@@ -1,5 +1,5 @@
 """KPI formulas: the arithmetic that turns a row's raw counts into its KPI columns (rates, sums,
-the composite score), each a pure function citing its source (domain.md §3(e), docs/kpis.md).
+the composite score), each a pure function citing its source (docs/domain.md §3(e), docs/kpis.md).
 The per-case and per-event rules that produce the raw counts are in
 :mod:`services.reporting.kpis.rules`."""
 
@@ -20,44 +20,44 @@ def ratio(numerator: float, denominator: float) -> float | None:
 
 
 def completion_rate(closed: int, due: int) -> float | None:
-    """办结率 completion rate = 办结 ÷ 应办结 (domain.md §3(e) l.174 "办结率 completion rate = 办结 ÷
-    应办结"; §1.3 结案率 = 结案数 / 应结案数 [R1]). Seed A: 3644 / 5410 = 0.6736 (seed-figures.md A).
+    """办结率 completion rate = 办结 ÷ 应办结 (docs/domain.md §3(e)3 "办结率 completion rate = 办结 ÷
+    应办结"; §1.3 结案率 = 结案数 / 应结案数 [R1]). Seed A: 3644 / 5410 = 0.6736 (docs/seeds.md block A).
     ``None`` when nothing is due."""
     return ratio(closed, due)
 
 
 def on_time_rate(closed_on_time: int, due: int) -> float | None:
-    """按期办结率 on-time completion rate = closed by the deadline ÷ 应办结 (domain.md §3(e)
-    l.175 [R1][P9]). ``None`` when nothing is due."""
+    """按期办结率 on-time completion rate = closed by the deadline ÷ 应办结 (docs/domain.md §3(e)4
+    [R1][P9]). ``None`` when nothing is due."""
     return ratio(closed_on_time, due)
 
 
 def overdue_total(open_past_deadline: int, closed_late: int) -> int:
     """超期 overdue = open past the deadline (at the end of P) + closed late (in P)
-    (domain.md §3(e) l.177 "超期 overdue = open past the deadline + closed late")."""
+    (docs/domain.md §3(e)6 "超期 overdue = open past the deadline + closed late")."""
     return open_past_deadline + closed_late
 
 
 def overdue_rate(overdue: int, due: int) -> float | None:
-    """超期率 overdue rate = 超期 ÷ 应办结 (domain.md §3(e) l.177). ``None`` when nothing is due."""
+    """超期率 overdue rate = 超期 ÷ 应办结 (docs/domain.md §3(e)6). ``None`` when nothing is due."""
     return ratio(overdue, due)
 
 
 def transfer_rate(transferred: int, dispatched: int) -> float | None:
-    """转办率 transfer rate = cases transferred ≥ 1 time ÷ cases dispatched (domain.md §3(e) l.178;
+    """转办率 transfer rate = cases transferred ≥ 1 time ÷ cases dispatched (docs/domain.md §3(e)7;
     转办 [P22]). ``None`` when nothing was dispatched."""
     return ratio(transferred, dispatched)
 
 
 def rework_rate(rework: int, disposed: int) -> float | None:
-    """返工率 rework rate = rework cases ÷ disposed (resolved) cases (domain.md §3(e) l.179 [R1];
+    """返工率 rework rate = rework cases ÷ disposed (resolved) cases (docs/domain.md §3(e)8 [R1];
     §1.3 返工率 = 返工数/处置数 in R1's ranking service). ``None`` when nothing was disposed."""
     return ratio(rework, disposed)
 
 
 def accurate_dispatch_rate(dispatches: int, inaccurate: int) -> float | None:
     """准确派遣率 accurate-dispatch rate = dispatches neither returned nor recategorized while with
-    the handler ÷ dispatches (domain.md §3(e) l.185; §1.3 派遣员 composite [R1]; a recategorization
+    the handler ÷ dispatches (docs/domain.md §3(e)14; §1.3 派遣员 composite [R1]; a recategorization
     after a dispatch makes it inaccurate: issue 12). ``None`` when there was no dispatch.
 
     Raises:
@@ -70,26 +70,26 @@ def accurate_dispatch_rate(dispatches: int, inaccurate: int) -> float | None:
 
 def response_rate(responded: int, handovers: int) -> float | None:
     """响应率 response rate = hand-overs to a department acknowledged (签收) within the response limit
-    of the case's urgency ÷ hand-overs (domain.md §1.5 [P19][P23]; limits §3(d)3: 特急 30 min, 紧急
+    of the case's urgency ÷ hand-overs (docs/domain.md §1.5 [P19][P23]; limits §3(d)3: 特急 30 min, 紧急
     2 h, 一般/复杂 1 WD). ``None`` when nothing was handed over."""
     return ratio(responded, handovers)
 
 
 def satisfaction_rate(satisfied: int, callbacks: int) -> float | None:
     """满意率 satisfaction rate = (满意 satisfied + 基本满意 fairly satisfied) ÷ callbacks that reached
-    the resident (domain.md §1.5 [P19][P23]; 未联系上 unreachable ones are not rated). ``None``
+    the resident (docs/domain.md §1.5 [P19][P23]; 未联系上 unreachable ones are not rated). ``None``
     without such a callback."""
     return ratio(satisfied, callbacks)
 
 
 def resolution_rate(rated_resolved: int, rated: int) -> float | None:
     """解决率 resolution rate = callbacks in which the resident judged the matter resolved ÷ callbacks
-    that reached the resident and rated it (domain.md §1.5 [P19]). ``None`` without a rating."""
+    that reached the resident and rated it (docs/domain.md §1.5 [P19]). ``None`` without a rating."""
     return ratio(rated_resolved, rated)
 
 
 def reopen_rate(reopened: int, closed: int) -> float | None:
-    """重办率 reopen rate = reopens (重办) ÷ 办结量 (the redo rate 发回重办率 of [P22], domain.md §1.5;
+    """重办率 reopen rate = reopens (重办) ÷ 办结量 (the redo rate 发回重办率 of [P22], docs/domain.md §1.5;
     counted against completions: our definition). ``None`` when nothing was completed."""
     return ratio(reopened, closed)
 
@@ -97,14 +97,14 @@ def reopen_rate(reopened: int, closed: int) -> float | None:
 def mediation_success_rate(agreements: int, handoffs: int) -> float | None:
     """调解成功率 mediation success rate = agreements (调解协议) ÷ (agreements + hand-offs to the police
     or a department); escalations to the next rung are neither (the case is still mediated). Our
-    definition, on the ladder of seed E (domain.md §1.6). ``None`` when mediation ended neither way."""
+    definition, on the ladder of seed E (docs/domain.md §1.6). ``None`` when mediation ended neither way."""
     return ratio(agreements, agreements + handoffs)
 
 
 def assessment_score(response: float | None, resolution: float | None, satisfaction: float | None,
                      weights: AssessmentWeights = AssessmentWeights()) -> float | None:
     """综合评分 composite score = 100 × (w_resp × 响应率 + w_res × 解决率 + w_sat × 满意率), weights per
-    tenant (default 30/35/35, the sample scheme of [P23], domain.md §1.5). ``None`` unless all
+    tenant (default 30/35/35, the sample scheme of [P23], docs/domain.md §1.5). ``None`` unless all
     three rates exist (a missing rate is not scored as 0 % nor left out of the weights)."""
     if response is None or resolution is None or satisfaction is None:
         return None

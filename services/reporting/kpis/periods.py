@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 #: Most sub-periods one request may ask for (e.g. 1000 days): keeps answers and queries bounded.
 MAX_BUCKETS = 1000
 
 #: Stand-ins for an open end of P (PostgreSQL ``width_bucket`` needs finite, sorted bounds).
-OPEN_START = datetime(1900, 1, 1, tzinfo=timezone.utc)
-OPEN_END = datetime(9000, 1, 1, tzinfo=timezone.utc)
+OPEN_START = datetime(1900, 1, 1, tzinfo=UTC)
+OPEN_END = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def period_bounds(start: datetime, end: datetime, unit: str, tz: tzinfo) -> list[datetime]:

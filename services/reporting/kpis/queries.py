@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,10 +15,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.reporting.db import case_facts as cf
 from services.reporting.filters import CaseFilter
 from services.reporting.kpis.catalogue import GROUP_BYS, KPIS
-from services.reporting.kpis.clock import tz_name, working_clock_params, working_clock_params_between
+from services.reporting.kpis.clock import (
+    tz_name,
+    working_clock_params,
+    working_clock_params_between,
+)
 from services.reporting.kpis.formulas import derive
 from services.reporting.kpis.periods import (
-    OPEN_END, OPEN_START, counts_at_period_ends, iso, period_bounds, period_label,
+    OPEN_END,
+    OPEN_START,
+    counts_at_period_ends,
+    iso,
+    period_bounds,
+    period_label,
 )
 from services.reporting.kpis.rules import RESPONSE_WINDOW, SWEEP_REQUEST_TYPE
 from services.reporting.kpis.sql import bind, kpi_sql, step_sql
@@ -147,7 +156,7 @@ async def kpi_table(conn: AsyncConnection, flt: CaseFilter, group_by: str | None
                     taxonomy, now: datetime | None, business: Sequence[str] | None = None) -> tuple[dict, dict]:
     """:func:`query_kpis`' answer for a known ``group_by``, and the raw figures of its total row
     (with ``business``, also those of :data:`~services.reporting.kpis.rules.SUMMARY_RULES`)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     weights = tenant.assessment_weights if tenant is not None else AssessmentWeights()
     rows: list[dict] = []
     if group_by and group_by.startswith("period:"):

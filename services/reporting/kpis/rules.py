@@ -1,4 +1,4 @@
-"""The KPI rules: per case, in SQL, whether and when it counts for each KPI (domain.md §3(e));
+"""The KPI rules: per case, in SQL, whether and when it counts for each KPI (docs/domain.md §3(e));
 per step, which event counts, when, and against which department (docs/kpis.md).
 
 Each case rule is a SQL fragment over the per-case columns of :data:`CASE_COLUMNS` (computed once
@@ -21,7 +21,7 @@ What case_facts does not have, and the rule applied instead
 - Deadline: history imports carry the due date their source recorded (NYC ``Due Date``,
   Baltimore ``DueDate``, Boston ``TARGET_DT``; dispatch puts it on the replayed dispatch); the
   others (SF, Fuzhou, Teddy Cup, seed A) carry none. A case without a deadline is due in the
-  period it was reported in (the "reported" basis a work summary uses: seed-figures.md A states
+  period it was reported in (the "reported" basis a work summary uses: docs/seeds.md block A states
   办结率 = 3644 / 5410, closed ÷ found). It can never be late.
 - On time: closed by the deadline, the deadline itself included (Boston's ``OnTime_Status``:
   ONTIME iff ``CLOSED_DT`` is not after ``TARGET_DT``; docs/kpis.md §4 "Recorded deadlines of
@@ -35,7 +35,7 @@ What case_facts does not have, and the rule applied instead
 - 督办 records: case_facts keeps the highest supervision level (0 none, 1 督办 at red, 2 提级督办,
   services/dispatch/domain/lifecycle.py), not each record's time. A case's records are its level
   (one per level reached; yellow warnings are not 督办) and are counted in the period of its
-  deadline, the moment the red alert fires (domain.md §3(d)4).
+  deadline, the moment the red alert fires (docs/domain.md §3(d)4).
 - Transfers: counted on the case (``transfer_count``, attributed to the period of the case's first
   dispatch, 转办率) and as steps (转出/转入, each in its own period, against the department).
 """
@@ -53,11 +53,11 @@ from services.reporting.kpis.clock import local_epoch_sql, working_clock_sql
 from shared.contract.actions import OUTCOMES, SATISFIED
 from shared.domain.workcalendar import URGENCY_LIMITS
 
-#: request_type of cases found by grid sweeps (排查; gridcase/seeds.py, seed-figures.md A).
+#: request_type of cases found by grid sweeps (排查; gridcase/seeds.py, docs/seeds.md block A).
 SWEEP_REQUEST_TYPE = "排查"
 
 #: Categories of illegal business (非法经营): unlicensed trading (无照经营, street and shop) and
-#: every 前置审批 prior-licence trade (taxonomy kind ``licence``, domain.md §3(b)).
+#: every 前置审批 prior-licence trade (taxonomy kind ``licence``, docs/domain.md §3(b)).
 ILLEGAL_BUSINESS_CATEGORIES: frozenset[str] = frozenset({"100501", "500101"})
 
 
@@ -84,7 +84,7 @@ CASE_COLUMNS: Mapping[str, str] = {
     "candidate": f"{LIFETIME_END} >= :b0 AND cf.reported_at < :bn",
     # 受理/立案 time = report time (module docstring). 立案: the case was dispatched or waits
     # filed in the triage queue; a grid worker's 自行处置 closes an accepted case without filing
-    # (domain.md §3(c) "accepted→closed by a grid worker's 自行处置").
+    # (docs/domain.md §3(c) "accepted→closed by a grid worker's 自行处置").
     "rb": "width_bucket(cf.reported_at, :bounds::timestamptz[])",
     "filed": "(cf.dispatched_at IS NOT NULL OR cf.state IS NOT DISTINCT FROM 'filed')",
     # 办结: the newest close time (module docstring); open cases: n + 1. The outcome is the newest
@@ -97,7 +97,7 @@ CASE_COLUMNS: Mapping[str, str] = {
     "db": "width_bucket(cf.deadline, :bounds::timestamptz[])",
     "shelved": "(cf.state IS NOT DISTINCT FROM 'shelved')",
     # Overdue while open from the later of report and deadline, once the deadline is before now;
-    # a shelved case's clock is paused (domain.md §3(c) "挂账 pauses the clock"): never overdue.
+    # a shelved case's clock is paused (docs/domain.md §3(c) "挂账 pauses the clock"): never overdue.
     "ob": "CASE WHEN cf.deadline < :now AND cf.state IS DISTINCT FROM 'shelved' "
           "THEN width_bucket(greatest(cf.deadline, cf.reported_at), :bounds::timestamptz[]) ELSE :n::int + 1 END",
     # First dispatch to a handler (the triage queue is not a dispatch to a handler).
@@ -109,7 +109,7 @@ CASE_COLUMNS: Mapping[str, str] = {
           "greatest(coalesce(cf.closed_at, cf.reported_at), cf.reported_at) END), :bounds::timestamptz[])",
     # Time to close (the rule of services/reporting/stats.py), to the first closure and to the
     # final one: close time − reported_at over cases with both times and close time ≥ reported_at;
-    # time to acknowledge (平均响应时长, domain.md §3(e)): acknowledged_at − dispatched_at. Natural
+    # time to acknowledge (平均响应时长, docs/domain.md §3(e)): acknowledged_at − dispatched_at. Natural
     # hours and working hours (services/reporting/kpis/clock.py).
     "close_h": "CASE WHEN cf.closed_at >= cf.reported_at "
                "THEN date_part('epoch', cf.closed_at - cf.reported_at) / 3600.0 END",
@@ -127,34 +127,34 @@ CASE_COLUMNS: Mapping[str, str] = {
 
 #: The event KPIs, each defined once: ``name: (aggregate, condition)`` over the per-case row ``c``
 #: for the sub-periods ``{lo}..{hi}`` (one sub-period: lo = hi; all of P: 1..n); aggregate
-#: ``count`` or ``sum:<expression>``. Sources: domain.md §3(e) (line numbers as of this writing).
+#: ``count`` or ``sum:<expression>``. Sources: docs/domain.md §3(e).
 EVENT_RULES: Mapping[str, tuple[str, str]] = {
-    # 受理量 (l.172): accepted in P (受理 time = report time).
+    # 受理量 (§3(e)1): accepted in P (受理 time = report time).
     "accepted": ("count", "c.rb BETWEEN {lo} AND {hi}"),
-    # 立案数 (l.172): of those, filed (立案 time = report time).
+    # 立案数 (§3(e)1): of those, filed (立案 time = report time).
     "filed": ("count", "c.rb BETWEEN {lo} AND {hi} AND c.filed"),
-    # 办结量 (l.172): closed in P; its outcome breakdown (issue 12: one count per outcome, history
+    # 办结量 (§3(e)1): closed in P; its outcome breakdown (issue 12: one count per outcome, history
     # sources record none).
     "closed": ("count", "c.cb BETWEEN {lo} AND {hi}"),
     **{outcome: ("count", f"c.cb BETWEEN {{lo}} AND {{hi}} AND c.outcome = '{outcome}'") for outcome in OUTCOMES},
     "outcome_unrecorded": ("count", "c.cb BETWEEN {lo} AND {hi} AND c.outcome IS NULL"),
-    # 按期办结 (l.175 [R1][P9]): closed in P by the deadline (inclusive, as Boston's OnTime_Status);
+    # 按期办结 (§3(e)4 [R1][P9]): closed in P by the deadline (inclusive, as Boston's OnTime_Status);
     # no deadline = not late.
     "closed_on_time": ("count", "c.cb BETWEEN {lo} AND {hi} AND (c.deadline IS NULL OR c.close_t <= c.deadline)"),
-    # 超期 part 2 (l.177): closed in P after the deadline.
+    # 超期 part 2 (§3(e)6): closed in P after the deadline.
     "closed_late": ("count", "c.cb BETWEEN {lo} AND {hi} AND c.close_t > c.deadline"),
-    # 应办结 (l.173 [R2]): closed in P; or, minus shelved (挂账) and not closed before P, a deadline
-    # in P, or no deadline and reported in P (module docstring; seed-figures.md A 办结率 =
+    # 应办结 (§3(e)2 [R2]): closed in P; or, minus shelved (挂账) and not closed before P, a deadline
+    # in P, or no deadline and reported in P (module docstring; docs/seeds.md block A 办结率 =
     # 3644 / 5410).
     "due": ("count", "(c.cb BETWEEN {lo} AND {hi} OR (NOT c.shelved AND c.cb >= {lo} AND (c.db BETWEEN {lo} AND {hi} "
                      "OR (c.deadline IS NULL AND c.rb BETWEEN {lo} AND {hi}))))"),
-    # 转办率 (l.178): cases first dispatched in P; transferred ≥ 1 time.
+    # 转办率 (§3(e)7): cases first dispatched in P; transferred ≥ 1 time.
     "dispatched": ("count", "c.pb BETWEEN {lo} AND {hi}"),
     "transferred": ("count", "c.pb BETWEEN {lo} AND {hi} AND c.transfer_count > 0"),
-    # 返工率 (l.179 [R1]): disposed in P; rework cases = disposed with rework_count ≥ 1.
+    # 返工率 (§3(e)8 [R1]): disposed in P; rework cases = disposed with rework_count ≥ 1.
     "disposed": ("count", "c.sb BETWEEN {lo} AND {hi}"),
     "rework": ("count", "c.sb BETWEEN {lo} AND {hi} AND c.rework_count > 0"),
-    # 督办数 (l.180): a case's records = its supervision level, in the sub-period of its deadline.
+    # 督办数 (§3(e)9): a case's records = its supervision level, in the sub-period of its deadline.
     "supervisions": ("sum:c.supervision_level", "c.db BETWEEN {lo} AND {hi}"),
     "supervised_cases": ("count", "c.db BETWEEN {lo} AND {hi} AND c.supervision_level > 0"),
 }
@@ -171,9 +171,9 @@ TIME_RULES: Mapping[str, tuple[str, str, str]] = {
 #: State KPIs at the end of a sub-period: ``name: (first, stop, condition)``: a case is in the
 #: state at the end of sub-periods ``first ≤ k < stop`` (:func:`~services.reporting.kpis.periods.counts_at_period_ends`; at the end
 #: of sub-period ``{hi}``: ``first <= hi AND stop > hi``).
-#: 在办 (l.176): open at the end (reported before it, not closed by then), split by whether the
-#: case was transferred (seed-figures.md A: 627 in the bureau's remit, 1139 transferred);
-#: 超期 part 1 (l.177): open past the deadline at the end.
+#: 在办 (§3(e)5): open at the end (reported before it, not closed by then), split by whether the
+#: case was transferred (docs/seeds.md block A: 627 in the bureau's remit, 1139 transferred);
+#: 超期 part 1 (§3(e)6): open past the deadline at the end.
 STATE_RULES: Mapping[str, tuple[str, str, str]] = {
     "in_progress_own": ("c.rb", "c.cb", "c.transfer_count = 0"),
     "in_progress_transferred": ("c.rb", "c.cb", "c.transfer_count > 0"),

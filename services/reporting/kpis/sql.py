@@ -20,11 +20,23 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from services.reporting.filters import COUNTED_SQL, FILTER_SQL, SCOPE_SQL, department_sql
+from services.reporting.filters import (
+    COUNTED_SQL,
+    FILTER_SQL,
+    SCOPE_SQL,
+    department_sql,
+)
 from services.reporting.kpis.catalogue import GROUP_BYS
 from services.reporting.kpis.clock import local_epoch_sql
 from services.reporting.kpis.rules import (
-    CASE_COLUMNS, EVENT_RULES, GROUP_KEYS, HANDLING_STATES, OPENING_ACTIONS, STATE_RULES, STEP_RULES, SUMMARY_RULES,
+    CASE_COLUMNS,
+    EVENT_RULES,
+    GROUP_KEYS,
+    HANDLING_STATES,
+    OPENING_ACTIONS,
+    STATE_RULES,
+    STEP_RULES,
+    SUMMARY_RULES,
     TIME_RULES,
 )
 from shared.contract.actions import MEDIATION_LEVELS

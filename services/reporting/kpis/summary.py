@@ -1,5 +1,5 @@
 """The work summary (工作总结) of ``GET /v1/summary``: its statistics paragraph in Chinese, the
-nouns chosen from the tenant's data, and the query that fills it (seed-figures.md block A)."""
+nouns chosen from the tenant's data, and the query that fills it (docs/seeds.md block A)."""
 
 from __future__ import annotations
 
@@ -35,10 +35,10 @@ def choose_wording(accepted: int, swept: int, illegal_business: int) -> SummaryW
     :data:`~services.reporting.kpis.rules.ILLEGAL_BUSINESS_CATEGORIES` category or a licence
     trade):
 
-    - verb 排查梳理 (sorted out by sweeps, seed-figures.md A) when at least half the cases were
+    - verb 排查梳理 (sorted out by sweeps, docs/seeds.md block A) when at least half the cases were
       found by sweeps, else 受理 (accepted: reports from the public, hotlines, imports);
     - subject 非法经营领域矛盾问题 and unit 户 (businesses, one case per business) when every
-      case is an illegal-business case (seed-figures.md A), else 问题 with 排查梳理 / 案件 with
+      case is an illegal-business case (docs/seeds.md block A), else 问题 with 排查梳理 / 案件 with
       受理, unit 件.
     """
     sweep = accepted > 0 and swept * 2 >= accepted
@@ -70,7 +70,7 @@ def summary_paragraph(total: Mapping[str, Any], wording: SummaryWording, *, tran
     close (mean hours and working hours), 超期 and 督办, then by the closed loop
     (:func:`closed_loop_sentence`: returns, transfers, reopens, callbacks, mediation). 正在办理 and 转办 split the cases open at
     the end of P by whether they were transferred, so 已办结 + 正在办理 + 转办 = 受理量 when every
-    case of P was reported in P (seed-figures.md A: 3644 + 627 + 1139 = 5410). Seed A reads
+    case of P was reported in P (docs/seeds.md block A: 3644 + 627 + 1139 = 5410). Seed A reads
     "共排查梳理非法经营领域矛盾问题5410户，已办结3644户，正在办理627户，转办卫生健康、文化和旅游等部门1139户，
     办结率67.4%。…".
     """

@@ -14,7 +14,13 @@ from datetime import datetime, timedelta
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from services.intake.importers.readers import DESCRIPTION_MAX, build, finite_float, read_csv, row_error
+from services.intake.importers.readers import (
+    DESCRIPTION_MAX,
+    build,
+    finite_float,
+    read_csv,
+    row_error,
+)
 from services.intake.schemas import ReportIn, RowError
 
 _FUZHOU_REQUIRED = (

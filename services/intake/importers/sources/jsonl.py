@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from services.intake.importers.readers import BOM, build, row_error
 from services.intake.schemas import ReportIn, RowError
 
+
 def _localise_iso(value: Any, zone: ZoneInfo) -> Any:
     """Give a naive ISO-8601 date/time string the zone ``zone``; leave anything else as it is
     (pydantic then reports what is wrong with it)."""

@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from services.intake.importers.mapping import Spec, compile_mapping, load_mapping, read_mapped
+from services.intake.importers.mapping import (
+    Spec,
+    compile_mapping,
+    load_mapping,
+    read_mapped,
+)
 from services.intake.schemas import ReportIn, RowError
 
 MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"

@@ -11,7 +11,12 @@ from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from services.intake.importers.codes import category_code, digest
-from services.intake.importers.readers import DESCRIPTION_MAX, build, read_csv, row_error
+from services.intake.importers.readers import (
+    DESCRIPTION_MAX,
+    build,
+    read_csv,
+    row_error,
+)
 from services.intake.schemas import ReportIn, RowError
 
 #: Place code of every Teddy Cup record: the files carry no place column (places appear only as

@@ -8,16 +8,16 @@ Issue 12 (one authority for actions): intake no longer judges an action against 
 it records the request here (pending) and the case-view consumer marks it applied or refused
 when dispatch's answer arrives.
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "4f1e9f239402"
-down_revision: Union[str, Sequence[str], None] = "c3f1d2e4a5b6"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "c3f1d2e4a5b6"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

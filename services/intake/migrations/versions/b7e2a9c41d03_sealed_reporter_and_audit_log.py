@@ -7,16 +7,16 @@ Create Date: 2026-11-29 12:50:00
 The plaintext ``reporter`` column is dropped, not converted: a migration has no access to the
 encryption keys, and no deployment holds real reporter data yet (pre-release).
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "b7e2a9c41d03"
-down_revision: Union[str, Sequence[str], None] = "31a9fa9a83ab"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "31a9fa9a83ab"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

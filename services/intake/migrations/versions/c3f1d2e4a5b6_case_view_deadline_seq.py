@@ -4,15 +4,15 @@ Revision ID: c3f1d2e4a5b6
 Revises: b7e2a9c41d03
 Create Date: 2026-11-29 12:45:00
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c3f1d2e4a5b6"
-down_revision: Union[str, Sequence[str], None] = "b7e2a9c41d03"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "b7e2a9c41d03"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

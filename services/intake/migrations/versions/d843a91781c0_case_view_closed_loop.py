@@ -7,15 +7,15 @@ Create Date: 2026-12-06 04:30:00
 Issue 12: what GET /v1/cases/{id} and Open311 show of the closed loop (services/intake/caseview.py).
 Existing rows get NULLs and zero counts: the events that filled them carried none of these fields.
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "d843a91781c0"
-down_revision: Union[str, Sequence[str], None] = "4f1e9f239402"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "4f1e9f239402"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 COLUMNS = (
     ("outcome", sa.String(24), "how the case ended (shared/contract/actions.py OUTCOMES)"),

@@ -5,17 +5,16 @@ Revises: b1fd209c48d0
 Create Date: 2026-11-29 10:06:15.257662
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = '101fa4ac3b59'
-down_revision: Union[str, Sequence[str], None] = 'b1fd209c48d0'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = 'b1fd209c48d0'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

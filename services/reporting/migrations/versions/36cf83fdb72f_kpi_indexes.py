@@ -5,17 +5,16 @@ Revises: 101fa4ac3b59
 Create Date: 2026-11-29 10:33:46.378799
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = '36cf83fdb72f'
-down_revision: Union[str, Sequence[str], None] = '101fa4ac3b59'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '101fa4ac3b59'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

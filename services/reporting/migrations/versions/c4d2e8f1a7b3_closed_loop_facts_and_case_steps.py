@@ -9,17 +9,16 @@ report (history, grid worker), the first dispatch or the report time of a case t
 ``reported``; ``final_closed_at`` = ``closed_at``. ``case_steps`` starts empty. ``gridcase reporting
 rebuild`` recomputes both exactly from the event log.
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = 'c4d2e8f1a7b3'
-down_revision: Union[str, Sequence[str], None] = 'e8a4c6b2d913'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = 'e8a4c6b2d913'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 #: The lifetime index's expression before and after (services/reporting/db.py LIFETIME_END).
 OLD_LIFETIME = ("(CASE WHEN closed THEN greatest(COALESCE(closed_at, reported_at), reported_at) "

@@ -4,15 +4,15 @@ Revision ID: e8a4c6b2d913
 Revises: 36cf83fdb72f
 Create Date: 2026-11-29 12:45:00
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "e8a4c6b2d913"
-down_revision: Union[str, Sequence[str], None] = "36cf83fdb72f"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "36cf83fdb72f"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
