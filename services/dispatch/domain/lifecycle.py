@@ -101,7 +101,12 @@ from services.dispatch.domain.routing import (
     RouteDecision,
     mediation_level_for,
 )
-from shared.contract.actions import OUTCOMES, SATISFACTION_LABELS, SATISFACTIONS
+from shared.contract.actions import (
+    MEDIATION_LEVELS,
+    OUTCOMES,
+    SATISFACTION_LABELS,
+    SATISFACTIONS,
+)
 from shared.domain.taxonomy import Taxonomy
 from shared.domain.tenants import (
     DEFAULT_MAX_REOPENS,
@@ -225,7 +230,7 @@ ESCALATION_LEVELS: tuple[str, ...] = ("grid", "community", "street", "district")
 
 #: Mediation rungs (docs/domain.md §3(c)7, docs/seeds.md block E): 院落/网格 → 社区调委会 → 街道调解中心 →
 #: 联动调解 (court, legal workers, community police).
-MEDIATION_LADDER: tuple[str, ...] = ("grid", "community", "street", "linked")
+MEDIATION_LADDER: tuple[str, ...] = MEDIATION_LEVELS  # the contract's rungs, in order
 MEDIATION_LEVEL_LABELS: Mapping[str, str] = MappingProxyType({
     "grid": "院落/网格调解", "community": "社区调委会", "street": "街道调解中心",
     "linked": "联动调解(法院、法律工作者、社区民警)",

@@ -27,6 +27,7 @@ from datetime import datetime
 from services.dispatch.domain import lifecycle
 from services.dispatch.domain.lifecycle import Case, Command, Context, Transition
 from services.dispatch.domain.routing import RouteDecision, route
+from shared.contract.actions import AUTO_ACCEPTED_CHANNELS
 from shared.contract.events import (
     CaseClosed,
     CaseDispatched,
@@ -40,7 +41,8 @@ from shared.domain.taxonomy import Taxonomy
 from shared.domain.tenants import TenantConfig
 from shared.domain.workcalendar import Limit, limits_for
 
-AUTO_FILED_CHANNELS = frozenset({"grid_worker"})
+#: Channels whose reports dispatch accepts and files itself (the contract's auto-accepted channels).
+AUTO_FILED_CHANNELS = AUTO_ACCEPTED_CHANNELS
 
 TRIAGE = RouteDecision(target_kind="triage", department="triage", rule="triage:unknown-tenant", mediation_level=None)
 
