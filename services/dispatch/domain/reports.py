@@ -27,6 +27,7 @@ from datetime import datetime
 from services.dispatch.domain import lifecycle
 from services.dispatch.domain.lifecycle import Case, Command, Context, Transition
 from services.dispatch.domain.routing import RouteDecision, route
+from shared.contract.actions import AUTO_ACCEPTED_CHANNELS
 from shared.contract.events import (
     CaseClosed,
     CaseDispatched,
@@ -39,8 +40,6 @@ from shared.contract.events import (
 from shared.domain.taxonomy import Taxonomy
 from shared.domain.tenants import TenantConfig
 from shared.domain.workcalendar import Limit, limits_for
-
-AUTO_FILED_CHANNELS = frozenset({"grid_worker"})
 
 TRIAGE = RouteDecision(target_kind="triage", department="triage", rule="triage:unknown-tenant", mediation_level=None)
 
@@ -176,7 +175,7 @@ def start_live_case(report: CaseReported, tenant: TenantConfig | None, taxonomy:
     case = Case.new(report.place_code, flags=report.flags, limit=ctx.limit, tenant=ctx.tenant,
                     category_code=report.category_code)
     transitions: tuple[Transition, ...] = ()
-    if report.channel in AUTO_FILED_CHANNELS:
+    if report.channel in AUTO_ACCEPTED_CHANNELS:
         when = max(now, report.reported_at)
         for action in ("accept", "file", "dispatch"):
             case, steps = lifecycle.decide(case, Command(action=action, actor_role="system"), when, ctx)
