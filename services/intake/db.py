@@ -13,7 +13,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from shared.domain.casefacts import case_fact_columns
+from shared.domain.casefacts import case_fact_columns, closed_loop_columns
 from shared.platform.db import NAMING_CONVENTION, outbox_table, processed_events_table
 
 SCHEMA = "intake"
@@ -48,21 +48,11 @@ case_view = sa.Table(
     metadata,
     sa.Column("case_id", pg.UUID(as_uuid=True), primary_key=True),
     *case_fact_columns(),
-    # the view's own columns (services/intake/caseview.py): what GET /v1/cases/{id} shows of the closed loop
-    sa.Column("outcome", sa.String(24), comment="how the case ended (shared/contract/actions.py OUTCOMES)"),
-    sa.Column("duplicate_of", pg.UUID(as_uuid=True), comment="the original case of a duplicate"),
-    sa.Column("outcome_seq", sa.Integer, comment="sequence of the step that wrote outcome"),
-    sa.Column("satisfaction", sa.String(24), comment="the newest callback's rating"),
-    sa.Column("resident_resolved", sa.Boolean, comment="the newest callback: resolved as the resident judges it"),
-    sa.Column("callback_at", sa.DateTime(timezone=True)),
-    sa.Column("callback_seq", sa.Integer, comment="sequence of the newest callback"),
-    sa.Column("reopen_count", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("recategorize_count", sa.Integer, nullable=False, server_default="0"),
+    *closed_loop_columns(),
+    # the rung shown, intake's own (services/intake/caseview.py)
     sa.Column("mediation_level", sa.String(16), comment="the current mediation rung"),
     sa.Column("unit", sa.String(24), comment="place code of the current coordinating unit / rung"),
     sa.Column("rung_seq", sa.Integer, comment="sequence of the event that wrote mediation_level and unit"),
-    sa.Column("corrected_category", sa.String(64), comment="the category set by the newest recategorization"),
-    sa.Column("category_seq", sa.Integer, comment="sequence of the event that wrote corrected_category"),
     comment="each case's current state, folded from dispatch's lifecycle events (shared/domain/casefacts.py, "
             "services/intake/caseview.py)",
 )

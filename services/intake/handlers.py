@@ -1,6 +1,7 @@
 """The case-view consumer's batch handler (consumer group ``gridcase-intake-view``): dispatch's
-lifecycle events keep ``intake.case_view`` (shared/domain/casefacts.py and
-services/intake/caseview.py) / ``intake.case_events``, the audit trail and the
+lifecycle events keep ``intake.case_view`` (shared/domain/casefacts.py's fold with the closed-loop
+rules, as reporting's ``case_facts``, and the rung of services/intake/caseview.py) /
+``intake.case_events``, the audit trail and the
 status of requested actions (``intake.case_actions``) up to date, so intake can show a case's
 state and history, and tell a requester what dispatch decided, without calling dispatch.
 

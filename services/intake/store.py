@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.intake import db
-from services.intake.caseview import ENDED_STATES, closed_now, closed_now_clause
+from services.intake.caseview import closed_now, closed_now_clause, corrected_category
 from services.intake.domain.audit import audit_rows_of, report_entry
 from services.intake.domain.privacy import (
     anonymised_report,
@@ -31,6 +31,7 @@ from services.intake.schemas import ReportIn
 from shared.contract.actions import OUTCOME_LABELS, SATISFACTION_LABELS
 from shared.contract.events import CaseActionRequested, PatrolRecorded
 from shared.contract.topics import TOPIC_ACTIONS, TOPIC_PATROLS, TOPIC_REPORTED
+from shared.domain.casefacts import ENDING_STATES
 from shared.domain.pii import mask_text
 from shared.platform.auth import Principal
 from shared.platform.crypto import Keyring
@@ -101,8 +102,8 @@ async def load_case(engine: AsyncEngine, case_id: uuid.UUID) -> dict | None:
     history = sorted(events, key=lambda p: (p.get("sequence") or 0, p["occurred_at"]))
     shown = report_as_shown(report.report)
     current = state.get("state") or ("closed" if state.get("closed") else "reported")
-    outcome = state.get("outcome") if current in ENDED_STATES else None
-    category = state.get("corrected_category") or shown.get("category_code")
+    outcome = state.get("outcome") if current in ENDING_STATES else None
+    category = corrected_category(state) or shown.get("category_code")
     return {
         "case_id": str(case_id),
         "tenant": report.tenant,

@@ -44,7 +44,7 @@ ActionStatus = Literal["pending", "applied", "refused"]
 
 #: The rungs of the mediation ladder (the ``mediation_level`` of events), lowest first (docs/domain.md
 #: §1.6, §3(c)7): 院落/网格 → 社区调委会 → 街道调解中心 → 联动调解. dispatch climbs it
-#: (services/dispatch/domain/lifecycle.py ``MEDIATION_LADDER``, the same names); reporting counts each rung.
+#: (services/dispatch/domain/lifecycle.py); reporting counts each rung.
 MediationLevel = Literal["grid", "community", "street", "linked"]
 MEDIATION_LEVELS: tuple[str, ...] = get_args(MediationLevel)
 MEDIATION_LEVEL_LABELS: Mapping[str, str] = MappingProxyType({

@@ -21,7 +21,7 @@ closure may arrive before its report, a transfer before its dispatch):
   (``case.status_recorded``) never overwrites the status a closure wrote.
 
 The closed loop (issue 12; :func:`closed_loop_columns`, folded only into a table that has them —
-reporting's ``case_facts``, not intake's case view):
+reporting's ``case_facts`` and intake's ``case_view``):
 
 - ``accepted_at`` (受理) is the earliest sign of acceptance: a history report or a report from a
   self-accepted channel (:data:`~shared.contract.actions.AUTO_ACCEPTED_CHANNELS`) at its report

@@ -1,6 +1,7 @@
 """What intake shows of the closed loop (issue 12), without a database: when a case counts as
 closed (services/intake/caseview.py ``closed_now``; Open311 ``is_closed``), Open311's
-``status_notes`` with the outcome, the view's fold parameters of an event, and the shape checks of
+``status_notes`` with the outcome, what the view's fold writes for an event (shared/domain/casefacts.py
+``CaseFold`` and the rung of services/intake/caseview.py), and the shape checks of
 an action request (services/intake/schemas.py ``ActionIn``) and the answers about an action
 (services/intake/api/actions.py ``action_answer``)."""
 
@@ -13,12 +14,14 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from services.intake import db
 from services.intake.api.actions import action_answer
 from services.intake.caseview import closed_now, view_values
 from services.intake.open311.translate import OUTCOME_NOTES_EN, is_closed, status_notes
 from services.intake.schemas import ActionIn
 from shared.contract.actions import OUTCOMES
 from shared.contract.events import CaseDispatched, CaseTransitioned
+from shared.domain.casefacts import CaseFold
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -63,18 +66,23 @@ def _step(seq: int, action: str, from_state: str, to_state: str, **extra) -> Cas
                             actor_role="city_ops", sequence=seq, **extra)
 
 
+def view_row(ev) -> dict:
+    """What the case-view consumer writes for ``ev``: the shared fold's values, then the rung."""
+    return {**CaseFold(db.case_view).values(ev), **{k.removeprefix("p_"): v for k, v in view_values(ev).items()}}
+
+
 def test_view_values_of_an_ending_step_a_callback_and_a_dispatch():
-    closing = view_values(_step(5, "verify_pass", "checking", "closed", outcome="resolved", unit="990102001"))
-    assert (closing["p_outcome_seq"], closing["p_outcome"], closing["p_callback_seq"]) == (5, "resolved", None)
-    assert (closing["p_rung_seq"], closing["p_unit"], closing["p_category_seq"]) == (5, "990102001", None)
+    closing = view_row(_step(5, "verify_pass", "checking", "closed", outcome="resolved", unit="990102001"))
+    assert (closing["outcome_seq"], closing["outcome"], closing["callback_seq"]) == (5, "resolved", None)
+    assert (closing["rung_seq"], closing["unit"], closing["category_seq"]) == (5, "990102001", None)
     # resolve records the department's outcome, but does not end the case: the view waits for the closure
-    assert view_values(_step(4, "resolve", "in_progress", "checking", outcome="resolved"))["p_outcome_seq"] is None
-    callback = view_values(_step(6, "callback", "closed", "closed", satisfaction="satisfied", resident_resolved=True))
-    assert (callback["p_outcome_seq"], callback["p_callback_seq"], callback["p_satisfaction"]) == (None, 6, "satisfied")
-    dispatch = view_values(CaseDispatched(event_id=uuid.uuid4(), occurred_at=T0, case_id=uuid.uuid4(),
-                                          tenant="demo-grid", place_code="990102001001001", target_kind="department",
-                                          department="urban_management", rule="r", sequence=3, category_code="100110"))
-    assert (dispatch["p_category_seq"], dispatch["p_corrected_category"], dispatch["p_reopen_count"]) == (3, "100110", None)
+    assert view_row(_step(4, "resolve", "in_progress", "checking", outcome="resolved"))["outcome_seq"] is None
+    callback = view_row(_step(6, "callback", "closed", "closed", satisfaction="satisfied", resident_resolved=True))
+    assert (callback["outcome_seq"], callback["callback_seq"], callback["satisfaction"]) == (None, 6, "satisfied")
+    dispatch = view_row(CaseDispatched(event_id=uuid.uuid4(), occurred_at=T0, case_id=uuid.uuid4(),
+                                       tenant="demo-grid", place_code="990102001001001", target_kind="department",
+                                       department="urban_management", rule="r", sequence=3, category_code="100110"))
+    assert (dispatch["category_seq"], dispatch["category_code"], dispatch.get("reopen_count")) == (3, "100110", None)
 
 
 def test_action_in_accepts_the_closed_loop_fields():

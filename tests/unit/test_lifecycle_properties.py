@@ -28,7 +28,6 @@ from services.dispatch.domain.lifecycle import (
     CLOSED,
     IN_PROGRESS,
     MEDIATING,
-    MEDIATION_LADDER,
     SHELVED,
     STATES,
     TERMINAL_STATES,
@@ -41,7 +40,7 @@ from services.dispatch.domain.lifecycle import (
     max_reopens,
 )
 from services.dispatch.domain.routing import RouteDecision
-from shared.contract.actions import OUTCOMES, SATISFACTIONS
+from shared.contract.actions import MEDIATION_LEVELS, OUTCOMES, SATISFACTIONS
 from shared.domain.workcalendar import (
     DEFAULT_TZ,
     Limit,
@@ -86,8 +85,8 @@ def cases(draw, states: tuple[str, ...] = STATES) -> tuple[Case, datetime]:
         state=state,
         department=draw(st.none() | st.sampled_from(DEPARTMENTS)),
         target_kind=draw(st.none() | st.sampled_from(("department", "mediation", "triage"))),
-        mediation_level=draw(st.sampled_from(MEDIATION_LADDER)) if state == MEDIATING
-        else draw(st.none() | st.sampled_from(MEDIATION_LADDER)),
+        mediation_level=draw(st.sampled_from(MEDIATION_LEVELS)) if state == MEDIATING
+        else draw(st.none() | st.sampled_from(MEDIATION_LEVELS)),
         deadline=deadline,
         limit=limit,
         paused_since=now - timedelta(minutes=draw(st.integers(0, 5000))) if state == SHELVED else None,

@@ -102,6 +102,7 @@ from services.dispatch.domain.routing import (
     mediation_level_for,
 )
 from shared.contract.actions import (
+    MEDIATION_LEVEL_LABELS,
     MEDIATION_LEVELS,
     OUTCOMES,
     SATISFACTION_LABELS,
@@ -228,12 +229,12 @@ _STATE_ACTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 #: Coordinating levels for 逐级上报 (docs/domain.md §3(d)2).
 ESCALATION_LEVELS: tuple[str, ...] = ("grid", "community", "street", "district")
 
-#: Mediation rungs (docs/domain.md §3(c)7, docs/seeds.md block E): 院落/网格 → 社区调委会 → 街道调解中心 →
-#: 联动调解 (court, legal workers, community police).
-MEDIATION_LADDER: tuple[str, ...] = MEDIATION_LEVELS  # the contract's rungs, in order
-MEDIATION_LEVEL_LABELS: Mapping[str, str] = MappingProxyType({
-    "grid": "院落/网格调解", "community": "社区调委会", "street": "街道调解中心",
-    "linked": "联动调解(法院、法律工作者、社区民警)",
+# Mediation rungs (docs/domain.md §3(c)7, docs/seeds.md block E), lowest first: the contract's
+# MEDIATION_LEVELS (shared/contract/actions.py), 院落/网格 → 社区调委会 → 街道调解中心 → 联动调解.
+#: The rungs as dispatch's step notes name them: the contract's labels, the linked rung with whom
+#: it brings in (court, legal workers, community police).
+MEDIATION_NOTE_LABELS: Mapping[str, str] = MappingProxyType({
+    **MEDIATION_LEVEL_LABELS, "linked": "联动调解(法院、法律工作者、社区民警)",
 })
 
 #: Department code of a street office (街道办); not in shared/data/taxonomy.yaml yet.
@@ -303,7 +304,7 @@ class Case:
         department: handling department code (taxonomy, ``mediation``, ``triage``,
             :data:`STREET_OFFICE`), ``None`` before dispatch.
         target_kind: ``department`` | ``mediation`` | ``triage`` | ``None``.
-        mediation_level: rung of :data:`MEDIATION_LADDER` while ``mediating``, else ``None``.
+        mediation_level: rung of :data:`MEDIATION_LEVELS` while ``mediating``, else ``None``.
         deadline: disposal deadline (aware) or ``None`` (no limit / not yet dispatched).
         limit: the disposal :class:`~shared.domain.workcalendar.Limit` or ``None``.
         paused_since: when 挂账 stopped the clock (set only while ``shelved``).
@@ -375,8 +376,8 @@ class Case:
         _aware(self.deadline, "deadline")
         _aware(self.paused_since, "paused_since")
         _aware(self.dispatched_at, "dispatched_at")
-        if self.state == MEDIATING and self.mediation_level not in MEDIATION_LADDER:
-            raise ValueError(f"a mediating case needs a mediation_level in {MEDIATION_LADDER}")
+        if self.state == MEDIATING and self.mediation_level not in MEDIATION_LEVELS:
+            raise ValueError(f"a mediating case needs a mediation_level in {MEDIATION_LEVELS}")
         if self.state == SHELVED and self.paused_since is None:
             raise ValueError("a shelved case needs paused_since")
 
@@ -675,7 +676,7 @@ def _assign(case: Case, decision: RouteDecision, now: datetime, ctx: Context) ->
         reason = f"待指挥中心分拨 (triage queue) by {decision.rule}"
     elif kind == "mediation":
         state = MEDIATING
-        rung = rung if rung in MEDIATION_LADDER else mediation_level_for(case.place_code)
+        rung = rung if rung in MEDIATION_LEVELS else mediation_level_for(case.place_code)
     else:
         state, rung = DISPATCHED, None
     limit = ctx.limit if ctx.limit is not None else case.limit
@@ -959,17 +960,17 @@ def _mediation_agreement(b: _Builder, ctx: Context) -> None:
                        "use mediation_failed when it does not")
     rung = b.case.mediation_level
     b.step("mediation_agreement", replace(b.case, state=CLOSED, outcome="resolved", duplicate_of=None),
-           f"达成调解协议 agreement at {MEDIATION_LEVEL_LABELS[rung]}", outcome=True)
+           f"达成调解协议 agreement at {MEDIATION_NOTE_LABELS[rung]}", outcome=True)
 
 
 def _mediation_failed(b: _Builder, ctx: Context) -> None:
     case = b.case
-    i = MEDIATION_LADDER.index(case.mediation_level)
-    if i + 1 < len(MEDIATION_LADDER):
-        upper = MEDIATION_LADDER[i + 1]
+    i = MEDIATION_LEVELS.index(case.mediation_level)
+    if i + 1 < len(MEDIATION_LEVELS):
+        upper = MEDIATION_LEVELS[i + 1]
         unit = unit_at(case.place_code, upper, ctx.tenant) if upper != "linked" else case.unit
         b.step("mediation_failed", replace(case, mediation_level=upper, unit=unit),
-               f"调解不成,上报{MEDIATION_LEVEL_LABELS[upper]} mediation failed at "
+               f"调解不成,上报{MEDIATION_NOTE_LABELS[upper]} mediation failed at "
                f"{case.mediation_level}, up to {upper}")
         return
     b.step("mediation_failed",
@@ -1010,9 +1011,9 @@ def _reopen(b: _Builder, ctx: Context) -> None:
     if not b.command.note.strip():
         raise b.refuse("重办须说明原因 (reopen needs the reason in note)")
     limit = case.limit if case.limit is not None else ctx.limit
-    if case.target_kind == "mediation" and case.mediation_level in MEDIATION_LADDER:
+    if case.target_kind == "mediation" and case.mediation_level in MEDIATION_LEVELS:
         state, department, kind, rung = MEDIATING, case.department, "mediation", case.mediation_level
-        whom = MEDIATION_LEVEL_LABELS[rung]
+        whom = MEDIATION_NOTE_LABELS[rung]
     elif case.department and case.department != TRIAGE_DEPARTMENT:
         state, department, kind, rung = DISPATCHED, case.department, case.target_kind or "department", None
         whom = case.department

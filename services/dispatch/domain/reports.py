@@ -41,9 +41,6 @@ from shared.domain.taxonomy import Taxonomy
 from shared.domain.tenants import TenantConfig
 from shared.domain.workcalendar import Limit, limits_for
 
-#: Channels whose reports dispatch accepts and files itself (the contract's auto-accepted channels).
-AUTO_FILED_CHANNELS = AUTO_ACCEPTED_CHANNELS
-
 TRIAGE = RouteDecision(target_kind="triage", department="triage", rule="triage:unknown-tenant", mediation_level=None)
 
 
@@ -178,7 +175,7 @@ def start_live_case(report: CaseReported, tenant: TenantConfig | None, taxonomy:
     case = Case.new(report.place_code, flags=report.flags, limit=ctx.limit, tenant=ctx.tenant,
                     category_code=report.category_code)
     transitions: tuple[Transition, ...] = ()
-    if report.channel in AUTO_FILED_CHANNELS:
+    if report.channel in AUTO_ACCEPTED_CHANNELS:
         when = max(now, report.reported_at)
         for action in ("accept", "file", "dispatch"):
             case, steps = lifecycle.decide(case, Command(action=action, actor_role="system"), when, ctx)

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from services.intake import db
-from services.intake.caseview import ENDED_STATES, closed_now_clause
+from services.intake.caseview import closed_now_clause
 from services.intake.open311.wire import bad_request, param, parse_w3c
+from shared.domain.casefacts import ENDING_STATES
 from shared.platform.auth import Principal
 
 DEFAULT_SPAN = timedelta(days=90)
@@ -109,7 +110,7 @@ def _row_query(tenant: str) -> sa.Select:
 
 def _closed_clause():
     v = db.case_view
-    return sa.or_(closed_now_clause(), sa.func.coalesce(v.c.state, "").in_(ENDED_STATES))
+    return sa.or_(closed_now_clause(), sa.func.coalesce(v.c.state, "").in_(sorted(ENDING_STATES)))
 
 
 async def fetch_rows(engine, tenant: str, query: RequestQuery, caller: Principal | None = None) -> list[dict]:

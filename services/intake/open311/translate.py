@@ -38,13 +38,14 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from services.intake.caseview import ENDED_STATES, closed_now
+from services.intake.caseview import closed_now
 from services.intake.domain.reports import place_problem
 from services.intake.domain.taxonomy import taxonomy
 from services.intake.open311.catalogue import service_name
 from services.intake.open311.wire import bad_request, not_found, param, w3c
 from services.intake.schemas import ReporterContact, ReportIn
 from shared.contract.actions import OUTCOME_LABELS
+from shared.domain.casefacts import ENDING_STATES
 from shared.domain.pii import mask_text
 from shared.domain.taxonomy import Category
 from shared.domain.tenants import TenantConfig
@@ -286,7 +287,7 @@ def is_closed(row: dict) -> bool:
     """Whether a case (a row of :func:`fetch_rows`) is ``closed`` for Open311: closed in the case
     view (services/intake/caseview.py ``closed_now``), or in a state that ends it."""
     state = row.get("state")
-    return closed_now(state, row.get("closed"), row.get("reopen_count")) or state in ENDED_STATES
+    return closed_now(state, row.get("closed"), row.get("reopen_count")) or state in ENDING_STATES
 
 
 def status_notes(state: str | None, closed: bool, outcome: str | None = None) -> str:
