@@ -86,7 +86,7 @@ class SummaryFigures:
     there is none); ``parts``: the places under the place (or the place itself) with their KPI
     rows; ``by_category`` / ``by_department``: KPI rows of P per category and department;
     ``previous_by_category``: the previous period's KPI rows by category name; ``patrols``: the
-    ``GET /v1/patrols`` answer of P; ``paragraph``: the statistics paragraph of ``GET /v1/summary``;
+    ``GET /v1/patrols`` answer of P (``None`` for a department); ``paragraph``: the statistics paragraph of ``GET /v1/summary``;
     ``unit``: 件 or 户 (the summary's wording)."""
 
     tenant_name: str
@@ -102,7 +102,7 @@ class SummaryFigures:
     by_category: Sequence[Part]
     by_department: Sequence[Part]
     previous_by_category: Mapping[str, Mapping]
-    patrols: Mapping
+    patrols: Mapping | None
     place_level: str = ""
 
 
@@ -174,9 +174,12 @@ def basic_section(f: SummaryFigures) -> Section:
 
 
 def patrol_section(f: SummaryFigures) -> Section:
-    """二、巡查与信息采集: rounds, points and findings by kind (``GET /v1/patrols``)."""
+    """二、巡查与信息采集: rounds, points and findings by kind (``GET /v1/patrols``); a department's
+    summary (``patrols`` None) says that patrols are recorded by place."""
     heading = "二、巡查与信息采集"
-    p = f.patrols or {}
+    if f.patrols is None:
+        return Section(heading, ("巡查按地点记录，部门的工作总结不含巡查。",))
+    p = f.patrols
     kinds = p.get("by_kind") or {}
     if not p.get("rounds"):
         return Section(heading, ("本期无巡查记录。",))
