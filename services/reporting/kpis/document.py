@@ -210,11 +210,13 @@ def case_sections(f: SummaryFigures) -> tuple[Section, ...]:
     overall = Table(head, tuple((KPI_BY_NAME[n].zh, figure(n, t), figure(n, prev) if prev else "—", change(n, t, prev))
                                 for n in CASE_FIGURES))
     out = [Section("三、案件办理", (text,), None), Section("（一）总体情况", (), overall, level=3)]
+    def before(name: str) -> Mapping:  # a category without cases in the previous period had 0
+        return f.previous_by_category.get(name) or {"accepted": 0}
+
     cat_rows = tuple((p.name, count(p.row.get("accepted")), count(p.row.get("closed")),
                       rate(p.row.get("completion_rate")),
-                      count(f.previous_by_category.get(p.name, {}).get("accepted")) if prev else "—",
-                      change("accepted", p.row, f.previous_by_category.get(p.name, {}) if prev else {})
-                      if prev else "—")
+                      count(before(p.name).get("accepted")) if prev else "—",
+                      change("accepted", p.row, before(p.name)) if prev else "—")
                      for p in f.by_category)
     out.append(Section("（二）分类别", (changes_sentence(f),),
                        Table(("类别", "受理", "办结", "办结率", "上期受理", "受理增减"), cat_rows) if cat_rows else None,
