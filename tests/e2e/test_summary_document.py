@@ -304,3 +304,29 @@ def test_a_community_sees_its_own_document_only(stack, month):
                        params={"tenant": TENANT, "start": START}, timeout=30,
                        headers={"Authorization": f"Bearer {month['heping']}"})
     assert no_end.status_code == 422
+
+
+def test_cli_writes_the_document(stack, month, tmp_path):
+    """``gridcase summary`` with dates (local midnights of the tenant's zone) writes the same document."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GRIDCASE_API_KEY": month["heping"], "GRIDCASE_REPORTING_URL": stack.url("reporting")}
+    outs = {}
+    for suffix in (".md", ".docx"):
+        out = tmp_path / f"heping-2023-11{suffix}"
+        run = subprocess.run([sys.executable, "-m", "gridcase.cli", "summary", "--tenant", TENANT, "--place", HEPING,
+                              "--start", "2023-11-01", "--end", "2023-12-01", "--out", str(out)],
+                             capture_output=True, text=True, timeout=120, env=env)
+        assert run.returncode == 0, run.stdout + run.stderr
+        outs[suffix] = out
+    md = outs[".md"].read_text(encoding="utf-8")
+    assert md == document(stack, month["heping"], place=HEPING).text
+    d = docx.Document(str(outs[".docx"]))
+    assert [[[c.text for c in r.cells] for r in t.rows] for t in d.tables] == md_tables(md)
+    # outside the key's scope: the CLI says why and exits 1
+    run = subprocess.run([sys.executable, "-m", "gridcase.cli", "summary", "--tenant", TENANT, "--place", "990102001001",
+                          "--start", "2023-11-01", "--end", "2023-12-01", "--out", str(tmp_path / "x.md")],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 1 and "404" in run.stdout
