@@ -151,6 +151,10 @@ def test_case_section_and_comparison():
     # 办结率 6/8 = 75.00 %, 按期办结率 5/8 = 62.50 %, 满意率 5/5, 解决率 4/4
     assert ("本期受理10件，立案9件，派遣8件，办结6件（按期办结5件），办结率75.00%，按期办结率62.50%；"
             "转办1件，退回2次，重办0次；回访5次，满意率100.00%，解决率100.00%。") in s
+    assert "逐级上报" not in s  # the sentence only when something was escalated
+    climbed = section(to_markdown(build_document(figures(row(accepted=1, due=1, escalations=2, escalated=1)))),
+                      "## 三、案件办理")
+    assert "网格、社区处理不了逐级上报的案件1件，上报2次。" in climbed  # seed C: grid → community → street
     table = section(md, "### （一）总体情况")
     assert "| 受理量 | 10 | 4 | +6 |" in table
     assert "| 办结率 | 75.00% | 100.00% | -25.00个百分点 |" in table  # 75 − 100

@@ -39,7 +39,7 @@ HOT_MIN = 3
 #: The figures of 三（一）, in order: KPI name (label from the KPI catalogue).
 CASE_FIGURES: tuple[str, ...] = (
     "accepted", "filed", "dispatched", "closed", "closed_on_time", "completion_rate", "on_time_rate",
-    "in_progress", "transferred", "returned", "reopened", "overdue", "callbacks", "satisfaction_rate",
+    "in_progress", "transferred", "escalated", "returned", "reopened", "overdue", "callbacks", "satisfaction_rate",
     "resolution_rate",
 )
 
@@ -206,6 +206,8 @@ def case_sections(f: SummaryFigures) -> tuple[Section, ...]:
             f"转办{count(t.get('transferred'))}{u}，退回{count(t.get('returned'))}次，重办{count(t.get('reopened'))}次；"
             f"回访{count(t.get('callbacks'))}次，满意率{rate(t.get('satisfaction_rate'))}，"
             f"解决率{rate(t.get('resolution_rate'))}。")
+    if t.get("escalated"):
+        text += f"网格、社区处理不了逐级上报的案件{count(t.get('escalated'))}{u}，上报{count(t.get('escalations'))}次。"
     head = ("指标", "本期", f"上期（{f.previous_period}）" if f.previous_period else "上期", "增减")
     overall = Table(head, tuple((KPI_BY_NAME[n].zh, figure(n, t), figure(n, prev) if prev else "—", change(n, t, prev))
                                 for n in CASE_FIGURES))
