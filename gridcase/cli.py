@@ -3,7 +3,8 @@
 - ``gridcase up``: start broker, database (embedded unless env vars name them) and the three
   services; print their URLs; Ctrl-C stops everything cleanly.
 - ``gridcase demo``: the same, plus import of the repository's real data and seed scenario A,
-  wait until reporting has counted every case, print one KPI table per dataset, exit 0.
+  wait until reporting has counted every case, print one KPI table per dataset, act out seeds B–D
+  and write the work summaries of A–D (.docx, .md), exit 0.
 - ``gridcase import FILE --format F --tenant T --intake-url URL``: send a file to a running intake
   (formats: services/intake/importers/formats.py FORMATS); ``--route`` evaluates routing locally instead.
 - ``gridcase seed-a [--out PATH]``: write seed scenario A as JSONL.
@@ -86,8 +87,11 @@ def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL d
 
 
 @app.command()
-def demo(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL data (default: a temp dir)")) -> None:
-    """Run the pipeline on the repository's real data and print the KPI tables."""
+def demo(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL data (default: a temp dir)"),
+         summaries_dir: Path = typer.Option(None, help="where the seed scenarios' work summaries (.docx, .md) go "
+                                                       "(default: a new temp dir, kept)")) -> None:
+    """Run the pipeline on the repository's real data, print the KPI tables and write the seed
+    scenarios' work summaries (工作总结)."""
     import shutil  # noqa: PLC0415
 
     from gridcase.demo import run_demo  # noqa: PLC0415
@@ -95,7 +99,7 @@ def demo(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL
     started = time.monotonic()
     state = state_dir or Path(tempfile.mkdtemp(prefix="gridcase-demo-"))
     try:
-        tables = run_demo(state, progress=_echo)
+        tables = run_demo(state, progress=_echo, summaries_dir=summaries_dir)
     finally:
         if state_dir is None:
             shutil.rmtree(state, ignore_errors=True)

@@ -69,6 +69,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import time
 import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -308,7 +310,6 @@ def test_a_community_sees_its_own_document_only(stack, month):
 
 def test_cli_writes_the_document(stack, month, tmp_path):
     """``gridcase summary`` with dates (local midnights of the tenant's zone) writes the same document."""
-    import os
     import subprocess
     import sys
 
@@ -330,3 +331,57 @@ def test_cli_writes_the_document(stack, month, tmp_path):
                           "--start", "2023-11-01", "--end", "2023-12-01", "--out", str(tmp_path / "x.md")],
                          capture_output=True, text=True, timeout=120, env=env)
     assert run.returncode == 1 and "404" in run.stdout
+
+
+def test_seeds_c_and_d_acted_out_live(stack):
+    """Seeds C and D as ``gridcase demo`` acts them out (gridcase/scenarios.py), at a building code of
+    their own under each seed's grid so that the figures are theirs alone; read with ``/v1/kpis``.
+
+    C (docs/seeds.md block C): 4 cases accepted and closed; the sewer case reported up twice
+    (grid → community → street: 逐级上报次数 2, 逐级上报案件 1) and closed by 城管 (urban_management
+    办结 1); fume and garbage closed by the grid worker (no department); the family dispute mediated
+    at the grid (调解案件 1, 调解成功 1). D (block D): 4 family disputes mediated, all settled (调解成功
+    4: 3 at the grid, 1 at the community after one escalation, 调解上报 1)."""
+    import dataclasses
+
+    from gridcase.scenarios import act_out
+    from gridcase.seeds import SEED_C_GRID, SEED_D_COMMUNITY, seed_c_cases, seed_d_cases
+    from tests.api import ADMIN_KEY
+
+    def under(cases, place):
+        return [dataclasses.replace(c, report={**c.report, "place_code": place}) for c in cases]
+
+    run = uuid.uuid4().hex[:8]
+    c_place, d_place = f"{SEED_C_GRID}{run[:6]}", f"{SEED_D_COMMUNITY}001{run[2:8]}"
+    old = os.environ.get("GRIDCASE_API_KEY")
+    os.environ["GRIDCASE_API_KEY"] = ADMIN_KEY  # gridcase.client's credential
+    try:
+        act_out(stack.url("intake"), under(seed_c_cases(run), c_place) + under(seed_d_cases(run), d_place))
+    finally:
+        if old is None:
+            os.environ.pop("GRIDCASE_API_KEY", None)
+        else:
+            os.environ["GRIDCASE_API_KEY"] = old
+
+    def kpis(place, group_by=None):
+        params = {"tenant": TENANT, "place_prefix": place, **({"group_by": group_by} if group_by else {})}
+        return httpx.get(f"{stack.url('reporting')}/v1/kpis", params=params, timeout=60,
+                         headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()
+
+    def settled(place, want):
+        deadline = time.monotonic() + 90
+        while True:
+            t = kpis(place)["total"]
+            got = {k: t[k] for k in want}
+            if got == want or time.monotonic() > deadline:
+                return got
+            time.sleep(0.5)
+
+    c = {"accepted": 4, "closed": 4, "escalations": 2, "escalated": 1, "mediated": 1, "mediation_agreements": 1,
+         "mediated_grid": 1}
+    assert settled(c_place, c) == c
+    by_dept = {r["key"]: r["closed"] for r in kpis(c_place, "department")["rows"]}
+    assert by_dept == {"urban_management": 1, "mediation": 1, None: 2}
+    d = {"accepted": 4, "closed": 4, "mediated": 4, "mediation_agreements": 4, "mediation_escalations": 1,
+         "mediation_agreements_grid": 3, "mediation_agreements_community": 1}
+    assert settled(d_place, d) == d
