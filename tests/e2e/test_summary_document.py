@@ -81,6 +81,7 @@ import pytest
 
 from shared.contract.events import PatrolRecorded
 from tests.casestory import CaseStory
+from tests.unit.test_summary_document import section
 
 pytestmark = pytest.mark.e2e
 
@@ -202,12 +203,6 @@ def md_tables(md: str) -> list[list[list[str]]]:
             tables.append(current)
             current = []
     return tables
-
-
-def section(md: str, heading: str) -> str:
-    rest = md[md.index(heading) + len(heading):]
-    ends = [i for i in (rest.find("\n## "), rest.find("\n### ")) if i >= 0]
-    return rest[:min(ends)] if ends else rest
 
 
 #: The tables of the document, in order, as worked out in the module docstring.
