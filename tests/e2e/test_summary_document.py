@@ -294,6 +294,13 @@ def test_a_community_sees_its_own_document_only(stack, month):
     grid = document(stack, month["heping"], place=G3)
     assert grid.status_code == 200
     assert grid.text.startswith(f"# 示范街道(网格演示)和平社区第3网格工作总结（{PERIOD}）")
+    # a department's document within the community: the cases with 城管 now (C1–C4: 受理 4, 办结 3, 应办结 4)
+    dept = document(stack, month["heping"], department="urban_management")
+    assert dept.status_code == 200
+    assert dept.text.startswith(f"# 示范街道(网格演示)和平社区城管工作总结（{PERIOD}）")
+    assert "巡查按地点记录，部门的工作总结不含巡查。" in dept.text
+    overall = md_tables(section(dept.text, "### （一）总体情况"))[0]
+    assert overall[1][:2] == ["受理量", "4"] and overall[4][:2] == ["办结量", "3"] and overall[6][:2] == ["办结率", "75.00%"]
     bad = document(stack, month["heping"], place=f"{HEPING}999")  # not in the tenant file
     assert bad.status_code == 404 and (bad.json()["error"], bad.json()["field"]) == ("not_found", "place")
     assert document(stack, month["heping"], "pdf").status_code == 422
