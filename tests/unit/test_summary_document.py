@@ -40,7 +40,6 @@ def figures(total: dict | None = None, **kw) -> SummaryFigures:
         "total": total if total is not None else row(), "previous": {}, "parts_level": "网格", "parts": [],
         "by_category": [], "by_department": [], "previous_by_category": {}, "patrols": {"rounds": 0, "points": 0,
                                                                                    "by_kind": {}},
-        "place_level": "社区",
     }
     base.update(kw)
     return SummaryFigures(**base)

@@ -103,7 +103,6 @@ class SummaryFigures:
     by_department: Sequence[Part]
     previous_by_category: Mapping[str, Mapping]
     patrols: Mapping | None
-    place_level: str = ""
 
 
 # --------------------------------------------------------------------------- formatting

@@ -60,7 +60,6 @@ async def document_figures(conn: AsyncConnection, flt: CaseFilter, *, tenant: Te
         parts, parts_level = [Part(place_name(flt, tenant), by_dept["total"])], ""
     else:
         parts, parts_level = [], ""
-    own = tenant.place(flt.place_prefix) if flt.place_prefix else None
     name = place_name(flt, tenant) or tenant.name_zh
     if flt.department:
         dept = department_short_name(flt.department, tenant, taxonomy)
@@ -68,7 +67,6 @@ async def document_figures(conn: AsyncConnection, flt: CaseFilter, *, tenant: Te
     patrols = None if flt.department else await query_patrols(conn, flt.tenant, flt.start, flt.end, flt.place_prefix)
     return SummaryFigures(
         tenant_name=tenant.name_zh or flt.tenant, place_name=name,
-        place_level=LEVEL_NAMES.get(own.level, own.level) if own is not None else "",
         period=period_text(flt.start, flt.end, flt.tz), previous_period=period_text(prev_start, prev_end, flt.tz),
         unit=stated["wording"]["unit"], paragraph=stated["paragraph"], total=by_dept["total"],
         previous=prev_cat["total"] if prev_cat["total"].get("accepted") or prev_cat["rows"] else {},
