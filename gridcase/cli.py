@@ -3,10 +3,13 @@
 - ``gridcase up``: start broker, database (embedded unless env vars name them) and the three
   services; print their URLs; Ctrl-C stops everything cleanly.
 - ``gridcase demo``: the same, plus import of the repository's real data and seed scenario A,
-  wait until reporting has counted every case, print one KPI table per dataset, exit 0.
+  wait until reporting has counted every case, print one KPI table per dataset, act out seeds B–D
+  and write the work summaries of A–D (.docx, .md), exit 0.
 - ``gridcase import FILE --format F --tenant T --intake-url URL``: send a file to a running intake
   (formats: services/intake/importers/formats.py FORMATS); ``--route`` evaluates routing locally instead.
 - ``gridcase seed-a [--out PATH]``: write seed scenario A as JSONL.
+- ``gridcase summary --tenant T --place P --start D --end D --out FILE.docx|.md``: the work summary
+  (工作总结) of a place for a period, from a running reporting (docs/summary.md).
 - ``gridcase auth issue-key|issue-token|revoke|list``: credentials (shared/platform/authstore.py).
 - ``gridcase pii new-key|rotate|anonymise``: reporter data at rest (shared/platform/crypto.py).
 """
@@ -84,8 +87,11 @@ def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL d
 
 
 @app.command()
-def demo(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL data (default: a temp dir)")) -> None:
-    """Run the pipeline on the repository's real data and print the KPI tables."""
+def demo(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL data (default: a temp dir)"),
+         summaries_dir: Path = typer.Option(None, help="where the seed scenarios' work summaries (.docx, .md) go "
+                                                       "(default: a new temp dir, kept)")) -> None:
+    """Run the pipeline on the repository's real data, print the KPI tables and write the seed
+    scenarios' work summaries (工作总结)."""
     import shutil  # noqa: PLC0415
 
     from gridcase.demo import run_demo  # noqa: PLC0415
@@ -93,7 +99,7 @@ def demo(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL
     started = time.monotonic()
     state = state_dir or Path(tempfile.mkdtemp(prefix="gridcase-demo-"))
     try:
-        tables = run_demo(state, progress=_echo)
+        tables = run_demo(state, progress=_echo, summaries_dir=summaries_dir)
     finally:
         if state_dir is None:
             shutil.rmtree(state, ignore_errors=True)
@@ -441,6 +447,56 @@ def seed_a(out: Path = typer.Option(None, help="output JSONL file (default: stdo
     else:
         for record in generate_seed_a():
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def period_bound(value: str, tz_name: str) -> str:
+    """A period end as ISO 8601 with a zone: a date (``2026-03-01``) is that day's local midnight
+    in ``tz_name``; a date-time is passed on as given (the API refuses one without a zone)."""
+    from datetime import date, datetime  # noqa: PLC0415
+    from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return value
+    return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz_name)).isoformat()
+
+
+@app.command("summary")
+def summary(
+    tenant: str = typer.Option(..., help="tenant, e.g. demo-grid"),
+    start: str = typer.Option(..., help="period start: a date (local midnight) or ISO 8601 with zone"),
+    end: str = typer.Option(..., help="period end, exclusive: a date (local midnight) or ISO 8601 with zone"),
+    out: Path = typer.Option(..., help="output file: .docx (Word) or .md (Markdown)"),
+    place: str = typer.Option(None, help="place code (street, community or grid); default: the whole tenant"),
+    department: str = typer.Option(None, help="department code: that department's summary"),
+    reporting_url: str = typer.Option(None, envvar="GRIDCASE_REPORTING_URL", help="reporting's base URL"),
+) -> None:
+    """Write the work summary (工作总结) of a place for a period, in Chinese (GET /v1/summary/document)."""
+    import httpx  # noqa: PLC0415
+
+    from gridcase.client import get_summary_document  # noqa: PLC0415
+    from shared.domain.tenants import TenantConfigError, load_tenant  # noqa: PLC0415
+
+    fmt = {".docx": "docx", ".md": "md"}.get(out.suffix.lower())
+    if fmt is None:
+        _echo("错误 error: --out must end in .docx or .md")
+        raise typer.Exit(2)
+    if not reporting_url:
+        _echo("错误 error: set GRIDCASE_REPORTING_URL or --reporting-url (gridcase up prints it)")
+        raise typer.Exit(2)
+    try:
+        tz = load_tenant(tenant).timezone
+    except (TenantConfigError, FileNotFoundError):
+        tz = "UTC"  # an unknown tenant: reporting answers 404 for it
+    try:
+        body = get_summary_document(reporting_url, tenant, period_bound(start, tz), period_bound(end, tz), fmt,
+                                    place=place, department=department)
+    except httpx.HTTPStatusError as e:
+        _echo(f"错误 error: {e.response.status_code} {e.response.text}")
+        raise typer.Exit(1) from None
+    out.write_bytes(body)
+    _echo(f"已写入 written {out} ({len(body)} bytes)")
 
 
 if __name__ == "__main__":

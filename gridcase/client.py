@@ -1,5 +1,5 @@
-"""HTTP helpers for driving a running stack: import a file, wait until it is counted, read stats
-and KPIs.
+"""HTTP helpers for driving a running stack: import a file, wait until it is counted, read stats,
+KPIs and the work-summary document.
 
 Used by the CLI, the demo, the end-to-end tests and the benchmark. Requests carry the API key of
 ``GRIDCASE_API_KEY`` (``gridcase up`` prints one; ``gridcase auth issue-key`` makes more) unless
@@ -115,6 +115,41 @@ def get_kpis(reporting_url: str, tenant: str, start: str | None = None, end: str
     q = {"tenant": tenant, **params}
     q.update({k: v for k, v in (("start", start), ("end", end)) if v is not None})
     return _get_json(f"{reporting_url}/v1/kpis", q, timeout_s=60)
+
+
+def post_json(url: str, body: dict, headers: dict | None = None, timeout_s: float = 30) -> dict:
+    """POST ``body`` as JSON with the API key; the JSON answer (``httpx.HTTPStatusError`` unless 2xx)."""
+    resp = httpx.post(url, json=body, timeout=timeout_s, headers={**auth_headers(), **(headers or {})})
+    resp.raise_for_status()
+    return resp.json()
+
+
+def case_state(intake_url: str, case_id: str) -> str | None:
+    """The state of a case in intake's case view (``None`` while it is not there yet)."""
+    resp = httpx.get(f"{intake_url}/v1/cases/{case_id}", timeout=10, headers=auth_headers())
+    return resp.json().get("state") if resp.status_code == 200 else None
+
+
+def act(intake_url: str, case_id: str, action: str, actor_role: str, **fields) -> dict:
+    """``POST /v1/cases/{id}/actions`` waiting for dispatch's decision (``Prefer: wait=20``); the
+    decision (``{"status", "state", …}``)."""
+    return post_json(f"{intake_url}/v1/cases/{case_id}/actions", {"action": action, "actor_role": actor_role, **fields},
+                     headers={"Prefer": "wait=20"}, timeout_s=40)
+
+
+def get_summary_document(reporting_url: str, tenant: str, start: str, end: str, fmt: str = "md",
+                         place: str | None = None, department: str | None = None, api_key: str | None = None) -> bytes:
+    """GET ``/v1/summary/document``: the work summary of ``place`` (and ``department``) over P =
+    [``start``, ``end``) as Markdown (``fmt="md"``, UTF-8 bytes) or .docx bytes (``fmt="docx"``).
+
+    Raises:
+        httpx.HTTPStatusError: reporting refused (the body says why: 404 outside the caller's scope).
+    """
+    q = {"tenant": tenant, "start": start, "end": end, "format": fmt}
+    q.update({k: v for k, v in (("place", place), ("department", department)) if v})
+    resp = httpx.get(f"{reporting_url}/v1/summary/document", params=q, timeout=120, headers=auth_headers(api_key))
+    resp.raise_for_status()
+    return resp.content
 
 
 def _get_json(url: str, params: dict, timeout_s: float) -> dict:

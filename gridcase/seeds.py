@@ -27,6 +27,10 @@ deterministic: fixed random seed, no clock, no hash-order dependence.
 
 Usage: ``gridcase seed-a --out seed_a.jsonl`` (stdout if ``--out`` is omitted), or
 :func:`generate_seed_a` / :func:`write_seed_a`.
+
+Also here: seed B's inspection rounds (:func:`generate_seed_b`, docs/seeds.md block B) and the live
+cases of seeds C and D (:func:`seed_c_cases`, :func:`seed_d_cases`: reports and the actions taken on
+them, acted out by gridcase/scenarios.py in ``gridcase demo``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -241,3 +246,87 @@ def generate_seed_b() -> Iterator[dict]:
             "worker_ref": "inspector-b",
             "source_id": f"B-{k + 1:04d}",
         }
+
+
+# --- Seeds C and D: live cases acted out through the services (docs/seeds.md blocks C, D) ------
+
+
+@dataclass(frozen=True)
+class ScriptedCase:
+    """One live case of a scenario: its report (a ``POST /v1/reports`` body without
+    ``reported_at``, which is the moment it is sent), the state dispatch leaves it in by itself
+    (``settles_in``), then the actions taken on it, each ``(action, actor_role, fields, state
+    after)``, sent to ``POST /v1/cases/{id}/actions``."""
+
+    name: str
+    report: dict
+    settles_in: str
+    actions: tuple[tuple[str, str, dict, str], ...] = ()
+
+
+SEED_C_TENANT = SEED_D_TENANT = "demo-grid"
+#: "Grid no. 5" of the summary: demo-grid has three grids per community, so 幸福社区第2网格 stands
+#: for it (generator choice).
+SEED_C_GRID = "990102001001002"
+#: The women's-federation officer's community (generator choice): 和平社区 and its three grids.
+SEED_D_COMMUNITY = "990102001002"
+
+_EVIDENCE = {"evidence": ["现场照片 photo on site"]}
+
+
+def _report(tenant: str, category: str, place: str, channel: str, text: str, source_id: str) -> dict:
+    return {"tenant": tenant, "category_code": category, "place_code": place, "channel": channel,
+            "description": text, "source": "seed", "source_id": source_id}
+
+
+def seed_c_cases(run: str = "") -> list[ScriptedCase]:
+    """Scenario C (docs/seeds.md block C), a grid worker's half year in :data:`SEED_C_GRID`: the
+    sewer case that crossed into the neighbouring village, reported on the contradiction-resolution
+    platform (channel ``platform``), accepted at the grid and reported up level by level (逐级上报:
+    grid → community → street), filed by the street and dispatched to 城管, who repair it, checked by
+    the street; a cooking-fume and a garbage nuisance the grid worker settles himself (自行处置, with
+    a photo); a family dispute settled by the grid's mediation (院落/网格调解). Which matters, and
+    that the sewer case went beyond the grid, are the summary's; one case of each kind, the
+    channels and the roles that act are generator choices. ``run`` makes the source ids unique."""
+    t, g = SEED_C_TENANT, SEED_C_GRID
+    sewer = ScriptedCase("C-下水道堵塞", _report(t, "100401", g, "platform", "下水道堵塞，管线与邻村交界，上报矛盾化解平台",
+                                              f"C{run}-1"), "reported", (
+        ("accept", "grid_worker", {}, "accepted"),
+        ("escalate", "grid_worker", {}, "accepted"),  # grid → community (网格处理不了)
+        ("escalate", "community_staff", {}, "accepted"),  # community → street
+        ("file", "street_staff", {"target_department": "urban_management"}, "dispatched"),
+        ("acknowledge", "department_staff", {}, "acknowledged"),
+        ("start", "department_staff", {}, "in_progress"),
+        ("resolve", "department_staff", {"outcome": "resolved"}, "checking"),
+        ("verify_pass", "street_staff", {}, "closed"),
+    ))
+    own = [ScriptedCase(f"C-{name}", _report(t, code, g, "phone", text, f"C{run}-{k}"), "reported", (
+        ("accept", "grid_worker", {}, "accepted"),
+        ("self_handle", "grid_worker", _EVIDENCE, "closed"),
+    )) for k, (code, name, text) in enumerate((("100110", "油烟扰民", "楼下餐馆油烟扰民"),
+                                               ("100102", "垃圾扰民", "楼道堆放垃圾扰民")), start=2)]
+    dispute = ScriptedCase("C-家庭纠纷", _report(t, "300101", g, "grid_worker", "家庭纠纷，网格员上门调解", f"C{run}-4"),
+                           "mediating", (("mediation_agreement", "mediator", {}, "closed"),))
+    return [sewer, *own, dispute]
+
+
+#: docs/seeds.md block D, verbatim: family disputes mediated (调解家庭纠纷) 4.
+SEED_D_DISPUTES = 4
+
+
+def seed_d_cases(run: str = "") -> list[ScriptedCase]:
+    """Scenario D (docs/seeds.md block D), a community women's-federation officer's year in
+    :data:`SEED_D_COMMUNITY`: the 4 family disputes mediated (the summary's figure), reported by the
+    grid workers of the community's grids in turn and mediated at the grid; the fourth fails there
+    and is settled by the community's mediation committee (the ladder of block E). The places and
+    the one failure are generator choices; the trainings, lectures, screenings, consultations and
+    visits are not cases and are not modelled."""
+    out = []
+    for k in range(1, SEED_D_DISPUTES + 1):
+        grid = f"{SEED_D_COMMUNITY}{(k - 1) % 3 + 1:03d}"
+        steps: tuple = (("mediation_agreement", "mediator", {}, "closed"),)
+        if k == SEED_D_DISPUTES:
+            steps = (("mediation_failed", "mediator", {}, "mediating"), *steps)
+        out.append(ScriptedCase(f"D-家庭纠纷{k}", _report(SEED_D_TENANT, "300101", grid, "grid_worker",
+                                                      "家庭纠纷，妇联参与调解", f"D{run}-{k}"), "mediating", steps))
+    return out

@@ -29,6 +29,7 @@ import warnings
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import docx
 import httpx
 import pytest
 
@@ -442,6 +443,35 @@ def test_period_filter(seed_a, tab, site):
     tab.page.click("#all-time")
     tab.page.wait_for_function("() => (document.body.dataset.loaded || '') === 'demo-market|||'")
     assert as_int(tab.text("#kpi-accepted")) == 5410
+    tab.assert_clean()
+
+
+def test_work_summary_document_of_the_place_and_period_on_screen(seed_a, tab, site):
+    """The summary panel links to the whole work summary (issue 19) of the place and period on
+    screen; the Word link downloads, with the page's credential, the document the API gives."""
+    tab.open("tenant=demo-market")
+    tab.wait_loaded("demo-market")
+    # P open: no document (it needs both ends), the page says so
+    assert not tab.page.is_visible("#summary-doc-docx")
+    assert "选择起止日期" in tab.text("#summary-doc-note")
+    tab.page.fill("#start", "2026-03-01")
+    tab.page.fill("#end", "2026-03-31")
+    tab.page.click("#apply")
+    tab.page.wait_for_function("() => (document.body.dataset.loaded || '').endsWith('|2026-03-01|2026-03-31')")
+    street = tab.table("place-table")[0]["key"]
+    drill(tab, street, "demo-market")
+    href = tab.page.get_attribute("#summary-doc-docx", "href")
+    q = httpx.URL(href).params
+    assert httpx.URL(href).path == "/v1/summary/document"
+    # March 2026 in Asia/Shanghai, the drilled street, Word
+    assert dict(q) == {"tenant": "demo-market", "place": street, "start": "2026-03-01T00:00:00+08:00",
+                       "end": "2026-04-01T00:00:00+08:00", "format": "docx"}
+    with tab.page.expect_download() as info:
+        tab.page.click("#summary-doc-docx")
+    saved = docx.Document(info.value.path())
+    assert saved.paragraphs[0].text.endswith("工作总结（2026年3月1日至2026年3月31日）")
+    md = http.get(f"{site}/v1/summary/document", params={**dict(q), "format": "md"}, timeout=120).text
+    assert md.startswith(f"# {saved.paragraphs[0].text}\n")
     tab.assert_clean()
 
 

@@ -1,9 +1,16 @@
 """``GET /v1/summary``: the statistics paragraph of a work summary (工作总结)
-(services/reporting/kpis/summary.py)."""
+(services/reporting/kpis/summary.py); ``GET /v1/summary/document``: the whole work summary of a
+place or department for a period, as Markdown or .docx (services/reporting/kpis/document.py,
+docs/summary.md)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from datetime import datetime
+from typing import Annotated, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 
 from services.reporting.dependencies import (
     Ctx,
@@ -16,8 +23,11 @@ from services.reporting.dependencies import (
 )
 from services.reporting.filters import CaseFilter
 from services.reporting.kpis import summary
+from services.reporting.kpis.document import build_document, to_markdown
+from services.reporting.kpis.document_query import document_figures
+from services.reporting.kpis.docx import DOCX_MEDIA_TYPE, to_docx
 from shared.platform.auth import Principal
-from shared.platform.authhttp import caller
+from shared.platform.authhttp import caller, not_found
 
 router = APIRouter()
 
@@ -41,3 +51,42 @@ async def work_summary(
         return flt
     async with ctx.engine.connect() as conn:
         return await summary.work_summary(conn, flt, tenant=ctx.tenants[tenant], taxonomy=ctx.taxonomy)
+
+
+#: Both ends of P, required for a document (the period is in its title and compared with the one before).
+PeriodStart = Annotated[datetime, Query(description="period start (inclusive), ISO 8601 with zone")]
+PeriodEnd = Annotated[datetime, Query(description="period end (exclusive), ISO 8601 with zone")]
+
+
+@router.get("/v1/summary/document", response_model=None)
+async def work_summary_document(
+    tenant: Tenant,
+    ctx: Ctx,
+    start: PeriodStart,
+    end: PeriodEnd,
+    place: PlacePrefix = None,
+    department: str | None = None,
+    format: Literal["md", "docx"] = "md",  # noqa: A002 (the query parameter's name)
+    who: Principal = Depends(caller),
+) -> Response:
+    """The whole work summary (工作总结) of ``place`` (a street, community or grid of the tenant
+    file; the whole tenant when omitted) and optionally one ``department`` for P = [start, end),
+    in Chinese: Markdown (``text/markdown``) or a Word file (``format=docx``), within the caller's
+    scope (a community's credential gets its own community's document only; 404 outside it).
+    Every figure is the KPI API's for the same scope and P (docs/summary.md)."""
+    place, department = scope_of(ctx.tenants, who, tenant, place, department)
+    config = ctx.tenants[tenant]
+    if place and config.place(place) is None:
+        raise not_found(f"place {place!r} is not in the tenant file", field="place")
+    flt = case_filter(config, tenant, start, end, place, department=department)
+    if not isinstance(flt, CaseFilter):
+        return flt
+    async with ctx.engine.connect() as conn:
+        figures = await document_figures(conn, flt, tenant=config, taxonomy=ctx.taxonomy)
+    doc = build_document(figures)
+    name = f"gridcase-summary-{tenant}-{place or 'all'}-{start.date()}-{end.date()}"
+    if format == "docx":
+        return Response(to_docx(doc), media_type=DOCX_MEDIA_TYPE,
+                        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}.docx"})
+    return Response(to_markdown(doc), media_type="text/markdown; charset=utf-8",
+                    headers={"Content-Disposition": f"inline; filename*=UTF-8''{quote(name)}.md"})

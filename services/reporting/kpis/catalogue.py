@@ -123,6 +123,8 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("resolution_rate", "解决率", "resolution rate", "rate"),
     Kpi("reopened", "重办", "reopened", "count"),
     Kpi("reopen_rate", "重办率", "reopen rate", "rate"),
+    Kpi("escalations", "逐级上报次数", "escalations (reported up a level)", "count"),
+    Kpi("escalated", "逐级上报案件", "cases escalated", "count"),
     Kpi("assessment_score", "综合评分", "composite score", "score"),
     *_mediation(),
     Kpi("ack_n", "签收案件", "cases acknowledged", "count"),

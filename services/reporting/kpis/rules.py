@@ -277,6 +277,11 @@ STEP_RULES: Mapping[str, StepRule] = {
     "callbacks_resolved": StepRule("s", f"{_REACHED} AND s.resident_resolved", "s.department"),
     # 重办 ([P22]): against the department that had closed the case.
     "reopened": StepRule("s", "s.action = 'reopen'", "s.from_department"),
+    # 逐级上报 (seed E 能处则处，不能办理则逐级上报; docs/domain.md §3(c)2): a grid worker's or a
+    # community's report of a case up one level (grid → community → street), as steps and as cases
+    # (each once; seed C's sewer case climbs twice): against the case's department then (none yet).
+    "escalations": StepRule("s", "s.action = 'escalate'", "s.from_department"),
+    "escalated": StepRule("s", "s.action = 'escalate'", "s.from_department", agg="cases"),
     # Mediation per rung (seed E, §1.6): cases that entered a rung (each once), agreements,
     # escalations to the next rung, hand-offs out of the ladder (to the police or a department),
     # time spent on the rung (from entering it to the next step that left it).

@@ -157,17 +157,27 @@ async def work_summary(conn: AsyncConnection, flt: CaseFilter, *, tenant: Tenant
     (``flt.place_prefix``) by its Chinese name from the tenant file."""
     by_dept, raw = await kpi_table(conn, flt, "department", tenant=tenant, taxonomy=taxonomy, now=now,
                                    business=business_categories(taxonomy))
+    return stated_summary(by_dept, raw, flt, tenant, taxonomy)
+
+
+def stated_summary(by_dept: dict, raw: dict, flt: CaseFilter, tenant: TenantConfig | None, taxonomy) -> dict:
+    """:func:`work_summary`'s answer from the KPI table by department and its total's raw figures."""
     total = by_dept["total"]
     ranked = sorted((r for r in by_dept["rows"] if r["in_progress_transferred"] and r["key"]),
                     key=lambda r: (-r["in_progress_transferred"], r["key"]))
     names = [department_short_name(r["key"], tenant, taxonomy) for r in ranked]
     wording = choose_wording(total["accepted"], int(raw.get("swept") or 0), int(raw.get("illegal_business") or 0))
-    place = ""
-    if flt.place_prefix and tenant is not None:
-        p = tenant.place(flt.place_prefix)
-        place = p.name_zh if p is not None else flt.place_prefix
     paragraph = summary_paragraph(total, wording, transfer_departments=names,
-                                  period=period_text(flt.start, flt.end, flt.tz), place=place)
+                                  period=period_text(flt.start, flt.end, flt.tz), place=place_name(flt, tenant))
     return {"paragraph": paragraph, "figures": total,
             "wording": {"verb": wording.verb, "subject": wording.subject, "unit": wording.unit},
             "transfer_departments": names}
+
+
+def place_name(flt: CaseFilter, tenant: TenantConfig | None) -> str:
+    """The Chinese name of ``flt.place_prefix`` from the tenant file (the code when not listed;
+    ``""`` without a place or a tenant)."""
+    if not flt.place_prefix or tenant is None:
+        return ""
+    p = tenant.place(flt.place_prefix)
+    return p.name_zh if p is not None else flt.place_prefix

@@ -8,6 +8,8 @@
  *   /v1/stats?group_by=place&place_depth&place_prefix   place breakdown, street → community → grid
  *   /v1/cases/overdue, /v1/cases/supervised      case lists
  *   /v1/summary                                  the work-summary paragraph
+ *   /v1/summary/document?format=docx|md          the whole work summary of the place and period
+ *                                                on screen (links; fetched with the credential)
  * Every text that comes from the API goes into the page through textContent (the el() helper);
  * nothing is ever assigned to innerHTML. Chart tooltips render on the canvas (renderMode
  * 'richText'), not as HTML.
@@ -337,9 +339,54 @@
   }
 
   function loadSummary(gen, q) {
+    showDocumentLinks(q);
     return api("../v1/summary", q).then(function (res) {
       if (gen !== state.gen) return;
       setText("summary-text", res.paragraph || "");
+    });
+  }
+
+  /** Links to the whole work summary (/v1/summary/document) of the place and period on screen;
+   * a document needs both ends of the period. */
+  function showDocumentLinks(q) {
+    var whole = q.start && q.end;
+    ["docx", "md"].forEach(function (fmt) {
+      var a = $("summary-doc-" + fmt);
+      a.hidden = !whole;
+      if (whole) {
+        a.href = apiUrl("../v1/summary/document", {
+          tenant: q.tenant, place: q.place_prefix, start: q.start, end: q.end, format: fmt
+        }).href;
+        a.setAttribute("download", ["gridcase-summary", q.tenant, q.place_prefix || "all", state.start, state.end]
+          .join("-") + "." + fmt);
+      } else {
+        a.removeAttribute("href");
+      }
+    });
+    setText("summary-doc-note", whole ? "" : "选择起止日期后可下载 choose a start and an end date to download");
+  }
+
+  /** A document link is fetched with the credential (a plain link would not carry it) and saved. */
+  function downloadDocument(event) {
+    var a = event.currentTarget;
+    if (!a.href) return;
+    event.preventDefault();
+    var headers = {};
+    if (credential()) headers.Authorization = "Bearer " + credential();
+    fetch(a.href, { headers: headers }).then(function (resp) {
+      if (!resp.ok) throw new Error(resp.status + " " + resp.statusText);
+      return resp.blob();
+    }).then(function (blob) {
+      var url = URL.createObjectURL(blob);
+      var save = document.createElement("a");
+      save.href = url;
+      save.download = a.getAttribute("download");
+      document.body.appendChild(save);
+      save.click();
+      save.remove();
+      setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+    }).catch(function (err) {
+      setStatus("下载失败 download failed: " + err.message, true);
     });
   }
 
@@ -598,6 +645,8 @@
       load();
     });
     $("refresh").addEventListener("click", function () { load(); });
+    $("summary-doc-docx").addEventListener("click", downloadDocument);
+    $("summary-doc-md").addEventListener("click", downloadDocument);
     $("login").addEventListener("submit", function (ev) {
       ev.preventDefault();
       try { window.sessionStorage.setItem(CREDENTIAL, $("credential").value.trim()); } catch (e) { /* private mode */ }
