@@ -12,6 +12,7 @@
   (工作总结) of a place for a period, from a running reporting (docs/summary.md).
 - ``gridcase auth issue-key|issue-token|revoke|list``: credentials (shared/platform/authstore.py).
 - ``gridcase pii new-key|rotate|anonymise``: reporter data at rest (shared/platform/crypto.py).
+- ``gridcase model train|evaluate``: the text classifier (gridcase/model.py, docs/classifier.md).
 """
 
 from __future__ import annotations
@@ -260,6 +261,10 @@ auth_app = typer.Typer(help="Credentials: API keys and bearer tokens, bound to a
 app.add_typer(auth_app, name="auth")
 pii_app = typer.Typer(help="Reporter data at rest: keys, rotation, anonymisation.")
 app.add_typer(pii_app, name="pii")
+
+from gridcase.model import model_app  # noqa: E402
+
+app.add_typer(model_app, name="model")
 
 _ROLE_HELP = "grid_worker | community_staff | street_staff | department_staff | mediator | city_ops | admin"
 

@@ -1,0 +1,203 @@
+"""The text classifier (issue 15; docs/classifier.md §1): a scikit-learn pipeline, CPU only,
+nothing downloaded at run time.
+
+Features (``FeatureUnion``): TF-IDF over character 1–2-grams (Chinese words are one to a few
+characters; n-grams need no dictionary) and TF-IDF over jieba word tokens (jieba ships its
+dictionary inside the package). Both ``sublinear_tf`` and ``min_df=2``. Classifier: a linear SVM
+(``LinearSVC``, balanced class weights) wrapped in ``CalibratedClassifierCV`` (sigmoid, 3 folds)
+so that every class gets a probability (the confidence intake compares with the tenant's threshold).
+
+Personal data: texts are masked with ``shared.domain.pii.mask_text`` before they reach the
+pipeline; ``min_df=2`` keeps any term seen in a single message (a name, an address) out of the
+vocabulary, and the vectorizers' ``stop_words_`` (the terms cut, which scikit-learn keeps "only
+for introspection" and documents as safe to delete) are deleted before saving. The saved file holds
+term statistics and weights, plus :class:`ModelInfo` (figures, label set, date), never a text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jieba
+import joblib
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.svm import LinearSVC
+
+from shared.domain.pii import mask_text
+
+jieba.setLogLevel(logging.WARNING)
+
+#: Format of the saved file; a loader refuses another.
+FORMAT_VERSION = 1
+MIN_DF = 2
+CV_FOLDS = 5
+CV_SEED = 20261206
+
+
+def words(text: str) -> list[str]:
+    """jieba's tokens of ``text`` without blanks (module level: the pipeline is pickled)."""
+    return [w for w in jieba.lcut(text) if w.strip()]
+
+
+def build_pipeline() -> Pipeline:
+    """A fresh, unfitted pipeline (see the module docstring)."""
+    return Pipeline([
+        ("features", FeatureUnion([
+            ("chars", TfidfVectorizer(analyzer="char", ngram_range=(1, 2), min_df=MIN_DF, sublinear_tf=True)),
+            ("words", TfidfVectorizer(tokenizer=words, token_pattern=None, lowercase=False, min_df=MIN_DF,
+                                      sublinear_tf=True)),
+        ])),
+        ("classifier", CalibratedClassifierCV(LinearSVC(C=1.0, class_weight="balanced"), cv=3)),
+    ])
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Cross-validated (or held-out) figures of a model on labelled texts."""
+
+    macro_f1: float
+    accuracy: float
+    n: int
+    labels: tuple[str, ...]
+    confusion: tuple[tuple[int, ...], ...]  # rows: truth, columns: prediction, in ``labels`` order
+
+    def line(self) -> str:
+        return f"macro_f1={self.macro_f1:.4f} accuracy={self.accuracy:.4f} n={self.n}"
+
+    def table(self) -> str:
+        """The confusion table as text: one row per true label, one column per predicted label."""
+        width = max([len(str(v)) for row in self.confusion for v in row] + [5])
+        head = "truth \\ predicted".ljust(18) + " ".join(f"c{i}".rjust(width) for i in range(len(self.labels)))
+        rows = [head]
+        for i, (label, row) in enumerate(zip(self.labels, self.confusion, strict=True)):
+            rows.append(f"c{i} {label}"[:18].ljust(18) + " ".join(str(v).rjust(width) for v in row))
+        return "\n".join(rows)
+
+
+def figures(truth: Sequence[str], predicted: Sequence[str]) -> Figures:
+    labels = tuple(sorted(set(truth) | set(predicted)))
+    cm = confusion_matrix(list(truth), list(predicted), labels=list(labels))
+    return Figures(
+        macro_f1=round(float(f1_score(truth, predicted, average="macro", labels=list(labels), zero_division=0)), 4),
+        accuracy=round(float(accuracy_score(truth, predicted)), 4),
+        n=len(truth),
+        labels=labels,
+        confusion=tuple(tuple(int(v) for v in row) for row in cm),
+    )
+
+
+def cross_validate(texts: Sequence[str], labels: Sequence[str], folds: int = CV_FOLDS) -> Figures:
+    """Stratified ``folds``-fold cross-validated figures of :func:`build_pipeline` on the masked texts."""
+    masked = [mask_text(t) for t in texts]
+    y = np.asarray(labels)
+    folds = max(2, min(folds, int(min(np.unique(y, return_counts=True)[1]))))
+    predicted = cross_val_predict(build_pipeline(), masked, y,
+                                  cv=StratifiedKFold(folds, shuffle=True, random_state=CV_SEED))
+    return figures(list(labels), [str(p) for p in predicted])
+
+
+@dataclass
+class ModelInfo:
+    """What the saved file says about itself (docs/classifier.md §1)."""
+
+    version: str
+    trained_at: str
+    n: int
+    labels: list[str]
+    sources: list[str]
+    train_seconds: float
+    macro_f1: float | None = None  # cross-validated, when trained with folds
+    accuracy: float | None = None
+    cv_folds: int | None = None
+    format_version: int = FORMAT_VERSION
+    extra: dict = field(default_factory=dict)
+
+
+class TextModel:
+    """A fitted pipeline and its :class:`ModelInfo`."""
+
+    def __init__(self, pipeline: Pipeline, info: ModelInfo):
+        self.pipeline = pipeline
+        self.info = info
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    def probabilities(self, text: str) -> dict[str, float]:
+        """Class -> probability for one (unmasked or masked) text."""
+        proba = self.pipeline.predict_proba([mask_text(text)])[0]
+        return {str(c): float(p) for c, p in zip(self.pipeline.classes_, proba, strict=True)}
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        return [str(p) for p in self.pipeline.predict([mask_text(t) for t in texts])]
+
+    def save(self, path: str | Path) -> None:
+        """Write the model (joblib, uncompressed so that its bytes can be inspected)."""
+        joblib.dump({"info": asdict(self.info), "pipeline": self.pipeline}, Path(path), compress=0)
+
+
+def _scrub(pipeline: Pipeline) -> None:
+    """Delete the vectorizers' ``stop_words_`` (every term cut by ``min_df``: the rare ones,
+    where names and addresses are)."""
+    for _, vectorizer in pipeline.named_steps["features"].transformer_list:
+        if hasattr(vectorizer, "stop_words_"):
+            del vectorizer.stop_words_
+
+
+def train(texts: Sequence[str], labels: Sequence[str], *, sources: Sequence[str] = (),
+          folds: int | None = CV_FOLDS) -> TextModel:
+    """Fit on masked ``texts``; with ``folds`` also cross-validate first and keep the figures."""
+    if len(texts) != len(labels) or not texts:
+        raise ValueError("need as many labels as texts, and at least one")
+    if len(set(labels)) < 2:
+        raise ValueError("need at least two distinct labels")
+    cv = cross_validate(texts, labels, folds) if folds else None
+    started = time.perf_counter()
+    pipeline = build_pipeline()
+    pipeline.fit([mask_text(t) for t in texts], list(labels))
+    _scrub(pipeline)
+    seconds = round(time.perf_counter() - started, 2)
+    now = datetime.now(UTC)
+    buffer = io.BytesIO()
+    joblib.dump(pipeline, buffer, compress=0)
+    digest = hashlib.sha256(buffer.getvalue()).hexdigest()[:8]
+    info = ModelInfo(
+        version=f"{now:%Y%m%d%H%M%S}-{digest}",
+        trained_at=now.isoformat(timespec="seconds"),
+        n=len(texts),
+        labels=sorted(str(c) for c in pipeline.classes_),
+        sources=list(sources),
+        train_seconds=seconds,
+        macro_f1=cv.macro_f1 if cv else None,
+        accuracy=cv.accuracy if cv else None,
+        cv_folds=folds if cv else None,
+    )
+    return TextModel(pipeline, info)
+
+
+class ModelFileError(ValueError):
+    """The file is not a gridcase text model of this format."""
+
+
+def load(path: str | Path) -> TextModel:
+    """Read a model written by :meth:`TextModel.save`."""
+    blob = joblib.load(Path(path))
+    if not isinstance(blob, dict) or "pipeline" not in blob or "info" not in blob:
+        raise ModelFileError(f"{path}: not a gridcase text model")
+    info = ModelInfo(**blob["info"])
+    if info.format_version != FORMAT_VERSION:
+        raise ModelFileError(f"{path}: model format {info.format_version}, expected {FORMAT_VERSION}")
+    return TextModel(blob["pipeline"], info)
