@@ -55,6 +55,7 @@ from shared.domain.taxonomy import (
     load_taxonomy,
     read_yaml,
 )
+from shared.domain.tenanttext import TextSettings, parse_text_settings
 
 #: Standard place levels, top down (docs/domain.md §3(a)).
 STANDARD_LEVELS: tuple[str, ...] = ("city", "district", "street", "community", "grid")
@@ -226,6 +227,7 @@ class TenantConfig:
     path: str = ""
     max_reopens: int = DEFAULT_MAX_REOPENS
     assessment_weights: AssessmentWeights = AssessmentWeights()
+    text: TextSettings = TextSettings()  # free text: threshold, duplicate window (shared/domain/tenanttext.py)
     _by_code: Mapping[str, Place] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -360,7 +362,7 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
     top = check_keys(
         data, path=path, line=1, what="tenant file",
         required=("tenant", "name_zh", "name_en", "timezone", "places"),
-        optional=("levels", "routing", "departments", "max_reopens", "assessment_weights", "note"),
+        optional=("levels", "routing", "departments", "max_reopens", "assessment_weights", "text", "note"),
         error_cls=TenantConfigError,
     )
 
@@ -529,6 +531,7 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
         path=str(path),
         assessment_weights=weights,
         max_reopens=max_reopens,
+        text=parse_text_settings(top, path, TenantConfigError),
     )
 
 

@@ -69,3 +69,23 @@ def test_load_refuses_another_file(tmp_path):
     joblib.dump({"something": 1}, tmp_path / "x.joblib")
     with pytest.raises(textmodel.ModelFileError):
         textmodel.load(tmp_path / "x.joblib")
+
+
+def test_the_fast_probabilities_equal_scikit_learns():
+    texts, labels = _corpus(15, seed=3)
+    model = textmodel.train(texts, labels, folds=None)
+    probes = ["夜间施工噪音", "垃圾堆放臭味", "人行道摆摊占道经营", "希望尽快处理"]
+    expected = model.pipeline.predict_proba(probes)
+    for text, row in zip(probes, expected, strict=True):
+        got = model.probabilities(text)
+        assert list(got) == [str(c) for c in model.pipeline.classes_]
+        assert all(abs(got[str(c)] - p) < 1e-9 for c, p in zip(model.pipeline.classes_, row, strict=True))
+
+
+def test_the_fast_probabilities_of_two_classes():
+    texts, labels = _corpus(15, seed=5)
+    keep = [i for i, label in enumerate(labels) if label != "300101"]
+    model = textmodel.train([texts[i] for i in keep], [labels[i] for i in keep], folds=None)
+    expected = model.pipeline.predict_proba(["夜间施工噪音"])[0]
+    got = model.probabilities("夜间施工噪音")
+    assert all(abs(got[str(c)] - p) < 1e-9 for c, p in zip(model.pipeline.classes_, expected, strict=True))
