@@ -66,9 +66,15 @@ def infra():
 def stack(infra, tmp_path_factory):
     """intake, dispatch and reporting as subprocesses on the session's infrastructure."""
     from gridcase.runtime import Stack
+    from tests.textcorpus import train_demo_model
 
-    # The test clock lets escalation tests move dispatch's time forward (issue 3 item 9).
-    s = Stack(tmp_path_factory.mktemp("stack"), fresh=False, infra=infra, env={"DISPATCH_TEST_CLOCK": "true"})
+    # The test clock lets escalation tests move dispatch's time forward (issue 3 item 9). Tenant
+    # demo-grid gets the three-topic text model of tests/textcorpus.py (issue 15: reports without
+    # a category are predicted; tests/integration/test_text_intake.py).
+    model = tmp_path_factory.mktemp("model") / "demo-grid.joblib"
+    train_demo_model(model)
+    s = Stack(tmp_path_factory.mktemp("stack"), fresh=False, infra=infra,
+              env={"DISPATCH_TEST_CLOCK": "true", "INTAKE_CLASSIFIER_MODELS": f"demo-grid={model}"})
     s.start(progress=lambda line: None)
     yield s
     s.stop()

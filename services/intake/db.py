@@ -37,7 +37,14 @@ reports = sa.Table(
     sa.Column("anonymised_at", sa.DateTime(timezone=True), comment="reporter data erased after closure"),
     sa.Column("idempotency_key", sa.String(200)),
     sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    # how the category came about (issue 15, docs/classifier.md §3); "corrected" is read from the case view
+    sa.Column("category_source", sa.String(16), nullable=False, server_default="reported",
+              comment="reported | predicted | unclassified (corrected: case view)"),
+    sa.Column("model_version", sa.String(64), comment="the text model that predicted"),
+    sa.Column("category_confidence", sa.Float(), comment="probability of the predicted class"),
+    sa.Column("category_suggestions", pg.JSONB(), comment="top three [{category_code, confidence}] when predicted"),
     sa.Index("ix_intake_reports_tenant_reported", "tenant", "reported_at"),
+    sa.Index("ix_intake_reports_tenant_category_reported", "tenant", "category_code", "reported_at"),
     sa.UniqueConstraint("tenant", "idempotency_key", name="uq_reports_idempotency"),
 )
 

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from services.intake import db, handlers
 from services.intake.api import actions, cases, imports, patrols, reports
+from services.intake.classify import Classifiers
 from services.intake.domain.privacy import keyring_of
 from services.intake.metrics import IntakeMetrics
 from services.intake.open311.router import install as install_open311
@@ -52,5 +53,6 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     app = kit.app(install=(limit_report_bodies, install_open311),
                   routers=[api.router for api in (reports, patrols, cases, actions, imports)])
     app.state.intake = Intake(settings, kit.engine, relay, load_all_tenants(settings.tenants_dir or None),
-                              settings.pseudonym_key.encode(), metrics.accepted, metrics.rejected, keyring)
+                              settings.pseudonym_key.encode(), metrics.accepted, metrics.rejected, keyring,
+                              Classifiers.from_setting(settings.classifier_models))
     return app

@@ -63,8 +63,12 @@ class ReporterContact(BaseModel):
 class ReportIn(BaseModel):
     """One report (上报).
 
-    - ``category_code``: a taxonomy code (e.g. ``100401`` 下水道堵塞) or, for history imports, the
-      source system's own category; unknown codes are accepted and go to the triage queue.
+    - ``category_code``: a taxonomy code (e.g. ``100401`` 下水道堵塞), a category the tenant's
+      routing rules name, or, for history imports, the source system's own category. Optional: a
+      report without it gets the tenant's text model's prediction (services/intake/classify.py);
+      ``POST /v1/reports`` refuses a code the tenant does not know (422 ``unknown_category``).
+    - ``latitude`` / ``longitude`` (WGS-84, optional): where they exist, possible duplicates are
+      looked for within 50 m (shared/domain/duplicates.py).
     - ``place_code``: cumulative place code (city 4, district 6, street 9, community 12, grid 15
       digits; docs/domain.md §3(a)) or a tenant's own code for foreign history.
     - ``reported_at`` (and recorded history times): timezone-aware, between 1990-01-01 and one
@@ -77,9 +81,11 @@ class ReportIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     tenant: str = Field(pattern=TENANT_PATTERN)
-    category_code: str = Field(min_length=1, max_length=64)
+    category_code: str | None = Field(default=None, min_length=1, max_length=64)
     category_name: str = Field(default="", max_length=200)
     place_code: str = Field(pattern=PLACE_CODE_PATTERN)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
     description: str = Field(default="", max_length=4000)
     channel: str = Field(default="", max_length=64, description=CHANNELS_HINT)
     request_type: str = Field(default="", max_length=32)
@@ -144,6 +150,13 @@ class ReportAccepted(BaseModel):
     case_id: uuid.UUID
     status: str = "accepted"
     duplicate: bool = False
+    category_code: str | None = None
+    category_source: str = "reported"
+    confidence: float | None = None
+    suggestions: list[dict] = Field(default_factory=list, description="top three when the category was predicted")
+    model_version: str | None = None
+    possible_duplicates: list[dict] = Field(default_factory=list,
+                                            description="earlier cases of the same category and place, most similar first")
 
 
 class RowError(BaseModel):

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.intake.classify import Classified, Classifiers
 from services.intake.domain.taxonomy import taxonomy
 from services.intake.metrics import source_label
 from services.intake.schemas import ReportIn
 from services.intake.settings import IntakeSettings
 from services.intake.store import load_action, store_reports
 from shared.domain.tenants import TenantConfig
+from shared.domain.textclass import UNCLASSIFIED
 from shared.platform.auth import Principal
 from shared.platform.crypto import Keyring
 from shared.platform.outbox import OutboxRelay
@@ -38,20 +40,36 @@ class Intake:
     accepted: Counter
     rejected: Counter
     keyring: Keyring
+    classifiers: Classifiers = field(default_factory=Classifiers)
 
     def knows_department(self, tenant: str, code: str) -> bool:
         """Whether ``code`` is a taxonomy department or one of ``tenant``'s own."""
         config = self.tenants.get(tenant)
         return taxonomy().department(code) is not None or (config is not None and config.department(code) is not None)
 
+    def classify(self, report: ReportIn) -> tuple[ReportIn, Classified]:
+        """The report with a category (predicted when it had none; services/intake/classify.py)."""
+        config = self.tenants.get(report.tenant)
+        if config is None:  # refused before (unknown tenant); never stored without a code
+            return report.model_copy(update={"category_code": report.category_code or UNCLASSIFIED}), Classified("reported")
+        return self.classifiers.classify(report, config)
+
     async def store(self, reports: list[tuple[ReportIn, uuid.UUID, str | None]],
-                    who: Principal | None = None) -> set[uuid.UUID]:
+                    who: Principal | None = None, classified: dict[uuid.UUID, Classified] | None = None) -> set[uuid.UUID]:
         """Store reports with their events and audit records (store.py ``store_reports``), wake
         the relay and count the new ones; return the case ids that were new. ``who`` is the
-        caller, recorded in the audit trail."""
+        caller, recorded in the audit trail. A report without a category (imports of messages)
+        is classified here unless ``classified`` already says how its category came about."""
         if not reports:
             return set()
-        new = await store_reports(self.engine, self.keyring, self.secret, reports, who)
+        classified = dict(classified or {})
+        ready = []
+        for report, cid, key in reports:
+            if cid not in classified:
+                report, classified[cid] = self.classify(report)
+            ready.append((report, cid, key))
+        reports = ready
+        new = await store_reports(self.engine, self.keyring, self.secret, reports, who, classified)
         self.relay.wake()
         for r, cid, _ in reports:
             if cid in new:

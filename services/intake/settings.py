@@ -32,5 +32,10 @@ class IntakeSettings(ServiceSettings):
         "decrypt (rotation: put the new key first, run `gridcase pii rotate`); empty: a development key "
         "derived from pseudonym_key, with a warning",
     )
+    classifier_models: str = Field(
+        default="",
+        description="text models per tenant, 'tenant=path;tenant=path' (gridcase model train; docs/classifier.md); "
+        "empty: no prediction",
+    )
     anonymise_after_days: float = Field(default=365, description="reporter data is erased this long after closure")
     anonymise_interval_seconds: float = Field(default=3600, description="how often closed cases are swept")

@@ -40,11 +40,13 @@ from shared.platform.outbox import OutboxRow, add_to_outbox
 
 async def store_reports(engine: AsyncEngine, keyring: Keyring, secret: bytes,
                         reports: list[tuple[ReportIn, uuid.UUID, str | None]],
-                        who: Principal | None = None) -> set[uuid.UUID]:
+                        who: Principal | None = None, classified: dict | None = None) -> set[uuid.UUID]:
     """Insert ``(report, case id, idempotency key)`` rows (reporter contact sealed with
     ``keyring``), their ``CaseReported`` events and their audit records in one transaction; return
     the case ids that were new (a case id already stored is a duplicate and gets no second event).
-    ``who`` is the caller, recorded in the audit trail."""
+    ``who`` is the caller, recorded in the audit trail; ``classified`` maps a case id to how its
+    category came about (services/intake/classify.py ``Classified``; default: reported)."""
+    classified = classified or {}
     values = []
     masked = [mask_text(r.description) for r, _, _ in reports]  # once per report
     for (r, cid, key), text in zip(reports, masked, strict=True):
@@ -61,6 +63,8 @@ async def store_reports(engine: AsyncEngine, keyring: Keyring, secret: bytes,
             "reporter_sealed": keyring.seal(sealed, cid.bytes) if sealed else None,
             "reporter_key_id": keyring.current if sealed else None,
             "idempotency_key": key,
+            **(classified[cid].columns() if cid in classified else {"category_source": "reported",
+               "model_version": None, "category_confidence": None, "category_suggestions": None}),
         })
     async with engine.begin() as conn:
         result = await conn.execute(
@@ -91,7 +95,10 @@ async def load_case(engine: AsyncEngine, case_id: uuid.UUID) -> dict | None:
     """
     r, v, e = db.reports, db.case_view, db.case_events
     async with engine.connect() as conn:
-        report = (await conn.execute(sa.select(r.c.tenant, r.c.report).where(r.c.case_id == case_id))).one_or_none()
+        report = (await conn.execute(
+            sa.select(r.c.tenant, r.c.report, r.c.category_source, r.c.model_version,
+                      r.c.category_confidence, r.c.category_suggestions)
+            .where(r.c.case_id == case_id))).one_or_none()
         if report is None:
             return None
         row = (await conn.execute(sa.select(v).where(v.c.case_id == case_id))).mappings().one_or_none()
@@ -131,6 +138,11 @@ async def load_case(engine: AsyncEngine, case_id: uuid.UUID) -> dict | None:
         "unit": state.get("unit"),
         "category_code": category,
         "category_name": _category_name(category, shown),
+        # how the category came about (issue 15, docs/classifier.md §3): a recategorization wins
+        "category_source": "corrected" if corrected_category(state) else report.category_source,
+        "model_version": report.model_version,
+        "category_confidence": report.category_confidence,
+        "category_suggestions": report.category_suggestions or [],
         "history": history,
     }
 

@@ -47,7 +47,7 @@ KNOWN_REPORTS = [
      "channel": "grid_worker", "place_code": "990102001001001"},
     {"category_code": "100110", "description": "<script>alert('x')</script> 油烟扰民 <b>bold</b>",
      "channel": "app", "place_code": GRID, "urgency": "紧急"},
-    {"category_code": "zz-unknown-9", "description": "'; DROP TABLE intake.reports; -- 未知类别",
+    {"category_code": "未分类", "description": "'; DROP TABLE intake.reports; -- 未知类别",
      "channel": "web", "place_code": "990102001002003", "source": "fuzz", "source_id": "fuzz-known-3"},
 ]
 
@@ -374,15 +374,23 @@ def test_sql_injection_in_every_string_field_is_data_not_sql(intake, known, name
         assert api.get(f"{intake}/v1/cases/{case_id}", timeout=30).status_code == 200
 
 
-def test_unknown_category_is_accepted_and_goes_to_triage(intake, known):
+def test_unknown_category_is_refused_with_the_nearest_codes(intake, known):
+    """Issue 15: a code that is not in the taxonomy (nor the tenant's) is refused, 422 with ``nearest``."""
     r = api.post(f"{intake}/v1/reports", json=report(category_code="no-such-category-42"), timeout=30)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "unknown_category" and isinstance(r.json()["nearest"], list)
+
+
+def test_unclassified_goes_to_triage(intake, known):
+    """未分类 (the importers' "no category") with a text no class reaches the threshold on."""
+    r = api.post(f"{intake}/v1/reports", json=report(category_code="未分类", description="？？？"), timeout=30)
     assert r.status_code == 202, r.text
     case_id = r.json()["case_id"]
     got = wait_for(lambda: (g := api.get(f"{intake}/v1/cases/{case_id}", timeout=30).json())["state"] != "reported" and g,
                    timeout=90)
     shown = api.get(f"{intake}/v1/cases/{case_id}", timeout=30).json()
     print(f"\n  unknown category: state {shown['state']}, target {shown['target_kind']}, department {shown['department']}")
-    assert shown["report"]["category_code"] == "no-such-category-42"
+    assert shown["report"]["category_code"] == "未分类" and shown["category_source"] == "unclassified"
     if got:  # dispatch reached the case view in time
         assert got["target_kind"] == "triage" or got["state"] == "triage", got
 

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from fastapi import APIRouter, Depends, Request
 
 from services.intake.dependencies import intake_of, visible_case
 from services.intake.store import audit_trail, load_case
+from services.intake.textstore import duplicates_of_case
+from shared.domain.tenanttext import DEFAULT_DUPLICATE_WINDOW_DAYS
 from shared.platform.auth import Principal
 from shared.platform.authhttp import caller
 
@@ -18,8 +21,15 @@ router = APIRouter()
 @router.get("/v1/cases/{case_id}")
 async def get_case(case_id: uuid.UUID, request: Request, who: Principal = Depends(caller)):
     """A case's report (without personal data; free text masked), its current state from the
-    case view, and its lifecycle history in order (404 outside the caller's scope)."""
-    return visible_case(await load_case(intake_of(request).engine, case_id), who, case_id)
+    case view, its lifecycle history in order (404 outside the caller's scope), how its category
+    came about and its ``possible_duplicates`` (earlier cases of the same category and place, most
+    similar first; docs/classifier.md §4)."""
+    svc = intake_of(request)
+    view = visible_case(await load_case(svc.engine, case_id), who, case_id)
+    config = svc.tenants.get(view["tenant"])
+    window = timedelta(days=config.text.duplicate_window_days if config else DEFAULT_DUPLICATE_WINDOW_DAYS)
+    found = await duplicates_of_case(svc.engine, case_id, view["category_code"], window) if view["category_code"] else []
+    return view | {"possible_duplicates": [d for d in found if who.sees_place(view["tenant"], d["place_code"])]}
 
 
 @router.get("/v1/cases/{case_id}/audit")

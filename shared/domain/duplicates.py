@@ -1,0 +1,102 @@
+"""Possible duplicates of a new report (issue 15 item 3; docs/classifier.md §4): pure rules.
+
+A stored case is a candidate when, against the new report:
+
+- it has the **same category** (the category now);
+- it lies at the **same place** (equal place code: the same grid, or the same building under it),
+  or, where both carry coordinates, **within 50 m** (great-circle distance, :func:`distance_m`);
+- it was reported **within the tenant's window** before the new report (``text.duplicate_window_days``,
+  shared/domain/tenanttext.py), open or closed.
+
+Candidates are ranked by text similarity (:func:`similarity`, most similar first; ties: the newer
+first) and the first :data:`LIMIT` are returned. Text similarity is the cosine of the character
+bigram counts of the two masked texts (punctuation and spaces dropped): it needs no dictionary,
+treats Chinese and Latin script alike, and is 1 for identical texts and 0 for texts sharing no
+bigram.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+#: Distance within which two reports with coordinates are at the same spot (issue 15: "within 50 m").
+RADIUS_M = 50.0
+#: How many possible duplicates are shown.
+LIMIT = 5
+#: Mean Earth radius (IUGG), metres.
+EARTH_RADIUS_M = 6_371_008.8
+
+_DROP = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def bigrams(text: str) -> Counter[str]:
+    """Character bigram counts of ``text`` without punctuation, spaces and case (a one-character
+    text counts as its single character)."""
+    clean = _DROP.sub("", text.lower())
+    if len(clean) == 1:
+        return Counter([clean])
+    return Counter(clean[i:i + 2] for i in range(len(clean) - 1))
+
+
+def cosine(a: Counter[str], b: Counter[str]) -> float:
+    if not a or not b:
+        return 0.0
+    dot = sum(count * b[gram] for gram, count in a.items() if gram in b)
+    return dot / math.sqrt(sum(v * v for v in a.values()) * sum(v * v for v in b.values()))
+
+
+def similarity(a: str, b: str) -> float:
+    """Cosine similarity of the character bigram counts of ``a`` and ``b`` (0..1)."""
+    return cosine(bigrams(a), bigrams(b))
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle (haversine) distance in metres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the rules read of a report or a stored case."""
+
+    case_id: str
+    category_code: str
+    place_code: str
+    reported_at: datetime
+    text: str
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+def near(a: Report, b: Report, radius_m: float = RADIUS_M) -> bool:
+    """Same place code, or both located and within ``radius_m``."""
+    if a.place_code == b.place_code:
+        return True
+    if None in (a.latitude, a.longitude, b.latitude, b.longitude):
+        return False
+    return distance_m(a.latitude, a.longitude, b.latitude, b.longitude) <= radius_m
+
+
+def possible_duplicates(new: Report, stored: Iterable[Report], window: timedelta, *,
+                        limit: int = LIMIT, radius_m: float = RADIUS_M) -> list[tuple[Report, float]]:
+    """``(case, similarity)`` of the candidates (module docstring), most similar first."""
+    grams = bigrams(new.text)
+    found = []
+    for case in stored:
+        if case.case_id == new.case_id or case.category_code != new.category_code:
+            continue
+        if not (new.reported_at - window <= case.reported_at <= new.reported_at):
+            continue
+        if not near(new, case, radius_m):
+            continue
+        found.append((case, round(cosine(grams, bigrams(case.text)), 4)))
+    found.sort(key=lambda pair: (-pair[1], -pair[0].reported_at.timestamp(), pair[0].case_id))
+    return found[:limit]

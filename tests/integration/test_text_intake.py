@@ -1,0 +1,97 @@
+"""Free text at intake (issue 15; docs/classifier.md §3–§4), on the running stack: tenant
+demo-grid has the three-topic model of tests/textcorpus.py (tests/conftest.py ``stack``).
+
+Expected values from the sources: the taxonomy routes 100401 下水道堵塞 to ``housing``
+(shared/data/taxonomy.yaml); a report below the threshold (0.5, shared/domain/textclass.py) gets
+``未分类``, which no rule names, so dispatch sends it to triage; 100403 is not a taxonomy code and
+``100401`` differs from it in one digit of six (difflib ratio 5/6 ≥ 0.4)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import httpx
+import pytest
+
+from tests import api
+from tests.integration.helpers import CST
+from tests.integration.test_services import dispatched_event
+
+pytestmark = pytest.mark.integration
+
+TENANT = "demo-grid"
+#: Heping Community Grid 2 (deploy/tenants/demo-grid.yaml): only this file's reports of these texts.
+GRID = "990102001002002"
+
+
+def body(**overrides) -> dict:
+    out = {"tenant": TENANT, "place_code": GRID, "channel": "grid_worker",
+           "reported_at": datetime.now(CST).isoformat()}
+    out.update(overrides)
+    return out
+
+
+@pytest.fixture
+async def http(stack):
+    async with httpx.AsyncClient(timeout=15, headers=api.bearer()) as client:
+        yield client
+
+
+async def post(http, stack, payload: dict) -> httpx.Response:
+    return await http.post(f"{stack.url('intake')}/v1/reports", json=payload)
+
+
+async def test_a_description_only_report_is_predicted_and_routed(infra, stack, http):
+    tag = uuid.uuid4().hex[:8]
+    resp = await post(http, stack, body(description=f"{tag} 小区门口下水道堵塞，污水外溢，井盖冒水，希望尽快处理"))
+    assert resp.status_code == 202, resp.text
+    answer = resp.json()
+    assert (answer["category_source"], answer["category_code"]) == ("predicted", "100401")
+    assert answer["confidence"] >= 0.5 and answer["model_version"]
+    assert [s["category_code"] for s in answer["suggestions"]][0] == "100401"
+    event = await dispatched_event(infra, uuid.UUID(answer["case_id"]))
+    assert (event["target_kind"], event["department"]) == ("department", "housing")
+    view = (await http.get(f"{stack.url('intake')}/v1/cases/{answer['case_id']}")).json()
+    assert (view["category_source"], view["category_code"], view["model_version"]) == (
+        "predicted", "100401", answer["model_version"])
+
+
+async def test_below_the_threshold_goes_to_triage_with_three_suggestions(infra, stack, http):
+    resp = await post(http, stack, body(description=f"{uuid.uuid4().hex[:8]} 请问这个事情归哪里管"))
+    assert resp.status_code == 202, resp.text
+    answer = resp.json()
+    assert (answer["category_source"], answer["category_code"]) == ("unclassified", "未分类")
+    assert len(answer["suggestions"]) == 3 and answer["confidence"] < 0.5
+    event = await dispatched_event(infra, uuid.UUID(answer["case_id"]))
+    assert event["target_kind"] == "triage"
+
+
+async def test_an_unknown_code_is_refused_with_the_nearest(stack, http):
+    resp = await post(http, stack, body(category_code="100403", description="下水道"))
+    assert resp.status_code == 422, resp.text
+    answer = resp.json()
+    assert answer["error"] == "unknown_category" and answer["field"] == "category_code"
+    assert "100401" in answer["nearest"]
+
+
+async def test_a_reported_code_is_kept(stack, http):
+    resp = await post(http, stack, body(category_code="100102", description=f"{uuid.uuid4().hex[:8]} 下水道堵塞"))
+    assert resp.status_code == 202, resp.text
+    assert (resp.json()["category_source"], resp.json()["category_code"]) == ("reported", "100102")
+
+
+async def test_a_near_identical_second_report_lists_the_first(stack, http):
+    tag = uuid.uuid4().hex
+    text = f"{tag} 幸福路口垃圾桶满溢，垃圾堆放三天没有清运，苍蝇很多"
+    first = await post(http, stack, body(category_code="100102", description=text))
+    assert first.status_code == 202, first.text
+    second = await post(http, stack, body(category_code="100102", description=text + "，请尽快处理"))
+    assert second.status_code == 202, second.text
+    duplicates = second.json()["possible_duplicates"]
+    assert duplicates and duplicates[0]["case_id"] == first.json()["case_id"]
+    assert duplicates[0]["similarity"] > 0.9
+    view = (await http.get(f"{stack.url('intake')}/v1/cases/{second.json()['case_id']}")).json()
+    assert view["possible_duplicates"][0]["case_id"] == first.json()["case_id"]
+    # the first was reported before any other of its text: no candidate ranks near it
+    assert all(d["similarity"] < 0.9 for d in first.json()["possible_duplicates"])
