@@ -125,6 +125,9 @@ def import_(
     mapping: Path = typer.Option(None, "--mapping", exists=True, dir_okay=False,
                                  help="column mapping (YAML) for --format csv (services/intake/importers/mapping.py load_mapping)"),
     tz: str = typer.Option(None, "--tz", help="IANA zone of naive source times (default: the tenant's)"),
+    model: Path = typer.Option(None, "--model", exists=True, dir_okay=False,
+                               help="with --route: a text model (gridcase model train) for records whose category "
+                                    "the rules do not know"),
 ) -> None:
     """Import a file of historical records through a running intake and print the counts; or, with
     ``--route``, measure the tenant's routing rules against the file's recorded departments.
@@ -144,7 +147,12 @@ def import_(
         try:
             config = load_tenant(tenant)
             columns = load_mapping(mapping) if mapping is not None else None
-            evaluation = evaluate_file(file, format, config, tz=tz, mapping=columns)
+            text_model = None
+            if model is not None:
+                from shared.platform.textmodel import load as load_model  # noqa: PLC0415
+
+                text_model = load_model(model)
+            evaluation = evaluate_file(file, format, config, tz=tz, mapping=columns, model=text_model)
         except (TenantConfigError, ValueError, OSError) as exc:
             _echo(f"cannot evaluate routing: {exc}")
             raise typer.Exit(1) from None

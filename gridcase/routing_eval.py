@@ -11,6 +11,11 @@ routed to ``triage`` / ``mediation`` and is wrong unless that is what the source
 Records without a recorded department (Teddy Cup, Fuzhou) are counted as ``unrecorded`` and left
 out of the accuracy; rejected rows are counted as ``rejected``.
 
+With a text model (``gridcase import --route --model MODEL``, issue 15; docs/classifier.md §3), a
+record the rules send to triage (``triage:…``: its category is one no rule names) is classified
+from its description; when the prediction reaches ``threshold`` and the predicted category routes
+to a department, that department is taken and the record counted in ``by_model``.
+
 Pure: reads the file and the tenant, no network, no database. Memory is constant in the number
 of rows apart from one counter per distinct (recorded, routed) pair.
 """
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,7 @@ from services.intake.importers.formats import iter_records
 from services.intake.schemas import ReportIn, RowError
 from shared.domain.taxonomy import Taxonomy, load_taxonomy
 from shared.domain.tenants import TenantConfig, load_tenant
+from shared.domain.textclass import decide
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class RoutingEvaluation:
     correct: int
     confusions: tuple[tuple[str, str, int], ...]
     by_rule: tuple[tuple[str, int], ...]
+    by_model: int = 0
 
     @property
     def accuracy(self) -> float | None:
@@ -64,6 +71,8 @@ def evaluate_records(
     tenant: TenantConfig,
     taxonomy: Taxonomy | None = None,
     top: int = 10,
+    model: Any = None,
+    threshold: float | None = None,
 ) -> RoutingEvaluation:
     """Route ``records`` with ``tenant``'s rules and compare with their recorded departments.
 
@@ -72,6 +81,9 @@ def evaluate_records(
         tenant: the tenant whose rules route (its ``routing.rules``, then taxonomy defaults).
         taxonomy: default handlers (default: the packaged taxonomy).
         top: how many confusions to keep (``>= 0``).
+        model: a text model (shared/platform/textmodel.py ``TextModel``) to fall back on for
+            records the rules send to triage; ``threshold``: its confidence threshold (default
+            the tenant's ``text.threshold``).
 
     Returns:
         A :class:`RoutingEvaluation`.
@@ -80,6 +92,8 @@ def evaluate_records(
     rows = rejected = unrecorded = evaluated = correct = 0
     wrong: Counter[tuple[str, str]] = Counter()
     rules: Counter[str] = Counter()
+    by_model = 0
+    threshold = tenant.text.threshold if threshold is None else threshold
     for record in records:
         rows += 1
         if isinstance(record, RowError):
@@ -90,6 +104,13 @@ def evaluate_records(
             unrecorded += 1
             continue
         decision = route(record.category_code, record.place_code, tenant, taxonomy, at=record.reported_at)
+        if model is not None and decision.department == "triage" and record.description.strip():
+            guess = decide(model.probabilities(record.description), threshold)
+            if guess.category_code is not None:
+                fallback = route(guess.category_code, record.place_code, tenant, taxonomy, at=record.reported_at)
+                if fallback.department != "triage":
+                    decision = replace(fallback, rule=f"model:{fallback.rule}")
+                    by_model += 1
         evaluated += 1
         rules[decision.rule] += 1
         if decision.department == recorded:
@@ -105,6 +126,7 @@ def evaluate_records(
         correct=correct,
         confusions=tuple((r, d, n) for (r, d), n in confusions),
         by_rule=tuple(sorted(rules.items(), key=lambda kv: (-kv[1], kv[0]))),
+        by_model=by_model,
     )
 
 
@@ -118,6 +140,7 @@ def evaluate_file(
     tenants_dir: str | Path | None = None,
     taxonomy: Taxonomy | None = None,
     top: int = 10,
+    model: Any = None,
 ) -> RoutingEvaluation:
     """Read an import file locally (:func:`services.intake.importers.formats.iter_records`) and evaluate
     its routing with :func:`evaluate_records`.
@@ -137,7 +160,7 @@ def evaluate_file(
     config = tenant if isinstance(tenant, TenantConfig) else load_tenant(tenant, tenants_dir, taxonomy)
     with open(path, encoding="utf-8-sig", newline="") as stream:
         records = (row for _, row in iter_records(fmt, stream, config.tenant, tz or config.timezone, mapping=mapping))
-        return evaluate_records(records, config, taxonomy, top)
+        return evaluate_records(records, config, taxonomy, top, model=model)
 
 
 def format_evaluation(ev: RoutingEvaluation, tenant: TenantConfig | None = None) -> str:
@@ -157,6 +180,8 @@ def format_evaluation(ev: RoutingEvaluation, tenant: TenantConfig | None = None)
         head,
         f"rows read {ev.rows}, rejected {ev.rejected}, without recorded department {ev.unrecorded}",
     ]
+    if ev.by_model:
+        lines.append(f"routed by the text model (the rules did not know their category): {ev.by_model}")
     if ev.confusions:
         lines.append(f"top {len(ev.confusions)} confusions (recorded -> routed: count):")
         lines += [f"  {label(r)} -> {label(d)}: {n}" for r, d, n in ev.confusions]

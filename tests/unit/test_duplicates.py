@@ -1,0 +1,63 @@
+"""Possible duplicates (shared/domain/duplicates.py, docs/classifier.md §4): the pure rules."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+from shared.domain.duplicates import (
+    Report,
+    bigrams,
+    distance_m,
+    possible_duplicates,
+    similarity,
+)
+
+CST = timezone(timedelta(hours=8))
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=CST)
+WINDOW = timedelta(days=30)
+
+
+def rep(case_id: str, text: str, *, category="100102", place="990102001001001", days_before=1.0,
+        lat=None, lon=None) -> Report:
+    return Report(case_id, category, place, T0 - timedelta(days=days_before), text, lat, lon)
+
+
+def test_similarity_by_hand():
+    # "垃圾满溢" -> bigrams 垃圾 圾满 满溢; "垃圾清运" -> 垃圾 圾清 清运: one shared of three each,
+    # cosine = 1 / (sqrt(3) * sqrt(3)) = 1/3
+    assert abs(similarity("垃圾满溢", "垃圾清运") - 1 / 3) < 1e-12
+    assert similarity("垃圾满溢！", "垃圾 满溢") == 1.0  # punctuation and spaces dropped
+    assert similarity("垃圾", "下水") == 0.0
+    assert bigrams("A") == {"a": 1}
+
+
+def test_distance_by_hand():
+    # one thousandth of a degree of latitude: 6,371,008.8 m x pi / 180 / 1000 = 111.19 m
+    assert abs(distance_m(39.9, 116.4, 39.901, 116.4) - 6_371_008.8 * math.pi / 180 / 1000) < 0.01
+
+
+def test_candidates_same_category_same_place_or_near_within_the_window():
+    new = Report("new", "100102", "990102001001001", T0, "幸福路口垃圾桶满溢，垃圾三天没有清运", 39.9, 116.4)
+    stored = [
+        rep("same", "幸福路口垃圾桶满溢，三天没有清运"),
+        rep("other-category", "幸福路口垃圾桶满溢，三天没有清运", category="100401"),
+        rep("other-place", "幸福路口垃圾桶满溢", place="990102001001002"),
+        # 0.0003 degrees of latitude = 33.4 m: near although in another grid
+        rep("near", "垃圾没有清运", place="990102001001002", lat=39.9003, lon=116.4),
+        # 0.0005 degrees = 55.6 m: too far
+        rep("far", "垃圾桶满溢", place="990102001001002", lat=39.9005, lon=116.4),
+        rep("too-old", "幸福路口垃圾桶满溢，垃圾三天没有清运", days_before=31),
+        rep("later", "幸福路口垃圾桶满溢，垃圾三天没有清运", days_before=-1),
+        rep("new", "itself"),
+    ]
+    found = possible_duplicates(new, stored, WINDOW)
+    assert [case.case_id for case, _ in found] == ["same", "near"]
+    assert found[0][1] > found[1][1]
+
+
+def test_ties_rank_the_newer_first_and_the_limit_holds():
+    new = Report("new", "100102", "p", T0, "垃圾满溢")
+    stored = [rep(f"c{i}", "垃圾满溢", place="p", days_before=i + 1) for i in range(7)]
+    found = possible_duplicates(new, stored, WINDOW, limit=5)
+    assert [case.case_id for case, _ in found] == ["c0", "c1", "c2", "c3", "c4"]
