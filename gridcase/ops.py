@@ -180,7 +180,7 @@ async def rebuild_reporting(database_url: str, page: int = 5000) -> dict[str, in
                 "LOCK TABLE reporting.case_facts, reporting.case_steps, reporting.patrols, reporting.processed_events "
                 "IN EXCLUSIVE MODE"))
             await write.execute(sa.delete(rdb.processed_events).where(rdb.processed_events.c.consumer == "reporting"))
-            await write.execute(sa.text("TRUNCATE reporting.case_facts, reporting.case_steps, reporting.patrols"))
+            await write.execute(sa.text("TRUNCATE reporting.case_facts, reporting.case_steps, reporting.patrols, reporting.case_texts"))
             for schema in OUTBOXES:
                 last_id = 0
                 while True:

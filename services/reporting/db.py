@@ -67,4 +67,21 @@ patrols = sa.Table(
     sa.Index("ix_reporting_patrols_tenant_started", "tenant", "started_at"),
 )
 
+#: The masked text of each case, for hot issues (issue 15; shared/domain/hotspots.py). Only what
+#: ``CaseReported`` carries: the masked description and the pseudonymous reporter reference (used
+#: only to count distinct reporters, never shown).
+case_texts = sa.Table(
+    "case_texts",
+    metadata,
+    sa.Column("case_id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column("tenant", sa.String(40), nullable=False),
+    sa.Column("place_code", sa.String(24), nullable=False),
+    sa.Column("category_code", sa.String(64)),
+    sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reporter_ref", sa.String(64)),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Index("ix_reporting_case_texts_tenant_reported", "tenant", "reported_at"),
+    comment="masked case texts for hot issues (services/reporting/hotspots.py)",
+)
+
 processed_events = processed_events_table(metadata, SCHEMA)

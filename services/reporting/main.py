@@ -19,7 +19,15 @@ from functools import partial
 from fastapi import FastAPI
 
 from services.reporting import db
-from services.reporting.api import cases, kpis, patrols, progress, stats, summary
+from services.reporting.api import (
+    cases,
+    hotspots,
+    kpis,
+    patrols,
+    progress,
+    stats,
+    summary,
+)
 from services.reporting.dashboard import install as install_dashboard
 from services.reporting.handlers import apply_events
 from services.reporting.metrics import CaseGauges
@@ -29,7 +37,7 @@ from shared.domain.taxonomy import load_taxonomy
 from shared.domain.tenants import load_all_tenants
 from shared.platform.kit import ServiceKit
 
-ROUTERS = (stats.router, patrols.router, kpis.router, cases.router, summary.router, progress.router)
+ROUTERS = (stats.router, patrols.router, kpis.router, cases.router, summary.router, progress.router, hotspots.router)
 
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:
