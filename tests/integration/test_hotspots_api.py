@@ -57,4 +57,5 @@ async def test_a_burst_in_one_community_is_the_top_hot_issue(stack):
     assert (top["place_code"], top["count"], top["reporters"], top["category_code"]) == (COMMUNITY, 5, 5, "100102")
     assert top["heat"] == round(10 / (1 + math.log10(1 + 4 / 24)), 2)
     assert "垃圾堆积如山" in top["sample"]
+    assert "幸福社区" in top["place_label"] and "垃圾扰民" in top["category_label"]  # deploy/tenants, taxonomy
     assert all(h["count"] >= 2 for h in answer["hotspots"])  # the single 井盖 report is no hot issue

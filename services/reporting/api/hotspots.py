@@ -46,5 +46,11 @@ async def get_hotspots(
     if end <= start:
         return error_response(422, "empty_period", "end must be after start", field="end")
     async with ctx.engine.connect() as conn:
-        return await query_hotspots(conn, tenant, start, end, limit=limit, place_prefix=place_prefix,
-                                    department=department)
+        answer = await query_hotspots(conn, tenant, start, end, limit=limit, place_prefix=place_prefix,
+                                      department=department)
+    config = ctx.tenants[tenant]
+    for hot in answer["hotspots"]:
+        hot["place_label"] = config.place_label(hot["place_code"])
+        code = hot["category_code"]
+        hot["category_label"] = ctx.taxonomy.category_label(code) if code else None
+    return answer

@@ -8,6 +8,7 @@
  *   /v1/stats?group_by=place&place_depth&place_prefix   place breakdown, street → community → grid
  *   /v1/cases/overdue, /v1/cases/supervised      case lists
  *   /v1/summary                                  the work-summary paragraph
+ *   /v1/hotspots                                 hot issues (热点问题): place, heat, count, reporters, sample
  *   /v1/summary/document?format=docx|md          the whole work summary of the place and period
  *                                                on screen (links; fetched with the credential)
  * Every text that comes from the API goes into the page through textContent (the el() helper);
@@ -552,6 +553,26 @@
     });
   }
 
+  /** Hot issues (热点问题) of the place and period on screen (GET /v1/hotspots, docs/classifier.md §5). */
+  function loadHotspots(gen, q) {
+    var params = { tenant: q.tenant, place_prefix: q.place_prefix, start: q.start, end: q.end, limit: 10 };
+    return api("../v1/hotspots", params).then(function (res) {
+      if (gen !== state.gen) return;
+      var columns = [
+        { name: "place", zh: "地区", en: "place", value: function (r) { return r.place_label || r.place_code; } },
+        { name: "heat", zh: "热度", en: "heat", num: true, value: function (r) { return Number(r.heat).toFixed(2); } },
+        { name: "count", zh: "件数", en: "reports", num: true, value: function (r) { return fmtInt(r.count); } },
+        { name: "reporters", zh: "反映人数", en: "reporters", num: true, value: function (r) { return fmtInt(r.reporters); } },
+        { name: "period", zh: "时段", en: "period", value: function (r) { return fmtTime(r.first_at) + " – " + fmtTime(r.last_at); } },
+        { name: "category", zh: "类别", en: "category", value: function (r) { return r.category_label || r.category_code || "—"; } },
+        { name: "sample", zh: "问题描述", en: "description", cls: "label", value: function (r) { return r.sample; } }
+      ];
+      var rows = res.hotspots.map(function (h, i) { var o = extend(h, {}); o.key = String(i + 1); return o; });
+      fillTable("hotspots-table", columns, rows, { empty: "无热点问题 no hot issues" });
+      setText("hotspots-note", "共 " + fmtInt(res.cases) + " 件案件 cases");
+    });
+  }
+
   function setExports(q) {
     ["csv", "xlsx"].forEach(function (ext) {
       $("export-" + ext).href = apiUrl("../v1/kpis." + ext, extend(q, { group_by: "department" })).href;
@@ -582,7 +603,8 @@
       loadBreakdown(gen, q, "category", "cat-chart", "cat-table", "类别", "category"),
       loadPlaces(gen, q),
       loadCases(gen, q, "overdue"),
-      loadCases(gen, q, "supervised")
+      loadCases(gen, q, "supervised"),
+      loadHotspots(gen, q)
     ];
     return Promise.all(jobs).then(function () {
       if (gen !== state.gen) return;
