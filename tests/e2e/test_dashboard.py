@@ -522,6 +522,13 @@ def stub_app():
     async def cases(kind: str):
         return {"total": 1, "cases": [case]}
 
+    @app.get("/v1/hotspots")
+    async def hotspots():
+        return {"cases": 2, "hotspots": [{"place_code": "990102001001", "place_label": EVIL, "heat": 2.0, "count": 2,
+                                          "reporters": 2, "first_at": "2026-03-01T10:00:00+08:00",
+                                          "last_at": "2026-03-02T10:00:00+08:00", "category_code": EVIL,
+                                          "category_label": EVIL_2, "sample": EVIL}]}
+
     class StubAuth:  # the stub serves everyone as the admin of every tenant
         async def principal(self, request):
             from shared.platform.auth import Principal
@@ -549,6 +556,8 @@ def test_api_text_is_shown_as_text_never_as_html(browser_context, tmp_path):
             assert tab.table("place-table")[0]["label"] == EVIL
             overdue = tab.table("overdue-table")[0]
             assert (overdue["category"], overdue["department"], overdue["place"], overdue["state"]) == (EVIL, EVIL_2, EVIL, EVIL_2)
+            hot = tab.table("hotspots-table")[0]
+            assert (hot["place"], hot["category"], hot["sample"]) == (EVIL, EVIL_2, EVIL)
             assert EVIL in tab.text("#scope-text")
             assert EVIL in tab.page.locator("#tenant option").first.inner_text()
             headers = http.get(f"{server.url}/dashboard/", timeout=10).headers
