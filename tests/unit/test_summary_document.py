@@ -226,3 +226,16 @@ def test_docx_holds_title_headings_and_tables():
     first = d.tables[0]
     assert [c.text for c in first.rows[0].cells] == ["网格", "受理", "办结", "在办", "办结率"]
     assert [c.text for c in first.rows[1].cells] == ["幸福社区第1网格", "10", "6", "0", "75.00%"]  # 6 ÷ 8
+
+
+def test_hot_issues_in_the_case_section():
+    """Issue 15 item 4: the top five hot issues (GET /v1/hotspots) are named under 三、案件办理."""
+    hot = [{"place_code": f"99010200100{i}", "place_label": f"社区{i}", "heat": 10.0 - i, "count": 7 - i,
+            "reporters": 5 - (i % 2), "first_at": "2026-03-02T09:00:00+08:00", "last_at": "2026-03-05T09:00:00+08:00",
+            "sample": f"垃圾堆积问题{i}"} for i in range(6)]
+    md = to_markdown(build_document(figures(row(accepted=10, due=10), hotspots=hot)))
+    part = section(md, "（四）热点问题")
+    assert "热点问题5个" in part and "社区0的问题（7件，5人反映）" in part
+    assert "社区4" in part and "社区5" not in part  # five, hottest first
+    assert "2026-03-02至2026-03-05" in part
+    assert "（四）热点问题" not in to_markdown(build_document(figures(row(accepted=10, due=10))))

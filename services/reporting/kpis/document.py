@@ -103,6 +103,12 @@ class SummaryFigures:
     by_department: Sequence[Part]
     previous_by_category: Mapping[str, Mapping]
     patrols: Mapping | None
+    #: the top hot issues of P (``GET /v1/hotspots``' ``hotspots``, at most :data:`HOTSPOTS_SHOWN`)
+    hotspots: Sequence[Mapping] = ()
+
+
+#: Hot issues a work summary names (issue 15 item 4: "the top five in the work summary").
+HOTSPOTS_SHOWN = 5
 
 
 # --------------------------------------------------------------------------- formatting
@@ -228,7 +234,22 @@ def case_sections(f: SummaryFigures) -> tuple[Section, ...]:
     out.append(Section("（三）分部门", () if dept_rows else ("本期无派遣到部门的案件。",),
                        Table(("部门", "受理", "办结", "办结率", "超期", "转出", "退回"), dept_rows) if dept_rows else None,
                        level=3))
+    if f.hotspots:
+        out.append(hotspot_section(f))
     return tuple(out)
+
+
+def hotspot_section(f: SummaryFigures) -> Section:
+    """（四）热点问题: the hottest issues of P (shared/domain/hotspots.py; docs/classifier.md §5)."""
+    shown = list(f.hotspots)[:HOTSPOTS_SHOWN]
+    first = shown[0]
+    text = (f"本期群众集中反映的热点问题{len(shown)}个，最热的是{first.get('place_label') or first['place_code']}"
+            f"的问题（{first['count']}件，{first['reporters']}人反映）。")
+    rows = tuple((str(i + 1), str(h.get("place_label") or h["place_code"]), f"{h['heat']:.2f}", count(h["count"]),
+                  count(h["reporters"]), f"{h['first_at'][:10]}至{h['last_at'][:10]}", str(h["sample"])[:60])
+                 for i, h in enumerate(shown))
+    return Section("（四）热点问题", (text,), Table(("序号", "地区", "热度", "件数", "反映人数", "时段", "问题描述"), rows),
+                   level=3)
 
 
 def largest_changes(f: SummaryFigures, k: int = 3) -> list[tuple[str, int, int]]:

@@ -12,8 +12,14 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.filters import CaseFilter
+from services.reporting.hotspots import query_hotspots
 from services.reporting.kpis.catalogue import PLACE_LEVELS
-from services.reporting.kpis.document import Part, SummaryFigures, previous_period
+from services.reporting.kpis.document import (
+    HOTSPOTS_SHOWN,
+    Part,
+    SummaryFigures,
+    previous_period,
+)
 from services.reporting.kpis.queries import kpi_table
 from services.reporting.kpis.rules import business_categories
 from services.reporting.kpis.summary import period_text, place_name, stated_summary
@@ -32,7 +38,8 @@ async def document_figures(conn: AsyncConnection, flt: CaseFilter, *, tenant: Te
     API answers with for the same scope and P: the KPI table by department (``GET /v1/summary``'s
     query: its total is the document's total row and its rows 三（三）), by category (三（二）), by
     the level under the place (一), by category over the previous period (三, 增减), and
-    ``GET /v1/patrols`` over P (二; none for a department's summary: patrols are not per department).
+    ``GET /v1/patrols`` over P (二; none for a department's summary: patrols are not per department),
+    ``GET /v1/hotspots`` over P (三（四）, the top five hot issues, when there are any).
 
     ``flt`` must have both ends of P."""
     def run(f: CaseFilter, group_by: str | None, **kw):
@@ -65,6 +72,9 @@ async def document_figures(conn: AsyncConnection, flt: CaseFilter, *, tenant: Te
         dept = department_short_name(flt.department, tenant, taxonomy)
         name = f"{place_name(flt, tenant)}{dept}"
     patrols = None if flt.department else await query_patrols(conn, flt.tenant, flt.start, flt.end, flt.place_prefix)
+    hot = await query_hotspots(conn, flt.tenant, flt.start, flt.end, limit=HOTSPOTS_SHOWN,
+                               place_prefix=flt.place_prefix, department=flt.department)
+    hotspots = [h | {"place_label": tenant.place_label(h["place_code"])} for h in hot["hotspots"]]
     return SummaryFigures(
         tenant_name=tenant.name_zh or flt.tenant, place_name=name,
         period=period_text(flt.start, flt.end, flt.tz), previous_period=period_text(prev_start, prev_end, flt.tz),
@@ -75,4 +85,4 @@ async def document_figures(conn: AsyncConnection, flt: CaseFilter, *, tenant: Te
         by_department=[Part(department_short_name(r["key"], tenant, taxonomy) if r["key"] else "（未派遣）", r)
                        for r in by_dept["rows"]],
         previous_by_category={category(r["key"]): r for r in prev_cat["rows"]},
-        patrols=patrols)
+        patrols=patrols, hotspots=hotspots)
