@@ -95,3 +95,17 @@ async def test_a_near_identical_second_report_lists_the_first(stack, http):
     assert view["possible_duplicates"][0]["case_id"] == first.json()["case_id"]
     # the first was reported before any other of its text: no candidate ranks near it
     assert all(d["similarity"] < 0.9 for d in first.json()["possible_duplicates"])
+
+
+async def test_an_open311_request_with_only_a_description_is_classified(stack, http):
+    """Open311 POST without ``service_code`` but with a description (issue 15 item 2)."""
+    form = {"api_key": api.ADMIN_KEY, "jurisdiction_id": TENANT, "address_id": GRID,
+            "description": f"{uuid.uuid4().hex[:8]} 路口下水道堵塞，污水外溢，井盖冒水"}
+    resp = await http.post(f"{stack.url('intake')}/open311/v2/requests.json", data=form)
+    assert resp.status_code == 200, resp.text
+    case_id = resp.json()[0]["service_request_id"]
+    view = (await http.get(f"{stack.url('intake')}/v1/cases/{case_id}")).json()
+    assert (view["category_source"], view["category_code"]) == ("predicted", "100401")
+    # without a description a missing service_code is still refused (Open311 spec: it is required)
+    del form["description"]
+    assert (await http.post(f"{stack.url('intake')}/open311/v2/requests.json", data=form)).status_code == 400

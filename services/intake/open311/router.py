@@ -210,7 +210,8 @@ async def post_request(request: Request, fmt: str) -> Response:
     ``Intake.store`` and answers ``[{service_request_id, service_notice, account_id}]``.
 
     Order of checks: format, ``api_key`` (403), jurisdiction (400/404), ``service_code``
-    (400 missing, 404 unknown), attributes (400, :func:`check_attributes`), location (400,
+    (400 missing unless a ``description`` is given, which the tenant's text model classifies; 404
+    unknown), attributes (400, :func:`check_attributes`), location (400,
     :func:`resolve_place`), ``description`` ≤ 4000 characters and ``media_url`` (400), then the
     report itself (400 naming the fields ReportIn refuses, without echoing values).
     """
@@ -229,8 +230,11 @@ async def post_request(request: Request, fmt: str) -> Response:
     tenant = resolve_tenant(svc.tenants, arg("jurisdiction_id"))
     if not caller.sees_tenant(tenant.tenant):
         raise Open311Error(403, "this api_key is not valid for the jurisdiction")
-    category = known_category(param(form, "service_code"))
-    attributes = check_attributes(category.code, posted_attributes(form))
+    code, text = param(form, "service_code"), form.get("description")
+    # issue 15: a request with only a description is classified by the tenant's text model
+    described = not code and isinstance(text, str) and bool(text.strip())
+    category = None if described else known_category(code)
+    attributes = check_attributes(category.code, posted_attributes(form)) if category is not None else {}
     place_code, address = resolve_place(tenant, form)
     if not caller.sees_place(tenant.tenant, place_code):
         raise Open311Error(403, "the location is outside this api_key's area")

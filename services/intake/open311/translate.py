@@ -197,11 +197,12 @@ def posted_attributes(form) -> dict[str, list[str]]:
     return posted
 
 
-def to_report(tenant: TenantConfig, category: Category, form, attributes: dict[str, list[str]], place_code: str,
+def to_report(tenant: TenantConfig, category: Category | None, form, attributes: dict[str, list[str]], place_code: str,
               address: str | None) -> ReportIn:
     """The report of a POST Service Request (channel and source ``open311``, reported now):
     ``description`` ≤ 4000 characters with the attributes and ``media_url`` as trailer lines
-    (:func:`compose_description`), the contact from :func:`reporter_contact`.
+    (:func:`compose_description`), the contact from :func:`reporter_contact`. Without a category
+    (a request with only a description) the report has no ``category_code``: intake classifies it.
 
     Raises:
         Open311Error: 400 for a description that is not text or too long, a bad ``media_url``,
@@ -216,8 +217,8 @@ def to_report(tenant: TenantConfig, category: Category, form, attributes: dict[s
     try:
         return ReportIn(
             tenant=tenant.tenant,
-            category_code=category.code,
-            category_name=category.name_zh,
+            category_code=category.code if category is not None else None,
+            category_name=category.name_zh if category is not None else "",
             place_code=place_code,
             description=compose_description(description.strip(), attributes, media_url),
             channel=CHANNEL,
