@@ -109,3 +109,25 @@ async def test_an_open311_request_with_only_a_description_is_classified(stack, h
     # without a description a missing service_code is still refused (Open311 spec: it is required)
     del form["description"]
     assert (await http.post(f"{stack.url('intake')}/open311/v2/requests.json", data=form)).status_code == 400
+
+
+async def test_a_correction_is_shown_and_becomes_training_data(infra, stack, http, monkeypatch):
+    """recategorize → ``category_source: corrected``; ``gridcase model train --tenant`` learns the
+    corrected category from the masked text (gridcase/model.py)."""
+    from gridcase.model import _tenant_pairs
+
+    tag = uuid.uuid4().hex[:8]
+    resp = await post(http, stack, body(description=f"{tag} 下水道堵塞，污水外溢，请回电13912345678"))
+    assert resp.status_code == 202, resp.text
+    case_id = resp.json()["case_id"]
+    await dispatched_event(infra, uuid.UUID(case_id))
+    act = await http.post(f"{stack.url('intake')}/v1/cases/{case_id}/actions", headers={"Prefer": "wait=20"},
+                          json={"action": "recategorize", "category_code": "200101", "note": "改类"})
+    assert act.status_code == 200, act.text
+    view = (await http.get(f"{stack.url('intake')}/v1/cases/{case_id}")).json()
+    assert (view["category_source"], view["category_code"]) == ("corrected", "200101")
+    monkeypatch.setenv("DATABASE_URL", infra.database_url)
+    pairs = dict((text, label) for text, label in await _tenant_pairs(TENANT) if tag in text)
+    assert list(pairs.values()) == ["200101"]
+    (text,) = pairs
+    assert "13912345678" not in text and "[电话]" in text  # intake stores the masked text
