@@ -10,6 +10,10 @@ Starts the stack (env-named, testcontainers or embedded infrastructure, as ``gri
    and consumes them back; prints messages/s for produce and for consume.
 
 Usage: ``python bench/pipeline.py --reports 20000 --concurrency 32``. Prints figures; asserts nothing.
+
+``--text-model MODEL`` (issue 15, docs/classifier.md §3): intake runs with that text model for the
+tenant (``INTAKE_CLASSIFIER_MODELS``) and the reports carry no ``category_code``, so every one is
+classified in its request; compare the intake rate with a run without the option.
 """
 
 from __future__ import annotations
@@ -38,9 +42,10 @@ GRIDS = ("990102001001001", "990102001001002", "990102001002001")
 CATEGORIES = ("100401", "100102", "100110", "200101", "300102", "400101")
 
 
-def synthetic_report(i: int) -> dict:
-    """The i-th synthetic report (no personal data; ~400 bytes of JSON)."""
-    return {
+def synthetic_report(i: int, classified: bool = False) -> dict:
+    """The i-th synthetic report (no personal data; ~400 bytes of JSON); ``classified``: without
+    ``category_code`` (the text model predicts it)."""
+    report = {
         "tenant": TENANT,
         "category_code": CATEGORIES[i % len(CATEGORIES)],
         "place_code": GRIDS[i % len(GRIDS)],
@@ -48,9 +53,12 @@ def synthetic_report(i: int) -> dict:
         "channel": "grid_worker",
         "reported_at": datetime.now(UTC).isoformat(),
     }
+    if classified:
+        del report["category_code"]
+    return report
 
 
-async def post_reports(intake: str, n: int, concurrency: int) -> dict[uuid.UUID, float]:
+async def post_reports(intake: str, n: int, concurrency: int, classified: bool = False) -> dict[uuid.UUID, float]:
     """POST ``n`` reports; return ``{case_id: POST start time (epoch seconds)}``."""
     started: dict[uuid.UUID, float] = {}
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -65,7 +73,7 @@ async def post_reports(intake: str, n: int, concurrency: int) -> dict[uuid.UUID,
             while not queue.empty():
                 i = queue.get_nowait()
                 t0 = time.time()
-                resp = await client.post("/v1/reports", json=synthetic_report(i))
+                resp = await client.post("/v1/reports", json=synthetic_report(i, classified))
                 resp.raise_for_status()
                 started[uuid.UUID(resp.json()["case_id"])] = t0
 
@@ -140,12 +148,18 @@ def main() -> None:
     parser.add_argument("--reports", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--bare-messages", type=int, default=None, help="default: same as --reports")
+    parser.add_argument("--text-model", type=Path, default=None,
+                        help="a text model (gridcase model train): reports without category_code are classified")
     args = parser.parse_args()
+    env = {"INTAKE_RATE_LIMIT": ""}
+    if args.text_model is not None:
+        env["INTAKE_CLASSIFIER_MODELS"] = f"{TENANT}={args.text_model.resolve()}"
 
     # one client key drives the whole load: intake's per-key rate limit is lifted for the run
-    with Stack(Path(tempfile.mkdtemp(prefix="gridcase-bench-")), fresh=True, env={"INTAKE_RATE_LIMIT": ""}) as stack:
+    with Stack(Path(tempfile.mkdtemp(prefix="gridcase-bench-")), fresh=True, env=env) as stack:
         t0 = time.time()
-        started = asyncio.run(post_reports(stack.url("intake"), args.reports, args.concurrency))
+        started = asyncio.run(post_reports(stack.url("intake"), args.reports, args.concurrency,
+                                           classified=args.text_model is not None))
         post_s = time.time() - t0
         wait_until_counted(stack.url("dispatch"), stack.url("reporting"), TENANT, args.reports, timeout_s=1800)
         counted = asyncio.run(counted_times(stack.infra.database_url, list(started)))
@@ -154,7 +168,7 @@ def main() -> None:
         produce_rate, consume_rate = asyncio.run(bare_kafka(stack.infra.kafka_bootstrap, args.bare_messages or args.reports))
 
         print(f"infrastructure: Kafka {stack.infra.kafka_kind}, PostgreSQL {stack.infra.database_kind}")
-        print(f"reports: {args.reports}, concurrency {args.concurrency}")
+        print(f"reports: {args.reports}, concurrency {args.concurrency}, text model: {args.text_model or 'none'}")
         print(f"intake accepted (HTTP 202): {args.reports / post_s:,.0f} reports/s")
         print(f"end to end (first POST → last counted in reporting): {args.reports / end_to_end_s:,.0f} reports/s")
         print(
