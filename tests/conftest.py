@@ -28,6 +28,13 @@ def pytest_report_header(config) -> str:
     return f"hypothesis profile: {hypothesis_profiles.PROFILE} (tests/hypothesis_profiles.py)"
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """After a shuffled run, how to replay its order (pytest-randomly prints the seed in the header)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if exitstatus and isinstance(seed, int) and config.pluginmanager.has_plugin("randomly"):
+        terminalreporter.write_line(f"random order: replay with `-p randomly --randomly-seed={seed}`")
+
+
 def shared_data(name: str) -> Path:
     """Path of a file in ../shared/data; skips the test when the handout folder is absent."""
     path = SHARED_DATA / name

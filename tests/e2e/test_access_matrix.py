@@ -213,7 +213,7 @@ def test_case_action_gates(stack, keys, cases, role):
     scope 404; nothing changes."""
     for name, case_id in cases.items():
         resp = call("POST", f"{stack.url('intake')}/v1/cases/{case_id}/actions", keys[role],
-                    json={"action": "verify_pass"}, headers={"Prefer": "wait=10"})
+                    json={"action": "verify_pass"}, headers={"Prefer": "wait=30"})
         if name not in SEES[role]:
             assert resp.status_code == 404, (name, resp.text)
         elif role in VERIFIERS:

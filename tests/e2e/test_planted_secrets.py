@@ -35,7 +35,7 @@ import unicodedata
 import uuid
 import zipfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, quote_plus
 
 import httpx
@@ -373,8 +373,12 @@ def read_http(stack, cases: dict[str, str], hay: Haystack) -> None:
     for name in stack.services:
         fetch(f"{stack.url(name)}/metrics", "metrics")
     t = {"tenant": TENANT}
+    # the KPIs over the days of this test (by day over the tenant's whole history, which other tests
+    # may have stretched back years, is refused as too many rows)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = {"start": (today - timedelta(days=1)).isoformat(), "end": (today + timedelta(days=2)).isoformat()}
     for group in (None, *GROUP_BYS):
-        extra = {"group_by": group} if group else {}
+        extra = {"group_by": group, **window} if group else {}
         fetch(f"{reporting}/v1/kpis", "exports", **t, **extra)
         fetch(f"{reporting}/v1/kpis.csv", "exports", **t, **extra)
         xlsx = fetch(f"{reporting}/v1/kpis.xlsx", "exports", **t, **extra).content
