@@ -253,6 +253,16 @@ class CaseBook:
         if rows:
             await conn.execute(insert(t).on_conflict_do_nothing(), rows)
 
+    async def schedule_new(self, conn: AsyncConnection, cases: Iterable[tuple[Any, Case, datetime | None]],
+                           now: datetime) -> None:
+        """The first timers of cases just inserted (``(case_id, case, dispatched_at)``), in one
+        statement for the batch: a new case has no timers to replace."""
+        rows = [{"case_id": case_id, "kind": kind, "generation": 0, "due_at": due_at}
+                for case_id, case, dispatched_at in cases
+                for kind, due_at in deadlines.timers_for(case, now, dispatched_at)]
+        if rows:
+            await conn.execute(insert(db.timers).on_conflict_do_nothing(), rows)
+
     async def fire_due_timers(self, conn: AsyncConnection, now: datetime, limit: int = 50) -> list[Envelope]:
         """Claim due timers (SKIP LOCKED), apply them, mark them fired; return the events."""
         t, c = db.timers, db.cases

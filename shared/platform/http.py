@@ -105,3 +105,35 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class InFlightLimit:
+    """ASGI middleware: at most ``limit`` requests in flight; one more is refused at once with 503
+    ``overloaded`` and ``Retry-After`` (seconds), before its body is read. Under overload a
+    service that queues every request answers all of them late (clients time out and retry:
+    congestion collapse); one that sheds what it cannot start keeps answering the rest at its
+    capacity. ``exempt`` paths (health, metrics) are never refused."""
+
+    def __init__(self, app, limit: int, retry_after_s: int = 1,
+                 exempt: tuple[str, ...] = ("/health", "/metrics")) -> None:
+        self.app = app
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+        self.exempt = exempt
+        self.in_flight = 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or self.limit <= 0 or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            refused = error_response(503, "overloaded", "the service is at its capacity; retry after the "
+                                     "time given in Retry-After", retry_after_s=self.retry_after_s)
+            refused.headers["Retry-After"] = str(self.retry_after_s)
+            await refused(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1

@@ -159,7 +159,7 @@ class ServiceKit:
             idle_seconds=idle_seconds,
             on_published=published.inc,
             on_error=lambda exc: errors.inc(),
-            prepare=lambda: ensure_topics(bootstrap, timeout_s=15),
+            prepare=lambda: ensure_topics(bootstrap, partitions=self.settings.kafka_topic_partitions, timeout_s=15),
         )
         return self.relay
 
@@ -239,7 +239,7 @@ class ServiceKit:
         await run_migrations_async(settings.database_url, AUTH_MIGRATIONS, AUTH_SCHEMA)
         waiting = [c for c in self._consumers if not c.background]
         if waiting:
-            await ensure_topics(settings.kafka_bootstrap_servers)
+            await ensure_topics(settings.kafka_bootstrap_servers, partitions=settings.kafka_topic_partitions)
         if self.relay is not None:
             self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
         for task in self._tasks:
@@ -285,7 +285,8 @@ class ServiceKit:
         delay = 1.0
         while not c.started:
             try:
-                await ensure_topics(self.settings.kafka_bootstrap_servers, timeout_s=10)
+                await ensure_topics(self.settings.kafka_bootstrap_servers,
+                                    partitions=self.settings.kafka_topic_partitions, timeout_s=10)
                 await c.broker.start()
                 c.started = True
             except asyncio.CancelledError:
