@@ -413,6 +413,7 @@ def test_reporting_endpoints(stack, keys, cases, role):
         assert resp.status_code == (404 if role == "other_tenant_ops" else 200), (path, resp.text)
     doc = call("GET", f"{reporting}/dashboard/tenants.json", keys[role]).json()
     assert [t["tenant"] for t in doc["tenants"]] == [GRANTS[role][0]]
+    assert doc["opening"] == GRANTS[role][0]  # the page opens on the caller's own tenant
     assert doc["caller"]["role"] == GRANTS[role][1] and doc["caller"]["scope"] == GRANTS[role][2]
 
 
