@@ -36,13 +36,30 @@ def _echo(line: str) -> None:
     sys.stdout.flush()
 
 
+LOG_FORMAT = typer.Option("text", "--log-format", envvar="GRIDCASE_LOG_FORMAT",
+                          help="the services' logs: text (plain lines) or json (one JSON object per line)")
+
+
+def _log_format(value: str) -> None:
+    """Check ``--log-format`` and hand it to the services (``GRIDCASE_LOG_FORMAT``)."""
+    if value not in ("text", "json"):
+        raise typer.BadParameter("text or json", param_hint="--log-format")
+    os.environ["GRIDCASE_LOG_FORMAT"] = value
+
+
 @app.command()
 def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL data (default: a temp dir, removed at exit)"),
-       keep_data: bool = typer.Option(True, help="keep existing gridcase tables (False: start empty)")) -> None:
-    """Start the whole stack and keep it running until Ctrl-C (or SIGTERM)."""
+       keep_data: bool = typer.Option(True, help="keep existing gridcase tables (False: start empty)"),
+       log_format: str = LOG_FORMAT) -> None:
+    """Start the whole stack and keep it running until Ctrl-C (or SIGTERM). The services' warnings
+    (e.g. the development key for personal data) are shown here too; their full logs are in the
+    state folder."""
     import shutil  # noqa: PLC0415
 
+    from gridcase.logwatch import WarningRelay, stack_logs  # noqa: PLC0415
     from gridcase.runtime import Stack  # noqa: PLC0415
+
+    _log_format(log_format)
 
     temporary = state_dir is None
     stack = Stack(state_dir or Path(tempfile.mkdtemp(prefix="gridcase-")), fresh=not keep_data)
@@ -71,12 +88,13 @@ def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL d
               f"DATABASE_URL='{stack.infra.database_url}' GRIDCASE_API_KEY='{stack.admin_key}' "
               f"GRIDCASE_JWT_SECRET='{jwt_secret}'")
         _echo("Ctrl-C 停止 stops everything.")
-        while not stopping:
-            for name, svc in stack.services.items():
-                if svc.proc and svc.proc.poll() is not None:
-                    _echo(f"{name} exited with {svc.proc.returncode}; restarting")
-                    stack.start_service(name)
-            time.sleep(1)
+        with WarningRelay(stack_logs(stack), _echo):
+            while not stopping:
+                for name, svc in stack.services.items():
+                    if svc.proc and svc.proc.poll() is not None:
+                        _echo(f"{name} exited with {svc.proc.returncode}; restarting")
+                        stack.start_service(name)
+                time.sleep(1)
     finally:
         # A second Ctrl-C must not interrupt the shutdown and leave children behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -91,10 +109,13 @@ def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL d
 @app.command()
 def demo(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL data (default: a temp dir)"),
          summaries_dir: Path = typer.Option(None, help="where the seed scenarios' work summaries (.docx, .md) go "
-                                                       "(default: a new temp dir, kept)")) -> None:
+                                                       "(default: a new temp dir, kept)"),
+         log_format: str = LOG_FORMAT) -> None:
     """Run the pipeline on the repository's real data, print the KPI tables and write the seed
-    scenarios' work summaries (工作总结)."""
+    scenarios' work summaries (工作总结). The services' warnings are shown as they happen."""
     import shutil  # noqa: PLC0415
+
+    _log_format(log_format)
 
     from gridcase.demo import run_demo  # noqa: PLC0415
 

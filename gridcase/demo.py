@@ -149,12 +149,13 @@ def run_demo(state_dir: Path | None = None, progress=print, summaries_dir: Path 
     """Start the stack, import every dataset, wait until counted, return the KPI tables; then act
     out seeds B–D and write the four seed documents into ``summaries_dir`` (default: a new
     temporary folder, kept), their lines after the tables."""
+    from gridcase.logwatch import WarningRelay, stack_logs  # noqa: PLC0415
     from gridcase.scenarios import run_scenarios  # noqa: PLC0415
 
     state = state_dir or Path(tempfile.mkdtemp(prefix="gridcase-demo-"))
     summaries = summaries_dir or Path(tempfile.mkdtemp(prefix="gridcase-summaries-"))
     tables: list[str] = []
-    with Stack(state, fresh=True) as stack:
+    with Stack(state, fresh=True) as stack, WarningRelay(stack_logs(stack), progress):
         for ds in datasets(state):
             progress(f"导入 importing {ds.path.name} → tenant {ds.tenant} …")
             result = import_file(stack.url("intake"), ds.path, ds.fmt, ds.tenant)
