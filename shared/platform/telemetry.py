@@ -77,7 +77,9 @@ def configure_logging(level: str = "INFO", service: str = "gridcase", fmt: str =
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    # uvicorn's and FastStream's loggers bring their own (colour) handlers: they use ours instead
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "faststream", "faststream.access",
+                 "faststream.access.kafka"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.captureWarnings(True)

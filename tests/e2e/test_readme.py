@@ -93,7 +93,7 @@ def test_the_marker_is_read_from_the_line_before_the_fence():
             "## B\n```sh\necho hi\n```\n```python\nprint()\n```\n")
     first, second = readme_blocks(text)
     assert (first.heading, first.not_run, first.code) == ("A", "installs the project", "pip install x\n")
-    assert (second.heading, second.not_run, second.code, second.line) == ("B", None, "echo hi\n", 7)
+    assert (second.heading, second.not_run, second.code, second.line) == ("B", None, "echo hi\n", 8)  # the fence of B is line 8
 
 
 def shell_env(stack) -> dict[str, str]:
@@ -163,9 +163,11 @@ def check_credentials(stack, done: subprocess.CompletedProcess) -> None:
     assert [(d["kind"], d["role"]) for d in issued[:3]] == [
         ("api_key", "community_staff"), ("api_key", "department_staff"), ("jwt", "street_staff")]
     assert issued[0]["scope"] == "990102001002" and issued[1]["department"] == "urban_management"
-    revoked = described[-1]
+    listed = {d["credential_id"] for d in described if "revoked_at" in d}  # gridcase auth list
+    assert {d["credential_id"] for d in issued[:3]} <= listed
+    revoked = described[-1]  # the fourth key, issued into KEY_ID, then revoked by its id
     assert revoked["revoked"] is True and revoked["credential_id"].startswith("k")
-    assert any(d.get("credential_id") == revoked["credential_id"] for d in described[:-1])  # listed before
+    assert revoked["credential_id"] not in {d["credential_id"] for d in issued[:3]}
 
 
 #: (what the block runs, its check), the first that matches
