@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from shared.platform.http import install_error_handlers, invalid_json
@@ -18,8 +18,7 @@ class Thing(BaseModel):
     name: str
 
 
-@pytest.fixture(scope="module")
-def client() -> TestClient:
+def make_app() -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
 
@@ -27,16 +26,17 @@ def client() -> TestClient:
     async def post_thing(thing: Thing) -> dict:
         return {"name": thing.name}
 
-    return TestClient(app)
+    return app
 
 
-def post(client: TestClient, body: bytes):
-    return client.post("/things", content=body, headers={"content-type": "application/json"})
+async def post(body: bytes) -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app()), base_url="http://svc.test") as client:
+        return await client.post("/things", content=body, headers={"content-type": "application/json"})
 
 
-def test_a_missing_comma_names_line_column_and_reason(client):
+async def test_a_missing_comma_names_line_column_and_reason():
     body = b'{\n  "name": "a"\n  "extra": 1\n}'
-    resp = post(client, body)
+    resp = await post(body)
     assert resp.status_code == 400
     answer = resp.json()
     # The parser stops at the quote opening "extra": line 3, after two spaces, so column 3;
@@ -48,8 +48,8 @@ def test_a_missing_comma_names_line_column_and_reason(client):
     assert "field" not in answer  # the offset is not a field
 
 
-def test_a_truncated_body_points_at_its_end(client):
-    resp = post(client, b'{"name": ')
+async def test_a_truncated_body_points_at_its_end():
+    resp = await post(b'{"name": ')
     answer = resp.json()
     # 9 characters, nothing after the colon: the parser expects a value at offset 9, line 1 column 10
     assert resp.status_code == 400
@@ -64,7 +64,7 @@ def test_positions_agree_with_the_json_module():
     assert (answer["line"], answer["column"], answer["position"]) == (info.value.lineno, info.value.colno, info.value.pos)
 
 
-def test_valid_json_of_the_wrong_shape_is_still_a_validation_error(client):
-    resp = post(client, b'{"name": 5}')
+async def test_valid_json_of_the_wrong_shape_is_still_a_validation_error():
+    resp = await post(b'{"name": 5}')
     assert resp.status_code == 422 and resp.json()["error"] == "validation_failed"
-    assert post(client, b'{"name": "ok"}').json() == {"name": "ok"}
+    assert (await post(b'{"name": "ok"}')).json() == {"name": "ok"}
