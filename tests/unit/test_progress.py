@@ -43,3 +43,18 @@ def test_plain_lines_when_not_a_terminal(tmp_path, monkeypatch):
     # 20 bytes left at 27 bytes per 6 s = 4.4 s
     assert lines[1] == "up: 5/10 rows ≈ (57 %), 1 rows/s, ETA 0:04"
     assert lines[2].startswith("up: sent 5 rows ≈ in 8.0 s")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_bar_on_a_terminal(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"{}\n" * 4)
+    out = _Terminal()
+    with UploadProgress(path, header_lines=0, stream=out, label="up") as progress:
+        progress.update(12, 12, 4)
+    text = out.getvalue()
+    assert "4/4" in text and "rows ≈" in text and "rows/s" in text and "ETA" in text
