@@ -147,7 +147,8 @@ class ReportAccepted(BaseModel):
 
 
 class RowError(BaseModel):
-    """A rejected row of an import file: 1-based ``line`` (data row number) and the reasons."""
+    """A rejected row of an import file: ``line``, the 1-based line of the file on which the row starts
+    (a CSV header is line 1; services/intake/importers/formats.py ``iter_records``) and the reasons."""
 
     line: int
     errors: list[dict]

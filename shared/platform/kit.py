@@ -233,7 +233,7 @@ class ServiceKit:
     async def start(self) -> None:
         """Migrate and start the relay, the tasks and the brokers (order: module docstring)."""
         settings = self.settings
-        configure_logging(settings.log_level, self.name)
+        configure_logging(settings.log_level, self.name, settings.log_format)
         install_task_dump(self.log)
         await run_migrations_async(settings.database_url, self.migrations, self.schema)
         await run_migrations_async(settings.database_url, AUTH_MIGRATIONS, AUTH_SCHEMA)
@@ -330,6 +330,10 @@ class ServiceKit:
 
 def serve(create_app: Callable[[Any], FastAPI], settings: Any) -> None:
     """Run a service's app with uvicorn on its configured host and port (``python -m
-    services.<name>``); SIGTERM shuts it down gracefully (handlers in flight finish, 30 s)."""
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level.lower(), timeout_graceful_shutdown=30)
+    services.<name>``); SIGTERM shuts it down gracefully (handlers in flight finish, 30 s). Logging
+    is configured first (so warnings while the app is built, e.g. the development PII key, are
+    formatted like the rest) and uvicorn keeps it (``log_config=None``: no colour codes)."""
+    prefix = str(getattr(settings, "model_config", {}).get("env_prefix", "")).rstrip("_").lower()
+    configure_logging(settings.log_level, prefix or "gridcase", settings.log_format)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
+                log_level=settings.log_level.lower(), timeout_graceful_shutdown=30, use_colors=False)

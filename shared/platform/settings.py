@@ -23,6 +23,7 @@ class ServiceSettings(BaseSettings):
       the repository's ``deploy/tenants``.
     - ``jwt_secret`` (``GRIDCASE_JWT_SECRET``), ``auth_cache_seconds``
       (``GRIDCASE_AUTH_CACHE_SECONDS``): credentials, see shared/platform/authstore.py.
+    - ``log_format`` (``GRIDCASE_LOG_FORMAT``): ``text`` or ``json`` lines.
     - ``rate_limit`` (``<PREFIX>_RATE_LIMIT``): requests per credential and wrong credentials per
       client address (shared/platform/authhttp.py ``RateLimiter``).
     """
@@ -52,6 +53,9 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    log_format: str = Field(default="text", validation_alias="GRIDCASE_LOG_FORMAT", pattern="^(text|json)$",
+                            description="text: plain lines, no colour codes; json: one JSON object per line "
+                                        "(shared/platform/telemetry.py configure_logging)")
     # Consumer tuning for the embedded broker (docs/architecture.md §3): a short session timeout keeps
     # Tansu's group join at ~3 s; earliest so a new group reads what was published before it joined.
     session_timeout_ms: int = 6000

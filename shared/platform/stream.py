@@ -40,6 +40,9 @@ def build_broker(settings: ServiceSettings, registry: CollectorRegistry, app_nam
         middlewares=(KafkaPrometheusMiddleware(registry=registry, app_name=app_name, metrics_prefix="faststream"),),
         graceful_timeout=15.0,
         client_id=app_name,
+        # FastStream's own logger writes with a colour formatter to stdout; this one goes through the
+        # service's handler (shared/platform/telemetry.py configure_logging: plain text or JSON lines)
+        logger=logging.getLogger("faststream.access.kafka"),
     )
 
 

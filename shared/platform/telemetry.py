@@ -8,6 +8,7 @@ bounded (tenant, department, event type) and never hold case ids or grid codes.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import signal
@@ -48,14 +49,40 @@ class RedactAccessLog(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO", service: str = "gridcase") -> None:
-    """Log to stderr, one line per record, UTF-8: ``time level service logger: message``;
-    uvicorn's access log without credentials (:class:`RedactAccessLog`)."""
+class JsonLines(logging.Formatter):
+    """One JSON object per record: ``time`` (ISO 8601, UTC), ``level``, ``service``, ``logger``,
+    ``message`` and, for an exception, ``exception`` (the formatted traceback)."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        body = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+                "level": record.levelname, "service": self.service, "logger": record.name,
+                "message": record.getMessage()}
+        if record.exc_info:
+            body["exception"] = self.formatException(record.exc_info)
+        return json.dumps(body, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO", service: str = "gridcase", fmt: str = "text") -> None:
+    """Log to stderr, one line per record, UTF-8, never with colour codes: ``fmt="text"`` as
+    ``time level service logger: message``, ``fmt="json"`` as :class:`JsonLines`. uvicorn's loggers
+    go through the same handler (``serve`` passes ``log_config=None``); its access log without
+    credentials (:class:`RedactAccessLog`). Python warnings (``warnings.warn``) are logged too."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
+    handler.setFormatter(JsonLines(service) if fmt == "json"
+                         else logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # uvicorn's and FastStream's loggers bring their own (colour) handlers: they use ours instead
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "faststream", "faststream.access",
+                 "faststream.access.kafka"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.captureWarnings(True)
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactAccessLog) for f in access.filters):

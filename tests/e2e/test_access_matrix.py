@@ -384,7 +384,9 @@ def test_open311_reads_and_posts(stack, keys, cases, role):
         "api_key": keys[role], "jurisdiction_id": TENANT, "service_code": "100102", "address_id": HEPING_GRID_1,
         "description": "open311 matrix"})
     assert posted.status_code == (200 if role in REPORTERS and role != "other_tenant_ops" else 403), posted.text
-    assert call("GET", f"{base}/requests.json", None, params={"jurisdiction_id": TENANT}).status_code == 403
+    # demo-grid's request reads are public (deploy/tenants/demo-grid.yaml open311_public_reads); nyc's are not
+    assert call("GET", f"{base}/requests.json", None, params={"jurisdiction_id": TENANT}).status_code == 200
+    assert call("GET", f"{base}/requests.json", None, params={"jurisdiction_id": "nyc"}).status_code == 403
 
 
 # --------------------------------------------------------------------------- reporting
@@ -411,6 +413,7 @@ def test_reporting_endpoints(stack, keys, cases, role):
         assert resp.status_code == (404 if role == "other_tenant_ops" else 200), (path, resp.text)
     doc = call("GET", f"{reporting}/dashboard/tenants.json", keys[role]).json()
     assert [t["tenant"] for t in doc["tenants"]] == [GRANTS[role][0]]
+    assert doc["opening"] == GRANTS[role][0]  # the page opens on the caller's own tenant
     assert doc["caller"]["role"] == GRANTS[role][1] and doc["caller"]["scope"] == GRANTS[role][2]
 
 

@@ -366,6 +366,17 @@ def nyc(stack) -> dict:
     return result
 
 
+def test_nyc_time_to_close_says_why_n_differs_from_closed(stack, nyc):
+    rows = read_rows("nyc311_2018-10-21_sample.csv")
+    closed = [r for r in rows if r["Status"] == "Closed"]
+    no_time = sum(1 for r in closed if not r["Closed Date"].strip())
+    before = sum(1 for r in closed if r["Closed Date"].strip()
+                 and wall(r["Closed Date"], NYC_FMT) < wall(r["Created Date"], NYC_FMT))
+    assert (len(closed), no_time, before) == (1373, 1, 0)  # README: 1 closed row has no Closed Date
+    ttc = get_stats(stack.url("reporting"), "nyc")["total"]["time_to_close_hours"]
+    assert (ttc["n"], ttc["no_close_time"], ttc["closed_before_report"]) == (len(closed) - no_time - before, no_time, before)
+
+
 def test_nyc_on_time_and_overdue_as_of_the_snapshot(stack, nyc):
     rows = read_rows("nyc311_2018-10-21_sample.csv")
     is_closed = lambda r: r["Status"] == "Closed"  # noqa: E731  (README: share closed)
