@@ -22,6 +22,7 @@ from services.intake.caseview import closed_now, closed_now_clause, corrected_ca
 from services.intake.domain.audit import audit_rows_of, report_entry
 from services.intake.domain.privacy import (
     anonymised_report,
+    masked_fields,
     report_as_shown,
     sealed_part,
 )
@@ -32,7 +33,6 @@ from shared.contract.actions import OUTCOME_LABELS, SATISFACTION_LABELS
 from shared.contract.events import CaseActionRequested, PatrolRecorded
 from shared.contract.topics import TOPIC_ACTIONS, TOPIC_PATROLS, TOPIC_REPORTED
 from shared.domain.casefacts import ENDING_STATES
-from shared.domain.pii import mask_text
 from shared.platform.auth import Principal
 from shared.platform.crypto import Keyring
 from shared.platform.outbox import OutboxRow, add_to_outbox
@@ -46,18 +46,18 @@ async def store_reports(engine: AsyncEngine, keyring: Keyring, secret: bytes,
     the case ids that were new (a case id already stored is a duplicate and gets no second event).
     ``who`` is the caller, recorded in the audit trail."""
     values = []
-    masked = [mask_text(r.description) for r, _, _ in reports]  # once per report
-    for (r, cid, key), text in zip(reports, masked, strict=True):
-        sealed = sealed_part(r, text)
+    masked = [masked_fields(r) for r, _, _ in reports]  # once per report
+    for (r, cid, key), fields in zip(reports, masked, strict=True):
+        sealed = sealed_part(r, fields)
         values.append({
             "case_id": cid,
             "tenant": r.tenant,
-            "source": r.source,
-            "source_id": r.source_id,
-            "category_code": r.category_code,
+            "source": fields["source"],
+            "source_id": fields["source_id"],
+            "category_code": fields["category_code"],
             "place_code": r.place_code,
             "reported_at": r.reported_at,
-            "report": r.model_dump(mode="json", exclude={"reporter"}) | {"description": text},
+            "report": r.model_dump(mode="json", exclude={"reporter"}) | fields,
             "reporter_sealed": keyring.seal(sealed, cid.bytes) if sealed else None,
             "reporter_key_id": keyring.current if sealed else None,
             "idempotency_key": key,
@@ -70,10 +70,11 @@ async def store_reports(engine: AsyncEngine, keyring: Keyring, secret: bytes,
         await add_to_outbox(
             conn,
             db.outbox,
-            (OutboxRow(TOPIC_REPORTED, to_event(r, cid, secret, text))
-             for (r, cid, _), text in zip(reports, masked, strict=True) if cid in new),
+            (OutboxRow(TOPIC_REPORTED, to_event(r, cid, secret, fields))
+             for (r, cid, _), fields in zip(reports, masked, strict=True) if cid in new),
         )
-        audit = [report_entry(r, cid, who) for r, cid, _ in reports if cid in new]
+        audit = [report_entry(r, cid, who, fields) for (r, cid, _), fields in zip(reports, masked, strict=True)
+                 if cid in new]
         if audit:
             await conn.execute(insert(db.audit_log), audit)
     return new

@@ -20,11 +20,10 @@ from sqlalchemy.engine import make_url
 
 from services.intake import db
 from services.intake.db import MIGRATIONS
-from services.intake.domain.privacy import sealed_part
+from services.intake.domain.privacy import masked_fields, sealed_part
 from services.intake.schemas import ReporterContact, ReportIn
 from services.intake.settings import IntakeSettings
 from services.intake.store import anonymise_closed, reporter_contact, reseal_reporters
-from shared.domain.pii import mask_text
 from shared.platform.crypto import Keyring, KeyringError
 from shared.platform.db import async_url, make_engine, run_migrations_async
 
@@ -75,13 +74,13 @@ def a_report(phone: str) -> ReportIn:
 async def store(engine, keyring: Keyring, report: ReportIn) -> uuid.UUID:
     """A report row as Intake.store writes it (sealed part bound to the case id)."""
     case_id = uuid.uuid4()
-    masked = mask_text(report.description)
+    masked = masked_fields(report)
     part = sealed_part(report, masked)
     async with engine.begin() as conn:
         await conn.execute(db.reports.insert().values(
             case_id=case_id, tenant=report.tenant, source="api", source_id=None, category_code=report.category_code,
             place_code=report.place_code, reported_at=report.reported_at,
-            report=report.model_dump(mode="json", exclude={"reporter"}) | {"description": masked},
+            report=report.model_dump(mode="json", exclude={"reporter"}) | masked,
             reporter_sealed=keyring.seal(part, case_id.bytes), reporter_key_id=keyring.current))
     return case_id
 

@@ -28,7 +28,7 @@ from services.intake.store import (
 )
 from shared.contract.actions import REQUESTABLE_ACTIONS
 from shared.contract.events import CaseActionRequested, derive_id
-from shared.domain.pii import mask_text
+from shared.domain.personal import mask_personal
 from shared.platform.auth import Principal
 from shared.platform.authhttp import caller, forbidden, not_found
 from shared.platform.http import error_response
@@ -111,6 +111,7 @@ async def post_action(
                                                 "403 role may not take this action"))
         raise forbidden(f"role {who.role} may not {body.action}", role=who.role, action=body.action)
     action_id = derive_id(case_id, "action", who.subject, idempotency_key) if idempotency_key else uuid.uuid4()
+    known = await svc.known_personal(case_id)  # the reporter's data, masked in the note and evidence
     command = CaseActionRequested(
         event_id=action_id,
         action_id=action_id,
@@ -121,8 +122,8 @@ async def post_action(
         action=body.action,
         actor_role=who.role,
         actor_ref=who.subject,
-        note=mask_text(body.note),
-        evidence=tuple(mask_text(e) for e in body.evidence),
+        note=mask_personal(body.note, known),
+        evidence=tuple(mask_personal(e, known) for e in body.evidence),
         target_department=body.target_department,
         extension_days=body.extension_days,
         outcome=body.outcome,

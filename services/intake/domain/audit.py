@@ -11,13 +11,14 @@ from services.intake.schemas import ReportIn
 from shared.platform.auth import Principal
 
 
-def report_entry(report: ReportIn, case_id: uuid.UUID, who: Principal | None) -> dict:
+def report_entry(report: ReportIn, case_id: uuid.UUID, who: Principal | None, masked: dict) -> dict:
     """The audit record of a newly stored report; the actor is the caller's credential, or
-    ``system`` when there is none."""
+    ``system`` when there is none; the detail names the source and channel as masked
+    (services/intake/domain/privacy.py ``masked_fields``)."""
     return {"case_id": case_id, "tenant": report.tenant, "occurred_at": report.reported_at,
             "actor_ref": who.subject if who else "system", "actor_role": who.role if who else "system",
             "action": "report", "from_state": None, "to_state": "reported", "outcome": "applied",
-            "detail": f"{report.source} {report.channel}"[:500]}
+            "detail": f"{masked['source']} {masked['channel']}"[:500]}
 
 
 def request_entry(case_id: uuid.UUID, tenant: str, occurred_at: datetime, who: Principal, action: str, state: str,

@@ -6,37 +6,53 @@ from __future__ import annotations
 
 import uuid
 
+from services.intake.domain.privacy import masked_fields
+from services.intake.domain.taxonomy import taxonomy
 from services.intake.schemas import ReportIn
 from shared.contract.events import CaseReported, derive_id
-from shared.domain.pii import mask_text, pseudonym
+from shared.domain.pii import pseudonym
 from shared.domain.tenants import TenantConfig
 from shared.platform.auth import Principal
 
 
-def to_event(report: ReportIn, case_id: uuid.UUID, secret: bytes, masked_description: str | None = None) -> CaseReported:
+def to_event(report: ReportIn, case_id: uuid.UUID, secret: bytes, masked: dict | None = None) -> CaseReported:
     """Build the ``CaseReported`` event of an accepted report: personal data dropped (only a
-    pseudonymous ``reporter_ref``), free text masked (:func:`shared.domain.pii.mask_text`;
-    ``masked_description`` when the caller has masked the description already)."""
+    pseudonymous ``reporter_ref``), free text and identifier-like fields masked with the
+    reporter's known data and the patterns (services/intake/domain/privacy.py ``masked_fields``;
+    ``masked`` when the caller has masked them already)."""
     contact = report.reporter
+    masked = masked if masked is not None else masked_fields(report)
     return CaseReported(
         event_id=derive_id(case_id, "case.reported"),
         occurred_at=report.reported_at,
         case_id=case_id,
         tenant=report.tenant,
         place_code=report.place_code,
-        category_code=report.category_code,
-        category_name=mask_text(report.category_name),
-        description=mask_text(report.description) if masked_description is None else masked_description,
-        channel=mask_text(report.channel),
-        request_type=mask_text(report.request_type),
+        category_code=masked["category_code"],
+        category_name=masked["category_name"],
+        description=masked["description"],
+        channel=masked["channel"],
+        request_type=masked["request_type"],
         urgency=report.urgency,
         reported_at=report.reported_at,
-        source=mask_text(report.source),
-        source_id=report.source_id,
+        source=masked["source"],
+        source_id=masked["source_id"],
         reporter_ref=pseudonym(secret, contact.phone, contact.id_number, contact.name) if contact else None,
         history=report.history,
         flags=tuple(report.flags),
     )
+
+
+def category_problem(report: ReportIn) -> str | None:
+    """Why the report's ``category_code`` cannot be taken (``None`` if it can): a live report
+    must name a category of the taxonomy (shared/data/taxonomy.yaml); only a historical record
+    (``history``, a record of another system) may keep that system's own category, which is then
+    masked like free text before it leaves intake (issue 16: a free-text "code" carried names and
+    phones into events, statistics keys and exports)."""
+    code = report.category_code
+    if code is None or report.history is not None or taxonomy().category(code) is not None:
+        return None
+    return "category_code is not a category of the taxonomy (shared/data/taxonomy.yaml); the value is not echoed"
 
 
 def place_problem(tenant: TenantConfig, place_code: str) -> str | None:
