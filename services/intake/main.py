@@ -48,7 +48,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     kit.every(5, kit.sample_outbox)
     kit.consume(handlers.TOPICS, handlers.apply_lifecycle, db.processed_events, group_id=handlers.GROUP_ID,
                 consumer=handlers.CONSUMER, background=True)
-    kit.background(partial(sweep_closed, kit.engine, settings, metrics.anonymised), "anonymiser")
+    kit.background(partial(sweep_closed, kit.engine, settings, metrics.anonymised, keyring), "anonymiser")
     app = kit.app(install=(limit_report_bodies, install_open311),
                   routers=[api.router for api in (reports, patrols, cases, actions, imports)])
     app.state.intake = Intake(settings, kit.engine, relay, load_all_tenants(settings.tenants_dir or None),

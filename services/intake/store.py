@@ -1,7 +1,7 @@
 """Intake's SQL (schema ``intake``, services/intake/db.py): storing reports with their events and
 audit records, reading a case and its audit trail, recording actions asked for (and dispatch's
 decisions on them) and patrols, keeping dispatch's lifecycle events, and the sweeps over stored
-personal data (anonymise, reseal).
+personal data (reseal; erasure: services/intake/erasure.py).
 
 Every write that publishes an event puts it in ``intake.outbox`` in the same transaction
 (shared/platform/outbox.py); the relay publishes it to Kafka afterwards.
@@ -10,7 +10,6 @@ Every write that publishes an event puts it in ``intake.outbox`` in the same tra
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -18,10 +17,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.intake import db
-from services.intake.caseview import closed_now, closed_now_clause, corrected_category
+from services.intake.caseview import closed_now, corrected_category
 from services.intake.domain.audit import audit_rows_of, report_entry
 from services.intake.domain.privacy import (
-    anonymised_report,
     masked_fields,
     report_as_shown,
     sealed_part,
@@ -251,33 +249,6 @@ async def keep_lifecycle_events(conn: AsyncConnection, events) -> None:
     ]
     if rows:
         await conn.execute(insert(db.case_events).on_conflict_do_nothing(), rows)
-
-
-async def anonymise_closed(engine: AsyncEngine, after: timedelta, now: datetime | None = None,
-                           batch: int = 1000) -> int:
-    """Erase the reporter data of cases closed more than ``after`` ago (issue 6 item 3; default
-    365 days, ``IntakeSettings.anonymise_after_days``; a reopened case only while closed again):
-    the sealed part (contact and unmasked description, services/intake/domain/privacy.py
-    ``sealed_part``) is dropped and the stored description masked again (``anonymised_report``); ``anonymised_at`` is set. Returns the
-    number of reports anonymised. Safe to run from several instances (``SKIP LOCKED``)."""
-    r, v = db.reports, db.case_view
-    cutoff = (now or datetime.now(UTC)) - after
-    done = 0
-    while True:
-        async with engine.begin() as conn:
-            rows = (await conn.execute(
-                sa.select(r.c.case_id, r.c.report)
-                .select_from(r.join(v, v.c.case_id == r.c.case_id))
-                .where(r.c.anonymised_at.is_(None), closed_now_clause(), v.c.closed_at < cutoff)
-                .limit(batch).with_for_update(of=r, skip_locked=True)
-            )).all()
-            for row in rows:
-                await conn.execute(r.update().where(r.c.case_id == row.case_id).values(
-                    reporter_sealed=None, reporter_key_id=None, report=anonymised_report(row.report),
-                    anonymised_at=sa.func.now()))
-        done += len(rows)
-        if len(rows) < batch:
-            return done
 
 
 async def reseal_reporters(engine: AsyncEngine, keyring: Keyring, batch: int = 1000) -> int:

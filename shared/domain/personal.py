@@ -153,3 +153,20 @@ def pseudonymous_ref(value: str | None, secret: bytes, known: KnownPersonal | No
     if _CODE_LIKE.match(value) and mask_personal(value, known) == value:
         return value
     return "ref-" + hmac.new(secret, value.strip().encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
+#: Keys of an event (or stored event payload) that link it to the reporter: dropped by erasure.
+LINKING_KEYS = ("reporter_ref",)
+
+
+def scrub(value, known: KnownPersonal | None):
+    """A JSON value (an event payload, a stored report) as erasure leaves it: every string masked
+    with the ``known`` data (:func:`mask_known`, at any depth, keys untouched), every
+    :data:`LINKING_KEYS` set to ``None``."""
+    if isinstance(value, str):
+        return mask_known(value, known)
+    if isinstance(value, list):
+        return [scrub(v, known) for v in value]
+    if isinstance(value, dict):
+        return {k: (None if k in LINKING_KEYS else scrub(v, known)) for k, v in value.items()}
+    return value

@@ -11,6 +11,7 @@ from shared.domain.personal import (
     mask_known,
     mask_personal,
     pseudonymous_ref,
+    scrub,
 )
 
 ZHANG = KnownPersonal(name="张三丰", phone="+86 139-1234-5678", id_number="11010119900307123X",
@@ -83,3 +84,12 @@ def test_worker_ref_with_a_name_or_phone_becomes_a_pseudonym():
     assert pseudonymous_ref("w-0042", secret) == "w-0042"             # a plain code stays
     assert pseudonymous_ref("13511112222", secret).startswith("ref-")  # a bare phone is no code
     assert pseudonymous_ref(None, secret) is None
+
+
+def test_scrub_masks_every_string_and_drops_the_reporter_ref():
+    payload = {"event_type": "case.transitioned", "reporter_ref": "ab12", "reason": "已联系张三丰",
+               "evidence": ["录音_13912345678.mp3", 3], "nested": {"note": "幸福路12号3栋2单元"}, "n": None}
+    assert scrub(payload, ZHANG) == {
+        "event_type": "case.transitioned", "reporter_ref": None, "reason": "已联系[姓名]",
+        "evidence": ["录音_[电话].mp3", 3], "nested": {"note": "[地址]"}, "n": None}
+    assert scrub({"reporter_ref": "x", "d": "张三丰"}, None) == {"reporter_ref": None, "d": "张三丰"}
