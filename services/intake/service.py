@@ -49,13 +49,13 @@ class Intake:
         return taxonomy().department(code) is not None or (config is not None and config.department(code) is not None)
 
     async def store(self, reports: list[tuple[ReportIn, uuid.UUID, str | None]],
-                    who: Principal | None = None) -> set[uuid.UUID]:
+                    who: Principal | None = None, request_hash: str | None = None) -> set[uuid.UUID]:
         """Store reports with their events and audit records (store.py ``store_reports``), wake
         the relay and count the new ones; return the case ids that were new. ``who`` is the
         caller, recorded in the audit trail."""
         if not reports:
             return set()
-        new = await store_reports(self.engine, self.keyring, self.secret, reports, who)
+        new = await store_reports(self.engine, self.keyring, self.secret, reports, who, request_hash)
         self.relay.wake()
         for r, cid, _ in reports:
             if cid in new:

@@ -38,11 +38,12 @@ from shared.platform.outbox import OutboxRow, add_to_outbox
 
 async def store_reports(engine: AsyncEngine, keyring: Keyring, secret: bytes,
                         reports: list[tuple[ReportIn, uuid.UUID, str | None]],
-                        who: Principal | None = None) -> set[uuid.UUID]:
+                        who: Principal | None = None, request_hash: str | None = None) -> set[uuid.UUID]:
     """Insert ``(report, case id, idempotency key)`` rows (reporter contact sealed with
     ``keyring``), their ``CaseReported`` events and their audit records in one transaction; return
     the case ids that were new (a case id already stored is a duplicate and gets no second event).
-    ``who`` is the caller, recorded in the audit trail."""
+    ``who`` is the caller, recorded in the audit trail; ``request_hash`` the fingerprint of the
+    body an Idempotency-Key came with (one report per call then)."""
     values = []
     masked = [masked_fields(r) for r, _, _ in reports]  # once per report
     for (r, cid, key), fields in zip(reports, masked, strict=True):
@@ -59,6 +60,7 @@ async def store_reports(engine: AsyncEngine, keyring: Keyring, secret: bytes,
             "reporter_sealed": keyring.seal(sealed, cid.bytes) if sealed else None,
             "reporter_key_id": keyring.current if sealed else None,
             "idempotency_key": key,
+            "request_hash": request_hash if key else None,
         })
     async with engine.begin() as conn:
         result = await conn.execute(
@@ -76,6 +78,35 @@ async def store_reports(engine: AsyncEngine, keyring: Keyring, secret: bytes,
         if audit:
             await conn.execute(insert(db.audit_log), audit)
     return new
+
+
+async def first_use(engine: AsyncEngine, tenant: str, key: str) -> tuple[uuid.UUID, str | None] | None:
+    """The case an ``Idempotency-Key`` (already scoped to its credential) first named in
+    ``tenant`` and the fingerprint of the body it came with, or ``None`` when unused."""
+    r = db.reports
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.select(r.c.case_id, r.c.request_hash)
+                                  .where(r.c.tenant == tenant, r.c.idempotency_key == key))).one_or_none()
+    return (row.case_id, row.request_hash) if row else None
+
+
+async def add_security_entry(engine: AsyncEngine, entry: dict) -> None:
+    """Append one record to the security log (a refused attempt from outside a case's tenant)."""
+    async with engine.begin() as conn:
+        await conn.execute(insert(db.security_log).values(entry))
+
+
+async def security_entries(engine: AsyncEngine, tenant: str, limit: int, before: int | None = None) -> list[dict]:
+    """The security log, newest first (``limit`` records, those older than ``before`` when
+    given): every record for tenant ``*``, else those aimed at or made from ``tenant``."""
+    s = db.security_log
+    query = sa.select(s).order_by(s.c.entry_id.desc()).limit(limit)
+    if tenant != "*":
+        query = query.where(sa.or_(s.c.target_tenant == tenant, s.c.actor_tenant == tenant))
+    if before is not None:
+        query = query.where(s.c.entry_id < before)
+    async with engine.connect() as conn:
+        return [dict(row) for row in (await conn.execute(query)).mappings()]
 
 
 async def load_case(engine: AsyncEngine, case_id: uuid.UUID) -> dict | None:
@@ -158,7 +189,16 @@ async def add_audit_entry(engine: AsyncEngine, entry: dict) -> None:
         await conn.execute(insert(db.audit_log).values(entry))
 
 
-async def request_action(engine: AsyncEngine, command: CaseActionRequested, entry: dict) -> tuple[dict, bool]:
+async def action_fingerprint(engine: AsyncEngine, action_id: uuid.UUID) -> tuple[bool, str | None]:
+    """Whether the action was asked for already, and the fingerprint of the body it came with."""
+    a = db.case_actions
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.select(a.c.request_hash).where(a.c.action_id == action_id))).one_or_none()
+    return (row is not None, row.request_hash if row else None)
+
+
+async def request_action(engine: AsyncEngine, command: CaseActionRequested, entry: dict,
+                         request_hash: str | None = None) -> tuple[dict, bool]:
     """Record the action request (``case_actions``, pending), put its command in the outbox and,
     unless it is a duplicate (same action id: a repeated Idempotency-Key), its audit record
     ``entry``, in one transaction. Returns the action as :func:`load_action` shows it and whether
@@ -167,7 +207,7 @@ async def request_action(engine: AsyncEngine, command: CaseActionRequested, entr
     async with engine.begin() as conn:
         await conn.execute(insert(a).on_conflict_do_nothing().values(
             action_id=command.action_id, case_id=command.case_id, tenant=command.tenant, action=command.action,
-            actor_ref=command.actor_ref, requested_at=command.occurred_at))
+            actor_ref=command.actor_ref, requested_at=command.occurred_at, request_hash=request_hash))
         added = await add_to_outbox(conn, db.outbox, [OutboxRow(TOPIC_ACTIONS, command)])
         if added:
             await conn.execute(insert(db.audit_log).values(entry))

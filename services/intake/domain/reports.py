@@ -4,7 +4,12 @@ data)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import uuid
+
+from pydantic import BaseModel
 
 from services.intake.domain.privacy import masked_fields
 from services.intake.domain.taxonomy import taxonomy
@@ -81,3 +86,13 @@ def scoped_key(who: Principal, idempotency_key: str | None) -> str | None:
     client's promise about its own retries, and another caller's equal key must neither land on
     nor reveal that caller's case."""
     return f"{who.subject}:{idempotency_key}" if idempotency_key else None
+
+
+def fingerprint(secret: bytes, body: BaseModel) -> str:
+    """The keyed fingerprint of a request body (HMAC-SHA256 over its canonical JSON: fields
+    sorted, defaults filled in), kept beside an ``Idempotency-Key`` so that a repeat with a
+    different body is told from a retry (issue 16: 422 ``idempotency_key_reused``). Keyed with
+    the pseudonym secret: the body may hold a phone number, and a plain hash of it could be
+    reversed by trying numbers."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hmac.new(secret, canonical.encode("utf-8"), hashlib.sha256).hexdigest()
