@@ -346,6 +346,11 @@ def test_probes_from_another_tenant_go_to_the_security_log(stack, keys, cases):
             entry["method"], entry["path"]) == ("city_ops", "nyc", TENANT, "cancel", 404, "POST",
                                                 f"/v1/cases/{cases['B']}/actions")
     assert datetime.fromisoformat(entry["recorded_at"]) >= before
+    # a read of the case from the other tenant is kept there too
+    assert call("GET", f"{intake}/v1/cases/{cases['B']}", keys["other_tenant_ops"]).status_code == 404
+    log = call("GET", f"{intake}/v1/security-log", api.ADMIN_KEY, params={"limit": 1000}).json()["entries"]
+    assert any(e["actor_ref"] == key_id and e["method"] == "GET" and e["path"] == f"/v1/cases/{cases['B']}"
+               and e["action"] is None for e in log), log[:5]
     # the victim tenant's admin reads it too; the prober's tenant's other roles do not
     own = call("GET", f"{intake}/v1/security-log", keys["admin"], params={"limit": 1000}).json()["entries"]
     assert any(e["entry_id"] == entry["entry_id"] for e in own)

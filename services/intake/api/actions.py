@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from services.intake.dependencies import intake_of, sees, visible_case
-from services.intake.domain.audit import request_entry, security_entry
+from services.intake.dependencies import foreign_probe, intake_of, sees, visible_case
+from services.intake.domain.audit import request_entry
 from services.intake.domain.reports import fingerprint, place_problem
 from services.intake.domain.taxonomy import taxonomy
 from services.intake.schemas import ActionIn
@@ -23,7 +23,6 @@ from services.intake.service import Intake
 from services.intake.store import (
     action_fingerprint,
     add_audit_entry,
-    add_security_entry,
     load_action,
     load_case,
     request_action,
@@ -103,15 +102,12 @@ async def post_action(
         return request_entry(case_id, tenant, now, who, body.action, state, outcome, detail)
 
     found = await load_case(svc.engine, case_id)
-    if found is not None and not sees(who, found):
-        # a probe from outside the scope: kept, answered as "no case"; from another tenant in the
-        # security log (the admin's), not in the audit trail the case's tenant reads
-        if who.tenant != found["tenant"]:
-            await add_security_entry(svc.engine, security_entry(who, request, found["tenant"], case_id, body.action,
-                                                                404, "case outside the caller's tenant"))
-        else:
-            await add_audit_entry(svc.engine, entry(found["tenant"], found["state"], "refused",
-                                                    "404 outside the caller's scope"))
+    # a probe from outside the scope: kept, answered as "no case"; from another tenant in the
+    # security log (the admin's), not in the audit trail the case's tenant reads
+    foreign = await foreign_probe(svc, who, request, found, case_id, body.action)
+    if found is not None and not sees(who, found) and not foreign:
+        await add_audit_entry(svc.engine, entry(found["tenant"], found["state"], "refused",
+                                                "404 outside the caller's scope"))
     view = visible_case(found, who, case_id)
     if refusal := shape_refusal(svc, view["tenant"], body):
         return refusal
