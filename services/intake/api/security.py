@@ -21,7 +21,7 @@ async def get_security_log(
     request: Request,
     who: Principal = Depends(caller),
     limit: Annotated[int, Query(ge=1, le=1000, description="records per page, newest first")] = 100,
-    before: Annotated[int | None, Query(ge=1, description="only records older than this entry_id (paging)")] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="only records older than this entry_id (paging)")] = None,
 ):
     """``{"entries": [{"entry_id", "recorded_at", "actor_ref", "actor_role", "actor_tenant",
     "method", "path", "target_tenant", "case_id", "action", "answer", "reason"}]}``, newest
