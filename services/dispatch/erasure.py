@@ -5,7 +5,7 @@ Dispatch receives only what intake let out (free text masked with the reporter's
 issue 16), so for new cases this finds nothing; it rewrites what older cases may hold: the events
 of the case in ``dispatch.outbox`` (its retained event log: the reasons carry action notes) and
 actions parked in ``pending_actions``, every string masked with the known data
-(shared/domain/personal.py ``scrub``). The case row holds no free text.
+(shared/domain/personal.py ``scrub_event``). The case row holds no free text.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.dispatch import db
-from shared.domain.personal import KnownPersonal, scrub
+from shared.domain.personal import KnownPersonal, scrub_event
 
 
 async def erase_cases(engine: AsyncEngine, known: dict[uuid.UUID, KnownPersonal | None]) -> int:
@@ -30,13 +30,13 @@ async def erase_cases(engine: AsyncEngine, known: dict[uuid.UUID, KnownPersonal 
                 continue
             for row in (await conn.execute(sa.select(o.c.id, o.c.payload).where(o.c.key == str(case_id)))).all():
                 payload = json.loads(row.payload)
-                erased = scrub(payload, values)
+                erased = scrub_event(payload, values)
                 if erased != payload:
                     await conn.execute(o.update().where(o.c.id == row.id).values(
                         payload=json.dumps(erased, ensure_ascii=False, separators=(",", ":")).encode("utf-8")))
                     changed += 1
             for row in (await conn.execute(sa.select(p.c.event_id, p.c.payload).where(p.c.case_id == case_id))).all():
-                erased = scrub(row.payload, values)
+                erased = scrub_event(row.payload, values)
                 if erased != row.payload:
                     await conn.execute(p.update().where(p.c.event_id == row.event_id).values(payload=erased))
                     changed += 1

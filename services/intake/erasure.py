@@ -9,7 +9,7 @@ Every copy intake keeps is rewritten in one transaction per batch, with the repo
   (services/intake/domain/privacy.py ``anonymised_report``);
 - ``outbox`` (intake's retained event log, the source of ``gridcase replay-events``): each event of
   the case rewritten in place — strings masked, ``reporter_ref`` removed (shared/domain/personal.py
-  ``scrub``); a replay re-emits only the erased version;
+  ``scrub_event``); a replay re-emits only the erased version;
 - ``case_events`` (the history a case view shows) the same way;
 - ``audit_log``: the ``detail`` of the case's records masked (the trigger lets erasure, and only
   erasure, rewrite ``detail``: ``SET LOCAL gridcase.erasure = on``).
@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.intake import db
 from services.intake.caseview import closed_now_clause
 from services.intake.domain.privacy import anonymised_report
-from shared.domain.personal import KnownPersonal, mask_personal, scrub
+from shared.domain.personal import KnownPersonal, mask_personal, scrub_event
 from shared.platform.crypto import Keyring, KeyringError
 
 
@@ -89,11 +89,11 @@ async def erase_case(conn: AsyncConnection, case_id: uuid.UUID, report: dict, kn
         source_id=erased.get("source_id"), anonymised_at=sa.func.now(),
         **({"category_code": erased["category_code"]} if erased.get("category_code") else {})))
     for row in (await conn.execute(sa.select(o.c.id, o.c.payload).where(o.c.key == str(case_id)))).all():
-        payload = scrub(json.loads(row.payload), known)
+        payload = scrub_event(json.loads(row.payload), known)
         await conn.execute(o.update().where(o.c.id == row.id).values(
             payload=json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")))
     for row in (await conn.execute(sa.select(e.c.event_id, e.c.payload).where(e.c.case_id == case_id))).all():
-        await conn.execute(e.update().where(e.c.event_id == row.event_id).values(payload=scrub(row.payload, known)))
+        await conn.execute(e.update().where(e.c.event_id == row.event_id).values(payload=scrub_event(row.payload, known)))
     for row in (await conn.execute(sa.select(a.c.audit_id, a.c.detail).where(a.c.case_id == case_id))).all():
         detail = mask_personal(row.detail, known)
         if detail != row.detail:

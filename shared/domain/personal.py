@@ -28,9 +28,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
+from shared.contract.events import UnsupportedSchemaVersion, decode_event
 from shared.domain.pii import _fold, mask_text
 
 NAME, PHONE, ID_NUMBER, ADDRESS = "[姓名]", "[电话]", "[身份证号]", "[地址]"
@@ -130,13 +134,16 @@ def mask_known(text: str, known: KnownPersonal | None) -> str:
     return text
 
 
-def mask_personal(text: str | None, known: KnownPersonal | None = None) -> str | None:
+def mask_personal(text: str | None, known: KnownPersonal | None = None, limit: int | None = None) -> str | None:
     """Free text as it may leave intake: the case's known personal data masked
     (:func:`mask_known`), then every phone, ID, e-mail and card number
-    (:func:`shared.domain.pii.mask_text`). ``None`` stays ``None``."""
+    (:func:`shared.domain.pii.mask_text`), cut to ``limit`` characters when given (``[姓名]`` is
+    longer than a two-character name, so masking can lengthen a text that was at its field's
+    limit). ``None`` stays ``None``."""
     if text is None:
         return None
-    return mask_text(mask_known(text, known))
+    masked = mask_text(mask_known(text, known))
+    return masked[:limit] if limit is not None else masked
 
 
 _CODE_LIKE = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
@@ -159,14 +166,28 @@ def pseudonymous_ref(value: str | None, secret: bytes, known: KnownPersonal | No
 LINKING_KEYS = ("reporter_ref",)
 
 
-def scrub(value, known: KnownPersonal | None):
+def scrub(value, known: KnownPersonal | None, tight: bool = False):
     """A JSON value (an event payload, a stored report) as erasure leaves it: every string masked
     with the ``known`` data (:func:`mask_known`, at any depth, keys untouched), every
-    :data:`LINKING_KEYS` set to ``None``."""
+    :data:`LINKING_KEYS` set to ``None``. ``tight``: no string longer than it was (cut), so that
+    whatever length limit it met it still meets."""
     if isinstance(value, str):
-        return mask_known(value, known)
+        masked = mask_known(value, known)
+        return masked[:len(value)] if tight else masked
     if isinstance(value, list):
-        return [scrub(v, known) for v in value]
+        return [scrub(v, known, tight) for v in value]
     if isinstance(value, dict):
-        return {k: (None if k in LINKING_KEYS else scrub(v, known)) for k, v in value.items()}
+        return {k: (None if k in LINKING_KEYS else scrub(v, known, tight)) for k, v in value.items()}
     return value
+
+
+def scrub_event(payload: dict, known: KnownPersonal | None) -> dict:
+    """An event payload (shared/contract/events.py) as erasure leaves it: :func:`scrub`, and where
+    a placeholder longer than the value it replaced pushed a field past its limit, :func:`scrub`
+    ``tight`` — a stored event must still decode (a replay publishes it again)."""
+    loose = scrub(payload, known)
+    try:
+        decode_event(json.dumps(loose, ensure_ascii=False))
+    except (ValidationError, UnsupportedSchemaVersion):
+        return scrub(payload, known, tight=True)
+    return loose

@@ -70,3 +70,12 @@ def test_fingerprint_tells_a_retry_from_another_body():
     assert fingerprint(secret, report()) != fingerprint(secret, report(description="另一件事"))
     assert fingerprint(secret, report()) != fingerprint(b"j" * 32, report())  # keyed
     assert len(fingerprint(secret, report())) == 64
+
+
+def test_masked_fields_still_fit_their_fields():
+    r = report(description="张三丰" * 1333, source="张三丰" * 10,
+               reporter=ReporterContact(name="张三丰"))  # 3,999 and 30 characters, within 4000 and 32
+    masked = masked_fields(r)
+    assert len(masked["description"]) == 4000 and masked["description"].startswith("[姓名][姓名]")
+    assert len(masked["source"]) == 32
+    to_event(r, uuid.uuid4(), b"s" * 32, masked)  # the event's limits hold

@@ -4,6 +4,9 @@ shared/domain/pii.py; identifier-like fields that name a person become pseudonym
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import pytest
 
 from shared.domain.personal import (
@@ -12,6 +15,7 @@ from shared.domain.personal import (
     mask_personal,
     pseudonymous_ref,
     scrub,
+    scrub_event,
 )
 
 ZHANG = KnownPersonal(name="张三丰", phone="+86 139-1234-5678", id_number="11010119900307123X",
@@ -93,3 +97,28 @@ def test_scrub_masks_every_string_and_drops_the_reporter_ref():
         "event_type": "case.transitioned", "reporter_ref": None, "reason": "已联系[姓名]",
         "evidence": ["录音_[电话].mp3", 3], "nested": {"note": "[地址]"}, "n": None}
     assert scrub({"reporter_ref": "x", "d": "张三丰"}, None) == {"reporter_ref": None, "d": "张三丰"}
+
+
+def test_masking_never_pushes_a_text_past_its_limit():
+    known = KnownPersonal(name="张三")  # "[姓名]" is two characters longer than the name
+    text = "张三" * 10
+    assert len(mask_personal(text, known)) == 40
+    assert mask_personal(text, known, limit=20) == "[姓名]" * 5
+    assert scrub({"d": text}, known, tight=True) == {"d": "[姓名]" * 5}  # never longer than it was
+
+
+def test_an_erased_event_still_decodes():
+    from datetime import UTC, datetime
+
+    from shared.contract.events import CaseActionRequested, decode_event
+
+    known = KnownPersonal(name="张三")
+    note = ("张三" * 1000)[:2000]  # at the note's limit: the loose mask would be 4,000 characters
+    event = CaseActionRequested(case_id=uuid.uuid4(), tenant="demo-grid", place_code="990102001002001",
+                                occurred_at=datetime(2026, 12, 1, tzinfo=UTC), action="accept", note=note,
+                                event_id=uuid.uuid4(), actor_role="city_ops")
+    erased = scrub_event(event.model_dump(mode="json"), known)
+    assert erased["note"] == "[姓名]" * 500
+    assert decode_event(json.dumps(erased, ensure_ascii=False)).note == "[姓名]" * 500
+    short = event.model_copy(update={"note": "已联系张三"}).model_dump(mode="json")
+    assert scrub_event(short, known)["note"] == "已联系[姓名]"  # loose where it fits

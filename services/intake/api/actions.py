@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from services.intake.dependencies import foreign_probe, intake_of, sees, visible_case
 from services.intake.domain.audit import request_entry
+from services.intake.domain.privacy import max_length
 from services.intake.domain.reports import fingerprint, place_problem
 from services.intake.domain.taxonomy import taxonomy
 from services.intake.schemas import ActionIn
@@ -134,7 +135,7 @@ async def post_action(
         action=body.action,
         actor_role=who.role,
         actor_ref=who.subject,
-        note=mask_personal(body.note, known),
+        note=mask_personal(body.note, known, max_length(ActionIn, "note")),
         evidence=tuple(mask_personal(e, known) for e in body.evidence),
         target_department=body.target_department,
         extension_days=body.extension_days,

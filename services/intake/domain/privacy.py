@@ -32,7 +32,16 @@ def masked_fields(report: ReportIn) -> dict:
     answers): the reporter's own name, phone, ID number and address masked wherever they occur,
     then the patterns."""
     known = known_of(report)
-    return {name: mask_personal(getattr(report, name), known) for name in MASKED_FIELDS}
+    return {name: mask_personal(getattr(report, name), known, max_length(ReportIn, name)) for name in MASKED_FIELDS}
+
+
+def max_length(model, name: str) -> int | None:
+    """The ``max_length`` of a field of a pydantic model (``None`` when it has none): masked text is
+    cut to it, so that it still fits the field, the event and the column."""
+    for rule in model.model_fields[name].metadata:
+        if hasattr(rule, "max_length"):
+            return rule.max_length
+    return None
 
 
 def sealed_part(report: ReportIn, masked: dict) -> dict | None:
