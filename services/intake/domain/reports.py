@@ -49,11 +49,12 @@ def to_event(report: ReportIn, case_id: uuid.UUID, secret: bytes, masked: dict |
 
 
 def category_problem(report: ReportIn) -> str | None:
-    """Why the report's ``category_code`` cannot be taken (``None`` if it can): a live report
-    must name a category of the taxonomy (shared/data/taxonomy.yaml); only a historical record
-    (``history``, a record of another system) may keep that system's own category, which is then
-    masked like free text before it leaves intake (issue 16: a free-text "code" carried names and
-    phones into events, statistics keys and exports)."""
+    """Why the ``category_code`` of a report posted to the API cannot be taken (``None`` if it
+    can): it must name a category of the taxonomy (shared/data/taxonomy.yaml) unless the report is
+    a historical record (``history``). Imports, records of other systems, keep their source's own
+    category and are not checked here; like every identifier field it is masked before it leaves
+    intake (issue 16: a free-text "code" carried names and phones into events, statistics keys and
+    exports)."""
     code = report.category_code
     if code is None or report.history is not None or taxonomy().category(code) is not None:
         return None
