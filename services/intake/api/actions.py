@@ -182,7 +182,9 @@ async def get_action(case_id: uuid.UUID, action_id: uuid.UUID, request: Request,
     wait=N`` waits up to N seconds (at most 30) for the decision. 404 when the case is outside the
     caller's scope or the action is not one of the case's."""
     svc = intake_of(request)
-    visible_case(await load_case(svc.engine, case_id), who, case_id)
+    found = await load_case(svc.engine, case_id)
+    await foreign_probe(svc, who, request, found, case_id)  # from another tenant: the security log
+    visible_case(found, who, case_id)
     action = await load_action(svc.engine, case_id, action_id)
     if action is None:
         raise not_found(f"no action {action_id} on case {case_id}", field="action_id")
