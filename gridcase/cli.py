@@ -371,17 +371,37 @@ def pii_rotate() -> None:
 
 
 @pii_app.command("anonymise")
-def pii_anonymise(after_days: float = typer.Option(None, help="default: INTAKE_ANONYMISE_AFTER_DAYS (365)")) -> None:
-    """Erase reporter data of cases closed more than AFTER_DAYS ago (intake also does it hourly)."""
+def pii_anonymise(
+    after_days: float = typer.Option(None, help="default: INTAKE_ANONYMISE_AFTER_DAYS (365)"),
+    case: list[str] = typer.Option(None, "--case", help="only this case (repeatable): an erasure request"),
+) -> None:
+    """Erase the personal data of cases closed more than AFTER_DAYS ago (intake also does it
+    hourly): intake's report, outbox, history and audit trail (services/intake/erasure.py), then
+    dispatch's copies with the same known data (services/dispatch/erasure.py)."""
     import asyncio  # noqa: PLC0415
+    import uuid  # noqa: PLC0415
     from datetime import timedelta  # noqa: PLC0415
 
+    from services.dispatch.erasure import erase_cases  # noqa: PLC0415
+    from services.intake.domain.privacy import keyring_of  # noqa: PLC0415
+    from services.intake.erasure import anonymise_closed  # noqa: PLC0415
     from services.intake.settings import IntakeSettings  # noqa: PLC0415
-    from services.intake.store import anonymise_closed  # noqa: PLC0415
 
-    days = after_days if after_days is not None else IntakeSettings().anonymise_after_days
-    done = asyncio.run(_with_intake_engine(lambda engine: anonymise_closed(engine, timedelta(days=days))))
-    _echo(json.dumps({"anonymised": done, "after_days": days}))
+    settings = IntakeSettings()
+    days = after_days if after_days is not None else settings.anonymise_after_days
+    try:
+        case_ids = [uuid.UUID(c) for c in case] if case else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--case") from exc
+    known: dict = {}
+
+    async def erase(engine) -> tuple[int, int]:
+        done = await anonymise_closed(engine, timedelta(days=days), keyring=keyring_of(settings), case_ids=case_ids,
+                                      collect=known)
+        return done, await erase_cases(engine, known) if known else 0
+
+    done, dispatch_rows = asyncio.run(_with_intake_engine(erase))
+    _echo(json.dumps({"anonymised": done, "after_days": days, "dispatch_rows_rewritten": dispatch_rows}))
 
 
 @app.command("seed-a")

@@ -16,7 +16,7 @@ from functools import partial
 from fastapi import FastAPI
 
 from services.intake import db, handlers
-from services.intake.api import actions, cases, imports, patrols, reports
+from services.intake.api import actions, cases, imports, patrols, reports, security
 from services.intake.domain.privacy import keyring_of
 from services.intake.metrics import IntakeMetrics
 from services.intake.open311.router import install as install_open311
@@ -55,9 +55,9 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     kit.every(5, kit.sample_outbox)
     kit.consume(handlers.TOPICS, handlers.apply_lifecycle, db.processed_events, group_id=handlers.GROUP_ID,
                 consumer=handlers.CONSUMER, background=True)
-    kit.background(partial(sweep_closed, kit.engine, settings, metrics.anonymised), "anonymiser")
+    kit.background(partial(sweep_closed, kit.engine, settings, metrics.anonymised, keyring), "anonymiser")
     app = kit.app(install=(limit_report_bodies, install_open311, shed_overload(settings)),
-                  routers=[api.router for api in (reports, patrols, cases, actions, imports)])
+                  routers=[api.router for api in (reports, patrols, cases, actions, imports, security)])
     app.state.intake = Intake(settings, kit.engine, relay, load_all_tenants(settings.tenants_dir or None),
                               settings.pseudonym_key.encode(), metrics.accepted, metrics.rejected, keyring)
     return app
