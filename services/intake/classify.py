@@ -113,9 +113,9 @@ class Classifiers:
 
 def unknown_category(classifiers: Classifiers, report: ReportIn, config: TenantConfig) -> list[str] | None:
     """The nearest valid codes when ``report.category_code`` is not a valid code of the tenant,
-    else ``None`` (also for a report without a code)."""
+    else ``None`` (also for a report without a code, and for a historical record: ``history``)."""
     code = report.category_code
-    if code in (None, UNCLASSIFIED):
+    if code in (None, UNCLASSIFIED) or report.history is not None:  # history keeps its source's own (issue 16)
         return None
     valid = classifiers.valid_codes(config)
     if code in valid:

@@ -64,9 +64,11 @@ class ReportIn(BaseModel):
     """One report (上报).
 
     - ``category_code``: a taxonomy code (e.g. ``100401`` 下水道堵塞), a category the tenant's
-      routing rules name, or, for history imports, the source system's own category. Optional: a
-      report without it gets the tenant's text model's prediction (services/intake/classify.py);
-      ``POST /v1/reports`` refuses a code the tenant does not know (422 ``unknown_category``).
+      routing rules name or a label of its text model; ``POST /v1/reports`` refuses another, 422
+      ``unknown_category`` with the ``nearest`` valid codes, unless the report is a historical
+      record (``history``): imports keep the source system's own category (masked like free text;
+      unknown codes go to the triage queue). Optional: a report without it gets the tenant's text
+      model's prediction (services/intake/classify.py).
     - ``latitude`` / ``longitude`` (WGS-84, optional): where they exist, possible duplicates are
       looked for within 50 m (shared/domain/duplicates.py).
     - ``place_code``: cumulative place code (city 4, district 6, street 9, community 12, grid 15
@@ -160,7 +162,8 @@ class ReportAccepted(BaseModel):
 
 
 class RowError(BaseModel):
-    """A rejected row of an import file: 1-based ``line`` (data row number) and the reasons."""
+    """A rejected row of an import file: ``line``, the 1-based line of the file on which the row starts
+    (a CSV header is line 1; services/intake/importers/formats.py ``iter_records``) and the reasons."""
 
     line: int
     errors: list[dict]
@@ -184,7 +187,8 @@ class PatrolIn(BaseModel):
     - ``kind``: routine | night (夜查) | heavy_pollution (重污染巡查) | weekend_duty (周末值班).
     - ``points``: pollution or inspection points checked in the round (0..10000).
     - ``findings``: ids of cases the round opened (reported separately through /v1/reports).
-    - ``worker_ref``: a pseudonymous worker reference, never a name.
+    - ``worker_ref``: a pseudonymous worker reference, never a name (one that is not a plain code —
+      a name, a phone — leaves intake as ``ref-`` + a keyed hash, shared/domain/personal.py).
     """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)

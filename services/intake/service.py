@@ -6,6 +6,7 @@ requested action (:meth:`Intake.decision`, ``Prefer: wait``)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import dataclass, field
 
@@ -17,12 +18,15 @@ from services.intake.domain.taxonomy import taxonomy
 from services.intake.metrics import source_label
 from services.intake.schemas import ReportIn
 from services.intake.settings import IntakeSettings
-from services.intake.store import load_action, store_reports
+from services.intake.store import load_action, reporter_contact, store_reports
+from shared.domain.personal import KnownPersonal
 from shared.domain.tenants import TenantConfig
 from shared.domain.textclass import UNCLASSIFIED
 from shared.platform.auth import Principal
-from shared.platform.crypto import Keyring
+from shared.platform.crypto import Keyring, KeyringError
 from shared.platform.outbox import OutboxRelay
+
+log = logging.getLogger("gridcase.intake")
 
 #: How often a waiting request (``Prefer: wait``) reads its action's status, in seconds.
 POLL_SECONDS = 0.2
@@ -55,7 +59,8 @@ class Intake:
         return self.classifiers.classify(report, config)
 
     async def store(self, reports: list[tuple[ReportIn, uuid.UUID, str | None]],
-                    who: Principal | None = None, classified: dict[uuid.UUID, Classified] | None = None) -> set[uuid.UUID]:
+                    who: Principal | None = None, request_hash: str | None = None,
+                    classified: dict[uuid.UUID, Classified] | None = None) -> set[uuid.UUID]:
         """Store reports with their events and audit records (store.py ``store_reports``), wake
         the relay and count the new ones; return the case ids that were new. ``who`` is the
         caller, recorded in the audit trail. A report without a category (imports of messages)
@@ -69,12 +74,23 @@ class Intake:
                 report, classified[cid] = self.classify(report)
             ready.append((report, cid, key))
         reports = ready
-        new = await store_reports(self.engine, self.keyring, self.secret, reports, who, classified)
+        new = await store_reports(self.engine, self.keyring, self.secret, reports, who, request_hash, classified)
         self.relay.wake()
         for r, cid, _ in reports:
             if cid in new:
                 self.accepted.labels(r.tenant, source_label(r.source)).inc()
         return new
+
+    async def known_personal(self, case_id: uuid.UUID) -> KnownPersonal | None:
+        """The reporter's known personal data of a case (its sealed part opened), to mask in the
+        case's free text; ``None`` when there is none (anonymised, or no contact) or the part
+        cannot be opened (a key missing from ``INTAKE_PII_KEYS``: logged, the patterns still mask)."""
+        try:
+            part = await reporter_contact(self.engine, self.keyring, case_id)
+        except KeyringError:
+            log.warning("case %s: sealed part cannot be opened; only the patterns mask its free text", case_id)
+            return None
+        return KnownPersonal.of(part.get("reporter")) if part else None
 
     async def decision(self, case_id: uuid.UUID, action_id: uuid.UUID, seconds: float) -> dict | None:
         """The action (store.py ``load_action``) once dispatch has decided it (applied or

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Depends, Request
 
-from services.intake.dependencies import intake_of, visible_case
+from services.intake.dependencies import foreign_probe, intake_of, visible_case
 from services.intake.store import audit_trail, load_case
 from services.intake.textstore import duplicates_of_case
 from shared.domain.tenanttext import DEFAULT_DUPLICATE_WINDOW_DAYS
@@ -21,11 +21,14 @@ router = APIRouter()
 @router.get("/v1/cases/{case_id}")
 async def get_case(case_id: uuid.UUID, request: Request, who: Principal = Depends(caller)):
     """A case's report (without personal data; free text masked), its current state from the
-    case view, its lifecycle history in order (404 outside the caller's scope), how its category
-    came about and its ``possible_duplicates`` (earlier cases of the same category and place, most
-    similar first; docs/classifier.md §4)."""
+    case view, its lifecycle history in order (404 outside the caller's scope; a read from
+    another tenant's credential is kept in the security log), how its category came about and its
+    ``possible_duplicates`` (earlier cases of the same category and place, most similar first;
+    docs/classifier.md §4)."""
     svc = intake_of(request)
-    view = visible_case(await load_case(svc.engine, case_id), who, case_id)
+    found = await load_case(svc.engine, case_id)
+    await foreign_probe(svc, who, request, found, case_id)
+    view = visible_case(found, who, case_id)
     config = svc.tenants.get(view["tenant"])
     window = timedelta(days=config.text.duplicate_window_days if config else DEFAULT_DUPLICATE_WINDOW_DAYS)
     found = await duplicates_of_case(svc.engine, case_id, view["category_code"], window) if view["category_code"] else []
@@ -41,5 +44,7 @@ async def get_audit(case_id: uuid.UUID, request: Request, who: Principal = Depen
     caller's scope). Visible to
     whoever may see the case (404 otherwise)."""
     svc = intake_of(request)
-    visible_case(await load_case(svc.engine, case_id), who, case_id)
+    found = await load_case(svc.engine, case_id)
+    await foreign_probe(svc, who, request, found, case_id)
+    visible_case(found, who, case_id)
     return {"case_id": str(case_id), "entries": await audit_trail(svc.engine, case_id)}

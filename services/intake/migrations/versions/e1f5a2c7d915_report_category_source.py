@@ -2,7 +2,7 @@
 and an index for possible duplicates (issue 15, docs/classifier.md §3–§4)
 
 Revision ID: e1f5a2c7d915
-Revises: abde09a85ec3
+Revises: e5a1c7d9b2f4
 Create Date: 2026-12-06 19:45:00
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
 revision: str = "e1f5a2c7d915"
-down_revision: str | Sequence[str] | None = "abde09a85ec3"
+down_revision: str | Sequence[str] | None = "e5a1c7d9b2f4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
