@@ -382,7 +382,8 @@ def pii_anonymise(
 ) -> None:
     """Erase the personal data of cases closed more than AFTER_DAYS ago (intake also does it
     hourly): intake's report, outbox, history and audit trail (services/intake/erasure.py), then
-    dispatch's copies with the same known data (services/dispatch/erasure.py)."""
+    dispatch's copies with the same known data (services/dispatch/erasure.py), then reporting's
+    reporter references of those cases (services/reporting/erasure.py)."""
     import asyncio  # noqa: PLC0415
     import uuid  # noqa: PLC0415
     from datetime import timedelta  # noqa: PLC0415
@@ -391,6 +392,7 @@ def pii_anonymise(
     from services.intake.domain.privacy import keyring_of  # noqa: PLC0415
     from services.intake.erasure import anonymise_closed  # noqa: PLC0415
     from services.intake.settings import IntakeSettings  # noqa: PLC0415
+    from services.reporting.erasure import forget_reporters  # noqa: PLC0415
 
     settings = IntakeSettings()
     days = after_days if after_days is not None else settings.anonymise_after_days
@@ -403,7 +405,10 @@ def pii_anonymise(
     async def erase(engine) -> tuple[int, int]:
         done = await anonymise_closed(engine, timedelta(days=days), keyring=keyring_of(settings), case_ids=case_ids,
                                       collect=known)
-        return done, await erase_cases(engine, known) if known else 0
+        rows = await erase_cases(engine, known) if known else 0
+        if known:
+            await forget_reporters(engine, case_ids=list(known))
+        return done, rows
 
     done, dispatch_rows = asyncio.run(_with_intake_engine(erase))
     _echo(json.dumps({"anonymised": done, "after_days": days, "dispatch_rows_rewritten": dispatch_rows}))

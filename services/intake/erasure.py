@@ -15,8 +15,9 @@ Every copy intake keeps is rewritten in one transaction per batch, with the repo
   erasure, rewrite ``detail``: ``SET LOCAL gridcase.erasure = on``).
 
 The known data of each erased case is handed to ``collect`` so that the operator's command can
-erase dispatch's copies too (services/dispatch/erasure.py); reporting keeps no free text and no
-reporter reference. Records already published to Kafka are not rewritten: they expire with the
+erase dispatch's copies too (services/dispatch/erasure.py) and forget reporting's reporter key
+(services/reporting/erasure.py: ``reporting.case_texts``, for hot issues; reporting's own sweep
+forgets it after the same time). Records already published to Kafka are not rewritten: they expire with the
 topics' retention (docs/operations.md), and since issue 16 they never carry the known data.
 """
 

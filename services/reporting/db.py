@@ -67,9 +67,10 @@ patrols = sa.Table(
     sa.Index("ix_reporting_patrols_tenant_started", "tenant", "started_at"),
 )
 
-#: The masked text of each case, for hot issues (issue 15; shared/domain/hotspots.py). Only what
-#: ``CaseReported`` carries: the masked description and the pseudonymous reporter reference (used
-#: only to count distinct reporters, never shown).
+#: The masked text of each case, for hot issues (issue 15; shared/domain/hotspots.py): the masked
+#: description ``CaseReported`` carries and a reporter key derived from its pseudonymous reference
+#: (services/reporting/handlers.py ``reporter_key``; only to count distinct reporters, never shown,
+#: forgotten on erasure: services/reporting/erasure.py).
 case_texts = sa.Table(
     "case_texts",
     metadata,
@@ -78,7 +79,7 @@ case_texts = sa.Table(
     sa.Column("place_code", sa.String(24), nullable=False),
     sa.Column("category_code", sa.String(64)),
     sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("reporter_ref", sa.String(64)),
+    sa.Column("reporter_key", sa.String(32), comment="the reporter within one community and month (services/reporting/handlers.py reporter_key)"),
     sa.Column("description", sa.Text, nullable=False, server_default=""),
     sa.Index("ix_reporting_case_texts_tenant_reported", "tenant", "reported_at"),
     comment="masked case texts for hot issues (services/reporting/hotspots.py)",

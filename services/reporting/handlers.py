@@ -6,6 +6,8 @@ consumer (services/reporting/main.py) hands each batch to :data:`apply_events` i
 transaction, and ``gridcase reporting rebuild`` (gridcase/ops.py) folds the event log with it.
 """
 
+import hashlib
+
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,9 +21,22 @@ fold = CaseFold(case_facts, patrols, case_steps)
 TEXT_MAX = 1000
 
 
+def reporter_key(ev: CaseReported) -> str | None:
+    """Who reported, only as far as hot issues need it: the SHA-256 of the pseudonymous
+    ``reporter_ref`` with the tenant, the community (place code cut to 12 digits) and the month of
+    the report, first 32 hex digits. Equal for one reporter's reports in one community and month
+    (the distinct reporters of a hot issue, shared/domain/hotspots.py), unrelated across
+    communities and months, and not the reference intake's and the topics' records carry: reporting
+    keeps no reporter reference (issue 16). Forgotten on erasure (services/reporting/erasure.py)."""
+    if not ev.reporter_ref:
+        return None
+    scope = "\x1f".join((ev.reporter_ref, ev.tenant, ev.place_code[:12], f"{ev.reported_at:%Y-%m}"))
+    return hashlib.sha256(scope.encode("utf-8")).hexdigest()[:32]
+
+
 def text_row(ev: CaseReported) -> dict:
     return {"case_id": ev.case_id, "tenant": ev.tenant, "place_code": ev.place_code, "category_code": ev.category_code,
-            "reported_at": ev.reported_at, "reporter_ref": ev.reporter_ref, "description": ev.description[:TEXT_MAX]}
+            "reported_at": ev.reported_at, "reporter_key": reporter_key(ev), "description": ev.description[:TEXT_MAX]}
 
 
 async def apply_events(conn: AsyncConnection, events: list) -> None:

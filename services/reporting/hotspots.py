@@ -23,7 +23,7 @@ async def query_hotspots(conn: AsyncConnection, tenant: str, start: datetime, en
     ``place_prefix`` (and, for department staff, dispatched to ``department``)."""
     t = case_texts
     query = (sa.select(t.c.case_id, t.c.place_code, t.c.category_code, t.c.reported_at, t.c.description,
-                       t.c.reporter_ref)
+                       t.c.reporter_key)
              .where(t.c.tenant == tenant, t.c.reported_at >= start, t.c.reported_at < end)
              .order_by(t.c.reported_at.desc()).limit(CASES_MAX))
     if place_prefix:
@@ -31,7 +31,7 @@ async def query_hotspots(conn: AsyncConnection, tenant: str, start: datetime, en
     if department:
         query = query.join(case_facts, case_facts.c.case_id == t.c.case_id).where(case_facts.c.department == department)
     rows = (await conn.execute(query)).all()
-    cases = [CaseText(str(r.case_id), r.place_code, r.category_code, r.reported_at, r.description, r.reporter_ref)
+    cases = [CaseText(str(r.case_id), r.place_code, r.category_code, r.reported_at, r.description, r.reporter_key)
              for r in rows]
     found = hotspots(cases, start, end, limit=limit)
     return {"tenant": tenant, "start": start.isoformat(), "end": end.isoformat(), "cases": len(cases),

@@ -18,7 +18,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from services.reporting import db
+from services.reporting import db, erasure
 from services.reporting.api import (
     cases,
     hotspots,
@@ -51,6 +51,8 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
                 group_id=settings.group_id)
     kit.every(15, partial(gauges.sample, kit.engine),
               kit.lag_sampler(settings.group_id, (TOPIC_REPORTED, TOPIC_LIFECYCLE)))
+    kit.background(partial(erasure.sweep, kit.engine, settings.anonymise_after_days,
+                           settings.anonymise_interval_seconds), "reporter-reference sweep")
     app = kit.app(install=(partial(install_dashboard, tenants=tenants, opening=settings.dashboard_opening),), routers=ROUTERS)
     app.state.tenants = tenants
     app.state.taxonomy = taxonomy

@@ -18,3 +18,6 @@ class ReportingSettings(ServiceSettings):
     port: int = 8003
     group_id: str = "gridcase-reporting"
     dashboard_opening: str = ""
+    #: reporter references of hot issues are forgotten this long after closure (services/reporting/erasure.py)
+    anonymise_after_days: float = 365
+    anonymise_interval_seconds: float = 3600

@@ -12,8 +12,8 @@ gridcase's, made of the four things the issue names:
 2. **Text**: within a place, cases are taken in time order; each joins the group whose summed
    character-bigram counts (shared/domain/duplicates.py ``bigrams``) are most similar to its own,
    when that cosine is at least :data:`SIMILAR`, else it starts a group.
-3. **Heat** of a group of ``n`` cases from ``r`` distinct reporters (a case without a reporter
-   reference counts as its own reporter), reported over ``span`` days (first to last), of which
+3. **Heat** of a group of ``n`` cases from ``r`` distinct reporters (by the reporter key reporting
+   keeps, one per reporter, community and month; a case without one counts as its own reporter), reported over ``span`` days (first to last), of which
    ``recent`` fall in the later half of the period asked for::
 
        weight = r + 0.5 · (n − r)                      # a repeated report of one person counts half
@@ -46,7 +46,7 @@ class CaseText:
     category_code: str | None
     reported_at: datetime
     text: str
-    reporter_ref: str | None = None
+    reporter_key: str | None = None  # the reporter within one community and month (reporting's handlers.py)
 
 
 @dataclass
@@ -63,7 +63,7 @@ class Hotspot:
 
     @property
     def reporters(self) -> int:
-        return len({c.reporter_ref or f"case:{c.case_id}" for c in self.cases})
+        return len({c.reporter_key or f"case:{c.case_id}" for c in self.cases})
 
     @property
     def first_at(self) -> datetime:

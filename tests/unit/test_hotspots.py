@@ -51,3 +51,24 @@ def test_as_dict_names_the_place_the_category_and_a_sample():
     shown = hotspots(cases, START, END)[0].as_dict()
     assert (shown["place_code"], shown["count"], shown["category_code"]) == (COMMUNITY, 2, "100102")
     assert shown["sample"] == "幸福路垃圾没人清运" and shown["case_ids"] == ["c000", "c001"]
+
+
+def test_reporter_key_is_per_community_and_month_and_not_the_reference():
+    """services/reporting/handlers.py ``reporter_key``: reporting keeps no reporter reference (issue 16)."""
+    import uuid
+
+    from services.reporting.handlers import reporter_key
+    from shared.contract.events import CaseReported
+
+    def event(ref, place, day):
+        at = START + timedelta(days=day)
+        return CaseReported(event_id=uuid.uuid4(), occurred_at=at, case_id=uuid.uuid4(), tenant="demo-grid",
+                            place_code=place, category_code="100102", reported_at=at, reporter_ref=ref)
+
+    ref = "0123456789abcdef0123456789abcdef"
+    key = reporter_key(event(ref, COMMUNITY + "001", 1))
+    assert key and ref not in key and len(key) == 32
+    assert reporter_key(event(ref, COMMUNITY + "002", 5)) == key  # another grid of the same community, same month
+    assert reporter_key(event(ref, "990102001002001", 1)) != key  # another community
+    assert reporter_key(event(ref, COMMUNITY + "001", 31)) != key  # December
+    assert reporter_key(event(None, COMMUNITY + "001", 1)) is None

@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column("place_code", sa.String(24), nullable=False),
         sa.Column("category_code", sa.String(64)),
         sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("reporter_ref", sa.String(64)),
+        sa.Column("reporter_key", sa.String(32), comment="the reporter within one community and month (services/reporting/handlers.py reporter_key)"),
         sa.Column("description", sa.Text(), nullable=False, server_default=""),
         schema="reporting",
         comment="masked case texts for hot issues (services/reporting/hotspots.py)",
