@@ -20,6 +20,10 @@ all on the same machine (the client included):
 6. ``peak_rss_mb_<service>``: each service process's peak resident memory (VmHWM).
 
 Usage: ``python bench/pipeline.py [--reports 20000] [--concurrency 64] [--seconds 20]``. Asserts nothing.
+
+``--text-model MODEL`` (issue 15, docs/classifier.md §3): intake runs with that text model for the
+tenant (``INTAKE_CLASSIFIER_MODELS``) and the POSTed reports carry no ``category_code``, so each
+is classified in its request; compare ``single_post_per_s`` with a run without the option.
 """
 
 from __future__ import annotations
@@ -49,9 +53,14 @@ GRIDS = ("990102001001001", "990102001001002", "990102001002001")
 CATEGORIES = ("100401", "100102", "100110", "200101", "300102", "400101")
 
 
+#: Reports without ``category_code`` (``--text-model``): the tenant's text model predicts it.
+UNCATEGORISED = {"on": False}
+
+
 def synthetic_report(i: int) -> dict:
-    """The i-th synthetic report (no personal data; ~400 bytes of JSON)."""
-    return {
+    """The i-th synthetic report (no personal data; ~400 bytes of JSON); without ``category_code``
+    under ``--text-model``."""
+    report = {
         "tenant": TENANT,
         "category_code": CATEGORIES[i % len(CATEGORIES)],
         "place_code": GRIDS[i % len(GRIDS)],
@@ -59,6 +68,9 @@ def synthetic_report(i: int) -> dict:
         "channel": "grid_worker",
         "reported_at": datetime.now(UTC).isoformat(),
     }
+    if UNCATEGORISED["on"]:
+        del report["category_code"]
+    return report
 
 
 async def post_reports(intake: str, n: int, concurrency: int) -> dict[uuid.UUID, float]:
@@ -210,7 +222,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the paced and overload runs")
     parser.add_argument("--skip", nargs="*", default=(), choices=("bare", "batch", "single", "paced", "overload"))
+    parser.add_argument("--text-model", type=Path, default=None,
+                        help="a text model (gridcase model train): POSTed reports without category_code are classified")
     args = parser.parse_args()
+    env = {"INTAKE_RATE_LIMIT": ""}
+    if args.text_model is not None:
+        env["INTAKE_CLASSIFIER_MODELS"] = f"{TENANT}={args.text_model.resolve()}"
+        UNCATEGORISED["on"] = True
     out: dict[str, object] = {}
     n = args.reports
 
@@ -219,8 +237,7 @@ def main() -> None:
         print(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}", flush=True)
 
     # one client key drives the whole load: intake's per-key rate limit is lifted for the run
-    with Stack(Path(tempfile.mkdtemp(prefix="gridcase-bench-")), fresh=True, env={"INTAKE_RATE_LIMIT": ""},
-               ) as stack:
+    with Stack(Path(tempfile.mkdtemp(prefix="gridcase-bench-")), fresh=True, env=env) as stack:
         intake, dispatch, reporting = stack.url("intake"), stack.url("dispatch"), stack.url("reporting")
         report("infrastructure", f"kafka:{stack.infra.kafka_kind},postgresql:{stack.infra.database_kind}")
         counted_so_far = 0
