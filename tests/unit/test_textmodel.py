@@ -56,7 +56,7 @@ def test_load_refuses_another_file(tmp_path):
 def test_the_fast_probabilities_equal_scikit_learns():
     texts, labels = _corpus(15, seed=3)
     model = textmodel.train(texts, labels, folds=None)
-    probes = ["工厂排放刺鼻气味", "垃圾堆放满溢", "下水道堵塞污水外溢", "希望尽快处理"]
+    probes = ["工厂排放刺鼻气味", "垃圾堆放满溢", "下水道堵塞污水外溢", "希望尽快处理", "", "zzz 没有见过的字"]
     expected = model.pipeline.predict_proba(probes)
     for text, row in zip(probes, expected, strict=True):
         got = model.probabilities(text)
