@@ -14,6 +14,7 @@ a tenant without a model keeps today's behaviour (its reports without a code sta
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,12 @@ class Classifiers:
             log.info("text model %s for tenant %s (n=%s, macro_f1=%s)", model.version, tenant, model.info.n,
                      model.info.macro_f1)
             models[tenant] = model
+        if models:
+            # A model is ~100,000 long-lived objects (vocabularies, jieba's dictionary): a full
+            # collection of the cyclic GC took 45 ms with one loaded, 5 ms without. They live as
+            # long as the process, so they are moved out of the collector's sight (gc.freeze).
+            gc.collect()
+            gc.freeze()
         return cls(models)
 
     def valid_codes(self, config: TenantConfig) -> dict[str, str]:
