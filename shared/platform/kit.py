@@ -32,7 +32,8 @@ What the parts are (``<name>`` is the service's name, the prefix of its metrics)
   :meth:`~ServiceKit.background`: any other loop the service runs.
 - :meth:`~ServiceKit.app`: the FastAPI app: credentials (``Authenticator.for_service``), the
   JSON error handlers, the caller's ``install`` steps, HTTP metrics and ``GET /metrics``,
-  ``GET /health`` (``SELECT 1``), then the service's routers. Routes reach the engine through
+  ``GET /health`` (database and broker: shared/platform/health.py, 503 while one is down), then
+  the service's routers. Routes reach the engine through
   :func:`engine_of` (``app.state.engine``).
 
 Start (the lifespan, in this order): logging and the SIGUSR1 task dump; the service's migrations,
@@ -69,6 +70,7 @@ from shared.platform.authstore import MIGRATIONS as AUTH_MIGRATIONS
 from shared.platform.authstore import SCHEMA as AUTH_SCHEMA
 from shared.platform.consumer import ApplyFn, BatchOutcome, BatchProcessor
 from shared.platform.db import make_engine, run_migrations_async
+from shared.platform.health import health_router
 from shared.platform.http import install_error_handlers
 from shared.platform.kafka import ensure_topics, make_producer
 from shared.platform.lag import every, lag_gauge, measure_lag
@@ -314,14 +316,7 @@ class ServiceKit:
         for step in install:
             step(app)
         instrument_http(app, self.registry, self.name)
-        engine, name = self.engine, self.name
-
-        @app.get("/health")
-        async def health() -> dict:
-            async with engine.connect() as conn:
-                await conn.execute(sa.text("SELECT 1"))
-            return {"status": "ok", "service": name}
-
+        app.include_router(health_router(self.engine, self.settings.kafka_bootstrap_servers, self.name))
         for router in routers:
             app.include_router(router)
         return app
