@@ -12,8 +12,9 @@ Every second :meth:`Supervisor.check` looks at
   and restarts it on the same port. Its log was in memory, so the new broker is empty: every topic,
   record and consumer offset is gone. To get every event through anyway, with no manual step:
 
-  1. the consumers (dispatch, reporting) are stopped first: they hold fetch positions in the lost
-     log and could commit them into the new one, skipping its first records;
+  1. the consumers (dispatch, reporting, and intake, which folds the lifecycle into its case view)
+     are stopped first: they hold fetch positions in the lost log and could commit them into the
+     new one, skipping its first records;
   2. the broker starts, the topics are created again;
   3. the consumers start again: their groups have no offsets in the new log, so they read it from
      its beginning;
@@ -43,8 +44,9 @@ from gridcase.ops import replay_events
 from gridcase.runtime import Stack
 from shared.platform.kafka import ensure_topics
 
-#: The services that consume from Kafka (they hold positions in the broker's log).
-CONSUMERS = ("dispatch", "reporting")
+#: The services that consume from Kafka (they hold positions in the broker's log): dispatch and
+#: reporting, and intake for its case view (group ``gridcase-intake-view``).
+CONSUMERS = ("intake", "dispatch", "reporting")
 
 #: How far before the lost broker's start the replay begins: a relay stamps ``sent_at`` with its
 #: transaction's start (PostgreSQL ``now()``), which can precede the send by the producer's

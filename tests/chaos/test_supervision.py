@@ -10,18 +10,29 @@ what the services answer while a dependency is down before it is restarted.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 
+import asyncpg
 import httpx
 import pytest
 
 from gridcase.supervise import Supervisor
+from shared.contract.events import derive_id
+from shared.platform.db import libpq_url
 from tests import api
-from tests.chaos.test_chaos import Feeder, chaos_stack, settle_and_check  # noqa: F401 - chaos_stack: fixture
+from tests.chaos.test_chaos import (  # noqa: F401 - chaos_stack: the fixture
+    CHUNK,
+    EVENTS_PER_REPORT,
+    TENANT,
+    Feeder,
+    chaos_stack,
+    settle_and_check,
+)
 
 pytestmark = [
     pytest.mark.chaos,
@@ -98,8 +109,19 @@ def test_f_broker_killed_9_under_load(supervised):
     feeder = Feeder(stack, "chaos-f", 5_000, pause_s=2.0).start()
     time.sleep(12)  # dispatch and reporting have joined their groups and consume: both relays publish
     supervised.hold.set()
-    os.kill(stack.broker.proc.pid, signal.SIGKILL)
-    stack.broker.proc.wait(10)
+    # Make sure the lost log holds events nobody consumed yet (the case that needs the replay):
+    # freeze the consumers until the next chunk is accepted and intake's relay has published it.
+    frozen = [stack.services[name].proc.pid for name in ("dispatch", "reporting")]
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        mark = feeder.accepted
+        supervised.wait_for(lambda: feeder.accepted >= mark + CHUNK and unsent(stack) == 0, 120)
+        os.kill(stack.broker.proc.pid, signal.SIGKILL)
+        stack.broker.proc.wait(10)
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
     # Before the supervisor acts: every service says the broker is down; intake still takes reports
     # (its outbox keeps them) but tells that the pipeline behind it does not move.
     time.sleep(3)  # the broker probe's answer is reused for 2 s
@@ -121,7 +143,39 @@ def test_f_broker_killed_9_under_load(supervised):
     print(f"\nchaos f: accepted {accepted_before} before the kill; replayed {supervised.supervisor.replayed}")
     # No gridcase replay-events, no restart by hand: the supervisor alone brought it back.
     settle_and_check(stack, feeder, "f (broker kill -9 under load, supervised)")
+    # intake's case view consumes the lifecycle too (group gridcase-intake-view): each case's three
+    # lifecycle events (accept, file, dispatched) reach its history, none lost.
+    expected = EVENTS_PER_REPORT - 1
+    supervised.wait_for(lambda: intake_history_events(stack, "chaos-f", feeder.n) >= expected * feeder.n, 120)
+    assert intake_history_events(stack, "chaos-f", feeder.n) == expected * feeder.n
     assert supervised.errors == []
+
+
+def unsent(stack) -> int:
+    """Rows of intake's outbox not yet acknowledged by the broker."""
+
+    async def query() -> int:
+        conn = await asyncpg.connect(libpq_url(stack.infra.database_url))
+        try:
+            return await conn.fetchval("SELECT count(*) FROM intake.outbox WHERE sent_at IS NULL")
+        finally:
+            await conn.close()
+
+    return asyncio.run(query())
+
+
+def intake_history_events(stack, source: str, n: int) -> int:
+    """Lifecycle events in intake's case histories (``intake.case_events``) of the scenario's cases."""
+    ids = [derive_id(TENANT, source, f"{source}-{i:06d}") for i in range(n)]
+
+    async def query() -> int:
+        conn = await asyncpg.connect(libpq_url(stack.infra.database_url))
+        try:
+            return await conn.fetchval("SELECT count(*) FROM intake.case_events WHERE case_id = ANY($1::uuid[])", ids)
+        finally:
+            await conn.close()
+
+    return asyncio.run(query())
 
 
 def test_g_postgres_killed_9_under_load(supervised):
