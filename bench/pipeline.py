@@ -1,34 +1,45 @@
-"""Benchmark: reports through the whole pipeline, and the bare broker rate beside it.
+"""Benchmark: reports through the whole pipeline, against the bare broker and database limit
+measured in the same run (issue 13). Prints one ``name=value`` line per figure (beside the stack's start-up
+lines), so runs compare with ``farm-bench`` or a diff.
 
-Starts the stack (env-named, testcontainers or embedded infrastructure, as ``gridcase up``), then:
+Starts the stack (env-named, testcontainers or embedded infrastructure, as ``gridcase up``), then,
+all on the same machine (the client included):
 
-1. POSTs N synthetic reports to intake's ``/v1/reports`` with C concurrent clients, and measures
-   for each report the time from the start of its POST to the moment reporting counted it
-   (``reporting.processed_events.processed_at`` of its ``case.reported`` event, same clock);
-   prints reports/s end to end (first POST → last counted) and p50/p99 latency.
-2. On the same broker, produces N report-sized (~600 B) messages with aiokafka to a scratch topic
-   and consumes them back; prints messages/s for produce and for consume.
+1. ``bare_limit_per_s``: aiokafka produce (acks=all) → consume of report-sized messages, and a
+   COPY of as many rows into PostgreSQL; the slowest of the three rates.
+2. ``batch_end_to_end_per_s``: a JSON-lines file of N reports imported through ``/v1/imports``,
+   from the start of the upload to the moment reporting has counted every case and every event
+   dispatch derived; ``batch_ratio_to_bare_limit`` = that ÷ the bare limit.
+3. ``single_post_per_s``: N reports POSTed one per request by C concurrent clients (202 answers/s).
+4. ``p99_post_to_counted_ms_at_100_per_s``: reports offered at a steady 100/s (open loop) for S
+   seconds; each from the start of its POST to its ``case.reported`` in
+   ``reporting.processed_events`` (same clock).
+5. ``goodput_ratio_at_4x_overload``: offered at 4 × ``single_post_per_s`` (open loop) for S seconds;
+   accepted reports/s ÷ ``single_post_per_s``, with the refusals by status (503/429) and the
+   client-side failures (timeouts) beside it.
+6. ``peak_rss_mb_<service>``: each service process's peak resident memory (VmHWM).
 
-Usage: ``python bench/pipeline.py --reports 20000 --concurrency 32``. Prints figures; asserts nothing.
+Usage: ``python bench/pipeline.py [--reports 20000] [--concurrency 64] [--seconds 20]``. Asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
+import json
 import tempfile
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from gridcase.client import wait_until_counted
+from gridcase.client import auth_headers, import_file, wait_until_counted
 from gridcase.runtime import Stack
 from shared.contract.events import derive_id
 from shared.platform.db import libpq_url
@@ -56,8 +67,6 @@ async def post_reports(intake: str, n: int, concurrency: int) -> dict[uuid.UUID,
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(n):
         queue.put_nowait(i)
-
-    from gridcase.client import auth_headers
 
     async with httpx.AsyncClient(base_url=intake, timeout=60, headers=auth_headers()) as client:
 
@@ -106,21 +115,20 @@ async def bare_kafka(bootstrap: str, n: int) -> tuple[float, float]:
     produce_s = time.perf_counter() - t0
     await producer.stop()
 
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest",
-        session_timeout_ms=6000, heartbeat_interval_ms=2000, enable_auto_commit=False,
-    )
+    # partitions assigned by hand (no group join to wait for): the clock runs from the first fetch
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     got = 0
-    t1 = None
     try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+                      ] or [TopicPartition(topic, p) for p in range(6)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        t1 = time.perf_counter()
         while got < n:
             batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
-            for records in batch.values():
-                if records and t1 is None:
-                    t1 = time.perf_counter()
-                got += len(records)
-        consume_s = time.perf_counter() - (t1 or time.perf_counter())
+            got += sum(len(records) for records in batch.values())
+        consume_s = time.perf_counter() - t1
     finally:
         await consumer.stop()
     return n / produce_s, n / consume_s if consume_s > 0 else float("inf")
@@ -134,36 +142,143 @@ def percentile(values: list[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
+async def bare_copy(database_url: str, n: int) -> float:
+    """COPY ``n`` report-sized rows into a scratch table; rows/s."""
+    conn = await asyncpg.connect(libpq_url(database_url))
+    table = f"bench_bare_{uuid.uuid4().hex[:8]}"
+    try:
+        await conn.execute(f"CREATE UNLOGGED TABLE {table} (id uuid PRIMARY KEY, body text)")
+        rows = [(uuid.uuid4(), "x" * 600) for _ in range(n)]
+        t0 = time.perf_counter()
+        await conn.copy_records_to_table(table, records=rows)
+        return n / (time.perf_counter() - t0)
+    finally:
+        await conn.execute(f"DROP TABLE IF EXISTS {table}")
+        await conn.close()
+
+
+async def offer(intake: str, rate: float, seconds: float, first: int, timeout_s: float = 10.0) -> dict:
+    """Open loop: start one POST every 1/``rate`` s for ``seconds``, whatever the answers (clients
+    that do not wait for each other, as a city's residents). Returns the accepted reports' start
+    times, the statuses, and the client-side failures."""
+    started: dict[uuid.UUID, float] = {}
+    statuses: Counter = Counter()
+    # many small connection pools: one pool with thousands of queued requests costs the client
+    # more CPU than the server (httpcore matches each request against each connection)
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+    clients = [httpx.AsyncClient(base_url=intake, timeout=timeout_s, headers=auth_headers(), limits=limits)
+               for _ in range(32)]
+    try:
+
+        async def one(i: int) -> None:
+            t0 = time.time()
+            try:
+                resp = await clients[i % len(clients)].post("/v1/reports", json=synthetic_report(i))
+            except httpx.HTTPError as exc:
+                statuses[type(exc).__name__] += 1
+                return
+            statuses[resp.status_code] += 1
+            if resp.status_code == 202:
+                started[uuid.UUID(resp.json()["case_id"])] = t0
+
+        tasks, t_start, i = [], time.monotonic(), 0
+        while (elapsed := time.monotonic() - t_start) < seconds:
+            due = int(elapsed * rate) + 1
+            while i < due:
+                tasks.append(asyncio.create_task(one(first + i)))
+                i += 1
+            await asyncio.sleep(min(0.005, 1 / rate))
+        await asyncio.gather(*tasks)
+    finally:
+        for client in clients:
+            await client.aclose()
+    return {"started": started, "statuses": statuses, "offered": i}
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident set (VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main() -> None:
-    """Run both measurements and print the figures."""
+    """Run the measurements (module docstring) and print ``name=value`` lines."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reports", type=int, default=20000)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--bare-messages", type=int, default=None, help="default: same as --reports")
+    parser.add_argument("--reports", type=int, default=20000, help="reports of the batch and single-POST runs")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the paced and overload runs")
+    parser.add_argument("--skip", nargs="*", default=(), choices=("bare", "batch", "single", "paced", "overload"))
     args = parser.parse_args()
+    out: dict[str, object] = {}
+    n = args.reports
+
+    def report(name: str, value) -> None:
+        out[name] = value
+        print(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}", flush=True)
 
     # one client key drives the whole load: intake's per-key rate limit is lifted for the run
-    with Stack(Path(tempfile.mkdtemp(prefix="gridcase-bench-")), fresh=True, env={"INTAKE_RATE_LIMIT": ""}) as stack:
-        t0 = time.time()
-        started = asyncio.run(post_reports(stack.url("intake"), args.reports, args.concurrency))
-        post_s = time.time() - t0
-        wait_until_counted(stack.url("dispatch"), stack.url("reporting"), TENANT, args.reports, timeout_s=1800)
-        counted = asyncio.run(counted_times(stack.infra.database_url, list(started)))
-        latencies = [counted[c] - started[c] for c in started]
-        end_to_end_s = max(counted.values()) - min(started.values())
-        produce_rate, consume_rate = asyncio.run(bare_kafka(stack.infra.kafka_bootstrap, args.bare_messages or args.reports))
+    with Stack(Path(tempfile.mkdtemp(prefix="gridcase-bench-")), fresh=True, env={"INTAKE_RATE_LIMIT": ""},
+               ) as stack:
+        intake, dispatch, reporting = stack.url("intake"), stack.url("dispatch"), stack.url("reporting")
+        report("infrastructure", f"kafka:{stack.infra.kafka_kind},postgresql:{stack.infra.database_kind}")
+        counted_so_far = 0
 
-        print(f"infrastructure: Kafka {stack.infra.kafka_kind}, PostgreSQL {stack.infra.database_kind}")
-        print(f"reports: {args.reports}, concurrency {args.concurrency}")
-        print(f"intake accepted (HTTP 202): {args.reports / post_s:,.0f} reports/s")
-        print(f"end to end (first POST → last counted in reporting): {args.reports / end_to_end_s:,.0f} reports/s")
-        print(
-            f"latency POST → counted: p50 {percentile(latencies, 0.5) * 1000:,.0f} ms, "
-            f"p99 {percentile(latencies, 0.99) * 1000:,.0f} ms, max {max(latencies) * 1000:,.0f} ms"
-        )
-        print(f"bare aiokafka on the same broker: produce {produce_rate:,.0f} msg/s (acks=all, awaited), "
-              f"consume {consume_rate:,.0f} msg/s (from the first fetched record, after the group join)")
-        print(f"(median latency check: {statistics.median(latencies) * 1000:,.0f} ms)")
+        def wait(more: int) -> float:
+            nonlocal counted_so_far
+            counted_so_far += more
+            wait_until_counted(dispatch, reporting, TENANT, counted_so_far, timeout_s=3600)
+            return time.time()
+
+        if "bare" not in args.skip:
+            produce, consume = asyncio.run(bare_kafka(stack.infra.kafka_bootstrap, n))
+            copy = asyncio.run(bare_copy(stack.infra.database_url, n))
+            report("bare_produce_per_s", produce)
+            report("bare_consume_per_s", consume)
+            report("bare_copy_rows_per_s", copy)
+            report("bare_limit_per_s", min(produce, consume, copy))
+        if "batch" not in args.skip:
+            path = Path(tempfile.mkdtemp(prefix="gridcase-bench-")) / "reports.jsonl"
+            with path.open("w", encoding="utf-8") as f:
+                for i in range(n):
+                    f.write(json.dumps(synthetic_report(1_000_000 + i), ensure_ascii=False) + "\n")
+            t0 = time.time()
+            result = import_file(intake, path, "jsonl", TENANT, timeout_s=3600)
+            t_http = time.time()
+            t_counted = wait(result["accepted"])
+            report("batch_import_http_rows_per_s", n / (t_http - t0))
+            report("batch_end_to_end_per_s", result["accepted"] / (t_counted - t0))
+            if "bare_limit_per_s" in out:
+                report("batch_ratio_to_bare_limit", out["batch_end_to_end_per_s"] / out["bare_limit_per_s"])
+        if "single" not in args.skip:
+            t0 = time.time()
+            started = asyncio.run(post_reports(intake, n, args.concurrency))
+            post_s = time.time() - t0
+            wait(len(started))
+            counted = asyncio.run(counted_times(stack.infra.database_url, list(started)))
+            report("single_post_concurrency", args.concurrency)
+            report("single_post_per_s", len(started) / post_s)
+            report("single_post_end_to_end_per_s", len(started) / (max(counted.values()) - min(started.values())))
+        if "paced" not in args.skip:
+            run = asyncio.run(offer(intake, 100.0, args.seconds, 2_000_000))
+            wait(len(run["started"]))
+            counted = asyncio.run(counted_times(stack.infra.database_url, list(run["started"])))
+            latencies = [counted[c] - t for c, t in run["started"].items()]
+            report("p50_post_to_counted_ms_at_100_per_s", percentile(latencies, 0.5) * 1000)
+            report("p99_post_to_counted_ms_at_100_per_s", percentile(latencies, 0.99) * 1000)
+        if "overload" not in args.skip and "single_post_per_s" in out:
+            capacity = float(out["single_post_per_s"])
+            run = asyncio.run(offer(intake, 4 * capacity, args.seconds, 3_000_000))
+            wait(len(run["started"]))
+            report("overload_offered_per_s", run["offered"] / args.seconds)
+            report("overload_accepted_per_s", len(run["started"]) / args.seconds)
+            report("goodput_ratio_at_4x_overload", len(run["started"]) / args.seconds / capacity)
+            for status, count in sorted(run["statuses"].items(), key=str):
+                report(f"overload_answers_{status}", count)
+        for name, svc in stack.services.items():
+            if svc.proc is not None:
+                report(f"peak_rss_mb_{name}", peak_rss_mb(svc.proc.pid))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import typer
 
+from gridcase.importcmd import import_
+
 app = typer.Typer(add_completion=False, help="gridcase: 网格化服务管理 event pipeline (intake → dispatch → reporting).")
 
 
@@ -34,14 +36,31 @@ def _echo(line: str) -> None:
     sys.stdout.flush()
 
 
+LOG_FORMAT = typer.Option("text", "--log-format", envvar="GRIDCASE_LOG_FORMAT",
+                          help="the services' logs: text (plain lines) or json (one JSON object per line)")
+
+
+def _log_format(value: str) -> None:
+    """Check ``--log-format`` and hand it to the services (``GRIDCASE_LOG_FORMAT``)."""
+    if value not in ("text", "json"):
+        raise typer.BadParameter("text or json", param_hint="--log-format")
+    os.environ["GRIDCASE_LOG_FORMAT"] = value
+
+
 @app.command()
 def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL data (default: a temp dir, removed at exit)"),
-       keep_data: bool = typer.Option(True, help="keep existing gridcase tables (False: start empty)")) -> None:
-    """Start the whole stack and keep it running until Ctrl-C (or SIGTERM)."""
+       keep_data: bool = typer.Option(True, help="keep existing gridcase tables (False: start empty)"),
+       log_format: str = LOG_FORMAT) -> None:
+    """Start the whole stack and keep it running until Ctrl-C (or SIGTERM). The services' warnings
+    (e.g. the development key for personal data) are shown here too; their full logs are in the
+    state folder."""
     import shutil  # noqa: PLC0415
 
+    from gridcase.logwatch import WarningRelay, stack_logs  # noqa: PLC0415
     from gridcase.runtime import Stack  # noqa: PLC0415
     from gridcase.supervise import Supervisor  # noqa: PLC0415
+
+    _log_format(log_format)
 
     temporary = state_dir is None
     stack = Stack(state_dir or Path(tempfile.mkdtemp(prefix="gridcase-")), fresh=not keep_data)
@@ -72,7 +91,8 @@ def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL d
         _echo("Ctrl-C 停止 stops everything.")
         # Restarts an exited service, a killed embedded broker (then replays its lost log) or
         # PostgreSQL, and prints each change of a service's /health (gridcase/supervise.py).
-        Supervisor(stack, progress=_echo).run(lambda: stopping)
+        with WarningRelay(stack_logs(stack), _echo):
+            Supervisor(stack, progress=_echo).run(lambda: stopping)
     finally:
         # A second Ctrl-C must not interrupt the shutdown and leave children behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -87,10 +107,13 @@ def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL d
 @app.command()
 def demo(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL data (default: a temp dir)"),
          summaries_dir: Path = typer.Option(None, help="where the seed scenarios' work summaries (.docx, .md) go "
-                                                       "(default: a new temp dir, kept)")) -> None:
+                                                       "(default: a new temp dir, kept)"),
+         log_format: str = LOG_FORMAT) -> None:
     """Run the pipeline on the repository's real data, print the KPI tables and write the seed
-    scenarios' work summaries (工作总结)."""
+    scenarios' work summaries (工作总结). The services' warnings are shown as they happen."""
     import shutil  # noqa: PLC0415
+
+    _log_format(log_format)
 
     from gridcase.demo import run_demo  # noqa: PLC0415
 
@@ -106,84 +129,8 @@ def demo(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL
     _echo(f"\n完成 done in {time.monotonic() - started:.0f} s.")
 
 
-@app.command("import")
-def import_(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="file to import"),
-    format: str = typer.Option(..., "--format", "-f",
-                               help="nyc311, fuzhou12345, jsonl, sf311, baltimore311, boston311, teddycup_messages, "
-                                    "teddycup_labelled, teddycup_replies or csv (csv needs --mapping)"),
-    tenant: str = typer.Option(..., "--tenant", "-t"),
-    intake_url: str = typer.Option("http://127.0.0.1:8001", envvar="GRIDCASE_INTAKE_URL"),
-    route: bool = typer.Option(False, "--route", help="do not import: read the file locally, route every record with "
-                               "the tenant's rules and print the accuracy against the recorded departments and the top 10 confusions"),
-    rejects: Path = typer.Option(None, "--rejects", dir_okay=False,
-                                 help="write the rejected rows (line and reasons) as JSONL; intake's answer carries "
-                                      "the first 100 rejected rows only"),
-    mapping: Path = typer.Option(None, "--mapping", exists=True, dir_okay=False,
-                                 help="column mapping (YAML) for --format csv (services/intake/importers/mapping.py load_mapping)"),
-    tz: str = typer.Option(None, "--tz", help="IANA zone of naive source times (default: the tenant's)"),
-) -> None:
-    """Import a file of historical records through a running intake and print the counts; or, with
-    ``--route``, measure the tenant's routing rules against the file's recorded departments.
-
-    ``--rejects FILE`` writes one JSON object per rejected row, ``{"line": n, "errors": [...]}``.
-    With ``--rejects`` intake lists up to 100,000 rejected rows (``max_rejects``); beyond that the
-    command says how many are missing. A progress bar shows the upload on stderr; the final counts
-    (rows read / accepted / rejected) follow.
-    """
-    if mapping is not None and format != "csv":
-        raise typer.BadParameter("--mapping is only for --format csv", param_hint="--mapping")
-    if route:
-        from gridcase.routing_eval import evaluate_file, format_evaluation  # noqa: PLC0415
-        from services.intake.importers.mapping import load_mapping  # noqa: PLC0415
-        from shared.domain.tenants import TenantConfigError, load_tenant  # noqa: PLC0415
-
-        try:
-            config = load_tenant(tenant)
-            columns = load_mapping(mapping) if mapping is not None else None
-            evaluation = evaluate_file(file, format, config, tz=tz, mapping=columns)
-        except (TenantConfigError, ValueError, OSError) as exc:
-            _echo(f"cannot evaluate routing: {exc}")
-            raise typer.Exit(1) from None
-        _echo(format_evaluation(evaluation, config))
-        return
-    if format == "csv" and mapping is None:
-        raise typer.BadParameter("--format csv needs --mapping (a YAML column mapping)", param_hint="--mapping")
-
-    import httpx  # noqa: PLC0415
-
-    from gridcase.client import import_file  # noqa: PLC0415
-
-    try:
-        total = file.stat().st_size
-        with typer.progressbar(length=total, label="上传 uploading", file=sys.stderr) as bar:
-            last = 0
-
-            def advance(sent: int, _total: int) -> None:
-                nonlocal last
-                bar.update(sent - last)
-                last = sent
-
-            result = import_file(intake_url, file, format, tenant, mapping=mapping, tz=tz, progress=advance,
-                                 max_rejects=100_000 if rejects is not None else 100)
-    except httpx.HTTPStatusError as exc:
-        _echo(f"intake refused the file (HTTP {exc.response.status_code}): {exc.response.text}")
-        raise typer.Exit(1) from None
-    except httpx.HTTPError as exc:
-        _echo(f"cannot reach intake at {intake_url} ({exc}); start it with `gridcase up` and set --intake-url")
-        raise typer.Exit(1) from None
-    if rejects is not None:
-        listed = result.get("rejects", [])
-        with rejects.open("w", encoding="utf-8") as out:
-            for row in listed:
-                out.write(json.dumps({"line": row["line"], "errors": row["errors"]}, ensure_ascii=False) + "\n")
-        missing = result.get("rejected", 0) - len(listed)
-        note = f" ({missing} more rejected rows are not listed: intake lists at most 100,000)" if missing > 0 else ""
-        _echo(f"wrote {len(listed)} rejected rows to {rejects}{note}")
-    summary = {k: v for k, v in result.items() if k != "rejects"}
-    _echo(f"读取 rows read {summary['rows_read']} · 接收 accepted {summary['accepted']} "
-          f"(new {summary['accepted'] - summary['duplicates']}) · 拒收 rejected {summary['rejected']}")
-    _echo(json.dumps(summary, ensure_ascii=False, indent=2))
+# gridcase import: gridcase/importcmd.py (options, exit codes, progress)
+app.command("import")(import_)
 
 
 def _connections() -> tuple[str, str]:
@@ -422,17 +369,37 @@ def pii_rotate() -> None:
 
 
 @pii_app.command("anonymise")
-def pii_anonymise(after_days: float = typer.Option(None, help="default: INTAKE_ANONYMISE_AFTER_DAYS (365)")) -> None:
-    """Erase reporter data of cases closed more than AFTER_DAYS ago (intake also does it hourly)."""
+def pii_anonymise(
+    after_days: float = typer.Option(None, help="default: INTAKE_ANONYMISE_AFTER_DAYS (365)"),
+    case: list[str] = typer.Option(None, "--case", help="only this case (repeatable): an erasure request"),
+) -> None:
+    """Erase the personal data of cases closed more than AFTER_DAYS ago (intake also does it
+    hourly): intake's report, outbox, history and audit trail (services/intake/erasure.py), then
+    dispatch's copies with the same known data (services/dispatch/erasure.py)."""
     import asyncio  # noqa: PLC0415
+    import uuid  # noqa: PLC0415
     from datetime import timedelta  # noqa: PLC0415
 
+    from services.dispatch.erasure import erase_cases  # noqa: PLC0415
+    from services.intake.domain.privacy import keyring_of  # noqa: PLC0415
+    from services.intake.erasure import anonymise_closed  # noqa: PLC0415
     from services.intake.settings import IntakeSettings  # noqa: PLC0415
-    from services.intake.store import anonymise_closed  # noqa: PLC0415
 
-    days = after_days if after_days is not None else IntakeSettings().anonymise_after_days
-    done = asyncio.run(_with_intake_engine(lambda engine: anonymise_closed(engine, timedelta(days=days))))
-    _echo(json.dumps({"anonymised": done, "after_days": days}))
+    settings = IntakeSettings()
+    days = after_days if after_days is not None else settings.anonymise_after_days
+    try:
+        case_ids = [uuid.UUID(c) for c in case] if case else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--case") from exc
+    known: dict = {}
+
+    async def erase(engine) -> tuple[int, int]:
+        done = await anonymise_closed(engine, timedelta(days=days), keyring=keyring_of(settings), case_ids=case_ids,
+                                      collect=known)
+        return done, await erase_cases(engine, known) if known else 0
+
+    done, dispatch_rows = asyncio.run(_with_intake_engine(erase))
+    _echo(json.dumps({"anonymised": done, "after_days": days, "dispatch_rows_rewritten": dispatch_rows}))
 
 
 @app.command("seed-a")

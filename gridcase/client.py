@@ -23,23 +23,24 @@ def auth_headers(api_key: str | None = None) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-def _chunks(body, total: int, progress: Callable[[int, int], None] | None, size: int = 1 << 20):
-    """Yield ``body`` in chunks, reporting ``(bytes_sent, total)`` after each."""
-    sent = 0
+def _chunks(body, total: int, progress: Callable[[int, int, int], None] | None, size: int = 1 << 20):
+    """Yield ``body`` in chunks, reporting ``(bytes_sent, total, line_breaks_sent)`` after each."""
+    sent = lines = 0
     while chunk := body.read(size):
         sent += len(chunk)
+        lines += chunk.count(b"\n")
         if progress:
-            progress(sent, total)
+            progress(sent, total, lines)
         yield chunk
 
 
 def import_file(intake_url: str, path: Path | str, fmt: str, tenant: str, timeout_s: float = 600,
                 mapping: Path | str | None = None, tz: str | None = None,
-                progress: Callable[[int, int], None] | None = None, max_rejects: int = 100,
+                progress: Callable[[int, int, int], None] | None = None, max_rejects: int = 100,
                 api_key: str | None = None) -> dict:
     """POST a file to ``/v1/imports``: as the raw body (streamed), or, with a column ``mapping``
     (YAML file, for format ``csv``), as a multipart form with parts ``file`` and ``mapping``.
-    ``progress(bytes_sent, total_bytes)`` is called as the raw body streams; ``max_rejects``
+    ``progress(bytes_sent, total_bytes, line_breaks_sent)`` is called as the raw body streams; ``max_rejects``
     rejected rows are listed in the answer. Returns the import result.
 
     Raises:

@@ -67,6 +67,16 @@ def _pad(text: str, width: int) -> str:
     return out + " " * max(1, width - cols)
 
 
+def _left_out(closed: int, ttc: dict) -> str:
+    """Why ``n`` of the time to close differs from the closed count (services/reporting/stats.py)."""
+    parts = []
+    if ttc.get("no_close_time"):
+        parts.append(f"{ttc['no_close_time']} 无办结时间 without a close time")
+    if ttc.get("closed_before_report"):
+        parts.append(f"{ttc['closed_before_report']} 办结早于受理 closed before reported")
+    return f" of {closed} closed; " + ", ".join(parts) + " left out" if parts else f" of {closed} closed"
+
+
 def kpi_table(title: str, stats: dict, breakdowns: dict[str, dict], kpis: dict | None = None) -> str:
     """Render the KPI table of one dataset: totals, then one block per breakdown (zh-CN + English),
     then the on-time figures of ``kpis`` (a ``GET /v1/kpis`` answer), if given."""
@@ -81,7 +91,7 @@ def kpi_table(title: str, stats: dict, breakdowns: dict[str, dict], kpis: dict |
         f"  转办 transferred ........... {t['transferred']:>8}",
         f"  未办结 open ................ {t['open']:>8}",
         f"  办结率 closure rate ........ {fmt_rate(t['closure_rate']):>8}",
-        f"  办结时长 time to close (n={ttc['n']} closed with both times): 中位数 median {fmt_hours(ttc['median'])} · "
+        f"  办结时长 time to close (n={ttc['n']}{_left_out(t['closed'], ttc)}): 中位数 median {fmt_hours(ttc['median'])} · "
         f"平均 mean {fmt_hours(ttc['mean'])} · P90 {fmt_hours(ttc['p90'])}",
     ]
     for label, result in breakdowns.items():
@@ -139,12 +149,13 @@ def run_demo(state_dir: Path | None = None, progress=print, summaries_dir: Path 
     """Start the stack, import every dataset, wait until counted, return the KPI tables; then act
     out seeds B–D and write the four seed documents into ``summaries_dir`` (default: a new
     temporary folder, kept), their lines after the tables."""
+    from gridcase.logwatch import WarningRelay, stack_logs  # noqa: PLC0415
     from gridcase.scenarios import run_scenarios  # noqa: PLC0415
 
     state = state_dir or Path(tempfile.mkdtemp(prefix="gridcase-demo-"))
     summaries = summaries_dir or Path(tempfile.mkdtemp(prefix="gridcase-summaries-"))
     tables: list[str] = []
-    with Stack(state, fresh=True) as stack:
+    with Stack(state, fresh=True) as stack, WarningRelay(stack_logs(stack), progress):
         for ds in datasets(state):
             progress(f"导入 importing {ds.path.name} → tenant {ds.tenant} …")
             result = import_file(stack.url("intake"), ds.path, ds.fmt, ds.tenant)

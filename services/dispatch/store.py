@@ -117,6 +117,21 @@ def case_row(report: CaseReported, state: CaseState, case: Case | None, *, seq: 
 
 # --- the case book ----------------------------------------------------------------------------------
 
+#: The columns of ``dispatch.cases`` an action may change (the rest is the report's).
+ROW_FOLLOWS_CASE = ("lifecycle", "status", "seq", "department", "target_kind", "mediation_level", "transfer_count",
+                    "dispatched_at", "events_emitted", "updated_at", "category_code", "place_code", "closed_at")
+
+
+@dataclasses.dataclass(frozen=True)
+class Decided:
+    """One action decided (:meth:`CaseBook.decide`): its events, the case's row after it (``None``:
+    refused, nothing changes) and its new timers (``None``: keep them)."""
+
+    events: list[Envelope]
+    row: dict[str, Any] | None
+    timers: tuple[Case, int, datetime | None] | None
+
+
 
 class CaseBook:
     """Reads and writes ``dispatch.cases``, ``dispatch.timers``, ``dispatch.pending_actions`` and
@@ -171,21 +186,58 @@ class CaseBook:
         """Write ``events`` to the outbox for ``TOPIC_LIFECYCLE`` (the relay sends them)."""
         await add_to_outbox(conn, db.outbox, (OutboxRow(TOPIC_LIFECYCLE, e) for e in events))
 
-    async def apply_action(self, conn: AsyncConnection, cmd: CaseActionRequested, now: datetime) -> list[Envelope]:
-        """Apply one requested action to its stored case; return the events to publish.
-
-        An action for a case dispatch does not know yet is parked (``pending_actions``).
-        """
-        c = db.cases
-        row = (
-            await conn.execute(sa.select(c).where(c.c.case_id == cmd.case_id).with_for_update())
-        ).mappings().one_or_none()
-        if row is None or row["lifecycle"] is None:
-            await conn.execute(
-                insert(db.pending_actions).on_conflict_do_nothing(),
-                {"event_id": cmd.event_id, "case_id": cmd.case_id, "payload": cmd.model_dump(mode="json")},
-            )
+    async def apply_actions(self, conn: AsyncConnection, cmds: list[CaseActionRequested],
+                            now: datetime) -> list[Envelope]:
+        """Apply requested actions, in the order given, to their stored cases; return the events to
+        publish. Set-based (issue 13): the batch's cases are read and locked in one statement
+        (in case-id order, so two instances lock in the same order), the actions are decided in
+        memory one after the other (a later action of a case sees the earlier one's result), and
+        the rows, timers and parked actions are written with one statement per table. An action
+        for a case dispatch does not know yet is parked (``pending_actions``)."""
+        if not cmds:
             return []
+        c = db.cases
+        ids = sorted({cmd.case_id for cmd in cmds})
+        rows = {
+            r["case_id"]: dict(r)
+            for r in (await conn.execute(
+                sa.select(c).where(c.c.case_id.in_(ids)).order_by(c.c.case_id).with_for_update()
+            )).mappings()
+        }
+        events: list[Envelope] = []
+        parked: list[dict[str, Any]] = []
+        changed: set = set()
+        timers: dict[Any, tuple[Case, int, datetime | None]] = {}
+        for cmd in cmds:
+            row = rows.get(cmd.case_id)
+            if row is None or row["lifecycle"] is None:
+                parked.append({"event_id": cmd.event_id, "case_id": cmd.case_id, "payload": cmd.model_dump(mode="json")})
+                continue
+            decided = self.decide(row, cmd, now)
+            events += decided.events
+            if decided.row is not None:
+                rows[cmd.case_id] = decided.row
+                changed.add(cmd.case_id)
+            if decided.timers is not None:
+                timers[cmd.case_id] = decided.timers
+        if parked:
+            await conn.execute(insert(db.pending_actions).on_conflict_do_nothing(), parked)
+        if changed:
+            await conn.execute(
+                sa.update(c).where(c.c.case_id == sa.bindparam("b_case_id")).values(
+                    {col: sa.bindparam(f"b_{col}") for col in ROW_FOLLOWS_CASE}),
+                [{"b_case_id": cid, **{f"b_{col}": rows[cid][col] for col in ROW_FOLLOWS_CASE}} for cid in changed],
+            )
+        if timers:
+            await self.reschedule(conn, timers, now)
+        return events
+
+    def decide(self, row: dict[str, Any], cmd: CaseActionRequested, now: datetime) -> Decided:
+        """``cmd`` decided on the case as ``row`` holds it: the events, the row after it (``None``
+        when refused) and the timers to set (``(case, generation, dispatched_at)``, ``None`` when
+        neither the deadline nor the state changed). ``closed_at`` is set when the case closes (not
+        again on a callback) and cleared when it is reopened; a corrected category or place
+        replaces the row's."""
         case = case_from_json(row["lifecycle"])
         if case.category_code is None:  # stored before the case kept its category
             case = dataclasses.replace(case, category_code=row["category_code"])
@@ -202,56 +254,57 @@ class CaseBook:
                 new_case, more = lifecycle.decide(new_case, Command(action="dispatch", actor_role="system"), now, ctx)
                 transitions += more
         except IllegalAction as exc:
-            return [action_rejected(cmd, row["tenant"], row["place_code"], exc, now)]
+            return Decided([action_rejected(cmd, row["tenant"], row["place_code"], exc, now)], None, None)
         events = transition_events(cmd.case_id, row["tenant"], row["place_code"], transitions, row["seq"] + 1,
                                    action_id=action_id_of(cmd))
         dispatched_at = next((t.at for t in transitions if t.action == "dispatch"), row["dispatched_at"])
-        await self.store(conn, cmd.case_id, new_case, row["seq"] + len(transitions), now, previous=case,
-                         dispatched_at=dispatched_at, emitted=len(events))
-        return events
-
-    async def store(self, conn: AsyncConnection, case_id, case: Case, seq: int, now: datetime,
-                    previous: Case | None = None, dispatched_at: datetime | None = None, emitted: int = 0) -> None:
-        """Write the case's new state (``emitted``: lifecycle events just derived for it) and
-        reschedule its timers when the deadline or state changed. ``closed_at`` is set when the
-        case closes (not again on a callback) and cleared when it is reopened; a corrected
-        category or place replaces the row's."""
-        c = db.cases
-        values = {
-            "lifecycle": case_to_json(case),
-            "status": case.state,
+        seq = row["seq"] + len(transitions)
+        was_closed = case.state == lifecycle.CLOSED
+        closed_at = row["closed_at"]
+        if new_case.state == lifecycle.CLOSED and not was_closed:
+            closed_at = now
+        elif was_closed and new_case.state != lifecycle.CLOSED:
+            closed_at = None
+        after = {
+            **row,
+            "lifecycle": case_to_json(new_case),
+            "status": new_case.state,
             "seq": seq,
-            "department": case.department or "triage",
-            "target_kind": case.target_kind or "triage",
-            "mediation_level": case.mediation_level,
-            "transfer_count": case.transfer_count,
+            "department": new_case.department or "triage",
+            "target_kind": new_case.target_kind or "triage",
+            "mediation_level": new_case.mediation_level,
+            "transfer_count": new_case.transfer_count,
             "dispatched_at": dispatched_at,
-            "events_emitted": c.c.events_emitted + emitted,
+            "events_emitted": row["events_emitted"] + len(events),
             "updated_at": now,
+            "category_code": new_case.category_code or row["category_code"],
+            "place_code": new_case.place_code or row["place_code"],
+            "closed_at": closed_at,
         }
-        if case.category_code:
-            values["category_code"] = case.category_code
-        if case.place_code:
-            values["place_code"] = case.place_code
-        was_closed = previous is not None and previous.state == lifecycle.CLOSED
-        if case.state == lifecycle.CLOSED and not was_closed:
-            values["closed_at"] = now
-        elif was_closed and case.state != lifecycle.CLOSED:
-            values["closed_at"] = None
-        await conn.execute(sa.update(c).where(c.c.case_id == case_id).values(**values))
-        changed = previous is None or previous.deadline != case.deadline or previous.state != case.state
-        if changed:
-            await self.schedule(conn, case_id, case, seq, now, case.dispatched_at or dispatched_at)
+        rescheduled = case.deadline != new_case.deadline or case.state != new_case.state
+        return Decided(events, after, (new_case, seq, new_case.dispatched_at or dispatched_at) if rescheduled else None)
 
-    async def schedule(self, conn: AsyncConnection, case_id, case: Case, generation: int, now: datetime,
-                       dispatched_at: datetime | None = None) -> None:
-        """Replace the case's unfired timers by yellow/red/higher for its current deadline."""
+    async def reschedule(self, conn: AsyncConnection, cases: dict[Any, tuple[Case, int, datetime | None]],
+                         now: datetime) -> None:
+        """Replace the unfired timers of ``cases`` (``{case_id: (case, generation, dispatched_at)}``)
+        by yellow/red/higher for their current deadlines: one DELETE and one INSERT."""
         t = db.timers
-        await conn.execute(sa.delete(t).where(t.c.case_id == case_id, t.c.fired_at.is_(None)))
+        await conn.execute(sa.delete(t).where(t.c.case_id.in_(list(cases)), t.c.fired_at.is_(None)))
         rows = [{"case_id": case_id, "kind": kind, "generation": generation, "due_at": due_at}
+                for case_id, (case, generation, dispatched_at) in cases.items()
                 for kind, due_at in deadlines.timers_for(case, now, dispatched_at)]
         if rows:
             await conn.execute(insert(t).on_conflict_do_nothing(), rows)
+
+    async def schedule_new(self, conn: AsyncConnection, cases: Iterable[tuple[Any, Case, datetime | None]],
+                           now: datetime) -> None:
+        """The first timers of cases just inserted (``(case_id, case, dispatched_at)``), in one
+        statement for the batch: a new case has no timers to replace."""
+        rows = [{"case_id": case_id, "kind": kind, "generation": 0, "due_at": due_at}
+                for case_id, case, dispatched_at in cases
+                for kind, due_at in deadlines.timers_for(case, now, dispatched_at)]
+        if rows:
+            await conn.execute(insert(db.timers).on_conflict_do_nothing(), rows)
 
     async def fire_due_timers(self, conn: AsyncConnection, now: datetime, limit: int = 50) -> list[Envelope]:
         """Claim due timers (SKIP LOCKED), apply them, mark them fired; return the events."""

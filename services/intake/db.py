@@ -36,6 +36,7 @@ reports = sa.Table(
     sa.Column("reporter_key_id", sa.String(32), comment="id of the key that sealed reporter_sealed"),
     sa.Column("anonymised_at", sa.DateTime(timezone=True), comment="reporter data erased after closure"),
     sa.Column("idempotency_key", sa.String(200)),
+    sa.Column("request_hash", sa.String(64), comment="keyed fingerprint of the body its Idempotency-Key came with"),
     sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Index("ix_intake_reports_tenant_reported", "tenant", "reported_at"),
     sa.UniqueConstraint("tenant", "idempotency_key", name="uq_reports_idempotency"),
@@ -87,6 +88,7 @@ case_actions = sa.Table(
     sa.Column("sequence", sa.Integer, comment="sequence of the newest transition that applied it"),
     sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Column("request_hash", sa.String(64), comment="keyed fingerprint of the body its Idempotency-Key came with"),
     sa.Index("ix_intake_case_actions_case", "case_id", "requested_at"),
     comment="each action asked for through POST /v1/cases/{id}/actions and dispatch's decision on it",
 )
@@ -108,5 +110,25 @@ audit_log = sa.Table(
     sa.Column("detail", sa.String(500), nullable=False, server_default=""),
     sa.Column("event_id", pg.UUID(as_uuid=True), unique=True, comment="the event recorded (dedupes redelivery)"),
     sa.Index("ix_intake_audit_log_case", "case_id", "audit_id"),
-    comment="append-only (a trigger refuses UPDATE, DELETE and TRUNCATE): who did what to a case",
+    comment="append-only (a trigger refuses UPDATE, DELETE and TRUNCATE; erasure alone may rewrite detail): "
+            "who did what to a case",
+)
+
+security_log = sa.Table(
+    "security_log",
+    metadata,
+    sa.Column("entry_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("actor_ref", sa.String(64), nullable=False, comment="the refused credential's id"),
+    sa.Column("actor_role", sa.String(40), nullable=False),
+    sa.Column("actor_tenant", sa.String(40), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("path", sa.String(300), nullable=False),
+    sa.Column("target_tenant", sa.String(40), nullable=False, comment="the tenant of the case aimed at"),
+    sa.Column("case_id", pg.UUID(as_uuid=True)),
+    sa.Column("action", sa.String(40)),
+    sa.Column("answer", sa.Integer, nullable=False, comment="the HTTP status answered"),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Index("ix_intake_security_log_recorded", "recorded_at"),
+    comment="refused attempts from outside a case's tenant: who, what, when (GET /v1/security-log, admin)",
 )

@@ -8,8 +8,10 @@ import uuid
 
 from fastapi import Request
 
+from services.intake.domain.audit import security_entry
 from services.intake.domain.reports import place_problem
 from services.intake.service import Intake
+from services.intake.store import add_security_entry
 from shared.platform.auth import Principal
 from shared.platform.authhttp import forbidden, not_found
 from shared.platform.http import error_response
@@ -59,3 +61,15 @@ def visible_case(view: dict | None, who: Principal, case_id: uuid.UUID) -> dict:
     if view is None or not sees(who, view):
         raise not_found(f"no case {case_id}", field="case_id")
     return view
+
+
+async def foreign_probe(svc: Intake, who: Principal, request: Request, found: dict | None, case_id: uuid.UUID,
+                        action: str | None = None) -> bool:
+    """Record in the security log a request for the case ``found`` from a credential of another
+    tenant (answered 404 as "no case"); return whether it was one. A refusal inside the tenant is
+    the tenant's business (its audit trail), not the security log's."""
+    if found is None or sees(who, found) or who.tenant == found["tenant"]:
+        return False
+    await add_security_entry(svc.engine, security_entry(who, request, found["tenant"], case_id, action, 404,
+                                                        "case outside the caller's tenant"))
+    return True

@@ -16,7 +16,7 @@ from functools import partial
 from fastapi import FastAPI
 
 from services.intake import db, handlers
-from services.intake.api import actions, cases, imports, patrols, reports
+from services.intake.api import actions, cases, imports, patrols, reports, security
 from services.intake.domain.privacy import keyring_of
 from services.intake.metrics import IntakeMetrics
 from services.intake.open311.router import install as install_open311
@@ -24,7 +24,7 @@ from services.intake.service import Intake
 from services.intake.settings import IntakeSettings
 from services.intake.workers import sweep_closed
 from shared.domain.tenants import load_all_tenants
-from shared.platform.http import BodyLimit
+from shared.platform.http import BodyLimit, InFlightLimit
 from shared.platform.kit import ServiceKit
 
 MAX_REPORT_BYTES = 64 * 1024
@@ -33,6 +33,13 @@ MAX_REPORT_BYTES = 64 * 1024
 def limit_report_bodies(app: FastAPI) -> None:
     """One report is a few KB; absurd bodies are refused before they are parsed (imports stream instead)."""
     app.add_middleware(BodyLimit, paths=("/v1/reports",), limit=MAX_REPORT_BYTES)
+
+
+def shed_overload(settings: IntakeSettings):
+    """Bound the requests in flight (503 + Retry-After beyond it, shared/platform/http.py InFlightLimit)."""
+    def install(app: FastAPI) -> None:
+        app.add_middleware(InFlightLimit, limit=settings.max_in_flight, retry_after_s=settings.retry_after_seconds)
+    return install
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -48,9 +55,9 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     kit.every(5, kit.sample_outbox)
     kit.consume(handlers.TOPICS, handlers.apply_lifecycle, db.processed_events, group_id=handlers.GROUP_ID,
                 consumer=handlers.CONSUMER, background=True)
-    kit.background(partial(sweep_closed, kit.engine, settings, metrics.anonymised), "anonymiser")
-    app = kit.app(install=(limit_report_bodies, install_open311),
-                  routers=[api.router for api in (reports, patrols, cases, actions, imports)])
+    kit.background(partial(sweep_closed, kit.engine, settings, metrics.anonymised, keyring), "anonymiser")
+    app = kit.app(install=(limit_report_bodies, install_open311, shed_overload(settings)),
+                  routers=[api.router for api in (reports, patrols, cases, actions, imports, security)])
     app.state.intake = Intake(settings, kit.engine, relay, load_all_tenants(settings.tenants_dir or None),
                               settings.pseudonym_key.encode(), metrics.accepted, metrics.rejected, keyring)
     return app

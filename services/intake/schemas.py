@@ -63,8 +63,9 @@ class ReporterContact(BaseModel):
 class ReportIn(BaseModel):
     """One report (上报).
 
-    - ``category_code``: a taxonomy code (e.g. ``100401`` 下水道堵塞) or, for history imports, the
-      source system's own category; unknown codes are accepted and go to the triage queue.
+    - ``category_code``: a taxonomy code (e.g. ``100401`` 下水道堵塞; ``POST /v1/reports`` refuses
+      another, 422 ``unknown_category``) or, for history imports, the source system's own
+      category (masked like free text; unknown codes go to the triage queue).
     - ``place_code``: cumulative place code (city 4, district 6, street 9, community 12, grid 15
       digits; docs/domain.md §3(a)) or a tenant's own code for foreign history.
     - ``reported_at`` (and recorded history times): timezone-aware, between 1990-01-01 and one
@@ -147,7 +148,8 @@ class ReportAccepted(BaseModel):
 
 
 class RowError(BaseModel):
-    """A rejected row of an import file: 1-based ``line`` (data row number) and the reasons."""
+    """A rejected row of an import file: ``line``, the 1-based line of the file on which the row starts
+    (a CSV header is line 1; services/intake/importers/formats.py ``iter_records``) and the reasons."""
 
     line: int
     errors: list[dict]
@@ -171,7 +173,8 @@ class PatrolIn(BaseModel):
     - ``kind``: routine | night (夜查) | heavy_pollution (重污染巡查) | weekend_duty (周末值班).
     - ``points``: pollution or inspection points checked in the round (0..10000).
     - ``findings``: ids of cases the round opened (reported separately through /v1/reports).
-    - ``worker_ref``: a pseudonymous worker reference, never a name.
+    - ``worker_ref``: a pseudonymous worker reference, never a name (one that is not a plain code —
+      a name, a phone — leaves intake as ``ref-`` + a keyed hash, shared/domain/personal.py).
     """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)

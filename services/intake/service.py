@@ -6,8 +6,9 @@ requested action (:meth:`Intake.decision`, ``Prefer: wait``)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,11 +17,20 @@ from services.intake.domain.taxonomy import taxonomy
 from services.intake.metrics import source_label
 from services.intake.schemas import ReportIn
 from services.intake.settings import IntakeSettings
-from services.intake.store import load_action, store_reports
+from services.intake.store import (
+    ReportBatch,
+    load_action,
+    reporter_contact,
+    store_report_batches,
+)
+from shared.domain.personal import KnownPersonal
 from shared.domain.tenants import TenantConfig
 from shared.platform.auth import Principal
-from shared.platform.crypto import Keyring
+from shared.platform.crypto import Keyring, KeyringError
+from shared.platform.groupcommit import GroupCommit
 from shared.platform.outbox import OutboxRelay
+
+log = logging.getLogger("gridcase.intake")
 
 #: How often a waiting request (``Prefer: wait``) reads its action's status, in seconds.
 POLL_SECONDS = 0.2
@@ -44,19 +54,39 @@ class Intake:
         config = self.tenants.get(tenant)
         return taxonomy().department(code) is not None or (config is not None and config.department(code) is not None)
 
+    _group: GroupCommit[ReportBatch, set[uuid.UUID]] | None = field(default=None, init=False, repr=False)
+
     async def store(self, reports: list[tuple[ReportIn, uuid.UUID, str | None]],
-                    who: Principal | None = None) -> set[uuid.UUID]:
-        """Store reports with their events and audit records (store.py ``store_reports``), wake
-        the relay and count the new ones; return the case ids that were new. ``who`` is the
-        caller, recorded in the audit trail."""
+                    who: Principal | None = None, request_hash: str | None = None) -> set[uuid.UUID]:
+        """Store reports with their events and audit records (store.py ``store_report_batches``),
+        wake the relay and count the new ones; return the case ids that were new. ``who`` is the
+        caller, recorded in the audit trail. Requests that arrive together are committed together
+        (group commit); each returns once the transaction holding its reports has committed."""
         if not reports:
             return set()
-        new = await store_reports(self.engine, self.keyring, self.secret, reports, who)
-        self.relay.wake()
+        if self._group is None:
+            self._group = GroupCommit(self._write)
+        new = await self._group.submit(ReportBatch(reports, who, request_hash))
         for r, cid, _ in reports:
             if cid in new:
                 self.accepted.labels(r.tenant, source_label(r.source)).inc()
         return new
+
+    async def _write(self, batches: list[ReportBatch]) -> list[set[uuid.UUID]]:
+        news = await store_report_batches(self.engine, self.keyring, self.secret, batches)
+        self.relay.wake()
+        return news
+
+    async def known_personal(self, case_id: uuid.UUID) -> KnownPersonal | None:
+        """The reporter's known personal data of a case (its sealed part opened), to mask in the
+        case's free text; ``None`` when there is none (anonymised, or no contact) or the part
+        cannot be opened (a key missing from ``INTAKE_PII_KEYS``: logged, the patterns still mask)."""
+        try:
+            part = await reporter_contact(self.engine, self.keyring, case_id)
+        except KeyringError:
+            log.warning("case %s: sealed part cannot be opened; only the patterns mask its free text", case_id)
+            return None
+        return KnownPersonal.of(part.get("reporter")) if part else None
 
     async def decision(self, case_id: uuid.UUID, action_id: uuid.UUID, seconds: float) -> dict | None:
         """The action (store.py ``load_action``) once dispatch has decided it (applied or

@@ -18,6 +18,12 @@ class IntakeSettings(ServiceSettings):
         default="gridcase-dev-pseudonym-key",
         description="secret for reporter pseudonyms (HMAC); set a random value in production",
     )
+    max_in_flight: int = Field(
+        default=128,
+        description="HTTP requests worked on at once; more are refused with 503 and Retry-After (0: no "
+        "limit). About what the database pool can serve in the time a client waits (bench/pipeline.py)",
+    )
+    retry_after_seconds: int = Field(default=1, description="Retry-After of a 503 refused for overload")
     relay_batch: int = 500
     relay_idle_seconds: float = 0.2
     max_import_bytes: int = 1 << 30

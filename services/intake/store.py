@@ -1,7 +1,7 @@
 """Intake's SQL (schema ``intake``, services/intake/db.py): storing reports with their events and
 audit records, reading a case and its audit trail, recording actions asked for (and dispatch's
 decisions on them) and patrols, keeping dispatch's lifecycle events, and the sweeps over stored
-personal data (anonymise, reseal).
+personal data (reseal; erasure: services/intake/erasure.py).
 
 Every write that publishes an event puts it in ``intake.outbox`` in the same transaction
 (shared/platform/outbox.py); the relay publishes it to Kafka afterwards.
@@ -10,7 +10,7 @@ Every write that publishes an event puts it in ``intake.outbox`` in the same tra
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -18,10 +18,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.intake import db
-from services.intake.caseview import closed_now, closed_now_clause, corrected_category
+from services.intake.caseview import closed_now, corrected_category
 from services.intake.domain.audit import audit_rows_of, report_entry
 from services.intake.domain.privacy import (
-    anonymised_report,
+    masked_fields,
     report_as_shown,
     sealed_part,
 )
@@ -32,51 +32,96 @@ from shared.contract.actions import OUTCOME_LABELS, SATISFACTION_LABELS
 from shared.contract.events import CaseActionRequested, PatrolRecorded
 from shared.contract.topics import TOPIC_ACTIONS, TOPIC_PATROLS, TOPIC_REPORTED
 from shared.domain.casefacts import ENDING_STATES
-from shared.domain.pii import mask_text
 from shared.platform.auth import Principal
 from shared.platform.crypto import Keyring
 from shared.platform.outbox import OutboxRow, add_to_outbox
 
 
-async def store_reports(engine: AsyncEngine, keyring: Keyring, secret: bytes,
-                        reports: list[tuple[ReportIn, uuid.UUID, str | None]],
-                        who: Principal | None = None) -> set[uuid.UUID]:
-    """Insert ``(report, case id, idempotency key)`` rows (reporter contact sealed with
-    ``keyring``), their ``CaseReported`` events and their audit records in one transaction; return
-    the case ids that were new (a case id already stored is a duplicate and gets no second event).
-    ``who`` is the caller, recorded in the audit trail."""
+@dataclass(frozen=True)
+class ReportBatch:
+    """Reports sent by one caller in one request: ``(report, case id, idempotency key)`` each;
+    ``who`` the caller (audit trail); ``request_hash`` the fingerprint of the body an
+    Idempotency-Key came with (one report per request then)."""
+
+    reports: list[tuple[ReportIn, uuid.UUID, str | None]]
+    who: Principal | None = None
+    request_hash: str | None = None
+
+
+async def store_report_batches(engine: AsyncEngine, keyring: Keyring, secret: bytes,
+                               batches: list[ReportBatch]) -> list[set[uuid.UUID]]:
+    """Insert the reports of ``batches`` (reporter contact sealed with ``keyring``), their
+    ``CaseReported`` events and their audit records in one transaction (several requests' batches
+    together: group commit, shared/platform/groupcommit.py); return per batch the case ids that
+    were new. A case id already stored, or named earlier in the same call, is a duplicate and
+    gets no second event and no second audit record."""
+    items = [(b, r, cid, key, masked_fields(r)) for b in batches for r, cid, key in b.reports]  # masked once
     values = []
-    masked = [mask_text(r.description) for r, _, _ in reports]  # once per report
-    for (r, cid, key), text in zip(reports, masked, strict=True):
-        sealed = sealed_part(r, text)
+    for b, r, cid, key, fields in items:
+        sealed = sealed_part(r, fields)
         values.append({
             "case_id": cid,
             "tenant": r.tenant,
-            "source": r.source,
-            "source_id": r.source_id,
-            "category_code": r.category_code,
+            "source": fields["source"],
+            "source_id": fields["source_id"],
+            "category_code": fields["category_code"],
             "place_code": r.place_code,
             "reported_at": r.reported_at,
-            "report": r.model_dump(mode="json", exclude={"reporter"}) | {"description": text},
+            "report": r.model_dump(mode="json", exclude={"reporter"}) | fields,
             "reporter_sealed": keyring.seal(sealed, cid.bytes) if sealed else None,
             "reporter_key_id": keyring.current if sealed else None,
             "idempotency_key": key,
+            "request_hash": b.request_hash if key else None,
         })
+    if not values:
+        return [set() for _ in batches]
     async with engine.begin() as conn:
         result = await conn.execute(
             insert(db.reports).on_conflict_do_nothing().returning(db.reports.c.case_id), values
         )
-        new = {row[0] for row in result}
-        await add_to_outbox(
-            conn,
-            db.outbox,
-            (OutboxRow(TOPIC_REPORTED, to_event(r, cid, secret, text))
-             for (r, cid, _), text in zip(reports, masked, strict=True) if cid in new),
-        )
-        audit = [report_entry(r, cid, who) for r, cid, _ in reports if cid in new]
+        inserted = {row[0] for row in result}
+        first: dict[uuid.UUID, int] = {}
+        for i, (_, _, cid, _, _) in enumerate(items):
+            first.setdefault(cid, i)
+        fresh = [item for i, item in enumerate(items) if item[2] in inserted and first[item[2]] == i]
+        await add_to_outbox(conn, db.outbox,
+                            (OutboxRow(TOPIC_REPORTED, to_event(r, cid, secret, fields)) for _, r, cid, _, fields in fresh))
+        audit = [report_entry(r, cid, b.who, fields) for b, r, cid, _, fields in fresh]
         if audit:
             await conn.execute(insert(db.audit_log), audit)
-    return new
+    fresh_ids = {id(b): set() for b in batches}
+    for b, _, cid, _, _ in fresh:
+        fresh_ids[id(b)].add(cid)
+    return [fresh_ids[id(b)] for b in batches]
+
+
+async def first_use(engine: AsyncEngine, tenant: str, key: str) -> tuple[uuid.UUID, str | None] | None:
+    """The case an ``Idempotency-Key`` (already scoped to its credential) first named in
+    ``tenant`` and the fingerprint of the body it came with, or ``None`` when unused."""
+    r = db.reports
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.select(r.c.case_id, r.c.request_hash)
+                                  .where(r.c.tenant == tenant, r.c.idempotency_key == key))).one_or_none()
+    return (row.case_id, row.request_hash) if row else None
+
+
+async def add_security_entry(engine: AsyncEngine, entry: dict) -> None:
+    """Append one record to the security log (a refused attempt from outside a case's tenant)."""
+    async with engine.begin() as conn:
+        await conn.execute(insert(db.security_log).values(entry))
+
+
+async def security_entries(engine: AsyncEngine, tenant: str, limit: int, before: int | None = None) -> list[dict]:
+    """The security log, newest first (``limit`` records, those older than ``before`` when
+    given): every record for tenant ``*``, else those aimed at or made from ``tenant``."""
+    s = db.security_log
+    query = sa.select(s).order_by(s.c.entry_id.desc()).limit(limit)
+    if tenant != "*":
+        query = query.where(sa.or_(s.c.target_tenant == tenant, s.c.actor_tenant == tenant))
+    if before is not None:
+        query = query.where(s.c.entry_id < before)
+    async with engine.connect() as conn:
+        return [dict(row) for row in (await conn.execute(query)).mappings()]
 
 
 async def load_case(engine: AsyncEngine, case_id: uuid.UUID) -> dict | None:
@@ -159,7 +204,16 @@ async def add_audit_entry(engine: AsyncEngine, entry: dict) -> None:
         await conn.execute(insert(db.audit_log).values(entry))
 
 
-async def request_action(engine: AsyncEngine, command: CaseActionRequested, entry: dict) -> tuple[dict, bool]:
+async def action_fingerprint(engine: AsyncEngine, action_id: uuid.UUID) -> tuple[bool, str | None]:
+    """Whether the action was asked for already, and the fingerprint of the body it came with."""
+    a = db.case_actions
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.select(a.c.request_hash).where(a.c.action_id == action_id))).one_or_none()
+    return (row is not None, row.request_hash if row else None)
+
+
+async def request_action(engine: AsyncEngine, command: CaseActionRequested, entry: dict,
+                         request_hash: str | None = None) -> tuple[dict, bool]:
     """Record the action request (``case_actions``, pending), put its command in the outbox and,
     unless it is a duplicate (same action id: a repeated Idempotency-Key), its audit record
     ``entry``, in one transaction. Returns the action as :func:`load_action` shows it and whether
@@ -168,7 +222,7 @@ async def request_action(engine: AsyncEngine, command: CaseActionRequested, entr
     async with engine.begin() as conn:
         await conn.execute(insert(a).on_conflict_do_nothing().values(
             action_id=command.action_id, case_id=command.case_id, tenant=command.tenant, action=command.action,
-            actor_ref=command.actor_ref, requested_at=command.occurred_at))
+            actor_ref=command.actor_ref, requested_at=command.occurred_at, request_hash=request_hash))
         added = await add_to_outbox(conn, db.outbox, [OutboxRow(TOPIC_ACTIONS, command)])
         if added:
             await conn.execute(insert(db.audit_log).values(entry))
@@ -250,33 +304,6 @@ async def keep_lifecycle_events(conn: AsyncConnection, events) -> None:
     ]
     if rows:
         await conn.execute(insert(db.case_events).on_conflict_do_nothing(), rows)
-
-
-async def anonymise_closed(engine: AsyncEngine, after: timedelta, now: datetime | None = None,
-                           batch: int = 1000) -> int:
-    """Erase the reporter data of cases closed more than ``after`` ago (issue 6 item 3; default
-    365 days, ``IntakeSettings.anonymise_after_days``; a reopened case only while closed again):
-    the sealed part (contact and unmasked description, services/intake/domain/privacy.py
-    ``sealed_part``) is dropped and the stored description masked again (``anonymised_report``); ``anonymised_at`` is set. Returns the
-    number of reports anonymised. Safe to run from several instances (``SKIP LOCKED``)."""
-    r, v = db.reports, db.case_view
-    cutoff = (now or datetime.now(UTC)) - after
-    done = 0
-    while True:
-        async with engine.begin() as conn:
-            rows = (await conn.execute(
-                sa.select(r.c.case_id, r.c.report)
-                .select_from(r.join(v, v.c.case_id == r.c.case_id))
-                .where(r.c.anonymised_at.is_(None), closed_now_clause(), v.c.closed_at < cutoff)
-                .limit(batch).with_for_update(of=r, skip_locked=True)
-            )).all()
-            for row in rows:
-                await conn.execute(r.update().where(r.c.case_id == row.case_id).values(
-                    reporter_sealed=None, reporter_key_id=None, report=anonymised_report(row.report),
-                    anonymised_at=sa.func.now()))
-        done += len(rows)
-        if len(rows) < batch:
-            return done
 
 
 async def reseal_reporters(engine: AsyncEngine, keyring: Keyring, batch: int = 1000) -> int:

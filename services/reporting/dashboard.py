@@ -11,7 +11,15 @@
   requests from the same origin only (no inline script, nothing from a CDN).
 - ``GET /dashboard/tenants.json``: the configured tenants for the page's tenant selector, each
   with the place levels the place breakdown drills through and the code length (``depth``) of
-  each, for ``/v1/stats?group_by=place&place_depth=…&place_prefix=…``.
+  each, for ``/v1/stats?group_by=place&place_depth=…&place_prefix=…``; the caller; and
+  ``opening``, the tenant the page opens on (:func:`opening_tenant`), whose name the page shows.
+
+Opening tenant
+--------------
+The page opens on the tenant its URL names (``?tenant=``), else on ``opening``: the tenant of
+``REPORTING_DASHBOARD_OPENING`` when the caller sees it, else, of the caller's tenants, the one
+with the most recently reported case (a credential bound to one tenant has only that one; the
+admin key of ``gridcase up`` sees them all), else the first by name.
 
 Drill levels
 ------------
@@ -27,8 +35,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.staticfiles import StaticFiles
@@ -95,6 +105,35 @@ def tenants_document(tenants: Mapping[str, TenantConfig]) -> dict:
     ]}
 
 
+def opening_tenant(visible: list[str], latest: Mapping[str, datetime | None], configured: str = "") -> str | None:
+    """The tenant the dashboard opens on (module docstring): ``configured`` if visible, else the
+    visible tenant with the latest ``latest`` time (ties: first by name), else the first by name;
+    ``None`` when nothing is visible."""
+    if not visible:
+        return None
+    if configured in visible:
+        return configured
+    dated = [(latest[t], t) for t in sorted(visible) if latest.get(t) is not None]
+    if dated:
+        newest = max(when for when, _ in dated)
+        return next(t for when, t in dated if when == newest)
+    return sorted(visible)[0]
+
+
+async def latest_reports(engine, tenants: list[str]) -> dict[str, datetime | None]:
+    """``{tenant: latest reported_at}`` from reporting's case facts (one index lookup per tenant,
+    ``ix_reporting_case_facts_tenant_reported``)."""
+    from services.reporting.db import case_facts as cf  # noqa: PLC0415
+
+    if not tenants:
+        return {}
+    columns = [sa.select(sa.func.max(cf.c.reported_at)).where(cf.c.tenant == t).scalar_subquery().label(f"t{i}")
+               for i, t in enumerate(tenants)]
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.select(*columns))).one()
+    return dict(zip(tenants, row, strict=True))
+
+
 class _WithHeaders:
     """ASGI wrapper adding :data:`SECURITY_HEADERS` to every HTTP response of ``app``."""
 
@@ -117,15 +156,17 @@ class _WithHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def install(app, tenants: Mapping[str, TenantConfig] | None = None) -> None:
+def install(app, tenants: Mapping[str, TenantConfig] | None = None, opening: str | None = None) -> None:
     """Serve the dashboard from ``app`` (a FastAPI/Starlette app) at ``/dashboard/``.
 
     ``tenants`` are the configured tenants (``{name: TenantConfig}``, as create_app loads them,
     services/reporting/main.py);
     when omitted they are loaded on first use from ``GRIDCASE_TENANTS_DIR`` or ``deploy/tenants``
-    (:func:`shared.domain.tenants.load_all_tenants`).
+    (:func:`shared.domain.tenants.load_all_tenants`). ``opening`` is the configured opening tenant
+    (default: ``REPORTING_DASHBOARD_OPENING``).
     """
     cache: dict[str, dict] = {}
+    configured = opening if opening is not None else ReportingSettings().dashboard_opening
 
     def document() -> dict:
         if "doc" not in cache:
@@ -138,11 +179,16 @@ def install(app, tenants: Mapping[str, TenantConfig] | None = None) -> None:
 
     async def tenants_json(request) -> JSONResponse:
         # The caller's tenants only, and who they are (role, scope), so the page starts at their
-        # place scope. 401 without a credential (shared/platform/authhttp.py).
+        # place scope and on their opening tenant. 401 without a credential (shared/platform/authhttp.py).
         who = await request.app.state.auth.principal(request)
         doc = document()
-        body = {"tenants": [t for t in doc["tenants"] if who.sees_tenant(t["tenant"])],
-                "caller": {"role": who.role, "tenant": who.tenant, "scope": who.scope, "department": who.department}}
+        visible = [t for t in doc["tenants"] if who.sees_tenant(t["tenant"])]
+        names = [t["tenant"] for t in visible]
+        engine = getattr(request.app.state, "engine", None)
+        latest = await latest_reports(engine, names) if engine is not None and len(names) > 1 else {}
+        body = {"tenants": visible,
+                "caller": {"role": who.role, "tenant": who.tenant, "scope": who.scope, "department": who.department},
+                "opening": opening_tenant(names, latest, configured)}
         return JSONResponse(body, headers=dict(SECURITY_HEADERS))
 
     # The route comes before the mount: Starlette matches routes in order.

@@ -43,7 +43,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
                 group_id=settings.group_id)
     kit.every(15, partial(gauges.sample, kit.engine),
               kit.lag_sampler(settings.group_id, (TOPIC_REPORTED, TOPIC_LIFECYCLE)))
-    app = kit.app(install=(partial(install_dashboard, tenants=tenants),), routers=ROUTERS)
+    app = kit.app(install=(partial(install_dashboard, tenants=tenants, opening=settings.dashboard_opening),), routers=ROUTERS)
     app.state.tenants = tenants
     app.state.taxonomy = taxonomy
     return app

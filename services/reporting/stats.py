@@ -17,7 +17,11 @@ Definitions (each in one place):
   share-closed rule of ../shared/data/README.md). Issue 4 adds the 应办结 denominator.
 - time to close: ``closed_at − reported_at`` in hours over closed cases with both times and
   ``closed_at ≥ reported_at`` (README "How the ground-truth figures were computed"); median and
-  p90 are PostgreSQL ``percentile_cont`` (linear interpolation, as pandas ``quantile``).
+  p90 are PostgreSQL ``percentile_cont`` (linear interpolation, as pandas ``quantile``). ``n``
+  counts them; the closed cases left out are counted beside it, so that ``n + no_close_time +
+  closed_before_report = closed``: ``no_close_time`` (closed without a recorded close time, e.g.
+  an imported record with Status "Closed" and no Closed Date) and ``closed_before_report``
+  (a close time before the report's).
 """
 
 from __future__ import annotations
@@ -76,8 +80,8 @@ def group_expr(group_by: str, place_depth: int | None = None) -> sa.ColumnElemen
 async def query_stats(conn: AsyncConnection, flt: CaseFilter, group_by: str | None, place_depth: int | None = None) -> dict:
     """Run the statistics query; return ``{"total": row, "groups": [row, …]}`` where a row is
     ``{key, reported, closed, open, in_progress, transferred, closure_rate,
-    time_to_close_hours: {n, mean, median, p90}, awaiting_acceptance, rejected, cancelled}``
-    (module docstring), groups sorted by ``reported`` descending, then key (no key last).
+    time_to_close_hours: {n, mean, median, p90, no_close_time, closed_before_report},
+    awaiting_acceptance, rejected, cancelled}`` (module docstring), groups sorted by ``reported`` descending, then key (no key last).
 
     One statement: the groups and the total in one pass (``GROUPING SETS``), median and p90 from
     one sort (``percentile_cont`` of an array of fractions); hours as double precision.
@@ -95,6 +99,8 @@ async def query_stats(conn: AsyncConnection, flt: CaseFilter, group_by: str | No
         sa.func.count().filter(sa.and_(ok, sa.not_(cf.c.closed), cf.c.transfer_count == 0)).label("in_progress"),
         sa.func.count().filter(sa.and_(ok, cf.c.transfer_count > 0)).label("transferred"),
         sa.func.count().filter(timed).label("n_timed"),
+        sa.func.count().filter(sa.and_(ok, cf.c.closed, cf.c.closed_at.is_(None))).label("no_close_time"),
+        sa.func.count().filter(sa.and_(ok, cf.c.closed, cf.c.closed_at < cf.c.reported_at)).label("closed_before_report"),
         sa.func.avg(hours).filter(timed).label("mean_h"),
         sa.type_coerce(quantiles.filter(timed), sa.ARRAY(sa.Float)).label("q_h"),
         sa.func.count().filter(STATUS_EXPR == "awaiting_acceptance").label("awaiting_acceptance"),
@@ -132,6 +138,9 @@ def _row(key, r) -> dict:
             "mean": float(r.mean_h) if r.mean_h is not None else None,
             "median": float(r.q_h[0]) if r.q_h else None,
             "p90": float(r.q_h[1]) if r.q_h else None,
+            # why n may be less than closed: n + no_close_time + closed_before_report = closed
+            "no_close_time": r.no_close_time,
+            "closed_before_report": r.closed_before_report,
         },
         "awaiting_acceptance": r.awaiting_acceptance,
         "rejected": r.rejected,
@@ -144,6 +153,7 @@ def empty_stats() -> dict:
     :class:`~services.reporting.filters.CaseFilter` refuses): nothing counted, as the query would
     find over no rows."""
     nothing = SimpleNamespace(reported=0, closed=0, in_progress=0, transferred=0, n_timed=0, mean_h=None, q_h=None,
+                              no_close_time=0, closed_before_report=0,
                               awaiting_acceptance=0, rejected=0, cancelled=0)
     return {"total": _row(None, nothing), "groups": []}
 

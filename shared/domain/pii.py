@@ -39,27 +39,44 @@ _FOLD = {**{c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}, 0x3000: 0x20,
          **{c: 0x20 for c in (0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF)}}
 
 
+_DIGIT = re.compile(r"\d")
+
+
+class _FoldTable(dict):
+    """:data:`_FOLD` plus every other Unicode decimal digit (Nd) to its ASCII digit, as a
+    ``str.translate`` table that learns each code point once (one C-level pass per text instead of
+    a Python loop over its characters)."""
+
+    def __missing__(self, code_point: int) -> int:
+        char = chr(code_point)
+        digit = None if char.isascii() else unicodedata.decimal(char, None)
+        self[code_point] = value = code_point if digit is None else ord(str(digit))
+        return value
+
+
+_FOLD_TABLE = _FoldTable(_FOLD)
+
+
 def _fold(text: str) -> str:
     """``text`` folded for matching, one character for one: :data:`_FOLD`, then any Unicode
     decimal digit (Nd) to its ASCII digit."""
-    folded = text.translate(_FOLD)
-    if folded.isascii():
-        return folded
-    return "".join(str(unicodedata.decimal(c)) if not c.isascii() and unicodedata.decimal(c, None) is not None else c
-                   for c in folded)
+    return text.translate(_FOLD_TABLE)
 
 
 def mask_text(text: str) -> str:
     """Return ``text`` with phone, ID, e-mail and card numbers replaced by placeholders (also when
     written with full-width characters)."""
+    folded = _fold(text)  # same length: match positions are positions in ``text``
+    if "@" not in folded and not _DIGIT.search(folded):
+        return text  # every pattern needs an @ or a digit
     for pattern, placeholder in _PATTERNS:
-        folded = _fold(text)  # same length: match positions are positions in ``text``
         parts, last = [], 0
         for match in pattern.finditer(folded):
             parts += [text[last:match.start()], placeholder]
             last = match.end()
         if parts:
             text = "".join(parts) + text[last:]
+            folded = _fold(text)
     return text
 
 

@@ -23,6 +23,7 @@ A tenant file looks like::
     assessment_weights:          # optional; the composite score's weights (docs/kpis.md), sum 1
       {response: 0.30, resolution: 0.35, satisfaction: 0.35}
     max_reopens: 3               # optional; 重办 allowed per case (default 3, docs/domain.md §3(c)6)
+    open311_public_reads: true   # optional (default false); Open311 request reads without api_key
 
 Place codes follow docs/domain.md §3(a) (city 4, district 6, street 9, community 12, grid 15 digits,
 each level extending its parent's code). Foreign tenants (NYC) use their own codes and levels, so
@@ -226,6 +227,9 @@ class TenantConfig:
     path: str = ""
     max_reopens: int = DEFAULT_MAX_REOPENS
     assessment_weights: AssessmentWeights = AssessmentWeights()
+    #: Open311 GeoReport v2 request reads (``requests.json``/``.xml``, one request, tokens) answer
+    #: without an ``api_key``, as the spec has them (services/intake/open311/router.py).
+    open311_public_reads: bool = False
     _by_code: Mapping[str, Place] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -345,7 +349,7 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
     prefix) is a proper prefix of its code on a higher level; non-top places have a parent;
     rule names are unique and contain no ``:``; rule departments exist in the taxonomy or the
     tenant's ``departments``; six-digit rule categories exist in the taxonomy; ``place_prefix``
-    overlaps a listed place; ``hours`` parses; ``max_reopens``, if given, is an integer >= 0;
+    overlaps a listed place; ``hours`` parses; ``max_reopens``, if given, is an integer >= 0; ``open311_public_reads``, if given, a boolean;
     ``assessment_weights``, if given, has the keys response, resolution and satisfaction, each from
     0 to 1, summing to 1.
 
@@ -360,7 +364,8 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
     top = check_keys(
         data, path=path, line=1, what="tenant file",
         required=("tenant", "name_zh", "name_en", "timezone", "places"),
-        optional=("levels", "routing", "departments", "max_reopens", "assessment_weights", "note"),
+        optional=("levels", "routing", "departments", "max_reopens", "assessment_weights", "note",
+                  "open311_public_reads"),
         error_cls=TenantConfigError,
     )
 
@@ -382,6 +387,11 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
     if isinstance(max_reopens, bool) or not isinstance(max_reopens, int) or max_reopens < 0:
         raise _err(path, top.line_of("max_reopens"),
                    f"max_reopens must be an integer >= 0, got {max_reopens!r}")
+
+    public_reads = top.get("open311_public_reads", False)
+    if not isinstance(public_reads, bool):
+        raise _err(path, top.line_of("open311_public_reads"),
+                   f"open311_public_reads must be true or false, got {public_reads!r}")
 
     # levels
     levels: tuple[str, ...] = STANDARD_LEVELS
@@ -529,6 +539,7 @@ def parse_tenant(path: str | Path, taxonomy: Taxonomy | None = None) -> TenantCo
         path=str(path),
         assessment_weights=weights,
         max_reopens=max_reopens,
+        open311_public_reads=public_reads,
     )
 
 

@@ -3,6 +3,10 @@
 Every 4xx/5xx answer is JSON: ``{"error": <code>, "message": <text>, "field"?: <dotted name>,
 "errors"?: [{"field", "problem", "type"}]}``. Validation errors never echo the input back (it may
 be megabytes, hold personal data, or not even be encodable as JSON: lone surrogates, NaN).
+
+A body that is not JSON at all answers 400 ``invalid_json`` with where the parser stopped:
+``line`` and ``column`` (1-based, as an editor shows them), ``position`` (0-based character offset)
+and ``reason`` (the parser's words, e.g. ``Expecting ',' delimiter``): :func:`invalid_json`.
 """
 
 from __future__ import annotations
@@ -31,6 +35,21 @@ def _field(loc) -> str:
     return ".".join(parts)
 
 
+def invalid_json(document: str | bytes | None, position: int, reason: str) -> JSONResponse:
+    """400 ``invalid_json`` for a body the JSON parser stopped in at character ``position`` of
+    ``document`` with ``reason``: line and column counted as :class:`json.JSONDecodeError` does
+    (1-based; the column counts characters since the last line break). The body is not echoed."""
+    if isinstance(document, bytes):
+        document = document.decode("utf-8", errors="replace")
+    document = document or ""
+    position = max(0, min(int(position), len(document)))
+    line = document.count("\n", 0, position) + 1
+    column = position - document.rfind("\n", 0, position)
+    reason = str(reason)[:200]
+    return error_response(400, "invalid_json", f"the body is not valid JSON: {reason} at line {line}, column {column} "
+                          f"(character {position})", line=line, column=column, position=position, reason=reason)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register handlers for request validation errors (422), HTTP errors, a database that cannot
     be reached (503 ``database_unavailable`` with ``Retry-After``: shared/platform/health.py
@@ -39,6 +58,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        broken = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+        if broken is not None:  # FastAPI: loc ("body", pos), ctx {"error": JSONDecodeError.msg}, exc.body the text
+            loc = broken.get("loc", ())
+            position = loc[-1] if loc and isinstance(loc[-1], int) else 0
+            return invalid_json(exc.body, position, (broken.get("ctx") or {}).get("error", "JSON decode error"))
         errors = [
             {"field": _field(e.get("loc", ())), "problem": str(e.get("msg", ""))[:300], "type": e.get("type", "")}
             for e in exc.errors()[:50]
@@ -129,3 +153,35 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class InFlightLimit:
+    """ASGI middleware: at most ``limit`` requests in flight; one more is refused at once with 503
+    ``overloaded`` and ``Retry-After`` (seconds), before its body is read. Under overload a
+    service that queues every request answers all of them late (clients time out and retry:
+    congestion collapse); one that sheds what it cannot start keeps answering the rest at its
+    capacity. ``exempt`` paths (health, metrics) are never refused."""
+
+    def __init__(self, app, limit: int, retry_after_s: int = 1,
+                 exempt: tuple[str, ...] = ("/health", "/metrics")) -> None:
+        self.app = app
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+        self.exempt = exempt
+        self.in_flight = 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or self.limit <= 0 or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            refused = error_response(503, "overloaded", "the service is at its capacity; retry after the "
+                                     "time given in Retry-After", retry_after_s=self.retry_after_s)
+            refused.headers["Retry-After"] = str(self.retry_after_s)
+            await refused(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1

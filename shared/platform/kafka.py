@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -21,14 +22,22 @@ from shared.contract.topics import ALL_TOPICS, PARTITIONS
 log = logging.getLogger(__name__)
 
 
+def configured_partitions() -> int:
+    """Partitions of a topic gridcase creates: ``KAFKA_TOPIC_PARTITIONS`` (a deployment setting,
+    docs/operations.md "Scaling"), else :data:`shared.contract.topics.PARTITIONS` (4, the embedded
+    broker's own count)."""
+    return int(os.environ.get("KAFKA_TOPIC_PARTITIONS") or PARTITIONS)
+
+
 async def ensure_topics(
     bootstrap: str,
     topics: tuple[str, ...] = ALL_TOPICS,
-    partitions: int = PARTITIONS,
+    partitions: int | None = None,
     replication_factor: int = 1,
     timeout_s: float = 60.0,
 ) -> list[str]:
-    """Create ``topics`` that do not exist yet; return the names created.
+    """Create ``topics`` that do not exist yet (``partitions`` each, default
+    :func:`configured_partitions`); return the names created. An existing topic keeps its count.
 
     Retries while the broker is not reachable, up to ``timeout_s`` seconds (then raises the last
     ``KafkaError``). A production Kafka wants ``replication_factor=3`` (README, "Production Kafka").
@@ -43,7 +52,8 @@ async def ensure_topics(
             if missing:
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(
-                        [NewTopic(t, num_partitions=partitions, replication_factor=replication_factor) for t in missing]
+                        [NewTopic(t, num_partitions=partitions or configured_partitions(),
+                                  replication_factor=replication_factor) for t in missing]
                     )
             return missing
         except (KafkaError, OSError) as exc:

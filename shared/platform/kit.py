@@ -163,7 +163,7 @@ class ServiceKit:
             idle_seconds=idle_seconds,
             on_published=published.inc,
             on_error=lambda exc: errors.inc(),
-            prepare=lambda: ensure_topics(bootstrap, timeout_s=15),
+            prepare=lambda: ensure_topics(bootstrap, partitions=self.settings.kafka_topic_partitions, timeout_s=15),
         )
         return self.relay
 
@@ -237,13 +237,13 @@ class ServiceKit:
     async def start(self) -> None:
         """Migrate and start the relay, the tasks and the brokers (order: module docstring)."""
         settings = self.settings
-        configure_logging(settings.log_level, self.name)
+        configure_logging(settings.log_level, self.name, settings.log_format)
         install_task_dump(self.log)
         await run_migrations_async(settings.database_url, self.migrations, self.schema)
         await run_migrations_async(settings.database_url, AUTH_MIGRATIONS, AUTH_SCHEMA)
         waiting = [c for c in self._consumers if not c.background]
         if waiting:
-            await ensure_topics(settings.kafka_bootstrap_servers)
+            await ensure_topics(settings.kafka_bootstrap_servers, partitions=settings.kafka_topic_partitions)
         if self.relay is not None:
             self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
         for task in self._tasks:
@@ -289,7 +289,8 @@ class ServiceKit:
         delay = 1.0
         while not c.started:
             try:
-                await ensure_topics(self.settings.kafka_bootstrap_servers, timeout_s=10)
+                await ensure_topics(self.settings.kafka_bootstrap_servers,
+                                    partitions=self.settings.kafka_topic_partitions, timeout_s=10)
                 await c.broker.start()
                 c.started = True
             except asyncio.CancelledError:
@@ -327,6 +328,10 @@ class ServiceKit:
 
 def serve(create_app: Callable[[Any], FastAPI], settings: Any) -> None:
     """Run a service's app with uvicorn on its configured host and port (``python -m
-    services.<name>``); SIGTERM shuts it down gracefully (handlers in flight finish, 30 s)."""
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level.lower(), timeout_graceful_shutdown=30)
+    services.<name>``); SIGTERM shuts it down gracefully (handlers in flight finish, 30 s). Logging
+    is configured first (so warnings while the app is built, e.g. the development PII key, are
+    formatted like the rest) and uvicorn keeps it (``log_config=None``: no colour codes)."""
+    prefix = str(getattr(settings, "model_config", {}).get("env_prefix", "")).rstrip("_").lower()
+    configure_logging(settings.log_level, prefix or "gridcase", settings.log_format)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
+                log_level=settings.log_level.lower(), timeout_graceful_shutdown=30, use_colors=False)

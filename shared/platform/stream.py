@@ -40,6 +40,9 @@ def build_broker(settings: ServiceSettings, registry: CollectorRegistry, app_nam
         middlewares=(KafkaPrometheusMiddleware(registry=registry, app_name=app_name, metrics_prefix="faststream"),),
         graceful_timeout=15.0,
         client_id=app_name,
+        # FastStream's own logger writes with a colour formatter to stdout; this one goes through the
+        # service's handler (shared/platform/telemetry.py configure_logging: plain text or JSON lines)
+        logger=logging.getLogger("faststream.access.kafka"),
     )
 
 
@@ -144,7 +147,8 @@ def subscribe_batches(
         group_id=group_id,
         batch=True,
         max_records=settings.max_poll_records,
-        batch_timeout_ms=200,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         auto_offset_reset="earliest",
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,

@@ -8,13 +8,14 @@ bounded (tenant, department, event type) and never hold case ids or grid codes.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import signal
 import sys
 import time
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -48,14 +49,40 @@ class RedactAccessLog(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO", service: str = "gridcase") -> None:
-    """Log to stderr, one line per record, UTF-8: ``time level service logger: message``;
-    uvicorn's access log without credentials (:class:`RedactAccessLog`)."""
+class JsonLines(logging.Formatter):
+    """One JSON object per record: ``time`` (ISO 8601, UTC), ``level``, ``service``, ``logger``,
+    ``message`` and, for an exception, ``exception`` (the formatted traceback)."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        body = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+                "level": record.levelname, "service": self.service, "logger": record.name,
+                "message": record.getMessage()}
+        if record.exc_info:
+            body["exception"] = self.formatException(record.exc_info)
+        return json.dumps(body, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO", service: str = "gridcase", fmt: str = "text") -> None:
+    """Log to stderr, one line per record, UTF-8, never with colour codes: ``fmt="text"`` as
+    ``time level service logger: message``, ``fmt="json"`` as :class:`JsonLines`. uvicorn's loggers
+    go through the same handler (``serve`` passes ``log_config=None``); its access log without
+    credentials (:class:`RedactAccessLog`). Python warnings (``warnings.warn``) are logged too."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
+    handler.setFormatter(JsonLines(service) if fmt == "json"
+                         else logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # uvicorn's and FastStream's loggers bring their own (colour) handlers: they use ours instead
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "faststream", "faststream.access",
+                 "faststream.access.kafka"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.captureWarnings(True)
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactAccessLog) for f in access.filters):
@@ -102,6 +129,37 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
+class HttpMetrics:
+    """Pure ASGI middleware (no ``BaseHTTPMiddleware``: no extra task and body copy per request)
+    counting each HTTP request by method, matched route template and status, and timing it."""
+
+    def __init__(self, app, requests: Counter, duration: Histogram) -> None:
+        self.app = app
+        self.requests = requests
+        self.duration = duration
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            # the router writes the matched route into this same scope
+            template = getattr(scope.get("route"), "path", "unmatched")
+            self.requests.labels(scope["method"], template, str(status)).inc()
+            self.duration.labels(scope["method"], template).observe(time.perf_counter() - start)
+
+
 def instrument_http(app: FastAPI, registry: CollectorRegistry, service: str) -> None:
     """Add RED metrics for HTTP (``<service>_http_requests_total{method,route,status}`` and
     ``<service>_http_request_duration_seconds{method,route}``) and a ``GET /metrics`` route.
@@ -116,19 +174,7 @@ def instrument_http(app: FastAPI, registry: CollectorRegistry, service: str) -> 
         f"{service}_http_request_duration_seconds", "HTTP request duration", ["method", "route"], registry=registry
     )
 
-    @app.middleware("http")
-    async def _metrics(request: Request, call_next):
-        start = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            requests.labels(request.method, template, str(status)).inc()
-            duration.labels(request.method, template).observe(time.perf_counter() - start)
+    app.add_middleware(HttpMetrics, requests=requests, duration=duration)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

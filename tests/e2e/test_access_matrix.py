@@ -213,7 +213,7 @@ def test_case_action_gates(stack, keys, cases, role):
     scope 404; nothing changes."""
     for name, case_id in cases.items():
         resp = call("POST", f"{stack.url('intake')}/v1/cases/{case_id}/actions", keys[role],
-                    json={"action": "verify_pass"}, headers={"Prefer": "wait=10"})
+                    json={"action": "verify_pass"}, headers={"Prefer": "wait=30"})
         if name not in SEES[role]:
             assert resp.status_code == 404, (name, resp.text)
         elif role in VERIFIERS:
@@ -304,9 +304,10 @@ def test_idempotency_keys_and_source_ids_do_not_cross_scopes(stack, keys):
     caller's scope is refused without naming the case (found by a red-team run)."""
     url = f"{stack.url('intake')}/v1/reports"
     key = f"shared-key-{uuid.uuid4()}"
-    heping = call("POST", url, keys["community_staff"], json=report_body(HEPING_GRID_1), headers={"Idempotency-Key": key})
+    body = report_body(HEPING_GRID_1)  # a retry sends the same body (same reported_at)
+    heping = call("POST", url, keys["community_staff"], json=body, headers={"Idempotency-Key": key})
     street = call("POST", url, keys["street_staff"], json=report_body(XINGFU_GRID_2), headers={"Idempotency-Key": key})
-    retried = call("POST", url, keys["community_staff"], json=report_body(HEPING_GRID_1), headers={"Idempotency-Key": key})
+    retried = call("POST", url, keys["community_staff"], json=body, headers={"Idempotency-Key": key})
     assert heping.status_code == street.status_code == retried.status_code == 202
     assert heping.json()["case_id"] != street.json()["case_id"]
     assert retried.json() == {**heping.json(), "duplicate": True}
@@ -323,6 +324,67 @@ def test_idempotency_keys_and_source_ids_do_not_cross_scopes(stack, keys):
     assert xingfu.status_code == 202
     assert probe.status_code == 409 and probe.json()["error"] == "duplicate_source"
     assert xingfu.json()["case_id"] not in probe.text
+
+
+def test_probes_from_another_tenant_go_to_the_security_log(stack, keys, cases):
+    """A refused action from another tenant's credential is kept in the security log that the
+    admin reads (who, what, when), not in the audit trail of the case's tenant (issue 16)."""
+    intake = stack.url("intake")
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    probe = call("POST", f"{intake}/v1/cases/{cases['B']}/actions", keys["other_tenant_ops"],
+                 json={"action": "cancel", "note": "probe"})
+    assert probe.status_code == 404 and probe.json()["error"] == "not_found", probe.text
+    key_id = keys["other_tenant_ops"].split("_")[1]
+    entries = call("GET", f"{intake}/v1/cases/{cases['B']}/audit", keys["admin"]).json()["entries"]
+    assert not [e for e in entries if e["actor_ref"] == key_id], entries
+    log = call("GET", f"{intake}/v1/security-log", api.ADMIN_KEY, params={"limit": 1000})
+    assert log.status_code == 200, log.text
+    mine = [e for e in log.json()["entries"] if e["actor_ref"] == key_id and e["case_id"] == cases["B"]
+            and e["method"] == "POST" and e["action"] == "cancel"]  # the gates test probes with verify_pass
+    assert len(mine) == 1, log.json()
+    entry = mine[0]
+    assert (entry["actor_role"], entry["actor_tenant"], entry["target_tenant"], entry["action"], entry["answer"],
+            entry["method"], entry["path"]) == ("city_ops", "nyc", TENANT, "cancel", 404, "POST",
+                                                f"/v1/cases/{cases['B']}/actions")
+    assert before <= datetime.fromisoformat(entry["recorded_at"]) <= datetime.now(UTC) + timedelta(seconds=5)
+    # a read of the case from the other tenant is kept there too
+    assert call("GET", f"{intake}/v1/cases/{cases['B']}", keys["other_tenant_ops"]).status_code == 404
+    log = call("GET", f"{intake}/v1/security-log", api.ADMIN_KEY, params={"limit": 1000}).json()["entries"]
+    assert any(e["actor_ref"] == key_id and e["method"] == "GET" and e["path"] == f"/v1/cases/{cases['B']}"
+               and e["action"] is None for e in log), log[:5]
+    # the victim tenant's admin reads it too; the prober's tenant's other roles do not
+    own = call("GET", f"{intake}/v1/security-log", keys["admin"], params={"limit": 1000}).json()["entries"]
+    assert any(e["entry_id"] == entry["entry_id"] for e in own)
+    for role in ("city_ops", "other_tenant_ops", "street_staff"):
+        assert call("GET", f"{intake}/v1/security-log", keys[role]).status_code == 403, role
+
+
+def test_an_idempotency_key_reused_with_another_body_is_refused(stack, keys, cases):
+    """The same Idempotency-Key with a different body: 422 ``idempotency_key_reused``, nothing
+    applied; with the same body again: the first action (issue 16). verify_pass on the dispatched
+    case B is refused by dispatch, so B's state stays as the other tests expect it."""
+    url = f"{stack.url('intake')}/v1/cases/{cases['B']}/actions"
+    key = f"reuse-{uuid.uuid4()}"
+    first = call("POST", url, keys["city_ops"], json={"action": "verify_pass", "note": "first"},
+                 headers={"Idempotency-Key": key})
+    assert first.status_code in (202, 409), first.text
+    other = call("POST", url, keys["city_ops"], json={"action": "verify_pass", "note": "second"},
+                 headers={"Idempotency-Key": key})
+    assert other.status_code == 422 and other.json()["error"] == "idempotency_key_reused", other.text
+    again = call("POST", url, keys["city_ops"], json={"action": "verify_pass", "note": "first"},
+                 headers={"Idempotency-Key": key})
+    assert again.status_code in (202, 409) and again.json()["action_id"] == first.json()["action_id"], again.text
+    entries = call("GET", f"{stack.url('intake')}/v1/cases/{cases['B']}/audit", keys["admin"]).json()["entries"]
+    assert not [e for e in entries if e["detail"] == "second"], "the refused body was not applied or recorded"
+    # the same for a report
+    reports = f"{stack.url('intake')}/v1/reports"
+    body = report_body(HEPING_GRID_1)
+    made = call("POST", reports, keys["city_ops"], json=body, headers={"Idempotency-Key": key})
+    changed = call("POST", reports, keys["city_ops"], json=body | {"description": "另一件事"},
+                   headers={"Idempotency-Key": key})
+    assert made.status_code == 202 and changed.status_code == 422, changed.text
+    assert changed.json()["error"] == "idempotency_key_reused"
+    assert view(stack, made.json()["case_id"])["report"]["description"] == body["description"]
 
 
 def test_unknown_target_department_is_refused(stack, keys, cases):
@@ -384,7 +446,9 @@ def test_open311_reads_and_posts(stack, keys, cases, role):
         "api_key": keys[role], "jurisdiction_id": TENANT, "service_code": "100102", "address_id": HEPING_GRID_1,
         "description": "open311 matrix"})
     assert posted.status_code == (200 if role in REPORTERS and role != "other_tenant_ops" else 403), posted.text
-    assert call("GET", f"{base}/requests.json", None, params={"jurisdiction_id": TENANT}).status_code == 403
+    # demo-grid's request reads are public (deploy/tenants/demo-grid.yaml open311_public_reads); nyc's are not
+    assert call("GET", f"{base}/requests.json", None, params={"jurisdiction_id": TENANT}).status_code == 200
+    assert call("GET", f"{base}/requests.json", None, params={"jurisdiction_id": "nyc"}).status_code == 403
 
 
 # --------------------------------------------------------------------------- reporting
@@ -411,6 +475,7 @@ def test_reporting_endpoints(stack, keys, cases, role):
         assert resp.status_code == (404 if role == "other_tenant_ops" else 200), (path, resp.text)
     doc = call("GET", f"{reporting}/dashboard/tenants.json", keys[role]).json()
     assert [t["tenant"] for t in doc["tenants"]] == [GRANTS[role][0]]
+    assert doc["opening"] == GRANTS[role][0]  # the page opens on the caller's own tenant
     assert doc["caller"]["role"] == GRANTS[role][1] and doc["caller"]["scope"] == GRANTS[role][2]
 
 

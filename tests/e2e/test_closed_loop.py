@@ -16,15 +16,11 @@ read at the start, :func:`dispatch_offset_h`): reports carry the real time, disp
 clock's.
 
 Reports, the case view and Open311 records are read with the helpers of tests/e2e/test_lifecycle.py.
-Also here: README's first-report block, run as pasted against the running stack.
+README's shell blocks are run in tests/e2e/test_readme.py.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import subprocess
 import threading
 import time
 import uuid
@@ -567,53 +563,3 @@ def test_two_simultaneous_actions_one_applied_the_other_refused(stack):
                      if acknowledged else
                      {"ack_n": 1, "responded": 1, "response_rate": 0.5, "returned": 1, "accurate_dispatch_rate": 0.5})
     eventually(lambda: matches(kpis(stack, place)["total"], expected))
-
-
-# --------------------------------------------------------------------------- README
-
-
-def readme_block(heading: str) -> str:
-    """The first ```bash block after the paragraph that starts with ``heading`` in README.md."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    start = text.index(heading)
-    match = re.search(r"```bash\n(.*?)```", text[start:], re.S)
-    assert match, f"no bash block after {heading!r}"
-    return match.group(1)
-
-
-def test_readme_first_report_block_runs_as_pasted(stack):
-    """README's "A first report" block, pasted into bash with the variables `gridcase up`'s
-    export line sets (gridcase/cli.py): it exits 0 and prints, one answer a line, the case id, the
-    case view, the accept (200 applied, accepted), the file (200 applied, dispatched: 垃圾扰民
-    100102 → 城管 urban_management), the refused verify_pass (409 action_refused, state
-    dispatched) and the KPI table by department."""
-    block = readme_block("A first report")
-    env = {**os.environ, "GRIDCASE_INTAKE_URL": stack.url("intake"), "GRIDCASE_REPORTING_URL": stack.url("reporting"),
-           "KAFKA_BOOTSTRAP_SERVERS": stack.infra.kafka_bootstrap, "DATABASE_URL": stack.infra.database_url,
-           "GRIDCASE_API_KEY": stack.admin_key}
-    # -e and pipefail: a failing step (e.g. no case id to read) fails the run instead of going on
-    done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, (done.stdout, done.stderr)
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    assert len(lines) == 6, done.stdout
-    case_id = str(uuid.UUID(lines[0].strip()))
-    case_view = json.loads(lines[1])
-    assert case_view["case_id"] == case_id and case_view["tenant"] == "demo-grid"
-    assert "13912345678" not in lines[1] and "张三" not in lines[1]  # the reporter's contact stays sealed
-    accepted, filed, refused, table = (json.loads(line) for line in lines[2:])
-    assert (accepted["status"], accepted["state"], accepted["action"]) == ("applied", "accepted", "accept")
-    assert (filed["status"], filed["state"], filed["action"]) == ("applied", "dispatched", "file")
-    assert (refused["error"], refused["status"], refused["state"]) == ("action_refused", "refused", "dispatched")
-    assert refused["reason"] and "verify_pass" not in refused["allowed_actions"]
-    assert table["tenant"] == "demo-grid" and table["group_by"] == "department" and "total" in table
-    assert view(stack, case_id)["department"] == "urban_management"
-
-    # "a row with "key": "urban_management" once reporting has counted the dispatch"
-    def counted():
-        rows = rows_by_key(api.get(f"{stack.url('reporting')}/v1/kpis", params={"tenant": "demo-grid",
-                                                                                "group_by": "department"},
-                                   timeout=60).json())
-        assert rows.get("urban_management", {}).get("dispatches", 0) >= 1, rows.keys()
-
-    eventually(counted)

@@ -300,6 +300,41 @@ def drill(tab: Page, code: str, tenant: str) -> None:
 # --------------------------------------------------------------------------- tests
 
 
+def test_opens_on_the_tenant_with_the_most_recent_case_and_names_it(nyc, seed_a, tab, site, infra):
+    """Without ``?tenant=`` the admin's page opens on the tenant with the most recently reported case
+    (services/reporting/dashboard.py; nyc's are of 2018, the others' later) and says which."""
+    import asyncio
+    import concurrent.futures
+
+    import sqlalchemy as sa
+
+    from shared.platform.db import make_engine
+
+    async def newest() -> dict:
+        engine = make_engine(infra.database_url)
+        try:
+            async with engine.connect() as conn:
+                rows = await conn.execute(sa.text("SELECT tenant, max(reported_at) FROM reporting.case_facts "
+                                                  "WHERE reported_at IS NOT NULL GROUP BY tenant"))
+                return dict(rows.all())
+        finally:
+            await engine.dispose()
+
+    doc = api(site, "/dashboard/tenants.json")
+    # Playwright's sync API keeps an event loop running in this thread: query from another one
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        found = pool.submit(asyncio.run, newest()).result()
+    latest = {t: when for t, when in found.items() if t in {d["tenant"] for d in doc["tenants"]}}
+    expected = min(latest, key=lambda t: (-latest[t].timestamp(), t))
+    assert doc["opening"] == expected != "nyc"
+    tab.open("")
+    tab.wait_loaded(expected)
+    assert tab.page.input_value("#tenant") == expected
+    label = next(t["label"] for t in doc["tenants"] if t["tenant"] == expected)
+    assert tab.text("#tenant-text") == f"{label} ({expected})"
+    tab.assert_clean()
+
+
 def test_nyc_figures_on_the_page_equal_the_api(nyc, tab, site, tmp_path):
     assert nyc["accepted"] == 4000
     tab.open("tenant=nyc")

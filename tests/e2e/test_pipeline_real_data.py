@@ -117,3 +117,5 @@ def test_demo_tables_render(stack, nyc):
     assert "34.33 %" in table and "受理量 reported" in table and "HPD" in table
     hpd = [line for line in table.splitlines() if line.strip().startswith("HPD ")]
     assert len(hpd) == 1 and " 1458 " in hpd[0]  # README: HPD 1458
+    # README: 1373 closed, 1 of them without a Closed Date, so the time to close counts 1372
+    assert "(n=1372 of 1373 closed; 1 无办结时间 without a close time left out)" in table

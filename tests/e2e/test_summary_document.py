@@ -164,16 +164,20 @@ def month_events() -> list:
 @pytest.fixture(scope="module")
 def month(stack, infra) -> dict[str, str]:
     """The month folded into the stack's reporting database; API keys of Heping's community staff
-    and of the other community."""
+    and of the other community. Its rows are deleted afterwards: they came from no outbox, so a
+    later ``gridcase reporting rebuild`` (tests/e2e/test_rebuild.py) would not find them again and
+    the tenant's figures would differ from before the rebuild."""
     from services.reporting.handlers import apply_events
     from shared.platform.authstore import issue
     from shared.platform.db import make_engine
+
+    events = month_events()  # fresh ids each call: keep them for the clean-up
 
     async def main() -> dict[str, str]:
         engine = make_engine(infra.database_url)
         try:
             async with engine.begin() as conn:
-                await apply_events(conn, month_events())
+                await apply_events(conn, events)
             keys = {}
             for name, scope in (("heping", HEPING), ("xingfu", "990102001001")):
                 issued = await issue(engine, kind="api_key", tenant=TENANT, role="community_staff", scope=scope,
@@ -183,7 +187,21 @@ def month(stack, infra) -> dict[str, str]:
         finally:
             await engine.dispose()
 
-    return asyncio.run(main())
+    async def forget() -> None:
+        from services.reporting.db import case_facts, case_steps, patrols
+
+        ids = [ev.case_id for ev in events]
+        engine = make_engine(infra.database_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(case_steps.delete().where(case_steps.c.case_id.in_(ids)))
+                await conn.execute(case_facts.delete().where(case_facts.c.case_id.in_(ids)))
+                await conn.execute(patrols.delete().where(patrols.c.patrol_id.in_(ids)))
+        finally:
+            await engine.dispose()
+
+    yield asyncio.run(main())
+    asyncio.run(forget())
 
 
 def document(stack, key: str, fmt: str = "md", **params) -> httpx.Response:

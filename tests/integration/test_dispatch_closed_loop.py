@@ -3,6 +3,10 @@ services/dispatch/handlers.py ``apply_batch`` (the consumer's batch handler) and
 services/dispatch/store.py — the context of a correction (the tenant's route and limit for the new
 category), the refusals, the row's columns and the events in the outbox with their action ids.
 
+The test runs in one transaction that is rolled back at its end (each batch in a savepoint, as the
+consumer's own transaction): the case it writes into dispatch's tables is never seen by the running
+services, whose figures other tests compare (dispatch's cases against reporting's, per tenant).
+
 Times are Asia/Shanghai in March 2025 (no public holiday; 2025-03-03 is a Monday). Expected
 values are worked out by hand beside each assertion (docs/domain.md §3(c)6, §3(c)10, §3(d)3).
 """
@@ -55,11 +59,22 @@ async def dispatch_engine(infra):
     await engine.dispose()
 
 
+@pytest_asyncio.fixture(loop_scope="session")
+async def dispatch_conn(dispatch_engine):
+    """A connection in a transaction that is rolled back when the test ends."""
+    async with dispatch_engine.connect() as conn:
+        outer = await conn.begin()
+        try:
+            yield conn
+        finally:
+            await outer.rollback()
+
+
 class Book:
     """Feeds batches to ``apply_batch`` and reads back what dispatch stored and published."""
 
-    def __init__(self, engine, case_id: uuid.UUID) -> None:
-        self.engine = engine
+    def __init__(self, conn, case_id: uuid.UUID) -> None:
+        self.conn = conn
         self.case_id = case_id
         self.clock = FixedClock(at(3, 11))
         self.book = CaseBook(load_all_tenants(), load_taxonomy(), self.clock)
@@ -69,12 +84,11 @@ class Book:
     async def batch(self, now: datetime, *events) -> list:
         """Apply ``events`` at ``now``; return the events this batch put in the outbox."""
         self.clock.at = now
-        async with self.engine.begin() as conn:
-            await apply_batch(conn, list(events), book=self.book, metrics=self.metrics)
-        async with self.engine.connect() as conn:
-            o = db.outbox
-            rows = (await conn.execute(sa.select(o.c.payload).where(o.c.key == str(self.case_id))
-                                       .order_by(o.c.id))).scalars().all()
+        async with self.conn.begin_nested():
+            await apply_batch(self.conn, list(events), book=self.book, metrics=self.metrics)
+        o = db.outbox
+        rows = (await self.conn.execute(sa.select(o.c.payload).where(o.c.key == str(self.case_id))
+                                    .order_by(o.c.id))).scalars().all()
         fresh, self.seen = rows[self.seen:], len(rows)
         return [decode_event(p) for p in fresh]
 
@@ -84,14 +98,13 @@ class Book:
                                    action_id=action_id, **kw)
 
     async def row(self):
-        async with self.engine.connect() as conn:
-            c = db.cases
-            return (await conn.execute(sa.select(c).where(c.c.case_id == self.case_id))).mappings().one()
+        c = db.cases
+        return (await self.conn.execute(sa.select(c).where(c.c.case_id == self.case_id))).mappings().one()
 
 
-async def test_correction_closure_callback_reopen_and_refusals(dispatch_engine):
+async def test_correction_closure_callback_reopen_and_refusals(dispatch_conn):
     case_id = uuid.uuid4()
-    b = Book(dispatch_engine, case_id)
+    b = Book(dispatch_conn, case_id)
     report = CaseReported(event_id=uuid.uuid4(), occurred_at=at(3, 11), case_id=case_id, tenant=TENANT,
                           place_code=DEMO_GRID_GRID, category_code="100401", channel="grid_worker",
                           reported_at=at(3, 11))

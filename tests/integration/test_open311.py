@@ -11,10 +11,12 @@ client library and checked against the spec's JSON Schemas.
 
 The services run as subprocesses: the session ``stack`` provides dispatch (and reporting); this
 module adds one more intake, on the same broker and database, and issues ``API_KEY`` (a city_ops
-key of ``demo-grid`` in the credential store, shared/platform/authstore.py). The georeport client sends
-``api_key`` on POST only (the spec requires it there); this deployment needs it on request reads
-too (place-scoped access), so the client fixtures add it to GETs. Reports go to tenant ``demo-grid``,
-which the end-to-end tests never count.
+key of ``demo-grid`` in the credential store, shared/platform/authstore.py), which POSTs carry
+(the spec requires it there). The georeport client reads without a key, as the spec has request
+reads public: ``demo-grid``'s file sets ``open311_public_reads``. A third intake serves one tenant
+only (a single-jurisdiction deployment, ``GRIDCASE_TENANTS_DIR`` with one file) and is read
+without ``jurisdiction_id``. Reports go to tenant ``demo-grid``, which the end-to-end tests never
+count.
 """
 
 from __future__ import annotations
@@ -78,29 +80,13 @@ def intake(stack, infra, tmp_path_factory) -> str:
         own.stop()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def georeport_sends_the_key_on_reads():
-    """The georeport client sends ``api_key`` with POST only; add it to its GETs (see the module
-    docstring)."""
-    import types
-
-    import georeport.georeport as module
-    import requests
-
-    def get(url, params=None, **kwargs):
-        return requests.get(url, params={**(params or {}), "api_key": API_KEY}, **kwargs)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(module, "requests", types.SimpleNamespace(get=get, post=requests.post))
-        yield
-
-
 @pytest.fixture(scope="module")
 def client(intake):
-    """The georeport client (JSON) on this intake's Open311 endpoint, jurisdiction demo-grid."""
+    """The georeport client (JSON) on this intake's Open311 endpoint, jurisdiction demo-grid; no
+    api_key (the client sends one on POST only, which it does not implement): public reads."""
     from georeport import GeoReport
 
-    return GeoReport(f"{intake}/open311/v2", jurisdiction=TENANT, api_key=API_KEY, output_format="json")
+    return GeoReport(f"{intake}/open311/v2", jurisdiction=TENANT, output_format="json")
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +94,7 @@ def xml_client(intake):
     """The georeport client asking for XML (parsed with xmltodict)."""
     from georeport import GeoReport
 
-    return GeoReport(f"{intake}/open311/v2", jurisdiction=TENANT, api_key=API_KEY, output_format="xml")
+    return GeoReport(f"{intake}/open311/v2", jurisdiction=TENANT, output_format="xml")
 
 
 @pytest.fixture(scope="module")
@@ -398,6 +384,10 @@ def _error_cases(intake: str, fmt: str) -> list[tuple[str, httpx.Response, int]]
                                                  timeout=10), 404),
         ("bad start_date", api.get(f"{base}/requests.{fmt}", params={**j, "start_date": "29/11/2026"},
                                      timeout=10), 400),
+        ("date alone (spec: w3 format)", api.get(f"{base}/requests.{fmt}", params={**j, "start_date": "2026-11-29"},
+                                                 timeout=10), 400),
+        ("keyless read where reads are not public", httpx.get(f"{base}/requests.{fmt}", params={"jurisdiction_id": "nyc"},
+                                                              timeout=10), 403),
         ("date without timezone", api.get(f"{base}/requests.{fmt}", params={**j, "end_date": "2026-11-29T08:00:00"},
                                             timeout=10), 400),
         ("span over 90 days", api.get(f"{base}/requests.{fmt}", params={
@@ -425,6 +415,58 @@ def test_errors_use_the_spec_body(intake, fmt):
             for error in root:
                 assert [c.tag for c in error] == ["code", "description"], name
                 assert error.find("code").text == str(status) and error.find("description").text, name
+
+
+def test_a_date_alone_is_refused_with_the_w3c_form(intake):
+    resp = httpx.get(f"{intake}/open311/v2/requests.json", params={"jurisdiction_id": TENANT, "start_date": "2026-11-29"},
+                     timeout=10)
+    [error] = resp.json()
+    assert resp.status_code == 400 and error["code"] == 400
+    assert "start_date" in error["description"] and "2010-01-01T00:00:00Z" in error["description"]
+
+
+# --------------------------------------------------------------------------- one jurisdiction
+
+
+@pytest.fixture(scope="module")
+def single_intake(stack, infra, tmp_path_factory) -> str:
+    """An intake serving one tenant (demo-grid alone in its GRIDCASE_TENANTS_DIR)."""
+    import shutil
+
+    from gridcase.runtime import Stack
+    from tests.conftest import REPO
+
+    tenants = tmp_path_factory.mktemp("one-tenant")
+    shutil.copy(REPO / "deploy" / "tenants" / f"{TENANT}.yaml", tenants / f"{TENANT}.yaml")
+    own = Stack(tmp_path_factory.mktemp("open311-single"), fresh=False, infra=infra,
+                env={"GRIDCASE_TENANTS_DIR": str(tenants)})
+    own.start_service("intake")
+    try:
+        own.wait_healthy("intake")
+        yield own.url("intake")
+    finally:
+        own.stop()
+
+
+def test_one_jurisdiction_answers_without_jurisdiction_id(single_intake, fume_request, schemas):
+    """Spec, jurisdiction_id: "only required if the endpoint serves multiple jurisdictions"."""
+    from georeport import GeoReport
+
+    request_id = fume_request["answer"][0]["service_request_id"]
+    for fmt in ("json", "xml"):
+        client = GeoReport(f"{single_intake}/open311/v2", output_format=fmt)  # no jurisdiction, no key
+        codes = {s["service_code"] for s in as_list(client.get_service_list())}
+        assert {"100110", "100401"} <= codes
+        definition = client.get_service_definition("100110")
+        assert definition["service_code"] == "100110"
+        listed = as_list(client.get_service_requests(service_request_id=request_id))
+        assert [r["service_request_id"] for r in listed] == [request_id]
+        record = client.get_service_request(request_id)
+        assert record["service_request_id"] == request_id and record["service_code"] == "100110"
+        if fmt == "json":
+            check_schema(schemas, "request", record)
+    discovery = httpx.get(f"{single_intake}/open311/v2/discovery.json", timeout=10).json()
+    assert discovery["contact"].endswith(f"jurisdiction_id: {TENANT}")
 
 
 def test_rest_of_the_api_keeps_its_error_body(intake):

@@ -14,19 +14,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import pytest_asyncio
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from services.intake import db
-from services.intake.db import MIGRATIONS
-from services.intake.domain.privacy import sealed_part
+from services.intake.domain.privacy import masked_fields, sealed_part
+from services.intake.erasure import anonymise_closed
 from services.intake.schemas import ReporterContact, ReportIn
 from services.intake.settings import IntakeSettings
-from services.intake.store import anonymise_closed, reporter_contact, reseal_reporters
-from shared.domain.pii import mask_text
+from services.intake.store import reporter_contact, reseal_reporters
 from shared.platform.crypto import Keyring, KeyringError
-from shared.platform.db import async_url, make_engine, run_migrations_async
 
 pytestmark = pytest.mark.integration
 
@@ -43,26 +39,12 @@ def keys() -> dict[str, str]:
     return {name: base64.urlsafe_b64encode(os.urandom(32)).decode() for name in ("ka", "kb")}
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def engine(infra):
-    """Intake's schema, migrated, in a database of the test's own on the session's server:
-    ``reseal_reporters`` and ``anonymise_closed`` work on every row, so the figures they return
+@pytest.fixture
+def engine(intake_own_db):
+    """``reseal_reporters`` and ``anonymise_closed`` work on every row, so the figures they return
     count only the rows this test stored, and other tests' rows (sealed with the development key,
-    or tampered with here) must neither stop them nor be changed by them."""
-    name = f"pii_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(infra.database_url)
-    async with admin.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(async_url(infra.database_url)).set(database=name).render_as_string(hide_password=False)
-    await run_migrations_async(url, MIGRATIONS, db.SCHEMA)
-    engine = make_engine(url)
-    yield engine
-    await engine.dispose()
-    async with admin.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
+    or tampered with here) must neither stop them nor be changed by them: a database of its own."""
+    return intake_own_db
 
 
 def a_report(phone: str) -> ReportIn:
@@ -75,13 +57,13 @@ def a_report(phone: str) -> ReportIn:
 async def store(engine, keyring: Keyring, report: ReportIn) -> uuid.UUID:
     """A report row as Intake.store writes it (sealed part bound to the case id)."""
     case_id = uuid.uuid4()
-    masked = mask_text(report.description)
+    masked = masked_fields(report)
     part = sealed_part(report, masked)
     async with engine.begin() as conn:
         await conn.execute(db.reports.insert().values(
             case_id=case_id, tenant=report.tenant, source="api", source_id=None, category_code=report.category_code,
             place_code=report.place_code, reported_at=report.reported_at,
-            report=report.model_dump(mode="json", exclude={"reporter"}) | {"description": masked},
+            report=report.model_dump(mode="json", exclude={"reporter"}) | masked,
             reporter_sealed=keyring.seal(part, case_id.bytes), reporter_key_id=keyring.current))
     return case_id
 
@@ -174,3 +156,67 @@ def test_anonymisation_defaults_to_365_days(monkeypatch):
     monkeypatch.delenv("INTAKE_ANONYMISE_AFTER_DAYS", raising=False)
     assert IntakeSettings(_env_file=None).anonymise_after_days == 365
     assert IntakeSettings.model_fields["anonymise_after_days"].default == 365
+
+
+async def test_erasure_rewrites_every_copy_intake_keeps(engine, keys):
+    """A case stored before issue 16 (its name and address only pattern-masked, so in the clear in
+    the report, the outbox, the history and the audit trail): erasure of that case alone leaves
+    none of its known data and no reporter_ref in any of them; another closed case is untouched;
+    the audit log still refuses any other change."""
+    import json
+
+    from shared.contract.events import derive_id
+
+    keyring = ring("ka", keys=keys)
+    name, address = "测试员乙", "幸福路99号9栋1单元901室"
+    report = ReportIn(tenant=TENANT, category_code="100401", place_code=GRID, reported_at=datetime.now(UTC),
+                      description=f"{name}反映{address}下水道堵塞",
+                      reporter=ReporterContact(name=name, phone="13700137000", address=address))
+    case_id, other = await store(engine, keyring, report), await store(engine, keyring, report)
+    async with engine.begin() as conn:  # the copies as an older intake wrote them
+        await conn.execute(db.reports.update().where(db.reports.c.case_id.in_([case_id, other])).values(
+            report=report.model_dump(mode="json", exclude={"reporter"})))
+        for cid in (case_id, other):
+            await conn.execute(db.outbox.insert().values(
+                event_id=derive_id(cid, "case.reported"), topic="gridcase.case.reported", key=str(cid),
+                event_type="case.reported", payload=json.dumps(
+                    {"event_type": "case.reported", "description": report.description, "reporter_ref": "f00d"},
+                    ensure_ascii=False).encode()))
+            await conn.execute(db.case_events.insert().values(
+                event_id=derive_id(cid, "t1"), case_id=cid, event_type="case.transitioned", occurred_at=datetime.now(UTC),
+                payload={"reason": f"已联系{name}", "evidence": [f"{address}.jpg"]}))
+            await conn.execute(db.audit_log.insert().values(
+                case_id=cid, tenant=TENANT, occurred_at=datetime.now(UTC), actor_ref="k1", actor_role="city_ops",
+                action="accept", outcome="requested", detail=f"已联系{name}，回电13700137000"))
+    now = datetime.now(UTC)
+    for cid in (case_id, other):
+        await close(engine, cid, now - timedelta(days=2))
+
+    known: dict = {}
+    assert await anonymise_closed(engine, timedelta(days=1), now=now, keyring=keyring, case_ids=[case_id],
+                                  collect=known) == 1
+    assert known[case_id].name == name and known[case_id].address == address
+
+    async def copies(cid) -> str:
+        async with engine.connect() as conn:
+            texts = [str(dict(r)) for r in (await conn.execute(sa.select(db.reports).where(db.reports.c.case_id == cid))).mappings()]
+            texts += [bytes(p).decode() for p in (await conn.execute(
+                sa.select(db.outbox.c.payload).where(db.outbox.c.key == str(cid)))).scalars()]
+            texts += [json.dumps(p, ensure_ascii=False) for p in (await conn.execute(
+                sa.select(db.case_events.c.payload).where(db.case_events.c.case_id == cid))).scalars()]
+            texts += list((await conn.execute(sa.select(db.audit_log.c.detail).where(db.audit_log.c.case_id == cid))).scalars())
+        return "\n".join(texts)
+
+    erased, kept = await copies(case_id), await copies(other)
+    for secret in (name, address, "13700137000", "f00d", name[1:]):
+        assert secret not in erased, (secret, erased)
+        assert secret in kept, secret  # the case not named keeps everything
+    for placeholder in ("[姓名]", "[地址]", "[电话]"):
+        assert placeholder in erased
+    async with engine.begin() as conn:
+        with pytest.raises(Exception, match="append-only"):
+            await conn.execute(db.audit_log.update().where(db.audit_log.c.case_id == other).values(detail="x"))
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("SET LOCAL gridcase.erasure = 'on'"))
+        with pytest.raises(Exception, match="append-only"):  # erasure too may change the detail only
+            await conn.execute(db.audit_log.update().where(db.audit_log.c.case_id == other).values(actor_ref="k2"))

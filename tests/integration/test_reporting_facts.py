@@ -387,3 +387,20 @@ async def test_steps_one_row_each_redelivery_changes_nothing(reporting_engine):
                 if r.case_id == history[0].case_id]
     # the recorded dispatch is step 0, the recorded transfer step 1 (the closure is no step)
     assert recorded == [(0, "dispatch", "housing", None, True), (1, "transfer", "health", "housing", True)]
+
+
+async def test_dashboard_opens_on_the_tenant_with_the_most_recent_case(reporting_engine):
+    """services/reporting/dashboard.py: ``latest_reports`` reads each tenant's latest reported_at;
+    the later of two tenants is the opening one, a tenant without cases has none."""
+    from services.reporting.dashboard import latest_reports, opening_tenant
+
+    older, newer, empty = unique_tenant(), unique_tenant(), unique_tenant()
+    times = {older: [at(3, 9, 0), at(4, 9, 0)], newer: [at(2, 9, 0), at(5, 8, 0)]}
+    events = [CaseReported(event_id=uuid.uuid4(), case_id=uuid.uuid4(), tenant=tenant, place_code=DEMO_GRID_GRID,
+                           occurred_at=when, reported_at=when, category_code="100401")
+              for tenant, whens in times.items() for when in whens]
+    async with reporting_engine.begin() as conn:
+        await apply_events(conn, events)
+    latest = await latest_reports(reporting_engine, [older, newer, empty])
+    assert latest == {older: at(4, 9, 0), newer: at(5, 8, 0), empty: None}
+    assert opening_tenant([older, newer, empty], latest) == newer

@@ -172,8 +172,17 @@ async def test_neighbour_dispute_goes_to_grid_level_mediation(infra, stack, http
     assert event["tenant"] == TENANT and event["place_code"] == DEMO_GRID_GRID
 
 
-async def test_unknown_category_goes_to_triage(infra, stack, http):
-    case_id = await accepted_case(http, stack, report_body(category_code="999999", category_name="未知类别"))
+async def test_unknown_category_of_a_live_report_is_refused(stack, http):
+    resp = await http.post(f"{stack.url('intake')}/v1/reports", json=report_body(category_code="999999"))
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"] == "unknown_category"
+
+
+async def test_unknown_category_of_a_historical_record_goes_to_triage(infra, stack, http):
+    """A record of another system keeps its own category (masked) and waits in the triage queue."""
+    body = report_body(category_code="999999", category_name="未知类别", source="hist-test",
+                       source_id=f"hist-{uuid.uuid4().hex}", history={"status": "open"})
+    case_id = await accepted_case(http, stack, body)
     event = await dispatched_event(infra, case_id)
     assert event["target_kind"] == "triage"
     assert event["department"] == "triage"

@@ -10,11 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import statistics
 from collections import Counter
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,23 +24,17 @@ from services.intake.importers.formats import (
     iter_records,
 )
 from services.intake.schemas import ReportIn, RowError
+from tests.conftest import shared_data
 
-SHARED_DATA = Path(
-    os.environ.get("GRIDCASE_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
-)
-NYC_FILE = SHARED_DATA / "nyc311_2018-10-21_sample.csv"
-FUZHOU_FILE = SHARED_DATA / "fuzhou12345_water_complaints_sample.csv"
+NYC_FILE = "nyc311_2018-10-21_sample.csv"  # ships in data/
+FUZHOU_FILE = "fuzhou12345_water_complaints_sample.csv"
 
 TENANT = "test-city"
 
 
-def _parse_file(fmt: str, path: Path) -> list[tuple[int, ReportIn | RowError]]:
-    if not path.is_file():
-        pytest.skip(
-            f"shared data file {path} not found; set GRIDCASE_SHARED_DATA to the folder "
-            "holding /work/shared/data"
-        )
-    with path.open(encoding="utf-8", newline="") as stream:
+def _parse_file(fmt: str, name: str) -> list[tuple[int, ReportIn | RowError]]:
+    """Every row of sample file ``name`` (tests/conftest.py ``shared_data``: skips when absent)."""
+    with shared_data(name).open(encoding="utf-8", newline="") as stream:
         return list(iter_records(fmt, stream, TENANT))
 
 
@@ -51,7 +43,8 @@ def nyc() -> list[ReportIn]:
     rows = _parse_file("nyc311", NYC_FILE)
     rejects = [r for _, r in rows if isinstance(r, RowError)]
     assert rejects == []
-    assert [n for n, _ in rows] == list(range(1, len(rows) + 1))
+    # file lines: the header is line 1 and no NYC row has a line break in a quoted cell
+    assert [n for n, _ in rows] == list(range(2, len(rows) + 2))
     return [r for _, r in rows]
 
 
@@ -199,7 +192,7 @@ def _nyc_row(**overrides: str) -> dict[str, str]:
 
 def test_nyc_inline_mapping():
     [(n, r)] = _parse("nyc311", _nyc_csv(_nyc_row()))
-    assert n == 1
+    assert n == 2  # the file line: header on line 1
     assert isinstance(r, ReportIn)
     assert r.source_id == "40613786"
     assert r.category_code == "Rodent"
@@ -258,7 +251,7 @@ def test_nyc_bad_created_date_is_row_error_and_import_goes_on():
             _nyc_row(**{"Unique Key": "4"}),
         ),
     )
-    assert [n for n, _ in rows] == [1, 2, 3, 4]
+    assert [n for n, _ in rows] == [2, 3, 4, 5]  # file lines: the header is line 1
     assert isinstance(rows[0][1], ReportIn) and isinstance(rows[3][1], ReportIn)
     for n, result in rows[1:3]:
         assert result.line == n
@@ -298,7 +291,7 @@ def test_wrong_field_count_is_row_error():
     text = _nyc_csv(_nyc_row()) + "1,2,3\r\n"
     rows = _parse("nyc311", text)
     assert isinstance(rows[0][1], ReportIn)
-    assert rows[1][0] == 2
+    assert rows[1][0] == 3  # header line 1, good row line 2
     assert "" in _errors(rows[1][1])
 
 
@@ -415,7 +408,7 @@ def _fz_csv(*rows: dict[str, str], bom: bool = False) -> str:
 def test_fuzhou_inline_mapping():
     [(n, r)] = _parse("fuzhou12345", _fz_csv(_fz_row()))
     sh = ZoneInfo("Asia/Shanghai")
-    assert n == 1 and isinstance(r, ReportIn)
+    assert n == 2 and isinstance(r, ReportIn)
     assert r.place_code == "350104"
     assert r.category_name == "黑臭水体 black and odorous water"
     assert r.channel == "微信"
@@ -431,7 +424,7 @@ def test_fuzhou_unknown_district_is_row_error():
     rows = _parse("fuzhou12345", _fz_csv(_fz_row(), _fz_row(区域="闽侯县")))
     assert isinstance(rows[0][1], ReportIn)
     n, err = rows[1]
-    assert n == 2 and err.line == 2
+    assert n == 3 and err.line == 3  # header line 1, first row line 2
     assert "区域" in _errors(err)
 
 

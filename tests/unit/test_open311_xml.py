@@ -79,11 +79,20 @@ async def test_discovery_shape_in_xml():
 
 def test_parse_w3c_requires_a_timezone():
     assert parse_w3c("start_date", "2010-01-01T00:00:00Z", CST) == datetime(2010, 1, 1, tzinfo=UTC)
-    assert parse_w3c("start_date", "2024-03-01", CST) == datetime(2024, 3, 1, tzinfo=CST)
-    for bad in ("2010-01-01T00:00:00", "yesterday", "2010-13-01T00:00:00Z"):
+    assert parse_w3c("start_date", "2024-03-01T08:00:00+08:00", CST) == datetime(2024, 3, 1, tzinfo=UTC)
+    for bad in ("2010-01-01T00:00:00", "yesterday", "2010-13-01T00:00:00Z", "2024-03-01"):
         with pytest.raises(Open311Error) as info:
             parse_w3c("start_date", bad, CST)
         assert info.value.status == 400
+
+
+def test_a_date_alone_is_refused_naming_the_w3c_form():
+    """Spec, GET Service Requests: start_date "Must use w3 format, eg 2010-01-01T00:00:00Z"."""
+    with pytest.raises(Open311Error) as info:
+        parse_w3c("start_date", "2024-03-01", CST)
+    [(code, text)] = info.value.errors
+    assert code == 400
+    assert "start_date" in text and "2010-01-01T00:00:00Z" in text and "date alone" in text
 
 
 def test_request_query_defaults_and_limits():
@@ -242,7 +251,8 @@ async def test_errors_in_the_spec_format(fmt):
             (await client.get(f"/open311/v2/services.{fmt}?jurisdiction_id=atlantis"), 404),
             (await client.get(f"/open311/v2/services/999999.{fmt}?jurisdiction_id=demo-grid"), 404),
             (await client.get(f"/open311/v2/requests.{fmt}?jurisdiction_id=demo-grid&start_date=yesterday&api_key=k1"), 400),
-            (await client.get(f"/open311/v2/requests.{fmt}?jurisdiction_id=demo-grid"), 403),  # reads need a key
+            (await client.get(f"/open311/v2/requests.{fmt}?jurisdiction_id=nyc"), 403),  # nyc's reads need a key
+            (await client.get(f"/open311/v2/requests.{fmt}?jurisdiction_id=demo-grid&start_date=2026-11-29"), 400),
             (await client.get(f"/open311/v2/nothing-here.{fmt}"), 404),
             (await client.delete(f"/open311/v2/services.{fmt}"), 400),
         ]
@@ -256,6 +266,31 @@ async def test_errors_in_the_spec_format(fmt):
             root = ET.fromstring(resp.content)
             assert root.tag == "errors" and root[0].tag == "error"
             assert root[0].find("code").text == str(status) and root[0].find("description").text
+
+
+async def test_public_reads_where_the_tenant_file_allows_them(monkeypatch):
+    """deploy/tenants/demo-grid.yaml sets open311_public_reads: a read without a credential sees
+    the whole jurisdiction (caller None); nyc's file does not: 403. A credential that is sent is
+    always checked."""
+    from services.intake.open311 import router as module
+
+    asked: list = []
+
+    async def fetch_rows(engine, tenant, query, caller=None):
+        asked.append((tenant, caller))
+        return []
+
+    monkeypatch.setattr(module, "fetch_rows", fetch_rows)
+    async with _client(_app()) as client:
+        public = await client.get("/open311/v2/requests.json?jurisdiction_id=demo-grid")
+        assert public.status_code == 200 and public.json() == []
+        assert asked == [("demo-grid", None)]
+        one = await client.get(f"/open311/v2/requests/{uuid.uuid4()}.xml?jurisdiction_id=demo-grid")
+        assert one.status_code == 404  # read publicly, and no such request
+        assert (await client.get("/open311/v2/requests.json?jurisdiction_id=nyc")).status_code == 403
+        assert (await client.get("/open311/v2/requests.json?jurisdiction_id=demo-grid&api_key=wrong")).status_code == 403
+        keyed = await client.get("/open311/v2/requests.json?jurisdiction_id=demo-grid&api_key=k1")
+        assert keyed.status_code == 200 and asked[-1][1].role == "admin"
 
 
 async def test_no_key_configured_accepts_no_key():

@@ -7,9 +7,13 @@ GB 11643-1989), e-mail addresses (RFC 6531 allows non-ASCII), bank cards (16–1
 
 from __future__ import annotations
 
-import pytest
+import unicodedata
 
-from shared.domain.pii import mask_text, pseudonym
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.domain.pii import _FOLD, _fold, mask_text, pseudonym
 
 
 @pytest.mark.parametrize("text, masked", [
@@ -53,3 +57,30 @@ def test_pseudonym_is_stable_and_secret_bound():
     assert a == pseudonym(b"k1", " 13912345678 ", None, "张三") and len(a) == 32
     assert a != pseudonym(b"k2", "13912345678", None, "张三")
     assert pseudonym(b"k1", None, "", None) is None
+
+
+# --- the fold table (one translate per text) against the rule written out per character ----------
+
+
+def fold_by_hand(text: str) -> str:
+    """The fold as the module docstring states it, character by character."""
+    out = []
+    for c in text.translate(_FOLD):
+        d = None if c.isascii() else unicodedata.decimal(c, None)
+        out.append(c if d is None else str(d))
+    return "".join(out)
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=60))
+def test_fold_is_the_per_character_rule(text):
+    assert _fold(text) == fold_by_hand(text)
+    assert len(_fold(text)) == len(text)
+
+
+def test_fold_examples():
+    # full-width digits (FF10–FF19), Arabic-Indic (0660–0669), Devanagari (0966–096F), zero width space
+    assert _fold("１３９") == "139"
+    assert _fold("١٣٩") == "139"
+    assert _fold("१३९") == "139"
+    assert _fold("a\u200bb") == "a b"
+    assert _fold("网格") == "网格"

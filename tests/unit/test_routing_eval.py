@@ -132,7 +132,30 @@ def test_cli_rejects_file_from_intake_answer(tmp_path, monkeypatch):
     src.write_text("x\n", encoding="utf-8")
     out = tmp_path / "rejects.jsonl"
     result = CliRunner().invoke(app, ["import", str(src), "-f", "nyc311", "-t", "nyc", "--rejects", str(out)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # rows were rejected (gridcase/importcmd.py EXIT_REJECTS)
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == 100 and lines[0] == {"line": 1, "errors": [{"field": "f", "problem": "p"}]}
     assert "20 more rejected rows are not listed" in result.output
+    allowed = CliRunner().invoke(app, ["import", str(src), "-f", "nyc311", "-t", "nyc", "--allow-rejects"])
+    assert allowed.exit_code == 0, allowed.output
+
+
+def test_cli_import_exits_0_when_nothing_was_rejected(tmp_path, monkeypatch):
+    import gridcase.client
+
+    answer = {"format": "jsonl", "tenant": "nyc", "rows_read": 2, "accepted": 2, "duplicates": 0, "rejected": 0,
+              "rejects": []}
+    monkeypatch.setattr(gridcase.client, "import_file", lambda *a, **k: answer)
+    src = tmp_path / "in.jsonl"
+    src.write_text("{}\n{}\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["import", str(src), "-f", "jsonl", "-t", "nyc"])
+    assert result.exit_code == 0, result.output
+    assert "rows read 2" in result.output
+
+
+def test_cli_import_help_is_plain_text():
+    result = CliRunner().invoke(app, ["import", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "``" not in result.output  # no raw reStructuredText
+    for option in ("--rejects", "--allow-rejects", "--route", "Exit code 3"):
+        assert option in result.output

@@ -14,13 +14,15 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from services.intake.dependencies import intake_of, sees, visible_case
+from services.intake.dependencies import foreign_probe, intake_of, sees, visible_case
 from services.intake.domain.audit import request_entry
-from services.intake.domain.reports import place_problem
+from services.intake.domain.privacy import max_length
+from services.intake.domain.reports import fingerprint, place_problem
 from services.intake.domain.taxonomy import taxonomy
 from services.intake.schemas import ActionIn
 from services.intake.service import Intake
 from services.intake.store import (
+    action_fingerprint,
     add_audit_entry,
     load_action,
     load_case,
@@ -28,7 +30,7 @@ from services.intake.store import (
 )
 from shared.contract.actions import REQUESTABLE_ACTIONS
 from shared.contract.events import CaseActionRequested, derive_id
-from shared.domain.pii import mask_text
+from shared.domain.personal import mask_personal
 from shared.platform.auth import Principal
 from shared.platform.authhttp import caller, forbidden, not_found
 from shared.platform.http import error_response
@@ -85,9 +87,11 @@ async def post_action(
     "state", …}``, 409 ``{"error": "action_refused", "status": "refused", "reason", "state",
     "allowed_actions", "action_id"}``, or 202 pending if not decided within N seconds
     (``Preference-Applied: wait=N``). The same ``Idempotency-Key`` from the same credential names
-    the same action: a repeat changes nothing and answers about that action. Every answer from
-    403 on is kept in the audit trail; the actor recorded is the credential (role and id), not
-    ``actor_role``/``actor_ref`` of the body."""
+    the same action: a repeat changes nothing and answers about that action; a repeat with a
+    different body is 422 ``idempotency_key_reused`` (not applied). Every answer from 403 on is
+    kept in the audit trail, except a probe from another tenant's credential, which goes to the
+    security log (``GET /v1/security-log``, admin); the actor recorded is the credential (role
+    and id), not ``actor_role``/``actor_ref`` of the body."""
     svc = intake_of(request)
     if body.action not in REQUESTABLE_ACTIONS:
         return error_response(422, "unknown_action", f"action must be one of {', '.join(REQUESTABLE_ACTIONS)}",
@@ -99,8 +103,10 @@ async def post_action(
         return request_entry(case_id, tenant, now, who, body.action, state, outcome, detail)
 
     found = await load_case(svc.engine, case_id)
-    if found is not None and not sees(who, found):
-        # a probe from outside the scope: kept, answered as "no case"
+    # a probe from outside the scope: kept, answered as "no case"; from another tenant in the
+    # security log (the admin's), not in the audit trail the case's tenant reads
+    foreign = await foreign_probe(svc, who, request, found, case_id, body.action)
+    if found is not None and not sees(who, found) and not foreign:
         await add_audit_entry(svc.engine, entry(found["tenant"], found["state"], "refused",
                                                 "404 outside the caller's scope"))
     view = visible_case(found, who, case_id)
@@ -111,6 +117,14 @@ async def post_action(
                                                 "403 role may not take this action"))
         raise forbidden(f"role {who.role} may not {body.action}", role=who.role, action=body.action)
     action_id = derive_id(case_id, "action", who.subject, idempotency_key) if idempotency_key else uuid.uuid4()
+    digest = fingerprint(svc.secret, body) if idempotency_key else None
+    if idempotency_key:
+        asked, first_digest = await action_fingerprint(svc.engine, action_id)
+        if asked and first_digest is not None and first_digest != digest:
+            return error_response(422, "idempotency_key_reused", "this Idempotency-Key was first sent with a "
+                                  "different body; nothing was applied (use a new key for a new action)",
+                                  field="Idempotency-Key", action_id=str(action_id))
+    known = await svc.known_personal(case_id)  # the reporter's data, masked in the note and evidence
     command = CaseActionRequested(
         event_id=action_id,
         action_id=action_id,
@@ -121,8 +135,8 @@ async def post_action(
         action=body.action,
         actor_role=who.role,
         actor_ref=who.subject,
-        note=mask_text(body.note),
-        evidence=tuple(mask_text(e) for e in body.evidence),
+        note=mask_personal(body.note, known, max_length(ActionIn, "note")),
+        evidence=tuple(mask_personal(e, known) for e in body.evidence),
         target_department=body.target_department,
         extension_days=body.extension_days,
         outcome=body.outcome,
@@ -133,7 +147,7 @@ async def post_action(
         to_place_code=body.to_place_code,
     )
     action, new = await request_action(svc.engine, command, entry(view["tenant"], view["state"], "requested",
-                                                                  command.note))
+                                                                  command.note), digest)
     svc.relay.wake()
     wait = preferred_wait(request.headers.getlist("prefer"), MAX_WAIT_SECONDS)
     return action_answer(case_id, await decided(svc, case_id, action, wait), wait, duplicate=not new)
@@ -168,7 +182,9 @@ async def get_action(case_id: uuid.UUID, action_id: uuid.UUID, request: Request,
     wait=N`` waits up to N seconds (at most 30) for the decision. 404 when the case is outside the
     caller's scope or the action is not one of the case's."""
     svc = intake_of(request)
-    visible_case(await load_case(svc.engine, case_id), who, case_id)
+    found = await load_case(svc.engine, case_id)
+    await foreign_probe(svc, who, request, found, case_id)  # from another tenant: the security log
+    visible_case(found, who, case_id)
     action = await load_action(svc.engine, case_id, action_id)
     if action is None:
         raise not_found(f"no action {action_id} on case {case_id}", field="action_id")

@@ -7,7 +7,7 @@ import uuid
 
 from fastapi import APIRouter, Depends, Request
 
-from services.intake.dependencies import intake_of, visible_case
+from services.intake.dependencies import foreign_probe, intake_of, visible_case
 from services.intake.store import audit_trail, load_case
 from shared.platform.auth import Principal
 from shared.platform.authhttp import caller
@@ -18,8 +18,12 @@ router = APIRouter()
 @router.get("/v1/cases/{case_id}")
 async def get_case(case_id: uuid.UUID, request: Request, who: Principal = Depends(caller)):
     """A case's report (without personal data; free text masked), its current state from the
-    case view, and its lifecycle history in order (404 outside the caller's scope)."""
-    return visible_case(await load_case(intake_of(request).engine, case_id), who, case_id)
+    case view, and its lifecycle history in order (404 outside the caller's scope; a read from
+    another tenant's credential is kept in the security log)."""
+    svc = intake_of(request)
+    found = await load_case(svc.engine, case_id)
+    await foreign_probe(svc, who, request, found, case_id)
+    return visible_case(found, who, case_id)
 
 
 @router.get("/v1/cases/{case_id}/audit")
@@ -31,5 +35,7 @@ async def get_audit(case_id: uuid.UUID, request: Request, who: Principal = Depen
     caller's scope). Visible to
     whoever may see the case (404 otherwise)."""
     svc = intake_of(request)
-    visible_case(await load_case(svc.engine, case_id), who, case_id)
+    found = await load_case(svc.engine, case_id)
+    await foreign_probe(svc, who, request, found, case_id)
+    visible_case(found, who, case_id)
     return {"case_id": str(case_id), "entries": await audit_trail(svc.engine, case_id)}

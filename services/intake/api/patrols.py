@@ -11,6 +11,7 @@ from services.intake.dependencies import intake_of, scope_refusal, where_refusal
 from services.intake.schemas import PatrolIn
 from services.intake.store import record_patrol
 from shared.contract.events import PatrolRecorded, derive_id
+from shared.domain.personal import pseudonymous_ref
 from shared.platform.auth import PATROL, Principal
 from shared.platform.authhttp import caller
 
@@ -20,7 +21,8 @@ router = APIRouter()
 @router.post("/v1/patrols", status_code=202)
 async def post_patrol(patrol: PatrolIn, request: Request, who: Principal = Depends(caller)):
     """Record an inspection round; reporting counts rounds and points by kind (403 outside
-    the caller's scope)."""
+    the caller's scope). A ``worker_ref`` that is not a plain code (a name, a phone) leaves
+    intake as a pseudonymous reference (shared/domain/personal.py ``pseudonymous_ref``)."""
     svc = intake_of(request)
     scope_refusal(who, PATROL, patrol.tenant, patrol.place_code)
     if refusal := where_refusal(svc, patrol.tenant, patrol.place_code):
@@ -36,7 +38,7 @@ async def post_patrol(patrol: PatrolIn, request: Request, who: Principal = Depen
         points=patrol.points,
         started_at=patrol.started_at,
         ended_at=patrol.ended_at,
-        worker_ref=patrol.worker_ref,
+        worker_ref=pseudonymous_ref(patrol.worker_ref, svc.secret),
         findings=tuple(patrol.findings),
     )
     added = await record_patrol(svc.engine, event)

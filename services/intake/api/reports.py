@@ -8,9 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request
 
 from services.intake.dependencies import intake_of, scope_refusal, sees, where_refusal
-from services.intake.domain.reports import case_id_for, scoped_key
+from services.intake.domain.reports import (
+    case_id_for,
+    category_problem,
+    fingerprint,
+    scoped_key,
+)
 from services.intake.schemas import ReportAccepted, ReportIn
-from services.intake.store import load_case
+from services.intake.store import first_use, load_case
 from shared.platform.auth import REPORT, Principal
 from shared.platform.authhttp import caller
 from shared.platform.http import error_response
@@ -26,16 +31,28 @@ async def post_report(
     idempotency_key: Annotated[str | None, Header(max_length=160)] = None,
 ):
     """Accept one report (202 + case id). 403 outside the caller's place scope or for a role
-    that does not report; 422 for an unknown tenant or place; 409 ``duplicate_source`` when
+    that does not report; 422 for an unknown tenant or place, ``unknown_category`` for a
+    ``category_code`` not in the taxonomy (a record with ``history`` may keep its source's own); 409 ``duplicate_source`` when
     the ``source``/``source_id`` already names a report outside the caller's scope (its
-    case id is not disclosed)."""
+    case id is not disclosed); 422 ``idempotency_key_reused`` when the ``Idempotency-Key`` was
+    first sent with a different body (nothing is stored; a retry with the same body answers
+    202 ``duplicate: true``)."""
     svc = intake_of(request)
     scope_refusal(who, REPORT, report.tenant, report.place_code)
     if refusal := where_refusal(svc, report.tenant, report.place_code):
         return refusal
+    if problem := category_problem(report):
+        return error_response(422, "unknown_category", problem, field="category_code")
     key = scoped_key(who, idempotency_key)
     case_id = case_id_for(report, key)
-    new = await svc.store([(report, case_id, key)], who)
+    digest = fingerprint(svc.secret, report) if key else None
+    new = await svc.store([(report, case_id, key)], who, digest)
+    if case_id not in new and key and (used := await first_use(svc.engine, report.tenant, key)) is not None:
+        first_case, first_digest = used
+        if first_case != case_id or (first_digest is not None and first_digest != digest):
+            return error_response(422, "idempotency_key_reused", "this Idempotency-Key was first sent with a "
+                                  "different body; nothing was stored (use a new key for a new report)",
+                                  field="Idempotency-Key", case_id=str(first_case))
     if case_id not in new:
         stored = await load_case(svc.engine, case_id)
         if stored is None or not sees(who, stored):

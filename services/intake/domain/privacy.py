@@ -6,8 +6,14 @@ from __future__ import annotations
 
 from services.intake.schemas import ReportIn
 from services.intake.settings import IntakeSettings
+from shared.domain.personal import KnownPersonal, mask_personal
 from shared.domain.pii import mask_text
 from shared.platform.crypto import Keyring
+
+#: Fields of a report masked before they leave intake (shared/domain/personal.py ``mask_personal``:
+#: the reporter's known data and the patterns); the stored report keeps them masked too, the
+#: original of any that masking changed goes to the sealed part.
+MASKED_FIELDS = ("description", "category_code", "category_name", "channel", "request_type", "source", "source_id")
 
 #: Free-text fields of a stored report that are masked again when a case is shown.
 _MASKED_WHEN_SHOWN = ("description", "category_name", "channel", "request_type", "source", "source_id")
@@ -16,16 +22,42 @@ _SHOWN = ("category_code", "category_name", "place_code", "description", "channe
           "reported_at", "source", "source_id")
 
 
-def sealed_part(report: ReportIn, masked_description: str) -> dict | None:
+def known_of(report: ReportIn) -> KnownPersonal:
+    """The personal data the report itself names (its ``reporter``)."""
+    return KnownPersonal.of(report.reporter.model_dump(mode="json") if report.reporter is not None else None)
+
+
+def masked_fields(report: ReportIn) -> dict:
+    """The :data:`MASKED_FIELDS` of ``report`` as they may leave intake (events, stored report,
+    answers): the reporter's own name, phone, ID number and address masked wherever they occur,
+    then the patterns."""
+    known = known_of(report)
+    return {name: mask_personal(getattr(report, name), known, max_length(ReportIn, name)) for name in MASKED_FIELDS}
+
+
+def max_length(model, name: str) -> int | None:
+    """The ``max_length`` of a field of a pydantic model (``None`` when it has none): masked text is
+    cut to it, so that it still fits the field, the event and the column."""
+    for rule in model.model_fields[name].metadata:
+        if hasattr(rule, "max_length"):
+            return rule.max_length
+    return None
+
+
+def sealed_part(report: ReportIn, masked: dict) -> dict | None:
     """What of a report is sealed (encrypted at rest): ``{"reporter": contact, "description":
-    the unmasked text}``, each only when present (the description only when masking changed it,
-    ``masked_description`` being ``mask_text(report.description)``); ``None`` when there is
-    nothing personal. The stored report keeps the masked description."""
+    the unmasked text, "original": {field: unmasked value}}``, each only when present (the
+    description and the other fields only when masking changed them, ``masked`` being
+    :func:`masked_fields`); ``None`` when there is nothing personal."""
     part: dict = {}
     if report.reporter is not None:
         part["reporter"] = report.reporter.model_dump(mode="json")
-    if report.description and masked_description != report.description:
+    if report.description and masked["description"] != report.description:
         part["description"] = report.description
+    original = {name: getattr(report, name) for name in MASKED_FIELDS
+                if name != "description" and masked[name] != getattr(report, name)}
+    if original:
+        part["original"] = original
     return part or None
 
 
@@ -47,9 +79,11 @@ def report_as_shown(stored: dict) -> dict:
     return {k: body.get(k) for k in _SHOWN}
 
 
-def anonymised_report(stored: dict) -> dict:
-    """What anonymisation leaves of a stored report: the description masked again (the sealed
-    part, contact and unmasked text, is dropped beside it)."""
+def anonymised_report(stored: dict, known: KnownPersonal | None = None) -> dict:
+    """What anonymisation leaves of a stored report: its free text masked again, with the
+    reporter's ``known`` data (the sealed part, opened before it is dropped) and the patterns."""
     report = dict(stored)
-    report["description"] = mask_text(report.get("description") or "")
+    for name in MASKED_FIELDS:
+        if isinstance(report.get(name), str):
+            report[name] = mask_personal(report[name], known)
     return report

@@ -128,9 +128,11 @@ def iter_records(
         rejected one, where each error is ``{"field": ..., "problem": ...}``: ``field`` is the
         source column (e.g. ``"Created Date"``, ``"区域"``) for a mapping problem, or the dotted
         :class:`ReportIn` location (e.g. ``"history.closed_at"``) for a validation problem
-        (one entry per pydantic error, ``problem`` = its ``msg``). ``n`` is, for the CSV
-        formats, the 1-based data row number (header excluded, fully blank rows skipped); for
-        ``jsonl`` the 1-based physical line number (blank lines skipped but counted).
+        (one entry per pydantic error, ``problem`` = its ``msg``). ``n`` is the 1-based
+        line of the file on which the row starts, as an editor shows it: for the CSV formats the
+        header is line 1, so the first data row is line 2 (fully blank lines skipped but counted;
+        a row with line breaks in quoted cells starts on its first line); for ``jsonl`` the
+        physical line (blank lines skipped but counted).
         A bad row never raises.
 
     Raises:

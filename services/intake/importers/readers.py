@@ -37,33 +37,35 @@ def read_header(reader: Iterator[list[str]], fmt: str, required: Iterable[str]) 
 
 
 def iter_csv(
-    reader: Iterator[list[str]],
+    reader,
     header: list[str],
     map_row: Callable[[int, dict[str, str], list[str]], ReportIn | RowError],
 ) -> Iterator[tuple[int, ReportIn | RowError]]:
-    """Yield ``(n, map_row(n, row_as_dict, raw_values))`` per non-blank data row.
+    """Yield ``(line, map_row(line, row_as_dict, raw_values))`` per non-blank data row, where
+    ``line`` is the 1-based line of the file on which the row starts (the header is line 1), as a
+    text editor shows it: fully blank lines are skipped but counted, and a row whose quoted cells
+    hold line breaks counts all of its lines. ``reader`` is a :func:`csv.reader` (its
+    ``line_num`` counts the lines read so far).
 
     A row whose field count differs from the header's, or that the csv module cannot read,
     becomes a RowError with field ``""``.
     """
-    n = 0
     while True:
+        line = reader.line_num + 1  # the first line of the next record
         try:
             values = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:  # e.g. a cell over csv.field_size_limit(); reader goes on
-            n += 1
-            yield n, row_error(n, [("", f"unreadable CSV row: {exc}")])
+            yield line, row_error(line, [("", f"unreadable CSV row: {exc}")])
             continue
         if not values:  # a fully blank line; csv.DictReader skips these too
             continue
-        n += 1
         if len(values) != len(header):
             problem = f"row has {len(values)} fields, the header has {len(header)}"
-            yield n, row_error(n, [("", problem)])
+            yield line, row_error(line, [("", problem)])
             continue
-        yield n, map_row(n, dict(zip(header, values, strict=True)), values)
+        yield line, map_row(line, dict(zip(header, values, strict=True)), values)
 
 
 def read_csv(
@@ -80,7 +82,7 @@ def read_csv(
 
 
 def row_error(n: int, problems: list[tuple[str, str]]) -> RowError:
-    """The RowError of data row ``n`` with ``(field, problem)`` pairs."""
+    """The RowError of the row on file line ``n`` with ``(field, problem)`` pairs."""
     return RowError(line=n, errors=[{"field": f, "problem": p} for f, p in problems])
 
 

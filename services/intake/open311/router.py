@@ -10,14 +10,21 @@ formats, chosen by the URL suffix: ``.xml`` and ``.json`` (wire.py).
 | GET | ``services.{fmt}`` | GET Service List |
 | GET | ``services/{service_code}.{fmt}`` | GET Service Definition |
 | POST | ``requests.{fmt}`` (form-encoded, ``api_key``) | POST Service Request |
-| GET | ``tokens/{token}.{fmt}`` (``api_key``) | GET service_request_id from a token |
-| GET | ``requests.{fmt}`` (``api_key``; + extension ``page``/``page_size``) | GET Service Requests |
-| GET | ``requests/{service_request_id}.{fmt}`` (``api_key``) | GET Service Request |
+| GET | ``tokens/{token}.{fmt}`` (``api_key`` †) | GET service_request_id from a token |
+| GET | ``requests.{fmt}`` (``api_key`` †; + extension ``page``/``page_size``) | GET Service Requests |
+| GET | ``requests/{service_request_id}.{fmt}`` (``api_key`` †) | GET Service Request |
 
-Access (issue 6): POST and the request/token reads need an ``api_key`` (or the API's
-``Authorization: Bearer``), resolved by the credential store; reads show only the cases inside the
-key's place scope (and department), anything else is 404; a POST outside the key's area or by a
-role that does not report is 403 (shared/platform/auth.py).
+Access (issue 6, issue 17): POST needs an ``api_key`` (or the API's ``Authorization: Bearer``),
+resolved by the credential store; a POST outside the key's area or by a role that does not report
+is 403 (shared/platform/auth.py). † The request and token reads are public, as in the spec, for a
+tenant whose file sets ``open311_public_reads: true`` (the demo tenants): a read without any
+credential sees the whole jurisdiction, in the spec's fields only, masked, limited per client
+address. Otherwise, and whenever a credential is sent, they need a valid one and show only the
+cases inside its place scope (and department); anything else is 404.
+
+``jurisdiction_id`` may be left out when intake serves one tenant (a single-jurisdiction
+deployment, ``GRIDCASE_TENANTS_DIR`` with one file); dates in queries are the spec's W3C datetimes
+with a timezone (a bare date is refused with 400, wire.py ``parse_w3c``).
 
 Errors use the spec's body (``errors``/``error``/``code``/``description``; in JSON an array of
 ``{code, description}``) with HTTP 400 (bad or missing parameter), 403 (missing or invalid
@@ -157,7 +164,9 @@ async def discovery(request: Request, fmt: str) -> Response:
         "contact": "网格化服务管理指挥中心 Grid-management operations centre. jurisdiction_id: "
                    + ", ".join(sorted(svc.tenants)),
         "key_service": "api_key 由指挥中心分配 API keys are issued by the operations centre "
-                       "(gridcase auth issue-key); GET requests need one too (place-scoped access)",
+                       "(gridcase auth issue-key); request reads are public where the jurisdiction allows it ("
+                       + (", ".join(sorted(t for t, c in svc.tenants.items() if c.open311_public_reads)) or "none")
+                       + "), else they need one too (place-scoped access)",
         "endpoints": [{
             "specification": SPECIFICATION,
             "url": url,
@@ -241,18 +250,32 @@ async def post_request(request: Request, fmt: str) -> Response:
     return render(fmt, "service_requests", answer)
 
 
+def _presents_credential(request: Request) -> bool:
+    """Whether the request carries a credential (``api_key``, ``Authorization`` or ``X-API-Key``)."""
+    return bool(param(request.query_params, "api_key") or request.headers.get("authorization")
+                or request.headers.get("x-api-key"))
+
+
 async def _reader(request: Request, missing: Callable[[str], str]):
-    """``(service, caller, tenant)`` of a request read: the credential (:func:`open311_caller`)
-    and the jurisdiction (:func:`resolve_tenant`).
+    """``(service, caller, tenant)`` of a request read: the jurisdiction (:func:`resolve_tenant`)
+    and the credential (:func:`open311_caller`). A read without any credential of a tenant whose
+    file sets ``open311_public_reads`` is public, as the spec has it: ``caller`` is ``None`` (the
+    whole jurisdiction; only the spec's fields, masked, :func:`request_record`), limited per client
+    address like any caller. With a credential the read keeps to its scope.
 
     Raises:
-        Open311Error: 403 without a valid api_key, 404 with the message ``missing(tenant name)``
-            when the jurisdiction is not the credential's (as for one that does not exist),
-            400/404 of resolve_tenant.
+        Open311Error: 403 without a valid api_key (unless public), 404 with the message
+            ``missing(tenant name)`` when the jurisdiction is not the credential's (as for one
+            that does not exist), 400/404 of resolve_tenant.
     """
     svc = intake_of(request)
-    caller = await open311_caller(request, param(request.query_params, "api_key"))
     tenant = resolve_tenant(svc.tenants, param(request.query_params, "jurisdiction_id"))
+    if tenant.open311_public_reads and not _presents_credential(request):
+        limiter = getattr(request.app.state.auth, "limiter", None)
+        if limiter is not None:  # 429 with Retry-After over the limit (Open311Route answers it)
+            limiter.check(f"open311-public:{request.client.host if request.client else '?'}")
+        return svc, None, tenant
+    caller = await open311_caller(request, param(request.query_params, "api_key"))
     if not caller.sees_tenant(tenant.tenant):
         raise not_found(missing(tenant.tenant))
     return svc, caller, tenant

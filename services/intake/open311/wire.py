@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -130,21 +130,26 @@ def w3c(moment: datetime | None, tz) -> str | None:
     return moment.astimezone(tz).isoformat(timespec="seconds")
 
 
-def parse_w3c(name: str, text: str, tz) -> datetime:
-    """Parse a query datetime (``start_date``/``end_date``): full W3C datetime with ``Z`` or an
-    offset, or a date ``YYYY-MM-DD`` (midnight in ``tz``, the tenant's zone).
+def parse_w3c(name: str, text: str, tz=None) -> datetime:
+    """Parse a query datetime (``start_date``/``end_date``): a full W3C datetime with ``Z`` or an
+    offset, e.g. ``2010-01-01T00:00:00Z`` or ``2024-03-01T00:00:00+08:00``. ``tz`` is not used
+    (kept for callers): every accepted value carries its own timezone.
 
     Raises:
-        Open311Error: 400 for anything else, including a datetime without a timezone (spec:
-            "Must use w3 format, eg 2010-01-01T00:00:00Z"; timezone information must be included).
+        Open311Error: 400 for anything else, with what to send instead: a bare date
+            (``2024-03-01``), a datetime without a timezone, or text that is no datetime (spec,
+            GET Service Requests: "Must use w3 format, eg 2010-01-01T00:00:00Z"; "Date/time
+            format": timezone information must be included).
     """
     text = text.strip()
+    example = "e.g. 2010-01-01T00:00:00Z or 2010-01-01T00:00:00+08:00"
+    if _DATE_ONLY_RE.match(text):
+        raise bad_request(f"{name} must be a W3C datetime with a time and a timezone ({example}), "
+                          f"not a date alone: {text}")
     try:
-        if _DATE_ONLY_RE.match(text):
-            return datetime.combine(datetime.strptime(text, "%Y-%m-%d").date(), time(0), tzinfo=tz)
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise bad_request(f"{name} is not a W3C datetime (e.g. 2010-01-01T00:00:00Z)") from None
+        raise bad_request(f"{name} is not a W3C datetime ({example})") from None
     if "T" not in text or value.tzinfo is None:
-        raise bad_request(f"{name} must be a W3C datetime with a timezone (e.g. 2010-01-01T00:00:00Z)")
+        raise bad_request(f"{name} must be a W3C datetime with a timezone ({example})")
     return value

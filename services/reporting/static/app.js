@@ -616,7 +616,11 @@
         if (level.depth <= own.length) state.scope.push({ code: own.slice(0, level.depth), label: own.slice(0, level.depth) });
       });
     }
-    if (state.tenant) $("tenant").value = state.tenant.tenant;
+    if (state.tenant) {
+      $("tenant").value = state.tenant.tenant;
+      setText("tenant-text", state.tenant.label + " (" + state.tenant.tenant + ")");
+      document.title = state.tenant.label + " · 网格化服务管理指挥中心 Operations centre";
+    }
   }
 
   function validDate(s) { return /^\d{4}-\d{2}-\d{2}$/.test(s || "") ? s : ""; }
@@ -684,7 +688,9 @@
         setStatus("未配置租户 no tenants configured", true);
         return;
       }
-      selectTenant(params.get("tenant") || state.tenants[0].tenant);
+      // The URL's tenant, else the one tenants.json opens on (the caller's tenant with the most
+      // recent case, or REPORTING_DASHBOARD_OPENING), else the first.
+      selectTenant(params.get("tenant") || doc.opening || state.tenants[0].tenant);
       load();
     }, function (err) {
       if (document.body.dataset.state === "login") return;
