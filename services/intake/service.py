@@ -18,12 +18,18 @@ from services.intake.domain.taxonomy import taxonomy
 from services.intake.metrics import source_label
 from services.intake.schemas import ReportIn
 from services.intake.settings import IntakeSettings
-from services.intake.store import load_action, reporter_contact, store_reports
+from services.intake.store import (
+    ReportBatch,
+    load_action,
+    reporter_contact,
+    store_report_batches,
+)
 from shared.domain.personal import KnownPersonal
 from shared.domain.tenants import TenantConfig
 from shared.domain.textclass import UNCLASSIFIED
 from shared.platform.auth import Principal
 from shared.platform.crypto import Keyring, KeyringError
+from shared.platform.groupcommit import GroupCommit
 from shared.platform.outbox import OutboxRelay
 
 log = logging.getLogger("gridcase.intake")
@@ -51,6 +57,8 @@ class Intake:
         config = self.tenants.get(tenant)
         return taxonomy().department(code) is not None or (config is not None and config.department(code) is not None)
 
+    _group: GroupCommit[ReportBatch, set[uuid.UUID]] | None = field(default=None, init=False, repr=False)
+
     def classify(self, report: ReportIn) -> tuple[ReportIn, Classified]:
         """The report with a category (predicted when it had none; services/intake/classify.py)."""
         config = self.tenants.get(report.tenant)
@@ -61,10 +69,12 @@ class Intake:
     async def store(self, reports: list[tuple[ReportIn, uuid.UUID, str | None]],
                     who: Principal | None = None, request_hash: str | None = None,
                     classified: dict[uuid.UUID, Classified] | None = None) -> set[uuid.UUID]:
-        """Store reports with their events and audit records (store.py ``store_reports``), wake
-        the relay and count the new ones; return the case ids that were new. ``who`` is the
-        caller, recorded in the audit trail. A report without a category (imports of messages)
-        is classified here unless ``classified`` already says how its category came about."""
+        """Store reports with their events and audit records (store.py ``store_report_batches``),
+        wake the relay and count the new ones; return the case ids that were new. ``who`` is the
+        caller, recorded in the audit trail. Requests that arrive together are committed together
+        (group commit); each returns once the transaction holding its reports has committed. A
+        report without a category (imports of messages) is classified here unless ``classified``
+        already says how its category came about (issue 15, services/intake/classify.py)."""
         if not reports:
             return set()
         classified = dict(classified or {})
@@ -74,12 +84,18 @@ class Intake:
                 report, classified[cid] = self.classify(report)
             ready.append((report, cid, key))
         reports = ready
-        new = await store_reports(self.engine, self.keyring, self.secret, reports, who, request_hash, classified)
-        self.relay.wake()
+        if self._group is None:
+            self._group = GroupCommit(self._write)
+        new = await self._group.submit(ReportBatch(reports, who, request_hash, classified))
         for r, cid, _ in reports:
             if cid in new:
                 self.accepted.labels(r.tenant, source_label(r.source)).inc()
         return new
+
+    async def _write(self, batches: list[ReportBatch]) -> list[set[uuid.UUID]]:
+        news = await store_report_batches(self.engine, self.keyring, self.secret, batches)
+        self.relay.wake()
+        return news
 
     async def known_personal(self, case_id: uuid.UUID) -> KnownPersonal | None:
         """The reporter's known personal data of a case (its sealed part opened), to mask in the

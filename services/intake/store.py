@@ -10,6 +10,9 @@ Every write that publishes an event puts it in ``intake.outbox`` in the same tra
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -36,20 +39,30 @@ from shared.platform.crypto import Keyring
 from shared.platform.outbox import OutboxRow, add_to_outbox
 
 
-async def store_reports(engine: AsyncEngine, keyring: Keyring, secret: bytes,
-                        reports: list[tuple[ReportIn, uuid.UUID, str | None]],
-                        who: Principal | None = None, request_hash: str | None = None,
-                        classified: dict | None = None) -> set[uuid.UUID]:
-    """Insert ``(report, case id, idempotency key)`` rows (reporter contact sealed with
-    ``keyring``), their ``CaseReported`` events and their audit records in one transaction; return
-    the case ids that were new (a case id already stored is a duplicate and gets no second event).
-    ``who`` is the caller, recorded in the audit trail; ``request_hash`` the fingerprint of the
-    body an Idempotency-Key came with (one report per call then); ``classified`` maps a case id to
-    how its category came about (services/intake/classify.py ``Classified``; default: reported)."""
-    classified = classified or {}
+@dataclass(frozen=True)
+class ReportBatch:
+    """Reports sent by one caller in one request: ``(report, case id, idempotency key)`` each;
+    ``who`` the caller (audit trail); ``request_hash`` the fingerprint of the body an
+    Idempotency-Key came with (one report per request then)."""
+
+    reports: list[tuple[ReportIn, uuid.UUID, str | None]]
+    who: Principal | None = None
+    request_hash: str | None = None
+    #: case id -> how its category came about (services/intake/classify.py ``Classified``;
+    #: absent: reported), issue 15
+    classified: Mapping[uuid.UUID, Any] = field(default_factory=dict)
+
+
+async def store_report_batches(engine: AsyncEngine, keyring: Keyring, secret: bytes,
+                               batches: list[ReportBatch]) -> list[set[uuid.UUID]]:
+    """Insert the reports of ``batches`` (reporter contact sealed with ``keyring``), their
+    ``CaseReported`` events and their audit records in one transaction (several requests' batches
+    together: group commit, shared/platform/groupcommit.py); return per batch the case ids that
+    were new. A case id already stored, or named earlier in the same call, is a duplicate and
+    gets no second event and no second audit record."""
+    items = [(b, r, cid, key, masked_fields(r)) for b in batches for r, cid, key in b.reports]  # masked once
     values = []
-    masked = [masked_fields(r) for r, _, _ in reports]  # once per report
-    for (r, cid, key), fields in zip(reports, masked, strict=True):
+    for b, r, cid, key, fields in items:
         sealed = sealed_part(r, fields)
         values.append({
             "case_id": cid,
@@ -63,26 +76,30 @@ async def store_reports(engine: AsyncEngine, keyring: Keyring, secret: bytes,
             "reporter_sealed": keyring.seal(sealed, cid.bytes) if sealed else None,
             "reporter_key_id": keyring.current if sealed else None,
             "idempotency_key": key,
-            "request_hash": request_hash if key else None,
-            **(classified[cid].columns() if cid in classified else {"category_source": "reported",
+            "request_hash": b.request_hash if key else None,
+            **(b.classified[cid].columns() if cid in b.classified else {"category_source": "reported",
                "model_version": None, "category_confidence": None, "category_suggestions": None}),
         })
+    if not values:
+        return [set() for _ in batches]
     async with engine.begin() as conn:
         result = await conn.execute(
             insert(db.reports).on_conflict_do_nothing().returning(db.reports.c.case_id), values
         )
-        new = {row[0] for row in result}
-        await add_to_outbox(
-            conn,
-            db.outbox,
-            (OutboxRow(TOPIC_REPORTED, to_event(r, cid, secret, fields))
-             for (r, cid, _), fields in zip(reports, masked, strict=True) if cid in new),
-        )
-        audit = [report_entry(r, cid, who, fields) for (r, cid, _), fields in zip(reports, masked, strict=True)
-                 if cid in new]
+        inserted = {row[0] for row in result}
+        first: dict[uuid.UUID, int] = {}
+        for i, (_, _, cid, _, _) in enumerate(items):
+            first.setdefault(cid, i)
+        fresh = [item for i, item in enumerate(items) if item[2] in inserted and first[item[2]] == i]
+        await add_to_outbox(conn, db.outbox,
+                            (OutboxRow(TOPIC_REPORTED, to_event(r, cid, secret, fields)) for _, r, cid, _, fields in fresh))
+        audit = [report_entry(r, cid, b.who, fields) for b, r, cid, _, fields in fresh]
         if audit:
             await conn.execute(insert(db.audit_log), audit)
-    return new
+    fresh_ids = {id(b): set() for b in batches}
+    for b, _, cid, _, _ in fresh:
+        fresh_ids[id(b)].add(cid)
+    return [fresh_ids[id(b)] for b in batches]
 
 
 async def first_use(engine: AsyncEngine, tenant: str, key: str) -> tuple[uuid.UUID, str | None] | None:

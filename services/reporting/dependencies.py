@@ -17,6 +17,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.responses import Response
+from pydantic import BeforeValidator
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.reporting.filters import CaseFilter
@@ -33,8 +34,20 @@ from shared.platform.kit import engine_of
 # Query parameters (module level: FastAPI resolves the annotations by name).
 Tenant = Annotated[str, Query(pattern=TENANT_PATTERN)]
 PlacePrefix = Annotated[str | None, Query(max_length=24, pattern=r"^[0-9A-Za-z]+$")]
-Start = Annotated[datetime | None, Query(description="period start (inclusive), ISO 8601 with zone")]
-End = Annotated[datetime | None, Query(description="period end (exclusive), ISO 8601 with zone")]
+
+
+def iso_8601_only(value: object) -> object:
+    """Refuse a bare number as a time (pydantic would read ``end=0.0`` as a Unix timestamp):
+    ``start`` and ``end`` are ISO 8601 dates or date-times (issue 16)."""
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("an ISO 8601 date or date-time with zone, e.g. 2026-11-01T00:00:00+08:00, not a number")
+    return value
+
+
+Start = Annotated[datetime | None, BeforeValidator(iso_8601_only),
+                  Query(description="period start (inclusive), ISO 8601 with zone")]
+End = Annotated[datetime | None, BeforeValidator(iso_8601_only),
+                Query(description="period end (exclusive), ISO 8601 with zone")]
 GroupBy = Annotated[str | None, Query(description=f"one of {', '.join(GROUP_BYS)}")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]

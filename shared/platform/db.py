@@ -53,12 +53,15 @@ IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
-    """Create the service's async engine (asyncpg, ``pool_pre_ping`` so a restarted PostgreSQL is
-    noticed on checkout rather than on the first statement). ``hide_parameters``: statement
+    """Create the service's async engine (asyncpg). No pre-ping (a round trip on every checkout,
+    issue 13): a connection that PostgreSQL dropped fails on its first statement, SQLAlchemy then
+    discards every connection of the pool opened before (a restarted server invalidates all of
+    them), and that one request answers 503 ``database_unavailable`` (shared/platform/http.py) or
+    its batch is retried. ``hide_parameters``: statement
     parameters (which may hold a reporter's contact) never appear in errors or logs. Sessions set
     ``idle_in_transaction_session_timeout`` (:data:`IDLE_IN_TRANSACTION_TIMEOUT_MS`)."""
     return create_async_engine(
-        async_url(url), pool_size=pool_size, max_overflow=5, pool_pre_ping=True, hide_parameters=True,
+        async_url(url), pool_size=pool_size, max_overflow=5, pool_pre_ping=False, hide_parameters=True,
         connect_args={"server_settings": {"idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_TIMEOUT_MS)}},
     )
 

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.platform.health import RETRY_AFTER_SECONDS, database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +51,10 @@ def invalid_json(document: str | bytes | None, position: int, reason: str) -> JS
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register handlers for request validation errors (422), HTTP errors and unexpected errors
-    (500 with a generic body; the traceback goes to the log without request data)."""
+    """Register handlers for request validation errors (422), HTTP errors, a database that cannot
+    be reached (503 ``database_unavailable`` with ``Retry-After``: shared/platform/health.py
+    :func:`database_unavailable`) and unexpected errors (500 with a generic body; the traceback
+    goes to the log without request data)."""
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -80,8 +86,26 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if database_unavailable(exc):
+            return database_unavailable_response(request, exc)
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal_error", "the request could not be completed; it was not accepted")
+
+    # Handled here, not by the catch-all above (which Starlette re-raises into the server's log
+    # after answering): a lost database connection is expected while PostgreSQL restarts.
+    for kind in (sa_exc.SQLAlchemyError, asyncpg.exceptions.PostgresError, asyncpg.exceptions.InterfaceError, OSError):
+        app.add_exception_handler(kind, _unexpected)
+
+
+def database_unavailable_response(request: Request, exc: BaseException) -> JSONResponse:
+    """503 ``database_unavailable`` with ``Retry-After``: nothing was done, the client retries."""
+    log.warning("database unavailable (%s) on %s %s; answered 503", type(exc).__name__, request.method,
+                request.url.path)
+    response = error_response(503, "database_unavailable",
+                              "数据库暂时不可用，请稍后重试 the database is unavailable for a moment; the request was "
+                              "not applied, retry after the time in Retry-After")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 class BodyLimit:

@@ -32,7 +32,9 @@ What the parts are (``<name>`` is the service's name, the prefix of its metrics)
   :meth:`~ServiceKit.background`: any other loop the service runs.
 - :meth:`~ServiceKit.app`: the FastAPI app: credentials (``Authenticator.for_service``), the
   JSON error handlers, the caller's ``install`` steps, HTTP metrics and ``GET /metrics``,
-  ``GET /health`` (``SELECT 1``), then the service's routers. Routes reach the engine through
+  ``GET /health`` (database and broker: shared/platform/health.py, 503 while one is down), then
+  the service's routers; the OpenAPI lists the platform's answers on every operation
+  (shared/platform/openapi.py). Routes reach the engine through
   :func:`engine_of` (``app.state.engine``).
 
 Start (the lifespan, in this order): logging and the SIGUSR1 task dump; the service's migrations,
@@ -69,9 +71,11 @@ from shared.platform.authstore import MIGRATIONS as AUTH_MIGRATIONS
 from shared.platform.authstore import SCHEMA as AUTH_SCHEMA
 from shared.platform.consumer import ApplyFn, BatchOutcome, BatchProcessor
 from shared.platform.db import make_engine, run_migrations_async
+from shared.platform.health import health_router
 from shared.platform.http import install_error_handlers
 from shared.platform.kafka import ensure_topics, make_producer
 from shared.platform.lag import every, lag_gauge, measure_lag
+from shared.platform.openapi import document_platform_answers
 from shared.platform.outbox import OutboxRelay
 from shared.platform.settings import ServiceSettings
 from shared.platform.stream import DlqProducer, build_broker, subscribe_batches
@@ -315,16 +319,10 @@ class ServiceKit:
         for step in install:
             step(app)
         instrument_http(app, self.registry, self.name)
-        engine, name = self.engine, self.name
-
-        @app.get("/health")
-        async def health() -> dict:
-            async with engine.connect() as conn:
-                await conn.execute(sa.text("SELECT 1"))
-            return {"status": "ok", "service": name}
-
+        app.include_router(health_router(self.engine, self.settings.kafka_bootstrap_servers, self.name))
         for router in routers:
             app.include_router(router)
+        document_platform_answers(app)
         return app
 
 

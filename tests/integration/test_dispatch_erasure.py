@@ -6,41 +6,22 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
-import services.dispatch
 from services.dispatch import db
 from services.dispatch.erasure import erase_cases
 from shared.domain.personal import KnownPersonal
-from shared.platform.db import async_url, make_engine, run_migrations_async
 
 pytestmark = pytest.mark.integration
 
-MIGRATIONS = Path(services.dispatch.__file__).resolve().parent / "migrations"
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def engine(infra):
+@pytest.fixture
+def engine(dispatch_own_db):
     """Dispatch's schema in a database of the test's own (the rows here are made up)."""
-    name = f"derase_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(infra.database_url)
-    async with admin.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(async_url(infra.database_url)).set(database=name).render_as_string(hide_password=False)
-    await run_migrations_async(url, MIGRATIONS, db.SCHEMA)
-    engine = make_engine(url)
-    yield engine
-    await engine.dispose()
-    async with admin.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
+    return dispatch_own_db
 
 
 async def test_dispatch_copies_are_rewritten_with_the_known_data(engine):

@@ -14,19 +14,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import pytest_asyncio
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from services.intake import db
-from services.intake.db import MIGRATIONS
 from services.intake.domain.privacy import masked_fields, sealed_part
 from services.intake.erasure import anonymise_closed
 from services.intake.schemas import ReporterContact, ReportIn
 from services.intake.settings import IntakeSettings
 from services.intake.store import reporter_contact, reseal_reporters
 from shared.platform.crypto import Keyring, KeyringError
-from shared.platform.db import async_url, make_engine, run_migrations_async
 
 pytestmark = pytest.mark.integration
 
@@ -43,26 +39,12 @@ def keys() -> dict[str, str]:
     return {name: base64.urlsafe_b64encode(os.urandom(32)).decode() for name in ("ka", "kb")}
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def engine(infra):
-    """Intake's schema, migrated, in a database of the test's own on the session's server:
-    ``reseal_reporters`` and ``anonymise_closed`` work on every row, so the figures they return
+@pytest.fixture
+def engine(intake_own_db):
+    """``reseal_reporters`` and ``anonymise_closed`` work on every row, so the figures they return
     count only the rows this test stored, and other tests' rows (sealed with the development key,
-    or tampered with here) must neither stop them nor be changed by them."""
-    name = f"pii_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(infra.database_url)
-    async with admin.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(async_url(infra.database_url)).set(database=name).render_as_string(hide_password=False)
-    await run_migrations_async(url, MIGRATIONS, db.SCHEMA)
-    engine = make_engine(url)
-    yield engine
-    await engine.dispose()
-    async with admin.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
+    or tampered with here) must neither stop them nor be changed by them: a database of its own."""
+    return intake_own_db
 
 
 def a_report(phone: str) -> ReportIn:

@@ -3,7 +3,7 @@ for waiting on a run."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.dispatch import store
@@ -15,7 +15,8 @@ router = APIRouter()
 
 
 @router.get("/v1/progress")
-async def progress(tenant: str | None = None, who: Principal = Depends(caller),
+async def progress(tenant: str | None = Query(None, max_length=100, pattern=r"^[^\x00]+$"),
+                   who: Principal = Depends(caller),
                    engine: AsyncEngine = Depends(engine_of)) -> dict:
     """Cases dispatched so far and lifecycle events they produced (for waiting on a run).
     Operational: city ops and admins of the tenant (403 for other roles, 404 for a tenant

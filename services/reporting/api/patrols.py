@@ -3,11 +3,17 @@ points by kind (services/reporting/stats.py ``query_patrols``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Depends
 
-from services.reporting.dependencies import Ctx, PlacePrefix, Tenant, scoped
+from services.reporting.dependencies import (
+    Ctx,
+    End,
+    PlacePrefix,
+    Start,
+    Tenant,
+    naive_time,
+    scope_of,
+)
 from services.reporting.stats import query_patrols
 from shared.platform.auth import Principal
 from shared.platform.authhttp import caller
@@ -19,13 +25,17 @@ router = APIRouter()
 async def patrol_stats(
     tenant: Tenant,
     ctx: Ctx,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: Start = None,
+    end: End = None,
     place_prefix: PlacePrefix = None,
     who: Principal = Depends(caller),
 ):
     """Inspection rounds (巡查) and points by kind in ``[start, end)`` (docs/seeds.md block B),
-    within the caller's place scope."""
-    place_prefix, _ = scoped(who, tenant, place_prefix)
+    within the caller's place scope; 404 ``unknown_tenant`` for a tenant not configured, 422 for a
+    time without zone."""
+    place_prefix, _ = scope_of(ctx.tenants, who, tenant, place_prefix)
+    error = naive_time(start, end)
+    if error is not None:
+        return error
     async with ctx.engine.connect() as conn:
         return await query_patrols(conn, tenant, start, end, place_prefix)

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
+from pydantic import BeforeValidator
 
 from services.reporting.dependencies import (
     Ctx,
@@ -19,15 +20,21 @@ from services.reporting.dependencies import (
     Start,
     Tenant,
     case_filter,
+    iso_8601_only,
     scope_of,
 )
 from services.reporting.filters import CaseFilter
 from services.reporting.kpis import summary
-from services.reporting.kpis.document import build_document, to_markdown
+from services.reporting.kpis.document import (
+    build_document,
+    previous_period,
+    to_markdown,
+)
 from services.reporting.kpis.document_query import document_figures
 from services.reporting.kpis.docx import DOCX_MEDIA_TYPE, to_docx
 from shared.platform.auth import Principal
 from shared.platform.authhttp import caller, not_found
+from shared.platform.http import error_response
 
 router = APIRouter()
 
@@ -54,8 +61,10 @@ async def work_summary(
 
 
 #: Both ends of P, required for a document (the period is in its title and compared with the one before).
-PeriodStart = Annotated[datetime, Query(description="period start (inclusive), ISO 8601 with zone")]
-PeriodEnd = Annotated[datetime, Query(description="period end (exclusive), ISO 8601 with zone")]
+PeriodStart = Annotated[datetime, BeforeValidator(iso_8601_only),
+                        Query(description="period start (inclusive), ISO 8601 with zone")]
+PeriodEnd = Annotated[datetime, BeforeValidator(iso_8601_only),
+                      Query(description="period end (exclusive), ISO 8601 with zone")]
 
 
 @router.get("/v1/summary/document", response_model=None)
@@ -81,6 +90,11 @@ async def work_summary_document(
     flt = case_filter(config, tenant, start, end, place, department=department)
     if not isinstance(flt, CaseFilter):
         return flt
+    try:  # the document compares P with the period before it, which must be a representable time
+        previous_period(start, end, config.tzinfo)
+    except (OverflowError, ValueError):
+        return error_response(422, "period_out_of_range", "the period before start..end is outside the calendar",
+                              field="start")
     async with ctx.engine.connect() as conn:
         figures = await document_figures(conn, flt, tenant=config, taxonomy=ctx.taxonomy)
     doc = build_document(figures)
