@@ -161,7 +161,7 @@ def as_list(value) -> list:
 @pytest.fixture(scope="module")
 def fume_request(intake) -> dict:
     """One 油烟扰民 request posted through Open311 with contact data, an attribute and media."""
-    marker = uuid.uuid4().hex
+    marker = api.marker()
     resp = post(
         intake,
         service_code="100110",

@@ -42,7 +42,7 @@ def report_body(**overrides) -> dict:
         "category_code": "100401",
         "category_name": "下水道堵塞",
         "place_code": DEMO_GRID_GRID,
-        "description": f"integration {uuid.uuid4().hex}: 下水道堵塞",
+        "description": f"integration {api.marker()}: 下水道堵塞",
         "channel": "grid_worker",
         "reported_at": datetime.now(CST).isoformat(),
     }
@@ -319,7 +319,7 @@ async def test_validation_errors_do_not_echo_the_input(stack, http):
 
 
 async def test_import_that_is_not_utf8_is_refused_whole(stack, http):
-    marker = uuid.uuid4().hex
+    marker = api.marker()
     lines = [json.dumps(report_body(source="it-utf8", source_id=f"{marker}-{i}"), ensure_ascii=False) for i in range(100)]
     data = "\n".join(lines[:49]).encode() + b"\n\xff\n" + "\n".join(lines[50:]).encode()
     resp = await http.post(
