@@ -334,7 +334,7 @@ def test_planted_secrets_are_found_nowhere(stack, infra, capsys):
     d, r = wait_counted(stack, baseline["cases"] + len(cases))
 
     # the erasure of the closed case, as an operator runs it (an erasure request: this case only)
-    erased = erase(infra, cases["api"])
+    erased = erase(stack, infra, cases["api"])
     assert erased["anonymised"] == 1, erased
     time.sleep(1.0)  # let the services flush what they log about the last batch
     view = case_view(stack, cases["api"])
@@ -406,18 +406,25 @@ def test_planted_secrets_are_found_nowhere(stack, infra, capsys):
     assert not hits, f"planted personal data found in {len({h.where for h in hits})} places:\n{report_of(hits)}"
 
 
-def erase(infra, case_id: str) -> dict:
-    """``gridcase pii anonymise --after-days 0 --case CASE`` against the stack's database."""
+def erase(stack, infra, case_id: str) -> dict:
+    """``gridcase pii anonymise --after-days D --case CASE`` against the stack's database, D such
+    that the case counts as closed long enough: 0, less the time dispatch's test clock runs ahead
+    (other tests move it forward, tests/e2e/test_closed_loop.py; the closure is dated by it, the
+    erasure's age rule compares with real time), less one hour's margin."""
     import os
 
     from typer.testing import CliRunner
 
     from gridcase.cli import app
 
+    moved = api.post(f"{stack.url('dispatch')}/v1/test/clock/advance", params={"seconds": 0}, timeout=10)
+    moved.raise_for_status()
+    ahead_days = (datetime.fromisoformat(moved.json()["now"]) - datetime.now(UTC)).total_seconds() / 86400
+    after_days = -(max(ahead_days, 0.0) + 1 / 24)
     before = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = infra.database_url
     try:
-        result = CliRunner().invoke(app, ["pii", "anonymise", "--after-days", "0", "--case", case_id])
+        result = CliRunner().invoke(app, ["pii", "anonymise", f"--after-days={after_days}", "--case", case_id])
     finally:
         if before is None:
             os.environ.pop("DATABASE_URL", None)

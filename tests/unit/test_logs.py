@@ -19,7 +19,18 @@ def captured(capsys):
     """``read()`` → what configure_logging's handler wrote to stderr; the root logger restored after."""
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
+    # the loggers these tests write to, as a fresh process has them: another test may have disabled
+    # them (logging.config's disable_existing_loggers) or raised their level
+    named = [logging.getLogger(n) for n in ("gridcase.crypto", "uvicorn", "uvicorn.error", "x")]
+    kept = [(lg.disabled, lg.level, lg.propagate) for lg in named]
+    for lg in named:
+        lg.disabled, lg.propagate = False, True
+        lg.setLevel(logging.NOTSET)
+    capsys.readouterr()  # what earlier code wrote is not this test's
     yield lambda: capsys.readouterr().err
+    for lg, (disabled, level, propagate) in zip(named, kept, strict=True):
+        lg.disabled, lg.propagate = disabled, propagate
+        lg.setLevel(level)
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
     logging.captureWarnings(False)
