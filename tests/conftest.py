@@ -29,9 +29,10 @@ def pytest_report_header(config) -> str:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    """After a shuffled run, how to replay its order (pytest-randomly prints the seed in the header)."""
+    """After a shuffled run, its seed and how to replay the order (pytest-randomly prints the seed
+    only in the header, which ``-q`` leaves out)."""
     seed = getattr(config.option, "randomly_seed", None)
-    if exitstatus and isinstance(seed, int) and config.pluginmanager.has_plugin("randomly"):
+    if isinstance(seed, int) and config.pluginmanager.has_plugin("randomly"):
         terminalreporter.write_line(f"random order: replay with `-p randomly --randomly-seed={seed}`")
 
 
