@@ -290,18 +290,19 @@ class CaseBook:
         by yellow/red/higher for their current deadlines: one DELETE and one INSERT."""
         t = db.timers
         await conn.execute(sa.delete(t).where(t.c.case_id.in_(list(cases)), t.c.fired_at.is_(None)))
-        rows = [{"case_id": case_id, "kind": kind, "generation": generation, "due_at": due_at}
-                for case_id, (case, generation, dispatched_at) in cases.items()
-                for kind, due_at in deadlines.timers_for(case, now, dispatched_at)]
-        if rows:
-            await conn.execute(insert(t).on_conflict_do_nothing(), rows)
+        await self._insert_timers(conn, ((cid, *timing) for cid, timing in cases.items()), now)
 
     async def schedule_new(self, conn: AsyncConnection, cases: Iterable[tuple[Any, Case, datetime | None]],
                            now: datetime) -> None:
-        """The first timers of cases just inserted (``(case_id, case, dispatched_at)``), in one
-        statement for the batch: a new case has no timers to replace."""
-        rows = [{"case_id": case_id, "kind": kind, "generation": 0, "due_at": due_at}
-                for case_id, case, dispatched_at in cases
+        """The first timers (generation 0) of cases just inserted (``(case_id, case,
+        dispatched_at)``): a new case has no timers to replace."""
+        await self._insert_timers(conn, ((cid, case, 0, at) for cid, case, at in cases), now)
+
+    async def _insert_timers(self, conn: AsyncConnection, cases: Iterable[tuple[Any, Case, int, datetime | None]],
+                             now: datetime) -> None:
+        """Insert yellow/red/higher timers of ``(case_id, case, generation, dispatched_at)`` in one statement."""
+        rows = [{"case_id": case_id, "kind": kind, "generation": generation, "due_at": due_at}
+                for case_id, case, generation, dispatched_at in cases
                 for kind, due_at in deadlines.timers_for(case, now, dispatched_at)]
         if rows:
             await conn.execute(insert(db.timers).on_conflict_do_nothing(), rows)

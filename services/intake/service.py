@@ -57,7 +57,10 @@ class Intake:
         config = self.tenants.get(tenant)
         return taxonomy().department(code) is not None or (config is not None and config.department(code) is not None)
 
-    _group: GroupCommit[ReportBatch, set[uuid.UUID]] | None = field(default=None, init=False, repr=False)
+    _group: GroupCommit[ReportBatch, set[uuid.UUID]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._group = GroupCommit(self._write)
 
     def classify(self, report: ReportIn) -> tuple[ReportIn, Classified]:
         """The report with a category (predicted when it had none; services/intake/classify.py)."""
@@ -84,8 +87,6 @@ class Intake:
                 report, classified[cid] = self.classify(report)
             ready.append((report, cid, key))
         reports = ready
-        if self._group is None:
-            self._group = GroupCommit(self._write)
         new = await self._group.submit(ReportBatch(reports, who, request_hash, classified))
         for r, cid, _ in reports:
             if cid in new:

@@ -60,9 +60,10 @@ async def store_report_batches(engine: AsyncEngine, keyring: Keyring, secret: by
     together: group commit, shared/platform/groupcommit.py); return per batch the case ids that
     were new. A case id already stored, or named earlier in the same call, is a duplicate and
     gets no second event and no second audit record."""
-    items = [(b, r, cid, key, masked_fields(r)) for b in batches for r, cid, key in b.reports]  # masked once
+    items = [(j, b, r, cid, key, masked_fields(r))  # masked once
+             for j, b in enumerate(batches) for r, cid, key in b.reports]
     values = []
-    for b, r, cid, key, fields in items:
+    for _, b, r, cid, key, fields in items:
         sealed = sealed_part(r, fields)
         values.append({
             "case_id": cid,
@@ -87,19 +88,20 @@ async def store_report_batches(engine: AsyncEngine, keyring: Keyring, secret: by
             insert(db.reports).on_conflict_do_nothing().returning(db.reports.c.case_id), values
         )
         inserted = {row[0] for row in result}
-        first: dict[uuid.UUID, int] = {}
-        for i, (_, _, cid, _, _) in enumerate(items):
-            first.setdefault(cid, i)
-        fresh = [item for i, item in enumerate(items) if item[2] in inserted and first[item[2]] == i]
+        fresh, named = [], set()  # each inserted case once, at its first mention
+        for item in items:
+            if item[3] in inserted and item[3] not in named:
+                fresh.append(item)
+            named.add(item[3])
         await add_to_outbox(conn, db.outbox,
-                            (OutboxRow(TOPIC_REPORTED, to_event(r, cid, secret, fields)) for _, r, cid, _, fields in fresh))
-        audit = [report_entry(r, cid, b.who, fields) for b, r, cid, _, fields in fresh]
+                            (OutboxRow(TOPIC_REPORTED, to_event(r, cid, secret, fields)) for _, _, r, cid, _, fields in fresh))
+        audit = [report_entry(r, cid, b.who, fields) for _, b, r, cid, _, fields in fresh]
         if audit:
             await conn.execute(insert(db.audit_log), audit)
-    fresh_ids = {id(b): set() for b in batches}
-    for b, _, cid, _, _ in fresh:
-        fresh_ids[id(b)].add(cid)
-    return [fresh_ids[id(b)] for b in batches]
+    news: list[set[uuid.UUID]] = [set() for _ in batches]
+    for j, _, _, cid, _, _ in fresh:
+        news[j].add(cid)
+    return news
 
 
 async def first_use(engine: AsyncEngine, tenant: str, key: str) -> tuple[uuid.UUID, str | None] | None:

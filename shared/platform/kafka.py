@@ -11,22 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from shared.contract.topics import ALL_TOPICS, PARTITIONS
+from shared.contract.topics import ALL_TOPICS
+from shared.platform.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 
 def configured_partitions() -> int:
-    """Partitions of a topic gridcase creates: ``KAFKA_TOPIC_PARTITIONS`` (a deployment setting,
-    docs/operations.md "Scaling"), else :data:`shared.contract.topics.PARTITIONS` (4, the embedded
-    broker's own count)."""
-    return int(os.environ.get("KAFKA_TOPIC_PARTITIONS") or PARTITIONS)
+    """Partitions of a topic gridcase creates: the deployment setting ``KAFKA_TOPIC_PARTITIONS``
+    (:class:`~shared.platform.settings.ServiceSettings`, docs/operations.md "Scaling"), 4 by default."""
+    return ServiceSettings().kafka_topic_partitions
 
 
 async def ensure_topics(

@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -32,6 +32,7 @@ import pytest
 
 from shared.domain.workcalendar import URGENCY_LIMITS, dispose_deadline
 from tests import api
+from tests.api import advance_clock, dispatch_offset_h
 from tests.e2e.test_lifecycle import (  # the case view, as there
     open311_record,
     report,
@@ -84,21 +85,6 @@ def close_case(stack, case_id: str, outcome: str = "resolved", hours: float = 0,
         advance_clock(stack, hours)
     do(stack, case_id, "resolve", "checking", outcome=outcome, note=note)
     do(stack, case_id, "verify_pass", "closed")
-
-
-def advance_clock(stack, hours: float) -> datetime:
-    """Move dispatch's test clock forward; its new ``now``."""
-    resp = api.post(f"{stack.url('dispatch')}/v1/test/clock/advance", params={"seconds": hours * 3600}, timeout=10)
-    resp.raise_for_status()
-    return datetime.fromisoformat(resp.json()["now"])
-
-
-def dispatch_offset_h(stack) -> float:
-    """How far dispatch's clock is ahead of real time, in hours (0 unless a test moved it)."""
-    before = datetime.now(UTC)
-    clock = advance_clock(stack, 0)
-    after = datetime.now(UTC)
-    return (clock - (before + (after - before) / 2)).total_seconds() / 3600
 
 
 def eventually(check, timeout_s: float = 90):

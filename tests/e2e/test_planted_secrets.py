@@ -417,10 +417,7 @@ def erase(stack, infra, case_id: str) -> dict:
 
     from gridcase.cli import app
 
-    moved = api.post(f"{stack.url('dispatch')}/v1/test/clock/advance", params={"seconds": 0}, timeout=10)
-    moved.raise_for_status()
-    ahead_days = (datetime.fromisoformat(moved.json()["now"]) - datetime.now(UTC)).total_seconds() / 86400
-    after_days = -(max(ahead_days, 0.0) + 1 / 24)
+    after_days = -(max(api.dispatch_offset_h(stack), 0.0) + 1) / 24
     before = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = infra.database_url
     try:
