@@ -39,7 +39,8 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
     metrics = DispatchMetrics.register(kit.registry)
     taxonomy = load_taxonomy()
     book = CaseBook(load_all_tenants(settings.tenants_dir or None), taxonomy, Clock())
-    relay = kit.outbox_relay(db.outbox, batch=settings.relay_batch, idle_seconds=settings.relay_idle_seconds)
+    relay = kit.outbox_relay(db.outbox, batch=settings.relay_batch, idle_seconds=settings.relay_idle_seconds,
+                             poll_seconds=settings.relay_poll_seconds)
     kit.consume((TOPIC_REPORTED, TOPIC_ACTIONS), partial(apply_batch, book=book, metrics=metrics), db.processed_events,
                 group_id=settings.group_id, after_batch=lambda outcome: relay.wake())
     kit.every(10, kit.sample_outbox, kit.lag_sampler(settings.group_id, (TOPIC_REPORTED,)))

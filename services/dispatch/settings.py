@@ -18,4 +18,7 @@ class DispatchSettings(ServiceSettings):
     timer_interval_seconds: float = Field(default=1.0, description="how often due deadline timers are checked")
     test_clock: bool = Field(default=False, description="expose POST /v1/test/clock/advance (tests only)")
     relay_batch: int = 500
-    relay_idle_seconds: float = 0.2
+    relay_idle_seconds: float = Field(
+        default=0.2, description="outbox poll interval while the relay cannot LISTEN (database away)")
+    relay_poll_seconds: float = Field(
+        default=5.0, description="fallback outbox poll while the relay LISTENs (it wakes on every commit)")

@@ -52,7 +52,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     # Intake does not wait for the broker: reports are accepted (202) and kept in the outbox while
     # Kafka is unreachable (the relay creates the topics before it connects), and the case view
     # starts in the background, retrying.
-    relay = kit.outbox_relay(db.outbox, batch=settings.relay_batch, idle_seconds=settings.relay_idle_seconds)
+    relay = kit.outbox_relay(db.outbox, batch=settings.relay_batch, idle_seconds=settings.relay_idle_seconds,
+                             poll_seconds=settings.relay_poll_seconds)
     kit.every(5, kit.sample_outbox)
     kit.consume(handlers.TOPICS, handlers.apply_lifecycle, db.processed_events, group_id=handlers.GROUP_ID,
                 consumer=handlers.CONSUMER, background=True)

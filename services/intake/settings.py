@@ -25,7 +25,10 @@ class IntakeSettings(ServiceSettings):
     )
     retry_after_seconds: int = Field(default=1, description="Retry-After of a 503 refused for overload")
     relay_batch: int = 500
-    relay_idle_seconds: float = 0.2
+    relay_idle_seconds: float = Field(
+        default=0.2, description="outbox poll interval while the relay cannot LISTEN (database away)")
+    relay_poll_seconds: float = Field(
+        default=5.0, description="fallback outbox poll while the relay LISTENs (it wakes on every commit)")
     max_import_bytes: int = 1 << 30
     rate_limit: str = Field(
         default="100/second;5000/minute",

@@ -75,6 +75,7 @@ from shared.platform.health import health_router
 from shared.platform.http import install_error_handlers
 from shared.platform.kafka import ensure_topics, make_producer
 from shared.platform.lag import every, lag_gauge, measure_lag
+from shared.platform.notify import CommitListener, outbox_channel
 from shared.platform.openapi import document_platform_answers
 from shared.platform.outbox import OutboxRelay
 from shared.platform.settings import ServiceSettings
@@ -144,10 +145,13 @@ class ServiceKit:
 
     # ------------------------------------------------------------------ parts
 
-    def outbox_relay(self, table: sa.Table, *, batch: int = 500, idle_seconds: float = 0.2) -> OutboxRelay:
-        """The relay publishing ``table`` (the service's outbox; ``batch`` rows per transaction,
-        polled every ``idle_seconds`` when empty), with its three metrics; started by the lifespan
-        without waiting for the broker (it creates the topics before it connects)."""
+    def outbox_relay(self, table: sa.Table, *, batch: int = 500, idle_seconds: float = 0.2,
+                     poll_seconds: float = 5.0) -> OutboxRelay:
+        """The relay publishing ``table`` (the service's outbox; ``batch`` rows per transaction),
+        woken by every commit of outbox rows (``LISTEN <schema>_outbox``, shared/platform/notify.py)
+        and polled every ``poll_seconds`` as a fallback (every ``idle_seconds`` while it cannot
+        listen), with its three metrics; started by the lifespan without waiting for the broker
+        (it creates the topics before it connects)."""
         bootstrap = self.settings.kafka_bootstrap_servers
         published = Counter(f"{self.name}_outbox_published_total", "Outbox events published to Kafka",
                             registry=self.registry)
@@ -161,6 +165,8 @@ class ServiceKit:
             lambda: make_producer(bootstrap, f"gridcase-{self.name}-relay"),
             batch=batch,
             idle_seconds=idle_seconds,
+            poll_seconds=poll_seconds,
+            listener_factory=lambda wake: CommitListener(self.settings.database_url, outbox_channel(table.schema), wake),
             on_published=published.inc,
             on_error=lambda exc: errors.inc(),
             prepare=lambda: ensure_topics(bootstrap, partitions=self.settings.kafka_topic_partitions, timeout_s=15),

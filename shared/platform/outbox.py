@@ -5,6 +5,12 @@ can run side by side without publishing a row twice at once), sends them, waits 
 acks, and marks them sent in the same transaction. A crash between the ack and the commit sends
 those rows again: delivery is at-least-once and consumers deduplicate on ``event_id``. While Kafka is
 down the rows stay unsent and the relay retries with exponential backoff (capped).
+
+The relay wakes on commit (issue 13): in-process writers call :meth:`OutboxRelay.wake`, and with a
+``listener`` (:class:`~shared.platform.notify.CommitListener` on the table's ``pg_notify`` trigger)
+every commit of outbox rows by any process wakes it too. Then the poll is only a fallback
+(``poll_seconds``); while the listener is not connected the relay polls every ``idle_seconds``.
+A notification that never arrives therefore delays a row, it never loses one.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.contract.events import Envelope, encode_event
+from shared.platform.notify import CommitListener
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +67,9 @@ class OutboxRelay:
     """Publishes a service's outbox to Kafka until :meth:`stop` is called.
 
     - ``batch``: rows claimed per transaction.
-    - ``idle_seconds``: poll interval when the outbox is empty.
+    - ``idle_seconds``: poll interval when the outbox is empty and no ``listener`` listens.
+    - ``listener_factory(wake)``: builds a :class:`~shared.platform.notify.CommitListener` calling
+      ``wake`` (run beside the relay); while it listens, the relay polls only every ``poll_seconds``.
     - ``on_published(n)``/``on_error(exc)``: optional hooks for metrics.
     - ``prepare()``: awaited before each (re)connection of the producer, e.g. to create topics.
     """
@@ -73,6 +82,8 @@ class OutboxRelay:
         *,
         batch: int = 500,
         idle_seconds: float = 0.2,
+        poll_seconds: float = 5.0,
+        listener_factory: Callable[[Callable[[], None]], CommitListener] | None = None,
         max_backoff_seconds: float = 10.0,
         on_published=None,
         on_error=None,
@@ -84,6 +95,8 @@ class OutboxRelay:
         self.producer: AIOKafkaProducer | None = None
         self.batch = batch
         self.idle_seconds = idle_seconds
+        self.poll_seconds = poll_seconds
+        self.listener = listener_factory(self.wake) if listener_factory is not None else None
         self.max_backoff_seconds = max_backoff_seconds
         self.on_published = on_published
         self.on_error = on_error
@@ -147,29 +160,53 @@ class OutboxRelay:
             ).scalar_one()
 
     async def run(self) -> None:
-        """Loop until stopped: publish while rows are waiting, sleep when idle, back off on errors."""
+        """Loop until stopped: publish while rows are waiting, sleep when idle, back off on errors.
+
+        The wake flag is cleared *before* each claim, so a commit that lands while a batch is in
+        flight (after its ``SELECT``) makes the next sleep return at once instead of waiting a poll.
+        """
+        listening = None
+        if self.listener is not None:
+            listening = asyncio.create_task(self.listener.run(), name=f"outbox-listener-{self.listener.channel}")
         backoff = 0.2
-        while not self._stopping.is_set():
-            try:
-                n = await self.publish_once()
-                backoff = 0.2
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # broker or database unavailable: retry later, lose nothing
-                if self.on_error:
-                    self.on_error(exc)
-                log.warning("outbox relay: publish failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff)
-                await self._drop_producer()
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff_seconds)
-                continue
-            if n == 0:
-                await self._sleep(self.idle_seconds)
-            elif n < self.batch:
-                # A partial batch: let a few more rows gather instead of one transaction per row
-                # under load (wake() calls land here as one poll per 20 ms at most).
-                await asyncio.sleep(0.02)
-        await self._drop_producer()
+        try:
+            while not self._stopping.is_set():
+                self._wake.clear()
+                try:
+                    n = await self.publish_once()
+                    backoff = 0.2
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # broker or database unavailable: retry later, lose nothing
+                    if self.on_error:
+                        self.on_error(exc)
+                    log.warning("outbox relay: publish failed (%s: %s); retrying in %.1fs",
+                                type(exc).__name__, exc, backoff)
+                    await self._drop_producer()
+                    if not self._stopping.is_set():
+                        self._wake.clear()
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, self.max_backoff_seconds)
+                    continue
+                if n == 0:
+                    await self._sleep(self.idle_interval())
+                elif n < self.batch:
+                    # A partial batch: let a few more rows gather instead of one transaction per row
+                    # under load (wake() calls land here as one poll per 20 ms at most).
+                    await asyncio.sleep(0.02)
+        finally:
+            if listening is not None:
+                listening.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listening
+            await self._drop_producer()
+
+    def idle_interval(self) -> float:
+        """How long an idle relay sleeps unless woken: the slow fallback poll while the listener
+        listens, the fast poll otherwise."""
+        if self.listener is not None and self.listener.listening:
+            return self.poll_seconds
+        return self.idle_seconds
 
     async def _drop_producer(self) -> None:
         """Close the producer (best effort); the next batch starts a fresh one."""
@@ -181,6 +218,6 @@ class OutboxRelay:
                 log.debug("outbox relay: producer stop failed", exc_info=True)
 
     async def _sleep(self, seconds: float) -> None:
-        self._wake.clear()
+        """Wait ``seconds`` or until woken (a wake that came before the call returns at once)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
