@@ -17,10 +17,19 @@ Each file is parsed twice with :func:`services.intake.importers.formats.iter_rec
    design). The first few thousand rows fill bounded caches (strptime, pydantic-core, zoneinfo:
    about 1 MiB), so the 10 % reading is only meaningful from about 20,000 rows up.
 
+``--http N [N …]`` (issue 13): the whole import over HTTP instead, once per size N, each on a
+fresh stack (``gridcase up``'s): N synthetic NYC rows (tenant ``nyc``) POSTed to ``/v1/imports``
+as ``gridcase import`` sends them (:func:`gridcase.client.import_file`, raw body streamed);
+prints ``http_import_rows_<N>=``, ``http_import_rows_per_s_<N>=`` (rows ÷ seconds from the first
+byte sent to the answer) and ``http_import_rss_peak_mb_<N>_intake=`` beside the same peak before the
+upload (``…_before_…``): equal growth at both sizes means memory is constant in the file's size.
+Dispatch and reporting work on the same cores meanwhile, as in production.
+
 Usage::
 
     python bench/imports.py                  # 200,000 rows per format
     python bench/imports.py --rows 50000 --formats sf311 teddycup_replies
+    python bench/imports.py --http 20000 200000
 """
 
 from __future__ import annotations
@@ -117,12 +126,48 @@ def traced_peaks(fmt: str, path: Path, checkpoint: int) -> tuple[float, float]:
     return early or 0.0, peak / 2**20
 
 
+def vm_mb(pid: int, field: str) -> float:
+    """``field`` (VmHWM: peak resident, VmRSS: resident now) of process ``pid``, MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def http_import(sizes: list[int]) -> None:
+    """``--http``: import N synthetic NYC rows over HTTP on a fresh stack per size (module docstring)."""
+    from gridcase.client import import_file
+    from gridcase.runtime import Stack
+
+    sample, column = SAMPLES["nyc311"]
+    for n in sizes:
+        state = Path(tempfile.mkdtemp(prefix="gridcase-bench-imports-"))
+        path = state / "nyc.csv"
+        synthesise_csv(sample, column, n, path)
+        with Stack(state / "stack", fresh=True, env={"INTAKE_RATE_LIMIT": ""}) as stack:
+            pid = stack.services["intake"].proc.pid
+            before = vm_mb(pid, "VmHWM")
+            started = time.perf_counter()
+            result = import_file(stack.url("intake"), path, "nyc311", "nyc", timeout_s=3600)
+            elapsed = time.perf_counter() - started
+            print(f"http_import_rows_{n}={result['rows_read']}")
+            print(f"http_import_accepted_{n}={result['accepted']}")
+            print(f"http_import_rows_per_s_{n}={result['rows_read'] / elapsed:.0f}")
+            print(f"http_import_rss_peak_mb_before_{n}_intake={before:.1f}")
+            print(f"http_import_rss_peak_mb_{n}_intake={vm_mb(pid, 'VmHWM'):.1f}", flush=True)
+        path.unlink()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print one line per format: rows, rows/s, file size, traced peak at 10 % and 100 %."""
     parser = argparse.ArgumentParser(description="rows/s and peak memory of the import parsers")
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--formats", nargs="*", default=[f for f in FORMATS if f in SAMPLES or f == "jsonl"])
+    parser.add_argument("--http", type=int, nargs="+", metavar="N", help="import N rows over HTTP per size instead")
     args = parser.parse_args(argv)
+    if args.http:
+        http_import(args.http)
+        return 0
     print(f"{'format':<19}{'rows':>9}{'rejected':>9}{'rows/s':>10}{'MiB file':>10}"
           f"{'peak MiB @10%':>15}{'peak MiB @100%':>16}")
     with tempfile.TemporaryDirectory(prefix="gridcase-bench-imports-") as tmp:

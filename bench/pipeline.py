@@ -19,7 +19,15 @@ all on the same machine (the client included):
    client-side failures (timeouts) beside it.
 6. ``peak_rss_mb_<service>``: each service process's peak resident memory (VmHWM).
 
-Usage: ``python bench/pipeline.py [--reports 20000] [--concurrency 64] [--seconds 20]``. Asserts nothing.
+``--soak N`` (instead of 1–5; N defaults to 1,000,000): N reports pushed through in chunks of
+``--soak-chunk`` (each chunk: nine tenths as one JSON-lines import, one tenth POSTed singly by
+``--concurrency`` clients, then waited for until reporting has counted it). After every chunk each
+service's resident memory is printed (``rss_mb_<service>_at_<reports>=``, VmRSS); at the end
+``rss_peak_mb_<service>=`` (VmHWM) and ``rss_growth_mb_<service>=``, the resident memory after the
+last chunk less that after the first (memory that grows with N shows here, not in the peak).
+
+Usage: ``python bench/pipeline.py [--reports 20000] [--concurrency 64] [--seconds 20]``,
+``python bench/pipeline.py --soak 100000``. Asserts nothing.
 
 ``--text-model MODEL`` (issue 15, docs/classifier.md §3): intake runs with that text model for the
 tenant (``INTAKE_CLASSIFIER_MODELS``) and the POSTed reports carry no ``category_code``, so each
@@ -35,6 +43,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -73,11 +82,12 @@ def synthetic_report(i: int) -> dict:
     return report
 
 
-async def post_reports(intake: str, n: int, concurrency: int) -> dict[uuid.UUID, float]:
-    """POST ``n`` reports; return ``{case_id: POST start time (epoch seconds)}``."""
+async def post_reports(intake: str, n: int, concurrency: int, first: int = 0) -> dict[uuid.UUID, float]:
+    """POST ``n`` reports (synthetic numbers from ``first``); return ``{case_id: POST start time
+    (epoch seconds)}``."""
     started: dict[uuid.UUID, float] = {}
     queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(n):
+    for i in range(first, first + n):
         queue.put_nowait(i)
 
     async with httpx.AsyncClient(base_url=intake, timeout=60, headers=auth_headers()) as client:
@@ -207,12 +217,43 @@ async def offer(intake: str, rate: float, seconds: float, first: int, timeout_s:
     return {"started": started, "statuses": statuses, "offered": i}
 
 
-def peak_rss_mb(pid: int) -> float:
-    """A process's peak resident set (VmHWM), MiB."""
+def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """A process's peak resident set (VmHWM; ``field="VmRSS"``: the current one), MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def soak(stack: Stack, n: int, chunk: int, concurrency: int, wait: Callable[[int], float],
+         report: Callable[[str, object], None]) -> None:
+    """Push ``n`` reports through in chunks (module docstring, ``--soak``); print memory per chunk."""
+    intake = stack.url("intake")
+    procs = {name: svc.proc.pid for name, svc in stack.services.items() if svc.proc is not None}
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
+    folder = Path(tempfile.mkdtemp(prefix="gridcase-soak-"))
+    t0, done = time.time(), 0
+    while done < n:
+        size = min(chunk, n - done)
+        posted = size // 10
+        path = folder / "chunk.jsonl"
+        with path.open("w", encoding="utf-8") as f:
+            for i in range(size - posted):
+                f.write(json.dumps(synthetic_report(10_000_000 + done + i), ensure_ascii=False) + "\n")
+        accepted = import_file(intake, path, "jsonl", TENANT, timeout_s=3600)["accepted"]
+        accepted += len(asyncio.run(post_reports(intake, posted, concurrency, first=10_000_000 + done + size - posted)))
+        wait(accepted)
+        done += size
+        for name, pid in procs.items():
+            last[name] = peak_rss_mb(pid, "VmRSS")
+            first.setdefault(name, last[name])
+            report(f"rss_mb_{name}_at_{done}", last[name])
+    report("soak_reports", done)
+    report("soak_end_to_end_per_s", done / (time.time() - t0))
+    for name, pid in procs.items():
+        report(f"rss_peak_mb_{name}", peak_rss_mb(pid))
+        report(f"rss_growth_mb_{name}", last[name] - first[name])
 
 
 def main() -> None:
@@ -224,6 +265,9 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=(), choices=("bare", "batch", "single", "paced", "overload"))
     parser.add_argument("--text-model", type=Path, default=None,
                         help="a text model (gridcase model train): POSTed reports without category_code are classified")
+    parser.add_argument("--soak", type=int, nargs="?", const=1_000_000, default=None, metavar="N",
+                        help="only push N reports through (default 1,000,000) and print memory per chunk")
+    parser.add_argument("--soak-chunk", type=int, default=10_000)
     args = parser.parse_args()
     env = {"INTAKE_RATE_LIMIT": ""}
     if args.text_model is not None:
@@ -248,6 +292,9 @@ def main() -> None:
             wait_until_counted(dispatch, reporting, TENANT, counted_so_far, timeout_s=3600)
             return time.time()
 
+        if args.soak is not None:
+            soak(stack, args.soak, args.soak_chunk, args.concurrency, wait, report)
+            return
         if "bare" not in args.skip:
             produce, consume = asyncio.run(bare_kafka(stack.infra.kafka_bootstrap, n))
             copy = asyncio.run(bare_copy(stack.infra.database_url, n))
