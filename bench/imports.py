@@ -21,7 +21,8 @@ Each file is parsed twice with :func:`services.intake.importers.formats.iter_rec
 fresh stack (``gridcase up``'s): N synthetic NYC rows (tenant ``nyc``) POSTed to ``/v1/imports``
 as ``gridcase import`` sends them (:func:`gridcase.client.import_file`, raw body streamed);
 prints ``http_import_rows_<N>=``, ``http_import_rows_per_s_<N>=`` (rows ÷ seconds from the first
-byte sent to the answer) and ``http_import_rss_peak_mb_<N>_intake=`` beside the same peak before the
+byte sent to the answer), ``http_import_intake_cpu_ms_per_row_<N>=`` (intake's CPU time over the
+upload per row: what a quiet core would allow, 1000 ÷ it rows/s) and ``http_import_rss_peak_mb_<N>_intake=`` beside the same peak before the
 upload (``…_before_…``): equal growth at both sizes means memory is constant in the file's size.
 Dispatch and reporting work on the same cores meanwhile, as in production.
 
@@ -134,6 +135,12 @@ def vm_mb(pid: int, field: str) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time process ``pid`` has used so far (user + system), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def http_import(sizes: list[int]) -> None:
     """``--http``: import N synthetic NYC rows over HTTP on a fresh stack per size (module docstring)."""
     from gridcase.client import import_file
@@ -147,12 +154,15 @@ def http_import(sizes: list[int]) -> None:
         with Stack(state / "stack", fresh=True, env={"INTAKE_RATE_LIMIT": ""}) as stack:
             pid = stack.services["intake"].proc.pid
             before = vm_mb(pid, "VmHWM")
+            cpu0 = cpu_seconds(pid)
             started = time.perf_counter()
             result = import_file(stack.url("intake"), path, "nyc311", "nyc", timeout_s=3600)
             elapsed = time.perf_counter() - started
+            cpu = cpu_seconds(pid) - cpu0
             print(f"http_import_rows_{n}={result['rows_read']}")
             print(f"http_import_accepted_{n}={result['accepted']}")
             print(f"http_import_rows_per_s_{n}={result['rows_read'] / elapsed:.0f}")
+            print(f"http_import_intake_cpu_ms_per_row_{n}={cpu * 1000 / result['rows_read']:.3f}")
             print(f"http_import_rss_peak_mb_before_{n}_intake={before:.1f}")
             print(f"http_import_rss_peak_mb_{n}_intake={vm_mb(pid, 'VmHWM'):.1f}", flush=True)
         path.unlink()

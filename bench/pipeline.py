@@ -24,7 +24,9 @@ all on the same machine (the client included):
 ``--concurrency`` clients, then waited for until reporting has counted it). After every chunk each
 service's resident memory is printed (``rss_mb_<service>_at_<reports>=``, VmRSS); at the end
 ``rss_peak_mb_<service>=`` (VmHWM) and ``rss_growth_mb_<service>=``, the resident memory after the
-last chunk less that after the first (memory that grows with N shows here, not in the peak).
+last chunk less that after the first (memory that grows with N shows here, not in the peak), and
+``cpu_ms_per_report_<service>=``, the process's CPU time (user + system) per report over the run:
+the load-independent figure the replica sizing in docs/operations.md §3 is derived from.
 
 Usage: ``python bench/pipeline.py [--reports 20000] [--concurrency 64] [--seconds 20]``,
 ``python bench/pipeline.py --soak 100000``. Asserts nothing.
@@ -39,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 import time
 import uuid
@@ -225,6 +228,12 @@ def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far (user + system), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def soak(stack: Stack, n: int, chunk: int, concurrency: int, wait: Callable[[int], float],
          report: Callable[[str, object], None]) -> None:
     """Push ``n`` reports through in chunks (module docstring, ``--soak``); print memory per chunk."""
@@ -232,6 +241,9 @@ def soak(stack: Stack, n: int, chunk: int, concurrency: int, wait: Callable[[int
     procs = {name: svc.proc.pid for name, svc in stack.services.items() if svc.proc is not None}
     first: dict[str, float] = {}
     last: dict[str, float] = {}
+    cpu0 = {name: cpu_seconds(pid) for name, pid in procs.items()}
+    intake_import_cpu = intake_post_cpu = 0.0
+    imported = posted_total = 0
     folder = Path(tempfile.mkdtemp(prefix="gridcase-soak-"))
     t0, done = time.time(), 0
     while done < n:
@@ -241,8 +253,13 @@ def soak(stack: Stack, n: int, chunk: int, concurrency: int, wait: Callable[[int
         with path.open("w", encoding="utf-8") as f:
             for i in range(size - posted):
                 f.write(json.dumps(synthetic_report(10_000_000 + done + i), ensure_ascii=False) + "\n")
+        c0 = cpu_seconds(procs["intake"])
         accepted = import_file(intake, path, "jsonl", TENANT, timeout_s=3600)["accepted"]
+        c1 = cpu_seconds(procs["intake"])
         accepted += len(asyncio.run(post_reports(intake, posted, concurrency, first=10_000_000 + done + size - posted)))
+        intake_import_cpu += c1 - c0
+        intake_post_cpu += cpu_seconds(procs["intake"]) - c1
+        imported, posted_total = imported + size - posted, posted_total + posted
         wait(accepted)
         done += size
         for name, pid in procs.items():
@@ -254,6 +271,12 @@ def soak(stack: Stack, n: int, chunk: int, concurrency: int, wait: Callable[[int
     for name, pid in procs.items():
         report(f"rss_peak_mb_{name}", peak_rss_mb(pid))
         report(f"rss_growth_mb_{name}", last[name] - first[name])
+        # CPU per report: replicas needed = peak reports/s × this ÷ 1000 (one core per process)
+        report(f"cpu_ms_per_report_{name}", (cpu_seconds(pid) - cpu0[name]) * 1000 / done)
+    # intake's share while importing vs while answering single POSTs (dispatch and reporting
+    # consumed meanwhile on the same cores, so these are intake's own CPU, not wall time)
+    report("cpu_ms_per_imported_row_intake", intake_import_cpu * 1000 / max(imported, 1))
+    report("cpu_ms_per_posted_report_intake", intake_post_cpu * 1000 / max(posted_total, 1))
 
 
 def main() -> None:
