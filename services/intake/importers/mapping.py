@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ import yaml
 from services.intake.importers.codes import category_code, department_code
 from services.intake.importers.readers import (
     DESCRIPTION_MAX,
+    TIME_CACHE_SIZE,
     build,
     read_csv,
     row_error,
@@ -36,8 +38,10 @@ _MIXED_TIME = re.compile(
 )
 
 
+@lru_cache(maxsize=TIME_CACHE_SIZE)
 def parse_time(text: str, fmt: str, zone: ZoneInfo) -> datetime | None:
-    """Parse one source time; ``None`` when ``text`` is blank or does not parse.
+    """Parse one source time; ``None`` when ``text`` is blank or does not parse. Cached
+    (bounded, :data:`TIME_CACHE_SIZE`): source times repeat, ``strptime`` is slow (issue 13).
 
     ``fmt`` is a :func:`datetime.strptime` format, ``"iso"`` (:meth:`datetime.fromisoformat`)
     or ``"mixed"`` (the shapes of pandas ``format="mixed"`` that the Teddy Cup files use: see

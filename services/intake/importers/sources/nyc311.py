@@ -8,10 +8,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime
+from functools import lru_cache
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from services.intake.importers.readers import build, read_csv, row_error
+from services.intake.importers.readers import (
+    TIME_CACHE_SIZE,
+    build,
+    read_csv,
+    row_error,
+)
 from services.intake.schemas import ReportIn, RowError
 
 _NYC_REQUIRED = (
@@ -41,7 +47,11 @@ _NYC_BOROUGH_DIGIT = {
 _NYC_COMMUNITY_BOARD = re.compile(r"^\s*(\d{1,2})\s+([A-Za-z ]+?)\s*$")
 
 
+@lru_cache(maxsize=TIME_CACHE_SIZE)
 def _parse_nyc_time(text: str, zone: ZoneInfo) -> datetime | None:
+    """``text`` in one of :data:`_NYC_DATE_FORMATS`, in ``zone``; ``None`` if neither fits.
+    Cached (bounded): an export's times are to the minute and repeat, and ``strptime`` was a
+    tenth of intake's time during an NYC import (issue 13)."""
     text = text.strip()
     for fmt in _NYC_DATE_FORMATS:
         try:
