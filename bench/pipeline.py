@@ -21,7 +21,7 @@ all on the same machine (the client included):
 
 ``--soak N`` (instead of 1–5; N defaults to 1,000,000): N reports pushed through in chunks of
 ``--soak-chunk`` (each chunk: nine tenths as one JSON-lines import, one tenth POSTed singly by
-``--concurrency`` clients, then waited for until reporting has counted it). After every chunk each
+``--concurrency`` clients, each part waited for until reporting has counted it). After every chunk each
 service's resident memory is printed (``rss_mb_<service>_at_<reports>=``, VmRSS); at the end
 ``rss_peak_mb_<service>=`` (VmHWM) and ``rss_growth_mb_<service>=``, the resident memory after the
 last chunk less that after the first (memory that grows with N shows here, not in the peak), and
@@ -253,14 +253,15 @@ def soak(stack: Stack, n: int, chunk: int, concurrency: int, wait: Callable[[int
         with path.open("w", encoding="utf-8") as f:
             for i in range(size - posted):
                 f.write(json.dumps(synthetic_report(10_000_000 + done + i), ensure_ascii=False) + "\n")
+        # each part waited for until counted, so that intake's CPU of each (request, relay, case
+        # view) falls into its own reading
         c0 = cpu_seconds(procs["intake"])
-        accepted = import_file(intake, path, "jsonl", TENANT, timeout_s=3600)["accepted"]
+        wait(import_file(intake, path, "jsonl", TENANT, timeout_s=3600)["accepted"])
         c1 = cpu_seconds(procs["intake"])
-        accepted += len(asyncio.run(post_reports(intake, posted, concurrency, first=10_000_000 + done + size - posted)))
+        wait(len(asyncio.run(post_reports(intake, posted, concurrency, first=10_000_000 + done + size - posted))))
         intake_import_cpu += c1 - c0
         intake_post_cpu += cpu_seconds(procs["intake"]) - c1
         imported, posted_total = imported + size - posted, posted_total + posted
-        wait(accepted)
         done += size
         for name, pid in procs.items():
             last[name] = peak_rss_mb(pid, "VmRSS")

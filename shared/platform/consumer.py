@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from pydantic import ValidationError
+from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -138,14 +139,23 @@ class BatchProcessor:
             outcome.events = applied
         return outcome
 
+    @property
+    def _record(self) -> sa.Insert:
+        """``INSERT … SELECT :consumer, unnest(:event_ids) ON CONFLICT DO NOTHING RETURNING
+        event_id``: one statement whatever the batch's size. A multi-row ``VALUES`` would be a
+        statement per batch size, each compiled and kept in SQLAlchemy's cache (and prepared on
+        every connection): up to 500 of them, about 120 MiB, which showed as memory growing
+        with the reports passed in ``bench/pipeline.py --soak`` (issue 13)."""
+        t = self.processed
+        ids = sa.func.unnest(sa.bindparam("event_ids", type_=pg.ARRAY(pg.UUID(as_uuid=True))))
+        rows = sa.select(sa.bindparam("consumer", type_=sa.String), ids)
+        return (insert(t).from_select([t.c.consumer, t.c.event_id], rows)
+                .on_conflict_do_nothing().returning(t.c.event_id))
+
     async def _apply(self, events: list[Event]) -> list[Event]:
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                insert(self.processed)
-                .values([{"consumer": self.consumer, "event_id": e.event_id} for e in events])
-                .on_conflict_do_nothing()
-                .returning(self.processed.c.event_id)
-            )
+            result = await conn.execute(self._record, {"consumer": self.consumer,
+                                                       "event_ids": [e.event_id for e in events]})
             fresh = {row[0] for row in result}
             new_events = [e for e in events if e.event_id in fresh]
             if new_events:
