@@ -81,10 +81,10 @@ class Classifiers:
     def from_setting(cls, spec: str) -> Classifiers:
         """Load the models ``spec`` names. scikit-learn, SciPy and jieba are imported only when
         there is one: an intake without models stays about 100 MB smaller (issue 13, --soak)."""
-        from shared.platform import textmodel
-
         models = {}
         for tenant, path in parse_models(spec).items():
+            from shared.platform import textmodel
+
             try:
                 model = textmodel.load(path)
             except (OSError, textmodel.ModelFileError, EOFError, ValueError) as exc:
