@@ -1,0 +1,170 @@
+"""Folding the per-event figures into their cells (issue 14): ``reporting.step_cells`` and
+``reporting.step_case_days`` (services/reporting/db.py), in the fold's transaction.
+
+When a batch of events touches a case, its old contributions (from its fact row and steps before
+the batch) are retracted and its new ones added (:func:`services.reporting.kpis.step_cells.case_contributions`);
+the touched cases are read with one statement before and one after the fold, and the differences of
+the whole batch are applied with one set-based upsert per table (``INSERT … SELECT FROM unnest …
+ON CONFLICT DO UPDATE SET c = cell.c + excluded.c``). Additions commute, and a case's
+contributions depend only on its current rows, which the fold keeps order-independent, so the cells
+equal the sum over the cases of their current contributions whatever the order and batching of
+the events. (An event is folded once: the consumer drops redeliveries through ``processed_events``;
+folding one twice would not change the rows, so neither the cells.)
+
+Each tenant's cells are computed in one timezone, recorded in ``reporting.step_cell_zones`` on its
+first batch (the tenant's configured zone, shared/domain/tenants.py; an unknown tenant: the
+default one); readers use the cells only for a request in that zone. ``gridcase reporting rebuild``
+empties the three tables with the facts and folds again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.reporting.db import (
+    STEP_CASE_DAY_KEY,
+    STEP_CELL_COUNTERS,
+    STEP_CELL_KEY,
+)
+from services.reporting.filters import COUNTED_SQL
+from services.reporting.kpis.clock import working_clock
+from services.reporting.kpis.sql import bind
+from services.reporting.kpis.step_cells import Contributions, case_contributions
+from shared.contract.events import (
+    CaseClosed,
+    CaseDispatched,
+    CaseReported,
+    CaseStatusRecorded,
+    CaseSupervised,
+    CaseTransferred,
+    CaseTransitioned,
+)
+from shared.domain.workcalendar import DEFAULT_TZ
+
+#: Events that change a case's fact row or steps.
+CASE_EVENTS = (CaseReported, CaseDispatched, CaseTransferred, CaseTransitioned, CaseClosed, CaseStatusRecorded,
+               CaseSupervised)
+
+_STEP_COLUMNS = ("sequence", "at", "action", "from_state", "to_state", "target_kind", "department", "from_department",
+                 "mediation_level", "from_mediation_level", "satisfaction", "resident_resolved", "history")
+
+#: The touched cases' fact fields and (for counted cases) steps, one row per step (a case without
+#: counted steps: one row, ``sequence`` NULL).
+READ_SQL = (
+    "SELECT cf.case_id, cf.tenant, cf.place_code, cf.category_code, cf.channel, cf.urgency, "
+    f"({COUNTED_SQL}) AS counted, " + ", ".join(f"s.{c}" for c in _STEP_COLUMNS) + "\n"
+    "FROM reporting.case_facts cf\n"
+    f"LEFT JOIN reporting.case_steps s ON s.case_id = cf.case_id AND ({COUNTED_SQL})\n"
+    "WHERE cf.case_id = ANY(:ids::uuid[])\nORDER BY cf.case_id, s.sequence"
+)
+
+
+@lru_cache(maxsize=1)
+def _configured_zones() -> dict[str, str]:
+    from shared.domain.tenants import load_all_tenants  # noqa: PLC0415
+    from shared.platform.settings import ServiceSettings  # noqa: PLC0415
+
+    try:
+        return {name: t.timezone for name, t in load_all_tenants(ServiceSettings().tenants_dir or None).items()}
+    except Exception:  # noqa: BLE001 - no tenant files: every tenant in the default zone
+        return {}
+
+
+def configured_zone(tenant: str) -> str:
+    """The tenant's configured timezone name, the default zone's for a tenant not configured."""
+    return _configured_zones().get(tenant, DEFAULT_TZ.key)
+
+
+async def zones_of(conn: AsyncConnection, tenants: Iterable[str]) -> dict[str, tzinfo]:
+    """The zone each tenant's cells are computed in, recorded now for tenants new to the cells."""
+    tenants = sorted(set(tenants))
+    text, args = bind(
+        "INSERT INTO reporting.step_cell_zones (tenant, timezone) SELECT * FROM unnest(:t::text[], :z::text[]) "
+        "ON CONFLICT (tenant) DO NOTHING", {"t": tenants, "z": [configured_zone(t) for t in tenants]})
+    await conn.exec_driver_sql(text, args)
+    text, args = bind("SELECT tenant, timezone FROM reporting.step_cell_zones WHERE tenant = ANY(:t::text[])",
+                      {"t": tenants})
+    return {r[0]: ZoneInfo(r[1]) for r in (await conn.exec_driver_sql(text, args)).all()}
+
+
+async def read_cases(conn: AsyncConnection, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[dict, list[dict]]]:
+    """``{case_id: (fact fields, steps)}`` of ``ids`` (one statement); steps only of counted cases."""
+    out: dict[uuid.UUID, tuple[dict, list[dict]]] = {}
+    if not ids:
+        return out
+    text, args = bind(READ_SQL, {"ids": ids})
+    for row in (await conn.exec_driver_sql(text, args)).mappings():
+        fact, steps = out.setdefault(row["case_id"], ({k: row[k] for k in (
+            "tenant", "place_code", "category_code", "channel", "urgency", "counted")}, []))
+        if row["sequence"] is not None:
+            steps.append({c: row[c] for c in _STEP_COLUMNS})
+    return out
+
+
+def contributions(cases: Mapping[uuid.UUID, tuple[dict, list[dict]]], zones: Mapping[str, tzinfo],
+                  sign: int = 1, into: Contributions | None = None) -> Contributions:
+    """The sum of the cases' contributions (× ``sign``), added to ``into``."""
+    out = into or Contributions.empty()
+    clock = working_clock()
+    for fact, steps in cases.values():
+        out.add(case_contributions(fact, steps, zones.get(fact["tenant"], DEFAULT_TZ), clock), sign)
+    return out
+
+
+def _upsert_sql(table: str, key: tuple[str, ...], counters: tuple[str, ...], types: Mapping[str, str]) -> str:
+    cols = (*key, *counters)
+    arrays = ", ".join(f":{c}::{types.get(c, 'int')}[]" for c in cols)
+    sets = ", ".join(f"{c} = cell.{c} + excluded.{c}" for c in counters)
+    return (f"INSERT INTO reporting.{table} AS cell ({', '.join(cols)})\n"
+            f"SELECT * FROM unnest({arrays})\n"
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")
+
+
+_KEY_TYPES = {"tenant": "text", "day": "date", "place_code": "text", "category_code": "text", "department": "text",
+              "channel": "text", "rung": "text", "figure": "text", "prev_day": "date", "by_department": "bool",
+              "by_rung": "bool", "mediation_hours_us": "bigint"}
+CELLS_UPSERT = _upsert_sql("step_cells", STEP_CELL_KEY, STEP_CELL_COUNTERS, _KEY_TYPES)
+CASE_DAYS_UPSERT = _upsert_sql("step_case_days", STEP_CASE_DAY_KEY, ("cases",), _KEY_TYPES)
+
+
+async def apply(conn: AsyncConnection, delta: Contributions) -> None:
+    """Add ``delta`` to the cells and case days (one upsert each, only the non-zero ones)."""
+    delta = delta.nonzero()
+    if delta.cells:
+        keys = list(delta.cells)
+        params = {c: [getattr(k, c) for k in keys] for c in STEP_CELL_KEY}
+        params.update({c: [delta.cells[k][c] for k in keys] for c in STEP_CELL_COUNTERS})
+        await conn.exec_driver_sql(*bind(CELLS_UPSERT, params))
+    if delta.case_days:
+        keys = list(delta.case_days)
+        params = {c: [getattr(k, c) for k in keys] for c in STEP_CASE_DAY_KEY}
+        params["cases"] = [delta.case_days[k] for k in keys]
+        await conn.exec_driver_sql(*bind(CASE_DAYS_UPSERT, params))
+
+
+class StepFold:
+    """One batch's fold of the step cells: :meth:`before` reads the touched cases before the facts
+    and steps are written, :meth:`after` reads them again and applies the difference."""
+
+    def __init__(self, ids: list[uuid.UUID], before: dict, zones: dict[str, tzinfo]) -> None:
+        self.ids, self.before, self.zones = ids, before, zones
+
+    @classmethod
+    async def start(cls, conn: AsyncConnection, events: Iterable) -> StepFold:
+        touched = {ev.case_id: ev.tenant for ev in events if isinstance(ev, CASE_EVENTS)}
+        ids = sorted(touched, key=str)
+        zones = await zones_of(conn, touched.values()) if ids else {}
+        return cls(ids, await read_cases(conn, ids), zones)
+
+    async def finish(self, conn: AsyncConnection) -> None:
+        if not self.ids:
+            return
+        delta = contributions(self.before, self.zones, sign=-1)
+        contributions(await read_cases(conn, self.ids), self.zones, into=delta)
+        await apply(conn, delta)
