@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -150,3 +151,35 @@ async def test_cells_equal_the_scan_for_random_histories(reporting_engine, data,
         odd = CaseFilter(tenant, day(a) + timedelta(hours=5), day(b), tz=tz)
         assert await queries.cell_rows(conn, odd, None, [odd.start, odd.end]) is None
 
+
+
+async def test_python_response_clock_agrees_with_the_sql_clock(reporting_engine):
+    """``responded`` is decided in Python for the cells (step_cells.py ``_in_time``) and in SQL for the
+    scan (rules.py ``response_in_time_sql``): the same answer for hand-overs and acknowledgements
+    across holidays, weekends, local midnights, summer time (New York; Shanghai 1986–1991, before
+    the SQL clock's fixed offset) and every urgency."""
+    import random  # noqa: PLC0415
+
+    from services.reporting.kpis.clock import working_clock, working_clock_params  # noqa: PLC0415
+    from services.reporting.kpis.rules import response_in_time_sql  # noqa: PLC0415
+    from services.reporting.kpis.sql import bind  # noqa: PLC0415
+    from services.reporting.kpis.step_cells import _in_time  # noqa: PLC0415
+
+    rng = random.Random(14)
+    starts = [datetime(2024, 4, 26, 15, 59, 59, tzinfo=UTC), datetime(2024, 4, 30, 2, tzinfo=UTC),
+              datetime(2024, 10, 1, 0, 0, tzinfo=UTC), datetime(1990, 6, 1, 0, 30, tzinfo=UTC),
+              datetime(2024, 3, 10, 6, 30, tzinfo=UTC), datetime(2024, 11, 3, 5, 0, tzinfo=UTC)]
+    starts += [datetime(2023, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(3 * 365 * 86400)) for _ in range(40)]
+    pairs = [(s, s + timedelta(seconds=d)) for s in starts
+             for d in (0, 1800, 1801, 7200, 7201, 86400, 86401, 3 * 86400, 6 * 86400 + 3600, rng.randrange(10 ** 6))]
+    async with reporting_engine.connect() as conn:
+        for tz in (ZoneInfo("Asia/Shanghai"), ZoneInfo("America/New_York")):
+            for urgency in URGENCIES:
+                sql = (f"SELECT {response_in_time_sql('p.a', 'p.b', ':u::text')} FROM unnest(:a::timestamptz[], "
+                       ":b::timestamptz[]) WITH ORDINALITY AS p(a, b, i) ORDER BY p.i")
+                text, args = bind(sql, {"a": [a for a, _ in pairs], "b": [b for _, b in pairs], "u": urgency,
+                                        **working_clock_params(tz)})
+                got = [bool(r[0]) for r in (await conn.exec_driver_sql(text, args)).all()]
+                want = [_in_time(a, b, urgency, tz, working_clock()) for a, b in pairs]
+                assert got == want, (tz, urgency)
+                assert any(want) and not all(want)
