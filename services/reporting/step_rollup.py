@@ -168,3 +168,22 @@ class StepFold:
         delta = contributions(self.before, self.zones, sign=-1)
         contributions(await read_cases(conn, self.ids), self.zones, into=delta)
         await apply(conn, delta)
+
+
+async def recompute(conn: AsyncConnection, tenant: str, page: int = 5000) -> int:
+    """Recompute ``tenant``'s step cells from its facts and steps as they stand (the fold's own
+    reading and contributions, a page of cases at a time): empty them, record the zone, add every
+    case's contributions. For data written without the fold (bench/kpis.py's synthetic cases);
+    returns the number of cases read."""
+    for table in ("step_cells", "step_case_days", "step_cell_zones"):
+        await conn.exec_driver_sql(*bind(f"DELETE FROM reporting.{table} WHERE tenant = :t", {"t": tenant}))
+    zones = await zones_of(conn, [tenant])
+    last, done = None, 0
+    while True:
+        text, args = bind("SELECT case_id FROM reporting.case_facts WHERE tenant = :t AND (:last::uuid IS NULL "
+                          "OR case_id > :last::uuid) ORDER BY case_id LIMIT :n", {"t": tenant, "last": last, "n": page})
+        ids = [r[0] for r in (await conn.exec_driver_sql(text, args)).all()]
+        if not ids:
+            return done
+        await apply(conn, contributions(await read_cases(conn, ids), zones))
+        last, done = ids[-1], done + len(ids)
