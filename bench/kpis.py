@@ -24,7 +24,8 @@ would record them, and the cells are built from those with the fold's own code
 Usage: ``python bench/kpis.py --cases 1000000 10000000 [--repeat 50] [--period month|quarter|year]``
 (a quick check: ``--cases 20000 200000 --repeat 5 --floor-repeat 5``). Prints, per size,
 ``cases=``, ``p95_max_ms=`` (the worst p95 of the dashboard queries), ``ratio_to_scan_floor=`` (the
-worst dashboard p95 ÷ floor p95 over the queries with a floor counterpart, :data:`FLOOR_OF`) and
+worst dashboard p95 ÷ floor p95 over the queries with a floor counterpart, :data:`FLOOR_OF`: the
+floor of the case figures plus the floor of the per-event figures, ``steps``) and
 ``step_rollup_storage_pct_of_facts=``; then ``growth_10x=`` (the worst ratio of a query's p95
 between consecutive sizes ten times apart; ``growth_<f>x=`` for other factors). Asserts nothing.
 """
@@ -389,9 +390,11 @@ async def floor_ratio(url: str, now: datetime, repeat: int, results: list) -> fl
     await kpi_floor.build(url)
     floor = {label: p95 for label, _, p95 in await kpi_floor.measure(url, now, repeat)}
     mine = {label: p95 for label, _, p95 in results}
-    ratios = {q: mine[q] / floor[f] for q, f in FLOOR_OF.items() if q in mine and floor.get(f)}
+    # a KPI table is its case figures and its per-event figures: the floor is both statements'
+    ratios = {q: mine[q] / (floor[f] + floor["steps"]) for q, f in FLOOR_OF.items() if q in mine and floor.get(f)}
     for q, r in ratios.items():
-        print(f"  {q:<34} p95 {mine[q]:8.1f} ms   floor ({FLOOR_OF[q]}) {floor[FLOOR_OF[q]]:8.1f} ms   ratio {r:.2f}")
+        print(f"  {q:<34} p95 {mine[q]:8.1f} ms   floor ({FLOOR_OF[q]} + steps) "
+              f"{floor[FLOOR_OF[q]] + floor['steps']:8.1f} ms   ratio {r:.2f}")
     return max(ratios.values())
 
 
