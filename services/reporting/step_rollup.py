@@ -3,7 +3,8 @@
 
 When a batch of events touches a case, its old contributions (from its fact row and steps before
 the batch) are retracted and its new ones added (:func:`services.reporting.kpis.step_cells.case_contributions`);
-the touched cases are read with one statement before and one after the fold, and the differences of
+the touched cases are locked (:data:`LOCK_SQL`) and read with one statement before and one after the
+fold, and the differences of
 the whole batch are applied with one set-based upsert per table (``INSERT … SELECT FROM unnest …
 ON CONFLICT DO UPDATE SET c = cell.c + excluded.c``). Additions commute, and a case's
 contributions depend only on its current rows, which the fold keeps order-independent, so the cells
@@ -148,6 +149,15 @@ async def apply(conn: AsyncConnection, delta: Contributions) -> None:
         await conn.exec_driver_sql(*bind(CASE_DAYS_UPSERT, params))
 
 
+#: Serializes the batches that touch a case (transaction-scoped advisory locks on the touched case
+#: ids, taken in one order, so two batches cannot wait on each other): a batch reads a case's
+#: "before" only once any other batch folding the same case has committed, as the difference it
+#: applies needs. (Events of one case reach reporting on two topics, so two consumers of one group
+#: can fold the same case at the same time.)
+LOCK_SQL = ("SELECT pg_advisory_xact_lock(keys.k) FROM (SELECT DISTINCT hashtextextended(id::text, 14) AS k "
+            "FROM unnest(:ids::uuid[]) AS id ORDER BY k) AS keys")
+
+
 class StepFold:
     """One batch's fold of the step cells: :meth:`before` reads the touched cases before the facts
     and steps are written, :meth:`after` reads them again and applies the difference."""
@@ -159,7 +169,10 @@ class StepFold:
     async def start(cls, conn: AsyncConnection, events: Iterable) -> StepFold:
         touched = {ev.case_id: ev.tenant for ev in events if isinstance(ev, CASE_EVENTS)}
         ids = sorted(touched, key=str)
-        zones = await zones_of(conn, touched.values()) if ids else {}
+        if not ids:
+            return cls(ids, {}, {})
+        await conn.exec_driver_sql(*bind(LOCK_SQL, {"ids": ids}))
+        zones = await zones_of(conn, touched.values())
         return cls(ids, await read_cases(conn, ids), zones)
 
     async def finish(self, conn: AsyncConnection) -> None:

@@ -199,3 +199,44 @@ async def test_python_response_clock_agrees_with_the_sql_clock(reporting_engine)
                 want = [_in_time(a, b, urgency, tz, working_clock()) for a, b in pairs]
                 assert got == want, (tz, urgency)
                 assert any(want) and not all(want)
+
+
+async def test_two_consumers_folding_one_case_at_once_count_it_once(reporting_engine):
+    """The report and the lifecycle of a case come on two topics, so two consumers can fold the same
+    case at once: the second batch waits for the first (step_rollup.py ``LOCK_SQL``) and the cells
+    equal the case's contributions once (without the lock, the second batch would read the case as
+    new and add it a second time)."""
+    import asyncio  # noqa: PLC0415
+
+    from services.reporting.handlers import apply_events  # noqa: PLC0415
+
+    tenant = f"it-{uuid.uuid4().hex[:16]}"
+    case = uuid.uuid4()
+    base = {"case_id": case, "tenant": tenant, "place_code": GRIDS[0]}
+    t = datetime(2024, 6, 3, 1, tzinfo=UTC)
+    first = [CaseReported(event_id=uuid.uuid4(), occurred_at=t, reported_at=t, category_code="100401",
+                          channel="grid_worker", **base),
+             CaseDispatched(event_id=uuid.uuid4(), occurred_at=t, sequence=1, target_kind="department",
+                            department="housing", rule="r", **base)]
+    second = [CaseTransferred(event_id=uuid.uuid4(), occurred_at=t + timedelta(hours=1), sequence=2,
+                              from_department="housing", to_department="water", **base)]
+    async with reporting_engine.begin() as conn:  # the tenant's zone is recorded already
+        await apply_events(conn, [first[0].model_copy(update={"case_id": uuid.uuid4(), "event_id": uuid.uuid4()})])
+    async with reporting_engine.connect() as a:
+        await a.begin()
+        await apply_events(a, first)
+
+        async def other():
+            async with reporting_engine.begin() as b:
+                await apply_events(b, second)
+
+        waiting = asyncio.create_task(other())
+        await asyncio.sleep(0.5)
+        assert not waiting.done()  # it waits for the first batch's transaction
+        await a.commit()
+    await waiting
+    async with reporting_engine.begin() as conn:
+        folded = await _rollup_rows(conn, tenant)
+        await step_rollup.recompute(conn, tenant)
+        assert await _rollup_rows(conn, tenant) == folded
+        assert len(folded) == 2  # one cell (dispatch + transfer out of housing) and one (into water)
