@@ -184,10 +184,12 @@ async def rebuild_reporting(database_url: str, page: int = 5000) -> dict[str, in
         async with engine.begin() as write, engine.connect() as read:
             await write.execute(sa.text(
                 "LOCK TABLE reporting.case_facts, reporting.case_steps, reporting.patrols, reporting.processed_events, "
-                "reporting.step_cells, reporting.step_case_days, reporting.step_cell_zones IN EXCLUSIVE MODE"))
+                "reporting.step_cells, reporting.step_day_cells, reporting.step_case_days, reporting.step_cell_zones "
+                "IN EXCLUSIVE MODE"))
             await write.execute(sa.delete(rdb.processed_events).where(rdb.processed_events.c.consumer == "reporting"))
             await write.execute(sa.text("TRUNCATE reporting.case_facts, reporting.case_steps, reporting.patrols, reporting.case_texts, "
-                                        "reporting.step_cells, reporting.step_case_days, reporting.step_cell_zones"))
+                                        "reporting.step_cells, reporting.step_day_cells, reporting.step_case_days, "
+                                        "reporting.step_cell_zones"))
             for schema in OUTBOXES:
                 last_id = 0
                 while True:

@@ -118,6 +118,20 @@ step_cells = sa.Table(
     comment="per-event KPI cells: tenant x local day x grid x category x department x channel x rung",
 )
 
+#: The same counters per tenant × local day × department × rung only: what a request without a
+#: place, category or channel (grouping or filter) reads, a few rows per day whatever the volume.
+STEP_DAY_CELL_KEY = ("tenant", "day", "department", "rung")
+step_day_cells = sa.Table(
+    "step_day_cells",
+    metadata,
+    sa.Column("tenant", sa.String(40), nullable=False), sa.Column("day", sa.Date, nullable=False),
+    sa.Column("department", sa.String(100)), sa.Column("rung", sa.String(16)),
+    *[sa.Column(c, sa.BigInteger if c.endswith("_us") else sa.Integer, nullable=False, server_default="0")
+      for c in STEP_CELL_COUNTERS],
+    sa.Index("ux_reporting_step_day_cells_key", *STEP_DAY_CELL_KEY, unique=True, postgresql_nulls_not_distinct=True),
+    comment="per-event KPI cells summed over places, categories and channels: tenant x local day x department x rung",
+)
+
 #: The 'cases' figures (escalated, mediated) as case days (services/reporting/kpis/step_cells.py):
 #: ``cases`` cases had such an event on ``day`` and the previous one on ``prev_day`` (NULL: none).
 STEP_CASE_DAY_KEY = ("tenant", "figure", "day", "by_department", "by_rung", "department", "rung", "place_code",

@@ -1,5 +1,6 @@
-"""Folding the per-event figures into their cells (issue 14): ``reporting.step_cells`` and
-``reporting.step_case_days`` (services/reporting/db.py), in the fold's transaction.
+"""Folding the per-event figures into their cells (issue 14): ``reporting.step_cells``, their sums
+over places, categories and channels ``reporting.step_day_cells``, and ``reporting.step_case_days``
+(services/reporting/db.py), in the fold's transaction.
 
 When a batch of events touches a case, its old contributions (from its fact row and steps before
 the batch) are retracted and its new ones added (:func:`services.reporting.kpis.step_cells.case_contributions`);
@@ -21,6 +22,7 @@ empties the three tables with the facts and folds again.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import tzinfo
 from functools import lru_cache
@@ -32,6 +34,7 @@ from services.reporting.db import (
     STEP_CASE_DAY_KEY,
     STEP_CELL_COUNTERS,
     STEP_CELL_KEY,
+    STEP_DAY_CELL_KEY,
 )
 from services.reporting.filters import COUNTED_SQL
 from services.reporting.kpis.clock import working_clock
@@ -131,6 +134,7 @@ _KEY_TYPES = {"tenant": "text", "day": "date", "place_code": "text", "category_c
               "channel": "text", "rung": "text", "figure": "text", "prev_day": "date", "by_department": "bool",
               "by_rung": "bool", "mediation_hours_us": "bigint"}
 CELLS_UPSERT = _upsert_sql("step_cells", STEP_CELL_KEY, STEP_CELL_COUNTERS, _KEY_TYPES)
+DAY_CELLS_UPSERT = _upsert_sql("step_day_cells", STEP_DAY_CELL_KEY, STEP_CELL_COUNTERS, _KEY_TYPES)
 CASE_DAYS_UPSERT = _upsert_sql("step_case_days", STEP_CASE_DAY_KEY, ("cases",), _KEY_TYPES)
 
 
@@ -138,10 +142,14 @@ async def apply(conn: AsyncConnection, delta: Contributions) -> None:
     """Add ``delta`` to the cells and case days (one upsert each, only the non-zero ones)."""
     delta = delta.nonzero()
     if delta.cells:
-        keys = list(delta.cells)
-        params = {c: [getattr(k, c) for k in keys] for c in STEP_CELL_KEY}
-        params.update({c: [delta.cells[k][c] for k in keys] for c in STEP_CELL_COUNTERS})
-        await conn.exec_driver_sql(*bind(CELLS_UPSERT, params))
+        await _upsert_cells(conn, CELLS_UPSERT, STEP_CELL_KEY, delta.cells)
+        # the same differences summed over places, categories and channels
+        days: dict[tuple, Counter] = {}
+        for k, counters in delta.cells.items():
+            days.setdefault((k.tenant, k.day, k.department, k.rung), Counter()).update(counters)
+        days = {k: c for k, c in days.items() if any(c.values())}
+        if days:
+            await _upsert_cells(conn, DAY_CELLS_UPSERT, STEP_DAY_CELL_KEY, days)
     if delta.case_days:
         keys = list(delta.case_days)
         params = {c: [getattr(k, c) for k in keys] for c in STEP_CASE_DAY_KEY}
@@ -156,6 +164,13 @@ async def apply(conn: AsyncConnection, delta: Contributions) -> None:
 #: can fold the same case at the same time.)
 LOCK_SQL = ("SELECT pg_advisory_xact_lock(keys.k) FROM (SELECT DISTINCT hashtextextended(id::text, 14) AS k "
             "FROM unnest(:ids::uuid[]) AS id ORDER BY k) AS keys")
+
+
+async def _upsert_cells(conn: AsyncConnection, sql: str, key: tuple[str, ...], cells: Mapping[tuple, Counter]) -> None:
+    rows = list(cells)
+    params = {c: [k[i] for k in rows] for i, c in enumerate(key)}
+    params.update({c: [cells[k][c] for k in rows] for c in STEP_CELL_COUNTERS})
+    await conn.exec_driver_sql(*bind(sql, params))
 
 
 class StepFold:
@@ -188,7 +203,7 @@ async def recompute(conn: AsyncConnection, tenant: str, page: int = 5000) -> int
     reading and contributions, a page of cases at a time): empty them, record the zone, add every
     case's contributions. For data written without the fold (bench/kpis.py's synthetic cases);
     returns the number of cases read."""
-    for table in ("step_cells", "step_case_days", "step_cell_zones"):
+    for table in ("step_cells", "step_day_cells", "step_case_days", "step_cell_zones"):
         await conn.exec_driver_sql(*bind(f"DELETE FROM reporting.{table} WHERE tenant = :t", {"t": tenant}))
     zones = await zones_of(conn, [tenant])
     last, done = None, 0

@@ -55,6 +55,8 @@ def step_rollups(database_url: str, tenants) -> list:
                                      list(tenants))
             days = await conn.fetch("SELECT * FROM reporting.step_case_days WHERE tenant = ANY($1::text[]) AND cases <> 0",
                                     list(tenants))
+            days += await conn.fetch("SELECT * FROM reporting.step_day_cells WHERE tenant = ANY($1::text[]) "
+                                     "AND events <> 0", list(tenants))
             zones = await conn.fetch("SELECT * FROM reporting.step_cell_zones WHERE tenant = ANY($1::text[])", list(tenants))
         finally:
             await conn.close()

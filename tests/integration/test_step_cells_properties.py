@@ -3,7 +3,8 @@ services/reporting/kpis/step_cells.py) on the real PostgreSQL: for random event 
 cases, folded in any order, with redeliveries and any batching through the consumer's
 BatchProcessor, the per-event figures read from the cells (services/reporting/kpis/step_cells_sql.py)
 equal those of the scan over the steps (services/reporting/kpis/sql.py ``step_sql``), for every
-grouping, by period, and with the department, place and category filters."""
+grouping, by period, and with the department, place and category filters (so from both
+``step_cells`` and ``step_day_cells``)."""
 
 from __future__ import annotations
 
@@ -159,9 +160,9 @@ async def test_cells_equal_the_scan_for_random_histories(reporting_engine, data,
 
 
 async def _rollup_rows(conn, tenant: str) -> list:
-    """The tenant's non-zero cells and case days, sorted."""
+    """The tenant's non-zero cells, day cells and case days, sorted."""
     rows = []
-    for table, counter in (("step_cells", "events"), ("step_case_days", "cases")):
+    for table, counter in (("step_cells", "events"), ("step_day_cells", "events"), ("step_case_days", "cases")):
         result = await conn.exec_driver_sql(
             f"SELECT * FROM reporting.{table} WHERE tenant = $1 AND {counter} <> 0", (tenant,))
         rows += [repr(tuple(r)) for r in result.all()]
@@ -239,4 +240,5 @@ async def test_two_consumers_folding_one_case_at_once_count_it_once(reporting_en
         folded = await _rollup_rows(conn, tenant)
         await step_rollup.recompute(conn, tenant)
         assert await _rollup_rows(conn, tenant) == folded
-        assert len(folded) == 2  # one cell (dispatch + transfer out of housing) and one (into water)
+        # one cell (dispatch + transfer out of housing) and one (into water), as cells and as day cells
+        assert len(folded) == 4

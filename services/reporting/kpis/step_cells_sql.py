@@ -13,6 +13,8 @@ with the cases.
   it (the total row: before P); per department for department rows or a department filter, else
   over all departments; per rung or over all.
 - A group has a row when its cells hold at least one event (the total row always), as the scan.
+- A request without place, category or channel (as grouping or filter) reads
+  ``reporting.step_day_cells``, the cells summed over them: a few rows per day and department.
 """
 
 from __future__ import annotations
@@ -51,9 +53,12 @@ def day_bounds(bounds: Sequence[datetime], tz: tzinfo) -> list[date] | None:
     return out
 
 
-def cells_sql(group_by: str | None, periods: bool, by_department: bool) -> str:
+def cells_sql(group_by: str | None, periods: bool, by_department: bool, coarse: bool = False) -> str:
     """The statement: rows ``(key, g, <figures>)`` as :func:`~services.reporting.kpis.sql.step_sql`'s.
     ``by_department``: a department filter is set (the 'cases' figures then count per department).
+    ``coarse``: read the counters from ``step_day_cells`` (no place, category or channel: only for a
+    request that groups and filters by none of them, :func:`coarse_enough`). The counters are first
+    summed per group, sub-period and rung, then the figures taken from those sums.
 
     Raises:
         ValueError: unknown ``group_by``.
@@ -71,12 +76,15 @@ def cells_sql(group_by: str | None, periods: bool, by_department: bool) -> str:
              "    AND cf.day >= :d0::date AND cf.day < :dn::date")
     bucket = "width_bucket(cf.day, :days::date[])"
     zeros = ", ".join(f"0 AS {c}" for c in ("events", *SUM_FIGURES))
-    counters = ", ".join(f"cf.{c}" for c in ("events", *SUM_FIGURES))
     avg_cols = [f"{n}{s}" for n in AVG_FIGURES for s in ("_us", "_n")]
+    counters = ", ".join(f"sum(cf.{c}) AS {c}" for c in ("events", *SUM_FIGURES, *avg_cols))
+    cells_where = (f"cf.tenant = :tenant AND {department_sql('cf.department')}\n"
+                   "    AND cf.day >= :d0::date AND cf.day < :dn::date") if coarse else where
     rows = (
-        f"  SELECT {key} AS key, {bucket} AS b, cf.rung, {counters}, {', '.join(f'cf.{c}' for c in avg_cols)},\n"
+        f"  SELECT {key} AS key, {bucket} AS b, cf.rung, {counters},\n"
         "         NULL::text AS figure, NULL::int AS pb, NULL::bool AS by_department, NULL::bool AS by_rung, 0 AS cases\n"
-        f"  FROM reporting.step_cells cf\n  WHERE {where}\n"
+        f"  FROM reporting.{'step_day_cells' if coarse else 'step_cells'} cf\n  WHERE {cells_where}\n"
+        "  GROUP BY 1, 2, 3\n"
         "  UNION ALL\n"
         f"  SELECT {key}, {bucket}, cf.rung, {zeros}, {', '.join(f'0 AS {c}' for c in avg_cols)},\n"
         f"         cf.figure, coalesce(width_bucket(cf.prev_day, :days::date[]), 0), cf.by_department, cf.by_rung, cf.cases\n"
@@ -109,6 +117,13 @@ def cells_sql(group_by: str | None, periods: bool, by_department: bool) -> str:
             f"HAVING sum(x.events) > 0 OR grouping({part}) = 1")
 
 
+def coarse_enough(flt: CaseFilter, group_by: str | None) -> bool:
+    """Whether ``step_day_cells`` can answer: no place or category filter, and no grouping but by
+    period or department."""
+    return (flt.place_prefix is None and flt.category is None
+            and (group_by is None or group_by == "department" or group_by.startswith("period:")))
+
+
 async def cells_zone(conn: AsyncConnection, tenant: str) -> str | None:
     """The zone the tenant's step cells are computed in, ``None`` if it has none."""
     text, args = bind("SELECT timezone FROM reporting.step_cell_zones WHERE tenant = :tenant", {"tenant": tenant})
@@ -123,6 +138,7 @@ async def cell_rows(conn: AsyncConnection, flt: CaseFilter, group_by: str | None
     if days is None or await cells_zone(conn, flt.tenant) != tz_name(flt.tz):
         return None
     n = len(bounds) - 1
-    sql = cells_sql(group_by, periods=n > 1, by_department=flt.department is not None)
+    sql = cells_sql(group_by, periods=n > 1, by_department=flt.department is not None,
+                    coarse=coarse_enough(flt, group_by))
     text, args = bind(sql, {**flt.sql_params(), "days": days, "d0": days[0], "dn": days[-1]})
     return [dict(r) for r in (await conn.exec_driver_sql(text, args)).mappings()]

@@ -44,6 +44,17 @@ def upgrade() -> None:
     op.create_index("ux_reporting_step_cells_key", "step_cells", list(KEY), unique=True, schema="reporting",
                     postgresql_nulls_not_distinct=True)
     op.create_table(
+        "step_day_cells",
+        sa.Column("tenant", sa.String(40), nullable=False), sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("department", sa.String(100)), sa.Column("rung", sa.String(16)),
+        *[sa.Column(c, sa.BigInteger() if c.endswith("_us") else sa.Integer(), nullable=False, server_default="0")
+          for c in COUNTERS],
+        schema="reporting",
+        comment="per-event KPI cells summed over places, categories and channels: tenant x local day x department x rung",
+    )
+    op.create_index("ux_reporting_step_day_cells_key", "step_day_cells", ["tenant", "day", "department", "rung"],
+                    unique=True, schema="reporting", postgresql_nulls_not_distinct=True)
+    op.create_table(
         "step_case_days",
         *_key_columns(),
         sa.Column("figure", sa.String(32), nullable=False),
@@ -66,6 +77,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("step_cell_zones", schema="reporting")
+    op.drop_index("ux_reporting_step_day_cells_key", table_name="step_day_cells", schema="reporting")
+    op.drop_table("step_day_cells", schema="reporting")
     op.drop_index("ux_reporting_step_case_days_key", table_name="step_case_days", schema="reporting")
     op.drop_table("step_case_days", schema="reporting")
     op.drop_index("ux_reporting_step_cells_key", table_name="step_cells", schema="reporting")
