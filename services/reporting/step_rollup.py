@@ -71,13 +71,11 @@ READ_SQL = (
 
 @lru_cache(maxsize=1)
 def _configured_zones() -> dict[str, str]:
+    """Each configured tenant's zone (the tenant files reporting itself loads, services/reporting/main.py)."""
     from shared.domain.tenants import load_all_tenants  # noqa: PLC0415
     from shared.platform.settings import ServiceSettings  # noqa: PLC0415
 
-    try:
-        return {name: t.timezone for name, t in load_all_tenants(ServiceSettings().tenants_dir or None).items()}
-    except Exception:  # noqa: BLE001 - no tenant files: every tenant in the default zone
-        return {}
+    return {name: t.timezone for name, t in load_all_tenants(ServiceSettings().tenants_dir or None).items()}
 
 
 def configured_zone(tenant: str) -> str:
