@@ -86,13 +86,19 @@ def configured_zone(tenant: str) -> str:
 async def zones_of(conn: AsyncConnection, tenants: Iterable[str]) -> dict[str, tzinfo]:
     """The zone each tenant's cells are computed in, recorded now for tenants new to the cells."""
     tenants = sorted(set(tenants))
+    # one statement: the rows inserted now (RETURNING) and those recorded before (the snapshot)
     text, args = bind(
-        "INSERT INTO reporting.step_cell_zones (tenant, timezone) SELECT * FROM unnest(:t::text[], :z::text[]) "
-        "ON CONFLICT (tenant) DO NOTHING", {"t": tenants, "z": [configured_zone(t) for t in tenants]})
-    await conn.exec_driver_sql(text, args)
-    text, args = bind("SELECT tenant, timezone FROM reporting.step_cell_zones WHERE tenant = ANY(:t::text[])",
-                      {"t": tenants})
-    return {r[0]: ZoneInfo(r[1]) for r in (await conn.exec_driver_sql(text, args)).all()}
+        "WITH ins AS (INSERT INTO reporting.step_cell_zones (tenant, timezone) "
+        "SELECT * FROM unnest(:t::text[], :z::text[]) ON CONFLICT (tenant) DO NOTHING RETURNING tenant, timezone) "
+        "SELECT tenant, timezone FROM ins UNION ALL "
+        "SELECT tenant, timezone FROM reporting.step_cell_zones WHERE tenant = ANY(:t::text[])",
+        {"t": tenants, "z": [configured_zone(t) for t in tenants]})
+    zones = {r[0]: ZoneInfo(r[1]) for r in (await conn.exec_driver_sql(text, args)).all()}
+    if len(zones) < len(tenants):  # recorded by a transaction that committed while this one waited
+        text, args = bind("SELECT tenant, timezone FROM reporting.step_cell_zones WHERE tenant = ANY(:t::text[])",
+                          {"t": tenants})
+        zones = {r[0]: ZoneInfo(r[1]) for r in (await conn.exec_driver_sql(text, args)).all()}
+    return zones
 
 
 async def read_cases(conn: AsyncConnection, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[dict, list[dict]]]:
