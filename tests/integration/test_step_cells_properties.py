@@ -136,22 +136,26 @@ async def test_cells_equal_the_scan_for_random_histories(reporting_engine, data,
     tz = DEFAULT_TZ
     day = lambda n: datetime.combine((T0 + timedelta(days=n)).astimezone(tz).date(), datetime.min.time(), tz)  # noqa: E731
     a, b = sorted(data.draw(st.lists(st.integers(-1, 12), min_size=2, max_size=2, unique=True)))
+    # bounds within a day: the cells answer when no step lies between the bound and the day's edge
+    ha, hb = (timedelta(minutes=data.draw(st.sampled_from([0, 1, 300, 1000]))) for _ in range(2))
     async with reporting_engine.connect() as conn, conn.begin():
         for group_by, extra in REQUESTS:
-            for start, end in ((None, None), (day(a), day(b)), (day(0), None)):
+            for start, end in ((None, None), (day(a), day(b)), (day(0), None), (day(a) + ha, day(b) + hb)):
                 flt = CaseFilter(tenant, start, end, tz=tz, **extra)
                 bounds = [start or OPEN_START, end or OPEN_END]
                 cells, scan = await _both(conn, flt, group_by, bounds, monkeypatch)
                 assert _rounded(cells) == _rounded(scan), (group_by, extra, start, end)
         for unit in ("day", "week"):
-            flt = CaseFilter(tenant, day(a), day(b), tz=tz)
-            cells, scan = await _both(conn, flt, None, period_bounds(day(a), day(b), unit, tz), monkeypatch)
-            assert _rounded(cells) == _rounded(scan), unit
+            for start, end in ((day(a), day(b)), (day(a) + ha, day(b) + hb)):
+                flt = CaseFilter(tenant, start, end, tz=tz)
+                cells, scan = await _both(conn, flt, None, period_bounds(start, end, unit, tz), monkeypatch)
+                assert _rounded(cells) == _rounded(scan), (unit, start, end)
         whole = CaseFilter(tenant, tz=tz)
         assert await queries.cell_rows(conn, whole, None, [OPEN_START, OPEN_END]) is not None  # the cells answered
-        # a bound that is not a local midnight: the scan answers (the cells cannot)
-        odd = CaseFilter(tenant, day(a) + timedelta(hours=5), day(b), tz=tz)
-        assert await queries.cell_rows(conn, odd, None, [odd.start, odd.end]) is None
+        # an inner bound that is not a local midnight: the scan answers (the cells cannot)
+        odd = CaseFilter(tenant, day(a), day(b), tz=tz)
+        assert await queries.cell_rows(conn, odd, None, [day(a), day(a) + timedelta(hours=5), day(a + 1),
+                                                         day(b)]) is None
     # recomputing the cells from the facts and steps as they stand gives the folded cells
     async with reporting_engine.begin() as conn:
         folded = await _rollup_rows(conn, tenant)

@@ -148,3 +148,20 @@ def test_day_is_the_tenants_local_day():
 def test_every_step_rule_has_a_counter_and_the_table_its_columns():
     assert set(SUM_FIGURES) | set(CASE_FIGURES) | set(AVG_FIGURES) == set(STEP_RULES)
     assert CELL_COUNTERS == STEP_CELL_COUNTERS
+
+
+def test_day_bounds_of_a_period():
+    from services.reporting.kpis.periods import OPEN_END, OPEN_START  # noqa: PLC0415
+    from services.reporting.kpis.step_cells_sql import FIRST_DAY, LAST_DAY, day_bounds  # noqa: PLC0415
+
+    m = lambda d: datetime(2024, 5, d, tzinfo=SH)  # noqa: E731 - local midnights of May 2024
+    assert day_bounds([m(1), m(2), m(3)], SH) == ([date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 3)], [])
+    assert day_bounds([OPEN_START, OPEN_END], SH) == ([FIRST_DAY, LAST_DAY], [])
+    # 00:00 in Shanghai is 16:00 UTC the day before: in UTC both bounds fall within a day
+    assert day_bounds([m(1), m(2)], UTC) == ([date(2024, 4, 30), date(2024, 5, 2)], [
+        (datetime(2024, 4, 30, tzinfo=UTC), m(1)), (m(2), datetime(2024, 5, 2, tzinfo=UTC))])
+    # a start at 09:30 stands for its day, adding [00:00, 09:30); an end at 18:00 for the next day
+    start, end = m(1) + timedelta(hours=9, minutes=30), m(3) + timedelta(hours=18)
+    assert day_bounds([start, m(2), m(3), end], SH) == (
+        [date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 3), date(2024, 5, 4)], [(m(1), start), (end, m(4))])
+    assert day_bounds([m(1), m(2) + timedelta(hours=1), m(3)], SH) is None  # an inner bound within a day

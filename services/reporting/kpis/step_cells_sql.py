@@ -1,8 +1,10 @@
 """Reading the per-event figures from their cells (issue 14): the statement over
 ``reporting.step_cells`` and ``reporting.step_case_days`` (services/reporting/kpis/step_cells.py)
 that answers what :func:`services.reporting.kpis.sql.step_sql` answers by scanning the steps, with
-the same rows and figures, whenever every bound of P is a local midnight of the zone the tenant's
-cells are computed in (every day, week and month request; an open end is fine). Its cost grows
+the same rows and figures, whenever P is made of whole local days in the zone the tenant's cells are
+computed in (every day, week and month request; an open end is fine), or when its start or end
+falls within a day but no step of the tenant lies between that bound and the day's edge (a period
+request with an open start begins at the tenant's first report: :func:`day_bounds`). Its cost grows
 with the cells of P (days × grids × categories × departments × channels that had an event), not
 with the cases.
 
@@ -20,7 +22,8 @@ with the cases.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, time, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -38,19 +41,35 @@ from shared.contract.actions import MEDIATION_LEVELS
 FIRST_DAY, LAST_DAY = date(1, 1, 1), date(9999, 12, 31)
 
 
-def day_bounds(bounds: Sequence[datetime], tz: tzinfo) -> list[date] | None:
-    """The local days of ``bounds`` when each is a local midnight in ``tz`` (or an open end,
-    :data:`~services.reporting.kpis.periods.OPEN_START` / ``OPEN_END``), else ``None``."""
-    out = []
+def day_bounds(bounds: Sequence[datetime], tz: tzinfo) -> tuple[list[date], list[tuple[datetime, datetime]]] | None:
+    """The local days standing for ``bounds`` in ``tz``, and the parts of days they would add to P.
+
+    Every bound but the first and the last must be a local midnight (else ``None``; period bounds
+    always are). An open end (:data:`~services.reporting.kpis.periods.OPEN_START` / ``OPEN_END``)
+    is a day before / after every cell. A first bound within a day stands for that day, adding
+    ``[its midnight, b0)``; a last bound within a day stands for the next one, adding ``[bn, next
+    midnight)``: the cells answer only if no step of the tenant lies in those parts
+    (:func:`cell_rows`)."""
+    days, extra = [], []
+    last = len(bounds) - 1
     for i, b in enumerate(bounds):
-        if (i == 0 and b == OPEN_START) or (i == len(bounds) - 1 and b == OPEN_END):
-            out.append(FIRST_DAY if i == 0 else LAST_DAY)
+        if (i == 0 and b == OPEN_START) or (i == last and b == OPEN_END):
+            days.append(FIRST_DAY if i == 0 else LAST_DAY)
             continue
         d = b.astimezone(tz).date()
-        if datetime.combine(d, time(0), tz) != b:
-            return None
-        out.append(d)
-    return out
+        midnight = datetime.combine(d, time(0), tz)
+        if midnight != b:
+            if i == 0:
+                extra.append((midnight, b))
+            elif i == last:
+                d += timedelta(days=1)
+                extra.append((b, datetime.combine(d, time(0), tz)))
+            else:
+                return None
+        days.append(d)
+    if any(a >= b for a, b in pairwise(days)):
+        return None
+    return days, extra
 
 
 def cells_sql(group_by: str | None, periods: bool, by_department: bool, coarse: bool = False) -> str:
@@ -124,6 +143,16 @@ def coarse_enough(flt: CaseFilter, group_by: str | None) -> bool:
             and (group_by is None or group_by == "department" or group_by.startswith("period:")))
 
 
+async def _steps_within(conn: AsyncConnection, tenant: str, spans: Sequence[tuple[datetime, datetime]]) -> bool:
+    """Whether any step of ``tenant`` lies in one of ``spans`` (index ix_reporting_case_steps_tenant_at)."""
+    cond = " OR ".join(f"(s.at >= :a{i} AND s.at < :b{i})" for i in range(len(spans)))
+    params = {"tenant": tenant, **{f"a{i}": a for i, (a, _) in enumerate(spans)},
+              **{f"b{i}": b for i, (_, b) in enumerate(spans)}}
+    text, args = bind(f"SELECT EXISTS (SELECT 1 FROM reporting.case_steps s WHERE s.tenant = :tenant AND ({cond}))",
+                      params)
+    return bool((await conn.exec_driver_sql(text, args)).scalar())
+
+
 async def cells_zone(conn: AsyncConnection, tenant: str) -> str | None:
     """The zone the tenant's step cells are computed in, ``None`` if it has none."""
     text, args = bind("SELECT timezone FROM reporting.step_cell_zones WHERE tenant = :tenant", {"tenant": tenant})
@@ -133,9 +162,13 @@ async def cells_zone(conn: AsyncConnection, tenant: str) -> str | None:
 async def cell_rows(conn: AsyncConnection, flt: CaseFilter, group_by: str | None,
                     bounds: Sequence[datetime]) -> list[dict[str, Any]] | None:
     """The rows of :func:`cells_sql` for P = ``bounds``, or ``None`` when the cells cannot answer
-    (a bound that is not a local midnight, or cells in another zone or none for the tenant)."""
-    days = day_bounds(bounds, flt.tz)
-    if days is None or await cells_zone(conn, flt.tenant) != tz_name(flt.tz):
+    (:func:`day_bounds`: an inner bound that is not a local midnight, or steps of the tenant in the
+    part of a day an outer bound would add; cells in another zone or none for the tenant)."""
+    found = day_bounds(bounds, flt.tz)
+    if found is None or await cells_zone(conn, flt.tenant) != tz_name(flt.tz):
+        return None
+    days, extra = found
+    if extra and await _steps_within(conn, flt.tenant, extra):
         return None
     n = len(bounds) - 1
     sql = cells_sql(group_by, periods=n > 1, by_department=flt.department is not None,
