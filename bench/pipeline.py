@@ -23,18 +23,21 @@ Usage: ``python bench/pipeline.py [--reports 20000] [--concurrency 64] [--second
 
 ``--text-model [MODEL]`` (issue 15 "intake throughput with the model on stays within 10 % of
 without", docs/classifier.md §3): intake runs with a text model for tenant demo-grid
-(``INTAKE_CLASSIFIER_MODELS``) — MODEL, or without it one trained at the start of the run — and
-none for demo-market. Then description-only reports (no ``category_code``) are POSTed to both in
-the same run, interleaved: ``--rounds`` rounds, each N/rounds reports to one tenant and N/rounds
-to the other (the order alternating), by C concurrent clients. To demo-grid each is classified in
-its request; to demo-market, without a model, it stays unclassified (the path a description-only
-report took before issue 15). Prints ``single_post_per_s_with_model``,
-``single_post_per_s_without_model`` and ``model_throughput_ratio`` (with ÷ without), the per-round
-rates and the load average before and after (the machine may be shared). Each report names a
-building code of its own, so neither tenant's possible-duplicate search finds candidates (the
-two paths differ by the model alone). The trained model learns from the shared Teddy Cup
-labelled messages when ../shared/data (or ``$GRIDCASE_SHARED_DATA``) holds them — read in place,
-never copied, and said so (``text_source``) — else from made-up messages
+(``INTAKE_CLASSIFIER_MODELS``) — MODEL, or without it one trained at the start of the run. The
+same reports are then POSTed in two ways in the same run, interleaved: ``--rounds`` rounds, each
+N/rounds reports of each kind (the order alternating), by C concurrent clients: *with the model*
+description-only (no ``category_code``: intake classifies each in its request), *without* the
+same description with the category given (the reports of before issue 15: nothing to predict).
+The category given is the model's own prediction, computed by the bench beforehand, and only texts
+the model classifies at or above the tenant's threshold are used, so both kinds are stored, routed,
+dispatched and counted alike: the two paths differ by the prediction alone. Each report names a
+building code of its own (no possible duplicates to rank). Prints
+``single_post_per_s_with_model``, ``single_post_per_s_without_model`` and
+``model_throughput_ratio`` (with ÷ without), the per-round rates and the load average before and
+after (the machine may be shared). ``INTAKE_CLASSIFIER_WORKERS`` in the bench's environment
+reaches intake (default 1: predictions in a worker process). The trained model learns from the
+shared Teddy Cup labelled messages when ../shared/data (or ``$GRIDCASE_SHARED_DATA``) holds them —
+read in place, never copied, and said so (``text_source``) — else from made-up messages
 (:func:`synthetic_messages`); the POSTed descriptions come from the same source.
 """
 
@@ -67,9 +70,6 @@ GRIDS = ("990102001001001", "990102001001002", "990102001002001")
 CATEGORIES = ("100401", "100102", "100110", "200101", "300102", "400101")
 
 
-#: The tenant without a text model in ``--text-model`` runs, and its grids.
-PLAIN_TENANT = "demo-market"
-PLAIN_GRIDS = ("990101001001001", "990101001001002")
 #: The shared Teddy Cup labelled messages (``--text-model`` without MODEL): read in place, if present.
 SHARED_DATA = Path(os.environ.get("GRIDCASE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 TEDDY_FILES = (("teddycup_labelled", "teddycup2020c_fj2full_labelled_details_sample.csv"),
@@ -131,17 +131,32 @@ def synthetic_report(i: int) -> dict:
     }
 
 
-def description_only_report(i: int, tenant: str, texts: list[str]) -> dict:
-    """The i-th description-only report (no ``category_code``) to ``tenant``, its text from
-    ``texts``, at a building code of its own (no possible duplicates to rank)."""
-    grids = GRIDS if tenant == TENANT else PLAIN_GRIDS
-    return {
-        "tenant": tenant,
-        "place_code": f"{grids[i % len(grids)]}{i % 10**6:06d}",
-        "description": texts[i % len(texts)],
+def description_report(i: int, texts: list[tuple[str, str]], with_category: bool) -> dict:
+    """The i-th report of the ``--text-model`` comparison: text ``texts[i]`` (``(text, category the
+    model predicts)``), with that category or without any, at a building code of its own."""
+    text, category = texts[i % len(texts)]
+    report = {
+        "tenant": TENANT,
+        "place_code": f"{GRIDS[i % len(GRIDS)]}{i % 10**6:06d}",
+        "description": text,
         "channel": "grid_worker",
         "reported_at": datetime.now(UTC).isoformat(),
     }
+    if with_category:
+        report["category_code"] = category
+    return report
+
+
+def confidently_classified(model_path: Path, texts: list[str]) -> list[tuple[str, str]]:
+    """``(text, category)`` of the texts the model classifies at or above demo-grid's threshold
+    (shared/domain/textclass.py ``decide``, as intake does)."""
+    from shared.domain.tenants import load_tenant
+    from shared.domain.textclass import decide
+    from shared.platform import textmodel
+
+    model, threshold = textmodel.load(model_path), load_tenant(TENANT).text.threshold
+    decided = ((text, decide(model.probabilities(text), threshold).category_code) for text in texts)
+    return [(text, code) for text, code in decided if code is not None]
 
 
 async def post_reports(intake: str, n: int, concurrency: int, make=synthetic_report, first: int = 0
@@ -166,19 +181,20 @@ async def post_reports(intake: str, n: int, concurrency: int, make=synthetic_rep
     return started
 
 
-def model_rounds(intake: str, n: int, concurrency: int, rounds: int, texts: list[str]) -> dict[str, list[tuple[int, float]]]:
-    """``--text-model``: ``rounds`` rounds of n/rounds description-only POSTs to the tenant with a
-    model and as many to the one without, interleaved (the order alternating round by round);
-    ``{"with": [(reports, seconds), …], "without": […]}``."""
+def model_rounds(intake: str, n: int, concurrency: int, rounds: int, texts: list[tuple[str, str]]
+                 ) -> dict[str, list[tuple[int, float]]]:
+    """``--text-model``: ``rounds`` rounds of n/rounds description-only POSTs (the model predicts)
+    and as many of the same reports with their category, interleaved (the order alternating round
+    by round); ``{"with": [(reports, seconds), …], "without": […]}``."""
     per = max(1, n // rounds)
     out: dict[str, list[tuple[int, float]]] = {"with": [], "without": []}
     first = 4_000_000
     for k in range(rounds):
-        order = (("with", TENANT), ("without", PLAIN_TENANT))
-        for name, tenant in order if k % 2 == 0 else reversed(order):
+        order = (("with", False), ("without", True))
+        for name, with_category in order if k % 2 == 0 else reversed(order):
             t0 = time.perf_counter()
-            done = asyncio.run(post_reports(intake, per, concurrency,
-                                            lambda i, tenant=tenant: description_only_report(i, tenant, texts), first))
+            done = asyncio.run(post_reports(
+                intake, per, concurrency, lambda i, c=with_category: description_report(i, texts, c), first))
             out[name].append((len(done), time.perf_counter() - t0))
             first += per
     return out
@@ -340,6 +356,9 @@ def main() -> None:
             model_path = Path(args.text_model).resolve()
         report("text_source", source)
         env["INTAKE_CLASSIFIER_MODELS"] = f"{TENANT}={model_path}"
+        classified = confidently_classified(model_path, texts)
+        report("texts_classified_at_threshold", f"{len(classified)} of {len(texts)}")
+        report("intake_classifier_workers", os.environ.get("INTAKE_CLASSIFIER_WORKERS", "1 (default)"))
 
     # one client key drives the whole load: intake's per-key rate limit is lifted for the run
     with Stack(Path(tempfile.mkdtemp(prefix="gridcase-bench-")), fresh=True, env=env) as stack:
@@ -400,7 +419,7 @@ def main() -> None:
                 report(f"overload_answers_{status}", count)
         if args.text_model is not None:
             report("load_average_1m_before", os.getloadavg()[0])
-            rounds = model_rounds(intake, n, args.concurrency, args.rounds, texts)
+            rounds = model_rounds(intake, n, args.concurrency, args.rounds, classified)
             report("load_average_1m_after", os.getloadavg()[0])
             rates = {name: sum(k for k, _ in runs) / sum(s for _, s in runs) for name, runs in rounds.items()}
             report("model_concurrency", args.concurrency)
@@ -409,8 +428,7 @@ def main() -> None:
             report("single_post_per_s_with_model", rates["with"])
             report("single_post_per_s_without_model", rates["without"])
             report("model_throughput_ratio", rates["with"] / rates["without"])
-            wait(sum(k for k, _ in rounds["with"]))  # demo-grid's; then demo-market's own count
-            wait_until_counted(dispatch, reporting, PLAIN_TENANT, sum(k for k, _ in rounds["without"]), timeout_s=3600)
+            wait(sum(k for k, _ in rounds["with"] + rounds["without"]))
         for name, svc in stack.services.items():
             if svc.proc is not None:
                 report(f"peak_rss_mb_{name}", peak_rss_mb(svc.proc.pid))
