@@ -34,8 +34,7 @@ dispatched and counted alike: the two paths differ by the prediction alone. Each
 building code of its own (no possible duplicates to rank). Prints
 ``single_post_per_s_with_model``, ``single_post_per_s_without_model`` and
 ``model_throughput_ratio`` (with ÷ without), the per-round rates and the load average before and
-after (the machine may be shared). ``INTAKE_CLASSIFIER_WORKERS`` in the bench's environment
-reaches intake (default 1: predictions in a worker process). The trained model learns from the
+after (the machine may be shared). The trained model learns from the
 shared Teddy Cup labelled messages when ../shared/data (or ``$GRIDCASE_SHARED_DATA``) holds them —
 read in place, never copied, and said so (``text_source``) — else from made-up messages
 (:func:`synthetic_messages`); the POSTed descriptions come from the same source.
@@ -358,7 +357,6 @@ def main() -> None:
         env["INTAKE_CLASSIFIER_MODELS"] = f"{TENANT}={model_path}"
         classified = confidently_classified(model_path, texts)
         report("texts_classified_at_threshold", f"{len(classified)} of {len(texts)}")
-        report("intake_classifier_workers", os.environ.get("INTAKE_CLASSIFIER_WORKERS", "1 (default)"))
 
     # one client key drives the whole load: intake's per-key rate limit is lifted for the run
     with Stack(Path(tempfile.mkdtemp(prefix="gridcase-bench-")), fresh=True, env=env) as stack:
