@@ -34,7 +34,9 @@ dispatched and counted alike: the two paths differ by the prediction alone. Each
 building code of its own (no possible duplicates to rank). Prints
 ``single_post_per_s_with_model``, ``single_post_per_s_without_model`` and
 ``model_throughput_ratio`` (with ÷ without), the per-round rates and the load average before and
-after (the machine may be shared). The trained model learns from the
+after (the machine may be shared), and, less dependent on that load, intake's CPU time per report
+of each kind (``intake_cpu_ms_per_report_*``, /proc) and ``model_cpu_ratio`` (without ÷ with: the
+throughput ratio intake's own CPU allows). The trained model learns from the
 shared Teddy Cup labelled messages when ../shared/data (or ``$GRIDCASE_SHARED_DATA``) holds them —
 read in place, never copied, and said so (``text_source``) — else from made-up messages
 (:func:`synthetic_messages`); the POSTed descriptions come from the same source.
@@ -180,21 +182,27 @@ async def post_reports(intake: str, n: int, concurrency: int, make=synthetic_rep
     return started
 
 
-def model_rounds(intake: str, n: int, concurrency: int, rounds: int, texts: list[tuple[str, str]]
-                 ) -> dict[str, list[tuple[int, float]]]:
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user + system, /proc/<pid>/stat), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def model_rounds(intake: str, n: int, concurrency: int, rounds: int, texts: list[tuple[str, str]], intake_pid: int
+                 ) -> dict[str, list[tuple[int, float, float]]]:
     """``--text-model``: ``rounds`` rounds of n/rounds description-only POSTs (the model predicts)
     and as many of the same reports with their category, interleaved (the order alternating round
-    by round); ``{"with": [(reports, seconds), …], "without": […]}``."""
+    by round); ``{"with": [(reports, seconds, intake's CPU seconds), …], "without": […]}``."""
     per = max(1, n // rounds)
-    out: dict[str, list[tuple[int, float]]] = {"with": [], "without": []}
+    out: dict[str, list[tuple[int, float, float]]] = {"with": [], "without": []}
     first = 4_000_000
     for k in range(rounds):
         order = (("with", False), ("without", True))
         for name, with_category in order if k % 2 == 0 else reversed(order):
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), cpu_seconds(intake_pid)
             done = asyncio.run(post_reports(
                 intake, per, concurrency, lambda i, c=with_category: description_report(i, texts, c), first))
-            out[name].append((len(done), time.perf_counter() - t0))
+            out[name].append((len(done), time.perf_counter() - t0, cpu_seconds(intake_pid) - cpu0))
             first += per
     return out
 
@@ -417,16 +425,20 @@ def main() -> None:
                 report(f"overload_answers_{status}", count)
         if args.text_model is not None:
             report("load_average_1m_before", os.getloadavg()[0])
-            rounds = model_rounds(intake, n, args.concurrency, args.rounds, classified)
+            rounds = model_rounds(intake, n, args.concurrency, args.rounds, classified, stack.services["intake"].proc.pid)
             report("load_average_1m_after", os.getloadavg()[0])
-            rates = {name: sum(k for k, _ in runs) / sum(s for _, s in runs) for name, runs in rounds.items()}
+            rates = {name: sum(r[0] for r in runs) / sum(r[1] for r in runs) for name, runs in rounds.items()}
+            cpu_ms = {name: 1000 * sum(r[2] for r in runs) / sum(r[0] for r in runs) for name, runs in rounds.items()}
             report("model_concurrency", args.concurrency)
             for name in ("with", "without"):
-                report(f"rounds_per_s_{name}_model", " ".join(f"{k / s:.1f}" for k, s in rounds[name]))
+                report(f"rounds_per_s_{name}_model", " ".join(f"{k / s:.1f}" for k, s, _ in rounds[name]))
+                report(f"intake_cpu_ms_per_report_{name}_model", cpu_ms[name])
             report("single_post_per_s_with_model", rates["with"])
             report("single_post_per_s_without_model", rates["without"])
             report("model_throughput_ratio", rates["with"] / rates["without"])
-            wait(sum(k for k, _ in rounds["with"] + rounds["without"]))
+            # what intake's own CPU allows, whatever else the machine runs: without ÷ with
+            report("model_cpu_ratio", cpu_ms["without"] / cpu_ms["with"])
+            wait(sum(r[0] for r in rounds["with"] + rounds["without"]))
         for name, svc in stack.services.items():
             if svc.proc is not None:
                 report(f"peak_rss_mb_{name}", peak_rss_mb(svc.proc.pid))
