@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
 
 import joblib
@@ -163,12 +164,14 @@ class _LinearForm:
         """Column indices and TF-IDF values of one text (the union's row, without scipy)."""
         columns, values = [], []
         for analyzer, vocabulary, idf, offset, sublinear, l2 in self.parts:
-            # counted in C (Counter), then each distinct term looked up once
-            counts = {j: n for term, n in Counter(analyzer(text)).items() if (j := vocabulary.get(term)) is not None}
-            if not counts:
+            # counted and looked up in C loops (Counter, map, fromiter): no bytecode per term
+            counts = Counter(analyzer(text))
+            idx = np.fromiter(map(vocabulary.get, counts, repeat(-1)), dtype=np.intp, count=len(counts))
+            known = idx >= 0
+            if not known.any():
                 continue
-            idx = np.fromiter(counts, dtype=np.intp, count=len(counts))
-            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            idx = idx[known]
+            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))[known]
             vals = (1.0 + np.log(tf) if sublinear else tf) * idf[idx]
             if l2:
                 vals /= np.sqrt(np.dot(vals, vals))
