@@ -114,6 +114,8 @@ def cases_cte(key: str) -> str:
         "WITH c AS (\n  SELECT {key} AS key, f.deadline, f.transfer_count, f.return_count, f.rework_count, "
         "f.supervision_level, f.request_type, f.category_code, f.outcome, f.filed, f.close_t, f.shelved, f.close_h, "
         "f.close_wh, f.final_close_h, f.final_close_wh, f.ack_h, f.ack_wh,\n"
+        # the table holds the universe only (no merged duplicates: kpis/sql.py _cases_cte)
+        "    TRUE AS counted, FALSE AS merged_duplicate,\n"
         f"    {wb.format('f.reported_at')} AS rb,\n"
         f"    CASE WHEN f.close_t IS NOT NULL THEN {wb.format('f.close_t')} ELSE :n::int + 1 END AS cb,\n"
         f"    {wb.format('f.deadline')} AS db, {wb.format('f.dispatch_t')} AS pb, {wb.format('f.ack_t')} AS ab,\n"
