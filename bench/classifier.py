@@ -58,7 +58,7 @@ def main() -> None:
     model = textmodel.train(texts, labels, folds=None)
     train_seconds, train_cpu = time.perf_counter() - started, time.process_time() - cpu
     probe = [t for t, _ in rng.sample(pairs, min(args.predict, len(pairs)))]
-    model.probabilities(probe[0])  # warm up (jieba's dictionary is loaded at first use)
+    model.probabilities(probe[0])  # warm up
     times = []
     cpu = time.process_time()
     for text in probe:

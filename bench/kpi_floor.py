@@ -17,7 +17,9 @@ for the same figures when everything a query can be spared has been taken away i
    - ``scan``: count the candidates of P (the index range every KPI statement reads);
    - ``counts``: every count KPI of P, no time statistics;
    - ``full``: the whole KPI row of P (counts, means, medians, p90s: the ``group_by``-less query);
-   - ``full by grid`` / ``full by category``: the same per group, without the total row.
+   - ``full by grid`` / ``full by category``: the same per group, without the total row;
+   - ``steps``: every per-event figure of P (kpis/rules.py ``STEP_RULES``) from precomputed events
+     (``bench_floor.step_events``), one index-only range.
 
 3. Checks that ``full`` gives the figures kpis/queries.py ``query_kpis`` gives for P (so the floor computes the
    same thing), and prints p50 / p95 in ms beside the 50 ms goal of issue 4.
@@ -112,6 +114,8 @@ def cases_cte(key: str) -> str:
         "WITH c AS (\n  SELECT {key} AS key, f.deadline, f.transfer_count, f.return_count, f.rework_count, "
         "f.supervision_level, f.request_type, f.category_code, f.outcome, f.filed, f.close_t, f.shelved, f.close_h, "
         "f.close_wh, f.final_close_h, f.final_close_wh, f.ack_h, f.ack_wh,\n"
+        # the table holds the universe only (no merged duplicates: kpis/sql.py _cases_cte)
+        "    TRUE AS counted, FALSE AS merged_duplicate,\n"
         f"    {wb.format('f.reported_at')} AS rb,\n"
         f"    CASE WHEN f.close_t IS NOT NULL THEN {wb.format('f.close_t')} ELSE :n::int + 1 END AS cb,\n"
         f"    {wb.format('f.deadline')} AS db, {wb.format('f.dispatch_t')} AS pb, {wb.format('f.ack_t')} AS ab,\n"
@@ -123,6 +127,13 @@ def cases_cte(key: str) -> str:
     ).replace("{key}", key)
 
 
+#: The per-event figures at best: every counted event precomputed (figure, department, rung, time,
+#: value, case; services/reporting/kpis/step_cells.py ``step_events``, the twin of kpis/sql.py
+#: ``step_sql``'s rules), read by one index-only range over P and counted per figure and rung.
+STEP_STATEMENT = ("SELECT e.m, e.r, grouping(e.r) AS gr, count(*) AS n, sum(e.v) AS v, count(DISTINCT e.case_id) AS cases "
+                  "FROM bench_floor.step_events e WHERE e.tenant = :tenant AND e.t >= :b0 AND e.t < :bn "
+                  "GROUP BY GROUPING SETS ((e.m), (e.m, e.r))")
+
 STATEMENTS: dict[str, str] = {
     "scan": cases_cte("NULL::text") + "SELECT count(*) FROM c",
     "counts": cases_cte("NULL::text") + f"SELECT {measures('1', '1', states=True, times=False)} FROM c",
@@ -130,11 +141,13 @@ STATEMENTS: dict[str, str] = {
     "full by grid": cases_cte("f.place_code") + f"SELECT c.key, {measures('1', '1', states=True)} FROM c GROUP BY c.key",
     "full by category": cases_cte("f.category_code")
     + f"SELECT c.key, {measures('1', '1', states=True)} FROM c GROUP BY c.key",
+    "steps": STEP_STATEMENT,
 }
 
 
 async def build(url: str) -> None:
-    """(Re)create bench_floor.cases and its covering index; ``VACUUM ANALYZE`` (all-visible)."""
+    """(Re)create bench_floor.cases and bench_floor.step_events with their covering indexes;
+    ``VACUUM ANALYZE`` (all-visible)."""
     conn = await asyncpg.connect(libpq_url(url))
     try:
         await conn.execute("DROP SCHEMA IF EXISTS bench_floor CASCADE; CREATE SCHEMA bench_floor")
@@ -143,8 +156,40 @@ async def build(url: str) -> None:
         include = ", ".join(c for c in FLOOR_COLUMNS if c not in ("tenant", "life_end", "reported_at"))
         await conn.execute(f"CREATE INDEX ON bench_floor.cases (tenant, life_end, reported_at) INCLUDE ({include})")
         await conn.execute("VACUUM ANALYZE bench_floor.cases")
+        await conn.execute("CREATE TABLE bench_floor.step_events (tenant text, t timestamptz, m text, dept text, r text, "
+                           "v bigint, case_id uuid)")
+        await _load_step_events(url, conn)
+        await conn.execute("CREATE INDEX ON bench_floor.step_events (tenant, t) INCLUDE (m, dept, r, v, case_id)")
+        await conn.execute("VACUUM ANALYZE bench_floor.step_events")
     finally:
         await conn.close()
+
+
+async def _load_step_events(url: str, conn, page: int = 20_000) -> None:
+    """Every counted event of the tenant's cases into bench_floor.step_events (the fold's reading,
+    services/reporting/step_rollup.py ``read_cases``)."""
+    from services.reporting.kpis.clock import working_clock  # noqa: PLC0415
+    from services.reporting.kpis.step_cells import step_events  # noqa: PLC0415
+    from services.reporting.step_rollup import read_cases  # noqa: PLC0415
+
+    engine, clock, last = make_engine(url), working_clock(), None
+    try:
+        async with engine.connect() as aconn:
+            while True:
+                ids = [r[0] for r in await conn.fetch(
+                    "SELECT case_id FROM reporting.case_facts WHERE tenant = $1 AND ($2::uuid IS NULL OR case_id > $2) "
+                    "ORDER BY case_id LIMIT $3", TENANT, last, page)]
+                if not ids:
+                    return
+                rows = []
+                for case_id, (fact, steps) in (await read_cases(aconn, ids)).items():
+                    if fact["counted"]:
+                        rows += [(TENANT, e.at, e.figure, e.department, e.rung, e.value, case_id)
+                                 for e in step_events(steps, fact["urgency"], TZ, clock)]
+                await conn.copy_records_to_table("step_events", schema_name="bench_floor", records=rows)
+                last = ids[-1]
+    finally:
+        await engine.dispose()
 
 
 async def measure(url: str, now: datetime, repeat: int) -> list[tuple[str, float, float]]:
@@ -185,9 +230,40 @@ async def measure(url: str, now: datetime, repeat: int) -> list[tuple[str, float
     differ = [k for k in real if not _same(real[k], floor.get(k))]
     print(f"  figures of 'full' equal the KPI query's for P: {'yes' if not differ else 'NO: ' + ', '.join(differ)} "
           f"({len(real)} raw figures; 受理 {floor['accepted']:,}, 办结 {floor['closed']:,})")
+    differ += await _check_steps(url, params, start, end, now)
     if differ:
         raise SystemExit(1)
     return out
+
+
+async def _check_steps(url: str, params: dict, start: datetime, end: datetime, now: datetime) -> list[str]:
+    """Whether ``steps`` gives the per-event figures kpis/queries.py ``step_figures`` gives for P."""
+    from services.reporting.kpis.queries import step_figures  # noqa: PLC0415
+    from services.reporting.kpis.rules import STEP_RULES  # noqa: PLC0415
+
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        text, args = bind(STEP_STATEMENT, params)
+        rows = await conn.fetch(text, *args)
+    finally:
+        await conn.close()
+    floor = {}
+    for r in rows:
+        if r["gr"] == 1 or r["r"] is not None:
+            agg = STEP_RULES[r["m"]].agg
+            value = r["n"] if agg == "sum" else r["cases"] if agg == "cases" else float(r["v"]) / r["n"] / 3.6e9
+            floor[r["m"] if r["gr"] == 1 else f"{r['m']}_{r['r']}"] = value
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as aconn, aconn.begin():
+            real = (await step_figures(aconn, CaseFilter(TENANT, start, end, tz=TZ), None, [start, end], now))[TOTAL]
+    finally:
+        await engine.dispose()
+    # a figure without an event: left out (or 0) by the KPI query, no row here
+    differ = [k for k in set(real) | set(floor) if not _same(real.get(k) or 0, floor.get(k) or 0)]
+    print(f"  figures of 'steps' equal the KPI query's per-event figures for P: "
+          f"{'yes' if not differ else 'NO: ' + ', '.join(sorted(differ))} ({len(real)} figures)")
+    return differ
 
 
 def _same(a, b) -> bool:

@@ -14,9 +14,20 @@
    page of 100), the work summary of the month and the place breakdown of the month at each level
    (``stats.query_stats``, as the dashboard asks ``/v1/stats``); prints p50 / p95 in ms and whether p95 is under
    the 50 ms goal.
+4. In the same run, builds bench/kpi_floor.py's floor table on the same data and times its
+   statements: the best a per-request scan can do for the same figures.
 
-Usage: ``python bench/kpis.py [--rows 1000000] [--repeat 50] [--period month|quarter|year]``.
-Prints figures; asserts nothing.
+The per-event figures come from the step cells (issue 14): the synthetic cases get steps as dispatch
+would record them, and the cells are built from those with the fold's own code
+(services/reporting/step_rollup.py ``recompute``).
+
+Usage: ``python bench/kpis.py --cases 1000000 10000000 [--repeat 50] [--period month|quarter|year]``
+(a quick check: ``--cases 20000 200000 --repeat 5 --floor-repeat 5``). Prints, per size,
+``cases=``, ``p95_max_ms=`` (the worst p95 of the dashboard queries), ``ratio_to_scan_floor=`` (the
+worst dashboard p95 ÷ floor p95 over the queries with a floor counterpart, :data:`FLOOR_OF`: the
+floor of the case figures plus the floor of the per-event figures, ``steps``) and
+``step_rollup_storage_pct_of_facts=``; then ``growth_10x=`` (the worst ratio of a query's p95
+between consecutive sizes ten times apart; ``growth_<f>x=`` for other factors). Asserts nothing.
 """
 
 from __future__ import annotations
@@ -117,23 +128,119 @@ def synthetic_rows(n: int, now: datetime, seed: int = 4):
         )
 
 
+STEP_COLUMNS = ("case_id", "sequence", "tenant", "at", "action", "from_state", "to_state", "target_kind", "department",
+                "from_department", "mediation_level", "from_mediation_level", "outcome", "satisfaction",
+                "resident_resolved", "history")
+DEPARTMENTS = ("urban_management", "housing", "market_regulation", "ecology_environment", "water", "civil_affairs")
+
+
+def synthetic_steps(fact: tuple, now: datetime, rng: random.Random) -> list[tuple]:
+    """The ``reporting.case_steps`` rows of one synthetic case (:data:`STEP_COLUMNS` order), as
+    dispatch would have recorded its life: the first dispatch (3 % to mediation at the grid rung,
+    escalated or agreed there), its transfers, a return and re-dispatch for the returned ones, the
+    acknowledgement, the resolution and closure, a callback on 60 % of the closed cases (some
+    unreachable, some reopened), an escalation by the grid worker on 3 % of theirs."""
+    f = dict(zip(COLUMNS, fact, strict=True))
+    if f["target_kind"] == "triage":
+        return []
+    steps: list[tuple] = []
+    h = timedelta(hours=1)
+
+    def add(at, action, from_state, to_state, dept, from_dept=None, kind=None, rung=None, from_rung=None,
+            outcome=None, satisfaction=None, resolved=None):
+        if at is None or at > now:
+            return
+        steps.append((f["case_id"], len(steps) + 1, f["tenant"], at, action, from_state, to_state, kind, dept, from_dept,
+                      rung, from_rung, outcome, satisfaction, resolved, False))
+
+    dept, t = f["department"], f["dispatched_at"]
+    if f["channel"] == "grid_worker" and rng.random() < 0.03:
+        add(t - timedelta(minutes=1), "escalate", "accepted", "accepted", None)
+    if rng.random() < 0.03:
+        add(t, "dispatch", "filed", "mediating", "mediation", kind="mediation", rung="grid")
+        if rng.random() < 0.5:
+            add(t + 5 * h, "mediation_agreement", "mediating", "closed", "mediation", rung="grid", outcome="resolved")
+            return steps
+        add(t + 3 * h, "mediation_failed", "mediating", "mediating", "mediation", rung="community", from_rung="grid")
+        t += 3 * h
+    add(t, "dispatch", "filed", "dispatched", dept, kind="department")
+    if f["return_count"]:
+        add(t + h, "return", "dispatched", "filed", None, from_dept=dept)
+        add(t + 2 * h, "dispatch", "filed", "dispatched", dept, kind="department")
+    for i in range(f["transfer_count"]):
+        to = rng.choice(DEPARTMENTS)
+        add(t + (i + 1) * 0.5 * h, "transfer", None, None, to, from_dept=dept)
+        dept = to
+    add(f["acknowledged_at"], "acknowledge", "dispatched", "acknowledged", dept)
+    add(f["resolved_at"], "act", "in_progress", "resolved", dept)
+    if f["closed"]:
+        add(f["closed_at"], "verify_pass", "checking", "closed", dept, outcome="resolved")
+        if rng.random() < 0.6:
+            reached = rng.random() < 0.9
+            add(f["closed_at"] + 24 * h, "callback", "closed", "closed", dept,
+                satisfaction=rng.choice(("satisfied", "satisfied", "basically_satisfied", "dissatisfied"))
+                if reached else "unreachable", resolved=rng.random() < 0.85 if reached else None)
+            if reached and rng.random() < 0.03:
+                add(f["closed_at"] + 25 * h, "reopen", "closed", "dispatched", dept)
+    return steps
+
+
 async def load(url: str, n: int, now: datetime) -> float:
-    """COPY ``n`` synthetic rows into ``reporting.case_facts`` (emptied first); return seconds."""
+    """COPY ``n`` synthetic rows into ``reporting.case_facts`` and their steps into
+    ``reporting.case_steps`` (both emptied first), then build the rollups from them
+    (:func:`build_rollups`); return seconds."""
     t0 = time.perf_counter()
     conn = await asyncpg.connect(libpq_url(url))
     try:
-        await conn.execute("TRUNCATE reporting.case_facts")
-        batch, rows = 100_000, synthetic_rows(n, now)
+        await conn.execute("TRUNCATE reporting.case_facts, reporting.case_steps")
+        batch, rows, rng = 100_000, synthetic_rows(n, now), random.Random(5)
         done = 0
         while done < n:
             chunk = [next(rows) for _ in range(min(batch, n - done))]
             await conn.copy_records_to_table("case_facts", schema_name="reporting", records=chunk, columns=COLUMNS)
+            steps = [s for fact in chunk for s in synthetic_steps(fact, now, rng)]
+            await conn.copy_records_to_table("case_steps", schema_name="reporting", records=steps,
+                                             columns=STEP_COLUMNS)
             done += len(chunk)
-            print(f"  loaded {done:,} rows", flush=True)
-        await conn.execute("VACUUM ANALYZE reporting.case_facts")  # steady state: hint bits, visibility map
+            print(f"  loaded {done:,} rows ({len(steps):,} steps in the last batch)", flush=True)
+        await conn.execute("VACUUM ANALYZE reporting.case_facts, reporting.case_steps")
     finally:
         await conn.close()
+    t1 = time.perf_counter()
+    await build_rollups(url)
+    print(f"  rollups built in {time.perf_counter() - t1:.1f} s", flush=True)
     return time.perf_counter() - t0
+
+
+async def build_rollups(url: str) -> None:
+    """Build reporting's rollups of the synthetic cases the way the fold computes them: the step
+    cells with the fold's own reading and contributions over the stored facts and steps
+    (services/reporting/step_rollup.py ``recompute``; tests/integration/test_step_cells_properties.py
+    checks it equals the folded cells). Then ``VACUUM ANALYZE``."""
+    from services.reporting import step_rollup  # noqa: PLC0415
+
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await step_rollup.recompute(conn, TENANT, page=20_000)
+    finally:
+        await engine.dispose()
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        await conn.execute("VACUUM ANALYZE reporting.step_cells, reporting.step_case_days")
+    finally:
+        await conn.close()
+
+
+async def storage(url: str) -> dict[str, int]:
+    """Bytes (tables with their indexes) of the facts, the steps and the step rollups."""
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        size = lambda t: conn.fetchval(f"SELECT pg_total_relation_size('reporting.{t}')")  # noqa: E731
+        return {"facts": await size("case_facts"), "steps": await size("case_steps"),
+                "step_rollups": await size("step_cells") + await size("step_case_days")}
+    finally:
+        await conn.close()
 
 
 def month_before(now: datetime, period: str) -> tuple[datetime, datetime]:
@@ -232,17 +339,63 @@ def bench_database(args: argparse.Namespace, now: datetime) -> Iterator[str]:
 
 
 def main() -> None:
-    """Parse the arguments, provide the database and data, measure, print."""
+    """Parse the arguments; per size: provide the database and data (with the rollups), measure the
+    dashboard queries and the scan floor of bench/kpi_floor.py in the same run, print; then the
+    growth between sizes."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_arguments(parser)
+    parser.add_argument("--cases", type=int, nargs="+", action="extend",
+                        help="case counts to measure, each in turn (e.g. --cases 1000000 10000000); default --rows")
     parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--floor-repeat", type=int, default=30)
     parser.add_argument("--period", choices=("month", "quarter", "year"), default="month")
     args = parser.parse_args()
     now = datetime.now(UTC).replace(microsecond=0)
-    with bench_database(args, now) as url:
-        results = asyncio.run(measure(url, now, args.period, args.repeat))
-    worst = max(p95 for _, _, p95 in results)
-    print(f"worst p95 {worst:.1f} ms: {'goal met' if worst < GOAL_MS else 'goal NOT met'} (p95 < {GOAL_MS:.0f} ms)")
+    by_size: dict[int, dict[str, float]] = {}
+    for size in args.cases or [args.rows]:
+        args.rows = size
+        with bench_database(args, now) as url:
+            results = asyncio.run(measure(url, now, args.period, args.repeat))
+            ratio = asyncio.run(floor_ratio(url, now, args.floor_repeat, results)) if args.period == "month" else None
+            sizes = asyncio.run(storage(url))
+        by_size[size] = {label: p95 for label, _, p95 in results}
+        worst = max(by_size[size].values())
+        print(f"cases={size}")
+        print(f"p95_max_ms={worst:.1f}")
+        print(f"goal_p95_under_{GOAL_MS:.0f}ms={'met' if worst < GOAL_MS else 'not_met'}")
+        if ratio is not None:
+            print(f"ratio_to_scan_floor={ratio:.3f}")
+        print(f"step_rollup_storage_pct_of_facts={100 * sizes['step_rollups'] / max(sizes['facts'], 1):.2f}")
+    sizes = sorted(by_size)
+    for small, big in zip(sizes, sizes[1:], strict=False):
+        factor = big / small
+        growth = max(by_size[big][q] / by_size[small][q] for q in by_size[small] if by_size[small][q] > 0)
+        name = "growth_10x" if factor == 10 else f"growth_{factor:g}x"
+        print(f"{name}={growth:.3f}")
+
+
+#: Dashboard queries (labels of :func:`measure`) and their counterpart among bench/kpi_floor.py's
+#: statements: the same figures of P computed at best by a scan over per-case rows.
+FLOOR_OF = {"kpis (no group_by)": "full", "kpis group_by=grid": "full by grid",
+            "kpis group_by=category": "full by category"}
+
+
+async def floor_ratio(url: str, now: datetime, repeat: int, results: list) -> float:
+    """Build bench/kpi_floor.py's floor table on the same data, time its statements, and return the
+    worst ratio (dashboard p95 ÷ floor p95) over the queries that have a floor counterpart
+    (:data:`FLOOR_OF`)."""
+    from bench import kpi_floor  # noqa: PLC0415 - it imports this module
+
+    print("scan floor (bench/kpi_floor.py) on the same data:")
+    await kpi_floor.build(url)
+    floor = {label: p95 for label, _, p95 in await kpi_floor.measure(url, now, repeat)}
+    mine = {label: p95 for label, _, p95 in results}
+    # a KPI table is its case figures and its per-event figures: the floor is both statements'
+    ratios = {q: mine[q] / (floor[f] + floor["steps"]) for q, f in FLOOR_OF.items() if q in mine and floor.get(f)}
+    for q, r in ratios.items():
+        print(f"  {q:<34} p95 {mine[q]:8.1f} ms   floor ({FLOOR_OF[q]} + steps) "
+              f"{floor[FLOOR_OF[q]] + floor['steps']:8.1f} ms   ratio {r:.2f}")
+    return max(ratios.values())
 
 
 async def _count(url: str) -> int:

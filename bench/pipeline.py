@@ -31,9 +31,25 @@ the load-independent figure the replica sizing in docs/operations.md §3 is deri
 Usage: ``python bench/pipeline.py [--reports 20000] [--concurrency 64] [--seconds 20]``,
 ``python bench/pipeline.py --soak 100000``. Asserts nothing.
 
-``--text-model MODEL`` (issue 15, docs/classifier.md §3): intake runs with that text model for the
-tenant (``INTAKE_CLASSIFIER_MODELS``) and the POSTed reports carry no ``category_code``, so each
-is classified in its request; compare ``single_post_per_s`` with a run without the option.
+``--text-model [MODEL]`` (issue 15 "intake throughput with the model on stays within 10 % of
+without", docs/classifier.md §3): intake runs with a text model for tenant demo-grid
+(``INTAKE_CLASSIFIER_MODELS``) — MODEL, or without it one trained at the start of the run. The
+same reports are then POSTed in two ways in the same run, interleaved: ``--rounds`` rounds, each
+N/rounds reports of each kind (the order alternating), by C concurrent clients: *with the model*
+description-only (no ``category_code``: intake classifies each in its request), *without* the
+same description with the category given (the reports of before issue 15: nothing to predict).
+The category given is the model's own prediction, computed by the bench beforehand, and only texts
+the model classifies at or above the tenant's threshold are used, so both kinds are stored, routed,
+dispatched and counted alike: the two paths differ by the prediction alone. Each report names a
+building code of its own (no possible duplicates to rank). Prints
+``single_post_per_s_with_model``, ``single_post_per_s_without_model`` and
+``model_throughput_ratio`` (with ÷ without), the per-round rates and the load average before and
+after (the machine may be shared), and, less dependent on that load, intake's CPU time per report
+of each kind (``intake_cpu_ms_per_report_*``, /proc) and ``model_cpu_ratio`` (without ÷ with: the
+throughput ratio intake's own CPU allows). The trained model learns from the
+shared Teddy Cup labelled messages when ../shared/data (or ``$GRIDCASE_SHARED_DATA``) holds them —
+read in place, never copied, and said so (``text_source``) — else from made-up messages
+(:func:`synthetic_messages`); the POSTed descriptions come from the same source.
 """
 
 from __future__ import annotations
@@ -42,11 +58,11 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -65,14 +81,58 @@ GRIDS = ("990102001001001", "990102001001002", "990102001002001")
 CATEGORIES = ("100401", "100102", "100110", "200101", "300102", "400101")
 
 
-#: Reports without ``category_code`` (``--text-model``): the tenant's text model predicts it.
-UNCATEGORISED = {"on": False}
+#: The shared Teddy Cup labelled messages (``--text-model`` without MODEL): read in place, if present.
+SHARED_DATA = Path(os.environ.get("GRIDCASE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+TEDDY_FILES = (("teddycup_labelled", "teddycup2020c_fj2full_labelled_details_sample.csv"),
+               ("teddycup_messages", "teddycup2020c_fj2_messages_sample.csv"))
+#: Words of made-up messages per category (from the categories' names, shared/data/taxonomy.yaml).
+SYNTHETIC_TOPICS = {
+    "100102": ("垃圾", "垃圾桶", "清运", "堆放", "苍蝇", "满溢", "臭味"),
+    "100110": ("油烟", "饭店", "排烟", "厨房", "呛人", "烧烤", "净化器"),
+    "100401": ("下水道", "堵塞", "污水", "井盖", "外溢", "管道", "返水"),
+    "200101": ("异味", "刺鼻", "气味", "工厂", "排放", "熏人", "化工"),
+    "300102": ("邻居", "噪音", "吵闹", "装修", "纠纷", "楼上", "漏水"),
+    "400101": ("消防", "通道", "堵占", "电瓶车", "充电", "楼道", "隐患"),
+}
+SYNTHETIC_FILLER = ("小区", "门口", "最近", "一直", "希望", "尽快", "处理", "我们", "附近", "居民", "已经",
+                    "多次", "反映", "没有", "解决", "晚上", "影响", "休息", "老人", "孩子")
+
+
+def synthetic_messages(n_per_class: int, seed: int = 15) -> list[tuple[str, str]]:
+    """``(text, category)`` made-up resident messages (no data set, no personal data): three
+    sentences of topic and filler words, about 60 characters, as a short 12345 message."""
+    rng = random.Random(seed)
+    out = []
+    for code, words in SYNTHETIC_TOPICS.items():
+        for _ in range(n_per_class):
+            sentences = ["".join(rng.sample(words, 2) + rng.sample(SYNTHETIC_FILLER, 3)) for _ in range(3)]
+            out.append(("，".join(sentences) + "。", code))
+    return out
+
+
+def text_model_source() -> tuple[str, list[tuple[str, str]]]:
+    """Where ``--text-model`` learns and what it POSTs: ``(source, [(text, label)])``: the shared
+    Teddy Cup labelled messages if present (read in place), else :func:`synthetic_messages`."""
+    specs = [(fmt, SHARED_DATA / name) for fmt, name in TEDDY_FILES]
+    if all(path.exists() for _, path in specs):
+        from gridcase.model import read_labelled
+
+        return f"teddycup:{SHARED_DATA} (shared data, read in place, not in the repo)", read_labelled(specs)
+    return "synthetic (bench/pipeline.py synthetic_messages)", synthetic_messages(200)
+
+
+def train_text_model(pairs: list[tuple[str, str]], out: Path) -> str:
+    """Train a text model on ``pairs`` (no cross-validation) into ``out``; its version."""
+    from shared.platform import textmodel
+
+    model = textmodel.train([t for t, _ in pairs], [label for _, label in pairs], folds=None)
+    model.save(out)
+    return model.version
 
 
 def synthetic_report(i: int) -> dict:
-    """The i-th synthetic report (no personal data; ~400 bytes of JSON); without ``category_code``
-    under ``--text-model``."""
-    report = {
+    """The i-th synthetic report (no personal data; ~400 bytes of JSON)."""
+    return {
         "tenant": TENANT,
         "category_code": CATEGORIES[i % len(CATEGORIES)],
         "place_code": GRIDS[i % len(GRIDS)],
@@ -80,18 +140,43 @@ def synthetic_report(i: int) -> dict:
         "channel": "grid_worker",
         "reported_at": datetime.now(UTC).isoformat(),
     }
-    if UNCATEGORISED["on"]:
-        del report["category_code"]
+
+
+def description_report(i: int, texts: list[tuple[str, str]], with_category: bool) -> dict:
+    """The i-th report of the ``--text-model`` comparison: text ``texts[i]`` (``(text, category the
+    model predicts)``), with that category or without any, at a building code of its own."""
+    text, category = texts[i % len(texts)]
+    report = {
+        "tenant": TENANT,
+        "place_code": f"{GRIDS[i % len(GRIDS)]}{i % 10**6:06d}",
+        "description": text,
+        "channel": "grid_worker",
+        "reported_at": datetime.now(UTC).isoformat(),
+    }
+    if with_category:
+        report["category_code"] = category
     return report
 
 
-async def post_reports(intake: str, n: int, concurrency: int, first: int = 0) -> dict[uuid.UUID, float]:
-    """POST ``n`` reports (synthetic numbers from ``first``); return ``{case_id: POST start time
-    (epoch seconds)}``."""
+def confidently_classified(model_path: Path, texts: list[str]) -> list[tuple[str, str]]:
+    """``(text, category)`` of the texts the model classifies at or above demo-grid's threshold
+    (shared/domain/textclass.py ``decide``, as intake does)."""
+    from shared.domain.tenants import load_tenant
+    from shared.domain.textclass import decide
+    from shared.platform import textmodel
+
+    model, threshold = textmodel.load(model_path), load_tenant(TENANT).text.threshold
+    decided = ((text, decide(model.probabilities(text), threshold).category_code) for text in texts)
+    return [(text, code) for text, code in decided if code is not None]
+
+
+async def post_reports(intake: str, n: int, concurrency: int, make=synthetic_report, first: int = 0
+                       ) -> dict[uuid.UUID, float]:
+    """POST ``n`` reports ``make(first + i)``; return ``{case_id: POST start time (epoch seconds)}``."""
     started: dict[uuid.UUID, float] = {}
     queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(first, first + n):
-        queue.put_nowait(i)
+    for i in range(n):
+        queue.put_nowait(first + i)
 
     async with httpx.AsyncClient(base_url=intake, timeout=60, headers=auth_headers()) as client:
 
@@ -99,12 +184,37 @@ async def post_reports(intake: str, n: int, concurrency: int, first: int = 0) ->
             while not queue.empty():
                 i = queue.get_nowait()
                 t0 = time.time()
-                resp = await client.post("/v1/reports", json=synthetic_report(i))
+                resp = await client.post("/v1/reports", json=make(i))
                 resp.raise_for_status()
                 started[uuid.UUID(resp.json()["case_id"])] = t0
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return started
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user + system, /proc/<pid>/stat), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def model_rounds(intake: str, n: int, concurrency: int, rounds: int, texts: list[tuple[str, str]], intake_pid: int
+                 ) -> dict[str, list[tuple[int, float, float]]]:
+    """``--text-model``: ``rounds`` rounds of n/rounds description-only POSTs (the model predicts)
+    and as many of the same reports with their category, interleaved (the order alternating round
+    by round); ``{"with": [(reports, seconds, intake's CPU seconds), …], "without": […]}``."""
+    per = max(1, n // rounds)
+    out: dict[str, list[tuple[int, float, float]]] = {"with": [], "without": []}
+    first = 4_000_000
+    for k in range(rounds):
+        order = (("with", False), ("without", True))
+        for name, with_category in order if k % 2 == 0 else reversed(order):
+            t0, cpu0 = time.perf_counter(), cpu_seconds(intake_pid)
+            done = asyncio.run(post_reports(
+                intake, per, concurrency, lambda i, c=with_category: description_report(i, texts, c), first))
+            out[name].append((len(done), time.perf_counter() - t0, cpu_seconds(intake_pid) - cpu0))
+            first += per
+    return out
 
 
 async def counted_times(database_url: str, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, float]:
@@ -228,58 +338,6 @@ def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
     return float("nan")
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time a process has used so far (user + system), seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def soak(stack: Stack, n: int, chunk: int, concurrency: int, wait: Callable[[int], float],
-         report: Callable[[str, object], None]) -> None:
-    """Push ``n`` reports through in chunks (module docstring, ``--soak``); print memory per chunk."""
-    intake = stack.url("intake")
-    procs = {name: svc.proc.pid for name, svc in stack.services.items() if svc.proc is not None}
-    first: dict[str, float] = {}
-    last: dict[str, float] = {}
-    cpu0 = {name: cpu_seconds(pid) for name, pid in procs.items()}
-    intake_import_cpu = intake_post_cpu = 0.0
-    imported = posted_total = 0
-    folder = Path(tempfile.mkdtemp(prefix="gridcase-soak-"))
-    t0, done = time.time(), 0
-    while done < n:
-        size = min(chunk, n - done)
-        posted = size // 10
-        path = folder / "chunk.jsonl"
-        with path.open("w", encoding="utf-8") as f:
-            for i in range(size - posted):
-                f.write(json.dumps(synthetic_report(10_000_000 + done + i), ensure_ascii=False) + "\n")
-        # each part waited for until counted, so that intake's CPU of each (request, relay, case
-        # view) falls into its own reading
-        c0 = cpu_seconds(procs["intake"])
-        wait(import_file(intake, path, "jsonl", TENANT, timeout_s=3600)["accepted"])
-        c1 = cpu_seconds(procs["intake"])
-        wait(len(asyncio.run(post_reports(intake, posted, concurrency, first=10_000_000 + done + size - posted))))
-        intake_import_cpu += c1 - c0
-        intake_post_cpu += cpu_seconds(procs["intake"]) - c1
-        imported, posted_total = imported + size - posted, posted_total + posted
-        done += size
-        for name, pid in procs.items():
-            last[name] = peak_rss_mb(pid, "VmRSS")
-            first.setdefault(name, last[name])
-            report(f"rss_mb_{name}_at_{done}", last[name])
-    report("soak_reports", done)
-    report("soak_end_to_end_per_s", done / (time.time() - t0))
-    for name, pid in procs.items():
-        report(f"rss_peak_mb_{name}", peak_rss_mb(pid))
-        report(f"rss_growth_mb_{name}", last[name] - first[name])
-        # CPU per report: replicas needed = peak reports/s × this ÷ 1000 (one core per process)
-        report(f"cpu_ms_per_report_{name}", (cpu_seconds(pid) - cpu0[name]) * 1000 / done)
-    # intake's share while importing vs while answering single POSTs (dispatch and reporting
-    # consumed meanwhile on the same cores, so these are intake's own CPU, not wall time)
-    report("cpu_ms_per_imported_row_intake", intake_import_cpu * 1000 / max(imported, 1))
-    report("cpu_ms_per_posted_report_intake", intake_post_cpu * 1000 / max(posted_total, 1))
-
-
 def main() -> None:
     """Run the measurements (module docstring) and print ``name=value`` lines."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -287,22 +345,39 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the paced and overload runs")
     parser.add_argument("--skip", nargs="*", default=(), choices=("bare", "batch", "single", "paced", "overload"))
-    parser.add_argument("--text-model", type=Path, default=None,
-                        help="a text model (gridcase model train): POSTed reports without category_code are classified")
+    parser.add_argument("--text-model", nargs="?", const="train", default=None,
+                        help="a text model (gridcase model train) for demo-grid, or none: train one at the start; "
+                             "adds the with/without-model throughput of description-only reports (module docstring)")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds of the --text-model comparison")
     parser.add_argument("--soak", type=int, nargs="?", const=1_000_000, default=None, metavar="N",
                         help="only push N reports through (default 1,000,000) and print memory per chunk")
     parser.add_argument("--soak-chunk", type=int, default=10_000)
     args = parser.parse_args()
     env = {"INTAKE_RATE_LIMIT": ""}
-    if args.text_model is not None:
-        env["INTAKE_CLASSIFIER_MODELS"] = f"{TENANT}={args.text_model.resolve()}"
-        UNCATEGORISED["on"] = True
     out: dict[str, object] = {}
     n = args.reports
 
     def report(name: str, value) -> None:
         out[name] = value
         print(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}", flush=True)
+
+    texts: list[str] = []
+    if args.text_model is not None:
+        source, pairs = text_model_source()
+        texts = [t for t, _ in pairs]
+        random.Random(15).shuffle(texts)
+        if args.text_model == "train":
+            model_path = Path(tempfile.mkdtemp(prefix="gridcase-bench-model-")) / f"{TENANT}.joblib"
+            t0 = time.perf_counter()
+            report("text_model_version", train_text_model(pairs, model_path))
+            report("text_model_train_s", time.perf_counter() - t0)
+            report("text_model_trained_on", len(pairs))
+        else:
+            model_path = Path(args.text_model).resolve()
+        report("text_source", source)
+        env["INTAKE_CLASSIFIER_MODELS"] = f"{TENANT}={model_path}"
+        classified = confidently_classified(model_path, texts)
+        report("texts_classified_at_threshold", f"{len(classified)} of {len(texts)}")
 
     # one client key drives the whole load: intake's per-key rate limit is lifted for the run
     with Stack(Path(tempfile.mkdtemp(prefix="gridcase-bench-")), fresh=True, env=env) as stack:
@@ -317,6 +392,10 @@ def main() -> None:
             return time.time()
 
         if args.soak is not None:
+            from soak import (
+                soak,  # bench/soak.py (this folder is on the path when run as a script)
+            )
+
             soak(stack, args.soak, args.soak_chunk, args.concurrency, wait, report)
             return
         if "bare" not in args.skip:
@@ -364,6 +443,22 @@ def main() -> None:
             report("goodput_ratio_at_4x_overload", len(run["started"]) / args.seconds / capacity)
             for status, count in sorted(run["statuses"].items(), key=str):
                 report(f"overload_answers_{status}", count)
+        if args.text_model is not None:
+            report("load_average_1m_before", os.getloadavg()[0])
+            rounds = model_rounds(intake, n, args.concurrency, args.rounds, classified, stack.services["intake"].proc.pid)
+            report("load_average_1m_after", os.getloadavg()[0])
+            rates = {name: sum(r[0] for r in runs) / sum(r[1] for r in runs) for name, runs in rounds.items()}
+            cpu_ms = {name: 1000 * sum(r[2] for r in runs) / sum(r[0] for r in runs) for name, runs in rounds.items()}
+            report("model_concurrency", args.concurrency)
+            for name in ("with", "without"):
+                report(f"rounds_per_s_{name}_model", " ".join(f"{k / s:.1f}" for k, s, _ in rounds[name]))
+                report(f"intake_cpu_ms_per_report_{name}_model", cpu_ms[name])
+            report("single_post_per_s_with_model", rates["with"])
+            report("single_post_per_s_without_model", rates["without"])
+            report("model_throughput_ratio", rates["with"] / rates["without"])
+            # what intake's own CPU allows, whatever else the machine runs: without ÷ with
+            report("model_cpu_ratio", cpu_ms["without"] / cpu_ms["with"])
+            wait(sum(r[0] for r in rounds["with"] + rounds["without"]))
         for name, svc in stack.services.items():
             if svc.proc is not None:
                 report(f"peak_rss_mb_{name}", peak_rss_mb(svc.proc.pid))

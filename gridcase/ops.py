@@ -166,8 +166,8 @@ async def rebuild_reporting(database_url: str, page: int = 5000) -> dict[str, in
     The log is intake's and dispatch's outboxes, which hold every event either ever published.
     In one transaction, with reporting's tables locked (the running consumer waits, then skips
     what the rebuild applied): empty ``case_facts``, ``case_steps`` and ``patrols`` and reporting's processed-event
-    records, fold every logged event again with the same code the consumer uses, and record each as
-    processed. The merge rules do not depend on order, so the figures come out as the consumer's.
+    records (and the step cells, services/reporting/step_rollup.py), fold every logged event again with
+    the same code the consumer uses (which folds the step cells too), and record each as processed. The merge rules do not depend on order, so the figures come out as the consumer's.
     Returns ``{"events": n, "cases": m}``.
     """
     import sqlalchemy as sa  # noqa: PLC0415
@@ -183,10 +183,13 @@ async def rebuild_reporting(database_url: str, page: int = 5000) -> dict[str, in
     try:
         async with engine.begin() as write, engine.connect() as read:
             await write.execute(sa.text(
-                "LOCK TABLE reporting.case_facts, reporting.case_steps, reporting.patrols, reporting.processed_events "
+                "LOCK TABLE reporting.case_facts, reporting.case_steps, reporting.patrols, reporting.processed_events, "
+                "reporting.step_cells, reporting.step_day_cells, reporting.step_case_days, reporting.step_cell_zones "
                 "IN EXCLUSIVE MODE"))
             await write.execute(sa.delete(rdb.processed_events).where(rdb.processed_events.c.consumer == "reporting"))
-            await write.execute(sa.text("TRUNCATE reporting.case_facts, reporting.case_steps, reporting.patrols, reporting.case_texts"))
+            await write.execute(sa.text("TRUNCATE reporting.case_facts, reporting.case_steps, reporting.patrols, reporting.case_texts, "
+                                        "reporting.step_cells, reporting.step_day_cells, reporting.step_case_days, "
+                                        "reporting.step_cell_zones"))
             for schema in OUTBOXES:
                 last_id = 0
                 while True:

@@ -41,7 +41,13 @@ from services.dispatch.domain.events import (
     action_rejected,
     transition_events,
 )
-from services.dispatch.domain.lifecycle import Case, Command, Context, IllegalAction
+from services.dispatch.domain.lifecycle import (
+    Case,
+    Command,
+    Context,
+    IllegalAction,
+    OriginalCase,
+)
 from services.dispatch.domain.reports import CaseState, case_context
 from services.dispatch.domain.routing import RouteDecision
 from shared.contract.events import CaseActionRequested, CaseReported, Envelope
@@ -84,6 +90,16 @@ def case_from_json(data: dict[str, Any]) -> Case:
     kwargs["flags"] = frozenset(kwargs.get("flags") or ())
     known = {f.name for f in dataclasses.fields(Case)}
     return Case(**{k: v for k, v in kwargs.items() if k in known})
+
+
+def original_of(row: dict[str, Any]) -> OriginalCase:
+    """What a duplicate's check needs of the stored case it names (``dispatch.cases`` row): id,
+    tenant, state and, if it is itself a duplicate, the case it names. A historical record (no
+    lifecycle) is in its recorded status."""
+    case = case_from_json(row["lifecycle"]) if row["lifecycle"] is not None else None
+    return OriginalCase(case_id=str(row["case_id"]), tenant=row["tenant"],
+                        state=case.state if case is not None else row["status"],
+                        duplicate_of=case.duplicate_of if case is not None else None)
 
 
 # --- rows ------------------------------------------------------------------------------------------
@@ -148,11 +164,13 @@ class CaseBook:
         (:func:`services.dispatch.domain.reports.case_context`)."""
         return case_context(self.tenants.get(tenant), self.taxonomy, category_code, place_code, urgency, at)
 
-    def action_context(self, row, cmd: CaseActionRequested, now: datetime) -> Context:
+    def action_context(self, row, cmd: CaseActionRequested, now: datetime, original: dict[str, Any] | None = None) -> Context:
         """The context of ``cmd`` on the stored case ``row``: routed and limited for the corrected
         category and place if the command corrects them (``recategorize``, ``return``), else for
         the case's own; a dispatcher's explicit ``target_department`` replaces the routing table's
-        answer; with the taxonomy and the case id for the command's checks."""
+        answer; with the taxonomy, the case's id and tenant, and the stored row of the case the
+        command's ``duplicate_of`` names (``original``, ``None`` if dispatch holds none) for the
+        command's checks."""
         category, place = row["category_code"], row["place_code"]
         if cmd.action in ("recategorize", "return"):
             category = cmd.category_code or category
@@ -164,7 +182,8 @@ class CaseBook:
                 ctx, route=RouteDecision(target_kind="department", department=cmd.target_department,
                                          rule="manual", mediation_level=None)
             )
-        return dataclasses.replace(ctx, taxonomy=self.taxonomy, case_id=str(row["case_id"]))
+        return dataclasses.replace(ctx, taxonomy=self.taxonomy, case_id=str(row["case_id"]), case_tenant=row["tenant"],
+                                   original=original_of(original) if original is not None else None)
 
     async def insert_new(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> set:
         """Insert :func:`case_row` rows; return the case ids that were new (a case already stored
@@ -197,7 +216,8 @@ class CaseBook:
         if not cmds:
             return []
         c = db.cases
-        ids = sorted({cmd.case_id for cmd in cmds})
+        # the cases acted on and the originals their duplicates name (merge_duplicate), locked in one order
+        ids = sorted({cmd.case_id for cmd in cmds} | {cmd.duplicate_of for cmd in cmds if cmd.duplicate_of})
         rows = {
             r["case_id"]: dict(r)
             for r in (await conn.execute(
@@ -213,7 +233,7 @@ class CaseBook:
             if row is None or row["lifecycle"] is None:
                 parked.append({"event_id": cmd.event_id, "case_id": cmd.case_id, "payload": cmd.model_dump(mode="json")})
                 continue
-            decided = self.decide(row, cmd, now)
+            decided = self.decide(row, cmd, now, rows.get(cmd.duplicate_of) if cmd.duplicate_of else None)
             events += decided.events
             if decided.row is not None:
                 rows[cmd.case_id] = decided.row
@@ -232,8 +252,10 @@ class CaseBook:
             await self.reschedule(conn, timers, now)
         return events
 
-    def decide(self, row: dict[str, Any], cmd: CaseActionRequested, now: datetime) -> Decided:
-        """``cmd`` decided on the case as ``row`` holds it: the events, the row after it (``None``
+    def decide(self, row: dict[str, Any], cmd: CaseActionRequested, now: datetime,
+               original: dict[str, Any] | None = None) -> Decided:
+        """``cmd`` decided on the case as ``row`` holds it (``original``: the row of the case its
+        ``duplicate_of`` names, if dispatch holds it): the events, the row after it (``None``
         when refused) and the timers to set (``(case, generation, dispatched_at)``, ``None`` when
         neither the deadline nor the state changed). ``closed_at`` is set when the case closes (not
         again on a callback) and cleared when it is reopened; a corrected category or place
@@ -241,7 +263,7 @@ class CaseBook:
         case = case_from_json(row["lifecycle"])
         if case.category_code is None:  # stored before the case kept its category
             case = dataclasses.replace(case, category_code=row["category_code"])
-        ctx = self.action_context(row, cmd, now)
+        ctx = self.action_context(row, cmd, now, original)
         command = Command(action=cmd.action, actor_role=cmd.actor_role, note=cmd.note, evidence=cmd.evidence,
                           target_department=cmd.target_department, extension_days=cmd.extension_days,
                           actor_ref=cmd.actor_ref, outcome=cmd.outcome,

@@ -225,7 +225,7 @@ class ActionIn(BaseModel):
     shared/platform/auth.py). ``evidence`` references (photo ids, file names);
     ``target_department`` for transfer/return; ``extension_days`` for approve_extension;
     ``outcome`` (and ``duplicate_of``, the original case) for the steps that end a case (resolve,
-    self_handle, reject, cancel, merge); ``satisfaction`` and ``resident_resolved`` for a callback
+    self_handle, reject, cancel, merge_duplicate); ``satisfaction`` and ``resident_resolved`` for a callback
     (回访); ``category_code`` (a taxonomy code) and ``to_place_code`` (a place of the tenant) for
     recategorize or a return with a corrected category. Only the shape is checked here (the
     vocabulary of shared/contract/actions.py, the taxonomy, the tenant's places); which fields an
@@ -242,7 +242,7 @@ class ActionIn(BaseModel):
     target_department: str | None = Field(default=None, max_length=100)
     extension_days: int | None = Field(default=None, ge=1, le=60)
     outcome: Outcome | None = Field(default=None, description="how the case ended: " + ", ".join(OUTCOMES))
-    duplicate_of: uuid.UUID | None = Field(default=None, description="the original case (outcome duplicate, merge)")
+    duplicate_of: uuid.UUID | None = Field(default=None, description="the original case (outcome duplicate, merge_duplicate)")
     satisfaction: Satisfaction | None = Field(default=None, description="callback rating: " + ", ".join(SATISFACTIONS))
     resident_resolved: bool | None = Field(default=None, description="callback: whether the resident judges it resolved")
     category_code: str | None = Field(default=None, min_length=1, max_length=64, description="the corrected category")

@@ -86,3 +86,74 @@ case_texts = sa.Table(
 )
 
 processed_events = processed_events_table(metadata, SCHEMA)
+
+# --------------------------------------------------------------------------- step rollups (issue 14)
+#: The per-event figures as additive cells (services/reporting/kpis/step_cells.py, folded by
+#: services/reporting/step_rollup.py): one counter per ``sum`` figure of STEP_RULES (their names;
+#: tests/unit/test_step_cells.py checks the list), ``mediation_hours`` as a sum of microseconds and a
+#: count, ``events`` every counted event of the cell. NULL is a key value like any other (a case
+#: without a category, an event without a department): NULLS NOT DISTINCT.
+STEP_CELL_KEY = ("tenant", "day", "place_code", "category_code", "department", "channel", "rung")
+STEP_CELL_COUNTERS = ("events", "transfers_out", "transfers_in", "dispatches", "inaccurate_dispatches", "returned",
+                      "recategorized", "handovers", "responded", "callbacks", "callbacks_unreachable",
+                      "callbacks_satisfied", "callbacks_rated", "callbacks_resolved", "reopened", "escalations",
+                      "mediation_agreements", "mediation_escalations", "mediation_handoffs", "mediation_hours_us",
+                      "mediation_hours_n")
+
+
+def _step_key_columns() -> list[sa.Column]:
+    return [sa.Column("tenant", sa.String(40), nullable=False), sa.Column("day", sa.Date, nullable=False),
+            sa.Column("place_code", sa.String(24), nullable=False), sa.Column("category_code", sa.String(64)),
+            sa.Column("department", sa.String(100)), sa.Column("channel", sa.String(64)),
+            sa.Column("rung", sa.String(16))]
+
+
+step_cells = sa.Table(
+    "step_cells",
+    metadata,
+    *_step_key_columns(),
+    *[sa.Column(c, sa.BigInteger if c.endswith("_us") else sa.Integer, nullable=False, server_default="0")
+      for c in STEP_CELL_COUNTERS],
+    sa.Index("ux_reporting_step_cells_key", *STEP_CELL_KEY, unique=True, postgresql_nulls_not_distinct=True),
+    comment="per-event KPI cells: tenant x local day x grid x category x department x channel x rung",
+)
+
+#: The same counters per tenant × local day × department × rung only: what a request without a
+#: place, category or channel (grouping or filter) reads, a few rows per day whatever the volume.
+STEP_DAY_CELL_KEY = ("tenant", "day", "department", "rung")
+step_day_cells = sa.Table(
+    "step_day_cells",
+    metadata,
+    sa.Column("tenant", sa.String(40), nullable=False), sa.Column("day", sa.Date, nullable=False),
+    sa.Column("department", sa.String(100)), sa.Column("rung", sa.String(16)),
+    *[sa.Column(c, sa.BigInteger if c.endswith("_us") else sa.Integer, nullable=False, server_default="0")
+      for c in STEP_CELL_COUNTERS],
+    sa.Index("ux_reporting_step_day_cells_key", *STEP_DAY_CELL_KEY, unique=True, postgresql_nulls_not_distinct=True),
+    comment="per-event KPI cells summed over places, categories and channels: tenant x local day x department x rung",
+)
+
+#: The 'cases' figures (escalated, mediated) as case days (services/reporting/kpis/step_cells.py):
+#: ``cases`` cases had such an event on ``day`` and the previous one on ``prev_day`` (NULL: none).
+STEP_CASE_DAY_KEY = ("tenant", "figure", "day", "by_department", "by_rung", "department", "rung", "place_code",
+                     "category_code", "channel", "prev_day")
+step_case_days = sa.Table(
+    "step_case_days",
+    metadata,
+    *_step_key_columns(),
+    sa.Column("figure", sa.String(32), nullable=False),
+    sa.Column("prev_day", sa.Date),
+    sa.Column("by_department", sa.Boolean, nullable=False),
+    sa.Column("by_rung", sa.Boolean, nullable=False),
+    sa.Column("cases", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ux_reporting_step_case_days_key", *STEP_CASE_DAY_KEY, unique=True, postgresql_nulls_not_distinct=True),
+    comment="first-in-period case days of the per-event 'cases' KPIs",
+)
+
+#: The timezone each tenant's step cells are computed in (their days): the readers use the cells
+#: only for a request in that zone.
+step_cell_zones = sa.Table(
+    "step_cell_zones",
+    metadata,
+    sa.Column("tenant", sa.String(40), primary_key=True),
+    sa.Column("timezone", sa.String(64), nullable=False),
+)

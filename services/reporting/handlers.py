@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.db import case_facts, case_steps, case_texts, patrols
+from services.reporting.step_rollup import StepFold
 from shared.contract.events import CaseReported
 from shared.domain.casefacts import CaseFold
 
@@ -41,8 +42,11 @@ def text_row(ev: CaseReported) -> dict:
 
 async def apply_events(conn: AsyncConnection, events: list) -> None:
     """Fold events in the caller's transaction; a ``CaseReported`` also keeps its masked text
-    (``reporting.case_texts``, once per case)."""
+    (``reporting.case_texts``, once per case); the step cells follow the touched cases
+    (services/reporting/step_rollup.py)."""
+    steps = await StepFold.start(conn, events)
     await fold(conn, events)
+    await steps.finish(conn)
     texts = [text_row(ev) for ev in events if isinstance(ev, CaseReported)]
     if texts:
         await conn.execute(insert(case_texts).on_conflict_do_nothing(), texts)

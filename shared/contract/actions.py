@@ -18,7 +18,7 @@ REQUESTABLE_ACTIONS: tuple[str, ...] = (
     "accept", "reject", "file", "acknowledge", "start", "resolve", "return", "transfer",
     "request_extension", "approve_extension", "shelve", "verify_pass", "verify_fail",
     "mediation_agreement", "mediation_failed", "cancel", "self_handle", "escalate",
-    "callback", "reopen", "recategorize", "merge",
+    "callback", "reopen", "recategorize", "merge_duplicate",
 )
 
 #: How a case ended (结案类型 by result). Every path that ends a case records one.

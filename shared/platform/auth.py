@@ -62,7 +62,7 @@ _DEPARTMENT = ("acknowledge", "start", "resolve", "return", "transfer", "request
 #: The closed loop after closure and corrections: 回访 callback, 重办 reopen, category correction.
 _CLOSED_LOOP = ("callback", "reopen", "recategorize")
 _CENTRE = ("accept", "reject", "file", "escalate", "self_handle") + _CHECK + _MEDIATION + _CLOSED_LOOP
-_SUPERVISOR = ("approve_extension", "shelve", "cancel", "merge")
+_SUPERVISOR = ("approve_extension", "shelve", "cancel", "merge_duplicate")
 #: Case actions (shared/contract/actions.py REQUESTABLE_ACTIONS) each role may request.
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
     GRID_WORKER: frozenset(("self_handle", "escalate") + _CHECK + _MEDIATION),

@@ -276,6 +276,8 @@ def expected_place_rows(groups: list[dict]) -> list[dict]:
 
 def check_totals(tab: Page, total: dict) -> None:
     assert as_int(tab.text("#kpi-accepted")) == total["accepted"]
+    # 合并重复件 beside 受理量 (issue 15)
+    assert tab.text("#kpi-accepted-sub").endswith(f"合并重复件 merged duplicates {count_text(total['merged_duplicates'])}")
     assert as_int(tab.text("#kpi-closed")) == total["closed"]
     assert as_int(tab.text("#kpi-in_progress")) == total["in_progress"]
     assert as_int(tab.text("#kpi-transferred")) == total["transferred"]

@@ -64,7 +64,7 @@ def test_closed_loop_with_rework_and_an_illegal_action(stack):
     assert resp.status_code == 409, resp.text
     body = resp.json()
     assert body["error"] == "action_refused" and body["status"] == "refused" and body["state"] == "reported"
-    assert set(body["allowed_actions"]) == {"accept", "reject", "cancel", "merge"}  # merge: issue 12
+    assert set(body["allowed_actions"]) == {"accept", "reject", "cancel", "merge_duplicate"}  # merge: issue 12
     assert body["reason"] and body["action_id"]
     assert view(stack, case)["state"] == "reported"
     act(stack, case, "accept", "intake_clerk", "accepted")

@@ -27,7 +27,8 @@ Monday and March 2026 has no public holiday):
 - H1 history: reported and dispatched to housing 3/5 10:00, transferred to health 3/6, closed 3/8
   10:00 (no outcome recorded).
 - P1 phone report 3/3, never accepted; P2 phone report 3/3, rejected; X1 dispatched 3/20 and
-  cancelled 3/21: all three outside every figure.
+  cancelled 3/21 as R1's duplicate: all three outside every figure but X1's own, 合并重复件
+  (``merged_duplicates``, issue 15: in the sub-period of its report, 3/20).
 """
 
 from __future__ import annotations
@@ -133,6 +134,8 @@ async def test_totals(reporting_engine, folded):
     # Outcomes of the final closures: resolved R1 R2 (its second closure) M1 M2; partly R3; H1 none.
     assert (total["resolved"], total["partly_resolved"], total["unresolved"], total["outcome_unrecorded"]) == (4, 1, 0, 1)
     assert total["unfounded"] == total["duplicate"] == total["not_remit"] == 0  # P2 and X1 are not counted
+    # X1 is shown apart, once: 合并重复件 (docs/kpis.md §3.1)
+    assert total["merged_duplicates"] == 1
     # Dispatches to a handler: R1 R2 R3 R4 R4' M1 M2 (mediation) and H1's recorded one = 8; R3's and
     # R4's first dispatch were recategorized while with the handler → 准确派遣率 (8 − 2) / 8.
     assert (total["dispatches"], total["inaccurate_dispatches"], total["recategorized"], total["returned"]) == (8, 2, 2, 0)
@@ -153,6 +156,21 @@ async def test_totals(reporting_engine, folded):
     assert (total["reopened"], total["reopen_rate"]) == (1, pytest.approx(1 / 6))
     # 100 × (0.30 × 5/8 + 0.35 × 2/3 + 0.35 × 3/4) = 18.75 + 23.333… + 26.25 = 68.333…
     assert total["assessment_score"] == pytest.approx(68.3333333)
+
+
+async def test_a_merged_duplicate_counts_in_its_report_s_sub_period_only(reporting_engine, folded):
+    """X1 (reported 3/20, cancelled as R1's duplicate 3/21): 合并重复件 1 in the ISO week of 3/16–3/22
+    (2026-03-16 is a Monday), 0 in the others; nothing else of that week counts it (受理量 there:
+    R2's reopen is no report; R4 reported 3/16 = 1)."""
+    async with reporting_engine.connect() as conn:
+        rows = (await query_kpis(conn, _filter(folded), "period:week", now=NOW))["rows"]
+        by_department = {r["key"]: r for r in (await query_kpis(conn, _filter(folded), "department", now=NOW))["rows"]}
+    weeks = {r["start"][:10]: r for r in rows}
+    assert {k: r["merged_duplicates"] for k, r in weeks.items() if r["merged_duplicates"]} == {"2026-03-16": 1}
+    assert weeks["2026-03-16"]["accepted"] == 1  # R4 only
+    # grouped by department: X1's department when it was cancelled, housing
+    assert by_department["housing"]["merged_duplicates"] == 1
+    assert sum(r["merged_duplicates"] for r in by_department.values()) == 1
 
 
 async def test_time_to_first_and_final_close(reporting_engine, folded):

@@ -161,8 +161,41 @@ async def test_correction_closure_callback_reopen_and_refusals(dispatch_conn):
     (refused,) = await b.batch(at(6, 12), b.act("recategorize", at(6, 12), elsewhere, category_code="100110",
                                                  to_place_code="880101001"))
     assert refused.action_id == elsewhere and "not a place of tenant 'demo-grid'" in refused.reason
-    (refused,) = await b.batch(at(6, 13), b.act("merge", at(6, 13), duplicate_of=case_id))
+    (refused,) = await b.batch(at(6, 13), b.act("merge_duplicate", at(6, 13), duplicate_of=case_id))
     assert "itself" in refused.reason
     row = await b.row()
     assert (row["status"], row["category_code"], row["place_code"], row["seq"]) == (
         "dispatched", "100102", DEMO_GRID_GRID, 12)
+
+
+async def test_merge_duplicate_looks_up_the_original(dispatch_conn):
+    """合并重复件 (issue 15 item 3) through the case book: the original is read from dispatch's own
+    rows (locked with the case acted on, store.py ``apply_actions``): a case it does not hold,
+    a case of another tenant and a merged duplicate are refused; an open case of the same tenant
+    is merged into, and the event and the row say so (cancelled, outcome duplicate, the original)."""
+    def grid_report(case_id: uuid.UUID, tenant: str = TENANT, place: str = DEMO_GRID_GRID) -> CaseReported:
+        return CaseReported(event_id=uuid.uuid4(), occurred_at=at(3, 11), case_id=case_id, tenant=tenant,
+                            place_code=place, category_code="100102", channel="grid_worker", reported_at=at(3, 11))
+
+    original, duplicate, late, foreign = (uuid.uuid4() for _ in range(4))
+    first, second, third = Book(dispatch_conn, original), Book(dispatch_conn, duplicate), Book(dispatch_conn, late)
+    await first.batch(at(3, 11), grid_report(original), grid_report(duplicate), grid_report(late),
+                      grid_report(foreign, "demo-market", "990101001001001"))
+    assert (await second.batch(at(3, 11)))[-1].event_type == "case.dispatched"  # all three are open
+    await third.batch(at(3, 11))
+
+    nowhere = uuid.uuid4()
+    (refused,) = await second.batch(at(3, 12), second.act("merge_duplicate", at(3, 12), duplicate_of=nowhere))
+    assert refused.event_type == "case.action_rejected" and "not a case dispatch holds" in refused.reason
+    (refused,) = await second.batch(at(3, 12), second.act("merge_duplicate", at(3, 12), duplicate_of=foreign))
+    assert "another tenant" in refused.reason
+
+    (merged,) = await second.batch(at(3, 13), second.act("merge_duplicate", at(3, 13), duplicate_of=original))
+    assert (merged.action, merged.from_state, merged.to_state, merged.outcome, merged.duplicate_of) == (
+        "merge_duplicate", "dispatched", "cancelled", "duplicate", original)
+    assert (await second.row())["status"] == "cancelled"
+    assert (await first.row())["status"] == "dispatched"  # the original is untouched
+
+    # a third report named a duplicate of the merged one: refused, naming the case that counts
+    (refused,) = await third.batch(at(3, 14), third.act("merge_duplicate", at(3, 14), duplicate_of=duplicate))
+    assert f"itself a duplicate of {original}" in refused.reason

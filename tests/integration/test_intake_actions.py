@@ -197,7 +197,7 @@ async def test_case_view_shows_the_mediation_rung_and_a_duplicates_original(engi
                             unit="990102001", from_mediation_level="community"))
     assert (await load_case(engine, case_id))["mediation_level"] == "street"
     original = uuid.uuid4()
-    await fold(engine, step(case_id, 3, "merge", "mediating", "cancelled", outcome="duplicate", duplicate_of=original,
+    await fold(engine, step(case_id, 3, "merge_duplicate", "mediating", "cancelled", outcome="duplicate", duplicate_of=original,
                             mediation_level="street", unit="990102001"))
     v = await load_case(engine, case_id)
     assert (v["state"], v["outcome"], v["outcome_label"], v["duplicate_of"]) == ("cancelled", "duplicate", "重复", original)

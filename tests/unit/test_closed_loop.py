@@ -183,7 +183,7 @@ def test_closure_callback_and_reopen_values():
         (None, None, 6, "unreachable")
     reopen = closed_loop_values(_transition("reopen", "closed", "dispatched", seq=7, reopen_count=1))
     assert (reopen["reopen_seq"], reopen["reopen_count"], reopen["close_seq"]) == (7, 1, None)
-    merge = closed_loop_values(_transition("merge", "filed", "cancelled", outcome="duplicate",
+    merge = closed_loop_values(_transition("merge_duplicate", "filed", "cancelled", outcome="duplicate",
                                            duplicate_of=uuid.UUID(int=2)))
     assert (merge["outcome"], merge["duplicate_of"]) == ("duplicate", uuid.UUID(int=2))
 

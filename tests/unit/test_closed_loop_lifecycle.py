@@ -33,6 +33,7 @@ from services.dispatch.domain.lifecycle import (
     Command,
     Context,
     IllegalAction,
+    OriginalCase,
     allowed_actions,
     decide,
     supervise,
@@ -75,8 +76,15 @@ def routed():
     route and limit (urgency 一般) for a category and place, the taxonomy, the case id."""
     def build(category: str, place: str = GRID, when: datetime = T0) -> Context:
         ctx = case_context(DEMO_GRID, TAXONOMY, category, place, "一般", when)
-        return dataclasses.replace(ctx, taxonomy=TAXONOMY, case_id=CASE_ID)
+        return dataclasses.replace(ctx, taxonomy=TAXONOMY, case_id=CASE_ID, case_tenant="demo-grid",
+                                   original=OPEN_ORIGINAL)
     return build
+
+
+#: The case ORIGINAL as dispatch holds it (store.py ``original_of``): an open case of demo-grid.
+OPEN_ORIGINAL = OriginalCase(ORIGINAL, "demo-grid", DISPATCHED)
+#: The context of a command that names ORIGINAL, with nothing else.
+KNOWS_ORIGINAL = Context(case_id=CASE_ID, case_tenant="demo-grid", original=OPEN_ORIGINAL)
 
 
 def dispatched(routed, category: str = SEWER, place: str = GRID) -> Case:
@@ -168,7 +176,7 @@ def test_reject_and_cancel_record_unfounded_unless_told_otherwise(action):
     assert case.state in (REJECTED, CANCELLED) and ts[0].outcome == "unfounded"
     case, ts = decide(reported, Command(action, outcome="not_remit"), T0)
     assert ts[0].outcome == "not_remit"
-    case, ts = decide(reported, Command(action, outcome="duplicate", duplicate_of=ORIGINAL), T0)
+    case, ts = decide(reported, Command(action, outcome="duplicate", duplicate_of=ORIGINAL), T0, KNOWS_ORIGINAL)
     assert (ts[0].outcome, ts[0].duplicate_of) == ("duplicate", ORIGINAL)
     with pytest.raises(IllegalAction, match="unfounded, not_remit, duplicate"):
         decide(reported, Command(action, outcome="resolved"), T0)
@@ -176,17 +184,17 @@ def test_reject_and_cancel_record_unfounded_unless_told_otherwise(action):
 
 def test_merge_cancels_a_duplicate_wherever_cancel_is_allowed(routed):
     for case in (Case.new(GRID), dispatched(routed)):
-        assert "merge" in allowed_actions(case)
-        merged, ts = decide(case, Command("merge", duplicate_of=ORIGINAL), at(4, 9), routed(SEWER))
+        assert "merge_duplicate" in allowed_actions(case)
+        merged, ts = decide(case, Command("merge_duplicate", duplicate_of=ORIGINAL), at(4, 9), routed(SEWER))
         assert merged.state == CANCELLED
         assert (ts[0].action, ts[0].to_state, ts[0].outcome, ts[0].duplicate_of) == (
-            "merge", CANCELLED, "duplicate", ORIGINAL)
+            "merge_duplicate", CANCELLED, "duplicate", ORIGINAL)
     with pytest.raises(IllegalAction, match="duplicate_of"):
-        decide(Case.new(GRID), Command("merge"), T0, routed(SEWER))
+        decide(Case.new(GRID), Command("merge_duplicate"), T0, routed(SEWER))
     with pytest.raises(IllegalAction, match="itself"):
-        decide(Case.new(GRID), Command("merge", duplicate_of=CASE_ID), T0, routed(SEWER))
+        decide(Case.new(GRID), Command("merge_duplicate", duplicate_of=CASE_ID), T0, routed(SEWER))
     with pytest.raises(IllegalAction, match="has ended"):
-        decide(closed_by_department(routed), Command("merge", duplicate_of=ORIGINAL), at(5, 9))
+        decide(closed_by_department(routed), Command("merge_duplicate", duplicate_of=ORIGINAL), at(5, 9))
 
 
 # --------------------------------------------------------------------------- callback
@@ -519,7 +527,7 @@ def test_events_carry_the_action_id_attribution_and_what_the_step_recorded(route
     (called,) = transition_events(uuid.UUID(CASE_ID), "demo-grid", GRID, ts, first_seq=9)
     assert (called.satisfaction, called.resident_resolved, called.outcome, called.action_id) == (
         "dissatisfied", False, None, None)
-    _, ts = decide(Case.new(GRID), Command("merge", duplicate_of=ORIGINAL), T0)
+    _, ts = decide(Case.new(GRID), Command("merge_duplicate", duplicate_of=ORIGINAL), T0, KNOWS_ORIGINAL)
     (merged,) = transition_events(uuid.UUID(CASE_ID), "demo-grid", GRID, ts, first_seq=1)
     assert (merged.outcome, merged.duplicate_of) == ("duplicate", uuid.UUID(ORIGINAL))
 

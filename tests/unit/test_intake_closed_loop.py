@@ -88,7 +88,7 @@ def test_view_values_of_an_ending_step_a_callback_and_a_dispatch():
 def test_action_in_accepts_the_closed_loop_fields():
     body = ActionIn(action="callback", satisfaction="basically_satisfied", resident_resolved=True)
     assert body.satisfaction == "basically_satisfied"
-    merge = ActionIn(action="merge", outcome="duplicate", duplicate_of=str(uuid.UUID(int=7)))
+    merge = ActionIn(action="merge_duplicate", outcome="duplicate", duplicate_of=str(uuid.UUID(int=7)))
     assert merge.duplicate_of == uuid.UUID(int=7)
     assert ActionIn(action="recategorize", category_code="100110", to_place_code="990102001001").to_place_code
 

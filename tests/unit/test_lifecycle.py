@@ -127,7 +127,7 @@ def test_illegal_action_names_state_and_allowed_actions():
     with pytest.raises(IllegalAction) as info:
         decide(case, Command("resolve"), T0)
     assert info.value.current_state == REPORTED
-    assert info.value.allowed_actions == ("accept", "reject", "cancel", "merge")
+    assert info.value.allowed_actions == ("accept", "reject", "cancel", "merge_duplicate")
     with pytest.raises(IllegalAction):
         decide(case, Command("fly"), T0)
     with pytest.raises(ValueError):
@@ -260,7 +260,7 @@ def test_shelving_pauses_the_clock():
     shelved_at, resumed_at = datetime(2025, 3, 4, 12, tzinfo=SH), datetime(2025, 3, 10, 12, tzinfo=SH)
     shelved, _ = decide(case, Command("shelve", actor_role="shift_lead"), shelved_at, ctx())
     assert shelved.state == SHELVED and shelved.paused_since == shelved_at
-    assert allowed_actions(shelved) == ("start", "cancel", "merge")
+    assert allowed_actions(shelved) == ("start", "cancel", "merge_duplicate")
     resumed, ts = decide(shelved, Command("start"), resumed_at, ctx())
     assert resumed.state == IN_PROGRESS and resumed.paused_since is None
     assert working_time_between(deadline, resumed.deadline) == timedelta(days=4)

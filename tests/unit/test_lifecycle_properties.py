@@ -35,6 +35,7 @@ from services.dispatch.domain.lifecycle import (
     Command,
     Context,
     IllegalAction,
+    OriginalCase,
     allowed_actions,
     decide,
     max_reopens,
@@ -125,8 +126,12 @@ commands = st.builds(
     to_place_code=st.none() | st.sampled_from(PLACES),
     note=st.sampled_from(("", "原因 reason")),
 )
+#: What dispatch may hold of the case a duplicate names (any tenant, state, itself a duplicate or not).
+originals = st.builds(OriginalCase, case_id=st.sampled_from(CASE_IDS), tenant=st.sampled_from(("demo-grid", "other")),
+                      state=st.sampled_from(STATES), duplicate_of=st.none() | st.sampled_from(CASE_IDS))
 contexts = st.builds(Context, route=st.none() | st.sampled_from(ROUTES), limit=st.none() | limits,
-                     case_id=st.none() | st.sampled_from(CASE_IDS))
+                     case_id=st.none() | st.sampled_from(CASE_IDS), case_tenant=st.none() | st.just("demo-grid"),
+                     original=st.none() | originals)
 steps = st.lists(st.tuples(commands, contexts, st.integers(0, 3 * 24 * 60)), max_size=30)
 
 COUNTERS = ("transfer_count", "return_count", "rework_count", "reopen_count", "recategorize_count")
@@ -179,6 +184,12 @@ def _check_step(before: Case, command: Command, now: datetime, context: Context)
         if t.to_state in ENDED and t.from_state not in ENDED:
             assert t.outcome in OUTCOMES, t.action
             assert (t.outcome == "duplicate") == (t.duplicate_of is not None)
+        # (f) a duplicate names a counted case dispatch holds, of the case's own tenant, not itself
+        if t.duplicate_of is not None:
+            original = context.original
+            assert original is not None and original.case_id == t.duplicate_of != context.case_id
+            assert context.case_tenant in (None, original.tenant)
+            assert original.state not in ("rejected", "cancelled")
     if command.action == "callback":
         assert new.state == CLOSED and transitions[0].satisfaction == new.satisfaction in SATISFACTIONS
         assert new.satisfaction != "unreachable" or new.resident_resolved is None
@@ -220,7 +231,7 @@ def test_property_walks_through_allowed_actions_keep_the_invariants(start, data)
     for _ in range(data.draw(st.integers(5, 30), label="length")):
         now = now + timedelta(minutes=data.draw(st.integers(0, 3 * 24 * 60), label="wait"))
         allowed = allowed_actions(case, now)
-        onward = tuple(a for a in allowed if a not in ("cancel", "reject", "merge"))  # keep walking
+        onward = tuple(a for a in allowed if a not in ("cancel", "reject", "merge_duplicate"))  # keep walking
         pick = data.draw(st.integers(0, 19), label="pick")
         if onward and pick < 17:
             action = data.draw(st.sampled_from(onward), label="action")
@@ -239,7 +250,7 @@ def test_property_walks_through_allowed_actions_keep_the_invariants(start, data)
                 if action == "approve_extension" else command.extension_days,
                 level=None,
                 outcome=None if command.outcome == "duplicate" else command.outcome,
-                duplicate_of=CASE_IDS[1] if action == "merge" else None,
+                duplicate_of=CASE_IDS[1] if action == "merge_duplicate" else None,
                 satisfaction=data.draw(st.sampled_from(SATISFACTIONS), label="rating")
                 if action == "callback" else None,
                 resident_resolved=command.resident_resolved

@@ -6,7 +6,7 @@ for one case and one command, what the case becomes and which transitions to rec
 Longer than the house's ~500 lines on purpose: it is one state machine — states, guards, one small
 function per action and the table binding them — and is read (and changed) as a whole; split, a
 rule's guard and its transition would sit in different files. The closed loop after closure
-(callback, reopen) and the corrections (recategorize, merge) are rules of the same machine.
+(callback, reopen) and the corrections (recategorize, merge_duplicate) are rules of the same machine.
 
 Sources (docs/domain.md):
 
@@ -65,7 +65,7 @@ The closed loop (issue 12; docs/domain.md §3(c)5, §3(c)6, §3(c)10, §3(d)3; s
   the note, ``duplicate`` needs ``duplicate_of``), the check closes with it (``verify_pass``) or
   clears it (``verify_fail``, rework). ``self_handle`` → the given outcome or ``resolved``;
   ``mediation_agreement`` → ``resolved``; ``reject`` / ``cancel`` → ``unfounded`` unless
-  ``not_remit`` or ``duplicate`` is given; ``merge`` (合并重复件, wherever ``cancel`` is allowed) →
+  ``not_remit`` or ``duplicate`` is given; ``merge_duplicate`` (合并重复件, wherever ``cancel`` is allowed) →
   cancelled with ``duplicate`` and the original's id.
 - Closed, rejected and cancelled end a case; closed alone still takes two actions: ``callback``
   (回访; a satisfaction rating, optionally the resident's own judgement whether it was resolved;
@@ -168,7 +168,7 @@ USER_ACTIONS: tuple[str, ...] = (
     "accept", "reject", "file", "acknowledge", "start", "resolve", "return", "transfer",
     "request_extension", "approve_extension", "shelve", "verify_pass", "verify_fail",
     "mediation_agreement", "mediation_failed", "cancel", "self_handle",
-    "callback", "reopen", "recategorize", "merge",
+    "callback", "reopen", "recategorize", "merge_duplicate",
 )
 #: Actions taken by dispatch itself.
 SYSTEM_ACTIONS: tuple[str, ...] = ("dispatch", "begin_check", "escalate", "supervise")
@@ -182,7 +182,7 @@ ACTION_LABELS: Mapping[str, str] = MappingProxyType({
     "transfer": "转办", "request_extension": "申请延期", "approve_extension": "批准延期",
     "shelve": "挂账", "mediation_agreement": "达成调解协议", "mediation_failed": "调解不成上报",
     "cancel": "作废", "self_handle": "自行处置", "escalate": "逐级上报", "supervise": "督办",
-    "callback": "回访", "reopen": "重办", "recategorize": "改类", "merge": "合并重复件",
+    "callback": "回访", "reopen": "重办", "recategorize": "改类", "merge_duplicate": "合并重复件",
 })
 
 #: Who normally takes each action (docs/domain.md §3(c)2–5, §1.2); recorded, not enforced here.
@@ -197,7 +197,7 @@ ACTION_ACTORS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "mediation_failed": ("mediator",), "cancel": ("shift_lead",),
     "self_handle": ("grid_worker",), "escalate": ("grid_worker", "system"),
     "supervise": ("system",), "callback": ("intake_clerk",), "reopen": ("shift_lead",),
-    "recategorize": ("dispatcher", "shift_lead"), "merge": ("shift_lead",),
+    "recategorize": ("dispatcher", "shift_lead"), "merge_duplicate": ("shift_lead",),
 })
 
 #: Actions a closed case still accepts (the 12345 loop, docs/domain.md §1.5, §3(c)6).
@@ -207,20 +207,20 @@ AFTER_CLOSURE_ACTIONS: tuple[str, ...] = ("callback", "reopen")
 DISCARD_OUTCOMES: tuple[str, ...] = ("unfounded", "not_remit", "duplicate")
 
 _STATE_ACTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    REPORTED: ("accept", "reject", "cancel", "merge"),
-    ACCEPTED: ("file", "self_handle", "escalate", "recategorize", "cancel", "merge"),
-    FILED: ("dispatch", "recategorize", "cancel", "merge"),
+    REPORTED: ("accept", "reject", "cancel", "merge_duplicate"),
+    ACCEPTED: ("file", "self_handle", "escalate", "recategorize", "cancel", "merge_duplicate"),
+    FILED: ("dispatch", "recategorize", "cancel", "merge_duplicate"),
     DISPATCHED: ("acknowledge", "return", "transfer", "request_extension", "approve_extension",
-                 "shelve", "supervise", "recategorize", "cancel", "merge"),
+                 "shelve", "supervise", "recategorize", "cancel", "merge_duplicate"),
     ACKNOWLEDGED: ("start", "transfer", "request_extension", "approve_extension", "shelve",
-                   "supervise", "recategorize", "cancel", "merge"),
+                   "supervise", "recategorize", "cancel", "merge_duplicate"),
     IN_PROGRESS: ("resolve", "transfer", "request_extension", "approve_extension", "shelve",
-                  "supervise", "recategorize", "cancel", "merge"),
-    RESOLVED: ("begin_check", "cancel", "merge"),
-    CHECKING: ("verify_pass", "verify_fail", "cancel", "merge"),
-    SHELVED: ("start", "cancel", "merge"),
+                  "supervise", "recategorize", "cancel", "merge_duplicate"),
+    RESOLVED: ("begin_check", "cancel", "merge_duplicate"),
+    CHECKING: ("verify_pass", "verify_fail", "cancel", "merge_duplicate"),
+    SHELVED: ("start", "cancel", "merge_duplicate"),
     MEDIATING: ("mediation_agreement", "mediation_failed", "supervise", "recategorize", "cancel",
-                "merge"),
+                "merge_duplicate"),
     CLOSED: AFTER_CLOSURE_ACTIONS, REJECTED: (), CANCELLED: (),
 })
 
@@ -414,7 +414,7 @@ class Command:
     - ``level``: target supervision level for ``supervise`` (default: current + 1).
     - ``outcome``: the outcome of an ending step (``resolve``, ``self_handle``, ``reject``,
       ``cancel``); ``duplicate_of``: the original case's id (text) for outcome ``duplicate``
-      and for ``merge``.
+      and for ``merge_duplicate``.
     - ``satisfaction`` / ``resident_resolved``: the rating of a ``callback``.
     - ``category_code`` / ``to_place_code``: the corrected category and place of
       ``recategorize`` (category required) or of a ``return`` that corrects them.
@@ -440,6 +440,18 @@ class Command:
 
 
 @dataclass(frozen=True)
+class OriginalCase:
+    """What dispatch holds of the case a duplicate names (``duplicate_of``): its id (text), its
+    tenant, its state and, if it is itself a duplicate, the case it duplicates (its own
+    ``duplicate_of``)."""
+
+    case_id: str
+    tenant: str
+    state: str
+    duplicate_of: str | None = None
+
+
+@dataclass(frozen=True)
 class Context:
     """What ``decide`` needs besides the case: the router's decision (``dispatch``), the disposal
     limit to start the clock with, the tenant (street offices, levels, timezone, places,
@@ -449,7 +461,10 @@ class Context:
     For ``recategorize`` and a ``return`` that corrects the category, ``route`` and ``limit`` are
     those of the corrected category and place (the caller routes them). ``taxonomy`` (optional)
     lets ``decide`` refuse a category it does not hold; ``case_id`` (text, optional) lets it
-    refuse a case named a duplicate of itself."""
+    refuse a case named a duplicate of itself. For a command naming ``duplicate_of``,
+    ``case_tenant`` is the case's tenant and ``original`` what dispatch holds of the case named
+    (``None``: dispatch holds no such case): a duplicate must name an existing case of the same
+    tenant (:func:`_original`)."""
 
     route: RouteDecision | None = None
     limit: Limit | None = None
@@ -458,6 +473,8 @@ class Context:
     calendar: WorkCalendar | None = None
     taxonomy: Taxonomy | None = None
     case_id: str | None = None
+    case_tenant: str | None = None
+    original: OriginalCase | None = None
 
     @property
     def zone(self) -> tzinfo:
@@ -700,12 +717,27 @@ def _handler_of(case: Case, decision: RouteDecision) -> str:
 
 
 def _original(b: _Builder) -> str:
-    """The case ``duplicate_of`` names (required, not the case itself)."""
+    """The case ``duplicate_of`` names (docs/domain.md §3(c)5 "Duplicates"): required; not the case
+    itself; a case dispatch holds (``context.original``) of the same tenant; not rejected or
+    cancelled, since such a case is outside every figure and the matter would count nowhere
+    (docs/kpis.md §2); and not itself a duplicate, so that every duplicate names the case that
+    counts (the refusal names that case)."""
     original = (b.command.duplicate_of or "").strip()
     if not original:
         raise b.refuse("重复件须注明原件 (a duplicate needs duplicate_of, the original case)")
     if b.context.case_id is not None and original == str(b.context.case_id):
         raise b.refuse("a case cannot be a duplicate of itself")
+    found = b.context.original
+    if found is None or found.case_id != original:
+        raise b.refuse(f"原件不存在 the original case {original} is not a case dispatch holds")
+    if b.context.case_tenant is not None and found.tenant != b.context.case_tenant:
+        raise b.refuse(f"原件不属于本租户 the original case {original} belongs to another tenant")
+    if found.state in (REJECTED, CANCELLED):
+        if found.duplicate_of is not None:
+            raise b.refuse(f"原件本身是重复件 the case {original} is itself a duplicate of "
+                           f"{found.duplicate_of}: name that case")
+        raise b.refuse(f"原件{STATE_LABELS[found.state]} the original case {original} is {found.state}: "
+                       "it is not counted, so its duplicate would count nowhere")
     return original
 
 
@@ -987,7 +1019,7 @@ def _cancel(b: _Builder, ctx: Context) -> None:
 
 def _merge(b: _Builder, ctx: Context) -> None:
     original = _original(b)
-    b.step("merge", replace(b.case, state=CANCELLED, outcome="duplicate", duplicate_of=original),
+    b.step("merge_duplicate", replace(b.case, state=CANCELLED, outcome="duplicate", duplicate_of=original),
            f"合并重复件 merged into {original} as its duplicate", outcome=True)
 
 
@@ -1059,7 +1091,7 @@ _HANDLERS: Mapping[str, Callable[[_Builder, Context], None]] = MappingProxyType(
     "request_extension": _request_extension, "approve_extension": _approve_extension,
     "shelve": _shelve, "mediation_agreement": _mediation_agreement,
     "mediation_failed": _mediation_failed, "cancel": _cancel, "supervise": _supervise,
-    "merge": _merge, "callback": _callback, "reopen": _reopen, "recategorize": _recategorize,
+    "merge_duplicate": _merge, "callback": _callback, "reopen": _reopen, "recategorize": _recategorize,
 })
 
 
@@ -1094,7 +1126,7 @@ def decide(case: Case, command: Command, now: datetime, context: Context | None 
       route does not name → filed → dispatched to the new target; else state unchanged; a
       filed case is dispatched by the route. ``return`` with ``category_code`` returns, then
       recategorizes and re-routes.
-    - any non-terminal: ``cancel`` → cancelled; ``merge`` (``duplicate_of`` required) →
+    - any non-terminal: ``cancel`` → cancelled; ``merge_duplicate`` (``duplicate_of`` required) →
       cancelled with outcome ``duplicate``.
     - closed: ``callback`` (``satisfaction`` required) → closed, once per closure unless
       unreachable; ``reopen`` (note required, up to ``max_reopens``) → dispatched | mediating |

@@ -3,7 +3,8 @@ docs/kpis.md), each formula in one place.
 
 Every figure is defined exactly once: the per-case rule that decides whether a case counts (a SQL
 fragment in :data:`~services.reporting.kpis.rules.EVENT_RULES` / ``STATE_RULES`` / ``TIME_RULES``
-over the per-case columns of ``CASE_COLUMNS``) or the per-event rule that decides which step counts
+over the per-case columns of ``CASE_COLUMNS``; ``DUPLICATE_RULES`` over the merged duplicates, which
+every other rule leaves out) or the per-event rule that decides which step counts
 and against which department (``STEP_RULES``), and the arithmetic that turns counts into rates (a
 pure function of :mod:`services.reporting.kpis.formulas`). The work-summary paragraph
 (docs/seeds.md block A) and the CSV/XLSX exports are filled from the same rows.

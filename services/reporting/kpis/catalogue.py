@@ -80,6 +80,8 @@ def _mediation() -> list[Kpi]:
 #: Every KPI column, in output order (docs/domain.md §3(e) order, parts beside their rate).
 KPIS: tuple[Kpi, ...] = (
     Kpi("accepted", "受理量", "intake (accepted)", "count"),
+    # reports merged into another case as its duplicate: outside every other figure (issue 15)
+    Kpi("merged_duplicates", "合并重复件", "merged duplicates", "count"),
     Kpi("filed", "立案数", "filed", "count"),
     Kpi("closed", "办结量", "completed", "count"),
     # the outcome breakdown of 办结量 (one count per outcome; history sources record none)

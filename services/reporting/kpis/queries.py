@@ -31,6 +31,7 @@ from services.reporting.kpis.periods import (
 )
 from services.reporting.kpis.rules import RESPONSE_WINDOW, SWEEP_REQUEST_TYPE
 from services.reporting.kpis.sql import bind, kpi_sql, step_sql
+from services.reporting.kpis.step_cells_sql import cell_rows
 from services.reporting.labels import group_label
 from shared.domain.tenants import AssessmentWeights, TenantConfig
 
@@ -112,11 +113,19 @@ async def step_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str | N
     for several sub-periods. Figures without an event are left out (0 or ``None``)."""
     n = len(bounds) - 1
     await _session(conn)
+    rows = await cell_rows(conn, flt, group_by, bounds)  # the step cells when P is made of whole local days
+    if rows is not None:
+        return _step_rows(rows, group_by, n)
     # the working clock is read at hand-overs in P and at their acknowledgements (RESPONSE_WINDOW)
     clock = working_clock_params_between(flt.tz, bounds[0], min(bounds[-1], OPEN_END) + RESPONSE_WINDOW)
     text, args = bind(step_sql(group_by, periods=n > 1), {**_params(flt, bounds, now), **clock})
+    return _step_rows((await conn.exec_driver_sql(text, args)).mappings(), group_by, n)
+
+
+def _step_rows(rows, group_by: str | None, n: int) -> dict[Any, dict]:
+    """The rows of the step statement (or of the step cells) keyed as :func:`step_figures` answers."""
     out: dict[Any, dict] = {}
-    for row in (await conn.exec_driver_sql(text, args)).mappings():
+    for row in rows:
         raw = {k: v for k, v in row.items() if v is not None}
         key, g = raw.pop("key", None), raw.pop("g")
         out[TOTAL if g == 1 or (n == 1 and (group_by is None or group_by.startswith("period:"))) else key] = raw

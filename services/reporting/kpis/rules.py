@@ -77,6 +77,10 @@ GROUP_KEYS: Mapping[str, str] = {
 CASE_COLUMNS: Mapping[str, str] = {
     # Universe: cases that were accepted (受理) and are not rejected/cancelled (module docstring).
     "universe": COUNTED_SQL,
+    # Merged duplicates (合并重复件, issue 15 item 3; docs/kpis.md §2 "Duplicates"): reports cancelled
+    # as the duplicate of another case (merge_duplicate, or cancel naming the original). Outside
+    # the universe, so the matter counts once, as its original; counted apart by DUPLICATE_RULES.
+    "merged_duplicate": "(cf.reported_at IS NOT NULL AND cf.state = 'cancelled' AND cf.outcome = 'duplicate')",
     # Candidates of P: cases alive at some moment of P, i.e. reported before its end and not
     # closed before its start (every event of a case lies within its life).
     # The lifetime end (close time, or +infinity while open) is the expression of the index
@@ -157,6 +161,13 @@ EVENT_RULES: Mapping[str, tuple[str, str]] = {
     # 督办数 (§3(e)9): a case's records = its supervision level, in the sub-period of its deadline.
     "supervisions": ("sum:c.supervision_level", "c.db BETWEEN {lo} AND {hi}"),
     "supervised_cases": ("count", "c.db BETWEEN {lo} AND {hi} AND c.supervision_level > 0"),
+}
+
+#: The figures of the merged duplicates (:data:`CASE_COLUMNS` ``merged_duplicate``, outside the
+#: universe), same form as :data:`EVENT_RULES`: 合并重复件, in the sub-period of the duplicate's
+#: report (as 受理量 counts its original: docs/kpis.md §3.1).
+DUPLICATE_RULES: Mapping[str, tuple[str, str]] = {
+    "merged_duplicates": ("count", "c.rb BETWEEN {lo} AND {hi}"),
 }
 
 #: Time statistics: ``prefix: (hours column, working-hours column, sub-period column)``: count,

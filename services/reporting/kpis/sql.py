@@ -30,6 +30,7 @@ from services.reporting.kpis.catalogue import GROUP_BYS
 from services.reporting.kpis.clock import local_epoch_sql
 from services.reporting.kpis.rules import (
     CASE_COLUMNS,
+    DUPLICATE_RULES,
     EVENT_RULES,
     GROUP_KEYS,
     HANDLING_STATES,
@@ -67,11 +68,16 @@ def _cases_cte(key: str, materialized: bool = False) -> str:
         f"{CASE_COLUMNS[name]} AS {name}"
         for name in ("filed", "close_t", *_BUCKETS, "ob", "shelved", "close_h", "close_wh", "final_close_h",
                      "final_close_wh", "ack_h", "ack_wh"))
+    # the universe's cases (``counted``: every rule but DUPLICATE_RULES counts only those) and the
+    # merged duplicates (``merged_duplicate``: DUPLICATE_RULES count only those)
+    universe, merged = CASE_COLUMNS["universe"], CASE_COLUMNS["merged_duplicate"]
     return (f"WITH c AS {'MATERIALIZED ' if materialized else ''}(\n"
             f"  SELECT {key} AS key, cf.deadline, cf.transfer_count, cf.return_count, cf.rework_count,\n"
-            f"         cf.supervision_level, cf.request_type, cf.category_code, cf.outcome,\n         {cols}\n"
-            f"  FROM (SELECT {inner_cols},\n          {epochs}\n        FROM reporting.case_facts cf\n"
-            f"        WHERE {FILTER_SQL}\n          AND {CASE_COLUMNS['universe']}\n"
+            f"         cf.supervision_level, cf.request_type, cf.category_code, cf.outcome,\n"
+            f"         cf.counted, cf.merged_duplicate,\n         {cols}\n"
+            f"  FROM (SELECT {inner_cols},\n          {epochs},\n"
+            f"          {universe} AS counted, {merged} AS merged_duplicate\n        FROM reporting.case_facts cf\n"
+            f"        WHERE {FILTER_SQL}\n          AND ({universe} OR {merged})\n"
             f"          AND {CASE_COLUMNS['candidate']}\n        OFFSET 0) AS cf\n"
             f"  OFFSET 0\n)\n")
 
@@ -86,19 +92,22 @@ def _time_measures(prefix: str, flt: str) -> list[str]:
 
 
 def measures(lo: str, hi: str, *, states: bool, times: bool = True, extras: bool = False) -> str:
-    """The aggregate list of the rules for sub-periods ``lo..hi`` (SQL expressions)."""
+    """The aggregate list of the rules for sub-periods ``lo..hi`` (SQL expressions): every rule over
+    the universe's cases (``c.counted``), :data:`~services.reporting.kpis.rules.DUPLICATE_RULES`
+    over the merged duplicates (``c.merged_duplicate``)."""
     out = []
-    rules = {**EVENT_RULES, **(SUMMARY_RULES if extras else {})}
-    for name, (agg, cond) in rules.items():
-        c = cond.format(lo=lo, hi=hi)
+    rules = [(name, rule, "c.counted") for name, rule in {**EVENT_RULES, **(SUMMARY_RULES if extras else {})}.items()]
+    rules += [(name, rule, "c.merged_duplicate") for name, rule in DUPLICATE_RULES.items()]
+    for name, (agg, cond), cases in rules:
+        c = f"{cases} AND {cond.format(lo=lo, hi=hi)}"
         out.append(f"count(*) FILTER (WHERE {c}) AS {name}" if agg == "count"
                    else f"sum({agg[4:]}) FILTER (WHERE {c}) AS {name}")
     if times:
         for prefix, (_, _, bucket) in TIME_RULES.items():
-            out += _time_measures(prefix, f"FILTER (WHERE {bucket} BETWEEN {lo} AND {hi})")
+            out += _time_measures(prefix, f"FILTER (WHERE c.counted AND {bucket} BETWEEN {lo} AND {hi})")
     if states:
         for name, (first, stop, cond) in STATE_RULES.items():
-            out.append(f"count(*) FILTER (WHERE {cond} AND {first} <= {hi} AND {stop} > {hi}) AS {name}")
+            out.append(f"count(*) FILTER (WHERE c.counted AND {cond} AND {first} <= {hi} AND {stop} > {hi}) AS {name}")
     return ",\n  ".join(out)
 
 
@@ -137,12 +146,12 @@ def kpi_sql(group_by: str | None, periods: bool = False, extras: bool = False) -
         for i, b in enumerate(_BUCKETS))
     spans = " UNION ALL\n  ".join(
         f"SELECT '{name}' AS m, {first} AS s, {stop} AS t, count(*) AS n FROM c "
-        f"WHERE {cond} AND {first} <= :n::int AND {stop} > {first} AND {stop} >= 2 GROUP BY 2, 3"
+        f"WHERE c.counted AND {cond} AND {first} <= :n::int AND {stop} > {first} AND {stop} >= 2 GROUP BY 2, 3"
         for name, (first, stop, cond) in STATE_RULES.items())
     # time statistics per sub-period: grouped by their own sub-period column (a narrow sort)
     times = " UNION ALL\n  ".join(
         f"SELECT row_to_json(x) AS j FROM (SELECT {bucket} AS b, {', '.join(_time_measures(prefix, ''))} FROM c "
-        f"WHERE {bucket} BETWEEN 1 AND :n::int GROUP BY {bucket}) AS x"
+        f"WHERE c.counted AND {bucket} BETWEEN 1 AND :n::int GROUP BY {bucket}) AS x"
         for prefix, (_, _, bucket) in TIME_RULES.items())
     return (f"{_cases_cte(key, materialized=True)}"
             f", per AS (\n  SELECT e.b,\n  {measures('e.b', 'e.b', states=False, times=False)}\n"

@@ -295,7 +295,9 @@
 
   function renderTotals(t) {
     setText("kpi-accepted", fmtInt(t.accepted));
-    setText("kpi-accepted-sub", "立案 filed " + fmtInt(t.filed));
+    // merged duplicates are outside 受理量 (each counts as its original): shown beside it (docs/kpis.md §3.1)
+    setText("kpi-accepted-sub", "立案 filed " + fmtInt(t.filed) + " · 合并重复件 merged duplicates " +
+      fmtInt(t.merged_duplicates));
     setText("kpi-closed", fmtInt(t.closed));
     setText("kpi-closed-sub", "按期办结 on time " + fmtInt(t.closed_on_time));
     setText("kpi-in_progress", fmtInt(t.in_progress));

@@ -1,0 +1,177 @@
+"""Reading the per-event figures from their cells (issue 14): the statement over
+``reporting.step_cells`` and ``reporting.step_case_days`` (services/reporting/kpis/step_cells.py)
+that answers what :func:`services.reporting.kpis.sql.step_sql` answers by scanning the steps, with
+the same rows and figures, whenever P is made of whole local days in the zone the tenant's cells are
+computed in (every day, week and month request; an open end is fine), or when its start or end
+falls within a day but no step of the tenant lies between that bound and the day's edge (a period
+request with an open start begins at the tenant's first report: :func:`day_bounds`). Its cost grows
+with the cells of P (days × grids × categories × departments × channels that had an event), not
+with the cases.
+
+- ``sum`` figures: the sum of the cells' counters (NULL when 0, as the scan's ``sum`` of no row),
+  per rung for the figures given per rung.
+- ``mediation_hours``: the sum of the microseconds ÷ the count.
+- ``cases`` figures: the case days with their day in the sub-period and their previous day before
+  it (the total row: before P); per department for department rows or a department filter, else
+  over all departments; per rung or over all.
+- A group has a row when its cells hold at least one event (the total row always), as the scan.
+- A request without place, category or channel (as grouping or filter) reads
+  ``reporting.step_day_cells``, the cells summed over them: a few rows per day and department.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta, tzinfo
+from itertools import pairwise
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.reporting.filters import SCOPE_SQL, CaseFilter, department_sql
+from services.reporting.kpis.catalogue import GROUP_BYS
+from services.reporting.kpis.clock import tz_name
+from services.reporting.kpis.periods import OPEN_END, OPEN_START
+from services.reporting.kpis.rules import GROUP_KEYS, STEP_RULES
+from services.reporting.kpis.sql import bind
+from services.reporting.kpis.step_cells import AVG_FIGURES, CASE_FIGURES, SUM_FIGURES
+from shared.contract.actions import MEDIATION_LEVELS
+
+#: Days standing for an open end of P.
+FIRST_DAY, LAST_DAY = date(1, 1, 1), date(9999, 12, 31)
+
+
+def day_bounds(bounds: Sequence[datetime], tz: tzinfo) -> tuple[list[date], list[tuple[datetime, datetime]]] | None:
+    """The local days standing for ``bounds`` in ``tz``, and the parts of days they would add to P.
+
+    Every bound but the first and the last must be a local midnight (else ``None``; period bounds
+    always are). An open end (:data:`~services.reporting.kpis.periods.OPEN_START` / ``OPEN_END``)
+    is a day before / after every cell. A first bound within a day stands for that day, adding
+    ``[its midnight, b0)``; a last bound within a day stands for the next one, adding ``[bn, next
+    midnight)``: the cells answer only if no step of the tenant lies in those parts
+    (:func:`cell_rows`)."""
+    days, extra = [], []
+    last = len(bounds) - 1
+    for i, b in enumerate(bounds):
+        if (i == 0 and b == OPEN_START) or (i == last and b == OPEN_END):
+            days.append(FIRST_DAY if i == 0 else LAST_DAY)
+            continue
+        d = b.astimezone(tz).date()
+        midnight = datetime.combine(d, time(0), tz)
+        if midnight != b:
+            if i == 0:
+                extra.append((midnight, b))
+            elif i == last:
+                d += timedelta(days=1)
+                extra.append((b, datetime.combine(d, time(0), tz)))
+            else:
+                return None
+        days.append(d)
+    if any(a >= b for a, b in pairwise(days)):
+        return None
+    return days, extra
+
+
+def cells_sql(group_by: str | None, periods: bool, by_department: bool, coarse: bool = False) -> str:
+    """The statement: rows ``(key, g, <figures>)`` as :func:`~services.reporting.kpis.sql.step_sql`'s.
+    ``by_department``: a department filter is set (the 'cases' figures then count per department).
+    ``coarse``: read the counters from ``step_day_cells`` (no place, category or channel: only for a
+    request that groups and filters by none of them, :func:`coarse_enough`). The counters are first
+    summed per group, sub-period and rung, then the figures taken from those sums.
+
+    Raises:
+        ValueError: unknown ``group_by``.
+    """
+    if periods or group_by is None or group_by.startswith("period:"):
+        key = "NULL::text"
+    elif group_by == "department":
+        key = "cf.department"
+    elif group_by in GROUP_KEYS:
+        key = GROUP_KEYS[group_by]
+    else:
+        raise ValueError(f"group_by must be one of {', '.join(GROUP_BYS)}")
+    part = "x.b" if periods else "x.key"
+    where = (f"{SCOPE_SQL} AND {department_sql('cf.department')}\n"
+             "    AND cf.day >= :d0::date AND cf.day < :dn::date")
+    bucket = "width_bucket(cf.day, :days::date[])"
+    zeros = ", ".join(f"0 AS {c}" for c in ("events", *SUM_FIGURES))
+    avg_cols = [f"{n}{s}" for n in AVG_FIGURES for s in ("_us", "_n")]
+    counters = ", ".join(f"sum(cf.{c}) AS {c}" for c in ("events", *SUM_FIGURES, *avg_cols))
+    cells_where = (f"cf.tenant = :tenant AND {department_sql('cf.department')}\n"
+                   "    AND cf.day >= :d0::date AND cf.day < :dn::date") if coarse else where
+    rows = (
+        f"  SELECT {key} AS key, {bucket} AS b, cf.rung, {counters},\n"
+        "         NULL::text AS figure, NULL::int AS pb, NULL::bool AS by_department, NULL::bool AS by_rung, 0 AS cases\n"
+        f"  FROM reporting.{'step_day_cells' if coarse else 'step_cells'} cf\n  WHERE {cells_where}\n"
+        "  GROUP BY 1, 2, 3\n"
+        "  UNION ALL\n"
+        f"  SELECT {key}, {bucket}, cf.rung, {zeros}, {', '.join(f'0 AS {c}' for c in avg_cols)},\n"
+        f"         cf.figure, coalesce(width_bucket(cf.prev_day, :days::date[]), 0), cf.by_department, cf.by_rung, cf.cases\n"
+        f"  FROM reporting.step_case_days cf\n  WHERE {where}\n")
+    out = []
+    for name in SUM_FIGURES:
+        out.append(f"nullif(sum(x.{name}), 0) AS {name}")
+        if STEP_RULES[name].rung is not None:
+            out += [f"nullif(sum(x.{name}) FILTER (WHERE x.rung = '{r}'), 0) AS {name}_{r}" for r in MEDIATION_LEVELS]
+    for name in AVG_FIGURES:
+        def avg(cond: str, label: str, n: str = name) -> str:
+            return (f"sum(x.{n}_us) FILTER (WHERE {cond})::float8 / 3600e6 / "
+                    f"nullif(sum(x.{n}_n) FILTER (WHERE {cond}), 0) AS {label}")
+        out.append(avg("TRUE", name))
+        if STEP_RULES[name].rung is not None:
+            out += [avg(f"x.rung = '{r}'", f"{name}_{r}") for r in MEDIATION_LEVELS]
+    group_scope = "TRUE" if group_by == "department" or by_department else "FALSE"
+    total_scope = "TRUE" if by_department else "FALSE"
+    for name in CASE_FIGURES:
+        for rung in (None, *(MEDIATION_LEVELS if STEP_RULES[name].rung is not None else ())):
+            of = f"x.figure = '{name}' AND x.by_rung = {'FALSE' if rung is None else 'TRUE'}" + (
+                f" AND x.rung = '{rung}'" if rung else "")
+            out.append(
+                f"CASE WHEN grouping({part}) = 1 "
+                f"THEN coalesce(sum(x.cases) FILTER (WHERE {of} AND x.by_department = {total_scope} AND x.pb = 0), 0) "
+                f"ELSE coalesce(sum(x.cases) FILTER (WHERE {of} AND x.by_department = {group_scope} AND x.pb < x.b), 0) "
+                f"END AS {f'{name}_{rung}' if rung else name}")
+    return (f"SELECT {part} AS key, grouping({part}) AS g,\n  " + ",\n  ".join(out) + "\n"
+            f"FROM (\n{rows}) AS x\nGROUP BY GROUPING SETS (({part}), ())\n"
+            f"HAVING sum(x.events) > 0 OR grouping({part}) = 1")
+
+
+def coarse_enough(flt: CaseFilter, group_by: str | None) -> bool:
+    """Whether ``step_day_cells`` can answer: no place or category filter, and no grouping but by
+    period or department."""
+    return (flt.place_prefix is None and flt.category is None
+            and (group_by is None or group_by == "department" or group_by.startswith("period:")))
+
+
+async def _steps_within(conn: AsyncConnection, tenant: str, spans: Sequence[tuple[datetime, datetime]]) -> bool:
+    """Whether any step of ``tenant`` lies in one of ``spans`` (index ix_reporting_case_steps_tenant_at)."""
+    cond = " OR ".join(f"(s.at >= :a{i} AND s.at < :b{i})" for i in range(len(spans)))
+    params = {"tenant": tenant, **{f"a{i}": a for i, (a, _) in enumerate(spans)},
+              **{f"b{i}": b for i, (_, b) in enumerate(spans)}}
+    text, args = bind(f"SELECT EXISTS (SELECT 1 FROM reporting.case_steps s WHERE s.tenant = :tenant AND ({cond}))",
+                      params)
+    return bool((await conn.exec_driver_sql(text, args)).scalar())
+
+
+async def cells_zone(conn: AsyncConnection, tenant: str) -> str | None:
+    """The zone the tenant's step cells are computed in, ``None`` if it has none."""
+    text, args = bind("SELECT timezone FROM reporting.step_cell_zones WHERE tenant = :tenant", {"tenant": tenant})
+    return (await conn.exec_driver_sql(text, args)).scalar()
+
+
+async def cell_rows(conn: AsyncConnection, flt: CaseFilter, group_by: str | None,
+                    bounds: Sequence[datetime]) -> list[dict[str, Any]] | None:
+    """The rows of :func:`cells_sql` for P = ``bounds``, or ``None`` when the cells cannot answer
+    (:func:`day_bounds`: an inner bound that is not a local midnight, or steps of the tenant in the
+    part of a day an outer bound would add; cells in another zone or none for the tenant)."""
+    found = day_bounds(bounds, flt.tz)
+    if found is None or await cells_zone(conn, flt.tenant) != tz_name(flt.tz):
+        return None
+    days, extra = found
+    if extra and await _steps_within(conn, flt.tenant, extra):
+        return None
+    n = len(bounds) - 1
+    sql = cells_sql(group_by, periods=n > 1, by_department=flt.department is not None,
+                    coarse=coarse_enough(flt, group_by))
+    text, args = bind(sql, {**flt.sql_params(), "days": days, "d0": days[0], "dn": days[-1]})
+    return [dict(r) for r in (await conn.exec_driver_sql(text, args)).mappings()]

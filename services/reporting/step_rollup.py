@@ -1,0 +1,221 @@
+"""Folding the per-event figures into their cells (issue 14): ``reporting.step_cells``, their sums
+over places, categories and channels ``reporting.step_day_cells``, and ``reporting.step_case_days``
+(services/reporting/db.py), in the fold's transaction.
+
+When a batch of events touches a case, its old contributions (from its fact row and steps before
+the batch) are retracted and its new ones added (:func:`services.reporting.kpis.step_cells.case_contributions`);
+the touched cases are locked (:data:`LOCK_SQL`) and read with one statement before and one after the
+fold, and the differences of
+the whole batch are applied with one set-based upsert per table (``INSERT … SELECT FROM unnest …
+ON CONFLICT DO UPDATE SET c = cell.c + excluded.c``). Additions commute, and a case's
+contributions depend only on its current rows, which the fold keeps order-independent, so the cells
+equal the sum over the cases of their current contributions whatever the order and batching of
+the events. (An event is folded once: the consumer drops redeliveries through ``processed_events``;
+folding one twice would not change the rows, so neither the cells.)
+
+Each tenant's cells are computed in one timezone, recorded in ``reporting.step_cell_zones`` on its
+first batch (the tenant's configured zone, shared/domain/tenants.py; an unknown tenant: the
+default one); readers use the cells only for a request in that zone. ``gridcase reporting rebuild``
+empties the three tables with the facts and folds again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.reporting.db import (
+    STEP_CASE_DAY_KEY,
+    STEP_CELL_COUNTERS,
+    STEP_CELL_KEY,
+    STEP_DAY_CELL_KEY,
+)
+from services.reporting.filters import COUNTED_SQL
+from services.reporting.kpis.clock import working_clock
+from services.reporting.kpis.sql import bind
+from services.reporting.kpis.step_cells import Contributions, case_contributions
+from shared.contract.events import (
+    CaseClosed,
+    CaseDispatched,
+    CaseReported,
+    CaseStatusRecorded,
+    CaseSupervised,
+    CaseTransferred,
+    CaseTransitioned,
+)
+from shared.domain.workcalendar import DEFAULT_TZ
+
+#: Events that change a case's fact row or steps.
+CASE_EVENTS = (CaseReported, CaseDispatched, CaseTransferred, CaseTransitioned, CaseClosed, CaseStatusRecorded,
+               CaseSupervised)
+
+_STEP_COLUMNS = ("sequence", "at", "action", "from_state", "to_state", "target_kind", "department", "from_department",
+                 "mediation_level", "from_mediation_level", "satisfaction", "resident_resolved", "history")
+
+#: The touched cases' fact fields and (for counted cases) steps, one row per step (a case without
+#: counted steps: one row, ``sequence`` NULL).
+READ_SQL = (
+    "SELECT cf.case_id, cf.tenant, cf.place_code, cf.category_code, cf.channel, cf.urgency, "
+    f"({COUNTED_SQL}) AS counted, " + ", ".join(f"s.{c}" for c in _STEP_COLUMNS) + "\n"
+    "FROM reporting.case_facts cf\n"
+    f"LEFT JOIN reporting.case_steps s ON s.case_id = cf.case_id AND ({COUNTED_SQL})\n"
+    "WHERE cf.case_id = ANY(:ids::uuid[])\nORDER BY cf.case_id, s.sequence"
+)
+
+
+@lru_cache(maxsize=1)
+def _configured_zones() -> dict[str, str]:
+    """Each configured tenant's zone (the tenant files reporting itself loads, services/reporting/main.py)."""
+    from shared.domain.tenants import load_all_tenants  # noqa: PLC0415
+    from shared.platform.settings import ServiceSettings  # noqa: PLC0415
+
+    return {name: t.timezone for name, t in load_all_tenants(ServiceSettings().tenants_dir or None).items()}
+
+
+def configured_zone(tenant: str) -> str:
+    """The tenant's configured timezone name, the default zone's for a tenant not configured."""
+    return _configured_zones().get(tenant, DEFAULT_TZ.key)
+
+
+async def zones_of(conn: AsyncConnection, tenants: Iterable[str]) -> dict[str, tzinfo]:
+    """The zone each tenant's cells are computed in, recorded now for tenants new to the cells."""
+    tenants = sorted(set(tenants))
+    # one statement: the rows inserted now (RETURNING) and those recorded before (the snapshot)
+    text, args = bind(
+        "WITH ins AS (INSERT INTO reporting.step_cell_zones (tenant, timezone) "
+        "SELECT * FROM unnest(:t::text[], :z::text[]) ON CONFLICT (tenant) DO NOTHING RETURNING tenant, timezone) "
+        "SELECT tenant, timezone FROM ins UNION ALL "
+        "SELECT tenant, timezone FROM reporting.step_cell_zones WHERE tenant = ANY(:t::text[])",
+        {"t": tenants, "z": [configured_zone(t) for t in tenants]})
+    zones = {r[0]: ZoneInfo(r[1]) for r in (await conn.exec_driver_sql(text, args)).all()}
+    if len(zones) < len(tenants):  # recorded by a transaction that committed while this one waited
+        text, args = bind("SELECT tenant, timezone FROM reporting.step_cell_zones WHERE tenant = ANY(:t::text[])",
+                          {"t": tenants})
+        zones = {r[0]: ZoneInfo(r[1]) for r in (await conn.exec_driver_sql(text, args)).all()}
+    return zones
+
+
+async def read_cases(conn: AsyncConnection, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[dict, list[dict]]]:
+    """``{case_id: (fact fields, steps)}`` of ``ids`` (one statement); steps only of counted cases."""
+    out: dict[uuid.UUID, tuple[dict, list[dict]]] = {}
+    if not ids:
+        return out
+    text, args = bind(READ_SQL, {"ids": ids})
+    for row in (await conn.exec_driver_sql(text, args)).mappings():
+        fact, steps = out.setdefault(row["case_id"], ({k: row[k] for k in (
+            "tenant", "place_code", "category_code", "channel", "urgency", "counted")}, []))
+        if row["sequence"] is not None:
+            steps.append({c: row[c] for c in _STEP_COLUMNS})
+    return out
+
+
+def contributions(cases: Mapping[uuid.UUID, tuple[dict, list[dict]]], zones: Mapping[str, tzinfo],
+                  sign: int = 1, into: Contributions | None = None) -> Contributions:
+    """The sum of the cases' contributions (× ``sign``), added to ``into``."""
+    out = into or Contributions.empty()
+    clock = working_clock()
+    for fact, steps in cases.values():
+        out.add(case_contributions(fact, steps, zones.get(fact["tenant"], DEFAULT_TZ), clock), sign)
+    return out
+
+
+def _upsert_sql(table: str, key: tuple[str, ...], counters: tuple[str, ...], types: Mapping[str, str]) -> str:
+    cols = (*key, *counters)
+    arrays = ", ".join(f":{c}::{types.get(c, 'int')}[]" for c in cols)
+    sets = ", ".join(f"{c} = cell.{c} + excluded.{c}" for c in counters)
+    return (f"INSERT INTO reporting.{table} AS cell ({', '.join(cols)})\n"
+            f"SELECT * FROM unnest({arrays})\n"
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")
+
+
+_KEY_TYPES = {"tenant": "text", "day": "date", "place_code": "text", "category_code": "text", "department": "text",
+              "channel": "text", "rung": "text", "figure": "text", "prev_day": "date", "by_department": "bool",
+              "by_rung": "bool", "mediation_hours_us": "bigint"}
+CELLS_UPSERT = _upsert_sql("step_cells", STEP_CELL_KEY, STEP_CELL_COUNTERS, _KEY_TYPES)
+DAY_CELLS_UPSERT = _upsert_sql("step_day_cells", STEP_DAY_CELL_KEY, STEP_CELL_COUNTERS, _KEY_TYPES)
+CASE_DAYS_UPSERT = _upsert_sql("step_case_days", STEP_CASE_DAY_KEY, ("cases",), _KEY_TYPES)
+
+
+async def apply(conn: AsyncConnection, delta: Contributions) -> None:
+    """Add ``delta`` to the cells and case days (one upsert each, only the non-zero ones)."""
+    delta = delta.nonzero()
+    if delta.cells:
+        await _upsert_cells(conn, CELLS_UPSERT, STEP_CELL_KEY, delta.cells)
+        # the same differences summed over places, categories and channels
+        days: dict[tuple, Counter] = {}
+        for k, counters in delta.cells.items():
+            days.setdefault((k.tenant, k.day, k.department, k.rung), Counter()).update(counters)
+        days = {k: c for k, c in days.items() if any(c.values())}
+        if days:
+            await _upsert_cells(conn, DAY_CELLS_UPSERT, STEP_DAY_CELL_KEY, days)
+    if delta.case_days:
+        keys = list(delta.case_days)
+        params = {c: [getattr(k, c) for k in keys] for c in STEP_CASE_DAY_KEY}
+        params["cases"] = [delta.case_days[k] for k in keys]
+        await conn.exec_driver_sql(*bind(CASE_DAYS_UPSERT, params))
+
+
+#: Serializes the batches that touch a case (transaction-scoped advisory locks on the touched case
+#: ids, taken in one order, so two batches cannot wait on each other): a batch reads a case's
+#: "before" only once any other batch folding the same case has committed, as the difference it
+#: applies needs. (Events of one case reach reporting on two topics, so two consumers of one group
+#: can fold the same case at the same time.)
+LOCK_SQL = ("SELECT pg_advisory_xact_lock(keys.k) FROM (SELECT DISTINCT hashtextextended(id::text, 14) AS k "
+            "FROM unnest(:ids::uuid[]) AS id ORDER BY k) AS keys")
+
+
+async def _upsert_cells(conn: AsyncConnection, sql: str, key: tuple[str, ...], cells: Mapping[tuple, Counter]) -> None:
+    rows = list(cells)
+    params = {c: [k[i] for k in rows] for i, c in enumerate(key)}
+    params.update({c: [cells[k][c] for k in rows] for c in STEP_CELL_COUNTERS})
+    await conn.exec_driver_sql(*bind(sql, params))
+
+
+class StepFold:
+    """One batch's fold of the step cells: :meth:`before` reads the touched cases before the facts
+    and steps are written, :meth:`after` reads them again and applies the difference."""
+
+    def __init__(self, ids: list[uuid.UUID], before: dict, zones: dict[str, tzinfo]) -> None:
+        self.ids, self.before, self.zones = ids, before, zones
+
+    @classmethod
+    async def start(cls, conn: AsyncConnection, events: Iterable) -> StepFold:
+        touched = {ev.case_id: ev.tenant for ev in events if isinstance(ev, CASE_EVENTS)}
+        ids = sorted(touched, key=str)
+        if not ids:
+            return cls(ids, {}, {})
+        await conn.exec_driver_sql(*bind(LOCK_SQL, {"ids": ids}))
+        zones = await zones_of(conn, touched.values())
+        return cls(ids, await read_cases(conn, ids), zones)
+
+    async def finish(self, conn: AsyncConnection) -> None:
+        if not self.ids:
+            return
+        delta = contributions(self.before, self.zones, sign=-1)
+        contributions(await read_cases(conn, self.ids), self.zones, into=delta)
+        await apply(conn, delta)
+
+
+async def recompute(conn: AsyncConnection, tenant: str, page: int = 5000) -> int:
+    """Recompute ``tenant``'s step cells from its facts and steps as they stand (the fold's own
+    reading and contributions, a page of cases at a time): empty them, record the zone, add every
+    case's contributions. For data written without the fold (bench/kpis.py's synthetic cases);
+    returns the number of cases read."""
+    for table in ("step_cells", "step_day_cells", "step_case_days", "step_cell_zones"):
+        await conn.exec_driver_sql(*bind(f"DELETE FROM reporting.{table} WHERE tenant = :t", {"t": tenant}))
+    zones = await zones_of(conn, [tenant])
+    last, done = None, 0
+    while True:
+        text, args = bind("SELECT case_id FROM reporting.case_facts WHERE tenant = :t AND (:last::uuid IS NULL "
+                          "OR case_id > :last::uuid) ORDER BY case_id LIMIT :n", {"t": tenant, "last": last, "n": page})
+        ids = [r[0] for r in (await conn.exec_driver_sql(text, args)).all()]
+        if not ids:
+            return done
+        await apply(conn, contributions(await read_cases(conn, ids), zones))
+        last, done = ids[-1], done + len(ids)
