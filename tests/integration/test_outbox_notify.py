@@ -105,7 +105,9 @@ async def test_listener_reconnects_after_its_connection_is_killed(intake_own_db)
     try:
         await until(lambda: listener.connections == 1 and listener.listening, 10)
         killed = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            # this test's own database: a running stack's relays on the same server listen too
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = $1 AND datname = current_database()",
             f"gridcase-listen-{CHANNEL}")
         assert killed == 1
         await until(lambda: listener.connections == 2 and listener.listening, 15)
