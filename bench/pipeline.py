@@ -17,6 +17,8 @@ all on the same machine (the client included):
 5. ``goodput_ratio_at_4x_overload``: offered at 4 × ``single_post_per_s`` (open loop) for S seconds;
    accepted reports/s ÷ ``single_post_per_s``, with the refusals by status (503/429) and the
    client-side failures (timeouts) beside it.
+   ``batch_cpu_ms_per_report_<service>``: each service's CPU time (/proc) over the batch ÷ its
+   reports, with the load average before and after: the figure to compare changes by on a shared machine.
 6. ``peak_rss_mb_<service>``: each service process's peak resident memory (VmHWM).
 
 ``--soak N`` (instead of 1–5; N defaults to 1,000,000): N reports pushed through in chunks of
@@ -410,12 +412,19 @@ def main() -> None:
             with path.open("w", encoding="utf-8") as f:
                 for i in range(n):
                     f.write(json.dumps(synthetic_report(1_000_000 + i), ensure_ascii=False) + "\n")
+            pids = {name: svc.proc.pid for name, svc in stack.services.items() if svc.proc is not None}
+            report("load_average_1m_before_batch", os.getloadavg()[0])
+            cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
             t0 = time.time()
             result = import_file(intake, path, "jsonl", TENANT, timeout_s=3600)
             t_http = time.time()
             t_counted = wait(result["accepted"])
+            report("load_average_1m_after_batch", os.getloadavg()[0])
             report("batch_import_http_rows_per_s", n / (t_http - t0))
             report("batch_end_to_end_per_s", result["accepted"] / (t_counted - t0))
+            # each service's CPU per report of the batch: less dependent on a shared machine's load
+            for name, pid in pids.items():
+                report(f"batch_cpu_ms_per_report_{name}", 1000 * (cpu_seconds(pid) - cpu0[name]) / max(result["accepted"], 1))
             if "bare_limit_per_s" in out:
                 report("batch_ratio_to_bare_limit", out["batch_end_to_end_per_s"] / out["bare_limit_per_s"])
         if "single" not in args.skip:

@@ -15,6 +15,7 @@ models forbid unknown fields, consumers are upgraded before the producers that f
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Annotated, Literal
 
@@ -35,7 +36,15 @@ def derive_id(*parts: object) -> uuid.UUID:
     Used where a redelivered input must produce the same id again: the case id of an imported
     record (tenant, dataset, source id) and the id of an event derived from another event.
     """
-    return uuid.uuid5(GRIDCASE_NAMESPACE, "\x1f".join(str(p) for p in parts))
+    digest = hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join([str(p) for p in parts]).encode("utf-8")).digest()
+    return uuid.UUID(int=(int.from_bytes(digest[:16], "big") & _VERSION_MASK) | _VERSION_5)
+
+
+# uuid.uuid5's own steps (RFC 4122 §4.3: SHA-1 of namespace + name, version 5, RFC variant) on
+# the integer at once: dispatch derives three ids per new case (issue 13); same ids, about half the time
+_NAMESPACE_BYTES = GRIDCASE_NAMESPACE.bytes
+_VERSION_MASK = ~((0xc000 << 48) | (0xf000 << 64))
+_VERSION_5 = (0x8000 << 48) | (5 << 76)
 
 
 class _Frozen(BaseModel):

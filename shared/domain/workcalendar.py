@@ -42,6 +42,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -212,6 +213,15 @@ def add_working_time(
     """
     if amount < timedelta(0):
         raise ValueError(f"working time to add must be >= 0, got {amount}")
+    _local(start, tz)  # validates awareness before the cache sees it
+    return _add_working_time(start, amount, tz, calendar)
+
+
+@lru_cache(maxsize=4096)
+def _add_working_time(start: datetime, amount: timedelta, tz: tzinfo, calendar: WorkCalendar | None) -> datetime:
+    """:func:`add_working_time`, remembered: a pure function of the instant, the amount, the zone and
+    the (immutable) calendar, and a batch's cases mostly start at the same instant with the same
+    limits (dispatch's deadlines and timers, issue 13)."""
     local = _local(start, tz)
     if amount == timedelta(0):
         return local.replace(tzinfo=tz)

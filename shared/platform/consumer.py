@@ -116,6 +116,17 @@ class BatchProcessor:
         self.dlq_producer = dlq_producer
         self.max_attempts = max_attempts
         self.base_backoff_seconds = base_backoff_seconds
+        # one statement for any batch size: the ids as one array parameter (unnest), so it is
+        # compiled once and cached, where a multi-row VALUES was compiled anew for every batch
+        # (the top of reporting's profile under a batch import, issue 13)
+        ids = sa.bindparam("ids", type_=pg.ARRAY(pg.UUID(as_uuid=True)))
+        self._record = (
+            insert(processed_table)
+            .from_select(["consumer", "event_id"],
+                         sa.select(sa.literal(consumer, sa.String), sa.func.unnest(ids)))
+            .on_conflict_do_nothing()
+            .returning(processed_table.c.event_id)
+        )
 
     async def process(self, records: Sequence[ConsumerRecord]) -> BatchOutcome:
         """Process one fetched batch (see module docstring).
@@ -139,23 +150,9 @@ class BatchProcessor:
             outcome.events = applied
         return outcome
 
-    @property
-    def _record(self) -> sa.Insert:
-        """``INSERT … SELECT :consumer, unnest(:event_ids) ON CONFLICT DO NOTHING RETURNING
-        event_id``: one statement whatever the batch's size. A multi-row ``VALUES`` would be a
-        statement per batch size, each compiled and kept in SQLAlchemy's cache (and prepared on
-        every connection): up to 500 of them, about 120 MiB, which showed as memory growing
-        with the reports passed in ``bench/pipeline.py --soak`` (issue 13)."""
-        t = self.processed
-        ids = sa.func.unnest(sa.bindparam("event_ids", type_=pg.ARRAY(pg.UUID(as_uuid=True))))
-        rows = sa.select(sa.bindparam("consumer", type_=sa.String), ids)
-        return (insert(t).from_select([t.c.consumer, t.c.event_id], rows)
-                .on_conflict_do_nothing().returning(t.c.event_id))
-
     async def _apply(self, events: list[Event]) -> list[Event]:
         async with self.engine.begin() as conn:
-            result = await conn.execute(self._record, {"consumer": self.consumer,
-                                                       "event_ids": [e.event_id for e in events]})
+            result = await conn.execute(self._record, {"ids": [e.event_id for e in events]})
             fresh = {row[0] for row in result}
             new_events = [e for e in events if e.event_id in fresh]
             if new_events:

@@ -90,7 +90,7 @@ The closed loop (issue 12; docs/domain.md §3(c)5, §3(c)6, §3(c)10, §3(d)3; s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from types import MappingProxyType
 from typing import NamedTuple
@@ -293,6 +293,15 @@ def unit_at(place_code: str, level: str, tenant: TenantConfig | None = None) -> 
 
 
 # --------------------------------------------------------------------------- data
+
+
+def replace(obj, /, **changes):
+    """``dataclasses.replace`` for this module's frozen dataclasses (every field is an ``__init__``
+    argument, none is a slot): the same new object, ``__post_init__`` checks included, without the
+    generic walk over the fields' metadata (a tenth of dispatch's CPU per new case, issue 13)."""
+    fields = dict(obj.__dict__)
+    fields.update(changes)
+    return type(obj)(**fields)
 
 
 @dataclass(frozen=True)

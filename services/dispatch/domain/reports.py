@@ -162,10 +162,23 @@ def case_context(tenant: TenantConfig | None, taxonomy: Taxonomy, category_code:
     """Routing decision and limit for a case (routes by the tenant's table, no route for a tenant
     not configured here; limit by urgency with the category's override, workcalendar.limits_for)."""
     decision = route(category_code, place_code, tenant, taxonomy, at=at) if tenant else None
-    overrides = {code: Limit(value, unit) for code, (value, unit) in taxonomy.dispose_limits().items()}
+    overrides = _dispose_overrides(taxonomy)
     limit = limits_for(urgency if urgency in ("特急", "紧急", "一般", "复杂") else "一般", category_code,
                        overrides).dispose
     return Context(route=decision, limit=limit, tenant=tenant)
+
+
+#: The taxonomy the overrides below were read from, and them (one taxonomy per service: read once,
+#: not once per case; a frozen Taxonomy cannot change under it).
+_OVERRIDES: list = [None, {}]
+
+
+def _dispose_overrides(taxonomy: Taxonomy) -> dict[str, Limit]:
+    """The category dispose-limit overrides of ``taxonomy`` as :class:`Limit` s (workcalendar.limits_for)."""
+    if _OVERRIDES[0] is not taxonomy:
+        _OVERRIDES[1] = {code: Limit(value, unit) for code, (value, unit) in taxonomy.dispose_limits().items()}
+        _OVERRIDES[0] = taxonomy
+    return _OVERRIDES[1]
 
 
 def start_live_case(report: CaseReported, tenant: TenantConfig | None, taxonomy: Taxonomy,
