@@ -353,6 +353,14 @@ def test_paragraph_for_a_hotline_tenant():
                     "已办结案件平均办理时长108.5小时（工作日时长69.0小时），超期1件，超期率14.3%，督办2次。")
 
 
+def test_paragraph_names_merged_duplicates_beside_accepted():
+    # 3 issues accepted, 1 closed; 2 more reports merged into them as duplicates (outside 受理量):
+    # 办结率 = 1 / 3 = 33.3 %
+    total = derive({"accepted": 3, "closed": 1, "due": 3, "in_progress_own": 2, "merged_duplicates": 2})
+    text = summary_paragraph(total, choose_wording(3, 0, 0))
+    assert text == "共受理案件3件（另合并重复件2件），已办结1件，正在办理2件，办结率33.3%。"
+
+
 def test_percent_rounds_half_up():
     assert percent(3644 / 5410) == "67.4%"
     assert percent(0.0005) == "0.1%"  # 0.05 % → 0.1 %, as a reader rounds

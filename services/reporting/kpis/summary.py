@@ -65,7 +65,7 @@ def summary_paragraph(total: Mapping[str, Any], wording: SummaryWording, *, tran
     """The statistics paragraph of a work summary (工作总结), in Chinese, from a KPI row.
 
     Template (clauses with a zero count are left out, except 已办结 and 办结率):
-    ``"{period}，{place}共{verb}{subject}{受理量}{unit}，已办结{办结量}{unit}，正在办理{在办·未转办}{unit}，
+    ``"{period}，{place}共{verb}{subject}{受理量}{unit}（另合并重复件{n}{unit}），已办结{办结量}{unit}，正在办理{在办·未转办}{unit}，
     转办{departments}等部门{在办·已转办}{unit}，办结率{办结率}。"`` followed, when known, by the time to
     close (mean hours and working hours), 超期 and 督办, then by the closed loop
     (:func:`closed_loop_sentence`: returns, transfers, reopens, callbacks, mediation). 正在办理 and 转办 split the cases open at
@@ -76,7 +76,11 @@ def summary_paragraph(total: Mapping[str, Any], wording: SummaryWording, *, tran
     """
     u = wording.unit
     lead = f"{period}，" if period else ""
-    parts = [f"{lead}{place}共{wording.verb}{wording.subject}{total['accepted']}{u}", f"已办结{total['closed']}{u}"]
+    head = f"{lead}{place}共{wording.verb}{wording.subject}{total['accepted']}{u}"
+    if total.get("merged_duplicates"):
+        # merged duplicates are outside 受理量 (docs/kpis.md §2 "Duplicates"): said beside it
+        head += f"（另合并重复件{total['merged_duplicates']}{u}）"
+    parts = [head, f"已办结{total['closed']}{u}"]
     if total["in_progress_own"]:
         parts.append(f"正在办理{total['in_progress_own']}{u}")
     if total["in_progress_transferred"]:
