@@ -47,6 +47,7 @@ from services.reporting.filters import CaseFilter  # noqa: E402
 from services.reporting.kpis.case_lists import query_overdue, query_supervised  # noqa: E402
 from services.reporting.kpis.catalogue import GROUP_BYS, PLACE_LEVELS  # noqa: E402
 from services.reporting.kpis.queries import query_kpis  # noqa: E402
+from services.reporting.kpis.rollup_fold import rollups_from_facts  # noqa: E402
 from services.reporting.kpis.summary import percent, work_summary  # noqa: E402
 from shared.domain.taxonomy import load_taxonomy  # noqa: E402
 from shared.platform.db import libpq_url, make_engine, run_migrations  # noqa: E402
@@ -133,6 +134,25 @@ async def load(url: str, n: int, now: datetime) -> float:
         await conn.execute("VACUUM ANALYZE reporting.case_facts")  # steady state: hint bits, visibility map
     finally:
         await conn.close()
+    # the KPI rollups the fold keeps (issue 14), computed once from the loaded facts
+    t1 = time.perf_counter()
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as aconn:
+            await rollups_from_facts(aconn, TENANT, lambda tenant: TZ)
+    finally:
+        await engine.dispose()
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        await conn.execute("VACUUM ANALYZE reporting.kpi_cells")
+        await conn.execute("VACUUM ANALYZE reporting.kpi_due_cells")
+        sizes = await conn.fetchrow(
+            "SELECT pg_total_relation_size('reporting.case_facts') AS facts, "
+            "pg_total_relation_size('reporting.kpi_cells') + pg_total_relation_size('reporting.kpi_due_cells') AS rollups")
+    finally:
+        await conn.close()
+    print(f"  rollups built in {time.perf_counter() - t1:.1f} s: {sizes['rollups'] / 2**20:.0f} MiB "
+          f"({100 * sizes['rollups'] / sizes['facts']:.0f} % of the facts' {sizes['facts'] / 2**20:.0f} MiB)", flush=True)
     return time.perf_counter() - t0
 
 

@@ -10,12 +10,16 @@ import uuid
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.reporting.db import kpi_cells, kpi_due_cells
 from services.reporting.filters import CaseFilter
+from services.reporting.kpis.cell_columns import COUNTERS, DUE_COUNTERS
 from services.reporting.kpis.periods import OPEN_END, OPEN_START, period_bounds
 from services.reporting.kpis.queries import TOTAL, raw_figures
+from services.reporting.kpis.rollup_fold import rollups_from_facts
 from services.reporting.kpis.rollup_query import rollup_figures
 from shared.contract.actions import OUTCOMES
 from shared.contract.events import (
@@ -157,6 +161,30 @@ async def test_rollups_give_the_scans_figures(reporting_engine, data):
         assert rolled is not None, "the rollups must answer for bounds at local midnights"
         got, expected = _normal(rolled), _normal(scan)
         assert got == expected, (start, end, group_by, now, _diff(got, expected), got, expected)
+
+
+async def _nonzero_cells(engine, tenant: str) -> dict:
+    out = {}
+    async with engine.connect() as conn:
+        for table in (kpi_cells, kpi_due_cells):
+            counters = [c for c in table.c if c.name in (*COUNTERS, *DUE_COUNTERS)]
+            rows = await conn.execute(sa.select(table).where(table.c.tenant == tenant, sa.or_(*[c != 0 for c in counters])))
+            out[table.name] = sorted(tuple(str(v) for v in r) for r in rows)
+    return out
+
+
+@settings(max_examples=15, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+async def test_cells_from_the_facts_equal_the_folded_cells(reporting_engine, data):
+    """Σ over the fold's deltas = the contributions of the final rows (rollups_from_facts)."""
+    tenant = unique_tenant()
+    cases = data.draw(st.lists(a_case(), min_size=1, max_size=4))
+    await fold_through_consumer(reporting_engine, tenant, _shuffled_with_redeliveries(data, [e for c in cases for e in c]))
+    folded = await _nonzero_cells(reporting_engine, tenant)
+    async with reporting_engine.begin() as conn:
+        assert await rollups_from_facts(conn, tenant, lambda t: TZ) == len(cases)
+    assert await _nonzero_cells(reporting_engine, tenant) == folded
 
 
 async def test_rollups_decline_bounds_that_are_not_local_midnights(reporting_engine):

@@ -95,4 +95,25 @@ async def fold_with_rollups(conn: AsyncConnection, events: list, fold: Callable[
     await apply_cell_deltas(conn, cells, dues)
 
 
-__all__ = ["apply_cell_deltas", "fold_with_rollups", "kpi_zones"]
+async def rollups_from_facts(conn: AsyncConnection, tenant: str, tz_of: Callable[[str], tzinfo],
+                             page: int = 20_000) -> int:
+    """Empty ``tenant``'s rollups and recompute them from its ``case_facts`` as they stand (each
+    case's contributions, added page by page); for facts loaded without the fold (bench/kpis.py's
+    COPY). ``gridcase reporting rebuild`` refolds the events instead. Returns the cases read."""
+    for table in (kpi_cells, kpi_due_cells, kpi_zones):
+        await conn.execute(sa.delete(table).where(table.c.tenant == tenant))
+    last, cases, tenants = None, 0, set()
+    while True:
+        q = sa.select(case_facts).where(case_facts.c.tenant == tenant).order_by(case_facts.c.case_id).limit(page)
+        if last is not None:
+            q = q.where(case_facts.c.case_id > last)
+        rows = [dict(r._mapping) for r in await conn.execute(q)]
+        if not rows:
+            break
+        last, cases = rows[-1]["case_id"], cases + len(rows)
+        tenants |= {r["tenant"] for r in rows}
+        await apply_cell_deltas(conn, *deltas(((None, r) for r in rows), tz_of))
+    if tenants:
+        names = sorted(tenants)
+        await conn.exec_driver_sql(ZONES_SQL, (names, [tz_name(tz_of(t)) for t in names]))
+    return cases
