@@ -145,10 +145,10 @@ async def load(url: str, n: int, now: datetime) -> float:
     conn = await asyncpg.connect(libpq_url(url))
     try:
         await conn.execute("VACUUM ANALYZE reporting.kpi_cells")
-        await conn.execute("VACUUM ANALYZE reporting.kpi_due_cells")
+        await conn.execute("VACUUM ANALYZE reporting.kpi_spans")
         sizes = await conn.fetchrow(
             "SELECT pg_total_relation_size('reporting.case_facts') AS facts, "
-            "pg_total_relation_size('reporting.kpi_cells') + pg_total_relation_size('reporting.kpi_due_cells') AS rollups")
+            "pg_total_relation_size('reporting.kpi_cells') + pg_total_relation_size('reporting.kpi_spans') AS rollups")
     finally:
         await conn.close()
     print(f"  rollups built in {time.perf_counter() - t1:.1f} s: {sizes['rollups'] / 2**20:.0f} MiB "

@@ -166,7 +166,7 @@ async def rebuild_reporting(database_url: str, page: int = 5000) -> dict[str, in
     The log is intake's and dispatch's outboxes, which hold every event either ever published.
     In one transaction, with reporting's tables locked (the running consumer waits, then skips
     what the rebuild applied): empty ``case_facts``, ``case_steps`` and ``patrols``, the KPI rollups
-    (``kpi_cells``, ``kpi_due_cells``, ``kpi_zones``: issue 14) and reporting's processed-event
+    (``kpi_cells``, ``kpi_spans``, ``kpi_zones``: issue 14) and reporting's processed-event
     records, fold every logged event again with the same code the consumer uses (facts and rollups
     together, each tenant's days in its zone from ``$GRIDCASE_TENANTS_DIR``), and record each as
     processed. The merge rules do not depend on order and the rollups are sums, so the figures and
@@ -187,10 +187,10 @@ async def rebuild_reporting(database_url: str, page: int = 5000) -> dict[str, in
         async with engine.begin() as write, engine.connect() as read:
             await write.execute(sa.text(
                 "LOCK TABLE reporting.case_facts, reporting.case_steps, reporting.patrols, reporting.processed_events, "
-                "reporting.kpi_cells, reporting.kpi_due_cells, reporting.kpi_zones IN EXCLUSIVE MODE"))
+                "reporting.kpi_cells, reporting.kpi_spans, reporting.kpi_zones IN EXCLUSIVE MODE"))
             await write.execute(sa.delete(rdb.processed_events).where(rdb.processed_events.c.consumer == "reporting"))
             await write.execute(sa.text("TRUNCATE reporting.case_facts, reporting.case_steps, reporting.patrols, reporting.case_texts, "
-                                        "reporting.kpi_cells, reporting.kpi_due_cells, reporting.kpi_zones"))
+                                        "reporting.kpi_cells, reporting.kpi_spans, reporting.kpi_zones"))
             for schema in OUTBOXES:
                 last_id = 0
                 while True:

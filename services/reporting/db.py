@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from services.reporting.kpis.cell_columns import COUNTERS as CELL_COUNTERS
-from services.reporting.kpis.cell_columns import DUE_COUNTERS
+from services.reporting.kpis.cell_columns import SPAN_COUNTERS
 from shared.domain.casefacts import case_fact_columns, closed_loop_columns
 from shared.domain.casesteps import case_step_columns
 from shared.platform.db import NAMING_CONVENTION, processed_events_table
@@ -119,17 +119,19 @@ kpi_cells = sa.Table(
     comment="KPI rollups: additive cells per tenant, local day, place, category, department, channel",
 )
 
-kpi_due_cells = sa.Table(
-    "kpi_due_cells",
+kpi_spans = sa.Table(
+    "kpi_spans",
     metadata,
     *_cell_dims(),
-    sa.Column("day", sa.Date, nullable=False, comment="deadline day (no deadline: report day)"),
-    sa.Column("hi", sa.Date, comment="report day, when after day"),
-    sa.Column("close_day", sa.Date, comment="close day; NULL while open"),
-    *[_counter(name) for name in DUE_COUNTERS],
-    sa.Index("ux_reporting_kpi_due_cells_key", "tenant", "day", "place_code", "category_code", "department",
-             "channel", "hi", "close_day", unique=True, postgresql_nulls_not_distinct=True),
-    comment="KPI rollups: open cases by due day and close day (应办结)",
+    sa.Column("day", sa.Date, nullable=False, comment="first day: due day (应办结), report day (在办), overdue day"),
+    sa.Column("hi", sa.Date, comment="report day, when after a due day"),
+    sa.Column("close_day", sa.Date, nullable=False, comment="close day; 9999-12-31 while open"),
+    *[_counter(name) for name in SPAN_COUNTERS],
+    # led by the close day: a period reads the spans that end in or after it (the open ones and the
+    # recent), not the whole history
+    sa.Index("ux_reporting_kpi_spans_key", "tenant", "close_day", "day", "place_code", "category_code", "department",
+             "channel", "hi", unique=True, postgresql_nulls_not_distinct=True),
+    comment="KPI rollups: spans from a first day to the close day (应办结's open part, 在办, 超期 open)",
 )
 
 kpi_zones = sa.Table(

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from gridcase.client import import_file, wait_until_counted
 from gridcase.demo import REPO
-from services.reporting.db import kpi_cells, kpi_due_cells, kpi_zones
-from services.reporting.kpis.cell_columns import COUNTERS, DUE_COUNTERS
+from services.reporting.db import kpi_cells, kpi_spans, kpi_zones
+from services.reporting.kpis.cell_columns import COUNTERS, SPAN_COUNTERS
 from shared.platform.db import make_engine
 from tests import api
 
@@ -52,8 +52,8 @@ def rollups(database_url: str, tenants: tuple[str, ...]) -> dict:
         try:
             async with engine.connect() as conn:
                 out = {}
-                for table in (kpi_cells, kpi_due_cells):
-                    counters = [c for c in table.c if c.name in (*COUNTERS, *DUE_COUNTERS)]
+                for table in (kpi_cells, kpi_spans):
+                    counters = [c for c in table.c if c.name in (*COUNTERS, *SPAN_COUNTERS)]
                     rows = await conn.execute(sa.select(table).where(table.c.tenant.in_(tenants),
                                                                        sa.or_(*[c != 0 for c in counters])))
                     out[table.name] = sorted(tuple(str(v) for v in r) for r in rows)

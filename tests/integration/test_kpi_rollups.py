@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.reporting.db import kpi_cells, kpi_due_cells
+from services.reporting.db import kpi_cells, kpi_spans
 from services.reporting.filters import CaseFilter
-from services.reporting.kpis.cell_columns import COUNTERS, DUE_COUNTERS
+from services.reporting.kpis.cell_columns import COUNTERS, SPAN_COUNTERS
 from services.reporting.kpis.periods import OPEN_END, OPEN_START, period_bounds
 from services.reporting.kpis.queries import TOTAL, raw_figures
 from services.reporting.kpis.rollup_fold import rollups_from_facts
@@ -166,8 +166,8 @@ async def test_rollups_give_the_scans_figures(reporting_engine, data):
 async def _nonzero_cells(engine, tenant: str) -> dict:
     out = {}
     async with engine.connect() as conn:
-        for table in (kpi_cells, kpi_due_cells):
-            counters = [c for c in table.c if c.name in (*COUNTERS, *DUE_COUNTERS)]
+        for table in (kpi_cells, kpi_spans):
+            counters = [c for c in table.c if c.name in (*COUNTERS, *SPAN_COUNTERS)]
             rows = await conn.execute(sa.select(table).where(table.c.tenant == tenant, sa.or_(*[c != 0 for c in counters])))
             out[table.name] = sorted(tuple(str(v) for v in r) for r in rows)
     return out

@@ -8,8 +8,9 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from services.reporting.kpis.cells import (
+    OPEN_DAY,
     CellKey,
-    DueKey,
+    SpanKey,
     case_cells,
     deltas,
     is_local_midnight,
@@ -45,20 +46,21 @@ CASE_A = fact(dispatched_at=at(3, 2, 10), target_kind="department", deadline=at(
 
 
 def test_a_case_closed_on_time():
-    cells, dues = case_cells(CASE_A, TZ)
-    # report day: 受理, 立案 (dispatched), first dispatch, acknowledged after 2 h (all working time), 在办 +1
+    cells, spans = case_cells(CASE_A, TZ)
+    # report day: 受理, 立案 (dispatched), first dispatch, acknowledged after 2 h (all working time)
     assert cells[cell(date(2026, 3, 2))] == {"accepted": 1, "filed": 1, "dispatched": 1, "ack_n": 1, "ack_us": 2 * H,
-                                             "ack_wn": 1, "ack_wus": 2 * H, "open_own": 1}
+                                             "ack_wn": 1, "ack_wus": 2 * H}
     # close day: 办结 resolved, on time (12:00 ≤ 18:00), disposed at the closure (no resolution
-    # recorded), first and final close after 2 days 2.5 h = 50.5 h (Mon–Wed all working), 在办 −1;
-    # no overdue (closed the day its deadline passes)
+    # recorded), first and final close after 2 days 2.5 h = 50.5 h (Mon–Wed all working)
     closing = {"n": 1, "us": int(50.5 * H), "wn": 1, "wus": int(50.5 * H)}
     assert cells[cell(date(2026, 3, 4))] == {
-        "closed": 1, "resolved": 1, "closed_on_time": 1, "disposed": 1, "open_own": -1,
+        "closed": 1, "resolved": 1, "closed_on_time": 1, "disposed": 1,
         **{f"close_{k}": v for k, v in closing.items()}, **{f"final_close_{k}": v for k, v in closing.items()}}
     assert len(cells) == 2  # supervision level 0: nothing on the deadline day
-    # 应办结 (open part): due on 3/4, closed on 3/4
-    assert dues == {DueKey("t", date(2026, 3, 4), None, date(2026, 3, 4), *DIMS): {"due_open": 1}}
+    # 在办 from 3/2 to 3/4; 应办结 (open part) due on 3/4, closed on 3/4; no overdue span (closed on
+    # the day its deadline passes)
+    assert spans == {SpanKey("t", date(2026, 3, 2), None, date(2026, 3, 4), *DIMS): {"open_own": 1},
+                     SpanKey("t", date(2026, 3, 4), None, date(2026, 3, 4), *DIMS): {"due_open": 1}}
 
 
 def test_an_open_case_past_a_deadline_before_its_report():
@@ -67,21 +69,23 @@ def test_an_open_case_past_a_deadline_before_its_report():
     row = fact(reported_at=datetime(2026, 3, 1, 17, tzinfo=UTC), accepted_at=datetime(2026, 3, 1, 17, tzinfo=UTC),
                dispatched_at=at(3, 2, 1, 5), target_kind="triage", deadline=at(2, 28, 10), transfer_count=1,
                supervision_level=2)
-    cells, dues = case_cells(row, TZ)
-    # local report day 3/2: 受理, 立案; triage is no dispatch to a handler; 在办 (transferred) +1 and
-    # overdue +1 from the later of deadline and report (3/2), never −1 (open)
-    assert cells[cell(date(2026, 3, 2))] == {"accepted": 1, "filed": 1, "open_transferred": 1, "overdue": 1}
+    cells, spans = case_cells(row, TZ)
+    # local report day 3/2: 受理, 立案; triage is no dispatch to a handler
+    assert cells[cell(date(2026, 3, 2))] == {"accepted": 1, "filed": 1}
     # 督办 on the deadline day, counted only if the report falls before P's end (hi = 3/2)
     assert cells[cell(date(2026, 2, 28), hi=date(2026, 3, 2))] == {"supervisions": 2, "supervised_cases": 1}
     assert len(cells) == 2
-    assert dues == {DueKey("t", date(2026, 2, 28), date(2026, 3, 2), None, *DIMS): {"due_open": 1}}
+    # 在办 (transferred) and overdue from the later of deadline and report (3/2), open; due on 2/28,
+    # reported 3/2
+    assert spans == {SpanKey("t", date(2026, 3, 2), None, OPEN_DAY, *DIMS): {"open_transferred": 1, "overdue": 1},
+                     SpanKey("t", date(2026, 2, 28), date(2026, 3, 2), OPEN_DAY, *DIMS): {"due_open": 1}}
 
 
 def test_shelved_rejected_and_unaccepted_cases():
-    shelved, _ = case_cells(fact(state="shelved", deadline=at(3, 1, 9)), TZ)
+    shelved, spans = case_cells(fact(state="shelved", deadline=at(3, 1, 9)), TZ)
     # shelved: counted (受理, 在办) but its clock is paused: never overdue and not due while shelved
-    assert shelved == {cell(date(2026, 3, 2)): {"accepted": 1, "open_own": 1}}
-    assert case_cells(fact(state="shelved", deadline=at(3, 1, 9)), TZ)[1] == {}
+    assert shelved == {cell(date(2026, 3, 2)): {"accepted": 1}}
+    assert spans == {SpanKey("t", date(2026, 3, 2), None, OPEN_DAY, *DIMS): {"open_own": 1}}
     assert case_cells(fact(state="rejected"), TZ) == ({}, {})
     assert case_cells(fact(accepted_at=None), TZ) == ({}, {})
 
@@ -93,23 +97,27 @@ def test_a_closure_before_the_deadline_day_and_a_late_one():
     # 督办 on 3/5 after the close on 3/3: counted only if the case was not closed before P (lo = 3/3)
     assert cells[cell(date(2026, 3, 5), lo=date(2026, 3, 3))] == {"supervisions": 1, "supervised_cases": 1}
     late = fact(closed=True, closed_at=at(3, 6, 9), deadline=at(3, 5, 9), state="closed")
-    cells, _ = case_cells(late, TZ)
-    # closed 3/6 09:00 after its deadline 3/5 09:00: late, outcome not recorded; overdue from 3/5 to 3/6
+    cells, spans = case_cells(late, TZ)
+    # closed 3/6 09:00 after its deadline 3/5 09:00: late, outcome not recorded; overdue (and due)
+    # from 3/5 to 3/6, 在办 from 3/2
     assert cells[cell(date(2026, 3, 6))]["closed_late"] == 1
     assert cells[cell(date(2026, 3, 6))]["outcome_unrecorded"] == 1
-    assert cells[cell(date(2026, 3, 5))] == {"overdue": 1}
-    assert cells[cell(date(2026, 3, 6))]["overdue"] == -1
+    assert spans == {SpanKey("t", date(2026, 3, 2), None, date(2026, 3, 6), *DIMS): {"open_own": 1},
+                     SpanKey("t", date(2026, 3, 5), None, date(2026, 3, 6), *DIMS): {"overdue": 1, "due_open": 1}}
 
 
 def test_deltas_retract_the_old_row():
     opened = {k: v for k, v in CASE_A.items()} | {"closed": False, "closed_at": None, "state": "acknowledged",
                                                     "outcome": None}
-    cells, dues = deltas([(opened, CASE_A)], lambda tenant: TZ)
-    # closing moves the case out of 在办 on 3/4 and adds the close figures; the report day is unchanged
+    cells, spans = deltas([(opened, CASE_A)], lambda tenant: TZ)
+    # closing adds the close figures on 3/4 (the report day is unchanged) and ends the spans on 3/4;
+    # open, the case was overdue from 3/4 on (deadline 18:00), closed that day it never is
     assert cell(date(2026, 3, 2)) not in cells
-    assert cells[cell(date(2026, 3, 4))]["open_own"] == -1 and cells[cell(date(2026, 3, 4))]["closed"] == 1
-    assert dues == {DueKey("t", date(2026, 3, 4), None, None, *DIMS): {"due_open": -1},
-                    DueKey("t", date(2026, 3, 4), None, date(2026, 3, 4), *DIMS): {"due_open": 1}}
+    assert cells[cell(date(2026, 3, 4))]["closed"] == 1
+    assert spans == {SpanKey("t", date(2026, 3, 2), None, OPEN_DAY, *DIMS): {"open_own": -1},
+                     SpanKey("t", date(2026, 3, 2), None, date(2026, 3, 4), *DIMS): {"open_own": 1},
+                     SpanKey("t", date(2026, 3, 4), None, OPEN_DAY, *DIMS): {"due_open": -1, "overdue": -1},
+                     SpanKey("t", date(2026, 3, 4), None, date(2026, 3, 4), *DIMS): {"due_open": 1}}
     assert deltas([(CASE_A, CASE_A), (None, CASE_A), (CASE_A, None)], lambda tenant: TZ) == ({}, {})
 
 

@@ -19,8 +19,8 @@ EVENT_COUNTERS: tuple[str, ...] = (
 TIME_COUNTERS: tuple[str, ...] = tuple(f"{p}_{s}" for p in TIME_PREFIXES for s in ("n", "us", "wn", "wus"))
 STATE_COUNTERS: tuple[str, ...] = ("open_own", "open_transferred", "overdue")
 
-#: Every counter of a cell (one integer column each; bigint for the sums of microseconds).
-COUNTERS: tuple[str, ...] = (*EVENT_COUNTERS, *TIME_COUNTERS, *STATE_COUNTERS)
+#: Every counter of a cell of ``kpi_cells`` (one integer column each; bigint for the sums of microseconds).
+COUNTERS: tuple[str, ...] = (*EVENT_COUNTERS, *TIME_COUNTERS)
 
-#: The one counter of the due table.
-DUE_COUNTERS: tuple[str, ...] = ("due_open",)
+#: The counters of the span table (services/reporting/kpis/cells.py): 应办结's open part and the states.
+SPAN_COUNTERS: tuple[str, ...] = ("due_open", *STATE_COUNTERS)

@@ -19,11 +19,7 @@ NULL for nearly every contribution (below). Its counters (:data:`COUNTERS`) are:
   bucket column (``ab``, ``fb``, ``cb``): ``<prefix>_n`` the cases with the natural-hours figure,
   ``<prefix>_us`` its sum in microseconds, ``<prefix>_wn`` / ``<prefix>_wus`` the same for working
   hours (integers, so retraction and re-addition stay exact);
-- the state figures as cumulative deltas (``lo`` = ``hi`` = NULL): ``open_own`` /
-  ``open_transferred`` +1 on the report day, −1 on the close day (在办 at a local midnight E =
-  the sum of the deltas of the days before E); ``overdue`` +1 on the day of the later of deadline
-  and report, −1 on the close day (only when the close day is later; never for shelved cases or
-  cases without a deadline). The rule's ``deadline < now`` is applied by the reader.
+- the state figures are spans (below).
 
 Why the span days: the scan counts an event of a case only if the case is a *candidate* of P
 (reported before P's end, not closed before its start). For an event inside the case's life
@@ -32,14 +28,17 @@ the report day: also needs ``hi < end``) or after the close (``lo`` = the close 
 ``lo ≥ start``), the cell keeps the day it needs. Deadlines fall outside the life often; the
 others only with odd source data.
 
-The due table
--------------
-应办结 (``due``) = closed in P, or not shelved, not closed by the end of P (of the sub-period),
-with the deadline in P (no deadline: reported in P). The second part is not additive over days,
-so it has its own small table keyed by ``(anchor day, hi, close day)``: anchor = the deadline's
-day (or the report's), ``hi`` = the report day when later than the anchor (else NULL), close day
-NULL while open; a reader sums ``anchor ∈ P`` (the sub-period), ``hi < end of P``, and close day
-≥ the end of the sub-period (or open).
+The span table
+--------------
+What holds from one day until the case closes: 在办 (``open_own`` / ``open_transferred``) from the
+report day, 超期 open (``overdue``) from the day of the later of deadline and report (not for shelved
+cases; the rule's ``deadline < now`` is applied by the reader), and 应办结's open part
+(``due_open``): not shelved, not closed by the end of P (of the sub-period), the deadline in P (no
+deadline: reported in P) — not additive over days. A row is keyed by ``(first day, hi, close day)``
+(close day :data:`OPEN_DAY` while open; ``hi`` the report day when later than the due day). A state
+at a local midnight E sums the spans with first day < E ≤ close day; ``due_open`` of a (sub-)period
+sums first day in it, ``hi`` before P's end and close day ≥ its end. The rows read are those with
+a close day at or after P's first end: the open cases and the recent ones, not the whole history.
 
 Days are local calendar days of the tenant's time zone; the readers answer from the cells only
 when every bound of P is a local midnight of that zone (else they scan).
@@ -55,7 +54,7 @@ from services.reporting.filters import EXCLUDED_STATES
 from services.reporting.kpis.cell_columns import (  # noqa: F401
     COUNTERS,
     DIMS,
-    DUE_COUNTERS,
+    SPAN_COUNTERS,
     TIME_PREFIXES,
 )
 from services.reporting.kpis.clock import WorkingClock, working_clock
@@ -78,8 +77,13 @@ class CellKey(NamedTuple):
     channel: str | None
 
 
-class DueKey(NamedTuple):
-    """A row of the due table (module docstring)."""
+#: The close day of a case still open (a span without end).
+OPEN_DAY = date(9999, 12, 31)
+
+
+class SpanKey(NamedTuple):
+    """A row of the span table (module docstring): ``day`` the first day, ``close_day`` the close
+    day (:data:`OPEN_DAY` while open)."""
 
     tenant: str
     day: date
@@ -133,14 +137,14 @@ def _hours_pair(a: datetime | None, b: datetime | None, tz: tzinfo, clock: Worki
 
 
 def case_cells(row: Mapping[str, Any], tz: tzinfo, clock: WorkingClock | None = None
-               ) -> tuple[dict[CellKey, dict[str, int]], dict[DueKey, dict[str, int]]]:
-    """The contributions of one case (a ``case_facts`` row as a mapping) to the cells and to the due
-    table: ``({cell: {counter: value}}, {due row: {"due_open": 1}})``; empty for a case outside the
+               ) -> tuple[dict[CellKey, dict[str, int]], dict[SpanKey, dict[str, int]]]:
+    """The contributions of one case (a ``case_facts`` row as a mapping) to the cells and to the span
+    table: ``({cell: {counter: value}}, {span: {counter: 1}})``; empty for a case outside the
     KPI universe. ``tz`` is the tenant's time zone, ``clock`` the working clock (default calendar)."""
     cells: dict[CellKey, dict[str, int]] = {}
-    dues: dict[DueKey, dict[str, int]] = {}
+    spans: dict[SpanKey, dict[str, int]] = {}
     if not counted(row):
-        return cells, dues
+        return cells, spans
     clock = clock or working_clock()
     dims = (row["place_code"], row.get("category_code"), row.get("department"), row.get("channel"))
     tenant = row["tenant"]
@@ -149,14 +153,12 @@ def case_cells(row: Mapping[str, Any], tz: tzinfo, clock: WorkingClock | None = 
     close_t = close_time(row)
     cday = local_day(close_t, tz) if close_t is not None else None
 
-    def add(t: datetime | None, counters: Mapping[str, int], *, span: bool = True) -> None:
+    def add(t: datetime | None, counters: Mapping[str, int]) -> None:
         if t is None:
             return
         day = local_day(t, tz)
-        lo = hi = None
-        if span:
-            hi = rday if rday > day else None
-            lo = cday if cday is not None and cday < day else None
+        hi = rday if rday > day else None
+        lo = cday if cday is not None and cday < day else None
         cell = cells.setdefault(CellKey(tenant, day, lo, hi, *dims), {})
         for name, value in counters.items():
             if value:
@@ -197,24 +199,25 @@ def case_cells(row: Mapping[str, Any], tz: tzinfo, clock: WorkingClock | None = 
         disposed = max(first or rep, rep)
     add(disposed, {"disposed": 1, "rework": int((row.get("rework_count") or 0) > 0)})
 
-    # states: cumulative deltas, never spanned
+    # spans from a first day to the close day (OPEN_DAY while open): 在办 from the report,
+    # 超期 open from the later of deadline and report (not shelved; only if it closes after that
+    # day), 应办结's open part from the due day (module docstring)
+    end = cday or OPEN_DAY
     shelved = row.get("state") == "shelved"
-    open_name = "open_transferred" if transfers > 0 else "open_own"
-    add(rep, {open_name: 1}, span=False)
-    if close_t is not None:
-        add(close_t, {open_name: -1}, span=False)
-    if deadline is not None and not shelved:
-        overdue_from = max(deadline, rep)
-        if cday is None or cday > local_day(overdue_from, tz):
-            add(overdue_from, {"overdue": 1}, span=False)
-            if close_t is not None:
-                add(close_t, {"overdue": -1}, span=False)
 
-    # 应办结, the part not closed in P (module docstring)
+    def span(first: date, hi: date | None, name: str) -> None:
+        counters = spans.setdefault(SpanKey(tenant, first, hi, end, *dims), {})
+        counters[name] = counters.get(name, 0) + 1
+
+    span(rday, None, "open_transferred" if transfers > 0 else "open_own")
+    if deadline is not None and not shelved:
+        overdue_day = local_day(max(deadline, rep), tz)
+        if end > overdue_day:
+            span(overdue_day, None, "overdue")
     if not shelved:
         anchor = local_day(deadline, tz) if deadline is not None else rday
-        dues[DueKey(tenant, anchor, rday if rday > anchor else None, cday, *dims)] = {"due_open": 1}
-    return {k: v for k, v in cells.items() if any(v.values())}, dues
+        span(anchor, rday if rday > anchor else None, "due_open")
+    return {k: v for k, v in cells.items() if any(v.values())}, spans
 
 
 def _time_counters(prefix: str, us: int | None, wus: int | None) -> dict[str, int]:
@@ -228,20 +231,20 @@ def _time_counters(prefix: str, us: int | None, wus: int | None) -> dict[str, in
 
 def deltas(pairs: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]],
            tz_of: Callable[[str], tzinfo], clock: WorkingClock | None = None
-           ) -> tuple[dict[CellKey, dict[str, int]], dict[DueKey, dict[str, int]]]:
+           ) -> tuple[dict[CellKey, dict[str, int]], dict[SpanKey, dict[str, int]]]:
     """Σ contributions(new) − contributions(old) over ``(old, new)`` fact rows (None: no row), the
     cells left with a zero change dropped. ``tz_of(tenant)`` is the tenant's time zone."""
     cells: dict[CellKey, dict[str, int]] = {}
-    dues: dict[DueKey, dict[str, int]] = {}
+    spans: dict[SpanKey, dict[str, int]] = {}
     for old, new in pairs:
         for row, sign in ((old, -1), (new, 1)):
             if row is None:
                 continue
             c, d = case_cells(row, tz_of(row["tenant"]), clock)
-            for into, part in ((cells, c), (dues, d)):
+            for into, part in ((cells, c), (spans, d)):
                 for key, counters in part.items():
                     acc = into.setdefault(key, {})
                     for name, value in counters.items():
                         acc[name] = acc.get(name, 0) + sign * value
     drop = lambda m: {k: v for k, v in m.items() if any(v.values())}  # noqa: E731
-    return drop(cells), drop(dues)
+    return drop(cells), drop(spans)

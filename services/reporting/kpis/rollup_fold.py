@@ -23,13 +23,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reporting.db import case_facts, kpi_cells, kpi_due_cells, kpi_zones
-from services.reporting.kpis.cell_columns import COUNTERS, DUE_COUNTERS
-from services.reporting.kpis.cells import CellKey, DueKey, deltas
+from services.reporting.db import case_facts, kpi_cells, kpi_spans, kpi_zones
+from services.reporting.kpis.cell_columns import COUNTERS, SPAN_COUNTERS
+from services.reporting.kpis.cells import CellKey, SpanKey, deltas
 from services.reporting.kpis.clock import tz_name
 
 _CELL_KEY = CellKey._fields
-_DUE_KEY = DueKey._fields
+_SPAN_KEY = SpanKey._fields
 
 
 def _types(table: sa.Table, names: Sequence[str]) -> list[str]:
@@ -52,7 +52,7 @@ def upsert_sql(table: sa.Table, key: Sequence[str], counters: Sequence[str]) -> 
 
 
 CELLS_SQL = upsert_sql(kpi_cells, _CELL_KEY, COUNTERS)
-DUES_SQL = upsert_sql(kpi_due_cells, _DUE_KEY, DUE_COUNTERS)
+SPANS_SQL = upsert_sql(kpi_spans, _SPAN_KEY, SPAN_COUNTERS)
 #: The zone a tenant's cells are cut in; a second zone marks them mixed ('') until a rebuild.
 ZONES_SQL = ("INSERT INTO reporting.kpi_zones AS z (tenant, tz) SELECT * FROM unnest($1::text[], $2::text[]) "
              "ON CONFLICT (tenant) DO UPDATE SET tz = CASE WHEN z.tz = excluded.tz THEN z.tz ELSE '' END "
@@ -68,7 +68,7 @@ async def _rows(conn: AsyncConnection, ids: list, lock: bool) -> dict:
 
 async def apply_cell_deltas(conn: AsyncConnection, cells: dict, dues: dict) -> None:
     """Add the deltas (:func:`services.reporting.kpis.cells.deltas`) to the rollup tables, one statement each."""
-    for sql, rows, key, counters in ((CELLS_SQL, cells, _CELL_KEY, COUNTERS), (DUES_SQL, dues, _DUE_KEY, DUE_COUNTERS)):
+    for sql, rows, key, counters in ((CELLS_SQL, cells, _CELL_KEY, COUNTERS), (SPANS_SQL, dues, _SPAN_KEY, SPAN_COUNTERS)):
         if not rows:
             continue
         # sorted, so that concurrent transactions take the cells' locks in one order
@@ -100,7 +100,7 @@ async def rollups_from_facts(conn: AsyncConnection, tenant: str, tz_of: Callable
     """Empty ``tenant``'s rollups and recompute them from its ``case_facts`` as they stand (each
     case's contributions, added page by page); for facts loaded without the fold (bench/kpis.py's
     COPY). ``gridcase reporting rebuild`` refolds the events instead. Returns the cases read."""
-    for table in (kpi_cells, kpi_due_cells, kpi_zones):
+    for table in (kpi_cells, kpi_spans, kpi_zones):
         await conn.execute(sa.delete(table).where(table.c.tenant == tenant))
     last, cases, tenants = None, 0, set()
     while True:

@@ -5,13 +5,13 @@ When: every bound of P is a local midnight of the tenant's zone (or an open end)
 cells were cut in that zone (``reporting.kpi_zones``; '' = mixed, e.g. after the migration, until
 ``gridcase reporting rebuild``). Otherwise :func:`rollup_figures` returns None and the caller scans.
 
-Statements (each reads cells of P, or before P's end for the states):
+Statements (each reads the cells of P, or the spans alive in it):
 
 - events and means: the cells with ``day ∈ P`` and their span days (cells.py) within P, summed per
   group key and sub-period;
-- states: the deltas of every day before P's end, summed per sub-period and accumulated (在办 and 超期
-  open at each sub-period's end);
-- 应办结: the due table (``due = closed + due_open``);
+- states: the spans (cells.py) that close at or after P's first sub-period end and start before
+  P's end (在办 and 超期 open at each sub-period's end);
+- 应办结: the spans' ``due_open`` (``due = closed + due_open``);
 - ``deadline < now``: the cells count a case as overdue from the later of its deadline and report;
   for a sub-period ending after ``now`` the cases whose deadline is not yet past (deadline ≥ now) are
   taken off again, read from the facts (open cases: index ``ix_reporting_case_facts_tenant_open_deadline``);
@@ -39,7 +39,7 @@ from services.reporting.filters import (
 from services.reporting.kpis.cell_columns import COUNTERS, EVENT_COUNTERS, TIME_PREFIXES
 from services.reporting.kpis.cells import is_local_midnight, local_day
 from services.reporting.kpis.clock import tz_name, working_clock_params
-from services.reporting.kpis.periods import OPEN_END, OPEN_START
+from services.reporting.kpis.periods import OPEN_END, OPEN_START, counts_at_period_ends
 from services.reporting.kpis.rules import GROUP_KEYS, TIME_RULES
 from services.reporting.kpis.sql import _cases_cte, bind
 
@@ -86,20 +86,24 @@ def cells_sql(group_by: str | None, business: bool) -> str:
 
 
 def states_sql(group_by: str | None) -> str:
-    return (f"SELECT {_key(group_by, 'c')} AS key, width_bucket(c.day, :days::date[]) AS b,\n"
-            f"  sum(c.open_own) AS open_own, sum(c.open_transferred) AS open_transferred, sum(c.overdue) AS overdue\n"
-            f"FROM reporting.kpi_cells c\n"
-            f"WHERE {_scope('c')} AND c.day < :dn AND c.lo IS NULL AND c.hi IS NULL\n"
-            f"  AND (c.open_own <> 0 OR c.open_transferred <> 0 OR c.overdue <> 0)\nGROUP BY 1, 2")
+    """The state spans alive at some sub-period end: ``(key, s, t, <counts>)`` with ``s`` / ``t`` the
+    sub-periods of the first day and of the close day (``n + 1``: after P), as the scan's spans
+    (:func:`~services.reporting.kpis.periods.counts_at_period_ends`)."""
+    return (f"SELECT {_key(group_by, 's')} AS key, width_bucket(s.day, :days::date[]) AS s,\n"
+            f"  width_bucket(s.close_day, :days::date[]) AS t,\n"
+            f"  sum(s.open_own) AS open_own, sum(s.open_transferred) AS open_transferred, sum(s.overdue) AS overdue\n"
+            f"FROM reporting.kpi_spans s\n"
+            f"WHERE {_scope('s')} AND s.close_day >= :d1 AND s.day < :dn\n"
+            f"  AND (s.open_own <> 0 OR s.open_transferred <> 0 OR s.overdue <> 0)\nGROUP BY 1, 2, 3")
 
 
 def dues_sql(group_by: str | None) -> str:
-    return (f"SELECT {_key(group_by, 'd')} AS key, width_bucket(d.day, :days::date[]) AS b,\n"
-            f"  sum(d.due_open) FILTER (WHERE d.close_day IS NULL OR d.close_day >= "
-            f"(:days::date[])[width_bucket(d.day, :days::date[]) + 1]) AS per,\n"
-            f"  sum(d.due_open) FILTER (WHERE d.close_day IS NULL OR d.close_day >= :dn) AS tot\n"
-            f"FROM reporting.kpi_due_cells d\n"
-            f"WHERE {_scope('d')} AND d.day >= :d0 AND d.day < :dn AND (d.hi IS NULL OR d.hi < :dn)\nGROUP BY 1, 2")
+    return (f"SELECT {_key(group_by, 's')} AS key, width_bucket(s.day, :days::date[]) AS b,\n"
+            f"  sum(s.due_open) FILTER (WHERE s.close_day >= (:days::date[])[width_bucket(s.day, :days::date[]) + 1]) AS per,\n"
+            f"  sum(s.due_open) FILTER (WHERE s.close_day >= :dn) AS tot\n"
+            f"FROM reporting.kpi_spans s\n"
+            f"WHERE {_scope('s')} AND s.close_day >= :d1 AND s.day >= :d0 AND s.day < :dn\n"
+            f"  AND (s.hi IS NULL OR s.hi < :dn) AND s.due_open <> 0\nGROUP BY 1, 2")
 
 
 def not_yet_overdue_sql(group_by: str | None) -> str:
@@ -147,7 +151,7 @@ async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str |
     periods = n > 1
     grouped = not periods and group_by is not None and not group_by.startswith("period:")
     by = group_by if grouped else None
-    params: dict[str, Any] = {**flt.sql_params(), "days": days, "d0": days[0], "dn": days[-1]}
+    params: dict[str, Any] = {**flt.sql_params(), "days": days, "d0": days[0], "d1": days[1], "dn": days[-1]}
     if business is not None:
         params["business"] = list(business)
     # figures per (key, sub-period) → per answer key; the total sums them all
@@ -168,19 +172,19 @@ async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str |
         key, b = row["key"], row["b"]
         add(acc.setdefault(slot(key, b), {}), {"due_open": row["per"]})
         add(tot, {"due_open": row["tot"]})
-    # states: deltas per (key, sub-period), accumulated to each sub-period's end
-    deltas: dict[Any, list[dict[str, int]]] = {}
+    # states at each sub-period's end: states[key][k] (k = 1..n; index 0 unused)
+    spans: dict[Any, dict[str, list[tuple[int, int, int]]]] = {}
     for row in await _rows(conn, states_sql(by), params):
-        key, b = row.pop("key"), row.pop("b")
-        add(deltas.setdefault(key, [{} for _ in range(n + 1)])[b], row)
+        key, first, stop = row.pop("key"), row.pop("s"), row.pop("t")
+        for name, count in row.items():
+            if count:
+                spans.setdefault(key, {}).setdefault(name, []).append((first, stop, int(count)))
     states: dict[Any, list[dict[str, int]]] = {}
-    for key, per in deltas.items():
-        run: dict[str, int] = {}
-        ends = []
-        for b in range(n + 1):
-            add(run, per[b])
-            ends.append(dict(run))
-        states[key] = ends  # ends[k]: at the end of sub-period k (ends[0]: before P)
+    for key, by_name in spans.items():
+        ends = states[key] = [{} for _ in range(n + 1)]
+        for name, rows in by_name.items():
+            for k, count in enumerate(counts_at_period_ends(rows, n), start=1):
+                ends[k][name] = count
     # deadline < now: take off the cases not yet overdue at the ends after now
     late_ends = [k for k in range(1, n + 1) if bounds[k] > now]
     if late_ends:

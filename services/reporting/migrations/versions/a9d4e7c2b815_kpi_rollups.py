@@ -1,5 +1,5 @@
 """KPI rollups (issue 14): additive cells per tenant, local day, place, category, department and
-channel, the due table and the zone of each tenant's cells (services/reporting/kpis/cells.py).
+channel, the spans (应办结, 在办, 超期 open) and the zone of each tenant's cells (services/reporting/kpis/cells.py).
 
 Revision ID: a9d4e7c2b815
 Revises: f3b7c1d9e2a4
@@ -62,27 +62,27 @@ def upgrade() -> None:
         sa.Column('final_close_us', sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column('final_close_wn', sa.Integer(), nullable=False, server_default="0"),
         sa.Column('final_close_wus', sa.BigInteger(), nullable=False, server_default="0"),
-        sa.Column('open_own', sa.Integer(), nullable=False, server_default="0"),
-        sa.Column('open_transferred', sa.Integer(), nullable=False, server_default="0"),
-        sa.Column('overdue', sa.Integer(), nullable=False, server_default="0"),
         schema='reporting', comment='KPI rollups: additive cells per tenant, local day, place, category, department, channel',
     )
     op.create_index('ux_reporting_kpi_cells_key', 'kpi_cells', ['tenant', 'day', 'place_code', 'category_code', 'department', 'channel', 'lo', 'hi'], unique=True, schema='reporting',
                     postgresql_nulls_not_distinct=True)
     op.create_table(
-        'kpi_due_cells',
+        'kpi_spans',
         sa.Column('tenant', sa.String(40), nullable=False),
         sa.Column('place_code', sa.String(24), nullable=False),
         sa.Column('category_code', sa.String(64)),
         sa.Column('department', sa.String(100)),
         sa.Column('channel', sa.String(64)),
-        sa.Column('day', sa.Date(), nullable=False, comment='deadline day (no deadline: report day)'),
-        sa.Column('hi', sa.Date(), comment='report day, when after day'),
-        sa.Column('close_day', sa.Date(), comment='close day; NULL while open'),
+        sa.Column('day', sa.Date(), nullable=False, comment='first day: due day (应办结), report day (在办), overdue day'),
+        sa.Column('hi', sa.Date(), comment='report day, when after a due day'),
+        sa.Column('close_day', sa.Date(), nullable=False, comment='close day; 9999-12-31 while open'),
         sa.Column('due_open', sa.Integer(), nullable=False, server_default="0"),
-        schema='reporting', comment='KPI rollups: open cases by due day and close day (应办结)',
+        sa.Column('open_own', sa.Integer(), nullable=False, server_default="0"),
+        sa.Column('open_transferred', sa.Integer(), nullable=False, server_default="0"),
+        sa.Column('overdue', sa.Integer(), nullable=False, server_default="0"),
+        schema='reporting', comment="KPI rollups: spans from a first day to the close day (应办结's open part, 在办, 超期 open)",
     )
-    op.create_index('ux_reporting_kpi_due_cells_key', 'kpi_due_cells', ['tenant', 'day', 'place_code', 'category_code', 'department', 'channel', 'hi', 'close_day'], unique=True, schema='reporting',
+    op.create_index('ux_reporting_kpi_spans_key', 'kpi_spans', ['tenant', 'close_day', 'day', 'place_code', 'category_code', 'department', 'channel', 'hi'], unique=True, schema='reporting',
                     postgresql_nulls_not_distinct=True)
     op.create_table(
         'kpi_zones',
