@@ -58,6 +58,7 @@ from services.reporting.filters import CaseFilter  # noqa: E402
 from services.reporting.kpis.case_lists import query_overdue, query_supervised  # noqa: E402
 from services.reporting.kpis.catalogue import GROUP_BYS, PLACE_LEVELS  # noqa: E402
 from services.reporting.kpis.queries import query_kpis  # noqa: E402
+from services.reporting.kpis.rollup_fold import rollups_from_facts  # noqa: E402
 from services.reporting.kpis.summary import percent, work_summary  # noqa: E402
 from shared.domain.taxonomy import load_taxonomy  # noqa: E402
 from shared.platform.db import libpq_url, make_engine, run_migrations  # noqa: E402
@@ -213,8 +214,10 @@ async def load(url: str, n: int, now: datetime) -> float:
 
 
 async def build_rollups(url: str) -> None:
-    """Build reporting's rollups of the synthetic cases the way the fold computes them: the step
-    cells with the fold's own reading and contributions over the stored facts and steps
+    """Build reporting's rollups of the synthetic cases the way the fold computes them: the KPI
+    cells and spans from the facts (services/reporting/kpis/rollup_fold.py ``rollups_from_facts``;
+    tests/integration/test_kpi_rollups.py checks it equals the folded cells) and the step cells with
+    the fold's own reading and contributions over the stored facts and steps
     (services/reporting/step_rollup.py ``recompute``; tests/integration/test_step_cells_properties.py
     checks it equals the folded cells). Then ``VACUUM ANALYZE``."""
     from services.reporting import step_rollup  # noqa: PLC0415
@@ -222,12 +225,15 @@ async def build_rollups(url: str) -> None:
     engine = make_engine(url)
     try:
         async with engine.begin() as conn:
+            await rollups_from_facts(conn, TENANT, lambda tenant: TZ)
+        async with engine.begin() as conn:
             await step_rollup.recompute(conn, TENANT, page=20_000)
     finally:
         await engine.dispose()
     conn = await asyncpg.connect(libpq_url(url))
     try:
-        await conn.execute("VACUUM ANALYZE reporting.step_cells, reporting.step_case_days")
+        await conn.execute("VACUUM ANALYZE reporting.kpi_cells, reporting.kpi_spans, "
+                           "reporting.step_cells, reporting.step_case_days")
     finally:
         await conn.close()
 
@@ -238,6 +244,7 @@ async def storage(url: str) -> dict[str, int]:
     try:
         size = lambda t: conn.fetchval(f"SELECT pg_total_relation_size('reporting.{t}')")  # noqa: E731
         return {"facts": await size("case_facts"), "steps": await size("case_steps"),
+                "kpi_rollups": await size("kpi_cells") + await size("kpi_spans"),
                 "step_rollups": await size("step_cells") + await size("step_case_days")}
     finally:
         await conn.close()
@@ -366,6 +373,7 @@ def main() -> None:
         if ratio is not None:
             print(f"ratio_to_scan_floor={ratio:.3f}")
         print(f"step_rollup_storage_pct_of_facts={100 * sizes['step_rollups'] / max(sizes['facts'], 1):.2f}")
+        print(f"kpi_rollup_storage_pct_of_facts={100 * sizes['kpi_rollups'] / max(sizes['facts'], 1):.2f}")
     sizes = sorted(by_size)
     for small, big in zip(sizes, sizes[1:], strict=False):
         factor = big / small

@@ -12,6 +12,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
+from services.reporting.kpis.cell_columns import COUNTERS as CELL_COUNTERS
+from services.reporting.kpis.cell_columns import SPAN_COUNTERS
 from shared.domain.casefacts import case_fact_columns, closed_loop_columns
 from shared.domain.casesteps import case_step_columns
 from shared.platform.db import NAMING_CONVENTION, processed_events_table
@@ -83,6 +85,61 @@ case_texts = sa.Table(
     sa.Column("description", sa.Text, nullable=False, server_default=""),
     sa.Index("ix_reporting_case_texts_tenant_reported", "tenant", "reported_at"),
     comment="masked case texts for hot issues (services/reporting/hotspots.py)",
+)
+
+
+# --------------------------------------------------------------------------- KPI rollups (issue 14)
+# The additive cells of services/reporting/kpis/cells.py, kept by the fold in the facts'
+# transaction (services/reporting/kpis/rollup_fold.py) and read by services/reporting/kpis/rollup_query.py.
+
+
+def _cell_dims() -> list[sa.Column]:
+    return [sa.Column("tenant", sa.String(40), nullable=False),
+            sa.Column("place_code", sa.String(24), nullable=False),
+            sa.Column("category_code", sa.String(64)),
+            sa.Column("department", sa.String(100)),
+            sa.Column("channel", sa.String(64))]
+
+
+def _counter(name: str) -> sa.Column:
+    # sums of microseconds need 64 bits; counts fit 32
+    return sa.Column(name, sa.BigInteger if name.endswith("us") else sa.Integer, nullable=False, server_default="0")
+
+
+kpi_cells = sa.Table(
+    "kpi_cells",
+    metadata,
+    *_cell_dims(),
+    sa.Column("day", sa.Date, nullable=False, comment="local day (tenant's time zone) of the counted moment"),
+    sa.Column("lo", sa.Date, comment="close day, when before day (the case must not be closed before P)"),
+    sa.Column("hi", sa.Date, comment="report day, when after day (the case must be reported before P ends)"),
+    *[_counter(name) for name in CELL_COUNTERS],
+    sa.Index("ux_reporting_kpi_cells_key", "tenant", "day", "place_code", "category_code", "department", "channel",
+             "lo", "hi", unique=True, postgresql_nulls_not_distinct=True),
+    comment="KPI rollups: additive cells per tenant, local day, place, category, department, channel",
+)
+
+kpi_spans = sa.Table(
+    "kpi_spans",
+    metadata,
+    *_cell_dims(),
+    sa.Column("day", sa.Date, nullable=False, comment="first day: due day (应办结), report day (在办), overdue day"),
+    sa.Column("hi", sa.Date, comment="report day, when after a due day"),
+    sa.Column("close_day", sa.Date, nullable=False, comment="close day; 9999-12-31 while open"),
+    *[_counter(name) for name in SPAN_COUNTERS],
+    # led by the close day: a period reads the spans that end in or after it (the open ones and the
+    # recent), not the whole history
+    sa.Index("ux_reporting_kpi_spans_key", "tenant", "close_day", "day", "place_code", "category_code", "department",
+             "channel", "hi", unique=True, postgresql_nulls_not_distinct=True),
+    comment="KPI rollups: spans from a first day to the close day (应办结's open part, 在办, 超期 open)",
+)
+
+kpi_zones = sa.Table(
+    "kpi_zones",
+    metadata,
+    sa.Column("tenant", sa.String(40), primary_key=True),
+    sa.Column("tz", sa.String(64), nullable=False, comment="time zone of the tenant's cells; '' if mixed"),
+    comment="KPI rollups: the time zone each tenant's cells were cut in",
 )
 
 processed_events = processed_events_table(metadata, SCHEMA)

@@ -7,14 +7,20 @@ transaction, and ``gridcase reporting rebuild`` (gridcase/ops.py) folds the even
 """
 
 import hashlib
+from collections.abc import Callable
+from datetime import tzinfo
+from functools import lru_cache
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.db import case_facts, case_steps, case_texts, patrols
 from services.reporting.step_rollup import StepFold
+from services.reporting.kpis.rollup_fold import fold_with_rollups
 from shared.contract.events import CaseReported
 from shared.domain.casefacts import CaseFold
+from shared.domain.tenants import load_all_tenants
+from shared.domain.workcalendar import DEFAULT_TZ
 
 fold = CaseFold(case_facts, patrols, case_steps)
 
@@ -40,12 +46,28 @@ def text_row(ev: CaseReported) -> dict:
             "reported_at": ev.reported_at, "reporter_key": reporter_key(ev), "description": ev.description[:TEXT_MAX]}
 
 
-async def apply_events(conn: AsyncConnection, events: list) -> None:
-    """Fold events in the caller's transaction; a ``CaseReported`` also keeps its masked text
-    (``reporting.case_texts``, once per case); the step cells follow the touched cases
-    (services/reporting/step_rollup.py)."""
+def zones_of(tenants: dict) -> Callable[[str], tzinfo]:
+    """The time zone of each tenant of ``tenants`` (``{name: TenantConfig}``), the default zone for
+    any other: the zone the KPI rollups cut days in (services/reporting/kpis/cells.py)."""
+    zones = {name: config.tzinfo for name, config in tenants.items()}
+    return lambda tenant: zones.get(tenant, DEFAULT_TZ)
+
+
+@lru_cache(maxsize=1)
+def default_zones() -> Callable[[str], tzinfo]:
+    """:func:`zones_of` the tenants of the default tenants directory."""
+    return zones_of(load_all_tenants())
+
+
+async def apply_events(conn: AsyncConnection, events: list, tz_of: Callable[[str], tzinfo] | None = None) -> None:
+    """Fold events in the caller's transaction, with the KPI rollups (services/reporting/kpis/rollup_fold.py;
+    ``tz_of``: each tenant's time zone, default :func:`default_zones`); a ``CaseReported`` also keeps
+    its masked text (``reporting.case_texts``, once per case); the step cells follow the touched cases
+    (services/reporting/step_rollup.py). The step fold goes first: its transaction-scoped locks on
+    the touched case ids serialize two consumers folding one case (a case's events arrive on two
+    topics), which the rollups' before/after reads rely on too."""
     steps = await StepFold.start(conn, events)
-    await fold(conn, events)
+    await fold_with_rollups(conn, events, fold, fold.upserts, tz_of or default_zones())
     await steps.finish(conn)
     texts = [text_row(ev) for ev in events if isinstance(ev, CaseReported)]
     if texts:

@@ -29,7 +29,7 @@ from services.reporting.api import (
     summary,
 )
 from services.reporting.dashboard import install as install_dashboard
-from services.reporting.handlers import apply_events
+from services.reporting.handlers import apply_events, zones_of
 from services.reporting.metrics import CaseGauges
 from services.reporting.settings import ReportingSettings
 from shared.contract.topics import TOPIC_LIFECYCLE, TOPIC_PATROLS, TOPIC_REPORTED
@@ -47,7 +47,8 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     taxonomy = load_taxonomy()
     tenants = load_all_tenants(settings.tenants_dir or None)
     gauges = CaseGauges.register(kit.registry)
-    kit.consume((TOPIC_REPORTED, TOPIC_LIFECYCLE, TOPIC_PATROLS), apply_events, db.processed_events,
+    kit.consume((TOPIC_REPORTED, TOPIC_LIFECYCLE, TOPIC_PATROLS), partial(apply_events, tz_of=zones_of(tenants)),
+                db.processed_events,
                 group_id=settings.group_id)
     kit.every(15, partial(gauges.sample, kit.engine),
               kit.lag_sampler(settings.group_id, (TOPIC_REPORTED, TOPIC_LIFECYCLE)))

@@ -1,6 +1,7 @@
 """``gridcase reporting rebuild`` recomputes everything from the events and gives the same figures
-(issue 4 item 2)."""
+(issue 4 item 2) and the same KPI rollups (issue 14)."""
 
+import asyncio
 import json
 import os
 import subprocess
@@ -8,9 +9,13 @@ import sys
 import time
 
 import pytest
+import sqlalchemy as sa
 
 from gridcase.client import import_file, wait_until_counted
 from gridcase.demo import REPO
+from services.reporting.db import kpi_cells, kpi_spans, kpi_zones
+from services.reporting.kpis.cell_columns import COUNTERS, SPAN_COUNTERS
+from shared.platform.db import make_engine
 from tests import api
 
 pytestmark = pytest.mark.e2e
@@ -62,6 +67,25 @@ def step_rollups(database_url: str, tenants) -> list:
             await conn.close()
         return sorted(repr(tuple(r.items())) for r in [*cells, *days, *zones])
 
+
+def rollups(database_url: str, tenants: tuple[str, ...]) -> dict:
+    """The tenants' KPI cells with a count other than 0 (a cell whose cases all moved on keeps a
+    row of zeros in the consumer's tables; a rebuild never writes it) and their zones."""
+    async def read() -> dict:
+        engine = make_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                out = {}
+                for table in (kpi_cells, kpi_spans):
+                    counters = [c for c in table.c if c.name in (*COUNTERS, *SPAN_COUNTERS)]
+                    rows = await conn.execute(sa.select(table).where(table.c.tenant.in_(tenants),
+                                                                       sa.or_(*[c != 0 for c in counters])))
+                    out[table.name] = sorted(tuple(str(v) for v in r) for r in rows)
+                out["zones"] = sorted(tuple(r) for r in await conn.execute(
+                    sa.select(kpi_zones).where(kpi_zones.c.tenant.in_(tenants))))
+                return out
+        finally:
+            await engine.dispose()
     return asyncio.run(read())
 
 
@@ -82,7 +106,9 @@ def test_rebuild_gives_the_same_figures(stack):
         progress = api.get(f"{stack.url('dispatch')}/v1/progress", params={"tenant": tenant}).json()
         wait_until_counted(stack.url("dispatch"), stack.url("reporting"), tenant, progress["cases"])
     before = {t: snapshot(stack, t) for t in tenants}
-    rollups = step_rollups(stack.infra.database_url, tenants)
+    steps_before = step_rollups(stack.infra.database_url, tenants)
+    cells_before = rollups(stack.infra.database_url, tenants)
+    assert len(cells_before["kpi_cells"]) > 100 and ("nyc", "America/New_York") in cells_before["zones"]
     run = subprocess.run([sys.executable, "-m", "gridcase.cli", "reporting", "rebuild"], capture_output=True, text=True,
                          timeout=300, env=os.environ | {"DATABASE_URL": stack.infra.database_url})
     assert run.returncode == 0, run.stderr
@@ -90,4 +116,5 @@ def test_rebuild_gives_the_same_figures(stack):
     assert rebuilt["events"] > 0 and rebuilt["cases"] >= 4000
     after = {t: snapshot(stack, t) for t in tenants}
     assert after == before
-    assert step_rollups(stack.infra.database_url, tenants) == rollups  # identical rollups
+    assert step_rollups(stack.infra.database_url, tenants) == steps_before  # identical rollups
+    assert rollups(stack.infra.database_url, tenants) == cells_before

@@ -29,6 +29,7 @@ from services.reporting.kpis.periods import (
     period_bounds,
     period_label,
 )
+from services.reporting.kpis.rollup_query import rollup_figures
 from services.reporting.kpis.rules import RESPONSE_WINDOW, SWEEP_REQUEST_TYPE
 from services.reporting.kpis.sql import bind, kpi_sql, step_sql
 from services.reporting.kpis.step_cells_sql import cell_rows
@@ -53,17 +54,23 @@ WORK_MEM = "32MB"
 
 
 async def raw_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str | None, bounds: Sequence[datetime],
-                      now: datetime, business: Sequence[str] | None = None) -> dict[Any, dict]:
+                      now: datetime, business: Sequence[str] | None = None, *,
+                      use_rollups: bool = True) -> dict[Any, dict]:
     """Raw figures of P for sub-periods ``bounds`` (``n = len(bounds) − 1``): ``{TOTAL: raw, key:
     raw, …}`` for one sub-period (keys of ``group_by``), ``{TOTAL: raw, 1: raw, …, n: raw}`` for
     several. With ``business`` (illegal-business category codes), also
-    :data:`~services.reporting.kpis.rules.SUMMARY_RULES`."""
+    :data:`~services.reporting.kpis.rules.SUMMARY_RULES`. From the rollups when they can answer
+    (services/reporting/kpis/rollup_query.py), else (or with ``use_rollups=False``) by the scan."""
     n = len(bounds) - 1
+    await _session(conn)
+    if use_rollups:
+        rolled = await rollup_figures(conn, flt, group_by, bounds, now, business, total=TOTAL)
+        if rolled is not None:
+            return rolled
     params = _params(flt, bounds, now)
     if business is not None:
         params.update(sweep=SWEEP_REQUEST_TYPE, business=list(business))
     sql = kpi_sql(group_by, periods=n > 1, extras=business is not None)
-    await _session(conn)
     text, args = bind(sql, params)
     result = await conn.exec_driver_sql(text, args)
     out: dict[Any, dict] = {}

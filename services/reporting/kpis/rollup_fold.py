@@ -1,0 +1,119 @@
+"""Keeping the KPI rollups (services/reporting/kpis/cells.py) in the fold's transaction: the fact rows
+of the batch's cases before and after the fold, and one set-based upsert per rollup table adding
+``contributions(new) − contributions(old)``.
+
+The rows before are read ``FOR UPDATE``, so a concurrent fold of the same case (a replica; the
+consumer keys events by case, so normally none) waits and then sees this one's result: the pair
+(before, after) is always a real step of the row, and sums commute, so the cells stay exact under
+redeliveries (dropped by ``processed_events`` before the fold) and any arrival order.
+
+Why not ``INSERT … ON CONFLICT … RETURNING old.*, new.*`` (PostgreSQL 18): the fold sends each event
+type as an executemany, and a batch may hold several events of one case and type, each a separate
+statement; RETURNING would turn the executemany into one multi-row INSERT (SQLAlchemy's
+insertmanyvalues), which cannot touch one row twice. Two primary-key reads per batch cost less
+than changing the fold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import tzinfo
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.reporting.db import case_facts, kpi_cells, kpi_spans, kpi_zones
+from services.reporting.kpis.cell_columns import COUNTERS, SPAN_COUNTERS
+from services.reporting.kpis.cells import CellKey, SpanKey, deltas
+from services.reporting.kpis.clock import tz_name
+
+_CELL_KEY = CellKey._fields
+_SPAN_KEY = SpanKey._fields
+
+
+def _types(table: sa.Table, names: Sequence[str]) -> list[str]:
+    out = []
+    for name in names:
+        t = table.c[name].type
+        out.append("date" if isinstance(t, sa.Date) else "bigint" if isinstance(t, sa.BigInteger)
+                   else "int" if isinstance(t, sa.Integer) else "text")
+    return out
+
+
+def upsert_sql(table: sa.Table, key: Sequence[str], counters: Sequence[str]) -> str:
+    """``INSERT … SELECT FROM unnest($1, …) ON CONFLICT (key) DO UPDATE SET c = cell.c + excluded.c``."""
+    cols = [*key, *counters]
+    args = ", ".join(f"${i}::{t}[]" for i, t in enumerate(_types(table, cols), start=1))
+    sets = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in counters)
+    return (f"INSERT INTO {table.schema}.{table.name} AS t ({', '.join(cols)})\n"
+            f"SELECT * FROM unnest({args})\n"
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")
+
+
+CELLS_SQL = upsert_sql(kpi_cells, _CELL_KEY, COUNTERS)
+SPANS_SQL = upsert_sql(kpi_spans, _SPAN_KEY, SPAN_COUNTERS)
+#: The zone a tenant's cells are cut in; a second zone marks them mixed ('') until a rebuild.
+ZONES_SQL = ("INSERT INTO reporting.kpi_zones AS z (tenant, tz) SELECT * FROM unnest($1::text[], $2::text[]) "
+             "ON CONFLICT (tenant) DO UPDATE SET tz = CASE WHEN z.tz = excluded.tz THEN z.tz ELSE '' END "
+             "WHERE z.tz IS DISTINCT FROM excluded.tz")
+
+
+async def _rows(conn: AsyncConnection, ids: list, lock: bool) -> dict:
+    q = sa.select(case_facts).where(case_facts.c.case_id.in_(ids))
+    if lock:
+        q = q.order_by(case_facts.c.case_id).with_for_update()
+    return {r.case_id: dict(r._mapping) for r in await conn.execute(q)}
+
+
+async def apply_cell_deltas(conn: AsyncConnection, cells: dict, dues: dict) -> None:
+    """Add the deltas (:func:`services.reporting.kpis.cells.deltas`) to the rollup tables, one statement each."""
+    for sql, rows, key, counters in ((CELLS_SQL, cells, _CELL_KEY, COUNTERS), (SPANS_SQL, dues, _SPAN_KEY, SPAN_COUNTERS)):
+        if not rows:
+            continue
+        # sorted, so that concurrent transactions take the cells' locks in one order
+        items = sorted(rows.items(), key=lambda kv: tuple("" if v is None else str(v) for v in kv[0]))
+        columns: list[list[Any]] = [[k[i] for k, _ in items] for i in range(len(key))]
+        columns += [[v.get(name, 0) for _, v in items] for name in counters]
+        await conn.exec_driver_sql(sql, tuple(columns))
+
+
+async def fold_with_rollups(conn: AsyncConnection, events: list, fold: Callable[[AsyncConnection, list], Awaitable[None]],
+                            case_event_types, tz_of: Callable[[str], tzinfo]) -> None:
+    """Run ``fold`` on ``events`` and move the rollups by the change of each case's fact row
+    (``case_event_types``: the event types that write fact rows)."""
+    ids = sorted({ev.case_id for ev in events if ev.event_type in case_event_types})
+    if not ids:
+        await fold(conn, events)
+        return
+    before = await _rows(conn, ids, lock=True)
+    await fold(conn, events)
+    after = await _rows(conn, ids, lock=False)
+    cells, dues = deltas(((before.get(i), after.get(i)) for i in ids), tz_of)
+    tenants = sorted({row["tenant"] for row in after.values()})
+    await conn.exec_driver_sql(ZONES_SQL, ([t for t in tenants], [tz_name(tz_of(t)) for t in tenants]))
+    await apply_cell_deltas(conn, cells, dues)
+
+
+async def rollups_from_facts(conn: AsyncConnection, tenant: str, tz_of: Callable[[str], tzinfo],
+                             page: int = 20_000) -> int:
+    """Empty ``tenant``'s rollups and recompute them from its ``case_facts`` as they stand (each
+    case's contributions, added page by page); for facts loaded without the fold (bench/kpis.py's
+    COPY). ``gridcase reporting rebuild`` refolds the events instead. Returns the cases read."""
+    for table in (kpi_cells, kpi_spans, kpi_zones):
+        await conn.execute(sa.delete(table).where(table.c.tenant == tenant))
+    last, cases, tenants = None, 0, set()
+    while True:
+        q = sa.select(case_facts).where(case_facts.c.tenant == tenant).order_by(case_facts.c.case_id).limit(page)
+        if last is not None:
+            q = q.where(case_facts.c.case_id > last)
+        rows = [dict(r._mapping) for r in await conn.execute(q)]
+        if not rows:
+            break
+        last, cases = rows[-1]["case_id"], cases + len(rows)
+        tenants |= {r["tenant"] for r in rows}
+        await apply_cell_deltas(conn, *deltas(((None, r) for r in rows), tz_of))
+    if tenants:
+        names = sorted(tenants)
+        await conn.exec_driver_sql(ZONES_SQL, (names, [tz_name(tz_of(t)) for t in names]))
+    return cases

@@ -1,0 +1,254 @@
+"""The raw KPI figures of P from the rollups (services/reporting/kpis/cells.py) instead of a scan of
+the cases: the same answer as :func:`services.reporting.kpis.queries.raw_figures`' scan, key for key.
+
+When: every bound of P is a local midnight of the tenant's zone (or an open end), and the tenant's
+cells were cut in that zone (``reporting.kpi_zones``; '' = mixed, e.g. after the migration, until
+``gridcase reporting rebuild``). Otherwise :func:`rollup_figures` returns None and the caller scans.
+
+Statements (each reads the cells of P, or the spans alive in it):
+
+- events and means: the cells with ``day ∈ P`` and their span days (cells.py) within P, summed per
+  group key and sub-period;
+- states: the spans (cells.py) that close at or after P's first sub-period end and start before
+  P's end (在办 and 超期 open at each sub-period's end);
+- 应办结: the spans' ``due_open`` (``due = closed + due_open``);
+- ``deadline < now``: the cells count a case as overdue from the later of its deadline and report;
+  for a sub-period ending after ``now`` the cases whose deadline is not yet past (deadline ≥ now) are
+  taken off again, read from the facts (open cases: index ``ix_reporting_case_facts_tenant_open_deadline``);
+- medians and p90: still the scan's ``percentile_cont`` over the cases of P (:func:`quantile_sql`;
+  exact, and the one part whose cost grows with the cases).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.reporting.db import LIFETIME_END
+from services.reporting.filters import (
+    COUNTED_SQL,
+    FILTER_SQL,
+    SCOPE_SQL,
+    CaseFilter,
+    department_sql,
+)
+from services.reporting.kpis.cell_columns import COUNTERS, EVENT_COUNTERS, TIME_PREFIXES
+from services.reporting.kpis.cells import is_local_midnight, local_day
+from services.reporting.kpis.clock import tz_name, working_clock_params
+from services.reporting.kpis.periods import OPEN_END, OPEN_START, counts_at_period_ends
+from services.reporting.kpis.rules import GROUP_KEYS, TIME_RULES
+from services.reporting.kpis.sql import _cases_cte, bind
+
+#: Stand-ins for an open end of P as days.
+FIRST_DAY, LAST_DAY = date(1, 1, 1), date(9999, 12, 31)
+
+_MICROS_PER_HOUR = 3_600_000_000
+
+
+def bound_days(bounds: Sequence[datetime], tz) -> list[date] | None:
+    """The local days of ``bounds`` (open ends: :data:`FIRST_DAY` / :data:`LAST_DAY`), or None if a
+    bound is not a local midnight of ``tz``."""
+    days = []
+    for i, b in enumerate(bounds):
+        if i == 0 and b == OPEN_START:
+            days.append(FIRST_DAY)
+        elif i == len(bounds) - 1 and b == OPEN_END:
+            days.append(LAST_DAY)
+        elif is_local_midnight(b, tz):
+            days.append(local_day(b, tz))
+        else:
+            return None
+    return days
+
+
+def _key(group_by: str | None, alias: str) -> str:
+    if group_by is None or group_by.startswith("period:"):
+        return "NULL::text"
+    return GROUP_KEYS[group_by].replace("cf.", f"{alias}.")
+
+
+def _scope(alias: str) -> str:
+    return f"{SCOPE_SQL.replace('cf.', f'{alias}.')} AND {department_sql(f'{alias}.department')}"
+
+
+def cells_sql(group_by: str | None, business: bool) -> str:
+    sums = ", ".join(f"sum(c.{name}) AS {name}" for name in COUNTERS if name not in ("open_own", "open_transferred", "overdue"))
+    if business:
+        sums += ", sum(c.accepted) FILTER (WHERE c.category_code = ANY(:business::text[])) AS illegal_business"
+    return (f"SELECT {_key(group_by, 'c')} AS key, width_bucket(c.day, :days::date[]) AS b, {sums}\n"
+            f"FROM reporting.kpi_cells c\n"
+            f"WHERE {_scope('c')} AND c.day >= :d0 AND c.day < :dn\n"
+            f"  AND (c.lo IS NULL OR c.lo >= :d0) AND (c.hi IS NULL OR c.hi < :dn)\nGROUP BY 1, 2")
+
+
+def states_sql(group_by: str | None) -> str:
+    """The state spans alive at some sub-period end: ``(key, s, t, <counts>)`` with ``s`` / ``t`` the
+    sub-periods of the first day and of the close day (``n + 1``: after P), as the scan's spans
+    (:func:`~services.reporting.kpis.periods.counts_at_period_ends`)."""
+    return (f"SELECT {_key(group_by, 's')} AS key, width_bucket(s.day, :days::date[]) AS s,\n"
+            f"  width_bucket(s.close_day, :days::date[]) AS t,\n"
+            f"  sum(s.open_own) AS open_own, sum(s.open_transferred) AS open_transferred, sum(s.overdue) AS overdue\n"
+            f"FROM reporting.kpi_spans s\n"
+            f"WHERE {_scope('s')} AND s.close_day >= :d1 AND s.day < :dn\n"
+            f"  AND (s.open_own <> 0 OR s.open_transferred <> 0 OR s.overdue <> 0)\nGROUP BY 1, 2, 3")
+
+
+def dues_sql(group_by: str | None) -> str:
+    return (f"SELECT {_key(group_by, 's')} AS key, width_bucket(s.day, :days::date[]) AS b,\n"
+            f"  sum(s.due_open) FILTER (WHERE s.close_day >= (:days::date[])[width_bucket(s.day, :days::date[]) + 1]) AS per,\n"
+            f"  sum(s.due_open) FILTER (WHERE s.close_day >= :dn) AS tot\n"
+            f"FROM reporting.kpi_spans s\n"
+            f"WHERE {_scope('s')} AND s.close_day >= :d1 AND s.day >= :d0 AND s.day < :dn\n"
+            f"  AND (s.hi IS NULL OR s.hi < :dn) AND s.due_open <> 0\nGROUP BY 1, 2")
+
+
+def not_yet_overdue_sql(group_by: str | None) -> str:
+    """The counted, unshelved cases with a deadline not yet past (≥ now) before P's end, open or
+    closed after now: the cells count them overdue from their deadline on (module docstring)."""
+    close_t = "CASE WHEN cf.closed THEN greatest(coalesce(cf.final_closed_at, cf.closed_at, cf.reported_at), cf.reported_at) END"
+    return (f"SELECT {_key(group_by, 'cf')} AS key, greatest(cf.deadline, cf.reported_at) AS t_from, {close_t} AS t_close\n"
+            f"FROM reporting.case_facts cf\n"
+            f"WHERE {FILTER_SQL} AND {COUNTED_SQL} AND cf.state IS DISTINCT FROM 'shelved'\n"
+            f"  AND cf.deadline >= :now AND cf.deadline < :bn\n"
+            f"  AND (NOT cf.closed OR (cf.closed AND {LIFETIME_END} > :now))")
+
+
+def quantile_sql(group_by: str | None, periods: bool) -> str:
+    """The medians and p90 of :data:`~services.reporting.kpis.rules.TIME_RULES` by the scan
+    (``percentile_cont`` over the cases of P): rows of JSON ``{k, g, <prefix>_hours_q, …}``, ``k``
+    the group key (one sub-period) or the sub-period, ``g`` 1 on the total."""
+    key = "NULL::text" if periods else _key(group_by, "cf")
+    parts = []
+    for prefix, (hours, work, bucket) in TIME_RULES.items():
+        part = bucket if periods else "c.key"
+        qs = ", ".join(f"percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY {col}) AS {stem}_q"
+                       for col, stem in ((hours, f"{prefix}_hours"), (work, f"{prefix}_working_hours")))
+        parts.append(f"SELECT row_to_json(x) AS j FROM (SELECT {part} AS k, grouping({part}) AS g, {qs} FROM c "
+                     f"WHERE c.counted AND {bucket} BETWEEN 1 AND :n::int GROUP BY GROUPING SETS (({part}), ())) AS x")
+    return f"{_cases_cte(key, materialized=True)}" + "\nUNION ALL\n".join(parts)
+
+
+async def _rows(conn: AsyncConnection, sql: str, params: dict) -> list[dict]:
+    text, args = bind(sql, params)
+    return [dict(r) for r in (await conn.exec_driver_sql(text, args)).mappings()]
+
+
+async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str | None, bounds: Sequence[datetime],
+                         now: datetime, business: Sequence[str] | None = None, *, total=None) -> dict | None:
+    """``raw_figures``' answer from the rollups (``total``: its key of the total row), or None when
+    the cells cannot answer for P (module docstring)."""
+    days = bound_days(bounds, flt.tz)
+    if days is None:
+        return None
+    zone = (await conn.exec_driver_sql("SELECT tz FROM reporting.kpi_zones WHERE tenant = $1", (flt.tenant,))).scalar()
+    if zone != tz_name(flt.tz):
+        return None
+    n = len(bounds) - 1
+    periods = n > 1
+    grouped = not periods and group_by is not None and not group_by.startswith("period:")
+    by = group_by if grouped else None
+    params: dict[str, Any] = {**flt.sql_params(), "days": days, "d0": days[0], "d1": days[1], "dn": days[-1]}
+    if business is not None:
+        params["business"] = list(business)
+    # figures per (key, sub-period) → per answer key; the total sums them all
+    slot = (lambda key, b: b) if periods else (lambda key, b: key)
+    acc: dict[Any, dict[str, int]] = {}
+    tot: dict[str, int] = {}
+
+    def add(into: dict, figures: dict) -> None:
+        for name, value in figures.items():
+            if value:
+                into[name] = into.get(name, 0) + int(value)
+
+    for row in await _rows(conn, cells_sql(by, business is not None), params):
+        key, b = row.pop("key"), row.pop("b")
+        add(acc.setdefault(slot(key, b), {}), row)
+        add(tot, row)
+    for row in await _rows(conn, dues_sql(by), params):
+        key, b = row["key"], row["b"]
+        add(acc.setdefault(slot(key, b), {}), {"due_open": row["per"]})
+        add(tot, {"due_open": row["tot"]})
+    # states at each sub-period's end: states[key][k] (k = 1..n; index 0 unused)
+    spans: dict[Any, dict[str, list[tuple[int, int, int]]]] = {}
+    for row in await _rows(conn, states_sql(by), params):
+        key, first, stop = row.pop("key"), row.pop("s"), row.pop("t")
+        for name, count in row.items():
+            if count:
+                spans.setdefault(key, {}).setdefault(name, []).append((first, stop, int(count)))
+    states: dict[Any, list[dict[str, int]]] = {}
+    for key, by_name in spans.items():
+        ends = states[key] = [{} for _ in range(n + 1)]
+        for name, rows in by_name.items():
+            for k, count in enumerate(counts_at_period_ends(rows, n), start=1):
+                ends[k][name] = count
+    # deadline < now: take off the cases not yet overdue at the ends after now
+    late_ends = [k for k in range(1, n + 1) if bounds[k] > now]
+    if late_ends:
+        for row in await _rows(conn, not_yet_overdue_sql(by), {**flt.sql_params(), "now": now, "bn": bounds[-1]}):
+            for k in late_ends:
+                if row["t_from"] < bounds[k] and (row["t_close"] is None or row["t_close"] >= bounds[k]):
+                    ends = states.setdefault(row["key"], [{} for _ in range(n + 1)])
+                    ends[k]["overdue"] = ends[k].get("overdue", 0) - 1
+    quantiles = await _quantiles(conn, flt, by, bounds, now, periods)
+    out: dict[Any, dict] = {}
+    if periods:
+        for b in range(1, n + 1):
+            figures = acc.get(b, {})
+            state = {m: sum(ends[b].get(m, 0) for ends in states.values()) for m in ("open_own", "open_transferred", "overdue")}
+            out[b] = _raw(figures, state, quantiles.get(b, {}), extras=False)
+        end = {m: sum(ends[n].get(m, 0) for ends in states.values()) for m in ("open_own", "open_transferred", "overdue")}
+        out[total] = _raw(tot, end, quantiles.get(_TOTAL_Q, {}), extras=business is not None)
+        return out
+    for key in set(acc) | set(states) if grouped else ():
+        state = states.get(key, [{}] * (n + 1))[n]
+        raw = _raw(acc.get(key, {}), state, quantiles.get(key, {}), extras=business is not None)
+        if any(raw.get(name) for name in (*EVENT_COUNTERS, "in_progress_own", "in_progress_transferred", "overdue_open")):
+            out[key] = raw
+    end = {m: sum(ends[n].get(m, 0) for ends in states.values()) for m in ("open_own", "open_transferred", "overdue")}
+    out[total] = _raw(tot, end, quantiles.get(_TOTAL_Q, {}), extras=business is not None)
+    return out
+
+
+async def _quantiles(conn: AsyncConnection, flt: CaseFilter, group_by: str | None, bounds: Sequence[datetime],
+                     now: datetime, periods: bool) -> dict:
+    """``{answer key: {<stem>_median, <stem>_p90}}`` from :func:`quantile_sql`, the total row under
+    :data:`_TOTAL_Q`."""
+    params = {**flt.sql_params(), "bounds": list(bounds), "b0": bounds[0], "bn": bounds[-1], "n": len(bounds) - 1,
+              "now": now, **working_clock_params(flt.tz)}
+    out: dict[Any, dict] = {}
+    for row in await _rows(conn, quantile_sql(group_by, periods), params):
+        j = row["j"] if isinstance(row["j"], dict) else json.loads(row["j"])
+        k, g = j.pop("k"), j.pop("g")
+        into = out.setdefault(_TOTAL_Q if g == 1 else k, {})
+        for name, q in j.items():
+            into[f"{name[:-2]}_median"], into[f"{name[:-2]}_p90"] = (q[0], q[1]) if q else (None, None)
+    return out
+
+
+#: The key :func:`_quantiles` files the total row under (replaced by the caller's total key).
+_TOTAL_Q = object()
+
+
+def _raw(figures: dict, state: dict, quantiles: dict, *, extras: bool) -> dict:
+    """One row of raw figures, named as the scan names them (services/reporting/kpis/sql.py)."""
+    raw: dict[str, Any] = {name: figures.get(name, 0) for name in EVENT_COUNTERS if name != "swept"}
+    raw["due"] = figures.get("closed", 0) + figures.get("due_open", 0)
+    if extras:
+        raw["swept"] = figures.get("swept", 0)
+        raw["illegal_business"] = figures.get("illegal_business", 0)
+    for prefix in TIME_PREFIXES:
+        n, wn = figures.get(f"{prefix}_n", 0), figures.get(f"{prefix}_wn", 0)
+        raw[f"{prefix}_n"] = n
+        raw[f"{prefix}_hours_mean"] = figures.get(f"{prefix}_us", 0) / n / _MICROS_PER_HOUR if n else None
+        raw[f"{prefix}_working_hours_mean"] = figures.get(f"{prefix}_wus", 0) / wn / _MICROS_PER_HOUR if wn else None
+        for stem in (f"{prefix}_hours", f"{prefix}_working_hours"):
+            raw[f"{stem}_median"] = quantiles.get(f"{stem}_median")
+            raw[f"{stem}_p90"] = quantiles.get(f"{stem}_p90")
+    raw["in_progress_own"] = state.get("open_own", 0)
+    raw["in_progress_transferred"] = state.get("open_transferred", 0)
+    raw["overdue_open"] = state.get("overdue", 0)
+    return raw

@@ -1,0 +1,194 @@
+"""Property test of the KPI rollups (issue 14; services/reporting/kpis/cells.py, rollup_fold.py,
+rollup_query.py) on the real PostgreSQL: for random event histories of a few cases, folded through
+the consumer's BatchProcessor in a random order with redeliveries and any batching, the figures the
+rollups give equal those of the scan of ``case_facts`` (services/reporting/kpis/sql.py ``kpi_sql``)
+for random periods of whole local days, groupings and moments ``now``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.reporting.db import kpi_cells, kpi_spans
+from services.reporting.filters import CaseFilter
+from services.reporting.kpis.cell_columns import COUNTERS, SPAN_COUNTERS
+from services.reporting.kpis.periods import OPEN_END, OPEN_START, period_bounds
+from services.reporting.kpis.queries import TOTAL, raw_figures
+from services.reporting.kpis.rollup_fold import rollups_from_facts
+from services.reporting.kpis.rollup_query import rollup_figures
+from shared.contract.actions import OUTCOMES
+from shared.contract.events import (
+    CaseClosed,
+    CaseDispatched,
+    CaseReported,
+    CaseSupervised,
+    CaseTransferred,
+    CaseTransitioned,
+)
+from shared.domain.workcalendar import DEFAULT_TZ
+from tests.integration.helpers import DEMO_GRID_GRID, unique_tenant
+from tests.integration.test_fold_properties import (
+    _shuffled_with_redeliveries,
+    fold_through_consumer,
+)
+
+pytestmark = pytest.mark.integration
+
+TZ = DEFAULT_TZ
+DAY0 = datetime(2024, 5, 1, tzinfo=TZ)
+PLACES = [DEMO_GRID_GRID, "990102001002001", "990102002001001"]
+STATES = ["acknowledged", "in_progress", "resolved", "closed", "filed", "dispatched", "shelved", "rejected",
+          "cancelled", "mediating"]
+KINDS = [("act", "dispatched", "acknowledged"), ("verify_pass", "checking", "closed"),
+         ("verify_pass", "checking", "closed"), ("callback", "closed", "closed"), ("reopen", "closed", "dispatched"),
+         ("shelve", "dispatched", "shelved"), ("accept", "reported", "accepted"), ("act", "in_progress", "resolved"),
+         ("recategorize", "dispatched", "filed")]
+#: figures compared: every raw figure but the percentiles (the scan's own statement in both)
+SKIP = ("_median", "_p90")
+
+
+@st.composite
+def a_case(draw):
+    """One case's events: a report on one of ten days at any hour, maybe a dispatch (deadline from
+    two days before to five days after), transitions and history closures at later (or, rarely,
+    earlier) times, transfers and supervision alerts."""
+    case_id = uuid.uuid4()
+    t = DAY0 + timedelta(hours=draw(st.integers(0, 10 * 24 - 1)), minutes=draw(st.sampled_from([0, 17, 59])))
+    base = {"case_id": case_id, "tenant": "t", "place_code": draw(st.sampled_from(PLACES))}
+    maybe = lambda values: st.sampled_from([None, *values])  # noqa: E731
+    deadline = lambda at: draw(st.sampled_from([None, at + timedelta(hours=draw(st.integers(-48, 120)))]))  # noqa: E731
+    events = [CaseReported(event_id=uuid.uuid4(), occurred_at=t, reported_at=t,
+                           category_code=draw(st.sampled_from(["100401", "100501"])),
+                           channel=draw(st.sampled_from(["grid_worker", "phone"])),
+                           request_type=draw(st.sampled_from(["", "排查"])), **base)]
+    if draw(st.booleans()):
+        events.append(CaseDispatched(
+            event_id=uuid.uuid4(), occurred_at=t + timedelta(minutes=draw(st.integers(-30, 300))),
+            target_kind=draw(st.sampled_from(["department", "triage", "mediation"])),
+            department=draw(st.sampled_from(["housing", "urban_management"])), rule="r", deadline=deadline(t),
+            sequence=1, **base))
+    counts = {"transfer_count": 0, "return_count": 0, "rework_count": 0, "supervision_level": 0, "reopen_count": 0,
+              "recategorize_count": 0}
+    for seq in range(2, 2 + draw(st.integers(0, 6))):
+        t += timedelta(minutes=draw(st.integers(-60, 3000)))
+        for key in counts:
+            counts[key] += draw(st.integers(0, 1))
+        action, from_state, to_state = draw(st.one_of(
+            st.sampled_from(KINDS), st.tuples(st.just("act"), st.sampled_from(STATES), st.sampled_from(STATES))))
+        events.append(CaseTransitioned(
+            event_id=uuid.uuid4(), occurred_at=t, action=action, from_state=from_state, to_state=to_state,
+            actor_role="department_staff", sequence=seq,
+            department=draw(maybe(["housing", "urban_management"])), target_kind=draw(maybe(["department"])),
+            deadline=deadline(t), outcome=draw(maybe(OUTCOMES)), category_code=draw(maybe(["100501"])),
+            **counts, **{**base, "place_code": draw(st.sampled_from(PLACES))}))
+    if draw(st.integers(0, 4)) == 0:
+        events.append(CaseTransferred(event_id=uuid.uuid4(), occurred_at=t, sequence=1, to_department="health",
+                                      history=True, **base))
+    if draw(st.integers(0, 4)) == 0:
+        at = t + timedelta(hours=draw(st.integers(-30, 50)))
+        events.append(CaseClosed(event_id=uuid.uuid4(), occurred_at=at, closed_at=draw(maybe([at])), history=True,
+                                 **base))
+    for level in draw(st.lists(st.integers(0, 2), max_size=2)):
+        events.append(CaseSupervised(event_id=uuid.uuid4(), occurred_at=t, alert="red", level=level, **base))
+    return events
+
+
+def _normal(raw: dict) -> dict:
+    """Figures by key, missing counts 0 (the scan leaves out empty sums and unused sub-periods),
+    means rounded to 1e-9 h (the scan's are numeric or float8, the rollups' from integer µs)."""
+    out = {}
+    for key, figures in raw.items():
+        row = {}
+        for k, v in figures.items():
+            if v is None or k.endswith(SKIP):
+                continue
+            if k.endswith("_mean"):
+                row[k] = round(float(v), 9)
+            elif v:
+                row[k] = int(v)
+        if row:
+            out["TOTAL" if key is TOTAL else key] = row
+    return out
+
+
+def _diff(got: dict, expected: dict) -> dict:
+    return {key: {k: (repr(got.get(key, {}).get(k)), repr(figures.get(k))) for k, v in {**got.get(key, {}), **figures}.items()
+                  if got.get(key, {}).get(k) != figures.get(k)}
+            for key, figures in expected.items() if got.get(key) != figures} | \
+           {key: "only in the rollups" for key in got if key not in expected}
+
+
+@st.composite
+def a_query(draw):
+    first = draw(st.integers(-1, 11))
+    days = draw(st.integers(1, 9))
+    start = OPEN_START if first < 0 else DAY0 + timedelta(days=first)
+    end = OPEN_END if draw(st.integers(0, 5)) == 0 else DAY0 + timedelta(days=max(first, 0) + days)
+    group_by = draw(st.sampled_from([None, "grid", "community", "category", "department", "channel",
+                                     "period:day", "period:week"]))
+    now = DAY0 + timedelta(hours=draw(st.integers(0, 16 * 24)), minutes=draw(st.sampled_from([0, 1, 30])))
+    return start, end, group_by, now, draw(st.booleans())
+
+
+@settings(max_examples=80, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+async def test_rollups_give_the_scans_figures(reporting_engine, data):
+    cases = data.draw(st.lists(a_case(), min_size=1, max_size=5))
+    tenant = unique_tenant()
+    events = [ev for case in cases for ev in case]
+    await fold_through_consumer(reporting_engine, tenant, _shuffled_with_redeliveries(data, events))
+    for _ in range(3):
+        start, end, group_by, now, business = data.draw(a_query())
+        flt = CaseFilter(tenant, None if start == OPEN_START else start, None if end == OPEN_END else end, tz=TZ,
+                         department=data.draw(st.sampled_from([None, None, "housing"])),
+                         place_prefix=data.draw(st.sampled_from([None, None, "990102001"])))
+        if group_by and group_by.startswith("period:"):
+            if start == OPEN_START or end == OPEN_END:
+                continue
+            bounds = period_bounds(start, end, group_by.split(":")[1], TZ)
+        else:
+            bounds = [start, end]
+        biz = ["100501"] if business else None
+        async with reporting_engine.begin() as conn:
+            scan = await raw_figures(conn, flt, group_by, bounds, now, biz, use_rollups=False)
+            rolled = await rollup_figures(conn, flt, group_by, bounds, now, biz, total=TOTAL)
+        assert rolled is not None, "the rollups must answer for bounds at local midnights"
+        got, expected = _normal(rolled), _normal(scan)
+        assert got == expected, (start, end, group_by, now, _diff(got, expected), got, expected)
+
+
+async def _nonzero_cells(engine, tenant: str) -> dict:
+    out = {}
+    async with engine.connect() as conn:
+        for table in (kpi_cells, kpi_spans):
+            counters = [c for c in table.c if c.name in (*COUNTERS, *SPAN_COUNTERS)]
+            rows = await conn.execute(sa.select(table).where(table.c.tenant == tenant, sa.or_(*[c != 0 for c in counters])))
+            out[table.name] = sorted(tuple(str(v) for v in r) for r in rows)
+    return out
+
+
+@settings(max_examples=15, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+async def test_cells_from_the_facts_equal_the_folded_cells(reporting_engine, data):
+    """Σ over the fold's deltas = the contributions of the final rows (rollups_from_facts)."""
+    tenant = unique_tenant()
+    cases = data.draw(st.lists(a_case(), min_size=1, max_size=4))
+    await fold_through_consumer(reporting_engine, tenant, _shuffled_with_redeliveries(data, [e for c in cases for e in c]))
+    folded = await _nonzero_cells(reporting_engine, tenant)
+    async with reporting_engine.begin() as conn:
+        assert await rollups_from_facts(conn, tenant, lambda t: TZ) == len(cases)
+    assert await _nonzero_cells(reporting_engine, tenant) == folded
+
+
+async def test_rollups_decline_bounds_that_are_not_local_midnights(reporting_engine):
+    flt = CaseFilter(unique_tenant(), tz=TZ)
+    noon = datetime.combine(DAY0.date(), time(12), TZ)
+    async with reporting_engine.begin() as conn:
+        assert await rollup_figures(conn, flt, None, [noon, noon + timedelta(days=1)], datetime.now(UTC)) is None
