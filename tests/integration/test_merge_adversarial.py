@@ -1,0 +1,52 @@
+"""Adversarial merges (issue 15, hbreak): cycles and chains decided within one batch of dispatch.
+
+Dispatch decides a batch's actions one after the other in memory (store.py ``apply_actions``), so a
+later merge in the same batch must see what an earlier one did to the original it names.
+Every case here is new (uuid4) and the connection's transaction is rolled back at the end.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from shared.contract.events import CaseReported
+from tests.integration.helpers import DEMO_GRID_GRID
+from tests.integration.test_dispatch_closed_loop import TENANT, Book, at, dispatch_conn, dispatch_engine  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+
+def grid_report(case_id: uuid.UUID) -> CaseReported:
+    return CaseReported(event_id=uuid.uuid4(), occurred_at=at(3, 11), case_id=case_id, tenant=TENANT,
+                        place_code=DEMO_GRID_GRID, category_code="100102", channel="grid_worker", reported_at=at(3, 11))
+
+
+async def test_a_cycle_within_one_batch_is_refused(dispatch_conn):
+    """A→B and B→A in one batch: the first merge applies (A cancelled, duplicate of B); the second
+    names A, now a merged duplicate, so it must be refused (as it would be in the next batch) and B
+    stays open. Otherwise both are cancelled duplicates of each other and the matter counts nowhere."""
+    a, b = uuid.uuid4(), uuid.uuid4()
+    ba, bb = Book(dispatch_conn, a), Book(dispatch_conn, b)
+    await ba.batch(at(3, 11), grid_report(a), grid_report(b))
+    await bb.batch(at(3, 11))
+    (merged,) = await ba.batch(at(3, 12), ba.act("merge_duplicate", at(3, 12), duplicate_of=b),
+                               bb.act("merge_duplicate", at(3, 12), duplicate_of=a))
+    assert (merged.action, merged.to_state) == ("merge_duplicate", "cancelled")
+    (refused,) = await bb.batch(at(3, 12))
+    assert refused.event_type == "case.action_rejected" and f"itself a duplicate of {b}" in refused.reason
+    assert (await bb.row())["status"] == "dispatched"
+
+
+async def test_cancelling_the_original_and_merging_onto_it_in_one_batch(dispatch_conn):
+    """Cancel B, then merge A onto B, in one batch: B is cancelled when the merge is decided, so the
+    merge is refused ("it is not counted") and A stays open: one open case, as in two batches."""
+    a, b = uuid.uuid4(), uuid.uuid4()
+    ba, bb = Book(dispatch_conn, a), Book(dispatch_conn, b)
+    await ba.batch(at(3, 11), grid_report(a), grid_report(b))
+    await bb.batch(at(3, 11))
+    (refused,) = await ba.batch(at(3, 12), bb.act("cancel", at(3, 12), note="撤销"),
+                                ba.act("merge_duplicate", at(3, 12), duplicate_of=b))
+    assert refused.event_type == "case.action_rejected" and "is cancelled" in refused.reason
+    assert ((await ba.row())["status"], (await bb.row())["status"]) == ("dispatched", "cancelled")
