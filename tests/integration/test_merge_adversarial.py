@@ -12,10 +12,14 @@ import uuid
 import pytest
 
 from shared.contract.events import CaseReported
+from tests.integration import test_dispatch_closed_loop as closed_loop
 from tests.integration.helpers import DEMO_GRID_GRID
-from tests.integration.test_dispatch_closed_loop import TENANT, Book, at, dispatch_conn, dispatch_engine  # noqa: F401
+from tests.integration.test_dispatch_closed_loop import TENANT, Book, at
 
 pytestmark = pytest.mark.integration
+
+# dispatch's migrated engine and a rolled-back connection (the fixtures of test_dispatch_closed_loop)
+dispatch_engine, dispatch_conn = closed_loop.dispatch_engine, closed_loop.dispatch_conn
 
 
 def grid_report(case_id: uuid.UUID) -> CaseReported:
