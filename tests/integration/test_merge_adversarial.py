@@ -54,3 +54,20 @@ async def test_cancelling_the_original_and_merging_onto_it_in_one_batch(dispatch
                                 ba.act("merge_duplicate", at(3, 12), duplicate_of=b))
     assert refused.event_type == "case.action_rejected" and "is cancelled" in refused.reason
     assert ((await ba.row())["status"], (await bb.row())["status"]) == ("dispatched", "cancelled")
+
+
+async def test_a_case_of_another_tenant_is_refused_as_one_dispatch_does_not_hold(dispatch_conn):
+    """Another tenant's case named as the original: refused exactly as a case id dispatch does not
+    hold, so a tenant's staff cannot learn through the refusal that an id is a case elsewhere (as
+    intake answers 404 "no case" to a probe of another tenant's case). Expected by hand from
+    lifecycle.py ``_original``: "原件不存在 the original case <id> is not a case dispatch holds"."""
+    mine, foreign, nowhere = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    book = Book(dispatch_conn, mine)
+    other = CaseReported(event_id=uuid.uuid4(), occurred_at=at(3, 11), case_id=foreign, tenant="demo-market",
+                         place_code="990101001001001", category_code="100102", channel="grid_worker",
+                         reported_at=at(3, 11))
+    await book.batch(at(3, 11), grid_report(mine), other)
+    for original in (foreign, nowhere):
+        (refused,) = await book.batch(at(3, 12), book.act("merge_duplicate", at(3, 12), duplicate_of=original))
+        assert refused.event_type == "case.action_rejected"
+        assert refused.reason == f"原件不存在 the original case {original} is not a case dispatch holds"
