@@ -62,3 +62,39 @@ async def test_cells_equal_the_scan_in_new_york_time(reporting_engine, data, mon
                 # period rows are asked with no other grouping (queries.py query_kpis ``period:*``)
                 cells, scan = await _both(conn, flt, None, period_bounds(start, end, unit, NY), monkeypatch)
                 assert _rounded(cells) == _rounded(scan), (unit, start, end)
+
+
+async def test_a_tenant_with_steps_but_no_report_yet(reporting_engine, monkeypatch):
+    """Lifecycle events of a case whose report has not arrived (two topics): the tenant has steps
+    but no fact. By hand: no counted case, so every per-event figure is absent from both the cells
+    and the scan (no row), for the open period and for the steps' day; once the report arrives,
+    the cells count the dispatch and the transfer as the scan does."""
+    from services.reporting.kpis.queries import TOTAL  # noqa: PLC0415
+    from shared.contract.events import CaseDispatched, CaseReported, CaseTransferred  # noqa: PLC0415
+
+    tenant = f"it-ny-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setattr(step_rollup, "_configured_zones", lambda: {tenant: NY.key})
+    case = uuid.uuid4()
+    base = {"case_id": case, "tenant": tenant, "place_code": "990102001001001"}
+    t = datetime(2024, 11, 3, 5, 30, tzinfo=UTC)  # 01:30 EDT, the first of the two 01:30s of that night
+    steps = [CaseDispatched(event_id=uuid.uuid4(), occurred_at=t, sequence=1, target_kind="department",
+                            department="housing", rule="r", **base),
+             CaseTransferred(event_id=uuid.uuid4(), occurred_at=t + timedelta(hours=1), sequence=2,
+                             from_department="housing", to_department="water", **base)]
+    await fold_through_consumer(reporting_engine, tenant, [steps])
+    day = datetime(2024, 11, 3, tzinfo=NY)
+    async with reporting_engine.connect() as conn, conn.begin():
+        for start, end in ((None, None), (day, day + timedelta(days=1))):
+            flt = CaseFilter(tenant, start, end, tz=NY)
+            cells, scan = await _both(conn, flt, None, [start or OPEN_START, end or OPEN_END], monkeypatch)
+            assert _rounded(cells) == _rounded(scan)
+    report = CaseReported(event_id=uuid.uuid4(), occurred_at=t, reported_at=t, category_code="100401",
+                          channel="phone", **base)
+    await fold_through_consumer(reporting_engine, tenant, [[report, steps[1]]])  # with a redelivery
+    async with reporting_engine.connect() as conn, conn.begin():
+        for start, end in ((None, None), (day, day + timedelta(days=1))):
+            flt = CaseFilter(tenant, start, end, tz=NY)
+            cells, scan = await _both(conn, flt, None, [start or OPEN_START, end or OPEN_END], monkeypatch)
+            assert _rounded(cells) == _rounded(scan)
+            # By hand: one dispatch to housing, one transfer out of it (hand-over counted once each)
+            assert (cells[TOTAL]["dispatches"], cells[TOTAL]["transfers_out"]) == (1, 1), cells
