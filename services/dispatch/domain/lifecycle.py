@@ -727,7 +727,8 @@ def _handler_of(case: Case, decision: RouteDecision) -> str:
 
 def _original(b: _Builder) -> str:
     """The case ``duplicate_of`` names (docs/domain.md §3(c)5 "Duplicates"): required; not the case
-    itself; a case dispatch holds (``context.original``) of the same tenant; not rejected or
+    itself; a case dispatch holds (``context.original``) of the same tenant (another tenant's case
+    is refused with the same words as a case dispatch does not hold); not rejected or
     cancelled, since such a case is outside every figure and the matter would count nowhere
     (docs/kpis.md §2); and not itself a duplicate, so that every duplicate names the case that
     counts (the refusal names that case)."""
@@ -737,10 +738,11 @@ def _original(b: _Builder) -> str:
     if b.context.case_id is not None and original == str(b.context.case_id):
         raise b.refuse("a case cannot be a duplicate of itself")
     found = b.context.original
-    if found is None or found.case_id != original:
+    # another tenant's case is refused as one dispatch does not hold: the refusal must not tell a
+    # tenant's staff that an id is a case elsewhere (intake answers such a probe 404 "no case")
+    if (found is None or found.case_id != original
+            or (b.context.case_tenant is not None and found.tenant != b.context.case_tenant)):
         raise b.refuse(f"原件不存在 the original case {original} is not a case dispatch holds")
-    if b.context.case_tenant is not None and found.tenant != b.context.case_tenant:
-        raise b.refuse(f"原件不属于本租户 the original case {original} belongs to another tenant")
     if found.state in (REJECTED, CANCELLED):
         if found.duplicate_of is not None:
             raise b.refuse(f"原件本身是重复件 the case {original} is itself a duplicate of "

@@ -1,0 +1,73 @@
+"""Adversarial merges (issue 15, hbreak): cycles and chains decided within one batch of dispatch.
+
+Dispatch decides a batch's actions one after the other in memory (store.py ``apply_actions``), so a
+later merge in the same batch must see what an earlier one did to the original it names.
+Every case here is new (uuid4) and the connection's transaction is rolled back at the end.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from shared.contract.events import CaseReported
+from tests.integration import test_dispatch_closed_loop as closed_loop
+from tests.integration.helpers import DEMO_GRID_GRID
+from tests.integration.test_dispatch_closed_loop import TENANT, Book, at
+
+pytestmark = pytest.mark.integration
+
+# dispatch's migrated engine and a rolled-back connection (the fixtures of test_dispatch_closed_loop)
+dispatch_engine, dispatch_conn = closed_loop.dispatch_engine, closed_loop.dispatch_conn
+
+
+def grid_report(case_id: uuid.UUID) -> CaseReported:
+    return CaseReported(event_id=uuid.uuid4(), occurred_at=at(3, 11), case_id=case_id, tenant=TENANT,
+                        place_code=DEMO_GRID_GRID, category_code="100102", channel="grid_worker", reported_at=at(3, 11))
+
+
+async def test_a_cycle_within_one_batch_is_refused(dispatch_conn):
+    """A→B and B→A in one batch: the first merge applies (A cancelled, duplicate of B); the second
+    names A, now a merged duplicate, so it must be refused (as it would be in the next batch) and B
+    stays open. Otherwise both are cancelled duplicates of each other and the matter counts nowhere."""
+    a, b = uuid.uuid4(), uuid.uuid4()
+    ba, bb = Book(dispatch_conn, a), Book(dispatch_conn, b)
+    await ba.batch(at(3, 11), grid_report(a), grid_report(b))
+    await bb.batch(at(3, 11))
+    (merged,) = await ba.batch(at(3, 12), ba.act("merge_duplicate", at(3, 12), duplicate_of=b),
+                               bb.act("merge_duplicate", at(3, 12), duplicate_of=a))
+    assert (merged.action, merged.to_state) == ("merge_duplicate", "cancelled")
+    (refused,) = await bb.batch(at(3, 12))
+    assert refused.event_type == "case.action_rejected" and f"itself a duplicate of {b}" in refused.reason
+    assert (await bb.row())["status"] == "dispatched"
+
+
+async def test_cancelling_the_original_and_merging_onto_it_in_one_batch(dispatch_conn):
+    """Cancel B, then merge A onto B, in one batch: B is cancelled when the merge is decided, so the
+    merge is refused ("it is not counted") and A stays open: one open case, as in two batches."""
+    a, b = uuid.uuid4(), uuid.uuid4()
+    ba, bb = Book(dispatch_conn, a), Book(dispatch_conn, b)
+    await ba.batch(at(3, 11), grid_report(a), grid_report(b))
+    await bb.batch(at(3, 11))
+    (refused,) = await ba.batch(at(3, 12), bb.act("cancel", at(3, 12), note="撤销"),
+                                ba.act("merge_duplicate", at(3, 12), duplicate_of=b))
+    assert refused.event_type == "case.action_rejected" and "is cancelled" in refused.reason
+    assert ((await ba.row())["status"], (await bb.row())["status"]) == ("dispatched", "cancelled")
+
+
+async def test_a_case_of_another_tenant_is_refused_as_one_dispatch_does_not_hold(dispatch_conn):
+    """Another tenant's case named as the original: refused exactly as a case id dispatch does not
+    hold, so a tenant's staff cannot learn through the refusal that an id is a case elsewhere (as
+    intake answers 404 "no case" to a probe of another tenant's case). Expected by hand from
+    lifecycle.py ``_original``: "原件不存在 the original case <id> is not a case dispatch holds"."""
+    mine, foreign, nowhere = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    book = Book(dispatch_conn, mine)
+    other = CaseReported(event_id=uuid.uuid4(), occurred_at=at(3, 11), case_id=foreign, tenant="demo-market",
+                         place_code="990101001001001", category_code="100102", channel="grid_worker",
+                         reported_at=at(3, 11))
+    await book.batch(at(3, 11), grid_report(mine), other)
+    for original in (foreign, nowhere):
+        (refused,) = await book.batch(at(3, 12), book.act("merge_duplicate", at(3, 12), duplicate_of=original))
+        assert refused.event_type == "case.action_rejected"
+        assert refused.reason == f"原件不存在 the original case {original} is not a case dispatch holds"
