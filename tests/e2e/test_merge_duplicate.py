@@ -94,8 +94,10 @@ def test_a_near_identical_report_is_listed_merged_and_counted_once(stack, infra)
     assert refused.status_code == 409 and "duplicate_of" in refused.json()["reason"], refused.text
     refused = ask(stack, duplicate, "merge_duplicate", duplicate_of=duplicate)
     assert refused.status_code == 409 and "itself" in refused.json()["reason"], refused.text
+    # an original that is no case the caller can see: refused by intake before dispatch
+    # (services/intake/api/actions.py original_refusal)
     refused = ask(stack, duplicate, "merge_duplicate", duplicate_of=str(uuid.uuid4()))
-    assert refused.status_code == 409 and "not a case dispatch holds" in refused.json()["reason"], refused.text
+    assert refused.status_code == 422 and refused.json()["error"] == "unknown_original", refused.text
     assert view(stack, duplicate)["state"] == "accepted"  # refusals change nothing
 
     merged = do(stack, duplicate, "merge_duplicate", "cancelled", duplicate_of=original, note="合并重复件")

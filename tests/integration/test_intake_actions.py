@@ -10,6 +10,7 @@ Intake's schema is migrated in a database of the module's own on the session's s
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -201,3 +202,36 @@ async def test_case_view_shows_the_mediation_rung_and_a_duplicates_original(engi
                             mediation_level="street", unit="990102001"))
     v = await load_case(engine, case_id)
     assert (v["state"], v["outcome"], v["outcome_label"], v["duplicate_of"]) == ("cancelled", "duplicate", "重复", original)
+
+
+async def test_merge_names_only_an_original_the_caller_can_see(engine):
+    """``duplicate_of`` of a merge must name a case of the same tenant inside the caller's place
+    scope (services/intake/api/actions.py ``original_refusal``): a case that does not exist, one of
+    another tenant and one of another street all get the one answer, 422 ``unknown_original``, so
+    a merge cannot tell which ids are cases; a case the caller sees passes to dispatch."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from services.intake.api.actions import original_refusal  # noqa: PLC0415
+    from shared.platform.auth import Principal  # noqa: PLC0415
+
+    own = await new_case(engine)  # demo-grid, street 990102001 (GRID)
+    other_street, other_tenant = uuid.uuid4(), uuid.uuid4()
+    async with engine.begin() as conn:
+        for case_id, tenant, place in ((other_street, TENANT, "990102002001001"),
+                                       (other_tenant, "demo-market", GRID)):
+            await conn.execute(sa.insert(db.reports).values(
+                case_id=case_id, tenant=tenant, source="api", category_code="100102", place_code=place, reported_at=T0,
+                report={"tenant": tenant, "category_code": "100102", "place_code": place, "description": "test",
+                        "reported_at": T0.isoformat(), "channel": "phone", "category_name": ""}))
+    svc = SimpleNamespace(engine=engine)
+    street = Principal("k_street", TENANT, "street_staff", scope="990102001")
+    centre = Principal("k_centre", TENANT, "city_ops")
+
+    assert await original_refusal(svc, street, TENANT, own) is None
+    answers = [await original_refusal(svc, street, TENANT, x) for x in (uuid.uuid4(), other_street, other_tenant)]
+    assert all(a is not None and a.status_code == 422 for a in answers)
+    bodies = [json.loads(a.body) for a in answers]
+    assert {b["error"] for b in bodies} == {"unknown_original"} and {b["field"] for b in bodies} == {"duplicate_of"}
+    # the city centre sees the whole tenant (the other street), never another tenant's case
+    assert await original_refusal(svc, centre, TENANT, other_street) is None
+    assert (await original_refusal(svc, centre, TENANT, other_tenant)).status_code == 422

@@ -79,7 +79,8 @@ async def post_action(
     """Ask for an action on a case. 404 when the case is outside the caller's scope; 403 when
     the caller's role may not take this action (shared/platform/auth.py ROLE_ACTIONS); 422 for a
     malformed request (an unknown action, outcome or rating, a category not in the taxonomy, a
-    place not of the tenant, an unknown department). Otherwise the action is recorded and
+    place not of the tenant, an unknown department, a ``duplicate_of`` that is not a case of the
+    tenant the caller can see: ``unknown_original``). Otherwise the action is recorded and
     published to dispatch, which alone decides whether the case's state allows it: 202
     ``{"action_id", "status": "pending", "case_id", "action", …}`` with ``Location`` naming the
     action (``GET /v1/cases/{id}/actions/{action_id}``). With ``Prefer: wait=N`` (RFC 7240; N at
@@ -116,6 +117,8 @@ async def post_action(
         await add_audit_entry(svc.engine, entry(view["tenant"], view["state"], "refused",
                                                 "403 role may not take this action"))
         raise forbidden(f"role {who.role} may not {body.action}", role=who.role, action=body.action)
+    if body.duplicate_of is not None and (refusal := await original_refusal(svc, who, view["tenant"], body.duplicate_of)):
+        return refusal
     action_id = derive_id(case_id, "action", who.subject, idempotency_key) if idempotency_key else uuid.uuid4()
     digest = fingerprint(svc.secret, body) if idempotency_key else None
     if idempotency_key:
@@ -151,6 +154,19 @@ async def post_action(
     svc.relay.wake()
     wait = preferred_wait(request.headers.getlist("prefer"), MAX_WAIT_SECONDS)
     return action_answer(case_id, await decided(svc, case_id, action, wait), wait, duplicate=not new)
+
+
+async def original_refusal(svc: Intake, who: Principal, tenant: str, original_id: uuid.UUID) -> JSONResponse | None:
+    """A 422 ``unknown_original`` answer when ``duplicate_of`` names no case the caller can see in the
+    case's tenant: the same answer whether it does not exist, is another tenant's or lies outside
+    the caller's place scope, so a merge cannot probe which ids are cases (the scope rule of
+    ``GET /v1/cases/{id}``); ``None`` when the caller sees it. Whether its state allows the merge
+    stays dispatch's decision."""
+    original = await load_case(svc.engine, original_id)
+    if original is None or original["tenant"] != tenant or not sees(who, original):
+        return error_response(422, "unknown_original", f"duplicate_of {original_id} is not a case of this tenant "
+                              "that you can see", field="duplicate_of")
+    return None
 
 
 def shape_refusal(svc: Intake, tenant: str, body: ActionIn) -> JSONResponse | None:
