@@ -232,7 +232,7 @@ async def build_rollups(url: str) -> None:
         await engine.dispose()
     conn = await asyncpg.connect(libpq_url(url))
     try:
-        await conn.execute("VACUUM ANALYZE reporting.kpi_cells, reporting.kpi_spans, "
+        await conn.execute("VACUUM ANALYZE reporting.kpi_cells, reporting.kpi_spans, reporting.kpi_sketches, "
                            "reporting.step_cells, reporting.step_case_days")
     finally:
         await conn.close()
@@ -245,6 +245,7 @@ async def storage(url: str) -> dict[str, int]:
         size = lambda t: conn.fetchval(f"SELECT pg_total_relation_size('reporting.{t}')")  # noqa: E731
         return {"facts": await size("case_facts"), "steps": await size("case_steps"),
                 "kpi_rollups": await size("kpi_cells") + await size("kpi_spans"),
+                "kpi_sketches": await size("kpi_sketches"),
                 "step_rollups": await size("step_cells") + await size("step_case_days")}
     finally:
         await conn.close()
@@ -374,6 +375,7 @@ def main() -> None:
             print(f"ratio_to_scan_floor={ratio:.3f}")
         print(f"step_rollup_storage_pct_of_facts={100 * sizes['step_rollups'] / max(sizes['facts'], 1):.2f}")
         print(f"kpi_rollup_storage_pct_of_facts={100 * sizes['kpi_rollups'] / max(sizes['facts'], 1):.2f}")
+        print(f"kpi_sketch_storage_pct_of_facts={100 * sizes['kpi_sketches'] / max(sizes['facts'], 1):.2f}")
     sizes = sorted(by_size)
     for small, big in zip(sizes, sizes[1:], strict=False):
         factor = big / small

@@ -15,8 +15,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.db import case_facts, case_steps, case_texts, patrols
-from services.reporting.step_rollup import StepFold
 from services.reporting.kpis.rollup_fold import fold_with_rollups
+from services.reporting.step_rollup import StepFold
 from shared.contract.events import CaseReported
 from shared.domain.casefacts import CaseFold
 from shared.domain.tenants import load_all_tenants

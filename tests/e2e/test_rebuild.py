@@ -47,7 +47,6 @@ def snapshot(stack, tenant: str) -> dict:
 def step_rollups(database_url: str, tenants) -> list:
     """The non-zero step cells and case days of ``tenants`` (services/reporting/step_rollup.py), sorted;
     cells whose counters all went back to 0 are left out (where they remain depends on batching)."""
-    import asyncio  # noqa: PLC0415
 
     import asyncpg  # noqa: PLC0415
 

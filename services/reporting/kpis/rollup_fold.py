@@ -23,13 +23,20 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reporting.db import case_facts, kpi_cells, kpi_spans, kpi_zones
+from services.reporting.db import (
+    case_facts,
+    kpi_cells,
+    kpi_sketches,
+    kpi_spans,
+    kpi_zones,
+)
 from services.reporting.kpis.cell_columns import COUNTERS, SPAN_COUNTERS
-from services.reporting.kpis.cells import CellKey, SpanKey, deltas
+from services.reporting.kpis.cells import CellKey, SketchKey, SpanKey, all_deltas
 from services.reporting.kpis.clock import tz_name
 
 _CELL_KEY = CellKey._fields
 _SPAN_KEY = SpanKey._fields
+_SKETCH_KEY = SketchKey._fields
 
 
 def _types(table: sa.Table, names: Sequence[str]) -> list[str]:
@@ -53,6 +60,7 @@ def upsert_sql(table: sa.Table, key: Sequence[str], counters: Sequence[str]) -> 
 
 CELLS_SQL = upsert_sql(kpi_cells, _CELL_KEY, COUNTERS)
 SPANS_SQL = upsert_sql(kpi_spans, _SPAN_KEY, SPAN_COUNTERS)
+SKETCHES_SQL = upsert_sql(kpi_sketches, _SKETCH_KEY, ("n",))
 #: The zone a tenant's cells are cut in; a second zone marks them mixed ('') until a rebuild.
 ZONES_SQL = ("INSERT INTO reporting.kpi_zones AS z (tenant, tz) SELECT * FROM unnest($1::text[], $2::text[]) "
              "ON CONFLICT (tenant) DO UPDATE SET tz = CASE WHEN z.tz = excluded.tz THEN z.tz ELSE '' END "
@@ -66,9 +74,12 @@ async def _rows(conn: AsyncConnection, ids: list, lock: bool) -> dict:
     return {r.case_id: dict(r._mapping) for r in await conn.execute(q)}
 
 
-async def apply_cell_deltas(conn: AsyncConnection, cells: dict, dues: dict) -> None:
-    """Add the deltas (:func:`services.reporting.kpis.cells.deltas`) to the rollup tables, one statement each."""
-    for sql, rows, key, counters in ((CELLS_SQL, cells, _CELL_KEY, COUNTERS), (SPANS_SQL, dues, _SPAN_KEY, SPAN_COUNTERS)):
+async def apply_cell_deltas(conn: AsyncConnection, cells: dict, dues: dict, points: dict | None = None) -> None:
+    """Add the deltas (:func:`services.reporting.kpis.cells.all_deltas`) to the rollup tables, one
+    statement each (``points``: the sketches' bucket deltas)."""
+    sketches = {k: {"n": v} for k, v in (points or {}).items()}
+    for sql, rows, key, counters in ((CELLS_SQL, cells, _CELL_KEY, COUNTERS), (SPANS_SQL, dues, _SPAN_KEY, SPAN_COUNTERS),
+                                     (SKETCHES_SQL, sketches, _SKETCH_KEY, ("n",))):
         if not rows:
             continue
         # sorted, so that concurrent transactions take the cells' locks in one order
@@ -89,10 +100,10 @@ async def fold_with_rollups(conn: AsyncConnection, events: list, fold: Callable[
     before = await _rows(conn, ids, lock=True)
     await fold(conn, events)
     after = await _rows(conn, ids, lock=False)
-    cells, dues = deltas(((before.get(i), after.get(i)) for i in ids), tz_of)
+    cells, dues, points = all_deltas(((before.get(i), after.get(i)) for i in ids), tz_of)
     tenants = sorted({row["tenant"] for row in after.values()})
     await conn.exec_driver_sql(ZONES_SQL, ([t for t in tenants], [tz_name(tz_of(t)) for t in tenants]))
-    await apply_cell_deltas(conn, cells, dues)
+    await apply_cell_deltas(conn, cells, dues, points)
 
 
 async def rollups_from_facts(conn: AsyncConnection, tenant: str, tz_of: Callable[[str], tzinfo],
@@ -100,7 +111,7 @@ async def rollups_from_facts(conn: AsyncConnection, tenant: str, tz_of: Callable
     """Empty ``tenant``'s rollups and recompute them from its ``case_facts`` as they stand (each
     case's contributions, added page by page); for facts loaded without the fold (bench/kpis.py's
     COPY). ``gridcase reporting rebuild`` refolds the events instead. Returns the cases read."""
-    for table in (kpi_cells, kpi_spans, kpi_zones):
+    for table in (kpi_cells, kpi_spans, kpi_sketches, kpi_zones):
         await conn.execute(sa.delete(table).where(table.c.tenant == tenant))
     last, cases, tenants = None, 0, set()
     while True:
@@ -112,7 +123,7 @@ async def rollups_from_facts(conn: AsyncConnection, tenant: str, tz_of: Callable
             break
         last, cases = rows[-1]["case_id"], cases + len(rows)
         tenants |= {r["tenant"] for r in rows}
-        await apply_cell_deltas(conn, *deltas(((None, r) for r in rows), tz_of))
+        await apply_cell_deltas(conn, *all_deltas(((None, r) for r in rows), tz_of))
     if tenants:
         names = sorted(tenants)
         await conn.exec_driver_sql(ZONES_SQL, (names, [tz_name(tz_of(t)) for t in names]))
