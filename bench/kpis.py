@@ -302,12 +302,30 @@ async def measure(url: str, now: datetime, period: str, repeat: int) -> list:
             for level, depth in PLACE_LEVELS.items():
                 await timed(f"stats group_by=place ({level})",
                             lambda d=depth: stats.query_stats(conn, sflt, "place", d), repeat, results)
+            await raw_timings(conn, flt, start, end, now, repeat)
             total = (await query_kpis(conn, flt, None, now=now))["total"]
             print(f"  (month: 受理 {total['accepted']:,}, 办结 {total['closed']:,}, 在办 {total['in_progress']:,}, "
                   f"超期 {total['overdue']:,}, 办结率 {percent(total['completion_rate'])})")
     finally:
         await engine.dispose()
     return results
+
+
+async def raw_timings(conn, flt: CaseFilter, start: datetime, end: datetime, now: datetime, repeat: int) -> None:
+    """Print (not part of the dashboard's results) the raw figures of P from the rollups and from the
+    scan, and the medians / p90 alone: from the quantile sketches (issue 14) and by the scan's
+    ``percentile_cont`` (services/reporting/kpis/rollup_query.py)."""
+    from services.reporting.kpis import rollup_query as rq  # noqa: PLC0415
+    from services.reporting.kpis.queries import raw_figures  # noqa: PLC0415
+
+    bounds = [start, end]
+    days = rq.bound_days(bounds, TZ)
+    params = {**flt.sql_params(), "days": days, "d0": days[0], "d1": days[1], "dn": days[-1]}
+    aside: list = []
+    await timed("raw figures (rollups)", lambda: raw_figures(conn, flt, None, bounds, now), repeat, aside)
+    await timed("raw figures (scan)", lambda: raw_figures(conn, flt, None, bounds, now, use_rollups=False), repeat, aside)
+    await timed("medians+p90 (sketches)", lambda: rq._sketch_quantiles(conn, None, params, False), repeat, aside)
+    await timed("medians+p90 (percentile_cont)", lambda: rq._quantiles(conn, flt, None, bounds, now, False), repeat, aside)
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
