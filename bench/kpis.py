@@ -324,6 +324,16 @@ async def raw_timings(conn, flt: CaseFilter, start: datetime, end: datetime, now
     aside: list = []
     await timed("raw figures (rollups)", lambda: raw_figures(conn, flt, None, bounds, now), repeat, aside)
     await timed("raw figures (scan)", lambda: raw_figures(conn, flt, None, bounds, now, use_rollups=False), repeat, aside)
+    # the rollups as before the sketches: their medians and p90 by percentile_cont
+    sketches = rq._sketch_quantiles
+
+    async def by_percentile_cont(conn_, group_by, params_, periods):
+        return await rq._quantiles(conn_, flt, group_by, bounds, now, periods)
+    rq._sketch_quantiles = by_percentile_cont
+    try:
+        await timed("raw figures (rollups, percentile_cont)", lambda: raw_figures(conn, flt, None, bounds, now), repeat, aside)
+    finally:
+        rq._sketch_quantiles = sketches
     await timed("medians+p90 (sketches)", lambda: rq._sketch_quantiles(conn, None, params, False), repeat, aside)
     await timed("medians+p90 (percentile_cont)", lambda: rq._quantiles(conn, flt, None, bounds, now, False), repeat, aside)
 
