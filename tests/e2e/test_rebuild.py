@@ -76,9 +76,11 @@ def rollups(database_url: str, tenants: tuple[str, ...]) -> dict:
             async with engine.connect() as conn:
                 out = {}
                 for table in (kpi_cells, kpi_spans, kpi_sketches):
-                    counters = [c for c in table.c if c.name in (*COUNTERS, *SPAN_COUNTERS, "n")]
+                    counters = [c for c in table.c if c.name in (*COUNTERS, *SPAN_COUNTERS)]
+                    if table is kpi_sketches:  # its counts are a jsonb map without zeros
+                        counters = [sa.cast(table.c.b, sa.Text)]
                     rows = await conn.execute(sa.select(table).where(table.c.tenant.in_(tenants),
-                                                                       sa.or_(*[c != 0 for c in counters])))
+                                                                       sa.or_(*[c != ("{}" if table is kpi_sketches else 0) for c in counters])))
                     out[table.name] = sorted(tuple(str(v) for v in r) for r in rows)
                 out["zones"] = sorted(tuple(r) for r in await conn.execute(
                     sa.select(kpi_zones).where(kpi_zones.c.tenant.in_(tenants))))

@@ -190,8 +190,10 @@ async def _nonzero_cells(engine, tenant: str) -> dict:
     out = {}
     async with engine.connect() as conn:
         for table in (kpi_cells, kpi_spans, kpi_sketches):
-            counters = [c for c in table.c if c.name in (*COUNTERS, *SPAN_COUNTERS, "n")]
-            rows = await conn.execute(sa.select(table).where(table.c.tenant == tenant, sa.or_(*[c != 0 for c in counters])))
+            counters = [c for c in table.c if c.name in (*COUNTERS, *SPAN_COUNTERS)]
+            if table is kpi_sketches:  # its counts are a jsonb map without zeros
+                counters = [sa.cast(table.c.b, sa.Text)]
+            rows = await conn.execute(sa.select(table).where(table.c.tenant == tenant, sa.or_(*[c != ("{}" if table is kpi_sketches else 0) for c in counters])))
             out[table.name] = sorted(tuple(str(v) for v in r) for r in rows)
     return out
 

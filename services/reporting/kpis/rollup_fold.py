@@ -16,6 +16,7 @@ than changing the fold.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import tzinfo
 from typing import Any
@@ -31,12 +32,11 @@ from services.reporting.db import (
     kpi_zones,
 )
 from services.reporting.kpis.cell_columns import COUNTERS, SPAN_COUNTERS
-from services.reporting.kpis.cells import CellKey, SketchKey, SpanKey, all_deltas
+from services.reporting.kpis.cells import CellKey, SpanKey, all_deltas
 from services.reporting.kpis.clock import tz_name
 
 _CELL_KEY = CellKey._fields
 _SPAN_KEY = SpanKey._fields
-_SKETCH_KEY = SketchKey._fields
 
 
 def _types(table: sa.Table, names: Sequence[str]) -> list[str]:
@@ -60,7 +60,17 @@ def upsert_sql(table: sa.Table, key: Sequence[str], counters: Sequence[str]) -> 
 
 CELLS_SQL = upsert_sql(kpi_cells, _CELL_KEY, COUNTERS)
 SPANS_SQL = upsert_sql(kpi_spans, _SPAN_KEY, SPAN_COUNTERS)
-SKETCHES_SQL = upsert_sql(kpi_sketches, _SKETCH_KEY, ("n",))
+#: The sketches: one jsonb ``{"<statistic>:<bucket>": count}`` per cell, merged key by key on
+#: conflict, the counts that reach 0 dropped (a cell whose cases all moved on keeps ``{}``).
+SKETCHES_SQL = (
+    f"INSERT INTO reporting.kpi_sketches AS t ({', '.join(_CELL_KEY)}, b)\n"
+    f"SELECT u.{', u.'.join(_CELL_KEY)}, u.b::jsonb FROM unnest("
+    f"{', '.join(f'${i}::{t}[]' for i, t in enumerate(_types(kpi_sketches, _CELL_KEY), start=1))}, "
+    f"${len(_CELL_KEY) + 1}::text[]) AS u({', '.join(_CELL_KEY)}, b)\n"
+    f"ON CONFLICT ({', '.join(_CELL_KEY)}) DO UPDATE SET b = (\n"
+    f"  SELECT coalesce(jsonb_object_agg(e.k, e.n), '{{}}'::jsonb) FROM (\n"
+    f"    SELECT k, sum(v::int) AS n FROM (SELECT * FROM jsonb_each_text(t.b) UNION ALL SELECT * FROM jsonb_each_text(excluded.b)) AS x(k, v)\n"
+    f"    GROUP BY k HAVING sum(v::int) <> 0) AS e)")
 #: The zone a tenant's cells are cut in; a second zone marks them mixed ('') until a rebuild.
 ZONES_SQL = ("INSERT INTO reporting.kpi_zones AS z (tenant, tz) SELECT * FROM unnest($1::text[], $2::text[]) "
              "ON CONFLICT (tenant) DO UPDATE SET tz = CASE WHEN z.tz = excluded.tz THEN z.tz ELSE '' END "
@@ -77,9 +87,7 @@ async def _rows(conn: AsyncConnection, ids: list, lock: bool) -> dict:
 async def apply_cell_deltas(conn: AsyncConnection, cells: dict, dues: dict, points: dict | None = None) -> None:
     """Add the deltas (:func:`services.reporting.kpis.cells.all_deltas`) to the rollup tables, one
     statement each (``points``: the sketches' bucket deltas)."""
-    sketches = {k: {"n": v} for k, v in (points or {}).items()}
-    for sql, rows, key, counters in ((CELLS_SQL, cells, _CELL_KEY, COUNTERS), (SPANS_SQL, dues, _SPAN_KEY, SPAN_COUNTERS),
-                                     (SKETCHES_SQL, sketches, _SKETCH_KEY, ("n",))):
+    for sql, rows, key, counters in ((CELLS_SQL, cells, _CELL_KEY, COUNTERS), (SPANS_SQL, dues, _SPAN_KEY, SPAN_COUNTERS)):
         if not rows:
             continue
         # sorted, so that concurrent transactions take the cells' locks in one order
@@ -87,6 +95,14 @@ async def apply_cell_deltas(conn: AsyncConnection, cells: dict, dues: dict, poin
         columns: list[list[Any]] = [[k[i] for k, _ in items] for i in range(len(key))]
         columns += [[v.get(name, 0) for _, v in items] for name in counters]
         await conn.exec_driver_sql(sql, tuple(columns))
+    if points:
+        sketches: dict[tuple, dict[str, int]] = {}
+        for p, n in points.items():
+            sketches.setdefault(tuple(p[:len(_CELL_KEY)]), {})[f"{p.stat}:{p.bucket}"] = n
+        items = sorted(sketches.items(), key=lambda kv: tuple("" if v is None else str(v) for v in kv[0]))
+        columns = [[k[i] for k, _ in items] for i in range(len(_CELL_KEY))]
+        columns.append([json.dumps(v, sort_keys=True) for _, v in items])
+        await conn.exec_driver_sql(SKETCHES_SQL, tuple(columns))
 
 
 async def fold_with_rollups(conn: AsyncConnection, events: list, fold: Callable[[AsyncConnection, list], Awaitable[None]],

@@ -15,8 +15,8 @@ Statements (each reads the cells of P, or the spans alive in it):
 - ``deadline < now``: the cells count a case as overdue from the later of its deadline and report;
   for a sub-period ending after ``now`` the cases whose deadline is not yet past (deadline ≥ now) are
   taken off again, read from the facts (open cases: index ``ix_reporting_case_facts_tenant_open_deadline``);
-- medians and p90: the quantile sketches of the same cells (``reporting.kpi_sketches``,
-  :func:`sketches_sql`), their bucket counts summed per group key and sub-period and the quantile
+- medians and p90: the quantile sketches of the same cells (``reporting.kpi_sketches``, one jsonb
+  per cell; :func:`sketches_sql`), their bucket counts summed per group key and sub-period and the quantile
   read from them (services/reporting/kpis/sketch.py: within relative 1 % of ``percentile_cont``).
   :func:`quantile_sql` is the scan's exact statement, kept for comparison and for the scan path.
 """
@@ -122,12 +122,12 @@ def not_yet_overdue_sql(group_by: str | None) -> str:
 
 def sketches_sql(group_by: str | None) -> str:
     """The sketches' bucket counts of the cells of P (the cells :func:`cells_sql` sums), per group
-    key, sub-period, statistic and bucket."""
-    return (f"SELECT {_key(group_by, 'c')} AS key, width_bucket(c.day, :days::date[]) AS b, c.stat, c.bucket, sum(c.n) AS n\n"
-            f"FROM reporting.kpi_sketches c\n"
+    key, sub-period and ``"<statistic>:<bucket>"``."""
+    return (f"SELECT {_key(group_by, 'c')} AS key, width_bucket(c.day, :days::date[]) AS b, e.key AS sb, sum(e.value::int) AS n\n"
+            f"FROM reporting.kpi_sketches c CROSS JOIN LATERAL jsonb_each_text(c.b) AS e\n"
             f"WHERE {_scope('c')} AND c.day >= :d0 AND c.day < :dn\n"
             f"  AND (c.lo IS NULL OR c.lo >= :d0) AND (c.hi IS NULL OR c.hi < :dn)\n"
-            f"GROUP BY 1, 2, 3, 4 HAVING sum(c.n) <> 0")
+            f"GROUP BY 1, 2, 3 HAVING sum(e.value::int) <> 0")
 
 
 def quantile_sql(group_by: str | None, periods: bool) -> str:
@@ -249,9 +249,10 @@ async def _sketch_quantiles(conn: AsyncConnection, group_by: str | None, params:
     merged: dict[Any, dict[str, dict[int, int]]] = {}
     for row in await _rows(conn, sketches_sql(group_by), params):
         k = row["b"] if periods else row["key"]
+        stat, bucket = row["sb"].rsplit(":", 1)
         for slot in (k, _TOTAL_Q):
-            counts = merged.setdefault(slot, {}).setdefault(row["stat"], {})
-            counts[row["bucket"]] = counts.get(row["bucket"], 0) + int(row["n"])
+            counts = merged.setdefault(slot, {}).setdefault(stat, {})
+            counts[int(bucket)] = counts.get(int(bucket), 0) + int(row["n"])
     return {slot: {f"{stem}_{name}": sketch_quantile(counts, q) for stem, counts in stats.items()
                    for name, q in (("median", 0.5), ("p90", 0.9))}
             for slot, stats in merged.items()}

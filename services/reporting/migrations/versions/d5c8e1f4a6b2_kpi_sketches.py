@@ -1,5 +1,5 @@
-"""KPI quantile sketches (issue 14): per cell of kpi_cells and time statistic, the count per bucket
-of ddsketch's LogarithmicMapping (services/reporting/kpis/sketch.py).
+"""KPI quantile sketches (issue 14): per cell of kpi_cells, the count per time statistic and bucket
+of ddsketch's LogarithmicMapping (services/reporting/kpis/sketch.py), as jsonb.
 
 Revision ID: d5c8e1f4a6b2
 Revises: a9d4e7c2b815
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "d5c8e1f4a6b2"
 down_revision: str | Sequence[str] | None = "a9d4e7c2b815"
@@ -31,14 +32,14 @@ def upgrade() -> None:
         sa.Column('day', sa.Date(), nullable=False, comment="the cell's day (kpi_cells.day)"),
         sa.Column('lo', sa.Date(), comment="the cell's lo (kpi_cells.lo)"),
         sa.Column('hi', sa.Date(), comment="the cell's hi (kpi_cells.hi)"),
-        sa.Column('stat', sa.String(40), nullable=False, comment='<prefix>_hours or <prefix>_working_hours (rules.py TIME_RULES)'),
-        sa.Column('bucket', sa.Integer(), nullable=False,
-                  comment='ddsketch LogarithmicMapping(0.01) key of the hours; -2^31 for zero (services/reporting/kpis/sketch.py)'),
-        sa.Column('n', sa.Integer(), nullable=False, server_default="0"),
-        schema='reporting', comment="KPI rollups: per cell and time statistic, the quantile sketch's count per bucket",
+        sa.Column('b', postgresql.JSONB(), nullable=False, server_default=sa.text("'{}'::jsonb"),
+                  comment='{"<statistic>:<bucket>": count}: statistic <prefix>_hours or <prefix>_working_hours (rules.py '
+                          "TIME_RULES), bucket the ddsketch LogarithmicMapping(0.01) key of the hours, -2147483648 for zero "
+                          "(services/reporting/kpis/sketch.py); no zero counts"),
+        schema='reporting', comment="KPI rollups: per cell, the quantile sketches' counts per time statistic and bucket",
     )
     op.create_index('ux_reporting_kpi_sketches_key', 'kpi_sketches',
-                    ['tenant', 'day', 'place_code', 'category_code', 'department', 'channel', 'lo', 'hi', 'stat', 'bucket'],
+                    ['tenant', 'day', 'place_code', 'category_code', 'department', 'channel', 'lo', 'hi'],
                     unique=True, schema='reporting', postgresql_nulls_not_distinct=True)
     op.execute("UPDATE reporting.kpi_zones SET tz = ''")
 
