@@ -232,7 +232,7 @@ async def build_rollups(url: str) -> None:
         await engine.dispose()
     conn = await asyncpg.connect(libpq_url(url))
     try:
-        await conn.execute("VACUUM ANALYZE reporting.kpi_cells, reporting.kpi_spans, "
+        await conn.execute("VACUUM ANALYZE reporting.kpi_cells, reporting.kpi_spans, reporting.kpi_sketches, "
                            "reporting.step_cells, reporting.step_case_days")
     finally:
         await conn.close()
@@ -245,6 +245,7 @@ async def storage(url: str) -> dict[str, int]:
         size = lambda t: conn.fetchval(f"SELECT pg_total_relation_size('reporting.{t}')")  # noqa: E731
         return {"facts": await size("case_facts"), "steps": await size("case_steps"),
                 "kpi_rollups": await size("kpi_cells") + await size("kpi_spans"),
+                "kpi_sketches": await size("kpi_sketches"),
                 "step_rollups": await size("step_cells") + await size("step_case_days")}
     finally:
         await conn.close()
@@ -301,12 +302,40 @@ async def measure(url: str, now: datetime, period: str, repeat: int) -> list:
             for level, depth in PLACE_LEVELS.items():
                 await timed(f"stats group_by=place ({level})",
                             lambda d=depth: stats.query_stats(conn, sflt, "place", d), repeat, results)
+            await raw_timings(conn, flt, start, end, now, repeat)
             total = (await query_kpis(conn, flt, None, now=now))["total"]
             print(f"  (month: 受理 {total['accepted']:,}, 办结 {total['closed']:,}, 在办 {total['in_progress']:,}, "
                   f"超期 {total['overdue']:,}, 办结率 {percent(total['completion_rate'])})")
     finally:
         await engine.dispose()
     return results
+
+
+async def raw_timings(conn, flt: CaseFilter, start: datetime, end: datetime, now: datetime, repeat: int) -> None:
+    """Print (not part of the dashboard's results) the raw figures of P from the rollups and from the
+    scan, and the medians / p90 alone: from the quantile sketches (issue 14) and by the scan's
+    ``percentile_cont`` (services/reporting/kpis/rollup_query.py)."""
+    from services.reporting.kpis import rollup_query as rq  # noqa: PLC0415
+    from services.reporting.kpis.queries import raw_figures  # noqa: PLC0415
+
+    bounds = [start, end]
+    days = rq.bound_days(bounds, TZ)
+    params = {**flt.sql_params(), "days": days, "d0": days[0], "d1": days[1], "dn": days[-1]}
+    aside: list = []
+    await timed("raw figures (rollups)", lambda: raw_figures(conn, flt, None, bounds, now), repeat, aside)
+    await timed("raw figures (scan)", lambda: raw_figures(conn, flt, None, bounds, now, use_rollups=False), repeat, aside)
+    # the rollups as before the sketches: their medians and p90 by percentile_cont
+    sketches = rq._sketch_quantiles
+
+    async def by_percentile_cont(conn_, group_by, params_, periods):
+        return await rq._quantiles(conn_, flt, group_by, bounds, now, periods)
+    rq._sketch_quantiles = by_percentile_cont
+    try:
+        await timed("raw figures (rollups, percentile_cont)", lambda: raw_figures(conn, flt, None, bounds, now), repeat, aside)
+    finally:
+        rq._sketch_quantiles = sketches
+    await timed("medians+p90 (sketches)", lambda: rq._sketch_quantiles(conn, None, params, False), repeat, aside)
+    await timed("medians+p90 (percentile_cont)", lambda: rq._quantiles(conn, flt, None, bounds, now, False), repeat, aside)
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -374,6 +403,7 @@ def main() -> None:
             print(f"ratio_to_scan_floor={ratio:.3f}")
         print(f"step_rollup_storage_pct_of_facts={100 * sizes['step_rollups'] / max(sizes['facts'], 1):.2f}")
         print(f"kpi_rollup_storage_pct_of_facts={100 * sizes['kpi_rollups'] / max(sizes['facts'], 1):.2f}")
+        print(f"kpi_sketch_storage_pct_of_facts={100 * sizes['kpi_sketches'] / max(sizes['facts'], 1):.2f}")
     sizes = sorted(by_size)
     for small, big in zip(sizes, sizes[1:], strict=False):
         factor = big / small

@@ -134,6 +134,22 @@ kpi_spans = sa.Table(
     comment="KPI rollups: spans from a first day to the close day (应办结's open part, 在办, 超期 open)",
 )
 
+kpi_sketches = sa.Table(
+    "kpi_sketches",
+    metadata,
+    *_cell_dims(),
+    sa.Column("day", sa.Date, nullable=False, comment="the cell's day (kpi_cells.day)"),
+    sa.Column("lo", sa.Date, comment="the cell's lo (kpi_cells.lo)"),
+    sa.Column("hi", sa.Date, comment="the cell's hi (kpi_cells.hi)"),
+    sa.Column("b", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb"),
+              comment='{"<statistic>:<bucket>": count}: statistic <prefix>_hours or <prefix>_working_hours (rules.py '
+                      "TIME_RULES), bucket the ddsketch LogarithmicMapping(0.01) key of the hours, -2147483648 for zero "
+                      "(services/reporting/kpis/sketch.py); no zero counts"),
+    sa.Index("ux_reporting_kpi_sketches_key", "tenant", "day", "place_code", "category_code", "department", "channel",
+             "lo", "hi", unique=True, postgresql_nulls_not_distinct=True),
+    comment="KPI rollups: per cell, the quantile sketches' counts per time statistic and bucket",
+)
+
 kpi_zones = sa.Table(
     "kpi_zones",
     metadata,

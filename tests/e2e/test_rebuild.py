@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from gridcase.client import import_file, wait_until_counted
 from gridcase.demo import REPO
-from services.reporting.db import kpi_cells, kpi_spans, kpi_zones
+from services.reporting.db import kpi_cells, kpi_sketches, kpi_spans, kpi_zones
 from services.reporting.kpis.cell_columns import COUNTERS, SPAN_COUNTERS
 from shared.platform.db import make_engine
 from tests import api
@@ -68,17 +68,19 @@ def step_rollups(database_url: str, tenants) -> list:
 
 
 def rollups(database_url: str, tenants: tuple[str, ...]) -> dict:
-    """The tenants' KPI cells with a count other than 0 (a cell whose cases all moved on keeps a
+    """The tenants' KPI cells and sketch buckets with a count other than 0 (a cell whose cases all moved on keeps a
     row of zeros in the consumer's tables; a rebuild never writes it) and their zones."""
     async def read() -> dict:
         engine = make_engine(database_url)
         try:
             async with engine.connect() as conn:
                 out = {}
-                for table in (kpi_cells, kpi_spans):
+                for table in (kpi_cells, kpi_spans, kpi_sketches):
                     counters = [c for c in table.c if c.name in (*COUNTERS, *SPAN_COUNTERS)]
+                    if table is kpi_sketches:  # its counts are a jsonb map without zeros
+                        counters = [sa.cast(table.c.b, sa.Text)]
                     rows = await conn.execute(sa.select(table).where(table.c.tenant.in_(tenants),
-                                                                       sa.or_(*[c != 0 for c in counters])))
+                                                                       sa.or_(*[c != ("{}" if table is kpi_sketches else 0) for c in counters])))
                     out[table.name] = sorted(tuple(str(v) for v in r) for r in rows)
                 out["zones"] = sorted(tuple(r) for r in await conn.execute(
                     sa.select(kpi_zones).where(kpi_zones.c.tenant.in_(tenants))))

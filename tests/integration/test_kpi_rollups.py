@@ -14,13 +14,14 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.reporting.db import kpi_cells, kpi_spans
+from services.reporting.db import kpi_cells, kpi_sketches, kpi_spans
 from services.reporting.filters import CaseFilter
 from services.reporting.kpis.cell_columns import COUNTERS, SPAN_COUNTERS
 from services.reporting.kpis.periods import OPEN_END, OPEN_START, period_bounds
 from services.reporting.kpis.queries import TOTAL, raw_figures
 from services.reporting.kpis.rollup_fold import rollups_from_facts
 from services.reporting.kpis.rollup_query import rollup_figures
+from services.reporting.kpis.sketch import ALPHA
 from shared.contract.actions import OUTCOMES
 from shared.contract.events import (
     CaseClosed,
@@ -48,7 +49,8 @@ KINDS = [("act", "dispatched", "acknowledged"), ("verify_pass", "checking", "clo
          ("verify_pass", "checking", "closed"), ("callback", "closed", "closed"), ("reopen", "closed", "dispatched"),
          ("shelve", "dispatched", "shelved"), ("accept", "reported", "accepted"), ("act", "in_progress", "resolved"),
          ("recategorize", "dispatched", "filed")]
-#: figures compared: every raw figure but the percentiles (the scan's own statement in both)
+#: figures compared exactly: every raw figure but the percentiles, which the rollups read from the
+#: quantile sketches (services/reporting/kpis/sketch.py): compared by :func:`_quantiles_within_bound`
 SKIP = ("_median", "_p90")
 
 
@@ -161,14 +163,37 @@ async def test_rollups_give_the_scans_figures(reporting_engine, data):
         assert rolled is not None, "the rollups must answer for bounds at local midnights"
         got, expected = _normal(rolled), _normal(scan)
         assert got == expected, (start, end, group_by, now, _diff(got, expected), got, expected)
+        _quantiles_within_bound(rolled, scan, (start, end, group_by, now))
+
+
+def _quantiles_within_bound(rolled: dict, scan: dict, query) -> None:
+    """docs/kpis.md §10: each median / p90 of the sketches is within relative α of the scan's
+    ``percentile_cont`` (0 exactly when that is 0), and absent exactly when the scan's is."""
+    for key, figures in scan.items():
+        for name, exact in figures.items():
+            if not name.endswith(SKIP):
+                continue
+            got = rolled.get(key, {}).get(name)
+            if exact is None:
+                assert got is None, (query, key, name, got)
+                continue
+            exact = float(exact)
+            assert got is not None, (query, key, name, exact)
+            # 1e-9 h: the scan's hours are float8 from timestamps, the sketch's from integer µs
+            assert abs(got - exact) <= ALPHA * exact + 1e-9, (query, key, name, got, exact)
+    for key, figures in rolled.items():
+        if key not in scan:
+            assert not any(v is not None for k, v in figures.items() if k.endswith(SKIP)), (query, key, figures)
 
 
 async def _nonzero_cells(engine, tenant: str) -> dict:
     out = {}
     async with engine.connect() as conn:
-        for table in (kpi_cells, kpi_spans):
+        for table in (kpi_cells, kpi_spans, kpi_sketches):
             counters = [c for c in table.c if c.name in (*COUNTERS, *SPAN_COUNTERS)]
-            rows = await conn.execute(sa.select(table).where(table.c.tenant == tenant, sa.or_(*[c != 0 for c in counters])))
+            if table is kpi_sketches:  # its counts are a jsonb map without zeros
+                counters = [sa.cast(table.c.b, sa.Text)]
+            rows = await conn.execute(sa.select(table).where(table.c.tenant == tenant, sa.or_(*[c != ("{}" if table is kpi_sketches else 0) for c in counters])))
             out[table.name] = sorted(tuple(str(v) for v in r) for r in rows)
     return out
 

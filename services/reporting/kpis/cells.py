@@ -59,9 +59,11 @@ from services.reporting.kpis.cell_columns import (  # noqa: F401
 )
 from services.reporting.kpis.clock import WorkingClock, working_clock
 from services.reporting.kpis.rules import SWEEP_REQUEST_TYPE
+from services.reporting.kpis.sketch import bucket as sketch_bucket
 from shared.contract.actions import OUTCOMES
 
 _US = timedelta(microseconds=1)
+_US_PER_HOUR = 3_600_000_000
 
 
 class CellKey(NamedTuple):
@@ -142,20 +144,45 @@ def _hours_pair(a: datetime | None, b: datetime | None, tz: tzinfo, clock: Worki
     return (b - a) // _US, work
 
 
+class SketchKey(NamedTuple):
+    """A bucket of a cell's quantile sketch (services/reporting/kpis/sketch.py): the cell, the
+    statistic (``<prefix>_hours`` / ``<prefix>_working_hours`` of TIME_RULES) and the bucket."""
+
+    tenant: str
+    day: date
+    lo: date | None
+    hi: date | None
+    place_code: str
+    category_code: str | None
+    department: str | None
+    channel: str | None
+    stat: str
+    bucket: int
+
+
 def case_cells(row: Mapping[str, Any], tz: tzinfo, clock: WorkingClock | None = None
                ) -> tuple[dict[CellKey, dict[str, int]], dict[SpanKey, dict[str, int]]]:
     """The contributions of one case (a ``case_facts`` row as a mapping) to the cells and to the span
     table: ``({cell: {counter: value}}, {span: {counter: 1}})``; empty for a case outside the
     KPI universe. ``tz`` is the tenant's time zone, ``clock`` the working clock (default calendar)."""
+    cells, spans, _ = contributions(row, tz, clock)
+    return cells, spans
+
+
+def contributions(row: Mapping[str, Any], tz: tzinfo, clock: WorkingClock | None = None
+                  ) -> tuple[dict[CellKey, dict[str, int]], dict[SpanKey, dict[str, int]], dict[SketchKey, int]]:
+    """:func:`case_cells` and the case's points in the quantile sketches: ``{(cell, statistic,
+    bucket): 1}``, one per time figure it has, in the cell that holds the figure's count and sum."""
     cells: dict[CellKey, dict[str, int]] = {}
     spans: dict[SpanKey, dict[str, int]] = {}
+    points: dict[SketchKey, int] = {}
     if not counted(row):
         if merged_duplicate(row):
             # reported in P implies alive in P (rules.py candidate): no span days needed
             key = CellKey(row["tenant"], local_day(row["reported_at"], tz), None, None, row["place_code"],
                           row.get("category_code"), row.get("department"), row.get("channel"))
             cells[key] = {"merged_duplicates": 1}
-        return cells, spans
+        return cells, spans, points
     clock = clock or working_clock()
     dims = (row["place_code"], row.get("category_code"), row.get("department"), row.get("channel"))
     tenant = row["tenant"]
@@ -164,16 +191,25 @@ def case_cells(row: Mapping[str, Any], tz: tzinfo, clock: WorkingClock | None = 
     close_t = close_time(row)
     cday = local_day(close_t, tz) if close_t is not None else None
 
-    def add(t: datetime | None, counters: Mapping[str, int]) -> None:
+    def add(t: datetime | None, counters: Mapping[str, int], times: tuple | None = None) -> None:
+        """Add ``counters`` to the cell of ``t``; ``times`` = (prefix, µs, working µs): also the
+        sketches' points."""
         if t is None:
             return
         day = local_day(t, tz)
         hi = rday if rday > day else None
         lo = cday if cday is not None and cday < day else None
-        cell = cells.setdefault(CellKey(tenant, day, lo, hi, *dims), {})
+        key = CellKey(tenant, day, lo, hi, *dims)
+        cell = cells.setdefault(key, {})
         for name, value in counters.items():
             if value:
                 cell[name] = cell.get(name, 0) + value
+        if times is not None:
+            prefix, us, wus = times
+            for stem, value in ((f"{prefix}_hours", us), (f"{prefix}_working_hours", wus)):
+                if value is not None:
+                    point = SketchKey(*key, stem, sketch_bucket(value / _US_PER_HOUR))
+                    points[point] = points.get(point, 0) + 1
 
     deadline = row.get("deadline")
     transfers = row.get("transfer_count") or 0
@@ -189,11 +225,11 @@ def case_cells(row: Mapping[str, Any], tz: tzinfo, clock: WorkingClock | None = 
                       "outcome_unrecorded": int(outcome is None),
                       "closed_on_time": int(deadline is None or close_t <= deadline),
                       "closed_late": int(deadline is not None and close_t > deadline),
-                      **_time_counters("final_close", us, wus)})
+                      **_time_counters("final_close", us, wus)}, ("final_close", us, wus))
     # fb: time to first close
     first = row.get("closed_at")
     us, wus = _hours_pair(rep, first, tz, clock)
-    add(first, _time_counters("close", us, wus))
+    add(first, _time_counters("close", us, wus), ("close", us, wus))
     # db: 督办
     level = row.get("supervision_level") or 0
     add(deadline, {"supervisions": level, "supervised_cases": int(level > 0)})
@@ -203,7 +239,7 @@ def case_cells(row: Mapping[str, Any], tz: tzinfo, clock: WorkingClock | None = 
     # ab: time to acknowledge
     ack = row.get("acknowledged_at")
     us, wus = _hours_pair(row.get("dispatched_at"), ack, tz, clock)
-    add(ack, _time_counters("ack", us, wus))
+    add(ack, _time_counters("ack", us, wus), ("ack", us, wus))
     # sb: disposal
     disposed = row.get("resolved_at")
     if disposed is None and (row["closed"] or first is not None):
@@ -228,7 +264,7 @@ def case_cells(row: Mapping[str, Any], tz: tzinfo, clock: WorkingClock | None = 
     if not shelved:
         anchor = local_day(deadline, tz) if deadline is not None else rday
         span(anchor, rday if rday > anchor else None, "due_open")
-    return {k: v for k, v in cells.items() if any(v.values())}, spans
+    return {k: v for k, v in cells.items() if any(v.values())}, spans, points
 
 
 def _time_counters(prefix: str, us: int | None, wus: int | None) -> dict[str, int]:
@@ -245,17 +281,28 @@ def deltas(pairs: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any] | N
            ) -> tuple[dict[CellKey, dict[str, int]], dict[SpanKey, dict[str, int]]]:
     """Σ contributions(new) − contributions(old) over ``(old, new)`` fact rows (None: no row), the
     cells left with a zero change dropped. ``tz_of(tenant)`` is the tenant's time zone."""
+    cells, spans, _ = all_deltas(pairs, tz_of, clock)
+    return cells, spans
+
+
+def all_deltas(pairs: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]],
+               tz_of: Callable[[str], tzinfo], clock: WorkingClock | None = None
+               ) -> tuple[dict[CellKey, dict[str, int]], dict[SpanKey, dict[str, int]], dict[SketchKey, int]]:
+    """:func:`deltas` and the sketches' bucket deltas (``{(cell, statistic, bucket): ±n}``, zeros dropped)."""
     cells: dict[CellKey, dict[str, int]] = {}
     spans: dict[SpanKey, dict[str, int]] = {}
+    points: dict[SketchKey, int] = {}
     for old, new in pairs:
         for row, sign in ((old, -1), (new, 1)):
             if row is None:
                 continue
-            c, d = case_cells(row, tz_of(row["tenant"]), clock)
+            c, d, p = contributions(row, tz_of(row["tenant"]), clock)
             for into, part in ((cells, c), (spans, d)):
                 for key, counters in part.items():
                     acc = into.setdefault(key, {})
                     for name, value in counters.items():
                         acc[name] = acc.get(name, 0) + sign * value
+            for key, n in p.items():
+                points[key] = points.get(key, 0) + sign * n
     drop = lambda m: {k: v for k, v in m.items() if any(v.values())}  # noqa: E731
-    return drop(cells), drop(spans)
+    return drop(cells), drop(spans), {k: v for k, v in points.items() if v}

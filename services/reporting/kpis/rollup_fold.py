@@ -16,6 +16,7 @@ than changing the fold.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import tzinfo
 from typing import Any
@@ -23,9 +24,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reporting.db import case_facts, kpi_cells, kpi_spans, kpi_zones
+from services.reporting.db import (
+    case_facts,
+    kpi_cells,
+    kpi_sketches,
+    kpi_spans,
+    kpi_zones,
+)
 from services.reporting.kpis.cell_columns import COUNTERS, SPAN_COUNTERS
-from services.reporting.kpis.cells import CellKey, SpanKey, deltas
+from services.reporting.kpis.cells import CellKey, SpanKey, all_deltas
 from services.reporting.kpis.clock import tz_name
 
 _CELL_KEY = CellKey._fields
@@ -53,6 +60,17 @@ def upsert_sql(table: sa.Table, key: Sequence[str], counters: Sequence[str]) -> 
 
 CELLS_SQL = upsert_sql(kpi_cells, _CELL_KEY, COUNTERS)
 SPANS_SQL = upsert_sql(kpi_spans, _SPAN_KEY, SPAN_COUNTERS)
+#: The sketches: one jsonb ``{"<statistic>:<bucket>": count}`` per cell, merged key by key on
+#: conflict, the counts that reach 0 dropped (a cell whose cases all moved on keeps ``{}``).
+SKETCHES_SQL = (
+    f"INSERT INTO reporting.kpi_sketches AS t ({', '.join(_CELL_KEY)}, b)\n"
+    f"SELECT u.{', u.'.join(_CELL_KEY)}, u.b::jsonb FROM unnest("
+    f"{', '.join(f'${i}::{t}[]' for i, t in enumerate(_types(kpi_sketches, _CELL_KEY), start=1))}, "
+    f"${len(_CELL_KEY) + 1}::text[]) AS u({', '.join(_CELL_KEY)}, b)\n"
+    f"ON CONFLICT ({', '.join(_CELL_KEY)}) DO UPDATE SET b = (\n"
+    f"  SELECT coalesce(jsonb_object_agg(e.k, e.n), '{{}}'::jsonb) FROM (\n"
+    f"    SELECT k, sum(v::int) AS n FROM (SELECT * FROM jsonb_each_text(t.b) UNION ALL SELECT * FROM jsonb_each_text(excluded.b)) AS x(k, v)\n"
+    f"    GROUP BY k HAVING sum(v::int) <> 0) AS e)")
 #: The zone a tenant's cells are cut in; a second zone marks them mixed ('') until a rebuild.
 ZONES_SQL = ("INSERT INTO reporting.kpi_zones AS z (tenant, tz) SELECT * FROM unnest($1::text[], $2::text[]) "
              "ON CONFLICT (tenant) DO UPDATE SET tz = CASE WHEN z.tz = excluded.tz THEN z.tz ELSE '' END "
@@ -66,8 +84,9 @@ async def _rows(conn: AsyncConnection, ids: list, lock: bool) -> dict:
     return {r.case_id: dict(r._mapping) for r in await conn.execute(q)}
 
 
-async def apply_cell_deltas(conn: AsyncConnection, cells: dict, dues: dict) -> None:
-    """Add the deltas (:func:`services.reporting.kpis.cells.deltas`) to the rollup tables, one statement each."""
+async def apply_cell_deltas(conn: AsyncConnection, cells: dict, dues: dict, points: dict | None = None) -> None:
+    """Add the deltas (:func:`services.reporting.kpis.cells.all_deltas`) to the rollup tables, one
+    statement each (``points``: the sketches' bucket deltas)."""
     for sql, rows, key, counters in ((CELLS_SQL, cells, _CELL_KEY, COUNTERS), (SPANS_SQL, dues, _SPAN_KEY, SPAN_COUNTERS)):
         if not rows:
             continue
@@ -76,6 +95,14 @@ async def apply_cell_deltas(conn: AsyncConnection, cells: dict, dues: dict) -> N
         columns: list[list[Any]] = [[k[i] for k, _ in items] for i in range(len(key))]
         columns += [[v.get(name, 0) for _, v in items] for name in counters]
         await conn.exec_driver_sql(sql, tuple(columns))
+    if points:
+        sketches: dict[tuple, dict[str, int]] = {}
+        for p, n in points.items():
+            sketches.setdefault(tuple(p[:len(_CELL_KEY)]), {})[f"{p.stat}:{p.bucket}"] = n
+        items = sorted(sketches.items(), key=lambda kv: tuple("" if v is None else str(v) for v in kv[0]))
+        columns = [[k[i] for k, _ in items] for i in range(len(_CELL_KEY))]
+        columns.append([json.dumps(v, sort_keys=True) for _, v in items])
+        await conn.exec_driver_sql(SKETCHES_SQL, tuple(columns))
 
 
 async def fold_with_rollups(conn: AsyncConnection, events: list, fold: Callable[[AsyncConnection, list], Awaitable[None]],
@@ -89,10 +116,10 @@ async def fold_with_rollups(conn: AsyncConnection, events: list, fold: Callable[
     before = await _rows(conn, ids, lock=True)
     await fold(conn, events)
     after = await _rows(conn, ids, lock=False)
-    cells, dues = deltas(((before.get(i), after.get(i)) for i in ids), tz_of)
+    cells, dues, points = all_deltas(((before.get(i), after.get(i)) for i in ids), tz_of)
     tenants = sorted({row["tenant"] for row in after.values()})
     await conn.exec_driver_sql(ZONES_SQL, ([t for t in tenants], [tz_name(tz_of(t)) for t in tenants]))
-    await apply_cell_deltas(conn, cells, dues)
+    await apply_cell_deltas(conn, cells, dues, points)
 
 
 async def rollups_from_facts(conn: AsyncConnection, tenant: str, tz_of: Callable[[str], tzinfo],
@@ -100,7 +127,7 @@ async def rollups_from_facts(conn: AsyncConnection, tenant: str, tz_of: Callable
     """Empty ``tenant``'s rollups and recompute them from its ``case_facts`` as they stand (each
     case's contributions, added page by page); for facts loaded without the fold (bench/kpis.py's
     COPY). ``gridcase reporting rebuild`` refolds the events instead. Returns the cases read."""
-    for table in (kpi_cells, kpi_spans, kpi_zones):
+    for table in (kpi_cells, kpi_spans, kpi_sketches, kpi_zones):
         await conn.execute(sa.delete(table).where(table.c.tenant == tenant))
     last, cases, tenants = None, 0, set()
     while True:
@@ -112,7 +139,7 @@ async def rollups_from_facts(conn: AsyncConnection, tenant: str, tz_of: Callable
             break
         last, cases = rows[-1]["case_id"], cases + len(rows)
         tenants |= {r["tenant"] for r in rows}
-        await apply_cell_deltas(conn, *deltas(((None, r) for r in rows), tz_of))
+        await apply_cell_deltas(conn, *all_deltas(((None, r) for r in rows), tz_of))
     if tenants:
         names = sorted(tenants)
         await conn.exec_driver_sql(ZONES_SQL, (names, [tz_name(tz_of(t)) for t in names]))

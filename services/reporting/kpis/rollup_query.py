@@ -15,8 +15,10 @@ Statements (each reads the cells of P, or the spans alive in it):
 - ``deadline < now``: the cells count a case as overdue from the later of its deadline and report;
   for a sub-period ending after ``now`` the cases whose deadline is not yet past (deadline ≥ now) are
   taken off again, read from the facts (open cases: index ``ix_reporting_case_facts_tenant_open_deadline``);
-- medians and p90: still the scan's ``percentile_cont`` over the cases of P (:func:`quantile_sql`;
-  exact, and the one part whose cost grows with the cases).
+- medians and p90: the quantile sketches of the same cells (``reporting.kpi_sketches``, one jsonb
+  per cell; :func:`sketches_sql`), their bucket counts summed per group key and sub-period and the quantile
+  read from them (services/reporting/kpis/sketch.py: within relative 1 % of ``percentile_cont``).
+  :func:`quantile_sql` is the scan's exact statement, kept for comparison and for the scan path.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from services.reporting.kpis.cells import is_local_midnight, local_day
 from services.reporting.kpis.clock import tz_name, working_clock_params
 from services.reporting.kpis.periods import OPEN_END, OPEN_START, counts_at_period_ends
 from services.reporting.kpis.rules import GROUP_KEYS, TIME_RULES
+from services.reporting.kpis.sketch import quantile as sketch_quantile
 from services.reporting.kpis.sql import _cases_cte, bind
 
 #: Stand-ins for an open end of P as days.
@@ -115,6 +118,16 @@ def not_yet_overdue_sql(group_by: str | None) -> str:
             f"WHERE {FILTER_SQL} AND {COUNTED_SQL} AND cf.state IS DISTINCT FROM 'shelved'\n"
             f"  AND cf.deadline >= :now AND cf.deadline < :bn\n"
             f"  AND (NOT cf.closed OR (cf.closed AND {LIFETIME_END} > :now))")
+
+
+def sketches_sql(group_by: str | None) -> str:
+    """The sketches' bucket counts of the cells of P (the cells :func:`cells_sql` sums), per group
+    key, sub-period and ``"<statistic>:<bucket>"``."""
+    return (f"SELECT {_key(group_by, 'c')} AS key, width_bucket(c.day, :days::date[]) AS b, e.key AS sb, sum(e.value::int) AS n\n"
+            f"FROM reporting.kpi_sketches c CROSS JOIN LATERAL jsonb_each_text(c.b) AS e\n"
+            f"WHERE {_scope('c')} AND c.day >= :d0 AND c.day < :dn\n"
+            f"  AND (c.lo IS NULL OR c.lo >= :d0) AND (c.hi IS NULL OR c.hi < :dn)\n"
+            f"GROUP BY 1, 2, 3 HAVING sum(e.value::int) <> 0")
 
 
 def quantile_sql(group_by: str | None, periods: bool) -> str:
@@ -193,7 +206,7 @@ async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str |
                 if row["t_from"] < bounds[k] and (row["t_close"] is None or row["t_close"] >= bounds[k]):
                     ends = states.setdefault(row["key"], [{} for _ in range(n + 1)])
                     ends[k]["overdue"] = ends[k].get("overdue", 0) - 1
-    quantiles = await _quantiles(conn, flt, by, bounds, now, periods)
+    quantiles = await _sketch_quantiles(conn, by, params, periods)
     out: dict[Any, dict] = {}
     if periods:
         for b in range(1, n + 1):
@@ -227,6 +240,22 @@ async def _quantiles(conn: AsyncConnection, flt: CaseFilter, group_by: str | Non
         for name, q in j.items():
             into[f"{name[:-2]}_median"], into[f"{name[:-2]}_p90"] = (q[0], q[1]) if q else (None, None)
     return out
+
+
+async def _sketch_quantiles(conn: AsyncConnection, group_by: str | None, params: dict, periods: bool) -> dict:
+    """``{answer key: {<stem>_median, <stem>_p90}}`` from the sketches (:func:`sketches_sql`), the
+    total row under :data:`_TOTAL_Q`: the answer key's sketch and the total's are the sums of the
+    cells' bucket counts."""
+    merged: dict[Any, dict[str, dict[int, int]]] = {}
+    for row in await _rows(conn, sketches_sql(group_by), params):
+        k = row["b"] if periods else row["key"]
+        stat, bucket = row["sb"].rsplit(":", 1)
+        for slot in (k, _TOTAL_Q):
+            counts = merged.setdefault(slot, {}).setdefault(stat, {})
+            counts[int(bucket)] = counts.get(int(bucket), 0) + int(row["n"])
+    return {slot: {f"{stem}_{name}": sketch_quantile(counts, q) for stem, counts in stats.items()
+                   for name, q in (("median", 0.5), ("p90", 0.9))}
+            for slot, stats in merged.items()}
 
 
 #: The key :func:`_quantiles` files the total row under (replaced by the caller's total key).
