@@ -188,15 +188,30 @@ def month(stack, infra) -> dict[str, str]:
             await engine.dispose()
 
     async def forget() -> None:
+        import sqlalchemy as sa
+
         from services.reporting.db import case_facts, case_steps, patrols
+        from services.reporting.handlers import default_zones
+        from services.reporting.kpis.cells import all_deltas
+        from services.reporting.kpis.rollup_fold import apply_cell_deltas
+        from services.reporting.step_rollup import StepFold
 
         ids = [ev.case_id for ev in events]
         engine = make_engine(infra.database_url)
         try:
             async with engine.begin() as conn:
+                # the month's cases leave the rollups too, as the fold would take them out: the step
+                # cells by their before/after (StepFold also locks the cases), the KPI cells by
+                # retracting each case's contributions; else the live rollups would keep them and
+                # differ from a rebuild's (tests/e2e/test_rebuild.py)
+                steps = await StepFold.start(conn, events)
+                rows = [dict(r._mapping) for r in await conn.execute(
+                    sa.select(case_facts).where(case_facts.c.case_id.in_(ids)).with_for_update())]
+                await apply_cell_deltas(conn, *all_deltas(((row, None) for row in rows), default_zones()))
                 await conn.execute(case_steps.delete().where(case_steps.c.case_id.in_(ids)))
                 await conn.execute(case_facts.delete().where(case_facts.c.case_id.in_(ids)))
                 await conn.execute(patrols.delete().where(patrols.c.patrol_id.in_(ids)))
+                await steps.finish(conn)
         finally:
             await engine.dispose()
 
