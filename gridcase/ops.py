@@ -209,7 +209,7 @@ async def rebuild_reporting(database_url: str, page: int = 5000) -> dict[str, in
                     for row in rows:
                         event = decode_event(bytes(row.payload))
                         batch.setdefault(event.event_id, event)
-                    await apply_events(write, list(batch.values()))
+                    await apply_events(write, list(batch.values()), exclusive=True)
                     await write.execute(insert(rdb.processed_events).on_conflict_do_nothing(),
                                         [{"consumer": "reporting", "event_id": e} for e in batch])
                     events += len(batch)

@@ -59,14 +59,17 @@ def default_zones() -> Callable[[str], tzinfo]:
     return zones_of(load_all_tenants())
 
 
-async def apply_events(conn: AsyncConnection, events: list, tz_of: Callable[[str], tzinfo] | None = None) -> None:
+async def apply_events(conn: AsyncConnection, events: list, tz_of: Callable[[str], tzinfo] | None = None,
+                       exclusive: bool = False) -> None:
     """Fold events in the caller's transaction, with the KPI rollups (services/reporting/kpis/rollup_fold.py;
     ``tz_of``: each tenant's time zone, default :func:`default_zones`); a ``CaseReported`` also keeps
     its masked text (``reporting.case_texts``, once per case); the step cells follow the touched cases
     (services/reporting/step_rollup.py). The step fold goes first: its transaction-scoped locks on
     the touched case ids serialize two consumers folding one case (a case's events arrive on two
-    topics), which the rollups' before/after reads rely on too."""
-    steps = await StepFold.start(conn, events)
+    topics), which the rollups' before/after reads rely on too. ``exclusive``: the caller folds the
+    whole log in one transaction (``gridcase reporting rebuild``), so one exclusive fold lock stands
+    for the case locks, which would fill PostgreSQL's lock table."""
+    steps = await StepFold.start(conn, events, exclusive)
     await fold_with_rollups(conn, events, fold, fold.upserts, tz_of or default_zones())
     await steps.finish(conn)
     texts = [text_row(ev) for ev in events if isinstance(ev, CaseReported)]

@@ -166,8 +166,31 @@ async def apply(conn: AsyncConnection, delta: Contributions) -> None:
 #: "before" only once any other batch folding the same case has committed, as the difference it
 #: applies needs. (Events of one case reach reporting on two topics, so two consumers of one group
 #: can fold the same case at the same time.)
+#:
+#: Each lock takes a slot in PostgreSQL's shared lock table (max_locks_per_transaction × connections,
+#: 6,400 by default) until the transaction ends, so a batch that touches many cases, or a rebuild
+#: that folds the whole log in one transaction, would run out of shared memory. Two levels keep the
+#: count bounded: every batch first takes the fold lock, shared when it then locks at most
+#: :data:`MAX_CASE_LOCKS` case ids, exclusive (and no case ids) when it touches more or when the
+#: caller folds the whole log (``exclusive``). An exclusive batch waits for every other batch and
+#: excludes them, which is what the case locks would have given it; shared ones still run side by
+#: side on different cases. The fold lock is taken first, always, so there is one order.
+FOLD_LOCK = ("reporting", "fold")
+MAX_CASE_LOCKS = 1000
+FOLD_LOCK_SHARED_SQL = "SELECT pg_advisory_xact_lock_shared(hashtext(:a), hashtext(:b))"
+FOLD_LOCK_EXCLUSIVE_SQL = "SELECT pg_advisory_xact_lock(hashtext(:a), hashtext(:b))"
 LOCK_SQL = ("SELECT pg_advisory_xact_lock(keys.k) FROM (SELECT DISTINCT hashtextextended(id::text, 14) AS k "
             "FROM unnest(:ids::uuid[]) AS id ORDER BY k) AS keys")
+
+
+async def lock_cases(conn: AsyncConnection, ids: list[uuid.UUID], exclusive: bool = False) -> None:
+    """Take this batch's fold locks (above) for the touched case ids, until the transaction ends."""
+    fold_lock = {"a": FOLD_LOCK[0], "b": FOLD_LOCK[1]}
+    if exclusive or len(ids) > MAX_CASE_LOCKS:
+        await conn.exec_driver_sql(*bind(FOLD_LOCK_EXCLUSIVE_SQL, fold_lock))
+        return
+    await conn.exec_driver_sql(*bind(FOLD_LOCK_SHARED_SQL, fold_lock))
+    await conn.exec_driver_sql(*bind(LOCK_SQL, {"ids": ids}))
 
 
 async def _upsert_cells(conn: AsyncConnection, sql: str, key: tuple[str, ...], cells: Mapping[tuple, Counter]) -> None:
@@ -185,12 +208,12 @@ class StepFold:
         self.ids, self.before, self.zones = ids, before, zones
 
     @classmethod
-    async def start(cls, conn: AsyncConnection, events: Iterable) -> StepFold:
+    async def start(cls, conn: AsyncConnection, events: Iterable, exclusive: bool = False) -> StepFold:
         touched = {ev.case_id: ev.tenant for ev in events if isinstance(ev, CASE_EVENTS)}
         ids = sorted(touched, key=str)
         if not ids:
             return cls(ids, {}, {})
-        await conn.exec_driver_sql(*bind(LOCK_SQL, {"ids": ids}))
+        await lock_cases(conn, ids, exclusive)
         zones = await zones_of(conn, touched.values())
         return cls(ids, await read_cases(conn, ids), zones)
 

@@ -246,3 +246,50 @@ async def test_two_consumers_folding_one_case_at_once_count_it_once(reporting_en
         assert await _rollup_rows(conn, tenant) == folded
         # one cell (dispatch + transfer out of housing) and one (into water), as cells and as day cells
         assert len(folded) == 4
+
+
+async def _advisory_locks(conn) -> int:
+    from sqlalchemy import text  # noqa: PLC0415
+    return (await conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                    "AND pid = pg_backend_pid()"))).scalar_one()
+
+
+async def test_a_batch_of_many_cases_holds_one_fold_lock_not_one_per_case(reporting_engine):
+    """A batch that touches more than MAX_CASE_LOCKS cases (and a rebuild, which folds the whole log in
+    one transaction) takes the exclusive fold lock instead of a lock per case: a lock per case would
+    fill PostgreSQL's shared lock table (CI's rebuild failed with "out of shared memory"). A small
+    batch holds the shared fold lock and one lock per case; both kinds exclude each other."""
+    import asyncio  # noqa: PLC0415
+
+    from services.reporting.handlers import apply_events  # noqa: PLC0415
+
+    tenant = f"it-{uuid.uuid4().hex[:16]}"
+    t = datetime(2024, 6, 3, 1, tzinfo=UTC)
+
+    def report():
+        return CaseReported(event_id=uuid.uuid4(), case_id=uuid.uuid4(), tenant=tenant, place_code=GRIDS[0],
+                            occurred_at=t, reported_at=t, category_code="100401", channel="grid_worker")
+
+    small = [report() for _ in range(3)]
+    many = [report() for _ in range(step_rollup.MAX_CASE_LOCKS + 1)]
+    async with reporting_engine.connect() as a:
+        await a.begin()
+        await apply_events(a, small)
+        assert await _advisory_locks(a) == 1 + 3  # the shared fold lock and one per case
+
+        async def wide(events, exclusive=False):
+            async with reporting_engine.begin() as b:
+                await apply_events(b, events, exclusive=exclusive)
+                return await _advisory_locks(b)
+
+        waiting = asyncio.create_task(wide(many))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()  # the exclusive fold lock waits for the small batch
+        await a.commit()
+    assert await waiting == 1
+    # a rebuild's page: exclusive whatever its size
+    assert await wide([report()], exclusive=True) == 1
+    async with reporting_engine.begin() as conn:
+        folded = await _rollup_rows(conn, tenant)
+        await step_rollup.recompute(conn, tenant)
+        assert await _rollup_rows(conn, tenant) == folded
