@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from services.intake.domain.taxonomy import taxonomy
 from services.intake.schemas import ReportIn
+from shared.domain.pii import mask_text
 from shared.domain.tenants import TenantConfig
 from shared.domain.textclass import UNCLASSIFIED, decide, nearest_codes
 
@@ -110,14 +111,16 @@ class Classifiers:
             codes |= {label: label for label in model.info.labels}
         return codes
 
-    def classify(self, report: ReportIn, config: TenantConfig) -> tuple[ReportIn, Classified]:
-        """The report with its category filled in when it had none (see the module docstring)."""
+    def classify(self, report: ReportIn, config: TenantConfig, masked: str | None = None) -> tuple[ReportIn, Classified]:
+        """The report with its category filled in when it had none (see the module docstring);
+        ``masked``: ``mask_text(report.description)``, if the caller has it already."""
         if report.category_code not in (None, UNCLASSIFIED):
             return report, REPORTED
         model = self.models.get(report.tenant)
         if model is None or not report.description.strip():
             return report.model_copy(update={"category_code": UNCLASSIFIED}), Classified("unclassified")
-        decision = decide(model.probabilities(report.description), config.text.threshold)
+        text = masked if masked is not None else mask_text(report.description)
+        decision = decide(model.masked_probabilities(text), config.text.threshold)
         suggestions = tuple({"category_code": s.category_code, "confidence": s.confidence}
                             for s in decision.suggestions)
         code = decision.category_code or UNCLASSIFIED

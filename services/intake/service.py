@@ -62,12 +62,13 @@ class Intake:
     def __post_init__(self) -> None:
         self._group = GroupCommit(self._write)
 
-    def classify(self, report: ReportIn) -> tuple[ReportIn, Classified]:
-        """The report with a category (predicted when it had none; services/intake/classify.py)."""
+    def classify(self, report: ReportIn, masked: str | None = None) -> tuple[ReportIn, Classified]:
+        """The report with a category (predicted when it had none; services/intake/classify.py);
+        ``masked``: its description masked already, if the caller has it."""
         config = self.tenants.get(report.tenant)
         if config is None:  # refused before (unknown tenant); never stored without a code
             return report.model_copy(update={"category_code": report.category_code or UNCLASSIFIED}), Classified("reported")
-        return self.classifiers.classify(report, config)
+        return self.classifiers.classify(report, config, masked)
 
     async def store(self, reports: list[tuple[ReportIn, uuid.UUID, str | None]],
                     who: Principal | None = None, request_hash: str | None = None,

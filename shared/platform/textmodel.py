@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from itertools import repeat
 from pathlib import Path
 
@@ -130,6 +132,61 @@ class ModelInfo:
     extra: dict = field(default_factory=dict)
 
 
+#: scikit-learn's whitespace rule for character n-grams (``_VectorizerMixin._white_spaces``).
+_WHITE_SPACES = re.compile(r"\s\s+")
+_SHIFT = 21  # every code point is below 2**21: a bigram (a, b) is the key (a + 1) << 21 | b
+
+
+class _CharGrams:
+    """A fitted ``analyzer="char"``, ``ngram_range=(1, 2)`` vocabulary, counted without Python per
+    character: the text's code points as a NumPy array, each unigram its code point, each bigram
+    ``(a + 1) << 21 | b`` (so never equal to a unigram), counted by ``np.unique`` and looked up by
+    ``np.searchsorted`` in the vocabulary's sorted keys. The same terms and counts as the
+    vectorizer's own analyzer followed by a count (lowercase, runs of whitespace made one space,
+    sklearn ``_char_ngrams``); tests/unit/test_textmodel.py compares the two. 0.14 → 0.03 ms for
+    a 400-character message."""
+
+    def __init__(self, vocabulary: dict[str, int], lowercase: bool):
+        keys = np.fromiter((self._key(term) for term in vocabulary), dtype=np.int64, count=len(vocabulary))
+        columns = np.fromiter(vocabulary.values(), dtype=np.intp, count=len(vocabulary))
+        order = np.argsort(keys)
+        self.keys, self.columns, self.lowercase = keys[order], columns[order], lowercase
+
+    @staticmethod
+    def _key(term: str) -> int:
+        if len(term) == 1:
+            return ord(term)
+        return (ord(term[0]) + 1) << _SHIFT | ord(term[1])
+
+    @classmethod
+    def of(cls, vectorizer: TfidfVectorizer) -> _CharGrams | None:
+        """The fast form of ``vectorizer``, or ``None`` when it is not a plain char (1, 2) one."""
+        plain = (vectorizer.analyzer == "char" and tuple(vectorizer.ngram_range) == (1, 2)
+                 and vectorizer.preprocessor is None and vectorizer.strip_accents is None
+                 and vectorizer.input == "content" and len(vectorizer.vocabulary_) > 0)
+        return cls(vectorizer.vocabulary_, vectorizer.lowercase) if plain else None
+
+    def counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Column indices and counts of the text's known n-grams."""
+        if self.lowercase:
+            text = text.lower()
+        points = np.frombuffer(_WHITE_SPACES.sub(" ", text).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        terms, counts = np.unique(np.concatenate([points, (points[:-1] + 1) << _SHIFT | points[1:]]),
+                                  return_counts=True)
+        at = np.minimum(np.searchsorted(self.keys, terms), len(self.keys) - 1)
+        known = self.keys[at] == terms
+        return self.columns[at[known]], counts[known]
+
+
+def _term_counts(analyzer, vocabulary: dict[str, int], text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and counts of the known terms ``analyzer`` finds in ``text`` (counted and
+    looked up in C loops: Counter, map, fromiter, no bytecode per term)."""
+    counts = Counter(analyzer(text))
+    idx = np.fromiter(map(vocabulary.get, counts, repeat(-1)), dtype=np.intp, count=len(counts))
+    known = idx >= 0
+    return idx[known], np.fromiter(counts.values(), dtype=np.int64, count=len(counts))[known]
+
+
 class _LinearForm:
     """The fitted calibrated ensemble as one matrix product, for one report at a time.
 
@@ -145,34 +202,37 @@ class _LinearForm:
 
     def __init__(self, pipeline: Pipeline):
         self.vectorizers = [v for _, v in pipeline.named_steps["features"].transformer_list]
-        self.parts = []  # (analyzer, vocabulary, idf, column offset, sublinear, l2)
+        self.parts = []  # (term counter, idf, column offset, sublinear, l2)
         offset = 0
         for v in self.vectorizers:
-            self.parts.append((v.build_analyzer(), v.vocabulary_, v.idf_, offset, v.sublinear_tf, v.norm == "l2"))
+            grams = _CharGrams.of(v)
+            count = grams.counts if grams else partial(_term_counts, v.build_analyzer(), v.vocabulary_)
+            self.parts.append((count, v.idf_, offset, v.sublinear_tf, v.norm == "l2"))
             offset += len(v.vocabulary_)
         calibrated = pipeline.named_steps["classifier"]
         self.classes = calibrated.classes_
-        self.members = []
+        # the members' weights side by side: one gather of the text's rows and one product for all
+        weights, intercepts, a, b, self.members, start = [], [], [], [], [], 0
         for member in calibrated.calibrated_classifiers_:
             estimator = member.estimator
-            index = np.searchsorted(self.classes, estimator.classes_)
-            a = np.array([c.a_ for c in member.calibrators])
-            b = np.array([c.b_ for c in member.calibrators])
-            self.members.append((np.ascontiguousarray(estimator.coef_.T), estimator.intercept_, a, b, index))
+            weights.append(estimator.coef_.T)
+            intercepts.append(estimator.intercept_)
+            a.append([c.a_ for c in member.calibrators])
+            b.append([c.b_ for c in member.calibrators])
+            width = estimator.coef_.shape[0]
+            self.members.append((slice(start, start + width), np.searchsorted(self.classes, estimator.classes_)))
+            start += width
+        self.weights = np.ascontiguousarray(np.hstack(weights))
+        self.intercepts, self.a, self.b = np.concatenate(intercepts), np.concatenate(a), np.concatenate(b)
 
     def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Column indices and TF-IDF values of one text (the union's row, without scipy)."""
         columns, values = [], []
-        for analyzer, vocabulary, idf, offset, sublinear, l2 in self.parts:
-            # counted and looked up in C loops (Counter, map, fromiter): no bytecode per term
-            counts = Counter(analyzer(text))
-            idx = np.fromiter(map(vocabulary.get, counts, repeat(-1)), dtype=np.intp, count=len(counts))
-            known = idx >= 0
-            if not known.any():
+        for count, idf, offset, sublinear, l2 in self.parts:
+            idx, tf = count(text)
+            if not len(idx):
                 continue
-            idx = idx[known]
-            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))[known]
-            vals = (1.0 + np.log(tf) if sublinear else tf) * idf[idx]
+            vals = (1.0 + np.log(tf) if sublinear else tf.astype(np.float64)) * idf[idx]
             if l2:
                 vals /= np.sqrt(np.dot(vals, vals))
             columns.append(idx + offset)
@@ -185,9 +245,10 @@ class _LinearForm:
         k = len(self.classes)
         total = np.zeros((len(texts), k))
         rows = [self.features(text) for text in texts]
-        for w, c, a, b, index in self.members:
-            scores = np.vstack([vals @ w[idx] for idx, vals in rows]) + c
-            p = 1.0 / (1.0 + np.exp(a * scores + b))
+        scores = np.vstack([vals @ self.weights[idx] for idx, vals in rows]) + self.intercepts
+        calibrated = 1.0 / (1.0 + np.exp(self.a * scores + self.b))
+        for columns, index in self.members:
+            p = calibrated[:, columns]
             proba = np.zeros_like(total)
             if k == 2:
                 proba[:, 1] = p[:, 0]
@@ -214,7 +275,11 @@ class TextModel:
 
     def probabilities(self, text: str) -> dict[str, float]:
         """Class -> probability for one (unmasked or masked) text."""
-        proba = self._linear.proba([mask_text(text)])[0]
+        return self.masked_probabilities(mask_text(text))
+
+    def masked_probabilities(self, masked: str) -> dict[str, float]:
+        """Class -> probability for a text masked already (``mask_text``: what the model learnt from)."""
+        proba = self._linear.proba([masked])[0]
         return {str(c): float(p) for c, p in zip(self._linear.classes, proba, strict=True)}
 
     def predict(self, texts: Sequence[str]) -> list[str]:

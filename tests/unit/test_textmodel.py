@@ -71,3 +71,23 @@ def test_the_fast_probabilities_of_two_classes():
     expected = model.pipeline.predict_proba(["下水道堵塞"])[0]
     got = model.probabilities("下水道堵塞")
     assert all(abs(got[str(c)] - p) < 1e-9 for c, p in zip(model.pipeline.classes_, expected, strict=True))
+
+
+def test_the_char_grams_count_what_the_vectorizer_counts():
+    """_CharGrams (NumPy) finds the same terms and counts as the fitted vectorizer's own analyzer
+    followed by a count: upper case, runs of blanks and tabs, a single character, nothing, astral
+    code points, NUL, repeated bigrams."""
+    from collections import Counter  # noqa: PLC0415
+
+    texts, labels = _corpus(15, seed=3)
+    texts = [*texts, "ABC abc  \t\n Abc", "下水道下水道下水道", "𠀀𠀀 垃圾", "\x00垃", "垃圾 Ⅻ ǅ İ"]
+    model = textmodel.train(texts, [*labels, *labels[:5]], folds=None)
+    chars = model.pipeline.named_steps["features"].transformer_list[0][1]
+    grams = textmodel._CharGrams.of(chars)
+    assert grams is not None
+    analyzer, vocabulary = chars.build_analyzer(), chars.vocabulary_
+    for text in ["", "垃", "  ", "ABC abc  \t\n Abc", "下水道下水道下水道 ", "𠀀𠀀 垃圾", "\x00垃", "垃圾 Ⅻ ǅ İ",
+                 *texts[:20]]:
+        want = {vocabulary[t]: n for t, n in Counter(analyzer(text)).items() if t in vocabulary}
+        columns, counts = grams.counts(text)
+        assert dict(zip(columns.tolist(), counts.tolist(), strict=True)) == want, text

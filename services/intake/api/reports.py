@@ -56,7 +56,8 @@ async def post_report(
                               field="category_code", nearest=nearest)
     key = scoped_key(who, idempotency_key)
     digest = fingerprint(svc.secret, report) if key else None  # the body as posted
-    report, classified = svc.classify(report)
+    masked = mask_text(report.description)  # once: for the model and for the duplicate probe
+    report, classified = svc.classify(report, masked)
     case_id = case_id_for(report, key)
     new = await svc.store([(report, case_id, key)], who, digest, {case_id: classified})
     if case_id not in new and key and (used := await first_use(svc.engine, report.tenant, key)) is not None:
@@ -71,7 +72,7 @@ async def post_report(
             return error_response(409, "duplicate_source", "this source and source_id already name a report "
                                   "outside your scope; nothing was stored", field="source_id")
     probe = Report(str(case_id), mask_text(report.category_code), report.place_code, report.reported_at,
-                   mask_text(report.description), report.latitude, report.longitude)
+                   masked, report.latitude, report.longitude)
     duplicates = await find_duplicates(svc.engine, report.tenant, probe,
                                        timedelta(days=config.text.duplicate_window_days))
     return ReportAccepted(case_id=case_id, duplicate=case_id not in new, category_code=report.category_code,
