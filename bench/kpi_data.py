@@ -219,6 +219,14 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-data", action="store_true", help="skip loading if the table already has --rows rows")
 
 
+async def _count(url: str) -> int:
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        return await conn.fetchval("SELECT count(*) FROM reporting.case_facts")
+    finally:
+        await conn.close()
+
+
 @contextmanager
 def bench_database(args: argparse.Namespace, now: datetime) -> Iterator[str]:
     """The URL of a PostgreSQL with the reporting migrations run and ``args.rows`` synthetic case
@@ -245,11 +253,3 @@ def bench_database(args: argparse.Namespace, now: datetime) -> Iterator[str]:
             pg.stop()
         if tmp is not None:
             tmp.cleanup()
-
-
-async def _count(url: str) -> int:
-    conn = await asyncpg.connect(libpq_url(url))
-    try:
-        return await conn.fetchval("SELECT count(*) FROM reporting.case_facts")
-    finally:
-        await conn.close()

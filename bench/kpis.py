@@ -153,6 +153,28 @@ async def raw_timings(conn, flt: CaseFilter, start: datetime, end: datetime, now
     await timed("medians+p90 (percentile_cont)", lambda: rq._quantiles(conn, flt, None, bounds, now, False), repeat, aside)
 
 
+#: Dashboard queries (labels of :func:`measure`) and their counterpart among bench/kpi_floor.py's
+#: statements: the same figures of P computed at best by a scan over per-case rows.
+FLOOR_OF = {"kpis (no group_by)": "full", "kpis group_by=grid": "full by grid",
+            "kpis group_by=category": "full by category"}
+
+
+async def floor_ratio(url: str, now: datetime, repeat: int, results: list) -> float:
+    """Build bench/kpi_floor.py's floor table on the same data, time its statements, and return the
+    worst ratio (dashboard p95 ÷ floor p95) over the queries that have a floor counterpart
+    (:data:`FLOOR_OF`)."""
+    print("scan floor (bench/kpi_floor.py) on the same data:")
+    await kpi_floor.build(url)
+    floor = {label: p95 for label, _, p95 in await kpi_floor.measure(url, now, repeat)}
+    mine = {label: p95 for label, _, p95 in results}
+    # a KPI table is its case figures and its per-event figures: the floor is both statements'
+    ratios = {q: mine[q] / (floor[f] + floor["steps"]) for q, f in FLOOR_OF.items() if q in mine and floor.get(f)}
+    for q, r in ratios.items():
+        print(f"  {q:<34} p95 {mine[q]:8.1f} ms   floor ({FLOOR_OF[q]} + steps) "
+              f"{floor[FLOOR_OF[q]] + floor['steps']:8.1f} ms   ratio {r:.2f}")
+    return max(ratios.values())
+
+
 def main() -> None:
     """Parse the arguments; per size: provide the database and data (with the rollups), measure the
     dashboard queries and the scan floor of bench/kpi_floor.py in the same run, print; then the
@@ -189,28 +211,6 @@ def main() -> None:
         growth = max(by_size[big][q] / by_size[small][q] for q in by_size[small] if by_size[small][q] > 0)
         name = "growth_10x" if factor == 10 else f"growth_{factor:g}x"
         print(f"{name}={growth:.3f}")
-
-
-#: Dashboard queries (labels of :func:`measure`) and their counterpart among bench/kpi_floor.py's
-#: statements: the same figures of P computed at best by a scan over per-case rows.
-FLOOR_OF = {"kpis (no group_by)": "full", "kpis group_by=grid": "full by grid",
-            "kpis group_by=category": "full by category"}
-
-
-async def floor_ratio(url: str, now: datetime, repeat: int, results: list) -> float:
-    """Build bench/kpi_floor.py's floor table on the same data, time its statements, and return the
-    worst ratio (dashboard p95 ÷ floor p95) over the queries that have a floor counterpart
-    (:data:`FLOOR_OF`)."""
-    print("scan floor (bench/kpi_floor.py) on the same data:")
-    await kpi_floor.build(url)
-    floor = {label: p95 for label, _, p95 in await kpi_floor.measure(url, now, repeat)}
-    mine = {label: p95 for label, _, p95 in results}
-    # a KPI table is its case figures and its per-event figures: the floor is both statements'
-    ratios = {q: mine[q] / (floor[f] + floor["steps"]) for q, f in FLOOR_OF.items() if q in mine and floor.get(f)}
-    for q, r in ratios.items():
-        print(f"  {q:<34} p95 {mine[q]:8.1f} ms   floor ({FLOOR_OF[q]} + steps) "
-              f"{floor[FLOOR_OF[q]] + floor['steps']:8.1f} ms   ratio {r:.2f}")
-    return max(ratios.values())
 
 
 if __name__ == "__main__":
