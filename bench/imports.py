@@ -50,6 +50,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import cpu_seconds, peak_rss_mb  # noqa: E402
 from services.intake.importers.formats import FORMATS, iter_records  # noqa: E402
 from services.intake.importers.sources.mapped import SF311_MAPPING  # noqa: E402
 from services.intake.schemas import RowError  # noqa: E402
@@ -127,20 +128,6 @@ def traced_peaks(fmt: str, path: Path, checkpoint: int) -> tuple[float, float]:
     return early or 0.0, peak / 2**20
 
 
-def vm_mb(pid: int, field: str) -> float:
-    """``field`` (VmHWM: peak resident, VmRSS: resident now) of process ``pid``, MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time process ``pid`` has used so far (user + system), seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def http_import(sizes: list[int]) -> None:
     """``--http``: import N synthetic NYC rows over HTTP on a fresh stack per size (module docstring)."""
     from gridcase.client import import_file
@@ -153,7 +140,7 @@ def http_import(sizes: list[int]) -> None:
         synthesise_csv(sample, column, n, path)
         with Stack(state / "stack", fresh=True, env={"INTAKE_RATE_LIMIT": ""}) as stack:
             pid = stack.services["intake"].proc.pid
-            before = vm_mb(pid, "VmHWM")
+            before = peak_rss_mb(pid)
             cpu0 = cpu_seconds(pid)
             started = time.perf_counter()
             result = import_file(stack.url("intake"), path, "nyc311", "nyc", timeout_s=3600)
@@ -164,7 +151,7 @@ def http_import(sizes: list[int]) -> None:
             print(f"http_import_rows_per_s_{n}={result['rows_read'] / elapsed:.0f}")
             print(f"http_import_intake_cpu_ms_per_row_{n}={cpu * 1000 / result['rows_read']:.3f}")
             print(f"http_import_rss_peak_mb_before_{n}_intake={before:.1f}")
-            print(f"http_import_rss_peak_mb_{n}_intake={vm_mb(pid, 'VmHWM'):.1f}", flush=True)
+            print(f"http_import_rss_peak_mb_{n}_intake={peak_rss_mb(pid):.1f}", flush=True)
         path.unlink()
 
 

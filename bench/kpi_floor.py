@@ -4,7 +4,7 @@ bench/kpis.py times the real dashboard queries (services/reporting/kpis/) over 1
 facts. This script measures the *floor* of that design on the same data: what PostgreSQL needs
 for the same figures when everything a query can be spared has been taken away in advance.
 
-1. Loads the same synthetic ``reporting.case_facts`` as bench/kpis.py (or reuses them with
+1. Loads the same synthetic ``reporting.case_facts`` as bench/kpis.py (bench/kpi_data.py; or reuses them with
    ``--keep-data``), then builds ``bench_floor.cases``: one narrow row per case of the KPI
    universe (kpis/rules.py ``CASE_COLUMNS['universe']``) holding only what the rules read, with every
    per-case value precomputed by kpis/rules.py's own SQL expressions: the close / dispatch / disposal /
@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 
-from bench.kpis import (  # noqa: E402
+from bench.kpi_data import (  # noqa: E402
     GOAL_MS,
     TENANT,
     TZ,

@@ -3,7 +3,7 @@
 1. Starts a scratch embedded PostgreSQL (gridcase.infra.EmbeddedPostgres, in a temporary folder,
    or uses ``--database-url``) and runs the reporting migrations (so the indexes measured are
    exactly the ones migrations create).
-2. Loads N synthetic ``reporting.case_facts`` rows with binary COPY: one city tenant, three years of
+2. Loads N synthetic ``reporting.case_facts`` rows with binary COPY (bench/kpi_data.py): one city tenant, three years of
    reports up to now (~900 a day), 1000 grids in 10 streets × 10 communities, 20 categories,
    deadlines of 5 days on 90 % of cases, acknowledgement/resolution/closure times, transfers,
    returns, rework, 督办 levels for late cases, some shelved/rejected/cancelled cases and an open
@@ -34,208 +34,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import statistics
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 
-from gridcase.infra import EmbeddedPostgres  # noqa: E402
+from bench import kpi_floor  # noqa: E402
+from bench.kpi_data import (  # noqa: E402
+    GOAL_MS,
+    TENANT,
+    TZ,
+    add_data_arguments,
+    bench_database,
+    month_before,
+)
 from services.reporting import stats  # noqa: E402
-from services.reporting.db import MIGRATIONS  # noqa: E402
 from services.reporting.filters import CaseFilter  # noqa: E402
 from services.reporting.kpis.case_lists import query_overdue, query_supervised  # noqa: E402
 from services.reporting.kpis.catalogue import GROUP_BYS, PLACE_LEVELS  # noqa: E402
 from services.reporting.kpis.queries import query_kpis  # noqa: E402
-from services.reporting.kpis.rollup_fold import rollups_from_facts  # noqa: E402
 from services.reporting.kpis.summary import percent, work_summary  # noqa: E402
 from shared.domain.taxonomy import load_taxonomy  # noqa: E402
-from shared.platform.db import libpq_url, make_engine, run_migrations  # noqa: E402
-
-TENANT = "bench-city"
-TZ = ZoneInfo("Asia/Shanghai")
-GOAL_MS = 50.0
-COLUMNS = (
-    "case_id", "tenant", "place_code", "reported_at", "category_code", "category_name", "channel", "request_type",
-    "source", "history", "target_kind", "department", "department_at", "department_seq", "dispatched_at", "deadline",
-    "transfer_count", "closed", "closed_at", "state", "state_seq", "acknowledged_at", "resolved_at", "return_count",
-    "rework_count", "supervision_count", "supervision_level", "event_count", "accepted_at", "final_closed_at",
-)
-CHANNELS = ("grid_worker", "grid_worker", "grid_worker", "12345", "phone", "wechat", "app")
-
-
-def synthetic_rows(n: int, now: datetime, seed: int = 4):
-    """Yield ``n`` case_facts tuples in :data:`COLUMNS` order, reported over the 3 years before
-    ``now`` in time order (as a live system inserts them)."""
-    rng = random.Random(seed)
-    taxonomy = load_taxonomy()
-    categories = [c for c in taxonomy.categories if c.kind != "licence"][:20]
-    grids = [f"990102{s:03d}{c:03d}{g:03d}" for s in range(1, 11) for c in range(1, 11) for g in range(1, 11)]
-    start = now - timedelta(days=3 * 365)
-    span = (now - start).total_seconds()
-    h = timedelta(hours=1)
-    for i in range(n):
-        reported = start + timedelta(seconds=span * (i + rng.random()) / n)
-        cat = rng.choice(categories)
-        # still in the triage queue: some of the last two days' unroutable reports
-        triage = (now - reported) < timedelta(days=2) and rng.random() < 0.2
-        dispatched = reported + timedelta(minutes=rng.uniform(1, 30))
-        deadline = dispatched + timedelta(days=5) if rng.random() < 0.9 else None
-        ack = dispatched + h * rng.expovariate(1 / 3) if not triage and rng.random() < 0.95 else None
-        resolved = (ack or dispatched) + h * rng.expovariate(1 / 48) if not triage else None
-        closed_at = resolved + h * rng.uniform(1, 24) if resolved else None
-        stuck = rng.random() < 0.004  # a small old backlog that never closes
-        closed = closed_at is not None and closed_at < now and not stuck
-        if not closed:
-            closed_at = None
-            if resolved and resolved > now:
-                resolved = None
-            if ack and ack > now:
-                ack = None
-        r = rng.random()
-        if closed:
-            state = "closed"
-        elif r < 0.03:
-            state = "shelved"
-        elif r < 0.06:
-            state = "rejected"
-        elif r < 0.08:
-            state = "cancelled"
-        elif triage:
-            state = "filed"
-        else:
-            state = rng.choice(("dispatched", "acknowledged", "in_progress", "resolved"))
-        end = closed_at or now
-        late_h = (end - deadline).total_seconds() / 3600 if deadline else 0
-        level = 0 if late_h <= 0 else (2 if late_h > 5 * 24 else 1)
-        transfers = 0 if rng.random() > 0.12 else (1 if rng.random() < 0.85 else 2)
-        yield (
-            uuid.UUID(int=rng.getrandbits(128), version=4), TENANT, grids[rng.randrange(len(grids))], reported,
-            cat.code, cat.name_zh, rng.choice(CHANNELS), "投诉", "bench", False,
-            "triage" if triage else "department", "triage" if triage else cat.department, dispatched, 0, dispatched,
-            deadline, transfers, closed, closed_at, state, 5, ack, resolved, 1 if rng.random() < 0.03 else 0,
-            1 if rng.random() < 0.04 else 0, level, level, 5, reported, closed_at,
-        )
-
-
-STEP_COLUMNS = ("case_id", "sequence", "tenant", "at", "action", "from_state", "to_state", "target_kind", "department",
-                "from_department", "mediation_level", "from_mediation_level", "outcome", "satisfaction",
-                "resident_resolved", "history")
-DEPARTMENTS = ("urban_management", "housing", "market_regulation", "ecology_environment", "water", "civil_affairs")
-
-
-def synthetic_steps(fact: tuple, now: datetime, rng: random.Random) -> list[tuple]:
-    """The ``reporting.case_steps`` rows of one synthetic case (:data:`STEP_COLUMNS` order), as
-    dispatch would have recorded its life: the first dispatch (3 % to mediation at the grid rung,
-    escalated or agreed there), its transfers, a return and re-dispatch for the returned ones, the
-    acknowledgement, the resolution and closure, a callback on 60 % of the closed cases (some
-    unreachable, some reopened), an escalation by the grid worker on 3 % of theirs."""
-    f = dict(zip(COLUMNS, fact, strict=True))
-    if f["target_kind"] == "triage":
-        return []
-    steps: list[tuple] = []
-    h = timedelta(hours=1)
-
-    def add(at, action, from_state, to_state, dept, from_dept=None, kind=None, rung=None, from_rung=None,
-            outcome=None, satisfaction=None, resolved=None):
-        if at is None or at > now:
-            return
-        steps.append((f["case_id"], len(steps) + 1, f["tenant"], at, action, from_state, to_state, kind, dept, from_dept,
-                      rung, from_rung, outcome, satisfaction, resolved, False))
-
-    dept, t = f["department"], f["dispatched_at"]
-    if f["channel"] == "grid_worker" and rng.random() < 0.03:
-        add(t - timedelta(minutes=1), "escalate", "accepted", "accepted", None)
-    if rng.random() < 0.03:
-        add(t, "dispatch", "filed", "mediating", "mediation", kind="mediation", rung="grid")
-        if rng.random() < 0.5:
-            add(t + 5 * h, "mediation_agreement", "mediating", "closed", "mediation", rung="grid", outcome="resolved")
-            return steps
-        add(t + 3 * h, "mediation_failed", "mediating", "mediating", "mediation", rung="community", from_rung="grid")
-        t += 3 * h
-    add(t, "dispatch", "filed", "dispatched", dept, kind="department")
-    if f["return_count"]:
-        add(t + h, "return", "dispatched", "filed", None, from_dept=dept)
-        add(t + 2 * h, "dispatch", "filed", "dispatched", dept, kind="department")
-    for i in range(f["transfer_count"]):
-        to = rng.choice(DEPARTMENTS)
-        add(t + (i + 1) * 0.5 * h, "transfer", None, None, to, from_dept=dept)
-        dept = to
-    add(f["acknowledged_at"], "acknowledge", "dispatched", "acknowledged", dept)
-    add(f["resolved_at"], "act", "in_progress", "resolved", dept)
-    if f["closed"]:
-        add(f["closed_at"], "verify_pass", "checking", "closed", dept, outcome="resolved")
-        if rng.random() < 0.6:
-            reached = rng.random() < 0.9
-            add(f["closed_at"] + 24 * h, "callback", "closed", "closed", dept,
-                satisfaction=rng.choice(("satisfied", "satisfied", "basically_satisfied", "dissatisfied"))
-                if reached else "unreachable", resolved=rng.random() < 0.85 if reached else None)
-            if reached and rng.random() < 0.03:
-                add(f["closed_at"] + 25 * h, "reopen", "closed", "dispatched", dept)
-    return steps
-
-
-async def load(url: str, n: int, now: datetime) -> float:
-    """COPY ``n`` synthetic rows into ``reporting.case_facts`` and their steps into
-    ``reporting.case_steps`` (both emptied first), then build the rollups from them
-    (:func:`build_rollups`); return seconds."""
-    t0 = time.perf_counter()
-    conn = await asyncpg.connect(libpq_url(url))
-    try:
-        await conn.execute("TRUNCATE reporting.case_facts, reporting.case_steps")
-        batch, rows, rng = 100_000, synthetic_rows(n, now), random.Random(5)
-        done = 0
-        while done < n:
-            chunk = [next(rows) for _ in range(min(batch, n - done))]
-            await conn.copy_records_to_table("case_facts", schema_name="reporting", records=chunk, columns=COLUMNS)
-            steps = [s for fact in chunk for s in synthetic_steps(fact, now, rng)]
-            await conn.copy_records_to_table("case_steps", schema_name="reporting", records=steps,
-                                             columns=STEP_COLUMNS)
-            done += len(chunk)
-            print(f"  loaded {done:,} rows ({len(steps):,} steps in the last batch)", flush=True)
-        await conn.execute("VACUUM ANALYZE reporting.case_facts, reporting.case_steps")
-    finally:
-        await conn.close()
-    t1 = time.perf_counter()
-    await build_rollups(url)
-    print(f"  rollups built in {time.perf_counter() - t1:.1f} s", flush=True)
-    return time.perf_counter() - t0
-
-
-async def build_rollups(url: str) -> None:
-    """Build reporting's rollups of the synthetic cases the way the fold computes them: the KPI
-    cells and spans from the facts (services/reporting/kpis/rollup_fold.py ``rollups_from_facts``;
-    tests/integration/test_kpi_rollups.py checks it equals the folded cells) and the step cells with
-    the fold's own reading and contributions over the stored facts and steps
-    (services/reporting/step_rollup.py ``recompute``; tests/integration/test_step_cells_properties.py
-    checks it equals the folded cells). Then ``VACUUM ANALYZE``."""
-    from services.reporting import step_rollup  # noqa: PLC0415
-
-    engine = make_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await rollups_from_facts(conn, TENANT, lambda tenant: TZ)
-        async with engine.begin() as conn:
-            await step_rollup.recompute(conn, TENANT, page=20_000)
-    finally:
-        await engine.dispose()
-    conn = await asyncpg.connect(libpq_url(url))
-    try:
-        await conn.execute("VACUUM ANALYZE reporting.kpi_cells, reporting.kpi_spans, reporting.kpi_sketches, "
-                           "reporting.step_cells, reporting.step_case_days")
-    finally:
-        await conn.close()
+from shared.platform.db import libpq_url, make_engine  # noqa: E402
 
 
 async def storage(url: str) -> dict[str, int]:
@@ -249,17 +75,6 @@ async def storage(url: str) -> dict[str, int]:
                 "step_rollups": await size("step_cells") + await size("step_case_days")}
     finally:
         await conn.close()
-
-
-def month_before(now: datetime, period: str) -> tuple[datetime, datetime]:
-    """The last full calendar month (or quarter / year: 3 / 12 months) before ``now``, local."""
-    local = now.astimezone(TZ)
-    end = datetime(local.year, local.month, 1, tzinfo=TZ)
-    months = {"month": 1, "quarter": 3, "year": 12}[period]
-    y, m = end.year, end.month - months
-    while m < 1:
-        y, m = y - 1, m + 12
-    return datetime(y, m, 1, tzinfo=TZ), end
 
 
 async def timed(label: str, fn, repeat: int, results: list) -> None:
@@ -338,40 +153,26 @@ async def raw_timings(conn, flt: CaseFilter, start: datetime, end: datetime, now
     await timed("medians+p90 (percentile_cont)", lambda: rq._quantiles(conn, flt, None, bounds, now, False), repeat, aside)
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--rows``, ``--database-url`` and ``--keep-data``: the arguments of :func:`bench_database`."""
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--database-url", help="use this PostgreSQL instead of a scratch embedded one (its "
-                        "reporting.case_facts is EMPTIED unless --keep-data finds --rows rows)")
-    parser.add_argument("--keep-data", action="store_true", help="skip loading if the table already has --rows rows")
+#: Dashboard queries (labels of :func:`measure`) and their counterpart among bench/kpi_floor.py's
+#: statements: the same figures of P computed at best by a scan over per-case rows.
+FLOOR_OF = {"kpis (no group_by)": "full", "kpis group_by=grid": "full by grid",
+            "kpis group_by=category": "full by category"}
 
 
-@contextmanager
-def bench_database(args: argparse.Namespace, now: datetime) -> Iterator[str]:
-    """The URL of a PostgreSQL with the reporting migrations run and ``args.rows`` synthetic case
-    facts reported up to ``now`` (:func:`load`; kept if ``--keep-data`` finds that many): the
-    ``--database-url`` one, or a scratch embedded server in a temporary folder, stopped and
-    removed on exit."""
-    tmp = pg = None
-    if args.database_url:
-        url = args.database_url
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="gridcase-bench-")
-        pg = EmbeddedPostgres(Path(tmp.name) / "pgdata")
-        url = pg.start()
-    try:
-        run_migrations(url, MIGRATIONS, "reporting")
-        if args.keep_data and asyncio.run(_count(url)) == args.rows:
-            print(f"reusing {args.rows:,} rows")
-        else:
-            print(f"loading {args.rows:,} synthetic case facts …")
-            print(f"loaded in {asyncio.run(load(url, args.rows, now)):.1f} s")
-        yield url
-    finally:
-        if pg is not None:
-            pg.stop()
-        if tmp is not None:
-            tmp.cleanup()
+async def floor_ratio(url: str, now: datetime, repeat: int, results: list) -> float:
+    """Build bench/kpi_floor.py's floor table on the same data, time its statements, and return the
+    worst ratio (dashboard p95 ÷ floor p95) over the queries that have a floor counterpart
+    (:data:`FLOOR_OF`)."""
+    print("scan floor (bench/kpi_floor.py) on the same data:")
+    await kpi_floor.build(url)
+    floor = {label: p95 for label, _, p95 in await kpi_floor.measure(url, now, repeat)}
+    mine = {label: p95 for label, _, p95 in results}
+    # a KPI table is its case figures and its per-event figures: the floor is both statements'
+    ratios = {q: mine[q] / (floor[f] + floor["steps"]) for q, f in FLOOR_OF.items() if q in mine and floor.get(f)}
+    for q, r in ratios.items():
+        print(f"  {q:<34} p95 {mine[q]:8.1f} ms   floor ({FLOOR_OF[q]} + steps) "
+              f"{floor[FLOOR_OF[q]] + floor['steps']:8.1f} ms   ratio {r:.2f}")
+    return max(ratios.values())
 
 
 def main() -> None:
@@ -410,38 +211,6 @@ def main() -> None:
         growth = max(by_size[big][q] / by_size[small][q] for q in by_size[small] if by_size[small][q] > 0)
         name = "growth_10x" if factor == 10 else f"growth_{factor:g}x"
         print(f"{name}={growth:.3f}")
-
-
-#: Dashboard queries (labels of :func:`measure`) and their counterpart among bench/kpi_floor.py's
-#: statements: the same figures of P computed at best by a scan over per-case rows.
-FLOOR_OF = {"kpis (no group_by)": "full", "kpis group_by=grid": "full by grid",
-            "kpis group_by=category": "full by category"}
-
-
-async def floor_ratio(url: str, now: datetime, repeat: int, results: list) -> float:
-    """Build bench/kpi_floor.py's floor table on the same data, time its statements, and return the
-    worst ratio (dashboard p95 ÷ floor p95) over the queries that have a floor counterpart
-    (:data:`FLOOR_OF`)."""
-    from bench import kpi_floor  # noqa: PLC0415 - it imports this module
-
-    print("scan floor (bench/kpi_floor.py) on the same data:")
-    await kpi_floor.build(url)
-    floor = {label: p95 for label, _, p95 in await kpi_floor.measure(url, now, repeat)}
-    mine = {label: p95 for label, _, p95 in results}
-    # a KPI table is its case figures and its per-event figures: the floor is both statements'
-    ratios = {q: mine[q] / (floor[f] + floor["steps"]) for q, f in FLOOR_OF.items() if q in mine and floor.get(f)}
-    for q, r in ratios.items():
-        print(f"  {q:<34} p95 {mine[q]:8.1f} ms   floor ({FLOOR_OF[q]} + steps) "
-              f"{floor[FLOOR_OF[q]] + floor['steps']:8.1f} ms   ratio {r:.2f}")
-    return max(ratios.values())
-
-
-async def _count(url: str) -> int:
-    conn = await asyncpg.connect(libpq_url(url))
-    try:
-        return await conn.fetchval("SELECT count(*) FROM reporting.case_facts")
-    finally:
-        await conn.close()
 
 
 if __name__ == "__main__":

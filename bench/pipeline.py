@@ -61,6 +61,7 @@ import asyncio
 import json
 import os
 import random
+import sys
 import tempfile
 import time
 import uuid
@@ -68,20 +69,21 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
-import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from gridcase.client import auth_headers, import_file, wait_until_counted
-from gridcase.runtime import Stack
-from shared.contract.events import derive_id
-from shared.platform.db import libpq_url
+import asyncpg  # noqa: E402
+import httpx  # noqa: E402
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
-TENANT = "demo-grid"
-GRIDS = ("990102001001001", "990102001001002", "990102001002001")
-CATEGORIES = ("100401", "100102", "100110", "200101", "300102", "400101")
-
+from bench.common import cpu_seconds, peak_rss_mb, print_figure  # noqa: E402
+from bench.soak import soak  # noqa: E402
+from bench.workload import GRIDS, TENANT, post_reports, synthetic_report  # noqa: E402
+from gridcase.client import auth_headers, import_file, wait_until_counted  # noqa: E402
+from gridcase.runtime import Stack  # noqa: E402
+from shared.contract.events import derive_id  # noqa: E402
+from shared.platform.db import libpq_url  # noqa: E402
 
 #: The shared Teddy Cup labelled messages (``--text-model`` without MODEL): read in place, if present.
 SHARED_DATA = Path(os.environ.get("GRIDCASE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -132,18 +134,6 @@ def train_text_model(pairs: list[tuple[str, str]], out: Path) -> str:
     return model.version
 
 
-def synthetic_report(i: int) -> dict:
-    """The i-th synthetic report (no personal data; ~400 bytes of JSON)."""
-    return {
-        "tenant": TENANT,
-        "category_code": CATEGORIES[i % len(CATEGORIES)],
-        "place_code": GRIDS[i % len(GRIDS)],
-        "description": f"基准测试上报 benchmark report #{i}: 网格员巡查发现问题，需要派遣处理。",
-        "channel": "grid_worker",
-        "reported_at": datetime.now(UTC).isoformat(),
-    }
-
-
 def description_report(i: int, texts: list[tuple[str, str]], with_category: bool) -> dict:
     """The i-th report of the ``--text-model`` comparison: text ``texts[i]`` (``(text, category the
     model predicts)``), with that category or without any, at a building code of its own."""
@@ -170,34 +160,6 @@ def confidently_classified(model_path: Path, texts: list[str]) -> list[tuple[str
     model, threshold = textmodel.load(model_path), load_tenant(TENANT).text.threshold
     decided = ((text, decide(model.probabilities(text), threshold).category_code) for text in texts)
     return [(text, code) for text, code in decided if code is not None]
-
-
-async def post_reports(intake: str, n: int, concurrency: int, make=synthetic_report, first: int = 0
-                       ) -> dict[uuid.UUID, float]:
-    """POST ``n`` reports ``make(first + i)``; return ``{case_id: POST start time (epoch seconds)}``."""
-    started: dict[uuid.UUID, float] = {}
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(n):
-        queue.put_nowait(first + i)
-
-    async with httpx.AsyncClient(base_url=intake, timeout=60, headers=auth_headers()) as client:
-
-        async def worker() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
-                t0 = time.time()
-                resp = await client.post("/v1/reports", json=make(i))
-                resp.raise_for_status()
-                started[uuid.UUID(resp.json()["case_id"])] = t0
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return started
-
-
-def cpu_seconds(pid: int) -> float:
-    """A process's CPU time so far (user + system, /proc/<pid>/stat), seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def model_rounds(intake: str, n: int, concurrency: int, rounds: int, texts: list[tuple[str, str]], intake_pid: int
@@ -332,14 +294,6 @@ async def offer(intake: str, rate: float, seconds: float, first: int, timeout_s:
     return {"started": started, "statuses": statuses, "offered": i}
 
 
-def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
-    """A process's peak resident set (VmHWM; ``field="VmRSS"``: the current one), MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def main() -> None:
     """Run the measurements (module docstring) and print ``name=value`` lines."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -361,7 +315,7 @@ def main() -> None:
 
     def report(name: str, value) -> None:
         out[name] = value
-        print(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}", flush=True)
+        print_figure(name, value)
 
     texts: list[str] = []
     if args.text_model is not None:
@@ -394,10 +348,6 @@ def main() -> None:
             return time.time()
 
         if args.soak is not None:
-            from soak import (
-                soak,  # bench/soak.py (this folder is on the path when run as a script)
-            )
-
             soak(stack, args.soak, args.soak_chunk, args.concurrency, wait, report)
             return
         if "bare" not in args.skip:

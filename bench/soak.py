@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline import TENANT, cpu_seconds, peak_rss_mb, post_reports, synthetic_report
-
+from bench.common import cpu_seconds, peak_rss_mb
+from bench.workload import TENANT, post_reports, synthetic_report
 from gridcase.client import import_file
 from gridcase.runtime import Stack
 

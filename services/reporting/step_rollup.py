@@ -228,7 +228,7 @@ class StepFold:
 async def recompute(conn: AsyncConnection, tenant: str, page: int = 5000) -> int:
     """Recompute ``tenant``'s step cells from its facts and steps as they stand (the fold's own
     reading and contributions, a page of cases at a time): empty them, record the zone, add every
-    case's contributions. For data written without the fold (bench/kpis.py's synthetic cases);
+    case's contributions. For data written without the fold (bench/kpi_data.py's synthetic cases);
     returns the number of cases read."""
     for table in ("step_cells", "step_day_cells", "step_case_days", "step_cell_zones"):
         await conn.exec_driver_sql(*bind(f"DELETE FROM reporting.{table} WHERE tenant = :t", {"t": tenant}))

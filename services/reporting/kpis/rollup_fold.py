@@ -125,7 +125,7 @@ async def fold_with_rollups(conn: AsyncConnection, events: list, fold: Callable[
 async def rollups_from_facts(conn: AsyncConnection, tenant: str, tz_of: Callable[[str], tzinfo],
                              page: int = 20_000) -> int:
     """Empty ``tenant``'s rollups and recompute them from its ``case_facts`` as they stand (each
-    case's contributions, added page by page); for facts loaded without the fold (bench/kpis.py's
+    case's contributions, added page by page); for facts loaded without the fold (bench/kpi_data.py's
     COPY). ``gridcase reporting rebuild`` refolds the events instead. Returns the cases read."""
     for table in (kpi_cells, kpi_spans, kpi_sketches, kpi_zones):
         await conn.execute(sa.delete(table).where(table.c.tenant == tenant))
