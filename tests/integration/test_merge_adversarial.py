@@ -60,7 +60,7 @@ async def test_a_case_of_another_tenant_is_refused_as_one_dispatch_does_not_hold
     """Another tenant's case named as the original: refused exactly as a case id dispatch does not
     hold, so a tenant's staff cannot learn through the refusal that an id is a case elsewhere (as
     intake answers 404 "no case" to a probe of another tenant's case). Expected by hand from
-    lifecycle.py ``_original``: "原件不存在 the original case <id> is not a case dispatch holds"."""
+    lifecycle/outcomes.py ``original_of``: "原件不存在 the original case <id> is not a case dispatch holds"."""
     mine, foreign, nowhere = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     book = Book(dispatch_conn, mine)
     other = CaseReported(event_id=uuid.uuid4(), occurred_at=at(3, 11), case_id=foreign, tenant="demo-market",
