@@ -9,6 +9,7 @@ from datetime import datetime
 from services.dispatch.domain.lifecycle.model import Case, Context, IllegalAction
 from services.dispatch.domain.lifecycle.states import (
     ESCALATION_LEVELS,
+    LEAVING_ACTIONS,
     MAX_SUPERVISION_LEVEL,
     STATE_ACTIONS,
 )
@@ -21,6 +22,22 @@ def max_reopens(context: Context | None) -> int:
     if context is not None and context.tenant is not None:
         return context.tenant.max_reopens
     return DEFAULT_MAX_REOPENS
+
+
+def merged_duplicates_refusal(action: str, merged: tuple[str, ...]) -> str:
+    """Why a case with merged duplicates (``merged``, their ids) may not take ``action``, one of
+    :data:`LEAVING_ACTIONS`: the duplicates count as this case and only as it (docs/kpis.md §2
+    "Duplicates"), so were it rejected, cancelled or merged they would count nowhere
+    (docs/domain.md §3(c)5). The refusal names them (the first three and how many more) and says
+    what to do instead."""
+    shown = ", ".join(sorted(merged)[:3]) + (f" and {len(merged) - 3} more" if len(merged) > 3 else "")
+    head = (f"原件有合并重复件 {len(merged)} case(s) merged into this case as its duplicates ({shown}) "
+            "count as this case")
+    if action == "merge_duplicate":
+        return (f"{head}: merged itself, it and they would name a case that counts nowhere; merge the "
+                "other case into this one instead")
+    return (f"{head}: {action} would leave them counted nowhere; close it through the check "
+            "(resolve, with outcome unfounded or not_remit if so) instead")
 
 
 def guard(case: Case, action: str, now: datetime | None, context: Context | None = None) -> str | None:
@@ -52,6 +69,8 @@ def guard(case: Case, action: str, now: datetime | None, context: Context | None
             return "no deadline to extend"
         if case.extension_used:
             return "延期只能批准一次 (the extension was already granted)"
+    elif action in LEAVING_ACTIONS and context is not None and context.merged_duplicates:
+        return merged_duplicates_refusal(action, context.merged_duplicates)
     elif action == "supervise":
         if case.deadline is None:
             return "no deadline, nothing to supervise"

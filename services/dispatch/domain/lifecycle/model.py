@@ -213,7 +213,9 @@ class Context:
     refuse a case named a duplicate of itself. For a command naming ``duplicate_of``,
     ``case_tenant`` is the case's tenant and ``original`` what dispatch holds of the case named
     (``None``: dispatch holds no such case): a duplicate must name an existing case of the same
-    tenant (:func:`original_of`)."""
+    tenant (:func:`original_of`). ``merged_duplicates`` are the ids (text) of the cases merged
+    into this case as its duplicates (cancelled with outcome ``duplicate`` naming it) as dispatch
+    holds them: such a case may not leave the figures (:data:`LEAVING_ACTIONS`)."""
 
     route: RouteDecision | None = None
     limit: Limit | None = None
@@ -224,6 +226,7 @@ class Context:
     case_id: str | None = None
     case_tenant: str | None = None
     original: OriginalCase | None = None
+    merged_duplicates: tuple[str, ...] = ()
 
     @property
     def zone(self) -> tzinfo:

@@ -34,7 +34,12 @@ def original_of(b: Builder) -> str:
     # tenant's staff that an id is a case elsewhere (intake answers such a probe 404 "no case")
     if (found is None or found.case_id != original
             or (b.context.case_tenant is not None and found.tenant != b.context.case_tenant)):
-        raise b.refuse(f"原件不存在 the original case {original} is not a case dispatch holds")
+        # intake has already refused an original that is no case of the tenant the caller sees
+        # (422 unknown_original), so here it is most likely one reported moments ago whose report
+        # has not reached dispatch yet (another partition): say so, and that a new request may pass
+        raise b.refuse(f"原件不存在或尚未送达 the original case {original} is not a case dispatch holds "
+                       "(yet): a case reported moments ago may not have reached dispatch; send the "
+                       "merge again shortly")
     if found.state in (REJECTED, CANCELLED):
         if found.duplicate_of is not None:
             raise b.refuse(f"原件本身是重复件 the case {original} is itself a duplicate of "

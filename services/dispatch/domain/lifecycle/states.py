@@ -90,6 +90,10 @@ AFTER_CLOSURE_ACTIONS: tuple[str, ...] = ("callback", "reopen")
 #: Outcomes a rejection, cancellation or merge may record (the first is the default).
 DISCARD_OUTCOMES: tuple[str, ...] = ("unfounded", "not_remit", "duplicate")
 
+#: The actions that take a case out of every figure (it ends rejected or cancelled, docs/kpis.md
+#: §2): refused while cases merged into it as duplicates count as it (docs/domain.md §3(c)5).
+LEAVING_ACTIONS: tuple[str, ...] = ("reject", "cancel", "merge_duplicate")
+
 STATE_ACTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     REPORTED: ("accept", "reject", "cancel", "merge_duplicate"),
     ACCEPTED: ("file", "self_handle", "escalate", "recategorize", "cancel", "merge_duplicate"),
