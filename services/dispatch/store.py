@@ -11,7 +11,11 @@ the events, the deadlines); this module loads and stores cases around them:
 - An action is decided with the case's :class:`~services.dispatch.domain.lifecycle.Context`:
   the tenant's route and limit for the case's category and place — for a correction
   (``recategorize``, a ``return`` with a category) those of the corrected ones — plus the
-  taxonomy and the case's id for the command's checks (:meth:`CaseBook.action_context`). The
+  taxonomy, the case's id, the case a ``duplicate_of`` names and, for an action that would take
+  the case out of the figures (cancel, reject, merge_duplicate), the cases merged into it as its
+  duplicates, found in the book and among the merges decided earlier in the batch
+  (:meth:`CaseBook.merged_into`; docs/domain.md §3(c)5), for the command's checks
+  (:meth:`CaseBook.action_context`). The
   row's ``category_code``, ``place_code``, ``status``, ``department`` and ``closed_at`` follow
   the case.
 - Timers (services/dispatch/domain/deadlines.py) are rows of ``dispatch.timers``; a new deadline
