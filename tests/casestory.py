@@ -22,7 +22,7 @@ from shared.contract.events import (
 
 _KEEP = object()
 
-#: The counter each action raises (the Case counters of services/dispatch/domain/lifecycle.py).
+#: The counter each action raises (the Case counters of services/dispatch/domain/lifecycle/model.py).
 _COUNTERS = {"transfer": "transfer_count", "return": "return_count", "verify_fail": "rework_count",
              "reopen": "reopen_count", "recategorize": "recategorize_count"}
 

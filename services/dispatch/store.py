@@ -11,7 +11,11 @@ the events, the deadlines); this module loads and stores cases around them:
 - An action is decided with the case's :class:`~services.dispatch.domain.lifecycle.Context`:
   the tenant's route and limit for the case's category and place — for a correction
   (``recategorize``, a ``return`` with a category) those of the corrected ones — plus the
-  taxonomy and the case's id for the command's checks (:meth:`CaseBook.action_context`). The
+  taxonomy, the case's id, the case a ``duplicate_of`` names and, for an action that would take
+  the case out of the figures (cancel, reject, merge_duplicate), the cases merged into it as its
+  duplicates, found in the book and among the merges decided earlier in the batch
+  (:meth:`CaseBook.merged_into`; docs/domain.md §3(c)5), for the command's checks
+  (:meth:`CaseBook.action_context`). The
   row's ``category_code``, ``place_code``, ``status``, ``department`` and ``closed_at`` follow
   the case.
 - Timers (services/dispatch/domain/deadlines.py) are rows of ``dispatch.timers``; a new deadline
@@ -42,6 +46,7 @@ from services.dispatch.domain.events import (
     transition_events,
 )
 from services.dispatch.domain.lifecycle import (
+    LEAVING_ACTIONS,
     Case,
     Command,
     Context,
@@ -100,6 +105,15 @@ def original_of(row: dict[str, Any]) -> OriginalCase:
     return OriginalCase(case_id=str(row["case_id"]), tenant=row["tenant"],
                         state=case.state if case is not None else row["status"],
                         duplicate_of=case.duplicate_of if case is not None else None)
+
+
+def merged_original(row: dict[str, Any]) -> str | None:
+    """The original (id as text) a stored case was merged into as its duplicate: cancelled with
+    outcome ``duplicate``; ``None`` for any other case."""
+    case = row["lifecycle"]
+    if row["status"] != lifecycle.CANCELLED or case is None or case.get("outcome") != "duplicate":
+        return None
+    return case.get("duplicate_of")
 
 
 # --- rows ------------------------------------------------------------------------------------------
@@ -164,13 +178,14 @@ class CaseBook:
         (:func:`services.dispatch.domain.reports.case_context`)."""
         return case_context(self.tenants.get(tenant), self.taxonomy, category_code, place_code, urgency, at)
 
-    def action_context(self, row, cmd: CaseActionRequested, now: datetime, original: dict[str, Any] | None = None) -> Context:
+    def action_context(self, row, cmd: CaseActionRequested, now: datetime, original: dict[str, Any] | None = None,
+                       merged: tuple[str, ...] = ()) -> Context:
         """The context of ``cmd`` on the stored case ``row``: routed and limited for the corrected
         category and place if the command corrects them (``recategorize``, ``return``), else for
         the case's own; a dispatcher's explicit ``target_department`` replaces the routing table's
         answer; with the taxonomy, the case's id and tenant, and the stored row of the case the
-        command's ``duplicate_of`` names (``original``, ``None`` if dispatch holds none) for the
-        command's checks."""
+        command's ``duplicate_of`` names (``original``, ``None`` if dispatch holds none) and the
+        ids of the cases merged into this one (``merged``) for the command's checks."""
         category, place = row["category_code"], row["place_code"]
         if cmd.action in ("recategorize", "return"):
             category = cmd.category_code or category
@@ -183,7 +198,8 @@ class CaseBook:
                                          rule="manual", mediation_level=None)
             )
         return dataclasses.replace(ctx, taxonomy=self.taxonomy, case_id=str(row["case_id"]), case_tenant=row["tenant"],
-                                   original=original_of(original) if original is not None else None)
+                                   original=original_of(original) if original is not None else None,
+                                   merged_duplicates=merged)
 
     async def insert_new(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> set:
         """Insert :func:`case_row` rows; return the case ids that were new (a case already stored
@@ -224,6 +240,10 @@ class CaseBook:
                 sa.select(c).where(c.c.case_id.in_(ids)).order_by(c.c.case_id).with_for_update()
             )).mappings()
         }
+        # the merged duplicates of the cases an action would take out of the figures (their refusal
+        # names them); merges decided in this batch are added as they happen
+        merged = await self.merged_into(conn, [rows[cmd.case_id] for cmd in cmds
+                                               if cmd.action in LEAVING_ACTIONS and cmd.case_id in rows])
         events: list[Envelope] = []
         parked: list[dict[str, Any]] = []
         changed: set = set()
@@ -233,11 +253,15 @@ class CaseBook:
             if row is None or row["lifecycle"] is None:
                 parked.append({"event_id": cmd.event_id, "case_id": cmd.case_id, "payload": cmd.model_dump(mode="json")})
                 continue
-            decided = self.decide(row, cmd, now, rows.get(cmd.duplicate_of) if cmd.duplicate_of else None)
+            decided = self.decide(row, cmd, now, rows.get(cmd.duplicate_of) if cmd.duplicate_of else None,
+                                  tuple(sorted(merged.get(str(cmd.case_id), ()))))
             events += decided.events
             if decided.row is not None:
                 rows[cmd.case_id] = decided.row
                 changed.add(cmd.case_id)
+                original = merged_original(decided.row)
+                if original is not None:
+                    merged.setdefault(original, set()).add(str(cmd.case_id))
             if decided.timers is not None:
                 timers[cmd.case_id] = decided.timers
         if parked:
@@ -252,10 +276,29 @@ class CaseBook:
             await self.reschedule(conn, timers, now)
         return events
 
+    async def merged_into(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, set[str]]:
+        """The cases merged as duplicates into the stored cases ``rows`` (``{original id: {duplicate
+        id, …}}``, ids as text): cancelled with outcome ``duplicate`` naming one of them (a
+        duplicate is of the original's tenant, so the tenant and status index finds them)."""
+        if not rows:
+            return {}
+        c = db.cases
+        named = c.c.lifecycle["duplicate_of"].astext
+        found = await conn.execute(
+            sa.select(c.c.case_id, named).where(
+                c.c.tenant.in_({r["tenant"] for r in rows}), c.c.status == lifecycle.CANCELLED,
+                c.c.lifecycle["outcome"].astext == "duplicate", named.in_({str(r["case_id"]) for r in rows}))
+        )
+        merged: dict[str, set[str]] = {}
+        for case_id, original in found:
+            merged.setdefault(original, set()).add(str(case_id))
+        return merged
+
     def decide(self, row: dict[str, Any], cmd: CaseActionRequested, now: datetime,
-               original: dict[str, Any] | None = None) -> Decided:
+               original: dict[str, Any] | None = None, merged: tuple[str, ...] = ()) -> Decided:
         """``cmd`` decided on the case as ``row`` holds it (``original``: the row of the case its
-        ``duplicate_of`` names, if dispatch holds it): the events, the row after it (``None``
+        ``duplicate_of`` names, if dispatch holds it; ``merged``: the ids of the cases merged into
+        it as its duplicates): the events, the row after it (``None``
         when refused) and the timers to set (``(case, generation, dispatched_at)``, ``None`` when
         neither the deadline nor the state changed). ``closed_at`` is set when the case closes (not
         again on a callback) and cleared when it is reopened; a corrected category or place
@@ -263,7 +306,7 @@ class CaseBook:
         case = case_from_json(row["lifecycle"])
         if case.category_code is None:  # stored before the case kept its category
             case = dataclasses.replace(case, category_code=row["category_code"])
-        ctx = self.action_context(row, cmd, now, original)
+        ctx = self.action_context(row, cmd, now, original, merged)
         command = Command(action=cmd.action, actor_role=cmd.actor_role, note=cmd.note, evidence=cmd.evidence,
                           target_department=cmd.target_department, extension_days=cmd.extension_days,
                           actor_ref=cmd.actor_ref, outcome=cmd.outcome,

@@ -3,7 +3,7 @@ ratings, the states of a requested action, the mediation rungs and the self-acce
 intake validates requests against it, dispatch decides them, reporting counts them.
 
 Only the names and their zh-CN labels live here; whether an action is legal for a case now is
-dispatch's decision alone (services/dispatch/domain/lifecycle.py).
+dispatch's decision alone (services/dispatch/domain/lifecycle/, ``decide`` in machine.py).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ ActionStatus = Literal["pending", "applied", "refused"]
 
 #: The rungs of the mediation ladder (the ``mediation_level`` of events), lowest first (docs/domain.md
 #: §1.6, §3(c)7): 院落/网格 → 社区调委会 → 街道调解中心 → 联动调解. dispatch climbs it
-#: (services/dispatch/domain/lifecycle.py); reporting counts each rung.
+#: (services/dispatch/domain/lifecycle/handling.py); reporting counts each rung.
 MediationLevel = Literal["grid", "community", "street", "linked"]
 MEDIATION_LEVELS: tuple[str, ...] = get_args(MediationLevel)
 MEDIATION_LEVEL_LABELS: Mapping[str, str] = MappingProxyType({

@@ -136,3 +136,32 @@ def test_a_near_identical_report_is_listed_merged_and_counted_once(stack, infra)
     header, *rows = csv.reader(io.StringIO(resp.content.decode("utf-8-sig")))
     column = header.index("合并重复件 merged duplicates")
     assert rows[-1][column] == "1"
+
+
+def test_an_original_with_a_merged_duplicate_is_closed_not_cancelled(stack):
+    """The original keeps its duplicate (docs/domain.md §3(c)5 "An original keeps its duplicates"):
+    cancelling it is refused, naming the duplicate; it is closed through the check as 不属实
+    (unfounded) instead, and the figures count the matter once. A place of its own, as above."""
+    place = f"{GRID}{uuid.uuid4().int % 10**6:06d}"
+    original = post_report(stack, place, FIRST_TEXT)["case_id"]
+    duplicate = post_report(stack, place, SECOND_TEXT)["case_id"]
+    for case in (original, duplicate):
+        do(stack, case, "accept", "accepted")
+    do(stack, duplicate, "merge_duplicate", "cancelled", duplicate_of=original, note="合并重复件")
+
+    refused = ask(stack, original, "cancel", note="作废")
+    assert refused.status_code == 409, refused.text
+    body = refused.json()
+    assert body["error"] == "action_refused" and f"({duplicate})" in body["reason"], body
+    assert "cancel" not in body["allowed_actions"], body
+    assert view(stack, original)["state"] == "accepted"  # the refusal changes nothing
+
+    do(stack, original, "file", "dispatched")
+    close_case(stack, original, "unfounded")
+    # By hand (P = all time, this place): the original is the one counted case — 受理量 1, 立案数 1,
+    # closed (办结 1) as 不属实 (unfounded 1, 解决量 resolved 0), due because closed in P (应办结 1),
+    # 办结率 1/1 = 1.0, nothing open (在办 0); the duplicate apart: 合并重复件 1. Had the cancel
+    # applied: 受理量 0, 办结 0, and the two residents' reports would count only as 合并重复件 1.
+    expected = {"accepted": 1, "filed": 1, "closed": 1, "unfounded": 1, "resolved": 0, "due": 1,
+                "completion_rate": 1.0, "in_progress": 0, "merged_duplicates": 1}
+    eventually(lambda: matches(kpis(stack, place)["total"], expected))

@@ -278,7 +278,7 @@ async def test_summary_names_the_closed_loop(reporting_engine, folded):
 
 
 async def test_dispatchs_own_events_fold_into_the_same_figures(reporting_engine):
-    """A phone report through dispatch's lifecycle (services/dispatch/domain/lifecycle.py ``decide``
+    """A phone report through dispatch's lifecycle (services/dispatch/domain/lifecycle/ ``decide``
     and events.py ``transition_events``, as the case book applies requested actions): the events
     dispatch really publishes give the figures the hand-built stories give.
 

@@ -232,7 +232,7 @@ async def test_target_kind_does_not_depend_on_arrival_order(reporting_engine):
 
 async def test_a_redispatch_at_the_same_instant_as_its_return_wins_in_any_order(reporting_engine):
     """A live case's transitions share a timestamp when one action yields several (return, then
-    dispatch to the new department: services/dispatch/domain/lifecycle.py). The row must follow the
+    dispatch to the new department: services/dispatch/domain/lifecycle/corrections.py). The row must follow the
     transition sequence whatever the arrival order: the department is the re-dispatch's."""
     from shared.contract.events import CaseTransitioned
 

@@ -10,7 +10,9 @@
     level and extension flags neither, except where a new clock starts (reopen, a correction of
     the category that recounts the deadline);
 (e) a step that ends a case records an outcome; a callback records a rating and keeps the case
-    closed; a reopen never goes past the bound.
+    closed; a reopen never goes past the bound;
+(f) a duplicate names a counted case dispatch holds, of the case's own tenant, not itself;
+(g) a case with merged duplicates never ends rejected or cancelled (docs/domain.md §3(c)5).
 """
 
 from __future__ import annotations
@@ -131,7 +133,8 @@ originals = st.builds(OriginalCase, case_id=st.sampled_from(CASE_IDS), tenant=st
                       state=st.sampled_from(STATES), duplicate_of=st.none() | st.sampled_from(CASE_IDS))
 contexts = st.builds(Context, route=st.none() | st.sampled_from(ROUTES), limit=st.none() | limits,
                      case_id=st.none() | st.sampled_from(CASE_IDS), case_tenant=st.none() | st.just("demo-grid"),
-                     original=st.none() | originals)
+                     original=st.none() | originals,
+                     merged_duplicates=st.sampled_from(((), (CASE_IDS[0],))))
 steps = st.lists(st.tuples(commands, contexts, st.integers(0, 3 * 24 * 60)), max_size=30)
 
 COUNTERS = ("transfer_count", "return_count", "rework_count", "reopen_count", "recategorize_count")
@@ -190,6 +193,10 @@ def _check_step(before: Case, command: Command, now: datetime, context: Context)
             assert original is not None and original.case_id == t.duplicate_of != context.case_id
             assert context.case_tenant in (None, original.tenant)
             assert original.state not in ("rejected", "cancelled")
+    # (g) a case with merged duplicates never leaves the figures (docs/domain.md §3(c)5): it does not
+    # end rejected or cancelled
+    if context.merged_duplicates:
+        assert new.state not in ("rejected", "cancelled"), command.action
     if command.action == "callback":
         assert new.state == CLOSED and transitions[0].satisfaction == new.satisfaction in SATISFACTIONS
         assert new.satisfaction != "unreachable" or new.resident_resolved is None

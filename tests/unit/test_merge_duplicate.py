@@ -1,5 +1,5 @@
 """Merging a duplicate (合并重复件, issue 15 item 3): dispatch's rule for ``merge_duplicate``
-(services/dispatch/domain/lifecycle.py ``_merge``, ``_original``; docs/domain.md §3(c)5) and who
+(services/dispatch/domain/lifecycle/outcomes.py ``_merge``, ``original_of``; docs/domain.md §3(c)5) and who
 may ask for it (shared/platform/auth.py ``ROLE_ACTIONS``).
 
 The rule, as docs/domain.md states it: a merge is a cancellation allowed wherever cancelling is (every

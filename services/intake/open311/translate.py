@@ -57,7 +57,7 @@ CHANNEL = "open311"
 SOURCE = "open311"
 
 
-#: Case states (services/dispatch/domain/lifecycle.py and docs/domain.md §3(c)) → (zh-CN label, English).
+#: Case states (services/dispatch/domain/lifecycle/states.py and docs/domain.md §3(c)) → (zh-CN label, English).
 STATE_NOTES: dict[str, tuple[str, str]] = {
     "reported": ("已上报", "reported"),
     "accepted": ("已受理", "accepted"),

@@ -33,7 +33,7 @@ What case_facts does not have, and the rule applied instead
   report time counts as the report time (a source's clock error cannot make a case close before
   it existed). A reopened case counts as open from its report to its final closure.
 - 督办 records: case_facts keeps the highest supervision level (0 none, 1 督办 at red, 2 提级督办,
-  services/dispatch/domain/lifecycle.py), not each record's time. A case's records are its level
+  services/dispatch/domain/lifecycle/clock.py), not each record's time. A case's records are its level
   (one per level reached; yellow warnings are not 督办) and are counted in the period of its
   deadline, the moment the red alert fires (docs/domain.md §3(d)4).
 - Transfers: counted on the case (``transfer_count``, attributed to the period of the case's first
