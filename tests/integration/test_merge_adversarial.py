@@ -121,3 +121,26 @@ async def test_a_merge_and_the_original_s_cancellation_in_one_batch(dispatch_con
     (refused,) = await bo.batch(at(3, 12))
     assert refused.event_type == "case.action_rejected" and f"({d})" in refused.reason
     assert ((await bd.row())["status"], (await bo.row())["status"]) == ("cancelled", "dispatched")
+
+
+async def test_not_onto_a_public_report_awaiting_acceptance(dispatch_conn):
+    """O, a phone report, waits for the clerk's ``accept`` (state reported: outside every figure,
+    docs/kpis.md §2); D, a grid worker's report, is counted (accepted and filed at once). Merging D
+    into O is refused: applied, it would take D out of 受理量 while O is not in it, so the matter
+    would count only as 合并重复件 until O is accepted, and nowhere in 受理量 were O never accepted
+    (its reject and cancel are refused once it has a merged duplicate). Once O is accepted, the
+    same merge applies."""
+    d, o = uuid.uuid4(), uuid.uuid4()
+    bd, bo = Book(dispatch_conn, d), Book(dispatch_conn, o)
+    phone = grid_report(o).model_copy(update={"channel": "phone"})
+    await bd.batch(at(3, 11), grid_report(d), phone)
+    await bo.batch(at(3, 11))
+    assert (await bo.row())["status"] == "reported"
+    (refused,) = await bd.batch(at(3, 12), bd.act("merge_duplicate", at(3, 12), duplicate_of=o))
+    assert refused.event_type == "case.action_rejected"
+    assert refused.reason.startswith(f"原件尚未受理 the original case {o} has not been accepted yet")
+    assert (await bd.row())["status"] == "dispatched"
+    (accepted,) = await bo.batch(at(3, 13), bo.act("accept", at(3, 13)))
+    assert accepted.to_state == "accepted"
+    (merged,) = await bd.batch(at(3, 14), bd.act("merge_duplicate", at(3, 14), duplicate_of=o))
+    assert (merged.to_state, merged.outcome, merged.duplicate_of) == ("cancelled", "duplicate", o)
