@@ -144,3 +144,27 @@ async def test_not_onto_a_public_report_awaiting_acceptance(dispatch_conn):
     assert accepted.to_state == "accepted"
     (merged,) = await bd.batch(at(3, 14), bd.act("merge_duplicate", at(3, 14), duplicate_of=o))
     assert (merged.to_state, merged.outcome, merged.duplicate_of) == ("cancelled", "duplicate", o)
+
+
+async def test_any_refusal_of_an_original_leaves_out_what_it_may_not_do(dispatch_conn):
+    """D merged into O; then O is asked to ``verify_pass`` (not allowed while dispatched). The
+    refusal lists the actions O allows (the API's 409 ``allowed_actions``): those of a dispatched
+    case without a deadline — acknowledge, return, transfer, shelve, recategorize, cancel,
+    merge_duplicate (docs/domain.md §3(c)3–4; tests/unit/test_merge_duplicate_edges.py) — less
+    cancel and merge_duplicate, which O's merged duplicate forbids. The same refusal in a later
+    batch and after the merge in the same batch."""
+    d, o = uuid.uuid4(), uuid.uuid4()
+    bd, bo = Book(dispatch_conn, d), Book(dispatch_conn, o)
+    await bd.batch(at(3, 11), grid_report(d), grid_report(o))
+    await bo.batch(at(3, 11))
+    (refused,) = await bo.batch(at(3, 12), bo.act("verify_pass", at(3, 12)))  # before the merge: both listed
+    assert {"cancel", "merge_duplicate"} <= set(refused.allowed_actions)
+    (merged,) = await bd.batch(at(3, 12), bd.act("merge_duplicate", at(3, 12), duplicate_of=o),
+                               bo.act("verify_pass", at(3, 12)))
+    assert merged.to_state == "cancelled"
+    (same_batch,) = await bo.batch(at(3, 12))
+    (later,) = await bo.batch(at(3, 13), bo.act("verify_pass", at(3, 13)))
+    for refused in (same_batch, later):
+        assert refused.event_type == "case.action_rejected"
+        assert set(refused.allowed_actions) >= {"acknowledge", "return", "transfer", "recategorize"}
+        assert not {"cancel", "merge_duplicate"} & set(refused.allowed_actions), refused.allowed_actions
