@@ -183,3 +183,31 @@ async def test_the_merged_duplicates_have_their_own_index(dispatch_conn):
     ))).scalars().all()
     assert definition.endswith("ON dispatch.cases USING btree (((lifecycle ->> 'duplicate_of'::text))) "
                                "WHERE ((lifecycle ->> 'duplicate_of'::text) IS NOT NULL)"), definition
+
+
+async def test_an_original_closed_as_unfounded_called_back_and_reopened_keeps_its_duplicate(dispatch_conn):
+    """D merged into O; O is closed through the check as 不属实 (unfounded), called back (the
+    resident dissatisfied) and reopened (重办): open again, it still may not be cancelled or
+    merged into D's neighbour P (the refusals name D), and a later merge into it still applies."""
+    d, o, p = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    bd, bo, bp = Book(dispatch_conn, d), Book(dispatch_conn, o), Book(dispatch_conn, p)
+    await bd.batch(at(3, 11), grid_report(d), grid_report(o), grid_report(p))
+    await bo.batch(at(3, 11))
+    await bp.batch(at(3, 11))
+    await bd.batch(at(3, 12), bd.act("merge_duplicate", at(3, 12), duplicate_of=o))
+    steps = [("acknowledge", {}), ("start", {}), ("resolve", {"outcome": "unfounded"}), ("verify_pass", {})]
+    events = await bo.batch(at(4, 9), *(bo.act(a, at(4, 9, i), **kw) for i, (a, kw) in enumerate(steps)))
+    assert (events[-1].to_state, events[-1].outcome) == ("closed", "unfounded")
+    (called,) = await bo.batch(at(5, 9), bo.act("callback", at(5, 9), satisfaction="dissatisfied",
+                                                resident_resolved=False))
+    assert called.to_state == "closed"
+    (reopened,) = await bo.batch(at(5, 10), bo.act("reopen", at(5, 10), note="群众不满意"))
+    assert reopened.to_state == "dispatched"
+    refused = await bo.batch(at(5, 11), bo.act("cancel", at(5, 11), note="作废"),
+                             bo.act("merge_duplicate", at(5, 11), duplicate_of=p))
+    assert [e.event_type for e in refused] == ["case.action_rejected"] * 2
+    assert all(e.reason.startswith(f"原件有合并重复件 1 case(s) merged into this case as its duplicates ({d})")
+               for e in refused)
+    assert (await bo.row())["status"] == "dispatched"
+    (merged,) = await bp.batch(at(5, 12), bp.act("merge_duplicate", at(5, 12), duplicate_of=o))
+    assert (merged.to_state, merged.duplicate_of) == ("cancelled", o)
