@@ -11,7 +11,10 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from services.dispatch import db
 from shared.contract.events import CaseReported
 from tests.integration import test_dispatch_closed_loop as closed_loop
 from tests.integration.helpers import DEMO_GRID_GRID
@@ -211,3 +214,58 @@ async def test_an_original_closed_as_unfounded_called_back_and_reopened_keeps_it
     assert (await bo.row())["status"] == "dispatched"
     (merged,) = await bp.batch(at(5, 12), bp.act("merge_duplicate", at(5, 12), duplicate_of=o))
     assert (merged.to_state, merged.duplicate_of) == ("cancelled", o)
+
+
+# --------------------------------------------------------------------------- any sequence, any batching
+
+#: the test's case book, kept across the examples (loading the tenants takes most of a Book's
+#: making); its ``case_id`` is set to the case each command is for (what batch() returns is not read)
+_BOOK: dict[str, Book] = {}
+
+_OPS = st.one_of(
+    st.tuples(st.just("merge_duplicate"), st.integers(0, 3), st.integers(0, 3)),
+    st.tuples(st.sampled_from(["cancel", "reject", "accept"]), st.integers(0, 3), st.none()),
+    st.tuples(st.just("cancel_duplicate"), st.integers(0, 3), st.integers(0, 3)),
+)
+
+
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+async def test_any_sequence_of_merges_and_cancellations_keeps_every_duplicate_s_original_counted(dispatch_conn, data):
+    """Four cases (grid workers' reports, counted at once, and phone reports awaiting acceptance);
+    a random sequence of merges (merge_duplicate, or cancel with outcome duplicate), cancellations,
+    rejections and acceptances, cut into random batches, with actions of one batch in any order.
+    Afterwards every merged duplicate (cancelled, outcome duplicate) names a case that counts
+    (docs/kpis.md §2: accepted — not reported —, not rejected or cancelled), so no matter is
+    counted nowhere and none twice."""
+    channels = data.draw(st.lists(st.sampled_from(["grid_worker", "phone"]), min_size=4, max_size=4))
+    ids = [uuid.uuid4() for _ in range(4)]
+    book = _BOOK.get("book")
+    if book is None or book.conn is not dispatch_conn:
+        book = _BOOK["book"] = Book(dispatch_conn, ids[0])
+    await book.batch(at(3, 11), *(grid_report(i).model_copy(update={"channel": ch})
+                                  for i, ch in zip(ids, channels, strict=True)))
+    ops = data.draw(st.lists(_OPS, min_size=1, max_size=8))
+    minute = 0
+    while ops:
+        size = data.draw(st.integers(1, len(ops)))
+        batch, ops = ops[:size], ops[size:]
+        commands = []
+        for action, who, other in batch:
+            minute += 1
+            book.case_id, when = ids[who], at(3, 12, minute % 60)
+            if action == "cancel_duplicate":
+                commands.append(book.act("cancel", when, outcome="duplicate", duplicate_of=ids[other]))
+            elif action == "merge_duplicate":
+                commands.append(book.act("merge_duplicate", when, duplicate_of=ids[other]))
+            else:
+                commands.append(book.act(action, when, note="x"))
+        await book.batch(at(3, 13), *commands)
+    c = db.cases
+    rows = {r["case_id"]: r for r in (await dispatch_conn.execute(
+        sa.select(c.c.case_id, c.c.status, c.c.lifecycle).where(c.c.case_id.in_(ids)))).mappings()}
+    for row in rows.values():
+        if row["status"] == "cancelled" and row["lifecycle"].get("outcome") == "duplicate":
+            original = rows[uuid.UUID(row["lifecycle"]["duplicate_of"])]
+            assert original["status"] not in ("cancelled", "rejected", "reported"), (row, original)
