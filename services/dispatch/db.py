@@ -31,6 +31,10 @@ cases = sa.Table(
     sa.Column("events_emitted", sa.Integer, nullable=False, server_default="0", comment="lifecycle events written to the outbox"),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Index("ix_dispatch_cases_tenant_status", "tenant", "status"),
+    # the cases merged into a case as its duplicates (store.py CaseBook.merged_into): only cases
+    # that name an original are in it, so a lookup reads those, not every cancelled case
+    sa.Index("ix_dispatch_cases_duplicate_of", sa.text("(lifecycle ->> 'duplicate_of')"),
+             postgresql_where=sa.text("(lifecycle ->> 'duplicate_of') IS NOT NULL")),
 )
 
 timers = sa.Table(

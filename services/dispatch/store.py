@@ -241,9 +241,11 @@ class CaseBook:
             )).mappings()
         }
         # the merged duplicates of the cases an action would take out of the figures (their refusal
-        # names them); merges decided in this batch are added as they happen
-        merged = await self.merged_into(conn, [rows[cmd.case_id] for cmd in cmds
-                                               if cmd.action in LEAVING_ACTIONS and cmd.case_id in rows])
+        # names them); merges decided in this batch are added as they happen, and those of a case
+        # whose other action is refused are looked up then (the refusal's allowed actions)
+        leaving = [rows[cmd.case_id] for cmd in cmds if cmd.action in LEAVING_ACTIONS and cmd.case_id in rows]
+        merged = await self.merged_into(conn, leaving)
+        looked_up = {str(row["case_id"]) for row in leaving}
         events: list[Envelope] = []
         parked: list[dict[str, Any]] = []
         changed: set = set()
@@ -253,15 +255,24 @@ class CaseBook:
             if row is None or row["lifecycle"] is None:
                 parked.append({"event_id": cmd.event_id, "case_id": cmd.case_id, "payload": cmd.model_dump(mode="json")})
                 continue
-            decided = self.decide(row, cmd, now, rows.get(cmd.duplicate_of) if cmd.duplicate_of else None,
-                                  tuple(sorted(merged.get(str(cmd.case_id), ()))))
+            original = rows.get(cmd.duplicate_of) if cmd.duplicate_of else None
+            decided = self.decide(row, cmd, now, original, tuple(sorted(merged.get(str(cmd.case_id), ()))))
+            if decided.row is None and str(cmd.case_id) not in looked_up:
+                # a refusal lists the actions the case allows, which its merged duplicates narrow:
+                # look them up for this case too (refusals are rare; the leaving actions' cases
+                # were looked up above) and decide again
+                looked_up.add(str(cmd.case_id))
+                for key, found in (await self.merged_into(conn, [row])).items():
+                    merged.setdefault(key, set()).update(found)
+                if merged.get(str(cmd.case_id)):
+                    decided = self.decide(row, cmd, now, original, tuple(sorted(merged[str(cmd.case_id)])))
             events += decided.events
             if decided.row is not None:
                 rows[cmd.case_id] = decided.row
                 changed.add(cmd.case_id)
-                original = merged_original(decided.row)
-                if original is not None:
-                    merged.setdefault(original, set()).add(str(cmd.case_id))
+                root = merged_original(decided.row)
+                if root is not None:
+                    merged.setdefault(root, set()).add(str(cmd.case_id))
             if decided.timers is not None:
                 timers[cmd.case_id] = decided.timers
         if parked:

@@ -200,6 +200,21 @@ class _LinearForm:
     ``sigmoid``). tests/unit/test_textmodel.py checks it equals ``predict_proba``.
     """
 
+    @staticmethod
+    def fits(pipeline: Pipeline) -> bool:
+        """Whether the arithmetic above is the pipeline's: build_pipeline's shape — TF-IDF
+        vectorizers with idf, counts not made binary, L2 or no norm, unweighted in the union, and a
+        sigmoid-calibrated linear classifier. Another (a pipeline built by hand) is answered by
+        ``predict_proba`` itself (:class:`TextModel`)."""
+        features, calibrated = pipeline.named_steps.get("features"), pipeline.named_steps.get("classifier")
+        if not isinstance(features, FeatureUnion) or features.transformer_weights is not None:
+            return False
+        if not isinstance(calibrated, CalibratedClassifierCV) or calibrated.method != "sigmoid":
+            return False
+        return (all(isinstance(v, TfidfVectorizer) and v.use_idf and not v.binary and v.norm in (None, "l2")
+                    for _, v in features.transformer_list)
+                and all(hasattr(m.estimator, "coef_") for m in calibrated.calibrated_classifiers_))
+
     def __init__(self, pipeline: Pipeline):
         self.vectorizers = [v for _, v in pipeline.named_steps["features"].transformer_list]
         self.parts = []  # (term counter, idf, column offset, sublinear, l2)
@@ -267,7 +282,7 @@ class TextModel:
     def __init__(self, pipeline: Pipeline, info: ModelInfo):
         self.pipeline = pipeline
         self.info = info
-        self._linear = _LinearForm(pipeline)
+        self._linear = _LinearForm(pipeline) if _LinearForm.fits(pipeline) else None
 
     @property
     def version(self) -> str:
@@ -279,8 +294,11 @@ class TextModel:
 
     def masked_probabilities(self, masked: str) -> dict[str, float]:
         """Class -> probability for a text masked already (``mask_text``: what the model learnt from)."""
-        proba = self._linear.proba([masked])[0]
-        return {str(c): float(p) for c, p in zip(self._linear.classes, proba, strict=True)}
+        if self._linear is None:
+            proba, classes = self.pipeline.predict_proba([masked])[0], self.pipeline.classes_
+        else:
+            proba, classes = self._linear.proba([masked])[0], self._linear.classes
+        return {str(c): float(p) for c, p in zip(classes, proba, strict=True)}
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [str(p) for p in self.pipeline.predict([mask_text(t) for t in texts])]

@@ -192,7 +192,7 @@ def _check_step(before: Case, command: Command, now: datetime, context: Context)
             original = context.original
             assert original is not None and original.case_id == t.duplicate_of != context.case_id
             assert context.case_tenant in (None, original.tenant)
-            assert original.state not in ("rejected", "cancelled")
+            assert original.state not in ("rejected", "cancelled", "reported")  # a counted case
     # (g) a case with merged duplicates never leaves the figures (docs/domain.md §3(c)5): it does not
     # end rejected or cancelled
     if context.merged_duplicates:

@@ -5,7 +5,8 @@ may ask for it (shared/platform/auth.py ``ROLE_ACTIONS``).
 The rule, as docs/domain.md states it: a merge is a cancellation allowed wherever cancelling is (every
 state that has not ended); it records the outcome ``duplicate`` and the original's id; the
 original must be another case dispatch holds, of the same tenant, not rejected or cancelled (such
-a case is outside every figure, docs/kpis.md §2), and not itself a merged duplicate.
+a case is outside every figure, docs/kpis.md §2), accepted (a report awaiting acceptance is outside
+every figure too), and not itself a merged duplicate.
 """
 
 from __future__ import annotations
@@ -150,11 +151,27 @@ def test_not_onto_a_merged_duplicate_the_refusal_names_its_original():
         merge(a_case("accepted"), merged_before)
 
 
-@pytest.mark.parametrize("state", ("reported", "accepted", "in_progress", "closed"))
+@pytest.mark.parametrize("state", ("accepted", "in_progress", "closed"))
 def test_onto_an_open_or_closed_case(state):
     """Open or closed alike (issue 15: candidates are "open or closed within a window")."""
     merged, _ = merge(a_case("dispatched"), OriginalCase(ORIGINAL, "demo-grid", state))
     assert merged.state == CANCELLED
+
+
+def test_not_onto_a_report_awaiting_acceptance():
+    """A public report the clerk has not accepted (受理) yet is outside every figure (docs/kpis.md
+    §2 "which cases count"), so it may not be an original: the matter would count only as 合并重复件
+    while it waits, and nowhere in 受理量 were it never accepted. The refusal says to accept it
+    first or to merge the other way."""
+    with pytest.raises(IllegalAction) as refused:
+        merge(a_case("dispatched"), OriginalCase(ORIGINAL, "demo-grid", "reported"))
+    assert refused.value.reason == (
+        f"原件尚未受理 the original case {ORIGINAL} has not been accepted yet: it is not counted until it "
+        "is, so its duplicate would count nowhere; accept it first, or name this case as its original instead")
+    assert refused.value.current_state == "dispatched"
+    # accepted, the same report may be the original
+    merged, _ = merge(a_case("dispatched"), OriginalCase(ORIGINAL, "demo-grid", "accepted"))
+    assert (merged.state, merged.duplicate_of) == (CANCELLED, ORIGINAL)
 
 
 def test_the_same_checks_hold_for_every_step_that_names_an_original():

@@ -13,6 +13,7 @@ from services.dispatch.domain.lifecycle.states import (
     CANCELLED,
     DISCARD_OUTCOMES,
     REJECTED,
+    REPORTED,
     STATE_LABELS,
 )
 
@@ -22,7 +23,9 @@ def original_of(b: Builder) -> str:
     itself; a case dispatch holds (``context.original``) of the same tenant (another tenant's case
     is refused with the same words as a case dispatch does not hold); not rejected or
     cancelled, since such a case is outside every figure and the matter would count nowhere
-    (docs/kpis.md §2); and not itself a duplicate, so that every duplicate names the case that
+    (docs/kpis.md §2); accepted (受理), since a report still awaiting the clerk's ``accept`` is
+    outside every figure too, and while it waited (or were it never accepted) the matter would
+    count only as 合并重复件; and not itself a duplicate, so that every duplicate names the case that
     counts (the refusal names that case)."""
     original = (b.command.duplicate_of or "").strip()
     if not original:
@@ -46,6 +49,10 @@ def original_of(b: Builder) -> str:
                            f"{found.duplicate_of}: name that case")
         raise b.refuse(f"原件{STATE_LABELS[found.state]} the original case {original} is {found.state}: "
                        "it is not counted, so its duplicate would count nowhere")
+    if found.state == REPORTED:
+        raise b.refuse(f"原件尚未受理 the original case {original} has not been accepted yet: it is not "
+                       "counted until it is, so its duplicate would count nowhere; accept it first, or "
+                       "name this case as its original instead")
     return original
 
 
