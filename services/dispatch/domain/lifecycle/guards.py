@@ -28,11 +28,10 @@ def merged_duplicates_refusal(action: str, merged: tuple[str, ...]) -> str:
     """Why a case with merged duplicates (``merged``, their ids) may not take ``action``, one of
     :data:`LEAVING_ACTIONS`: the duplicates count as this case and only as it (docs/kpis.md §2
     "Duplicates"), so were it rejected, cancelled or merged they would count nowhere
-    (docs/domain.md §3(c)5). The refusal names them (the first three and how many more) and says
-    what to do instead."""
-    shown = ", ".join(sorted(merged)[:3]) + (f" and {len(merged) - 3} more" if len(merged) > 3 else "")
-    head = (f"原件有合并重复件 {len(merged)} case(s) merged into this case as its duplicates ({shown}) "
-            "count as this case")
+    (docs/domain.md §3(c)5). The refusal says how many and what to do instead; it does not name
+    them: a duplicate may lie in a place the caller may not see (within 50 m, across a grid's or a
+    street's edge), and the refusal reaches the caller whatever its scope."""
+    head = f"原件有合并重复件 {len(merged)} case(s) merged into this case as its duplicates count as this case"
     if action == "merge_duplicate":
         return (f"{head}: merged itself, it and they would name a case that counts nowhere; merge the "
                 "other case into this one instead")
