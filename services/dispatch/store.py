@@ -241,7 +241,7 @@ class CaseBook:
             )).mappings()
         }
         # the merged duplicates of the cases an action would take out of the figures (their refusal
-        # names them); merges decided in this batch are added as they happen, and those of a case
+        # counts them); merges decided in this batch are added as they happen, and those of a case
         # whose other action is refused are looked up then (the refusal's allowed actions)
         leaving = [rows[cmd.case_id] for cmd in cmds if cmd.action in LEAVING_ACTIONS and cmd.case_id in rows]
         merged = await self.merged_into(conn, leaving)
