@@ -5,8 +5,8 @@ over places, categories and channels ``reporting.step_day_cells``, and ``reporti
 When a batch of events touches a case, its old contributions (from its fact row and steps before
 the batch) are retracted and its new ones added (:func:`services.reporting.kpis.step_cells.case_contributions`);
 the touched cases are locked (:data:`LOCK_SQL`) and read with one statement before and one after the
-fold, and the differences of
-the whole batch are applied with one set-based upsert per table (``INSERT … SELECT FROM unnest …
+fold (:data:`READ`; the KPI rollups, services/reporting/kpis/rollup_fold.py, take their fact rows
+from the same two reads), and the differences of the whole batch are applied with one set-based upsert per table (``INSERT … SELECT FROM unnest …
 ON CONFLICT DO UPDATE SET c = cell.c + excluded.c``). Additions commute, and a case's
 contributions depend only on its current rows, which the fold keeps order-independent, so the cells
 equal the sum over the cases of their current contributions whatever the order and batching of

@@ -1,17 +1,19 @@
-"""Keeping the KPI rollups (services/reporting/kpis/cells.py) in the fold's transaction: the fact rows
-of the batch's cases before and after the fold, and one set-based upsert per rollup table adding
+"""Keeping the KPI rollups (services/reporting/kpis/cells.py) in the fold's transaction: from the fact
+rows of the batch's cases before and after the fold, one set-based upsert per rollup table adding
 ``contributions(new) − contributions(old)``.
 
-The rows before are read ``FOR UPDATE``, so a concurrent fold of the same case (a replica; the
-consumer keys events by case, so normally none) waits and then sees this one's result: the pair
-(before, after) is always a real step of the row, and sums commute, so the cells stay exact under
-redeliveries (dropped by ``processed_events`` before the fold) and any arrival order.
+The rows come from the step fold's two reads of the touched cases (services/reporting/step_rollup.py
+``StepFold``: one statement before the fold, after the cases' advisory locks, reading the fact
+rows ``FOR UPDATE`` with their steps, and one after), shared with the step cells. The locks make a
+concurrent fold of the same case (a second consumer, a replica) wait and then see this one's
+result: the pair (before, after) is always a real step of the row, and sums commute, so the cells
+stay exact under redeliveries (dropped by ``processed_events`` before the fold) and any arrival order.
 
 Why not ``INSERT … ON CONFLICT … RETURNING old.*, new.*`` (PostgreSQL 18): the fold sends each event
 type as an executemany, and a batch may hold several events of one case and type, each a separate
 statement; RETURNING would turn the executemany into one multi-row INSERT (SQLAlchemy's
-insertmanyvalues), which cannot touch one row twice. Two primary-key reads per batch cost less
-than changing the fold.
+insertmanyvalues), which cannot touch one row twice. Two primary-key reads per batch (shared
+with the step cells) cost less than changing the fold.
 """
 
 from __future__ import annotations
