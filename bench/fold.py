@@ -16,14 +16,13 @@ plus the PostgreSQL backend's CPU from /proc, per event), ``client_cpu_ms_per_ev
 ``db_cpu_ms_per_event`` apart. Each figure is the median over the rounds (the first round, a
 warm-up, not counted when there are more than one). Asserts nothing.
 
-Usage: ``python bench/fold.py [--cases 2000] [--batch 500] [--rounds 4]``.
+Usage: ``python bench/fold.py [--cases 2000] [--batch 500] [--rounds 4]`` (or ``python -m bench.fold``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
 import sys
@@ -36,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import cpu_seconds, print_figure  # noqa: E402
 from gridcase.infra import EmbeddedPostgres  # noqa: E402
 from services.reporting.db import MIGRATIONS  # noqa: E402
 from services.reporting.handlers import apply_events, zones_of  # noqa: E402
@@ -107,12 +107,6 @@ def interleaved(cases: list[list], window: int) -> list:
     return out
 
 
-def backend_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def one_round(url: str, events: list, batch: int) -> dict[str, float]:
     engine = make_engine(url)
     tz_of = zones_of({})
@@ -121,13 +115,13 @@ async def one_round(url: str, events: list, batch: int) -> dict[str, float]:
             pid = (await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one()
             await conn.commit()
             wall = 0.0
-            cpu0, db0 = time.process_time(), backend_cpu_s(pid)
+            cpu0, db0 = time.process_time(), cpu_seconds(pid)
             for b in range(0, len(events), batch):
                 t = time.perf_counter()
                 async with conn.begin():
                     await apply_events(conn, events[b:b + batch], tz_of)
                 wall += time.perf_counter() - t
-            cpu, db = time.process_time() - cpu0, backend_cpu_s(pid) - db0
+            cpu, db = time.process_time() - cpu0, cpu_seconds(pid) - db0
     finally:
         await engine.dispose()
     n = len(events)
@@ -160,10 +154,10 @@ def main() -> None:
             rounds.append(asyncio.run(one_round(url, events, args.batch)))
             print(f"  round {r}: {len(events)} events, {rounds[-1]['events_per_s']:.0f} events/s", flush=True)
         counted = rounds[1:] if len(rounds) > 1 else rounds
-        print(f"events={len(events)}")
-        print(f"tz={DEFAULT_TZ.key}")
+        print_figure("events", len(events))
+        print_figure("tz", DEFAULT_TZ.key)
         for name in rounds[0]:
-            print(f"{name}={statistics.median(r[name] for r in counted):.4g}")
+            print_figure(name, float(statistics.median(r[name] for r in counted)))
     finally:
         if pg is not None:
             pg.stop()
