@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.db import case_facts, case_steps, case_texts, patrols
-from services.reporting.kpis.rollup_fold import fold_with_rollups
+from services.reporting.kpis.rollup_fold import apply_rollups
 from services.reporting.step_rollup import StepFold
 from shared.contract.events import CaseReported
 from shared.domain.casefacts import CaseFold
@@ -66,12 +66,18 @@ async def apply_events(conn: AsyncConnection, events: list, tz_of: Callable[[str
     its masked text (``reporting.case_texts``, once per case); the step cells follow the touched cases
     (services/reporting/step_rollup.py). The step fold goes first: its transaction-scoped locks on
     the touched case ids serialize two consumers folding one case (a case's events arrive on two
-    topics), which the rollups' before/after reads rely on too. ``exclusive``: the caller folds the
+    topics), which the before/after reads rely on. The touched cases are read once before the fold
+    (fact rows ``FOR UPDATE``, with their steps) and once after, and both rollups take their
+    differences from these two reads. ``exclusive``: the caller folds the
     whole log in one transaction (``gridcase reporting rebuild``), so one exclusive fold lock stands
     for the case locks, which would fill PostgreSQL's lock table."""
     steps = await StepFold.start(conn, events, exclusive)
-    await fold_with_rollups(conn, events, fold, fold.upserts, tz_of or default_zones())
-    await steps.finish(conn)
+    await fold(conn, events)
+    if steps.ids:
+        await steps.read_after(conn)
+        await apply_rollups(conn, steps.ids, StepFold.facts(steps.before), StepFold.facts(steps.after),
+                            tz_of or default_zones())
+        await steps.finish(conn)
     texts = [text_row(ev) for ev in events if isinstance(ev, CaseReported)]
     if texts:
         await conn.execute(insert(case_texts).on_conflict_do_nothing(), texts)

@@ -5,8 +5,8 @@ over places, categories and channels ``reporting.step_day_cells``, and ``reporti
 When a batch of events touches a case, its old contributions (from its fact row and steps before
 the batch) are retracted and its new ones added (:func:`services.reporting.kpis.step_cells.case_contributions`);
 the touched cases are locked (:data:`LOCK_SQL`) and read with one statement before and one after the
-fold, and the differences of
-the whole batch are applied with one set-based upsert per table (``INSERT … SELECT FROM unnest …
+fold (:data:`READ`; the KPI rollups, services/reporting/kpis/rollup_fold.py, take their fact rows
+from the same two reads), and the differences of the whole batch are applied with one set-based upsert per table (``INSERT … SELECT FROM unnest …
 ON CONFLICT DO UPDATE SET c = cell.c + excluded.c``). Additions commute, and a case's
 contributions depend only on its current rows, which the fold keeps order-independent, so the cells
 equal the sum over the cases of their current contributions whatever the order and batching of
@@ -28,6 +28,9 @@ from datetime import tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.db import (
@@ -35,6 +38,8 @@ from services.reporting.db import (
     STEP_CELL_COUNTERS,
     STEP_CELL_KEY,
     STEP_DAY_CELL_KEY,
+    case_facts,
+    case_steps,
 )
 from services.reporting.filters import COUNTED_SQL
 from services.reporting.kpis.clock import working_clock
@@ -58,15 +63,23 @@ CASE_EVENTS = (CaseReported, CaseDispatched, CaseTransferred, CaseTransitioned, 
 _STEP_COLUMNS = ("sequence", "at", "action", "from_state", "to_state", "target_kind", "department", "from_department",
                  "mediation_level", "from_mediation_level", "satisfaction", "resident_resolved", "history")
 
-#: The touched cases' fact fields and (for counted cases) steps, one row per step (a case without
-#: counted steps: one row, ``sequence`` NULL).
-READ_SQL = (
-    "SELECT cf.case_id, cf.tenant, cf.place_code, cf.category_code, cf.channel, cf.urgency, "
-    f"({COUNTED_SQL}) AS counted, " + ", ".join(f"s.{c}" for c in _STEP_COLUMNS) + "\n"
-    "FROM reporting.case_facts cf\n"
-    f"LEFT JOIN reporting.case_steps s ON s.case_id = cf.case_id AND ({COUNTED_SQL})\n"
-    "WHERE cf.case_id = ANY(:ids::uuid[])\nORDER BY cf.case_id, s.sequence"
-)
+#: The touched cases' fact rows (every ``case_facts`` column, and ``counted``: the KPI universe,
+#: services/reporting/filters.py) with, for counted cases, their steps as one array per step column
+#: in sequence order (NULL arrays: no counted steps), one row per case. The one statement both rollups
+#: read the cases with: the step cells take their fields and steps, the KPI rollups
+#: (services/reporting/kpis/rollup_fold.py) their fact rows.
+_cf = case_facts.alias("cf")
+_s = case_steps.alias("s")
+_COUNTED = sa.literal_column(f"({COUNTED_SQL})", sa.Boolean)  # over the alias cf
+_STEPS = (sa.select(*(sa.func.array_agg(aggregate_order_by(_s.c[c], _s.c.sequence)).label(f"step_{c}")
+                      for c in _STEP_COLUMNS))
+          .where(_s.c.case_id == _cf.c.case_id, _COUNTED).lateral("steps"))
+READ = (sa.select(_cf, _COUNTED.label("counted"), *_STEPS.c).select_from(_cf.join(_STEPS, sa.true()))
+        .where(_cf.c.case_id == sa.any_(sa.bindparam("ids", type_=pg.ARRAY(pg.UUID(as_uuid=True)))))
+        .order_by(_cf.c.case_id))
+#: :data:`READ` locking the fact rows (in case id order) for the fold that follows.
+READ_FOR_UPDATE = READ.with_for_update(of=_cf)
+_FACT_COLUMNS = (*(c.name for c in case_facts.c), "counted")
 
 
 @lru_cache(maxsize=1)
@@ -101,17 +114,18 @@ async def zones_of(conn: AsyncConnection, tenants: Iterable[str]) -> dict[str, t
     return zones
 
 
-async def read_cases(conn: AsyncConnection, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[dict, list[dict]]]:
-    """``{case_id: (fact fields, steps)}`` of ``ids`` (one statement); steps only of counted cases."""
+async def read_cases(conn: AsyncConnection, ids: list[uuid.UUID], lock: bool = False
+                     ) -> dict[uuid.UUID, tuple[dict, list[dict]]]:
+    """``{case_id: (fact row, steps)}`` of ``ids`` (one statement, :data:`READ`; ``lock``: the fact
+    rows ``FOR UPDATE``): the row's every column and ``counted``; steps only of counted cases."""
     out: dict[uuid.UUID, tuple[dict, list[dict]]] = {}
     if not ids:
         return out
-    text, args = bind(READ_SQL, {"ids": ids})
-    for row in (await conn.exec_driver_sql(text, args)).mappings():
-        fact, steps = out.setdefault(row["case_id"], ({k: row[k] for k in (
-            "tenant", "place_code", "category_code", "channel", "urgency", "counted")}, []))
-        if row["sequence"] is not None:
-            steps.append({c: row[c] for c in _STEP_COLUMNS})
+    for row in (await conn.execute(READ_FOR_UPDATE if lock else READ, {"ids": ids})).mappings():
+        steps = row["step_sequence"]
+        columns = [row[f"step_{c}"] for c in _STEP_COLUMNS] if steps is not None else []
+        out[row["case_id"]] = ({c: row[c] for c in _FACT_COLUMNS},
+                               [dict(zip(_STEP_COLUMNS, values, strict=True)) for values in zip(*columns, strict=True)])
     return out
 
 
@@ -201,11 +215,15 @@ async def _upsert_cells(conn: AsyncConnection, sql: str, key: tuple[str, ...], c
 
 
 class StepFold:
-    """One batch's fold of the step cells: :meth:`before` reads the touched cases before the facts
-    and steps are written, :meth:`after` reads them again and applies the difference."""
+    """One batch's reads of the touched cases and its fold of the step cells. :meth:`start` locks
+    the touched cases and reads them before the facts and steps are written (:data:`READ`, the
+    fact rows ``FOR UPDATE``), :meth:`read_after` reads them again after, :meth:`finish` applies
+    the difference to the step cells. The KPI rollups take their fact rows from the same two reads
+    (:meth:`facts`; services/reporting/handlers.py ``apply_events``)."""
 
     def __init__(self, ids: list[uuid.UUID], before: dict, zones: dict[str, tzinfo]) -> None:
         self.ids, self.before, self.zones = ids, before, zones
+        self.after: dict | None = None
 
     @classmethod
     async def start(cls, conn: AsyncConnection, events: Iterable, exclusive: bool = False) -> StepFold:
@@ -215,13 +233,24 @@ class StepFold:
             return cls(ids, {}, {})
         await lock_cases(conn, ids, exclusive)
         zones = await zones_of(conn, touched.values())
-        return cls(ids, await read_cases(conn, ids), zones)
+        return cls(ids, await read_cases(conn, ids, lock=True), zones)
+
+    async def read_after(self, conn: AsyncConnection) -> None:
+        """Read the touched cases as the fold left them (once; :meth:`finish` reads them if not yet)."""
+        self.after = await read_cases(conn, self.ids)
+
+    @staticmethod
+    def facts(cases: Mapping[uuid.UUID, tuple[dict, list[dict]]]) -> dict[uuid.UUID, dict]:
+        """The fact rows of ``cases`` (:attr:`before` or :attr:`after`)."""
+        return {case_id: fact for case_id, (fact, _) in cases.items()}
 
     async def finish(self, conn: AsyncConnection) -> None:
         if not self.ids:
             return
+        if self.after is None:
+            await self.read_after(conn)
         delta = contributions(self.before, self.zones, sign=-1)
-        contributions(await read_cases(conn, self.ids), self.zones, into=delta)
+        contributions(self.after, self.zones, into=delta)
         await apply(conn, delta)
 
 

@@ -81,8 +81,8 @@ def test_a_case_puts_one_point_per_time_figure_and_retracts_it():
     _, _, points = contributions(CASE_A, TZ)
     # acknowledged after 2 h on 3/2, first and final close after 50.5 h on 3/4 (all working time)
     d2, d4 = cell(date(2026, 3, 2)), cell(date(2026, 3, 4))
-    assert points == {SketchKey(*d2, "ack_hours", bucket(2.0)): 1, SketchKey(*d2, "ack_working_hours", bucket(2.0)): 1,
-                      **{SketchKey(*d4, f"{p}_{s}", bucket(50.5)): 1
+    assert points == {SketchKey(d2, "ack_hours", bucket(2.0)): 1, SketchKey(d2, "ack_working_hours", bucket(2.0)): 1,
+                      **{SketchKey(d4, f"{p}_{s}", bucket(50.5)): 1
                          for p in ("close", "final_close") for s in ("hours", "working_hours")}}
     # the same row before and after: nothing moves; removed: −1 each
     assert all_deltas([(CASE_A, CASE_A)], lambda t: TZ)[2] == {}

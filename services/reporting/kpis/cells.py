@@ -148,14 +148,7 @@ class SketchKey(NamedTuple):
     """A bucket of a cell's quantile sketch (services/reporting/kpis/sketch.py): the cell, the
     statistic (``<prefix>_hours`` / ``<prefix>_working_hours`` of TIME_RULES) and the bucket."""
 
-    tenant: str
-    day: date
-    lo: date | None
-    hi: date | None
-    place_code: str
-    category_code: str | None
-    department: str | None
-    channel: str | None
+    cell: CellKey
     stat: str
     bucket: int
 
@@ -208,7 +201,7 @@ def contributions(row: Mapping[str, Any], tz: tzinfo, clock: WorkingClock | None
             prefix, us, wus = times
             for stem, value in ((f"{prefix}_hours", us), (f"{prefix}_working_hours", wus)):
                 if value is not None:
-                    point = SketchKey(*key, stem, sketch_bucket(value / _US_PER_HOUR))
+                    point = SketchKey(key, stem, sketch_bucket(value / _US_PER_HOUR))
                     points[point] = points.get(point, 0) + 1
 
     deadline = row.get("deadline")

@@ -1,23 +1,25 @@
-"""Keeping the KPI rollups (services/reporting/kpis/cells.py) in the fold's transaction: the fact rows
-of the batch's cases before and after the fold, and one set-based upsert per rollup table adding
+"""Keeping the KPI rollups (services/reporting/kpis/cells.py) in the fold's transaction: from the fact
+rows of the batch's cases before and after the fold, one set-based upsert per rollup table adding
 ``contributions(new) − contributions(old)``.
 
-The rows before are read ``FOR UPDATE``, so a concurrent fold of the same case (a replica; the
-consumer keys events by case, so normally none) waits and then sees this one's result: the pair
-(before, after) is always a real step of the row, and sums commute, so the cells stay exact under
-redeliveries (dropped by ``processed_events`` before the fold) and any arrival order.
+The rows come from the step fold's two reads of the touched cases (services/reporting/step_rollup.py
+``StepFold``: one statement before the fold, after the cases' advisory locks, reading the fact
+rows ``FOR UPDATE`` with their steps, and one after), shared with the step cells. The locks make a
+concurrent fold of the same case (a second consumer, a replica) wait and then see this one's
+result: the pair (before, after) is always a real step of the row, and sums commute, so the cells
+stay exact under redeliveries (dropped by ``processed_events`` before the fold) and any arrival order.
 
 Why not ``INSERT … ON CONFLICT … RETURNING old.*, new.*`` (PostgreSQL 18): the fold sends each event
 type as an executemany, and a batch may hold several events of one case and type, each a separate
 statement; RETURNING would turn the executemany into one multi-row INSERT (SQLAlchemy's
-insertmanyvalues), which cannot touch one row twice. Two primary-key reads per batch cost less
-than changing the fold.
+insertmanyvalues), which cannot touch one row twice. Two primary-key reads per batch (shared
+with the step cells) cost less than changing the fold.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import tzinfo
 from typing import Any
 
@@ -77,13 +79,6 @@ ZONES_SQL = ("INSERT INTO reporting.kpi_zones AS z (tenant, tz) SELECT * FROM un
              "WHERE z.tz IS DISTINCT FROM excluded.tz")
 
 
-async def _rows(conn: AsyncConnection, ids: list, lock: bool) -> dict:
-    q = sa.select(case_facts).where(case_facts.c.case_id.in_(ids))
-    if lock:
-        q = q.order_by(case_facts.c.case_id).with_for_update()
-    return {r.case_id: dict(r._mapping) for r in await conn.execute(q)}
-
-
 async def apply_cell_deltas(conn: AsyncConnection, cells: dict, dues: dict, points: dict | None = None) -> None:
     """Add the deltas (:func:`services.reporting.kpis.cells.all_deltas`) to the rollup tables, one
     statement each (``points``: the sketches' bucket deltas)."""
@@ -96,26 +91,21 @@ async def apply_cell_deltas(conn: AsyncConnection, cells: dict, dues: dict, poin
         columns += [[v.get(name, 0) for _, v in items] for name in counters]
         await conn.exec_driver_sql(sql, tuple(columns))
     if points:
-        sketches: dict[tuple, dict[str, int]] = {}
+        sketches: dict[CellKey, dict[str, int]] = {}
         for p, n in points.items():
-            sketches.setdefault(tuple(p[:len(_CELL_KEY)]), {})[f"{p.stat}:{p.bucket}"] = n
+            sketches.setdefault(p.cell, {})[f"{p.stat}:{p.bucket}"] = n
         items = sorted(sketches.items(), key=lambda kv: tuple("" if v is None else str(v) for v in kv[0]))
         columns = [[k[i] for k, _ in items] for i in range(len(_CELL_KEY))]
         columns.append([json.dumps(v, sort_keys=True) for _, v in items])
         await conn.exec_driver_sql(SKETCHES_SQL, tuple(columns))
 
 
-async def fold_with_rollups(conn: AsyncConnection, events: list, fold: Callable[[AsyncConnection, list], Awaitable[None]],
-                            case_event_types, tz_of: Callable[[str], tzinfo]) -> None:
-    """Run ``fold`` on ``events`` and move the rollups by the change of each case's fact row
-    (``case_event_types``: the event types that write fact rows)."""
-    ids = sorted({ev.case_id for ev in events if ev.event_type in case_event_types})
-    if not ids:
-        await fold(conn, events)
-        return
-    before = await _rows(conn, ids, lock=True)
-    await fold(conn, events)
-    after = await _rows(conn, ids, lock=False)
+async def apply_rollups(conn: AsyncConnection, ids: Iterable, before: Mapping[Any, Mapping],
+                        after: Mapping[Any, Mapping], tz_of: Callable[[str], tzinfo]) -> None:
+    """Move the rollups by the change of each case's fact row: ``before`` and ``after`` are the fact
+    rows of the cases ``ids`` as the fold found and left them (``{case_id: row}``, no key: no row;
+    read by services/reporting/step_rollup.py ``StepFold``, the rows before ``FOR UPDATE``)."""
+    ids = list(ids)
     cells, dues, points = all_deltas(((before.get(i), after.get(i)) for i in ids), tz_of)
     tenants = sorted({row["tenant"] for row in after.values()})
     await conn.exec_driver_sql(ZONES_SQL, ([t for t in tenants], [tz_name(tz_of(t)) for t in tenants]))
