@@ -58,6 +58,7 @@ from services.reporting import stats  # noqa: E402
 from services.reporting.filters import CaseFilter  # noqa: E402
 from services.reporting.kpis.case_lists import query_overdue, query_supervised  # noqa: E402
 from services.reporting.kpis.catalogue import GROUP_BYS, PLACE_LEVELS  # noqa: E402
+from services.reporting.kpis.periods import period_bounds  # noqa: E402
 from services.reporting.kpis.queries import query_kpis  # noqa: E402
 from services.reporting.kpis.summary import percent, work_summary  # noqa: E402
 from shared.domain.taxonomy import load_taxonomy  # noqa: E402
@@ -139,6 +140,13 @@ async def raw_timings(conn, flt: CaseFilter, start: datetime, end: datetime, now
     aside: list = []
     await timed("raw figures (rollups)", lambda: raw_figures(conn, flt, None, bounds, now), repeat, aside)
     await timed("raw figures (scan)", lambda: raw_figures(conn, flt, None, bounds, now, use_rollups=False), repeat, aside)
+    for group_by in GROUP_BYS:  # each grouping both ways (which is cheaper: docs/kpis.md §10)
+        sub = period_bounds(start, end, group_by.split(":")[1], TZ) if group_by.startswith("period:") else bounds
+        g = None if group_by.startswith("period:") else group_by
+        await timed(f"raw figures group_by={group_by} (rollups)",
+                    lambda g=g, b=sub: raw_figures(conn, flt, g, b, now, use_rollups=True), repeat, aside)
+        await timed(f"raw figures group_by={group_by} (scan)",
+                    lambda g=g, b=sub: raw_figures(conn, flt, g, b, now, use_rollups=False), repeat, aside)
     # the rollups as before the sketches: their medians and p90 by percentile_cont
     sketches = rq._sketch_quantiles
 

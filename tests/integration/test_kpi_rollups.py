@@ -217,3 +217,55 @@ async def test_rollups_decline_bounds_that_are_not_local_midnights(reporting_eng
     noon = datetime.combine(DAY0.date(), time(12), TZ)
     async with reporting_engine.begin() as conn:
         assert await rollup_figures(conn, flt, None, [noon, noon + timedelta(days=1)], datetime.now(UTC)) is None
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cells=st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 29),
+                                st.dictionaries(st.sampled_from(["close_hours", "ack_hours"]),
+                                                st.dictionaries(st.sampled_from([-(2**31), -40, -3, 0, 1, 2, 57, 58, 300]),
+                                                                st.integers(-2, 6), min_size=1, max_size=5),
+                                                min_size=1, max_size=2)),
+                      min_size=1, max_size=12))
+async def test_the_sql_quantiles_of_the_sketches_equal_the_python_ones(reporting_engine, cells):
+    """rollup_query.sketch_quantiles_sql finds the ranks in PostgreSQL; the answer must equal
+    sketch.quantile over the same bucket counts summed per slot (here a grid, or a day when
+    periods) and for the total, exactly — random cells of three grids over 30 days, counts that may
+    be zero or negative (retractions) — as both follow percentile_cont's ⌊q(n−1)⌋ / ⌈q(n−1)⌉."""
+    from services.reporting.kpis.rollup_query import _TOTAL_Q, _sketch_quantiles  # noqa: PLC0415
+    from services.reporting.kpis.sketch import quantile  # noqa: PLC0415
+
+    tenant = unique_tenant()
+    start = datetime(2024, 6, 1, tzinfo=DEFAULT_TZ)
+    days = [(start + timedelta(days=i)).date() for i in range(31)]
+    grid = {g: f"{DEMO_GRID_GRID[:-1]}{i}" for i, g in enumerate("abc")}
+    rows, merged = {}, {}
+    for g, d, stats in cells:
+        key = (grid[g], d)
+        into = rows.setdefault(key, {})
+        for stat, buckets in stats.items():
+            for b, n in buckets.items():
+                into[f"{stat}:{b}"] = into.get(f"{stat}:{b}", 0) + n
+    flt = CaseFilter(tenant, start, start + timedelta(days=30), tz=DEFAULT_TZ)
+    params = {**flt.sql_params(), "days": [days[0], days[30]], "d0": days[0], "d1": days[30], "dn": days[30]}
+    pdays = {**params, "days": days}
+    async with reporting_engine.begin() as conn:
+        for (place, d), b in rows.items():
+            await conn.execute(sa.insert(kpi_sketches).values(
+                tenant=tenant, place_code=place, day=days[d], b={k: n for k, n in b.items() if n}))
+        by_grid = await _sketch_quantiles(conn, "grid", params, periods=False)
+        by_day = await _sketch_quantiles(conn, "period:day", pdays, periods=True)
+        await conn.execute(sa.delete(kpi_sketches).where(kpi_sketches.c.tenant == tenant))
+    for slots, answer, slot_of in ((by_grid, "grid", lambda place, d: place), (by_day, "day", lambda place, d: d + 1)):
+        merged = {}
+        for (place, d), b in rows.items():
+            for sb, n in b.items():
+                stat, bucket = sb.rsplit(":", 1)
+                for slot in (slot_of(place, d), _TOTAL_Q):
+                    counts = merged.setdefault(slot, {}).setdefault(stat, {})
+                    counts[int(bucket)] = counts.get(int(bucket), 0) + n
+        want = {slot: {f"{stat}_{name}": quantile(counts, q) for stat, counts in stats.items()
+                       for name, q in (("median", 0.5), ("p90", 0.9))}
+                for slot, stats in merged.items()}
+        want = {slot: {k: v for k, v in qs.items() if v is not None} for slot, qs in want.items()}
+        want = {slot: qs for slot, qs in want.items() if qs}
+        assert slots == want, answer

@@ -16,8 +16,9 @@ Statements (each reads the cells of P, or the spans alive in it):
   for a sub-period ending after ``now`` the cases whose deadline is not yet past (deadline ≥ now) are
   taken off again, read from the facts (open cases: index ``ix_reporting_case_facts_tenant_open_deadline``);
 - medians and p90: the quantile sketches of the same cells (``reporting.kpi_sketches``, one jsonb
-  per cell; :func:`sketches_sql`), their bucket counts summed per group key and sub-period and the quantile
-  read from them (services/reporting/kpis/sketch.py: within relative 1 % of ``percentile_cont``).
+  per cell; :func:`sketch_quantiles_sql`), their bucket counts summed per group key and sub-period
+  and the ranks looked up in PostgreSQL, the buckets' answers in Python (services/reporting/kpis/sketch.py:
+  within relative 1 % of ``percentile_cont``).
   :func:`quantile_sql` is the scan's exact statement, kept for comparison and for the scan path.
 """
 
@@ -43,7 +44,7 @@ from services.reporting.kpis.cells import is_local_midnight, local_day
 from services.reporting.kpis.clock import tz_name, working_clock_params
 from services.reporting.kpis.periods import OPEN_END, OPEN_START, counts_at_period_ends
 from services.reporting.kpis.rules import GROUP_KEYS, TIME_RULES
-from services.reporting.kpis.sketch import quantile as sketch_quantile
+from services.reporting.kpis.sketch import bucket_value
 from services.reporting.kpis.sql import _cases_cte, bind
 
 #: Stand-ins for an open end of P as days.
@@ -120,14 +121,34 @@ def not_yet_overdue_sql(group_by: str | None) -> str:
             f"  AND (NOT cf.closed OR (cf.closed AND {LIFETIME_END} > :now))")
 
 
-def sketches_sql(group_by: str | None) -> str:
-    """The sketches' bucket counts of the cells of P (the cells :func:`cells_sql` sums), per group
-    key, sub-period and ``"<statistic>:<bucket>"``."""
-    return (f"SELECT {_key(group_by, 'c')} AS key, width_bucket(c.day, :days::date[]) AS b, e.key AS sb, sum(e.value::int) AS n\n"
-            f"FROM reporting.kpi_sketches c CROSS JOIN LATERAL jsonb_each_text(c.b) AS e\n"
-            f"WHERE {_scope('c')} AND c.day >= :d0 AND c.day < :dn\n"
-            f"  AND (c.lo IS NULL OR c.lo >= :d0) AND (c.hi IS NULL OR c.hi < :dn)\n"
-            f"GROUP BY 1, 2, 3 HAVING sum(e.value::int) <> 0")
+def sketch_quantiles_sql(group_by: str | None, periods: bool) -> str:
+    """The medians and p90 from the sketches of the cells of P (the cells :func:`cells_sql` sums),
+    reckoned in PostgreSQL: the cells' bucket counts summed per answer slot (the group key, or the
+    sub-period when ``periods``) and for the total (``g`` = 1), and for each statistic and q the
+    buckets holding ranks ⌊q(n−1)⌋ and ⌈q(n−1)⌉ and the fraction between them — the steps of
+    services/reporting/kpis/sketch.py :func:`~services.reporting.kpis.sketch.quantile` (buckets in
+    key order, which is value order; only positive counts). Rows ``(slot, g, statistic, q, lo
+    bucket, hi bucket, fraction)``: a few per slot instead of one per slot and bucket."""
+    slot = "width_bucket(c.day, :days::date[])" if periods else _key(group_by, "c")
+    return (f"WITH e AS (\n"
+            f"  SELECT {slot} AS slot, e.key AS sb, e.value::int AS n\n"
+            f"  FROM reporting.kpi_sketches c CROSS JOIN LATERAL jsonb_each_text(c.b) AS e\n"
+            f"  WHERE {_scope('c')} AND c.day >= :d0 AND c.day < :dn\n"
+            f"    AND (c.lo IS NULL OR c.lo >= :d0) AND (c.hi IS NULL OR c.hi < :dn)),\n"
+            f"s AS (\n"
+            f"  SELECT slot, grouping(slot) AS g, split_part(sb, ':', 1) AS stat, split_part(sb, ':', 2)::int AS bucket,\n"
+            f"    sum(n) AS n\n"
+            f"  FROM e GROUP BY GROUPING SETS ((slot, sb), (sb)) HAVING sum(n) > 0),\n"
+            f"r AS (\n"
+            f"  SELECT slot, g, stat, bucket, sum(n) OVER (PARTITION BY slot, g, stat ORDER BY bucket) AS cum,\n"
+            f"    sum(n) OVER (PARTITION BY slot, g, stat) AS total\n"
+            f"  FROM s)\n"
+            f"SELECT slot, g, stat, q.q,\n"
+            f"  min(bucket) FILTER (WHERE cum > floor(q.q * (total - 1))) AS lo,\n"
+            f"  min(bucket) FILTER (WHERE cum > ceil(q.q * (total - 1))) AS hi,\n"
+            f"  q.q * (total - 1) - floor(q.q * (total - 1)) AS frac\n"
+            f"FROM r CROSS JOIN (VALUES (0.5::float8), (0.9::float8)) AS q(q)\n"
+            f"GROUP BY slot, g, stat, q.q, total")
 
 
 def quantile_sql(group_by: str | None, periods: bool) -> str:
@@ -243,19 +264,16 @@ async def _quantiles(conn: AsyncConnection, flt: CaseFilter, group_by: str | Non
 
 
 async def _sketch_quantiles(conn: AsyncConnection, group_by: str | None, params: dict, periods: bool) -> dict:
-    """``{answer key: {<stem>_median, <stem>_p90}}`` from the sketches (:func:`sketches_sql`), the
-    total row under :data:`_TOTAL_Q`: the answer key's sketch and the total's are the sums of the
+    """``{answer key: {<stem>_median, <stem>_p90}}`` from the sketches (:func:`sketch_quantiles_sql`),
+    the total row under :data:`_TOTAL_Q`: the answer key's sketch and the total's are the sums of the
     cells' bucket counts."""
-    merged: dict[Any, dict[str, dict[int, int]]] = {}
-    for row in await _rows(conn, sketches_sql(group_by), params):
-        k = row["b"] if periods else row["key"]
-        stat, bucket = row["sb"].rsplit(":", 1)
-        for slot in (k, _TOTAL_Q):
-            counts = merged.setdefault(slot, {}).setdefault(stat, {})
-            counts[int(bucket)] = counts.get(int(bucket), 0) + int(row["n"])
-    return {slot: {f"{stem}_{name}": sketch_quantile(counts, q) for stem, counts in stats.items()
-                   for name, q in (("median", 0.5), ("p90", 0.9))}
-            for slot, stats in merged.items()}
+    text, args = bind(sketch_quantiles_sql(group_by, periods), params)
+    out: dict[Any, dict] = {}
+    for slot, g, stat, q, lo, hi, frac in (await conn.exec_driver_sql(text, args)).all():
+        v_lo = bucket_value(lo)
+        name = "median" if q == 0.5 else "p90"
+        out.setdefault(_TOTAL_Q if g else slot, {})[f"{stat}_{name}"] = v_lo + frac * (bucket_value(hi) - v_lo)
+    return out
 
 
 #: The key :func:`_quantiles` files the total row under (replaced by the caller's total key).
