@@ -138,7 +138,7 @@ async def raw_timings(conn, flt: CaseFilter, start: datetime, end: datetime, now
     days = rq.bound_days(bounds, TZ)
     params = {**flt.sql_params(), "days": days, "d0": days[0], "d1": days[1], "dn": days[-1]}
     aside: list = []
-    await timed("raw figures (rollups)", lambda: raw_figures(conn, flt, None, bounds, now), repeat, aside)
+    await timed("raw figures (rollups)", lambda: raw_figures(conn, flt, None, bounds, now, use_rollups=True), repeat, aside)
     await timed("raw figures (scan)", lambda: raw_figures(conn, flt, None, bounds, now, use_rollups=False), repeat, aside)
     for group_by in GROUP_BYS:  # each grouping both ways (which is cheaper: docs/kpis.md §10)
         sub = period_bounds(start, end, group_by.split(":")[1], TZ) if group_by.startswith("period:") else bounds
@@ -154,7 +154,8 @@ async def raw_timings(conn, flt: CaseFilter, start: datetime, end: datetime, now
         return await rq._quantiles(conn_, flt, group_by, bounds, now, periods)
     rq._sketch_quantiles = by_percentile_cont
     try:
-        await timed("raw figures (rollups, percentile_cont)", lambda: raw_figures(conn, flt, None, bounds, now), repeat, aside)
+        await timed("raw figures (rollups, percentile_cont)", lambda: raw_figures(conn, flt, None, bounds, now, use_rollups=True),
+                    repeat, aside)
     finally:
         rq._sketch_quantiles = sketches
     await timed("medians+p90 (sketches)", lambda: rq._sketch_quantiles(conn, None, params, False), repeat, aside)
