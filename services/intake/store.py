@@ -96,8 +96,8 @@ async def store_report_batches(engine: AsyncEngine, keyring: Keyring, secret: by
         await add_to_outbox(conn, db.outbox,
                             (OutboxRow(TOPIC_REPORTED, to_event(r, cid, secret, fields)) for _, _, r, cid, _, fields in fresh))
         audit = [report_entry(r, cid, b.who, fields) for _, b, r, cid, _, fields in fresh]
-        if audit:
-            await conn.execute(insert(db.audit_log), audit)
+        if audit:  # RETURNING: one multi-row INSERT, not a statement per row (issue 13)
+            await conn.execute(insert(db.audit_log).returning(db.audit_log.c.audit_id), audit)
     news: list[set[uuid.UUID]] = [set() for _ in batches]
     for j, _, _, cid, _, _ in fresh:
         news[j].add(cid)
@@ -313,14 +313,15 @@ async def keep_lifecycle_events(conn: AsyncConnection, events) -> None:
     records (redelivered events are skipped: both are keyed by event id)."""
     audit = audit_rows_of(events)
     if audit:
-        await conn.execute(insert(db.audit_log).on_conflict_do_nothing(index_elements=["event_id"]), audit)
+        await conn.execute(insert(db.audit_log).on_conflict_do_nothing(index_elements=["event_id"])
+                           .returning(db.audit_log.c.audit_id), audit)  # one multi-row INSERT (issue 13)
     rows = [
         {"event_id": e.event_id, "case_id": e.case_id, "event_type": e.event_type, "occurred_at": e.occurred_at,
          "payload": e.model_dump(mode="json")}
         for e in events
     ]
     if rows:
-        await conn.execute(insert(db.case_events).on_conflict_do_nothing(), rows)
+        await conn.execute(insert(db.case_events).on_conflict_do_nothing().returning(db.case_events.c.event_id), rows)
 
 
 async def reseal_reporters(engine: AsyncEngine, keyring: Keyring, batch: int = 1000) -> int:

@@ -43,7 +43,8 @@ async def add_to_outbox(conn: AsyncConnection, table: sa.Table, rows: Iterable[O
     """Insert ``rows`` into ``table`` in the caller's transaction; return the number inserted.
 
     An event whose ``event_id`` is already in the outbox is skipped (``ON CONFLICT DO NOTHING``), so
-    re-deriving the same event is harmless.
+    re-deriving the same event is harmless. ``RETURNING`` makes it one multi-row INSERT per batch
+    (SQLAlchemy's insertmanyvalues) instead of an executemany, one statement per row (issue 13).
     """
     values = [
         {
@@ -59,8 +60,9 @@ async def add_to_outbox(conn: AsyncConnection, table: sa.Table, rows: Iterable[O
         return 0
     from sqlalchemy.dialects.postgresql import insert
 
-    result = await conn.execute(insert(table).on_conflict_do_nothing(index_elements=["event_id"]), values)
-    return result.rowcount or 0
+    result = await conn.execute(
+        insert(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id), values)
+    return len(result.all())
 
 
 class OutboxRelay:
