@@ -36,6 +36,7 @@ from shared.contract.topics import TOPIC_ACTIONS, TOPIC_PATROLS, TOPIC_REPORTED
 from shared.domain.casefacts import ENDING_STATES
 from shared.platform.auth import Principal
 from shared.platform.crypto import Keyring
+from shared.platform.db import insert_unnest
 from shared.platform.outbox import OutboxRow, add_to_outbox
 
 
@@ -84,10 +85,8 @@ async def store_report_batches(engine: AsyncEngine, keyring: Keyring, secret: by
     if not values:
         return [set() for _ in batches]
     async with engine.begin() as conn:
-        result = await conn.execute(
-            insert(db.reports).on_conflict_do_nothing().returning(db.reports.c.case_id), values
-        )
-        inserted = {row[0] for row in result}
+        # one statement per table per batch, the rows as arrays (issue 13)
+        inserted = set(await insert_unnest(conn, db.reports, values, on_conflict_do_nothing=True, returning="case_id"))
         fresh, named = [], set()  # each inserted case once, at its first mention
         for item in items:
             if item[3] in inserted and item[3] not in named:
@@ -96,8 +95,7 @@ async def store_report_batches(engine: AsyncEngine, keyring: Keyring, secret: by
         await add_to_outbox(conn, db.outbox,
                             (OutboxRow(TOPIC_REPORTED, to_event(r, cid, secret, fields)) for _, _, r, cid, _, fields in fresh))
         audit = [report_entry(r, cid, b.who, fields) for _, b, r, cid, _, fields in fresh]
-        if audit:  # RETURNING: one multi-row INSERT, not a statement per row (issue 13)
-            await conn.execute(insert(db.audit_log).returning(db.audit_log.c.audit_id), audit)
+        await insert_unnest(conn, db.audit_log, audit)
     news: list[set[uuid.UUID]] = [set() for _ in batches]
     for j, _, _, cid, _, _ in fresh:
         news[j].add(cid)

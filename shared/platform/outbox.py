@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.contract.events import Envelope, encode_event
+from shared.platform.db import insert_unnest
 from shared.platform.notify import CommitListener
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,8 @@ async def add_to_outbox(conn: AsyncConnection, table: sa.Table, rows: Iterable[O
     """Insert ``rows`` into ``table`` in the caller's transaction; return the number inserted.
 
     An event whose ``event_id`` is already in the outbox is skipped (``ON CONFLICT DO NOTHING``), so
-    re-deriving the same event is harmless. ``RETURNING`` makes it one multi-row INSERT per batch
-    (SQLAlchemy's insertmanyvalues) instead of an executemany, one statement per row (issue 13).
+    re-deriving the same event is harmless. One statement per batch, the rows as arrays
+    (shared/platform/db.py ``insert_unnest``), not a statement per row (issue 13).
     """
     values = [
         {
@@ -58,11 +59,7 @@ async def add_to_outbox(conn: AsyncConnection, table: sa.Table, rows: Iterable[O
     ]
     if not values:
         return 0
-    from sqlalchemy.dialects.postgresql import insert
-
-    result = await conn.execute(
-        insert(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id), values)
-    return len(result.all())
+    return len(await insert_unnest(conn, table, values, on_conflict_do_nothing=True, returning="event_id"))
 
 
 class OutboxRelay:
