@@ -310,16 +310,14 @@ async def keep_lifecycle_events(conn: AsyncConnection, events) -> None:
     """Keep dispatch's lifecycle events as the cases' history (``case_events``) and their audit
     records (redelivered events are skipped: both are keyed by event id)."""
     audit = audit_rows_of(events)
-    if audit:
-        await conn.execute(insert(db.audit_log).on_conflict_do_nothing(index_elements=["event_id"])
-                           .returning(db.audit_log.c.audit_id), audit)  # one multi-row INSERT (issue 13)
+    # one statement per table per batch, the same text whatever its size (issue 13)
+    await insert_unnest(conn, db.audit_log, audit, on_conflict_do_nothing=True)
     rows = [
         {"event_id": e.event_id, "case_id": e.case_id, "event_type": e.event_type, "occurred_at": e.occurred_at,
          "payload": e.model_dump(mode="json")}
         for e in events
     ]
-    if rows:
-        await conn.execute(insert(db.case_events).on_conflict_do_nothing().returning(db.case_events.c.event_id), rows)
+    await insert_unnest(conn, db.case_events, rows, on_conflict_do_nothing=True)
 
 
 async def reseal_reporters(engine: AsyncEngine, keyring: Keyring, batch: int = 1000) -> int:
