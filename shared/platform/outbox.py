@@ -23,9 +23,11 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
+from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.contract.events import Envelope, encode_event
+from shared.platform.db import insert_unnest
 from shared.platform.notify import CommitListener
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,8 @@ async def add_to_outbox(conn: AsyncConnection, table: sa.Table, rows: Iterable[O
     """Insert ``rows`` into ``table`` in the caller's transaction; return the number inserted.
 
     An event whose ``event_id`` is already in the outbox is skipped (``ON CONFLICT DO NOTHING``), so
-    re-deriving the same event is harmless.
+    re-deriving the same event is harmless. One statement per batch, the rows as arrays
+    (shared/platform/db.py ``insert_unnest``), not a statement per row (issue 13).
     """
     values = [
         {
@@ -57,10 +60,7 @@ async def add_to_outbox(conn: AsyncConnection, table: sa.Table, rows: Iterable[O
     ]
     if not values:
         return 0
-    from sqlalchemy.dialects.postgresql import insert
-
-    result = await conn.execute(insert(table).on_conflict_do_nothing(index_elements=["event_id"]), values)
-    return result.rowcount or 0
+    return len(await insert_unnest(conn, table, values, on_conflict_do_nothing=True, returning="event_id"))
 
 
 class OutboxRelay:
@@ -145,8 +145,11 @@ class OutboxRelay:
                 for r in rows
             ]
             await asyncio.gather(*futures)
+            # = ANY(array): one statement text whatever the batch's size (an IN list is one per size,
+            # each kept in every pooled connection's prepared-statement cache; issue 13)
             await conn.execute(
-                sa.update(t).where(t.c.id.in_([r.id for r in rows])).values(sent_at=sa.func.now())
+                sa.update(t).where(t.c.id == sa.any_(sa.bindparam("ids", type_=pg.ARRAY(sa.BigInteger))))
+                .values(sent_at=sa.func.now()), {"ids": [r.id for r in rows]}
             )
         if self.on_published:
             self.on_published(len(rows))

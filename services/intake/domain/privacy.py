@@ -4,6 +4,8 @@ report, and what anonymisation after closure leaves of it."""
 
 from __future__ import annotations
 
+from functools import cache
+
 from services.intake.schemas import ReportIn
 from services.intake.settings import IntakeSettings
 from shared.domain.personal import KnownPersonal, mask_personal
@@ -35,6 +37,7 @@ def masked_fields(report: ReportIn) -> dict:
     return {name: mask_personal(getattr(report, name), known, max_length(ReportIn, name)) for name in MASKED_FIELDS}
 
 
+@cache  # a field's rules do not change; read once per (model, field), not per report (issue 13)
 def max_length(model, name: str) -> int | None:
     """The ``max_length`` of a field of a pydantic model (``None`` when it has none): masked text is
     cut to it, so that it still fits the field, the event and the column."""
