@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import re
 import unicodedata
-from functools import lru_cache
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.\w{2,}"), "[邮箱]"),
@@ -64,25 +63,10 @@ def _fold(text: str) -> str:
     return text.translate(_FOLD_TABLE)
 
 
-#: Texts up to this length are masked through a bounded cache (:func:`mask_text`): an import's
-#: short fields (source, channel, category, a 311 descriptor) repeat row after row (issue 13).
-_CACHED_LENGTH = 200
-
-
 def mask_text(text: str) -> str:
     """Return ``text`` with phone, ID, e-mail and card numbers replaced by placeholders (also when
-    written with full-width characters)."""
-    return _mask_short(text) if len(text) <= _CACHED_LENGTH else _mask(text)
-
-
-@lru_cache(maxsize=8192)
-def _mask_short(text: str) -> str:
-    """:func:`_mask` of a short text, remembered (at most 8,192 texts of 200 characters: a few MB)."""
-    return _mask(text)
-
-
-def _mask(text: str) -> str:
-    """The masking of :func:`mask_text`, uncached."""
+    written with full-width characters). Not cached: a cache would keep the unmasked texts (a
+    phone number in a short description) in memory, out of erasure's reach."""
     folded = _fold(text)  # same length: match positions are positions in ``text``
     if "@" not in folded and not _DIGIT.search(folded):
         return text  # every pattern needs an @ or a digit
