@@ -224,7 +224,7 @@ def test_docx_holds_title_headings_and_tables():
                     "五、存在的不足", "六、下一步打算"):
         assert heading in texts
     first = d.tables[0]
-    assert [c.text for c in first.rows[0].cells] == ["网格", "受理", "办结", "在办", "办结率"]
+    assert [c.text for c in first.rows[0].cells] == ["网格", "受理", "办结", "在办（含转办）", "办结率"]
     assert [c.text for c in first.rows[1].cells] == ["幸福社区第1网格", "10", "6", "0", "75.00%"]  # 6 ÷ 8
 
 
