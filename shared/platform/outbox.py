@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -57,10 +58,16 @@ async def add_to_outbox(conn: AsyncConnection, table: sa.Table, rows: Iterable[O
     ]
     if not values:
         return 0
+    result = await conn.execute(_insert_new(table), values)
+    return result.rowcount or 0
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_new(table: sa.Table) -> sa.Insert:
+    """``INSERT … ON CONFLICT (event_id) DO NOTHING`` into ``table``, built once per outbox."""
     from sqlalchemy.dialects.postgresql import insert
 
-    result = await conn.execute(insert(table).on_conflict_do_nothing(index_elements=["event_id"]), values)
-    return result.rowcount or 0
+    return insert(table).on_conflict_do_nothing(index_elements=["event_id"])
 
 
 class OutboxRelay:
