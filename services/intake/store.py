@@ -36,7 +36,7 @@ from shared.contract.topics import TOPIC_ACTIONS, TOPIC_PATROLS, TOPIC_REPORTED
 from shared.domain.casefacts import ENDING_STATES
 from shared.platform.auth import Principal
 from shared.platform.crypto import Keyring
-from shared.platform.db import insert_unnest
+from shared.platform.db import insert_unnest, read_connection
 from shared.platform.outbox import OutboxRow, add_to_outbox
 
 
@@ -52,6 +52,7 @@ class ReportBatch:
     #: case id -> how its category came about (services/intake/classify.py ``Classified``;
     #: absent: reported), issue 15
     classified: Mapping[uuid.UUID, Any] = field(default_factory=dict)
+
 
 
 async def store_report_batches(engine: AsyncEngine, keyring: Keyring, secret: bytes,
@@ -106,7 +107,7 @@ async def first_use(engine: AsyncEngine, tenant: str, key: str) -> tuple[uuid.UU
     """The case an ``Idempotency-Key`` (already scoped to its credential) first named in
     ``tenant`` and the fingerprint of the body it came with, or ``None`` when unused."""
     r = db.reports
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         row = (await conn.execute(sa.select(r.c.case_id, r.c.request_hash)
                                   .where(r.c.tenant == tenant, r.c.idempotency_key == key))).one_or_none()
     return (row.case_id, row.request_hash) if row else None

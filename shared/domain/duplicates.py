@@ -45,7 +45,8 @@ def bigrams(text: str) -> Counter[str]:
 
 
 def bigram_set(text: str) -> frozenset[str]:
-    """The set of :func:`bigrams` of ``text``."""
+    """The set of :func:`bigrams` of ``text``. Not remembered across requests: a cache keyed by the
+    texts would keep residents' (masked) texts in memory after their case is erased."""
     clean = _DROP.sub("", text.lower())
     if len(clean) == 1:
         return frozenset((clean,))
@@ -104,7 +105,7 @@ def near(a: Report, b: Report, radius_m: float = RADIUS_M) -> bool:
 def possible_duplicates(new: Report, stored: Iterable[Report], window: timedelta, *,
                         limit: int = LIMIT, radius_m: float = RADIUS_M) -> list[tuple[Report, float]]:
     """``(case, similarity)`` of the candidates (module docstring), most similar first."""
-    grams = bigram_set(new.text)
+    grams = None  # the new text's bigrams, once a candidate needs them
     found = []
     for case in stored:
         if case.case_id == new.case_id or case.category_code != new.category_code:
@@ -113,6 +114,7 @@ def possible_duplicates(new: Report, stored: Iterable[Report], window: timedelta
             continue
         if not near(new, case, radius_m):
             continue
+        grams = bigram_set(new.text) if grams is None else grams
         found.append((case, round(set_cosine(grams, bigram_set(case.text)), 4)))
     found.sort(key=lambda pair: (-pair[1], -pair[0].reported_at.timestamp(), pair[0].case_id))
     return found[:limit]
