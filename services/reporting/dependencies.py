@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request
@@ -34,6 +34,9 @@ from shared.platform.kit import engine_of
 # Query parameters (module level: FastAPI resolves the annotations by name).
 Tenant = Annotated[str, Query(pattern=TENANT_PATTERN)]
 PlacePrefix = Annotated[str | None, Query(max_length=24, pattern=r"^[0-9A-Za-z]+$")]
+#: A category code or a department name as a filter: text without NUL, which PostgreSQL cannot store
+#: or compare (a NUL in ``category`` answered 500).
+FilterText = Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")]
 
 
 def iso_8601_only(value: object) -> object:
@@ -110,12 +113,21 @@ def scope_of(tenants: Mapping[str, TenantConfig], who: Principal, tenant: str, p
     return scoped(who, tenant, place_prefix, department)
 
 
+#: The times a period may start or end at: a KPI period is local days, weeks and months, which near
+#: year 1 or 9999 would step outside what a date can hold (found by the OpenAPI conformance run:
+#: ``start=0001-01-01T00:00:01Z`` answered 500).
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def naive_time(start: datetime | None, end: datetime | None) -> Response | None:
-    """The 422 ``naive_datetime`` answer for the first of ``start`` / ``end`` without a timezone,
-    else ``None``."""
+    """The 422 answer for the first of ``start`` / ``end`` without a timezone (``naive_datetime``)
+    or outside [:data:`EARLIEST`, :data:`LATEST`] (``out_of_range``), else ``None``."""
     for name, value in (("start", start), ("end", end)):
         if value is not None and value.tzinfo is None:
             return error_response(422, "naive_datetime", f"{name} needs a timezone, e.g. +08:00", field=name)
+        if value is not None and not EARLIEST <= value <= LATEST:
+            return error_response(422, "out_of_range", f"{name} must lie between {EARLIEST:%Y-%m-%d} and "
+                                  f"{LATEST:%Y-%m-%d}", field=name)
     return None
 
 

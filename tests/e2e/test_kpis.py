@@ -348,6 +348,19 @@ def test_case_lists_and_errors(seed_a):
     many = api.get(f"{seed_a}/v1/kpis", params={"tenant": "demo-market", "group_by": "period:day",
                                                   "start": "2020-01-01T00:00:00+08:00", "end": SEED_A_END}, timeout=30)
     assert many.status_code == 422 and many.json()["error"] == "invalid_period"
+    # found by the OpenAPI conformance run, which answered 500 to both: a period near year 1 (its
+    # local days and weeks step outside what a date holds) and a NUL in a filter (PostgreSQL has no
+    # text with NUL); now 422 for every KPI, stats and summary route
+    for path, params, error in (
+            ("/v1/kpis.xlsx", {"start": "0001-01-01T00:00:01Z", "end": "0003-01-01T00:01:00Z"}, "out_of_range"),
+            ("/v1/kpis", {"end": "9999-12-31T00:00:00Z"}, "out_of_range"),
+            ("/v1/stats", {"start": "1899-12-31T00:00:00+08:00"}, "out_of_range"),
+            ("/v1/summary", {"start": "0001-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "out_of_range"),
+            ("/v1/kpis.xlsx", {"category": "垃圾\x00"}, None),
+            ("/v1/stats", {"department": "\x00"}, None)):
+        resp = api.get(f"{seed_a}{path}", params={"tenant": "demo-market", **params}, timeout=30)
+        assert resp.status_code == 422, (path, params, resp.text)
+        assert error is None or resp.json()["error"] == error, (path, resp.text)
 
 
 # --------------------------------------------------------------------------- formula injection

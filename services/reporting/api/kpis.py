@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from services.reporting.dependencies import (
     Ctx,
     End,
+    FilterText,
     GroupBy,
     PlacePrefix,
     Start,
@@ -36,8 +37,8 @@ async def kpi_query(
     end: End = None,
     group_by: GroupBy = None,
     place_prefix: PlacePrefix = None,
-    category: str | None = None,
-    department: str | None = None,
+    category: FilterText = None,
+    department: FilterText = None,
     who: Principal = Depends(caller),
 ):
     """The KPI table for the query parameters shared by /v1/kpis, .csv and .xlsx (or an error

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from services.reporting.dependencies import (
     Ctx,
     End,
+    FilterText,
     PlacePrefix,
     Start,
     Tenant,
@@ -36,8 +37,8 @@ async def stats(
     end: End = None,
     place_prefix: PlacePrefix = None,
     place_depth: Annotated[int | None, Query(ge=1, le=24)] = None,
-    category: str | None = None,
-    department: str | None = None,
+    category: FilterText = None,
+    department: FilterText = None,
     who: Principal = Depends(caller),
 ):
     """The statistics of the caller's scope; 422 for an unknown ``group_by`` or a naive time."""

@@ -16,6 +16,7 @@ from pydantic import BeforeValidator
 from services.reporting.dependencies import (
     Ctx,
     End,
+    FilterText,
     PlacePrefix,
     Start,
     Tenant,
@@ -46,7 +47,7 @@ async def work_summary(
     start: Start = None,
     end: End = None,
     place_prefix: PlacePrefix = None,
-    department: str | None = None,
+    department: FilterText = None,
     who: Principal = Depends(caller),
 ):
     """The statistics paragraph of a work summary (工作总结) for P: ``{"paragraph", "figures",
@@ -74,7 +75,7 @@ async def work_summary_document(
     start: PeriodStart,
     end: PeriodEnd,
     place: PlacePrefix = None,
-    department: str | None = None,
+    department: FilterText = None,
     format: Literal["md", "docx"] = "md",  # noqa: A002 (the query parameter's name)
     who: Principal = Depends(caller),
 ) -> Response:
