@@ -26,7 +26,6 @@ import asyncio
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -36,8 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import cpu_seconds, print_figure  # noqa: E402
-from gridcase.infra import EmbeddedPostgres  # noqa: E402
-from services.reporting.db import MIGRATIONS  # noqa: E402
+from bench.kpi_data import reporting_database  # noqa: E402
 from services.reporting.handlers import apply_events, zones_of  # noqa: E402
 from shared.contract.actions import OUTCOMES, SATISFACTIONS  # noqa: E402
 from shared.contract.events import (  # noqa: E402
@@ -47,7 +45,7 @@ from shared.contract.events import (  # noqa: E402
     CaseTransitioned,
 )
 from shared.domain.workcalendar import DEFAULT_TZ  # noqa: E402
-from shared.platform.db import make_engine, run_migrations  # noqa: E402
+from shared.platform.db import make_engine  # noqa: E402
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 PLACES = [f"990102{s:03d}{c:03d}{g:03d}" for s in range(1, 4) for c in range(1, 4) for g in range(1, 4)]
@@ -137,15 +135,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="rounds, the first a warm-up when more than one")
     parser.add_argument("--database-url", help="use this PostgreSQL instead of a scratch embedded one")
     args = parser.parse_args()
-    tmp = pg = None
-    if args.database_url:
-        url = args.database_url
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="gridcase-bench-fold-")
-        pg = EmbeddedPostgres(Path(tmp.name) / "pgdata")
-        url = pg.start()
-    try:
-        run_migrations(url, MIGRATIONS, "reporting")
+    with reporting_database(args.database_url, "gridcase-bench-fold-") as url:
         rounds = []
         for r in range(args.rounds):
             rng = random.Random(1000 + r)
@@ -158,12 +148,6 @@ def main() -> None:
         print_figure("tz", DEFAULT_TZ.key)
         for name in rounds[0]:
             print_figure(name, float(statistics.median(r[name] for r in counted)))
-    finally:
-        if pg is not None:
-            pg.stop()
-        if tmp is not None:
-            tmp.cleanup()
-
 
 if __name__ == "__main__":
     main()

@@ -228,28 +228,34 @@ async def _count(url: str) -> int:
 
 
 @contextmanager
-def bench_database(args: argparse.Namespace, now: datetime) -> Iterator[str]:
-    """The URL of a PostgreSQL with the reporting migrations run and ``args.rows`` synthetic case
-    facts reported up to ``now`` (:func:`load`; kept if ``--keep-data`` finds that many): the
-    ``--database-url`` one, or a scratch embedded server in a temporary folder, stopped and
-    removed on exit."""
+def reporting_database(database_url: str | None, prefix: str = "gridcase-bench-") -> Iterator[str]:
+    """The URL of a PostgreSQL with the reporting migrations run: ``database_url``, or a scratch
+    embedded server in a temporary folder (``prefix``), stopped and removed on exit."""
     tmp = pg = None
-    if args.database_url:
-        url = args.database_url
+    if database_url:
+        url = database_url
     else:
-        tmp = tempfile.TemporaryDirectory(prefix="gridcase-bench-")
+        tmp = tempfile.TemporaryDirectory(prefix=prefix)
         pg = EmbeddedPostgres(Path(tmp.name) / "pgdata")
         url = pg.start()
     try:
         run_migrations(url, MIGRATIONS, "reporting")
-        if args.keep_data and asyncio.run(_count(url)) == args.rows:
-            print(f"reusing {args.rows:,} rows")
-        else:
-            print(f"loading {args.rows:,} synthetic case facts …")
-            print(f"loaded in {asyncio.run(load(url, args.rows, now)):.1f} s")
         yield url
     finally:
         if pg is not None:
             pg.stop()
         if tmp is not None:
             tmp.cleanup()
+
+
+@contextmanager
+def bench_database(args: argparse.Namespace, now: datetime) -> Iterator[str]:
+    """:func:`reporting_database` (``--database-url`` or a scratch one) with ``args.rows`` synthetic
+    case facts reported up to ``now`` (:func:`load`; kept if ``--keep-data`` finds that many)."""
+    with reporting_database(args.database_url) as url:
+        if args.keep_data and asyncio.run(_count(url)) == args.rows:
+            print(f"reusing {args.rows:,} rows")
+        else:
+            print(f"loading {args.rows:,} synthetic case facts …")
+            print(f"loaded in {asyncio.run(load(url, args.rows, now)):.1f} s")
+        yield url

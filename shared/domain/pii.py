@@ -75,6 +75,11 @@ def mask_text(text: str) -> str:
     folded = _fold(text)  # same length: match positions are positions in ``text``
     if "@" not in folded and len(_DIGIT.findall(folded)) < _FEWEST_DIGITS:
         return text  # every pattern needs an @ or at least _FEWEST_DIGITS digits
+    return _apply_patterns(text, folded)
+
+
+def _apply_patterns(text: str, folded: str) -> str:
+    """Every pattern of :data:`_PATTERNS` in turn over ``text`` (``folded``: ``_fold(text)``)."""
     for pattern, placeholder in _PATTERNS:
         parts, last = [], 0
         for match in pattern.finditer(folded):
