@@ -166,15 +166,19 @@ app.add_typer(dlq_app, name="dlq")
 
 @dlq_app.command("list")
 def dlq_list(topic: str = typer.Option("gridcase.case.reported", help="source topic of the dead letters")) -> None:
-    """Print one JSON line per dead letter: position, key, error headers, value size."""
+    """Print one JSON line per dead letter: position, key, error headers, value size (none: a line
+    saying so on stderr)."""
     import asyncio  # noqa: PLC0415
 
     from gridcase.ops import list_dead_letters  # noqa: PLC0415
 
     kafka, _ = _connections()
-    for r in asyncio.run(list_dead_letters(kafka, topic)):
+    letters = asyncio.run(list_dead_letters(kafka, topic))
+    for r in letters:
         _echo(json.dumps({"topic": r.topic, "partition": r.partition, "offset": r.offset, "key": r.key,
                           "headers": r.headers, "value_bytes": len(r.value)}, ensure_ascii=False))
+    if not letters:  # on stderr: stdout stays one JSON line per dead letter
+        typer.echo(f"没有死信 no dead letters for {topic}", err=True)
 
 
 @dlq_app.command("redrive")
