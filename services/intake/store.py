@@ -54,7 +54,6 @@ class ReportBatch:
     classified: Mapping[uuid.UUID, Any] = field(default_factory=dict)
 
 
-
 async def store_report_batches(engine: AsyncEngine, keyring: Keyring, secret: bytes,
                                batches: list[ReportBatch]) -> list[set[uuid.UUID]]:
     """Insert the reports of ``batches`` (reporter contact sealed with ``keyring``), their

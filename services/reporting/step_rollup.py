@@ -40,9 +40,13 @@ from services.reporting.db import (
     STEP_DAY_CELL_KEY,
     case_facts,
     case_steps,
+    step_case_days,
+    step_cells,
+    step_day_cells,
 )
 from services.reporting.filters import COUNTED_SQL
 from services.reporting.kpis.clock import working_clock
+from services.reporting.kpis.rollup_fold import upsert_sql
 from services.reporting.kpis.sql import bind
 from services.reporting.kpis.step_cells import Contributions, case_contributions
 from shared.contract.events import (
@@ -139,21 +143,9 @@ def contributions(cases: Mapping[uuid.UUID, tuple[dict, list[dict]]], zones: Map
     return out
 
 
-def _upsert_sql(table: str, key: tuple[str, ...], counters: tuple[str, ...], types: Mapping[str, str]) -> str:
-    cols = (*key, *counters)
-    arrays = ", ".join(f":{c}::{types.get(c, 'int')}[]" for c in cols)
-    sets = ", ".join(f"{c} = cell.{c} + excluded.{c}" for c in counters)
-    return (f"INSERT INTO reporting.{table} AS cell ({', '.join(cols)})\n"
-            f"SELECT * FROM unnest({arrays})\n"
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")
-
-
-_KEY_TYPES = {"tenant": "text", "day": "date", "place_code": "text", "category_code": "text", "department": "text",
-              "channel": "text", "rung": "text", "figure": "text", "prev_day": "date", "by_department": "bool",
-              "by_rung": "bool", "mediation_hours_us": "bigint"}
-CELLS_UPSERT = _upsert_sql("step_cells", STEP_CELL_KEY, STEP_CELL_COUNTERS, _KEY_TYPES)
-DAY_CELLS_UPSERT = _upsert_sql("step_day_cells", STEP_DAY_CELL_KEY, STEP_CELL_COUNTERS, _KEY_TYPES)
-CASE_DAYS_UPSERT = _upsert_sql("step_case_days", STEP_CASE_DAY_KEY, ("cases",), _KEY_TYPES)
+CELLS_UPSERT = upsert_sql(step_cells, STEP_CELL_KEY, STEP_CELL_COUNTERS)
+DAY_CELLS_UPSERT = upsert_sql(step_day_cells, STEP_DAY_CELL_KEY, STEP_CELL_COUNTERS)
+CASE_DAYS_UPSERT = upsert_sql(step_case_days, STEP_CASE_DAY_KEY, ("cases",))
 
 
 async def apply(conn: AsyncConnection, delta: Contributions) -> None:
@@ -170,9 +162,8 @@ async def apply(conn: AsyncConnection, delta: Contributions) -> None:
             await _upsert_cells(conn, DAY_CELLS_UPSERT, STEP_DAY_CELL_KEY, days)
     if delta.case_days:
         keys = list(delta.case_days)
-        params = {c: [getattr(k, c) for k in keys] for c in STEP_CASE_DAY_KEY}
-        params["cases"] = [delta.case_days[k] for k in keys]
-        await conn.exec_driver_sql(*bind(CASE_DAYS_UPSERT, params))
+        args = [[getattr(k, c) for k in keys] for c in STEP_CASE_DAY_KEY] + [[delta.case_days[k] for k in keys]]
+        await conn.exec_driver_sql(CASE_DAYS_UPSERT, tuple(args))
 
 
 #: Serializes the batches that touch a case (transaction-scoped advisory locks on the touched case
@@ -209,9 +200,8 @@ async def lock_cases(conn: AsyncConnection, ids: list[uuid.UUID], exclusive: boo
 
 async def _upsert_cells(conn: AsyncConnection, sql: str, key: tuple[str, ...], cells: Mapping[tuple, Counter]) -> None:
     rows = list(cells)
-    params = {c: [k[i] for k in rows] for i, c in enumerate(key)}
-    params.update({c: [cells[k][c] for k in rows] for c in STEP_CELL_COUNTERS})
-    await conn.exec_driver_sql(*bind(sql, params))
+    args = [[k[i] for k in rows] for i in range(len(key))] + [[cells[k][c] for k in rows] for c in STEP_CELL_COUNTERS]
+    await conn.exec_driver_sql(sql, tuple(args))
 
 
 class StepFold:

@@ -46,12 +46,14 @@ def _types(table: sa.Table, names: Sequence[str]) -> list[str]:
     for name in names:
         t = table.c[name].type
         out.append("date" if isinstance(t, sa.Date) else "bigint" if isinstance(t, sa.BigInteger)
-                   else "int" if isinstance(t, sa.Integer) else "text")
+                   else "int" if isinstance(t, sa.Integer) else "bool" if isinstance(t, sa.Boolean) else "text")
     return out
 
 
 def upsert_sql(table: sa.Table, key: Sequence[str], counters: Sequence[str]) -> str:
-    """``INSERT … SELECT FROM unnest($1, …) ON CONFLICT (key) DO UPDATE SET c = cell.c + excluded.c``."""
+    """``INSERT … SELECT FROM unnest($1, …) ON CONFLICT (key) DO UPDATE SET c = cell.c + excluded.c``:
+    additive cells, one array per column in ``key`` then ``counters`` order (the KPI rollups here,
+    the step cells in services/reporting/step_rollup.py)."""
     cols = [*key, *counters]
     args = ", ".join(f"${i}::{t}[]" for i, t in enumerate(_types(table, cols), start=1))
     sets = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in counters)
