@@ -216,10 +216,9 @@ class _LinearForm:
                 and all(hasattr(m.estimator, "coef_") for m in calibrated.calibrated_classifiers_))
 
     def __init__(self, pipeline: Pipeline):
-        self.vectorizers = [v for _, v in pipeline.named_steps["features"].transformer_list]
         self.parts = []  # (term counter, idf, column offset, sublinear, l2)
         offset = 0
-        for v in self.vectorizers:
+        for _, v in pipeline.named_steps["features"].transformer_list:
             grams = _CharGrams.of(v)
             count = grams.counts if grams else partial(_term_counts, v.build_analyzer(), v.vocabulary_)
             self.parts.append((count, v.idf_, offset, v.sublinear_tf, v.norm == "l2"))
