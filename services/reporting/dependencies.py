@@ -119,7 +119,7 @@ def scope_of(tenants: Mapping[str, TenantConfig], who: Principal, tenant: str, p
 EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 
 
-def naive_time(start: datetime | None, end: datetime | None) -> Response | None:
+def time_refusal(start: datetime | None, end: datetime | None) -> Response | None:
     """The 422 answer for the first of ``start`` / ``end`` without a timezone (``naive_datetime``)
     or outside [:data:`EARLIEST`, :data:`LATEST`] (``out_of_range``), else ``None``."""
     for name, value in (("start", start), ("end", end)):
@@ -140,9 +140,9 @@ def case_filter(tenant: TenantConfig, name: str, start: datetime | None, end: da
                 place_prefix: str | None = None, category: str | None = None,
                 department: str | None = None) -> CaseFilter | Response:
     """A :class:`~services.reporting.filters.CaseFilter` of tenant ``name`` (configured as
-    ``tenant``, :func:`scope_of` checked it) in its timezone, or the error answer (naive times,
-    :func:`naive_time`; 422 ``empty_period`` for an empty period)."""
-    error = naive_time(start, end)
+    ``tenant``, :func:`scope_of` checked it) in its timezone, or the error answer (naive or out-of-range times,
+    :func:`time_refusal`; 422 ``empty_period`` for an empty period)."""
+    error = time_refusal(start, end)
     if error is not None:
         return error
     if empty_period(start, end):

@@ -13,8 +13,8 @@ from services.reporting.dependencies import (
     Ctx,
     PlacePrefix,
     Tenant,
-    naive_time,
     scope_of,
+    time_refusal,
 )
 from services.reporting.hotspots import query_hotspots
 from shared.platform.auth import Principal
@@ -39,7 +39,7 @@ async def get_hotspots(
     distinct reporters, first and last report, span, growth, main category, a masked sample text
     and the case ids."""
     place_prefix, department = scope_of(ctx.tenants, who, tenant, place_prefix)
-    if refusal := naive_time(start, end):
+    if refusal := time_refusal(start, end):
         return refusal
     end = end or datetime.now(UTC)
     start = start or end - timedelta(days=ctx.tenants[tenant].text.hotspot_days)

@@ -11,8 +11,8 @@ from services.reporting.dependencies import (
     PlacePrefix,
     Start,
     Tenant,
-    naive_time,
     scope_of,
+    time_refusal,
 )
 from services.reporting.stats import query_patrols
 from shared.platform.auth import Principal
@@ -34,7 +34,7 @@ async def patrol_stats(
     within the caller's place scope; 404 ``unknown_tenant`` for a tenant not configured, 422 for a
     time without zone."""
     place_prefix, _ = scope_of(ctx.tenants, who, tenant, place_prefix)
-    error = naive_time(start, end)
+    error = time_refusal(start, end)
     if error is not None:
         return error
     async with ctx.engine.connect() as conn:

@@ -15,8 +15,8 @@ from services.reporting.dependencies import (
     Start,
     Tenant,
     empty_period,
-    naive_time,
     scope_of,
+    time_refusal,
 )
 from services.reporting.filters import CaseFilter
 from services.reporting.labels import label_for
@@ -45,7 +45,7 @@ async def stats(
     place_prefix, department = scope_of(ctx.tenants, who, tenant, place_prefix, department)
     if group_by is not None and group_by not in GROUPS:
         return error_response(422, "invalid_group_by", f"group_by must be one of {', '.join(GROUPS)}", field="group_by")
-    error = naive_time(start, end)
+    error = time_refusal(start, end)
     if error is not None:
         return error
     if empty_period(start, end):  # nothing was reported in no time
