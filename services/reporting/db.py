@@ -158,6 +158,61 @@ kpi_zones = sa.Table(
     comment="KPI rollups: the time zone each tenant's cells were cut in",
 )
 
+# The same rollups by month, projected onto a few dimensions at a time (cuboids;
+# services/reporting/kpis/cuboids.py): what a dashboard asks of a month, a quarter or a year reads a
+# few thousand rows instead of a cell per case and day. Same columns as the day tables, ``day``
+# (``lo``, ``hi``, ``close_day``) the first day of the month (an open case's close day stays
+# 9999-12-31), plus the cuboid; the dimensions a cuboid drops are NULL.
+
+
+def _cuboid() -> sa.Column:
+    return sa.Column("cuboid", sa.SmallInteger, nullable=False,
+                     comment="services/reporting/kpis/cuboids.py CUBOIDS: which dimensions the row keeps")
+
+
+kpi_month_cells = sa.Table(
+    "kpi_month_cells",
+    metadata,
+    _cuboid(),
+    *_cell_dims(),
+    sa.Column("day", sa.Date, nullable=False, comment="first day of the month (kpi_cells.day's month)"),
+    sa.Column("lo", sa.Date, comment="kpi_cells.lo's month"),
+    sa.Column("hi", sa.Date, comment="kpi_cells.hi's month"),
+    *[_counter(name) for name in CELL_COUNTERS],
+    sa.Index("ux_reporting_kpi_month_cells_key", "tenant", "cuboid", "day", "place_code", "category_code", "department",
+             "channel", "lo", "hi", unique=True, postgresql_nulls_not_distinct=True),
+    comment="KPI rollups by month and cuboid (sums of kpi_cells)",
+)
+
+kpi_month_spans = sa.Table(
+    "kpi_month_spans",
+    metadata,
+    _cuboid(),
+    *_cell_dims(),
+    sa.Column("day", sa.Date, nullable=False, comment="kpi_spans.day's month"),
+    sa.Column("hi", sa.Date, comment="kpi_spans.hi's month"),
+    sa.Column("close_day", sa.Date, nullable=False, comment="kpi_spans.close_day's month; 9999-12-31 while open"),
+    *[_counter(name) for name in SPAN_COUNTERS],
+    sa.Index("ux_reporting_kpi_month_spans_key", "tenant", "cuboid", "close_day", "day", "place_code", "category_code",
+             "department", "channel", "hi", unique=True, postgresql_nulls_not_distinct=True),
+    comment="KPI rollups: the spans by month and cuboid (sums of kpi_spans)",
+)
+
+kpi_month_sketches = sa.Table(
+    "kpi_month_sketches",
+    metadata,
+    _cuboid(),
+    *_cell_dims(),
+    sa.Column("day", sa.Date, nullable=False, comment="kpi_month_cells.day"),
+    sa.Column("lo", sa.Date, comment="kpi_month_cells.lo"),
+    sa.Column("hi", sa.Date, comment="kpi_month_cells.hi"),
+    sa.Column("b", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb"),
+              comment="as kpi_sketches.b, summed over the month and the dimensions the cuboid drops"),
+    sa.Index("ux_reporting_kpi_month_sketches_key", "tenant", "cuboid", "day", "place_code", "category_code",
+             "department", "channel", "lo", "hi", unique=True, postgresql_nulls_not_distinct=True),
+    comment="KPI rollups: the quantile sketches by month and cuboid",
+)
+
 processed_events = processed_events_table(metadata, SCHEMA)
 
 # --------------------------------------------------------------------------- step rollups (issue 14)

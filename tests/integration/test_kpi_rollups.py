@@ -55,12 +55,12 @@ SKIP = ("_median", "_p90")
 
 
 @st.composite
-def a_case(draw):
-    """One case's events: a report on one of ten days at any hour, maybe a dispatch (deadline from
-    two days before to five days after), transitions and history closures at later (or, rarely,
-    earlier) times, transfers and supervision alerts."""
+def a_case(draw, day0=DAY0):
+    """One case's events: a report on one of ten days from ``day0`` at any hour, maybe a dispatch
+    (deadline from two days before to five days after), transitions and history closures at later
+    (or, rarely, earlier) times, transfers and supervision alerts."""
     case_id = uuid.uuid4()
-    t = DAY0 + timedelta(hours=draw(st.integers(0, 10 * 24 - 1)), minutes=draw(st.sampled_from([0, 17, 59])))
+    t = day0 + timedelta(hours=draw(st.integers(0, 10 * 24 - 1)), minutes=draw(st.sampled_from([0, 17, 59])))
     base = {"case_id": case_id, "tenant": "t", "place_code": draw(st.sampled_from(PLACES))}
     maybe = lambda values: st.sampled_from([None, *values])  # noqa: E731
     deadline = lambda at: draw(st.sampled_from([None, at + timedelta(hours=draw(st.integers(-48, 120)))]))  # noqa: E731
@@ -158,7 +158,7 @@ async def test_rollups_give_the_scans_figures(reporting_engine, data):
             bounds = [start, end]
         biz = ["100501"] if business else None
         async with reporting_engine.begin() as conn:
-            scan = await raw_figures(conn, flt, group_by, bounds, now, biz, use_rollups=False)
+            scan = await raw_figures(conn, flt, group_by, bounds, now, biz, use_cuboids=False)
             rolled = await rollup_figures(conn, flt, group_by, bounds, now, biz, total=TOTAL)
         assert rolled is not None, "the rollups must answer for bounds at local midnights"
         got, expected = _normal(rolled), _normal(scan)
@@ -269,3 +269,74 @@ async def test_the_sql_quantiles_of_the_sketches_equal_the_python_ones(reporting
         want = {slot: {k: v for k, v in qs.items() if v is not None} for slot, qs in want.items()}
         want = {slot: qs for slot, qs in want.items() if qs}
         assert slots == want, answer
+
+
+# --------------------------------------------------------------------------- month cuboids
+#: Cases reported over ten days across the end of May 2024, so that their events, closures and
+#: deadlines fall in May, June and (rarely) April or July.
+MONTH_DAY0 = datetime(2024, 5, 26, tzinfo=TZ)
+MONTH_STARTS = [OPEN_START, *(datetime(2024, m, 1, tzinfo=TZ) for m in (4, 5, 6, 7, 8)), OPEN_END]
+
+
+@st.composite
+def a_month_query(draw):
+    """Bounds at month starts (or open ends), any grouping, filters of every kind."""
+    i = draw(st.integers(0, len(MONTH_STARTS) - 2))
+    j = draw(st.integers(i + 1, len(MONTH_STARTS) - 1))
+    group_by = draw(st.sampled_from([None, "grid", "community", "street", "category", "department", "channel",
+                                     "period:month"]))
+    now = MONTH_DAY0 + timedelta(hours=draw(st.integers(-5 * 24, 20 * 24)), minutes=draw(st.sampled_from([0, 1, 30])))
+    filters = {"place_prefix": draw(st.sampled_from([None, None, "990102001", "990102001001", PLACES[1]])),
+               "category": draw(st.sampled_from([None, None, "100501"])),
+               "department": draw(st.sampled_from([None, None, "housing"]))}
+    return MONTH_STARTS[i], MONTH_STARTS[j], group_by, now, draw(st.booleans()), filters
+
+
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+async def test_month_cuboids_give_the_scans_figures(reporting_engine, data):
+    """For whole months, the cuboids (services/reporting/kpis/cuboids.py) give the scan's figures
+    whenever cuboids.choose finds one that keeps what the question asks, and decline otherwise."""
+    from services.reporting.kpis.cuboids import choose  # noqa: PLC0415
+
+    cases = data.draw(st.lists(a_case(day0=MONTH_DAY0), min_size=1, max_size=6))
+    tenant = unique_tenant()
+    await fold_through_consumer(reporting_engine, tenant,
+                                _shuffled_with_redeliveries(data, [ev for case in cases for ev in case]))
+    answered = 0
+    for _ in range(4):
+        start, end, group_by, now, business, filters = data.draw(a_month_query())
+        flt = CaseFilter(tenant, None if start == OPEN_START else start, None if end == OPEN_END else end, tz=TZ,
+                         **filters)
+        if group_by == "period:month":
+            if start == OPEN_START or end == OPEN_END:
+                continue
+            bounds = period_bounds(start, end, "month", TZ)
+        else:
+            bounds = [start, end]
+        biz = ["100501"] if business else None
+        async with reporting_engine.begin() as conn:
+            scan = await raw_figures(conn, flt, group_by, bounds, now, biz, use_cuboids=False)
+            rolled = await rollup_figures(conn, flt, group_by, bounds, now, biz, total=TOTAL, by_month=True)
+        grouping = None if group_by == "period:month" else group_by
+        if choose(grouping, filters["place_prefix"], filters["category"], filters["department"], business) is None:
+            assert rolled is None, (group_by, filters, business)
+            continue
+        answered += 1
+        assert rolled is not None, "the cuboids must answer for whole months"
+        got, expected = _normal(rolled), _normal(scan)
+        assert got == expected, (start, end, group_by, now, filters, _diff(got, expected), got, expected)
+        _quantiles_within_bound(rolled, scan, (start, end, group_by, now, filters))
+
+
+async def test_month_cuboids_decline_periods_that_are_not_whole_months(reporting_engine):
+    flt = CaseFilter(unique_tenant(), tz=TZ)
+    may, june = datetime(2024, 5, 1, tzinfo=TZ), datetime(2024, 6, 1, tzinfo=TZ)
+    async with reporting_engine.begin() as conn:
+        assert await rollup_figures(conn, flt, None, [may, june - timedelta(days=1)], datetime.now(UTC),
+                                    by_month=True) is None
+        assert await rollup_figures(conn, flt, None, [may + timedelta(days=1), june], datetime.now(UTC),
+                                    by_month=True) is None
+        assert await rollup_figures(conn, flt, "period:day", period_bounds(may, june, "day", TZ), datetime.now(UTC),
+                                    by_month=True) is None

@@ -55,18 +55,21 @@ WORK_MEM = "32MB"
 
 async def raw_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str | None, bounds: Sequence[datetime],
                       now: datetime, business: Sequence[str] | None = None, *,
-                      use_rollups: bool = False) -> dict[Any, dict]:
+                      use_rollups: bool = False, use_cuboids: bool = True) -> dict[Any, dict]:
     """Raw figures of P for sub-periods ``bounds`` (``n = len(bounds) − 1``): ``{TOTAL: raw, key:
     raw, …}`` for one sub-period (keys of ``group_by``), ``{TOTAL: raw, 1: raw, …, n: raw}`` for
     several. With ``business`` (illegal-business category codes), also
-    :data:`~services.reporting.kpis.rules.SUMMARY_RULES`. By the scan; with ``use_rollups`` from the
-    KPI rollups when they can answer (services/reporting/kpis/rollup_query.py: the same figures, the
-    medians and p90 within 1 %). The scan is the default because it was measured faster at the
-    rollups' present key: a period's cells outnumber its cases (docs/kpis.md §10 "Read by the scan")."""
+    :data:`~services.reporting.kpis.rules.SUMMARY_RULES`.
+
+    From the month cuboids when they can answer (whole months, one cuboid keeping every dimension
+    asked: services/reporting/kpis/cuboids.py), else by the scan of the cases: the same figures, the
+    medians and p90 of the cuboids within 1 % (docs/kpis.md §10). ``use_cuboids=False``: always the
+    scan. ``use_rollups``: the day cells when they can answer (kept for comparison; measured slower
+    than the scan at their key, docs/kpis.md §10 "Read by the scan")."""
     n = len(bounds) - 1
     await _session(conn)
-    if use_rollups:
-        rolled = await rollup_figures(conn, flt, group_by, bounds, now, business, total=TOTAL)
+    if use_rollups or use_cuboids:
+        rolled = await rollup_figures(conn, flt, group_by, bounds, now, business, total=TOTAL, by_month=not use_rollups)
         if rolled is not None:
             return rolled
     params = _params(flt, bounds, now)

@@ -29,6 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.reporting.db import (
     case_facts,
     kpi_cells,
+    kpi_month_cells,
+    kpi_month_sketches,
+    kpi_month_spans,
     kpi_sketches,
     kpi_spans,
     kpi_zones,
@@ -36,9 +39,12 @@ from services.reporting.db import (
 from services.reporting.kpis.cell_columns import COUNTERS, SPAN_COUNTERS
 from services.reporting.kpis.cells import CellKey, SpanKey, all_deltas
 from services.reporting.kpis.clock import tz_name
+from services.reporting.kpis.cuboids import MonthCellKey, MonthSpanKey, month_deltas
 
 _CELL_KEY = CellKey._fields
 _SPAN_KEY = SpanKey._fields
+_MONTH_CELL_KEY = MonthCellKey._fields
+_MONTH_SPAN_KEY = MonthSpanKey._fields
 
 
 def _types(table: sa.Table, names: Sequence[str]) -> list[str]:
@@ -62,44 +68,66 @@ def upsert_sql(table: sa.Table, key: Sequence[str], counters: Sequence[str]) -> 
             f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")
 
 
-CELLS_SQL = upsert_sql(kpi_cells, _CELL_KEY, COUNTERS)
-SPANS_SQL = upsert_sql(kpi_spans, _SPAN_KEY, SPAN_COUNTERS)
-#: The sketches: one jsonb ``{"<statistic>:<bucket>": count}`` per cell, merged key by key on
-#: conflict, the counts that reach 0 dropped (a cell whose cases all moved on keeps ``{}``).
-SKETCHES_SQL = (
-    f"INSERT INTO reporting.kpi_sketches AS t ({', '.join(_CELL_KEY)}, b)\n"
-    f"SELECT u.{', u.'.join(_CELL_KEY)}, u.b::jsonb FROM unnest("
-    f"{', '.join(f'${i}::{t}[]' for i, t in enumerate(_types(kpi_sketches, _CELL_KEY), start=1))}, "
-    f"${len(_CELL_KEY) + 1}::text[]) AS u({', '.join(_CELL_KEY)}, b)\n"
-    f"ON CONFLICT ({', '.join(_CELL_KEY)}) DO UPDATE SET b = (\n"
-    f"  SELECT coalesce(jsonb_object_agg(e.k, e.n), '{{}}'::jsonb) FROM (\n"
-    f"    SELECT k, sum(v::int) AS n FROM (SELECT * FROM jsonb_each_text(t.b) UNION ALL SELECT * FROM jsonb_each_text(excluded.b)) AS x(k, v)\n"
-    f"    GROUP BY k HAVING sum(v::int) <> 0) AS e)")
+def sketches_sql(table: sa.Table, key: Sequence[str]) -> str:
+    """The sketches' upsert: one jsonb ``{"<statistic>:<bucket>": count}`` per cell, merged key by
+    key on conflict, the counts that reach 0 dropped (a cell whose cases all moved on keeps ``{}``)."""
+    return (f"INSERT INTO {table.schema}.{table.name} AS t ({', '.join(key)}, b)\n"
+            f"SELECT u.{', u.'.join(key)}, u.b::jsonb FROM unnest("
+            f"{', '.join(f'${i}::{t}[]' for i, t in enumerate(_types(table, key), start=1))}, "
+            f"${len(key) + 1}::text[]) AS u({', '.join(key)}, b)\n"
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET b = (\n"
+            f"  SELECT coalesce(jsonb_object_agg(e.k, e.n), '{{}}'::jsonb) FROM (\n"
+            f"    SELECT k, sum(v::int) AS n FROM (SELECT * FROM jsonb_each_text(t.b) UNION ALL SELECT * FROM jsonb_each_text(excluded.b)) AS x(k, v)\n"
+            f"    GROUP BY k HAVING sum(v::int) <> 0) AS e)")
+
+
+#: The day rollups, then the month cuboids (services/reporting/kpis/cuboids.py): (cells, spans,
+#: sketches) statements, each with its key columns.
+DAY_SQL = ((upsert_sql(kpi_cells, _CELL_KEY, COUNTERS), _CELL_KEY),
+           (upsert_sql(kpi_spans, _SPAN_KEY, SPAN_COUNTERS), _SPAN_KEY),
+           (sketches_sql(kpi_sketches, _CELL_KEY), _CELL_KEY))
+MONTH_SQL = ((upsert_sql(kpi_month_cells, _MONTH_CELL_KEY, COUNTERS), _MONTH_CELL_KEY),
+             (upsert_sql(kpi_month_spans, _MONTH_SPAN_KEY, SPAN_COUNTERS), _MONTH_SPAN_KEY),
+             (sketches_sql(kpi_month_sketches, _MONTH_CELL_KEY), _MONTH_CELL_KEY))
 #: The zone a tenant's cells are cut in; a second zone marks them mixed ('') until a rebuild.
 ZONES_SQL = ("INSERT INTO reporting.kpi_zones AS z (tenant, tz) SELECT * FROM unnest($1::text[], $2::text[]) "
              "ON CONFLICT (tenant) DO UPDATE SET tz = CASE WHEN z.tz = excluded.tz THEN z.tz ELSE '' END "
              "WHERE z.tz IS DISTINCT FROM excluded.tz")
 
 
-async def apply_cell_deltas(conn: AsyncConnection, cells: dict, dues: dict, points: dict | None = None) -> None:
-    """Add the deltas (:func:`services.reporting.kpis.cells.all_deltas`) to the rollup tables, one
-    statement each (``points``: the sketches' bucket deltas)."""
-    for sql, rows, key, counters in ((CELLS_SQL, cells, _CELL_KEY, COUNTERS), (SPANS_SQL, dues, _SPAN_KEY, SPAN_COUNTERS)):
+def _sort_key(kv) -> tuple:
+    return tuple("" if v is None else str(v) for v in kv[0])
+
+
+async def _upsert(conn: AsyncConnection, statements, cells: dict, dues: dict, points: dict) -> None:
+    """One statement per table: cells and spans as arrays of key columns and counters, the sketch
+    points as one jsonb of bucket counts per cell."""
+    for (sql, key), rows, counters in zip(statements[:2], (cells, dues), (COUNTERS, SPAN_COUNTERS), strict=True):
         if not rows:
             continue
-        # sorted, so that concurrent transactions take the cells' locks in one order
-        items = sorted(rows.items(), key=lambda kv: tuple("" if v is None else str(v) for v in kv[0]))
+        # sorted, so that concurrent transactions take the rows' locks in one order
+        items = sorted(rows.items(), key=_sort_key)
         columns: list[list[Any]] = [[k[i] for k, _ in items] for i in range(len(key))]
         columns += [[v.get(name, 0) for _, v in items] for name in counters]
         await conn.exec_driver_sql(sql, tuple(columns))
     if points:
-        sketches: dict[CellKey, dict[str, int]] = {}
-        for p, n in points.items():
-            sketches.setdefault(p.cell, {})[f"{p.stat}:{p.bucket}"] = n
-        items = sorted(sketches.items(), key=lambda kv: tuple("" if v is None else str(v) for v in kv[0]))
-        columns = [[k[i] for k, _ in items] for i in range(len(_CELL_KEY))]
+        sql, key = statements[2]
+        sketches: dict[tuple, dict[str, int]] = {}
+        for (cell, stat, bucket), n in points.items():
+            sketches.setdefault(cell, {})[f"{stat}:{bucket}"] = n
+        items = sorted(sketches.items(), key=_sort_key)
+        columns = [[k[i] for k, _ in items] for i in range(len(key))]
         columns.append([json.dumps(v, sort_keys=True) for _, v in items])
-        await conn.exec_driver_sql(SKETCHES_SQL, tuple(columns))
+        await conn.exec_driver_sql(sql, tuple(columns))
+
+
+async def apply_cell_deltas(conn: AsyncConnection, cells: dict, dues: dict, points: dict | None = None) -> None:
+    """Add the deltas (:func:`services.reporting.kpis.cells.all_deltas`) to the day rollup tables and
+    their sums to the month cuboids (services/reporting/kpis/cuboids.py), one statement per table
+    (``points``: the sketches' bucket deltas)."""
+    points = points or {}
+    await _upsert(conn, DAY_SQL, cells, dues, points)
+    await _upsert(conn, MONTH_SQL, *month_deltas(cells, dues, points))
 
 
 async def apply_rollups(conn: AsyncConnection, ids: Iterable, before: Mapping[Any, Mapping],
@@ -119,7 +147,7 @@ async def rollups_from_facts(conn: AsyncConnection, tenant: str, tz_of: Callable
     """Empty ``tenant``'s rollups and recompute them from its ``case_facts`` as they stand (each
     case's contributions, added page by page); for facts loaded without the fold (bench/kpi_data.py's
     COPY). ``gridcase reporting rebuild`` refolds the events instead. Returns the cases read."""
-    for table in (kpi_cells, kpi_spans, kpi_sketches, kpi_zones):
+    for table in (kpi_cells, kpi_spans, kpi_sketches, kpi_month_cells, kpi_month_spans, kpi_month_sketches, kpi_zones):
         await conn.execute(sa.delete(table).where(table.c.tenant == tenant))
     last, cases, tenants = None, 0, set()
     while True:

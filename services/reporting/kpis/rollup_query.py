@@ -42,6 +42,7 @@ from services.reporting.filters import (
 from services.reporting.kpis.cell_columns import COUNTERS, EVENT_COUNTERS, TIME_PREFIXES
 from services.reporting.kpis.cells import is_local_midnight, local_day
 from services.reporting.kpis.clock import tz_name, working_clock_params
+from services.reporting.kpis.cuboids import choose, month_aligned
 from services.reporting.kpis.periods import OPEN_END, OPEN_START, counts_at_period_ends
 from services.reporting.kpis.rules import GROUP_KEYS, TIME_RULES
 from services.reporting.kpis.sketch import bucket_value
@@ -75,38 +76,45 @@ def _key(group_by: str | None, alias: str) -> str:
     return GROUP_KEYS[group_by].replace("cf.", f"{alias}.")
 
 
-def _scope(alias: str) -> str:
-    return f"{SCOPE_SQL.replace('cf.', f'{alias}.')} AND {department_sql(f'{alias}.department')}"
+def _scope(alias: str, month: bool) -> str:
+    cuboid = f" AND {alias}.cuboid = :cuboid" if month else ""
+    return f"{SCOPE_SQL.replace('cf.', f'{alias}.')} AND {department_sql(f'{alias}.department')}{cuboid}"
 
 
-def cells_sql(group_by: str | None, business: bool) -> str:
+def _table(name: str, month: bool) -> str:
+    """``reporting.kpi_<name>``, or its month cuboids' ``reporting.kpi_month_<name>``
+    (services/reporting/kpis/cuboids.py: same columns, read with ``cuboid = :cuboid``)."""
+    return f"reporting.kpi_month_{name}" if month else f"reporting.kpi_{name}"
+
+
+def cells_sql(group_by: str | None, business: bool, month: bool = False) -> str:
     sums = ", ".join(f"sum(c.{name}) AS {name}" for name in COUNTERS if name not in ("open_own", "open_transferred", "overdue"))
     if business:
         sums += ", sum(c.accepted) FILTER (WHERE c.category_code = ANY(:business::text[])) AS illegal_business"
     return (f"SELECT {_key(group_by, 'c')} AS key, width_bucket(c.day, :days::date[]) AS b, {sums}\n"
-            f"FROM reporting.kpi_cells c\n"
-            f"WHERE {_scope('c')} AND c.day >= :d0 AND c.day < :dn\n"
+            f"FROM {_table('cells', month)} c\n"
+            f"WHERE {_scope('c', month)} AND c.day >= :d0 AND c.day < :dn\n"
             f"  AND (c.lo IS NULL OR c.lo >= :d0) AND (c.hi IS NULL OR c.hi < :dn)\nGROUP BY 1, 2")
 
 
-def states_sql(group_by: str | None) -> str:
+def states_sql(group_by: str | None, month: bool = False) -> str:
     """The state spans alive at some sub-period end: ``(key, s, t, <counts>)`` with ``s`` / ``t`` the
     sub-periods of the first day and of the close day (``n + 1``: after P), as the scan's spans
     (:func:`~services.reporting.kpis.periods.counts_at_period_ends`)."""
     return (f"SELECT {_key(group_by, 's')} AS key, width_bucket(s.day, :days::date[]) AS s,\n"
             f"  width_bucket(s.close_day, :days::date[]) AS t,\n"
             f"  sum(s.open_own) AS open_own, sum(s.open_transferred) AS open_transferred, sum(s.overdue) AS overdue\n"
-            f"FROM reporting.kpi_spans s\n"
-            f"WHERE {_scope('s')} AND s.close_day >= :d1 AND s.day < :dn\n"
+            f"FROM {_table('spans', month)} s\n"
+            f"WHERE {_scope('s', month)} AND s.close_day >= :d1 AND s.day < :dn\n"
             f"  AND (s.open_own <> 0 OR s.open_transferred <> 0 OR s.overdue <> 0)\nGROUP BY 1, 2, 3")
 
 
-def dues_sql(group_by: str | None) -> str:
+def dues_sql(group_by: str | None, month: bool = False) -> str:
     return (f"SELECT {_key(group_by, 's')} AS key, width_bucket(s.day, :days::date[]) AS b,\n"
             f"  sum(s.due_open) FILTER (WHERE s.close_day >= (:days::date[])[width_bucket(s.day, :days::date[]) + 1]) AS per,\n"
             f"  sum(s.due_open) FILTER (WHERE s.close_day >= :dn) AS tot\n"
-            f"FROM reporting.kpi_spans s\n"
-            f"WHERE {_scope('s')} AND s.close_day >= :d1 AND s.day >= :d0 AND s.day < :dn\n"
+            f"FROM {_table('spans', month)} s\n"
+            f"WHERE {_scope('s', month)} AND s.close_day >= :d1 AND s.day >= :d0 AND s.day < :dn\n"
             f"  AND (s.hi IS NULL OR s.hi < :dn) AND s.due_open <> 0\nGROUP BY 1, 2")
 
 
@@ -121,7 +129,7 @@ def not_yet_overdue_sql(group_by: str | None) -> str:
             f"  AND (NOT cf.closed OR (cf.closed AND {LIFETIME_END} > :now))")
 
 
-def sketch_quantiles_sql(group_by: str | None, periods: bool) -> str:
+def sketch_quantiles_sql(group_by: str | None, periods: bool, month: bool = False) -> str:
     """The medians and p90 from the sketches of the cells of P (the cells :func:`cells_sql` sums),
     reckoned in PostgreSQL: the cells' bucket counts summed per answer slot (the group key, or the
     sub-period when ``periods``) and for the total (``g`` = 1), and for each statistic and q the
@@ -132,8 +140,8 @@ def sketch_quantiles_sql(group_by: str | None, periods: bool) -> str:
     slot = "width_bucket(c.day, :days::date[])" if periods else _key(group_by, "c")
     return (f"WITH e AS (\n"
             f"  SELECT {slot} AS slot, e.key AS sb, e.value::int AS n\n"
-            f"  FROM reporting.kpi_sketches c CROSS JOIN LATERAL jsonb_each_text(c.b) AS e\n"
-            f"  WHERE {_scope('c')} AND c.day >= :d0 AND c.day < :dn\n"
+            f"  FROM {_table('sketches', month)} c CROSS JOIN LATERAL jsonb_each_text(c.b) AS e\n"
+            f"  WHERE {_scope('c', month)} AND c.day >= :d0 AND c.day < :dn\n"
             f"    AND (c.lo IS NULL OR c.lo >= :d0) AND (c.hi IS NULL OR c.hi < :dn)),\n"
             f"s AS (\n"
             f"  SELECT slot, grouping(slot) AS g, split_part(sb, ':', 1) AS stat, split_part(sb, ':', 2)::int AS bucket,\n"
@@ -172,12 +180,21 @@ async def _rows(conn: AsyncConnection, sql: str, params: dict) -> list[dict]:
 
 
 async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str | None, bounds: Sequence[datetime],
-                         now: datetime, business: Sequence[str] | None = None, *, total=None) -> dict | None:
+                         now: datetime, business: Sequence[str] | None = None, *, total=None,
+                         by_month: bool = False) -> dict | None:
     """``raw_figures``' answer from the rollups (``total``: its key of the total row), or None when
-    the cells cannot answer for P (module docstring)."""
+    the cells cannot answer for P (module docstring). ``by_month``: from the month cuboids
+    (services/reporting/kpis/cuboids.py), which answer when every bound of P is a month's first
+    midnight and one cuboid keeps every dimension the question groups or filters by."""
     days = bound_days(bounds, flt.tz)
     if days is None:
         return None
+    cuboid = None
+    if by_month:
+        grouping = None if group_by is None or group_by.startswith("period:") else group_by
+        cuboid = choose(grouping, flt.place_prefix, flt.category, flt.department, business is not None)
+        if cuboid is None or not month_aligned(days):
+            return None
     zone = (await conn.exec_driver_sql("SELECT tz FROM reporting.kpi_zones WHERE tenant = $1", (flt.tenant,))).scalar()
     if zone != tz_name(flt.tz):
         return None
@@ -185,7 +202,8 @@ async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str |
     periods = n > 1
     grouped = not periods and group_by is not None and not group_by.startswith("period:")
     by = group_by if grouped else None
-    params: dict[str, Any] = {**flt.sql_params(), "days": days, "d0": days[0], "d1": days[1], "dn": days[-1]}
+    params: dict[str, Any] = {**flt.sql_params(), "days": days, "d0": days[0], "d1": days[1], "dn": days[-1],
+                              "cuboid": cuboid}
     if business is not None:
         params["business"] = list(business)
     # figures per (key, sub-period) → per answer key; the total sums them all
@@ -198,17 +216,17 @@ async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str |
             if value:
                 into[name] = into.get(name, 0) + int(value)
 
-    for row in await _rows(conn, cells_sql(by, business is not None), params):
+    for row in await _rows(conn, cells_sql(by, business is not None, by_month), params):
         key, b = row.pop("key"), row.pop("b")
         add(acc.setdefault(slot(key, b), {}), row)
         add(tot, row)
-    for row in await _rows(conn, dues_sql(by), params):
+    for row in await _rows(conn, dues_sql(by, by_month), params):
         key, b = row["key"], row["b"]
         add(acc.setdefault(slot(key, b), {}), {"due_open": row["per"]})
         add(tot, {"due_open": row["tot"]})
     # states at each sub-period's end: states[key][k] (k = 1..n; index 0 unused)
     spans: dict[Any, dict[str, list[tuple[int, int, int]]]] = {}
-    for row in await _rows(conn, states_sql(by), params):
+    for row in await _rows(conn, states_sql(by, by_month), params):
         key, first, stop = row.pop("key"), row.pop("s"), row.pop("t")
         for name, count in row.items():
             if count:
@@ -227,7 +245,7 @@ async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str |
                 if row["t_from"] < bounds[k] and (row["t_close"] is None or row["t_close"] >= bounds[k]):
                     ends = states.setdefault(row["key"], [{} for _ in range(n + 1)])
                     ends[k]["overdue"] = ends[k].get("overdue", 0) - 1
-    quantiles = await _sketch_quantiles(conn, by, params, periods)
+    quantiles = await _sketch_quantiles(conn, by, params, periods, by_month)
     out: dict[Any, dict] = {}
     if periods:
         for b in range(1, n + 1):
@@ -263,11 +281,12 @@ async def _quantiles(conn: AsyncConnection, flt: CaseFilter, group_by: str | Non
     return out
 
 
-async def _sketch_quantiles(conn: AsyncConnection, group_by: str | None, params: dict, periods: bool) -> dict:
+async def _sketch_quantiles(conn: AsyncConnection, group_by: str | None, params: dict, periods: bool,
+                            month: bool = False) -> dict:
     """``{answer key: {<stem>_median, <stem>_p90}}`` from the sketches (:func:`sketch_quantiles_sql`),
     the total row under :data:`_TOTAL_Q`: the answer key's sketch and the total's are the sums of the
     cells' bucket counts."""
-    text, args = bind(sketch_quantiles_sql(group_by, periods), params)
+    text, args = bind(sketch_quantiles_sql(group_by, periods, month), params)
     out: dict[Any, dict] = {}
     for slot, g, stat, q, lo, hi, frac in (await conn.exec_driver_sql(text, args)).all():
         v_lo = bucket_value(lo)

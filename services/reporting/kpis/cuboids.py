@@ -1,0 +1,156 @@
+"""The KPI rollups by month (issue 14): the day cells of services/reporting/kpis/cells.py summed over
+the month and over all dimensions but one or two — *cuboids* — so that the dashboard's questions
+about a month, a quarter or a year read a few thousand rows instead of about one cell per case and
+day. Pure functions; the fold adds these deltas beside the day cells' (rollup_fold.py), the reader
+picks a cuboid (rollup_query.py).
+
+Why: at a city's density (about 900 cases a day over 1,000 grids, 20 categories, a dozen
+departments, a few channels) the day key tenant × day × grid × category × department × channel
+holds about one cell per case and day, so summing cells costs what scanning the cases costs
+(docs/kpis.md §10). A cuboid keeps only the dimensions a question needs:
+
+==========  =======================  ==========================  ==============================
+cuboid      place kept               other dimension kept        rows a month (city above)
+==========  =======================  ==========================  ==============================
+0           the full code (grid)     none                        ≤ grids (1,000)
+1           community (12 digits)    category                    ≤ communities × categories
+2           community                department                  ≤ communities × departments
+3           community                channel                     ≤ communities × channels
+==========  =======================  ==========================  ==============================
+
+(times the few span-day variants below). :func:`choose` takes the smallest cuboid that keeps
+every dimension the question groups or filters by; a question needing two (a category filter and
+grouping by department, say) or a place finer than the cuboid's is answered by the scan.
+
+Months, exactly: a cell's ``day``, ``lo`` and ``hi`` (and a span's ``day``, ``hi``, ``close_day``)
+become the first day of their month (:func:`month_of`; an open case's close day 9999-12-31 stays
+as it is). Every comparison the readers make is of such a day with a bound that is the first day
+of a month, or the open ends 0001-01-01 / 9999-12-31, and ``x ≥ b ⟺ month_of(x) ≥ b`` for such a
+bound ``b``; so for a period whose bounds are all month starts (:func:`month_aligned`) the cuboids
+give the day cells' figures, key for key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import NamedTuple
+
+from services.reporting.kpis.cells import OPEN_DAY, CellKey, SketchKey, SpanKey
+from shared.domain.tenants import STANDARD_LEVEL_LENGTHS
+
+#: Length of a community's place code: the place the cuboids 1–3 keep.
+COMMUNITY_LENGTH = STANDARD_LEVEL_LENGTHS["community"]
+
+
+class Cuboid(NamedTuple):
+    """What a cuboid keeps: ``place_length`` (None: the whole place code) and one more dimension
+    (a column of cells.py DIMS, or None)."""
+
+    place_length: int | None
+    dim: str | None
+
+
+#: The cuboids (module docstring), smallest first as :func:`choose` tries them.
+CUBOIDS: Mapping[int, Cuboid] = {
+    3: Cuboid(COMMUNITY_LENGTH, "channel"),
+    2: Cuboid(COMMUNITY_LENGTH, "department"),
+    1: Cuboid(COMMUNITY_LENGTH, "category_code"),
+    0: Cuboid(None, None),
+}
+
+#: The dimension a grouping needs (place levels: the place).
+_GROUP_DIMS: Mapping[str, str] = {"category": "category_code", "department": "department", "channel": "channel"}
+
+
+class MonthCellKey(NamedTuple):
+    """A row of ``reporting.kpi_month_cells`` (and of ``kpi_month_sketches``)."""
+
+    cuboid: int
+    tenant: str
+    day: date
+    lo: date | None
+    hi: date | None
+    place_code: str
+    category_code: str | None
+    department: str | None
+    channel: str | None
+
+
+class MonthSpanKey(NamedTuple):
+    """A row of ``reporting.kpi_month_spans``."""
+
+    cuboid: int
+    tenant: str
+    day: date
+    hi: date | None
+    close_day: date
+    place_code: str
+    category_code: str | None
+    department: str | None
+    channel: str | None
+
+
+def month_of(d: date | None) -> date | None:
+    """The first day of ``d``'s month; None and the open case's close day (9999-12-31) unchanged."""
+    if d is None or d == OPEN_DAY:
+        return d
+    return d.replace(day=1)
+
+
+def month_aligned(days: Sequence[date]) -> bool:
+    """Whether every bound (local days, rollup_query.py ``bound_days``: open ends 0001-01-01 and
+    9999-12-31) is the first day of a month or an open end: the cuboids can answer."""
+    return all(d.day == 1 or d == OPEN_DAY for d in days)
+
+
+def _dims(cuboid: Cuboid, place_code: str, category_code, department, channel) -> tuple:
+    place = place_code if cuboid.place_length is None else place_code[:cuboid.place_length]
+    kept = {"category_code": category_code, "department": department, "channel": channel}
+    return (place, *(kept[name] if name == cuboid.dim else None for name in ("category_code", "department", "channel")))
+
+
+def _add(into: dict, key, counters: Mapping[str, int]) -> None:
+    acc = into.setdefault(key, {})
+    for name, value in counters.items():
+        acc[name] = acc.get(name, 0) + value
+
+
+def month_deltas(cells: Mapping[CellKey, Mapping[str, int]], spans: Mapping[SpanKey, Mapping[str, int]],
+                 points: Mapping[SketchKey, int]
+                 ) -> tuple[dict[MonthCellKey, dict[str, int]], dict[MonthSpanKey, dict[str, int]],
+                            dict[tuple[MonthCellKey, str, int], int]]:
+    """The day cells' deltas (cells.py ``all_deltas``) summed into every cuboid's month rows;
+    rows whose deltas cancel are dropped. Sketch points are ``(month cell, statistic, bucket)``."""
+    mcells: dict[MonthCellKey, dict[str, int]] = {}
+    mspans: dict[MonthSpanKey, dict[str, int]] = {}
+    mpoints: dict[tuple[MonthCellKey, str, int], int] = {}
+
+    def cell_key(i: int, c: Cuboid, k: CellKey) -> MonthCellKey:
+        return MonthCellKey(i, k.tenant, month_of(k.day), month_of(k.lo), month_of(k.hi),
+                            *_dims(c, k.place_code, k.category_code, k.department, k.channel))
+
+    for i, c in CUBOIDS.items():
+        for k, counters in cells.items():
+            _add(mcells, cell_key(i, c, k), counters)
+        for k, counters in spans.items():
+            _add(mspans, MonthSpanKey(i, k.tenant, month_of(k.day), month_of(k.hi), month_of(k.close_day),
+                                      *_dims(c, k.place_code, k.category_code, k.department, k.channel)), counters)
+        for p, n in points.items():
+            key = (cell_key(i, c, p.cell), p.stat, p.bucket)
+            mpoints[key] = mpoints.get(key, 0) + n
+    drop = lambda m: {k: v for k, v in m.items() if any(v.values())}  # noqa: E731
+    return drop(mcells), drop(mspans), {k: v for k, v in mpoints.items() if v}
+
+
+def choose(group_by: str | None, place_prefix: str | None, category: str | None, department: str | None,
+           business: bool = False) -> int | None:
+    """The smallest cuboid that keeps every dimension the question groups or filters by
+    (``business``: the illegal-business figure, which needs the category), or None when none does."""
+    need = {d for d in (_GROUP_DIMS.get(group_by or ""), "category_code" if category or business else None,
+                        "department" if department else None) if d}
+    fine_place = group_by == "grid" or (place_prefix is not None and len(place_prefix) > COMMUNITY_LENGTH)
+    for i, c in CUBOIDS.items():
+        if need <= ({c.dim} - {None}) and not (fine_place and c.place_length is not None):
+            return i
+    return None

@@ -1,0 +1,118 @@
+"""The month cuboids of the KPI rollups (services/reporting/kpis/cuboids.py): which cuboid answers a
+question, and the day cells' deltas summed into month rows, worked out by hand."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from services.reporting.kpis.cells import OPEN_DAY, CellKey, SketchKey, SpanKey
+from services.reporting.kpis.cuboids import (
+    CUBOIDS,
+    MonthCellKey,
+    MonthSpanKey,
+    choose,
+    month_aligned,
+    month_deltas,
+    month_of,
+)
+
+GRID_1, GRID_2 = "990102001001001", "990102001001002"  # two grids of community 990102001001
+COMMUNITY = "990102001001"
+
+
+def test_month_of_keeps_none_and_the_open_close_day():
+    assert month_of(date(2024, 5, 17)) == date(2024, 5, 1)
+    assert month_of(date(2024, 5, 1)) == date(2024, 5, 1)
+    assert month_of(None) is None
+    assert month_of(OPEN_DAY) == OPEN_DAY
+
+
+def test_month_aligned_bounds():
+    assert month_aligned([date(1, 1, 1), date(2024, 5, 1), date(2024, 6, 1), date(9999, 12, 31)])
+    assert not month_aligned([date(2024, 5, 1), date(2024, 5, 31)])
+    assert not month_aligned([date(2024, 5, 2), date(2024, 6, 1)])
+
+
+@pytest.mark.parametrize(("group_by", "prefix", "category", "department", "business", "want"), [
+    # nothing asked beyond the place at community level: the smallest cuboid, community × channel
+    (None, None, None, None, False, 3),
+    ("community", "990102", None, None, False, 3),
+    ("street", None, None, None, False, 3),
+    (None, COMMUNITY, None, None, False, 3),
+    # a grid, as a grouping or a prefix longer than a community's code: only the place cuboid
+    ("grid", None, None, None, False, 0),
+    (None, GRID_1, None, None, False, 0),
+    # one more dimension: its cuboid
+    ("category", None, None, None, False, 1),
+    (None, None, "100401", None, False, 1),
+    (None, None, None, None, True, 1),  # the illegal-business figure reads the category
+    ("department", None, None, "housing", False, 2),
+    ("channel", COMMUNITY, None, None, False, 3),
+    # two dimensions, or a grid with another: no cuboid keeps them (the scan answers)
+    ("department", None, "100401", None, False, None),
+    (None, None, "100401", "housing", False, None),
+    ("grid", None, "100401", None, False, None),
+    ("channel", GRID_1, None, None, False, None),
+    ("department", None, None, None, True, None),
+])
+def test_choose(group_by, prefix, category, department, business, want):
+    assert choose(group_by, prefix, category, department, business) == want
+
+
+def test_month_deltas_sum_days_into_each_cuboid():
+    may5, may20, jun3 = date(2024, 5, 5), date(2024, 5, 20), date(2024, 6, 3)
+    cells = {
+        # one case reported 5 May and closed 20 May in grid 1; one reported 3 June in grid 2
+        CellKey("t", may5, None, None, GRID_1, "100401", "housing", "phone"): {"accepted": 1},
+        CellKey("t", may20, None, None, GRID_1, "100401", "housing", "phone"): {"closed": 1, "close_n": 1,
+                                                                                "close_us": 7},
+        CellKey("t", jun3, None, None, GRID_2, "100501", "health", "app"): {"accepted": 1},
+        # a deadline event of 3 June on a case closed 20 May (lo = the close day)
+        CellKey("t", jun3, may20, None, GRID_2, "100501", "health", "app"): {"supervisions": 2},
+        # a retraction and an addition in two days of one month of one grid cancel in the month row
+        CellKey("t", date(2024, 6, 10), None, None, GRID_1, "100401", "housing", "phone"): {"disposed": -1},
+        CellKey("t", date(2024, 6, 11), None, None, GRID_1, "100401", "housing", "phone"): {"disposed": 1},
+    }
+    spans = {SpanKey("t", may5, None, may20, GRID_1, "100401", "housing", "phone"): {"open_own": 1},
+             SpanKey("t", jun3, None, OPEN_DAY, GRID_2, "100501", "health", "app"): {"open_own": 1},
+             SpanKey("t", jun3, may20, OPEN_DAY, GRID_2, "100501", "health", "app"): {"due_open": 1}}
+    points = {SketchKey(CellKey("t", may20, None, None, GRID_1, "100401", "housing", "phone"), "close_hours", 57): 1,
+              SketchKey(CellKey("t", date(2024, 5, 30), None, None, GRID_2, "100401", "health", "app"),
+                        "close_hours", 57): 1}
+    mcells, mspans, mpoints = month_deltas(cells, spans, points)
+    may, jun = date(2024, 5, 1), date(2024, 6, 1)
+
+    def c(i, day, place, cat=None, dept=None, chan=None, lo=None):
+        return MonthCellKey(i, "t", day, lo, None, place, cat, dept, chan)
+
+    assert mcells == {
+        # cuboid 0: grids, nothing else
+        c(0, may, GRID_1): {"accepted": 1, "closed": 1, "close_n": 1, "close_us": 7},
+        c(0, jun, GRID_2): {"accepted": 1},
+        c(0, jun, GRID_2, lo=may): {"supervisions": 2},
+        # cuboid 1: community × category
+        c(1, may, COMMUNITY, cat="100401"): {"accepted": 1, "closed": 1, "close_n": 1, "close_us": 7},
+        c(1, jun, COMMUNITY, cat="100501"): {"accepted": 1},
+        c(1, jun, COMMUNITY, cat="100501", lo=may): {"supervisions": 2},
+        # cuboid 2: community × department
+        c(2, may, COMMUNITY, dept="housing"): {"accepted": 1, "closed": 1, "close_n": 1, "close_us": 7},
+        c(2, jun, COMMUNITY, dept="health"): {"accepted": 1},
+        c(2, jun, COMMUNITY, dept="health", lo=may): {"supervisions": 2},
+        # cuboid 3: community × channel
+        c(3, may, COMMUNITY, chan="phone"): {"accepted": 1, "closed": 1, "close_n": 1, "close_us": 7},
+        c(3, jun, COMMUNITY, chan="app"): {"accepted": 1},
+        c(3, jun, COMMUNITY, chan="app", lo=may): {"supervisions": 2},
+    }
+    assert mspans[MonthSpanKey(0, "t", may, None, may, GRID_1, None, None, None)] == {"open_own": 1}
+    assert mspans[MonthSpanKey(0, "t", jun, None, OPEN_DAY, GRID_2, None, None, None)] == {"open_own": 1}
+    assert mspans[MonthSpanKey(3, "t", jun, may, OPEN_DAY, COMMUNITY, None, None, "app")] == {"due_open": 1}
+    assert len(mspans) == 3 * len(CUBOIDS)
+    # the two points of May fall in one bucket of one community row (cuboid 1: same category),
+    # in two grid rows (cuboid 0) and two department rows (cuboid 2)
+    assert mpoints[(c(1, may, COMMUNITY, cat="100401"), "close_hours", 57)] == 2
+    assert mpoints[(c(0, may, GRID_1), "close_hours", 57)] == 1
+    assert mpoints[(c(0, may, GRID_2), "close_hours", 57)] == 1
+    assert mpoints[(c(2, may, COMMUNITY, dept="health"), "close_hours", 57)] == 1
+    assert len(mpoints) == 2 + 1 + 2 + 2
