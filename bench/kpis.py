@@ -73,6 +73,8 @@ async def storage(url: str) -> dict[str, int]:
         return {"facts": await size("case_facts"), "steps": await size("case_steps"),
                 "kpi_rollups": await size("kpi_cells") + await size("kpi_spans"),
                 "kpi_sketches": await size("kpi_sketches"),
+                "kpi_month_cuboids": sum([await size(t) for t in ("kpi_month_cells", "kpi_month_spans",
+                                                                  "kpi_month_sketches")]),
                 "step_rollups": await size("step_cells") + await size("step_case_days")}
     finally:
         await conn.close()
@@ -128,9 +130,10 @@ async def measure(url: str, now: datetime, period: str, repeat: int) -> list:
 
 
 async def raw_timings(conn, flt: CaseFilter, start: datetime, end: datetime, now: datetime, repeat: int) -> None:
-    """Print (not part of the dashboard's results) the raw figures of P from the rollups and from the
-    scan, and the medians / p90 alone: from the quantile sketches (issue 14) and by the scan's
-    ``percentile_cont`` (services/reporting/kpis/rollup_query.py)."""
+    """Print (not part of the dashboard's results) the raw figures of P from the month cuboids (the
+    dashboard's own path), from the day cells and from the scan, and the medians / p90 alone: from
+    the quantile sketches (issue 14) and by the scan's ``percentile_cont``
+    (services/reporting/kpis/rollup_query.py)."""
     from services.reporting.kpis import rollup_query as rq  # noqa: PLC0415
     from services.reporting.kpis.queries import raw_figures  # noqa: PLC0415
 
@@ -138,23 +141,26 @@ async def raw_timings(conn, flt: CaseFilter, start: datetime, end: datetime, now
     days = rq.bound_days(bounds, TZ)
     params = {**flt.sql_params(), "days": days, "d0": days[0], "d1": days[1], "dn": days[-1]}
     aside: list = []
-    await timed("raw figures (rollups)", lambda: raw_figures(conn, flt, None, bounds, now, use_rollups=True), repeat, aside)
-    await timed("raw figures (scan)", lambda: raw_figures(conn, flt, None, bounds, now, use_rollups=False), repeat, aside)
+    await timed("raw figures (cuboids)", lambda: raw_figures(conn, flt, None, bounds, now), repeat, aside)
+    await timed("raw figures (day cells)", lambda: raw_figures(conn, flt, None, bounds, now, use_rollups=True), repeat, aside)
+    await timed("raw figures (scan)", lambda: raw_figures(conn, flt, None, bounds, now, use_cuboids=False), repeat, aside)
     for group_by in GROUP_BYS:  # each grouping both ways (which is cheaper: docs/kpis.md §10)
         sub = period_bounds(start, end, group_by.split(":")[1], TZ) if group_by.startswith("period:") else bounds
         g = None if group_by.startswith("period:") else group_by
-        await timed(f"raw figures group_by={group_by} (rollups)",
+        await timed(f"raw figures group_by={group_by} (cuboids)",
+                    lambda g=g, b=sub: raw_figures(conn, flt, g, b, now), repeat, aside)
+        await timed(f"raw figures group_by={group_by} (day cells)",
                     lambda g=g, b=sub: raw_figures(conn, flt, g, b, now, use_rollups=True), repeat, aside)
         await timed(f"raw figures group_by={group_by} (scan)",
-                    lambda g=g, b=sub: raw_figures(conn, flt, g, b, now, use_rollups=False), repeat, aside)
+                    lambda g=g, b=sub: raw_figures(conn, flt, g, b, now, use_cuboids=False), repeat, aside)
     # the rollups as before the sketches: their medians and p90 by percentile_cont
     sketches = rq._sketch_quantiles
 
-    async def by_percentile_cont(conn_, group_by, params_, periods):
+    async def by_percentile_cont(conn_, group_by, params_, periods, month=False):
         return await rq._quantiles(conn_, flt, group_by, bounds, now, periods)
     rq._sketch_quantiles = by_percentile_cont
     try:
-        await timed("raw figures (rollups, percentile_cont)", lambda: raw_figures(conn, flt, None, bounds, now, use_rollups=True),
+        await timed("raw figures (day cells, percentile_cont)", lambda: raw_figures(conn, flt, None, bounds, now, use_rollups=True),
                     repeat, aside)
     finally:
         rq._sketch_quantiles = sketches
@@ -214,6 +220,7 @@ def main() -> None:
         print(f"step_rollup_storage_pct_of_facts={100 * sizes['step_rollups'] / max(sizes['facts'], 1):.2f}")
         print(f"kpi_rollup_storage_pct_of_facts={100 * sizes['kpi_rollups'] / max(sizes['facts'], 1):.2f}")
         print(f"kpi_sketch_storage_pct_of_facts={100 * sizes['kpi_sketches'] / max(sizes['facts'], 1):.2f}")
+        print(f"kpi_month_cuboid_storage_pct_of_facts={100 * sizes['kpi_month_cuboids'] / max(sizes['facts'], 1):.2f}")
     sizes = sorted(by_size)
     for small, big in zip(sizes, sizes[1:], strict=False):
         factor = big / small

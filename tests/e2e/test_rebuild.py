@@ -13,7 +13,15 @@ import sqlalchemy as sa
 
 from gridcase.client import import_file, wait_until_counted
 from gridcase.demo import REPO
-from services.reporting.db import kpi_cells, kpi_sketches, kpi_spans, kpi_zones
+from services.reporting.db import (
+    kpi_cells,
+    kpi_month_cells,
+    kpi_month_sketches,
+    kpi_month_spans,
+    kpi_sketches,
+    kpi_spans,
+    kpi_zones,
+)
 from services.reporting.kpis.cell_columns import COUNTERS, SPAN_COUNTERS
 from shared.platform.db import make_engine
 from tests import api
@@ -75,12 +83,12 @@ def rollups(database_url: str, tenants: tuple[str, ...]) -> dict:
         try:
             async with engine.connect() as conn:
                 out = {}
-                for table in (kpi_cells, kpi_spans, kpi_sketches):
+                for table in (kpi_cells, kpi_spans, kpi_sketches, kpi_month_cells, kpi_month_spans, kpi_month_sketches):
                     counters = [c for c in table.c if c.name in (*COUNTERS, *SPAN_COUNTERS)]
-                    if table is kpi_sketches:  # its counts are a jsonb map without zeros
+                    if table in (kpi_sketches, kpi_month_sketches):  # its counts are a jsonb map without zeros
                         counters = [sa.cast(table.c.b, sa.Text)]
                     rows = await conn.execute(sa.select(table).where(table.c.tenant.in_(tenants),
-                                                                       sa.or_(*[c != ("{}" if table is kpi_sketches else 0) for c in counters])))
+                                                                       sa.or_(*[c != ("{}" if table in (kpi_sketches, kpi_month_sketches) else 0) for c in counters])))
                     out[table.name] = sorted(tuple(str(v) for v in r) for r in rows)
                 out["zones"] = sorted(tuple(r) for r in await conn.execute(
                     sa.select(kpi_zones).where(kpi_zones.c.tenant.in_(tenants))))
@@ -110,6 +118,7 @@ def test_rebuild_gives_the_same_figures(stack):
     steps_before = step_rollups(stack.infra.database_url, tenants)
     cells_before = rollups(stack.infra.database_url, tenants)
     assert len(cells_before["kpi_cells"]) > 100 and ("nyc", "America/New_York") in cells_before["zones"]
+    assert len(cells_before["kpi_month_cells"]) >= 4  # at least one row per cuboid
     run = subprocess.run([sys.executable, "-m", "gridcase.cli", "reporting", "rebuild"], capture_output=True, text=True,
                          timeout=300, env=os.environ | {"DATABASE_URL": stack.infra.database_url})
     assert run.returncode == 0, run.stderr

@@ -14,7 +14,14 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.reporting.db import kpi_cells, kpi_sketches, kpi_spans
+from services.reporting.db import (
+    kpi_cells,
+    kpi_month_cells,
+    kpi_month_sketches,
+    kpi_month_spans,
+    kpi_sketches,
+    kpi_spans,
+)
 from services.reporting.filters import CaseFilter
 from services.reporting.kpis.cell_columns import COUNTERS, SPAN_COUNTERS
 from services.reporting.kpis.periods import OPEN_END, OPEN_START, period_bounds
@@ -189,11 +196,11 @@ def _quantiles_within_bound(rolled: dict, scan: dict, query) -> None:
 async def _nonzero_cells(engine, tenant: str) -> dict:
     out = {}
     async with engine.connect() as conn:
-        for table in (kpi_cells, kpi_spans, kpi_sketches):
+        for table in (kpi_cells, kpi_spans, kpi_sketches, kpi_month_cells, kpi_month_spans, kpi_month_sketches):
             counters = [c for c in table.c if c.name in (*COUNTERS, *SPAN_COUNTERS)]
-            if table is kpi_sketches:  # its counts are a jsonb map without zeros
+            if table in (kpi_sketches, kpi_month_sketches):  # its counts are a jsonb map without zeros
                 counters = [sa.cast(table.c.b, sa.Text)]
-            rows = await conn.execute(sa.select(table).where(table.c.tenant == tenant, sa.or_(*[c != ("{}" if table is kpi_sketches else 0) for c in counters])))
+            rows = await conn.execute(sa.select(table).where(table.c.tenant == tenant, sa.or_(*[c != ("{}" if table in (kpi_sketches, kpi_month_sketches) else 0) for c in counters])))
             out[table.name] = sorted(tuple(str(v) for v in r) for r in rows)
     return out
 
