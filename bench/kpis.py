@@ -156,7 +156,7 @@ async def raw_timings(conn, flt: CaseFilter, start: datetime, end: datetime, now
     # the rollups as before the sketches: their medians and p90 by percentile_cont
     sketches = rq._sketch_quantiles
 
-    async def by_percentile_cont(conn_, group_by, params_, periods, month=False):
+    async def by_percentile_cont(conn_, group_by, params_, periods):
         return await rq._quantiles(conn_, flt, group_by, bounds, now, periods)
     rq._sketch_quantiles = by_percentile_cont
     try:

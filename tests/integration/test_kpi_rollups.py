@@ -238,7 +238,11 @@ async def test_the_sql_quantiles_of_the_sketches_equal_the_python_ones(reporting
     sketch.quantile over the same bucket counts summed per slot (here a grid, or a day when
     periods) and for the total, exactly — random cells of three grids over 30 days, counts that may
     be zero or negative (retractions) — as both follow percentile_cont's ⌊q(n−1)⌋ / ⌈q(n−1)⌉."""
-    from services.reporting.kpis.rollup_query import _TOTAL_Q, _sketch_quantiles  # noqa: PLC0415
+    from services.reporting.kpis.rollup_query import (  # noqa: PLC0415
+        _TOTAL_Q,
+        _sketch_quantiles,
+        _summed_sketch_quantiles,
+    )
     from services.reporting.kpis.sketch import quantile  # noqa: PLC0415
 
     tenant = unique_tenant()
@@ -261,8 +265,15 @@ async def test_the_sql_quantiles_of_the_sketches_equal_the_python_ones(reporting
                 tenant=tenant, place_code=place, day=days[d], b={k: n for k, n in b.items() if n}))
         by_grid = await _sketch_quantiles(conn, "grid", params, periods=False)
         by_day = await _sketch_quantiles(conn, "period:day", pdays, periods=True)
+        # the month cuboids' reading (ranks in Python; by grid each cell's map read whole), here over the day table
+        summed = (await _summed_sketch_quantiles(conn, "grid", params, False, month=False),
+                  await _summed_sketch_quantiles(conn, "period:day", pdays, True, month=False),
+                  await _summed_sketch_quantiles(conn, "community", params, False, month=False))
         await conn.execute(sa.delete(kpi_sketches).where(kpi_sketches.c.tenant == tenant))
-    for slots, answer, slot_of in ((by_grid, "grid", lambda place, d: place), (by_day, "day", lambda place, d: d + 1)):
+    for slots, answer, slot_of in ((by_grid, "grid", lambda place, d: place), (by_day, "day", lambda place, d: d + 1),
+                                   (summed[0], "grid, summed", lambda place, d: place),
+                                   (summed[1], "day, summed", lambda place, d: d + 1),
+                                   (summed[2], "community, summed", lambda place, d: place[:12])):
         merged = {}
         for (place, d), b in rows.items():
             for sb, n in b.items():

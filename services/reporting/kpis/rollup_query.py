@@ -45,7 +45,7 @@ from services.reporting.kpis.clock import tz_name, working_clock_params
 from services.reporting.kpis.cuboids import choose, month_aligned
 from services.reporting.kpis.periods import OPEN_END, OPEN_START, counts_at_period_ends
 from services.reporting.kpis.rules import GROUP_KEYS, TIME_RULES
-from services.reporting.kpis.sketch import bucket_value
+from services.reporting.kpis.sketch import bucket_value, quantile
 from services.reporting.kpis.sql import _cases_cte, bind
 
 #: Stand-ins for an open end of P as days.
@@ -129,7 +129,7 @@ def not_yet_overdue_sql(group_by: str | None) -> str:
             f"  AND (NOT cf.closed OR (cf.closed AND {LIFETIME_END} > :now))")
 
 
-def sketch_quantiles_sql(group_by: str | None, periods: bool, month: bool = False) -> str:
+def sketch_quantiles_sql(group_by: str | None, periods: bool) -> str:
     """The medians and p90 from the sketches of the cells of P (the cells :func:`cells_sql` sums),
     reckoned in PostgreSQL: the cells' bucket counts summed per answer slot (the group key, or the
     sub-period when ``periods``) and for the total (``g`` = 1), and for each statistic and q the
@@ -140,8 +140,8 @@ def sketch_quantiles_sql(group_by: str | None, periods: bool, month: bool = Fals
     slot = "width_bucket(c.day, :days::date[])" if periods else _key(group_by, "c")
     return (f"WITH e AS (\n"
             f"  SELECT {slot} AS slot, e.key AS sb, e.value::int AS n\n"
-            f"  FROM {_table('sketches', month)} c CROSS JOIN LATERAL jsonb_each_text(c.b) AS e\n"
-            f"  WHERE {_scope('c', month)} AND c.day >= :d0 AND c.day < :dn\n"
+            f"  FROM reporting.kpi_sketches c CROSS JOIN LATERAL jsonb_each_text(c.b) AS e\n"
+            f"  WHERE {_scope('c', False)} AND c.day >= :d0 AND c.day < :dn\n"
             f"    AND (c.lo IS NULL OR c.lo >= :d0) AND (c.hi IS NULL OR c.hi < :dn)),\n"
             f"s AS (\n"
             f"  SELECT slot, grouping(slot) AS g, split_part(sb, ':', 1) AS stat, split_part(sb, ':', 2)::int AS bucket,\n"
@@ -157,6 +157,20 @@ def sketch_quantiles_sql(group_by: str | None, periods: bool, month: bool = Fals
             f"  q.q * (total - 1) - floor(q.q * (total - 1)) AS frac\n"
             f"FROM r CROSS JOIN (VALUES (0.5::float8), (0.9::float8)) AS q(q)\n"
             f"GROUP BY slot, g, stat, q.q, total")
+
+
+def sketch_sums_sql(group_by: str | None, periods: bool, month: bool, per_row: bool) -> str:
+    """The bucket counts of the sketches of the cells of P (the cells :func:`cells_sql` sums) for
+    :func:`_summed_sketch_quantiles`: rows ``(slot, "<statistic>:<bucket>", count)`` summed per
+    answer slot in PostgreSQL, or with ``per_row`` each cell's map as text ``(slot, b)`` (when a slot
+    is about one row, as by grid from the month cuboids, a sum in PostgreSQL saves nothing)."""
+    slot = "width_bucket(c.day, :days::date[])" if periods else _key(group_by, "c")
+    where = (f"WHERE {_scope('c', month)} AND c.day >= :d0 AND c.day < :dn\n"
+             f"  AND (c.lo IS NULL OR c.lo >= :d0) AND (c.hi IS NULL OR c.hi < :dn)")
+    if per_row:
+        return f"SELECT {slot} AS slot, c.b::text AS b\nFROM {_table('sketches', month)} c\n{where}"
+    return (f"SELECT {slot} AS slot, e.key AS sb, sum(e.value::int) AS n\n"
+            f"FROM {_table('sketches', month)} c CROSS JOIN LATERAL jsonb_each_text(c.b) AS e\n{where}\nGROUP BY 1, 2")
 
 
 def quantile_sql(group_by: str | None, periods: bool) -> str:
@@ -245,7 +259,10 @@ async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str |
                 if row["t_from"] < bounds[k] and (row["t_close"] is None or row["t_close"] >= bounds[k]):
                     ends = states.setdefault(row["key"], [{} for _ in range(n + 1)])
                     ends[k]["overdue"] = ends[k].get("overdue", 0) - 1
-    quantiles = await _sketch_quantiles(conn, by, params, periods, by_month)
+    if by_month:
+        quantiles = await _summed_sketch_quantiles(conn, by, params, periods)
+    else:
+        quantiles = await _sketch_quantiles(conn, by, params, periods)
     out: dict[Any, dict] = {}
     if periods:
         for b in range(1, n + 1):
@@ -281,17 +298,52 @@ async def _quantiles(conn: AsyncConnection, flt: CaseFilter, group_by: str | Non
     return out
 
 
-async def _sketch_quantiles(conn: AsyncConnection, group_by: str | None, params: dict, periods: bool,
-                            month: bool = False) -> dict:
+async def _sketch_quantiles(conn: AsyncConnection, group_by: str | None, params: dict, periods: bool) -> dict:
     """``{answer key: {<stem>_median, <stem>_p90}}`` from the sketches (:func:`sketch_quantiles_sql`),
     the total row under :data:`_TOTAL_Q`: the answer key's sketch and the total's are the sums of the
     cells' bucket counts."""
-    text, args = bind(sketch_quantiles_sql(group_by, periods, month), params)
+    text, args = bind(sketch_quantiles_sql(group_by, periods), params)
     out: dict[Any, dict] = {}
     for slot, g, stat, q, lo, hi, frac in (await conn.exec_driver_sql(text, args)).all():
         v_lo = bucket_value(lo)
         name = "median" if q == 0.5 else "p90"
         out.setdefault(_TOTAL_Q if g else slot, {})[f"{stat}_{name}"] = v_lo + frac * (bucket_value(hi) - v_lo)
+    return out
+
+
+async def _summed_sketch_quantiles(conn: AsyncConnection, group_by: str | None, params: dict, periods: bool,
+                                   month: bool = True) -> dict:
+    """:func:`_sketch_quantiles`' answer with the ranks found in Python (sketch.py
+    :func:`~services.reporting.kpis.sketch.quantile`) over the bucket counts summed per slot
+    (:func:`sketch_sums_sql`): for the month cuboids, whose few rows hold many buckets each, this
+    was measured 1.3–2.3 times faster than the window functions of :func:`sketch_quantiles_sql`
+    (docs/kpis.md §10)."""
+    per_row = group_by == "grid" and not periods
+    text, args = bind(sketch_sums_sql(group_by, periods, month, per_row), params)
+    rows = (await conn.exec_driver_sql(text, args)).all()
+    entries = ((slot, sb, n) for slot, b in rows for sb, n in json.loads(b).items()) if per_row else rows
+    merged: dict[Any, dict[str, dict[int, int]]] = {}
+    names: dict[str, tuple[str, int]] = {}  # "<statistic>:<bucket>" → (statistic, bucket): a few hundred keys
+    for slot, sb, n in entries:
+        name = names.get(sb)
+        if name is None:
+            stat, _, key = sb.rpartition(":")
+            name = names[sb] = (stat, int(key))
+        counts = merged.setdefault(slot, {}).setdefault(name[0], {})
+        counts[name[1]] = counts.get(name[1], 0) + n
+    total: dict[str, dict[int, int]] = {}
+    for stats in merged.values():
+        for stat, counts in stats.items():
+            into = total.setdefault(stat, {})
+            for key, n in counts.items():
+                into[key] = into.get(key, 0) + n
+    out: dict[Any, dict] = {}
+    for slot, stats in [*merged.items(), (_TOTAL_Q, total)]:
+        for stat, counts in stats.items():
+            for name, q in (("median", 0.5), ("p90", 0.9)):
+                value = quantile(counts, q)
+                if value is not None:
+                    out.setdefault(slot, {})[f"{stat}_{name}"] = value
     return out
 
 
