@@ -12,6 +12,8 @@ import random
 from datetime import date
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.reporting.kpis.cells import SketchKey, all_deltas, contributions
 from services.reporting.kpis.sketch import (
@@ -20,6 +22,7 @@ from services.reporting.kpis.sketch import (
     bucket,
     bucket_value,
     quantile,
+    quantiles,
 )
 from tests.unit.test_kpi_cells import CASE_A, TZ, cell  # case A, worked by hand there
 
@@ -87,3 +90,21 @@ def test_a_case_puts_one_point_per_time_figure_and_retracts_it():
     # the same row before and after: nothing moves; removed: −1 each
     assert all_deltas([(CASE_A, CASE_A)], lambda t: TZ)[2] == {}
     assert all_deltas([(CASE_A, None)], lambda t: TZ)[2] == {k: -1 for k in points}
+
+
+@given(counts=st.dictionaries(st.sampled_from([ZERO_BUCKET, -40, -3, 0, 1, 2, 57, 58, 300]), st.integers(-2, 9),
+                              max_size=9),
+       qs=st.lists(st.sampled_from([0.0, 0.1, 0.5, 0.9, 1.0]), min_size=1, max_size=4).map(sorted))
+def test_quantiles_is_percentile_cont_of_the_bucket_answers(counts, qs):
+    """sketch.quantiles against percentile_cont's definition written out: every counted value
+    replaced by its bucket's answer, sorted, ranks ⌊h⌋ and ⌈h⌉ of h = q(n−1) interpolated."""
+    values = sorted(bucket_value(k) for k, n in counts.items() for _ in range(max(n, 0)))
+    want = []
+    for q in qs:
+        if not values:
+            want.append(None)
+            continue
+        h = q * (len(values) - 1)
+        lo, hi = values[math.floor(h)], values[math.ceil(h)]
+        want.append(lo + (h - math.floor(h)) * (hi - lo))
+    assert quantiles(counts, qs) == want

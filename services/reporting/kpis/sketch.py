@@ -15,7 +15,7 @@ of ``percentile_cont``'s answer: |sketch − exact| ≤ α·exact (and 0 exactly
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ddsketch.mapping import LogarithmicMapping
 
@@ -47,19 +47,27 @@ def bucket_value(key: int) -> float:
 def quantile(counts: Mapping[int, int], q: float) -> float | None:
     """``percentile_cont(q)`` of the values counted in ``counts`` (bucket → count; buckets with a
     count ≤ 0 are empty), None when it holds no value (module docstring for the bound)."""
+    return quantiles(counts, (q,))[0]
+
+
+def quantiles(counts: Mapping[int, int], qs: Sequence[float]) -> list[float | None]:
+    """:func:`quantile` for each of ``qs`` (ascending), with one sort of the buckets."""
     items = sorted((k, n) for k, n in counts.items() if n > 0)
     total = sum(n for _, n in items)
     if not total:
-        return None
-    h = q * (total - 1)
-    lo, hi = math.floor(h), math.ceil(h)
-    v_lo = v_hi = None
-    seen = 0
-    for key, n in items:
-        seen += n
-        if v_lo is None and lo < seen:
-            v_lo = bucket_value(key)
-        if hi < seen:
-            v_hi = bucket_value(key)
-            break
-    return v_lo + (h - lo) * (v_hi - v_lo)
+        return [None] * len(qs)
+    out: list[float | None] = []
+    i, seen = 0, 0  # items[:i] hold ``seen`` values
+    for q in qs:
+        h = q * (total - 1)
+        lo, hi = math.floor(h), math.ceil(h)
+        while seen + items[i][1] <= lo:  # the bucket holding rank lo (0-based)
+            seen += items[i][1]
+            i += 1
+        v_lo = bucket_value(items[i][0])
+        j, upto = i, seen + items[i][1]
+        while upto <= hi:  # the bucket holding rank hi
+            j += 1
+            upto += items[j][1]
+        out.append(v_lo + (h - lo) * (bucket_value(items[j][0]) - v_lo))
+    return out
