@@ -170,17 +170,21 @@ def _cuboid() -> sa.Column:
                      comment="services/reporting/kpis/cuboids.py CUBOIDS: which dimensions the row keeps")
 
 
+def _month_cell_key(table: str) -> list:
+    """The key columns of a month cell (``kpi_month_cells``, ``kpi_month_sketches``) and its index."""
+    return [_cuboid(), *_cell_dims(),
+            sa.Column("day", sa.Date, nullable=False, comment="first day of the month (kpi_cells.day's month)"),
+            sa.Column("lo", sa.Date, comment="kpi_cells.lo's month"),
+            sa.Column("hi", sa.Date, comment="kpi_cells.hi's month"),
+            sa.Index(f"ux_reporting_{table}_key", "tenant", "cuboid", "day", "place_code", "category_code",
+                     "department", "channel", "lo", "hi", unique=True, postgresql_nulls_not_distinct=True)]
+
+
 kpi_month_cells = sa.Table(
     "kpi_month_cells",
     metadata,
-    _cuboid(),
-    *_cell_dims(),
-    sa.Column("day", sa.Date, nullable=False, comment="first day of the month (kpi_cells.day's month)"),
-    sa.Column("lo", sa.Date, comment="kpi_cells.lo's month"),
-    sa.Column("hi", sa.Date, comment="kpi_cells.hi's month"),
+    *_month_cell_key("kpi_month_cells"),
     *[_counter(name) for name in CELL_COUNTERS],
-    sa.Index("ux_reporting_kpi_month_cells_key", "tenant", "cuboid", "day", "place_code", "category_code", "department",
-             "channel", "lo", "hi", unique=True, postgresql_nulls_not_distinct=True),
     comment="KPI rollups by month and cuboid (sums of kpi_cells)",
 )
 
@@ -201,15 +205,9 @@ kpi_month_spans = sa.Table(
 kpi_month_sketches = sa.Table(
     "kpi_month_sketches",
     metadata,
-    _cuboid(),
-    *_cell_dims(),
-    sa.Column("day", sa.Date, nullable=False, comment="kpi_month_cells.day"),
-    sa.Column("lo", sa.Date, comment="kpi_month_cells.lo"),
-    sa.Column("hi", sa.Date, comment="kpi_month_cells.hi"),
+    *_month_cell_key("kpi_month_sketches"),
     sa.Column("b", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb"),
               comment="as kpi_sketches.b, summed over the month and the dimensions the cuboid drops"),
-    sa.Index("ux_reporting_kpi_month_sketches_key", "tenant", "cuboid", "day", "place_code", "category_code",
-             "department", "channel", "lo", "hi", unique=True, postgresql_nulls_not_distinct=True),
     comment="KPI rollups: the quantile sketches by month and cuboid",
 )
 

@@ -97,9 +97,9 @@ def upgrade() -> None:
         sa.Column('category_code', sa.String(64)),
         sa.Column('department', sa.String(100)),
         sa.Column('channel', sa.String(64)),
-        sa.Column('day', sa.Date(), nullable=False, comment='kpi_month_cells.day'),
-        sa.Column('lo', sa.Date(), comment='kpi_month_cells.lo'),
-        sa.Column('hi', sa.Date(), comment='kpi_month_cells.hi'),
+        sa.Column('day', sa.Date(), nullable=False, comment="first day of the month (kpi_cells.day's month)"),
+        sa.Column('lo', sa.Date(), comment="kpi_cells.lo's month"),
+        sa.Column('hi', sa.Date(), comment="kpi_cells.hi's month"),
         sa.Column('b', postgresql.JSONB(), nullable=False, server_default=sa.text("'{}'::jsonb"), comment='as kpi_sketches.b, summed over the month and the dimensions the cuboid drops'),
         schema='reporting', comment='KPI rollups: the quantile sketches by month and cuboid',
     )
