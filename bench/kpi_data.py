@@ -189,12 +189,13 @@ async def build_rollups(url: str) -> None:
         async with engine.begin() as conn:
             await rollups_from_facts(conn, TENANT, lambda tenant: TZ)
         async with engine.begin() as conn:
-            await step_rollup.recompute(conn, TENANT, page=20_000)
+            await step_rollup.recompute(conn, TENANT, page=5_000)
     finally:
         await engine.dispose()
     conn = await asyncpg.connect(libpq_url(url))
     try:
         await conn.execute("VACUUM ANALYZE reporting.kpi_cells, reporting.kpi_spans, reporting.kpi_sketches, "
+                           "reporting.kpi_month_cells, reporting.kpi_month_spans, reporting.kpi_month_sketches, "
                            "reporting.step_cells, reporting.step_case_days")
     finally:
         await conn.close()

@@ -143,7 +143,7 @@ async def apply_rollups(conn: AsyncConnection, ids: Iterable, before: Mapping[An
 
 
 async def rollups_from_facts(conn: AsyncConnection, tenant: str, tz_of: Callable[[str], tzinfo],
-                             page: int = 20_000) -> int:
+                             page: int = 5_000) -> int:
     """Empty ``tenant``'s rollups and recompute them from its ``case_facts`` as they stand (each
     case's contributions, added page by page); for facts loaded without the fold (bench/kpi_data.py's
     COPY). ``gridcase reporting rebuild`` refolds the events instead. Returns the cases read."""
