@@ -104,14 +104,22 @@ def month_aligned(days: Sequence[date]) -> bool:
     return all(d.day == 1 or d == OPEN_DAY for d in days)
 
 
-def _dims(cuboid: Cuboid, place_code: str, category_code, department, channel) -> tuple:
-    place = place_code if cuboid.place_length is None else place_code[:cuboid.place_length]
-    kept = {"category_code": category_code, "department": department, "channel": channel}
-    return (place, *(kept[name] if name == cuboid.dim else None for name in ("category_code", "department", "channel")))
+#: Per cuboid: (id, place length, keeps the category, the department, the channel).
+_PLAN = tuple((i, c.place_length, c.dim == "category_code", c.dim == "department", c.dim == "channel")
+              for i, c in CUBOIDS.items())
+
+
+def _projections(place: str, category: str | None, department: str | None, channel: str | None) -> list[tuple]:
+    """``(cuboid, place, category, department, channel)`` of each cuboid for one cell's dimensions."""
+    return [(i, place if n is None else place[:n], category if kc else None, department if kd else None,
+             channel if kh else None) for i, n, kc, kd, kh in _PLAN]
 
 
 def _add(into: dict, key, counters: Mapping[str, int]) -> None:
-    acc = into.setdefault(key, {})
+    acc = into.get(key)
+    if acc is None:
+        into[key] = dict(counters)
+        return
     for name, value in counters.items():
         acc[name] = acc.get(name, 0) + value
 
@@ -121,24 +129,44 @@ def month_deltas(cells: Mapping[CellKey, Mapping[str, int]], spans: Mapping[Span
                  ) -> tuple[dict[MonthCellKey, dict[str, int]], dict[MonthSpanKey, dict[str, int]],
                             dict[tuple[MonthCellKey, str, int], int]]:
     """The day cells' deltas (cells.py ``all_deltas``) summed into every cuboid's month rows;
-    rows whose deltas cancel are dropped. Sketch points are ``(month cell, statistic, bucket)``."""
-    mcells: dict[MonthCellKey, dict[str, int]] = {}
-    mspans: dict[MonthSpanKey, dict[str, int]] = {}
-    mpoints: dict[tuple[MonthCellKey, str, int], int] = {}
+    rows whose deltas cancel are dropped. Keys are plain tuples in :class:`MonthCellKey` /
+    :class:`MonthSpanKey` field order (equal to those); sketch points are ``(month cell,
+    statistic, bucket)``. The fold calls this for every batch, so it is written for speed: each
+    cell's months and projections are worked out once."""
+    mcells: dict = {}
+    mspans: dict = {}
+    mpoints: dict = {}
+    projections: dict[tuple, list[tuple]] = {}  # dimensions → their projections, within this call
 
-    def cell_key(i: int, c: Cuboid, k: CellKey) -> MonthCellKey:
-        return MonthCellKey(i, k.tenant, month_of(k.day), month_of(k.lo), month_of(k.hi),
-                            *_dims(c, k.place_code, k.category_code, k.department, k.channel))
+    def project(place, category, department, channel) -> list[tuple]:
+        dims = (place, category, department, channel)
+        out = projections.get(dims)
+        if out is None:
+            out = projections[dims] = _projections(*dims)
+        return out
 
-    for i, c in CUBOIDS.items():
-        for k, counters in cells.items():
-            _add(mcells, cell_key(i, c, k), counters)
-        for k, counters in spans.items():
-            _add(mspans, MonthSpanKey(i, k.tenant, month_of(k.day), month_of(k.hi), month_of(k.close_day),
-                                      *_dims(c, k.place_code, k.category_code, k.department, k.channel)), counters)
-        for p, n in points.items():
-            key = (cell_key(i, c, p.cell), p.stat, p.bucket)
-            mpoints[key] = mpoints.get(key, 0) + n
+    cell_keys: dict[CellKey, list[tuple]] = {}
+
+    def month_cells(k: CellKey) -> list[tuple]:
+        out = cell_keys.get(k)
+        if out is None:
+            day, lo, hi = month_of(k.day), month_of(k.lo), month_of(k.hi)
+            out = cell_keys[k] = [(i, k.tenant, day, lo, hi, place, cat, dept, chan)
+                                  for i, place, cat, dept, chan in project(k.place_code, k.category_code,
+                                                                           k.department, k.channel)]
+        return out
+
+    for k, counters in cells.items():
+        for key in month_cells(k):
+            _add(mcells, key, counters)
+    for k, counters in spans.items():
+        day, hi, close = month_of(k.day), month_of(k.hi), month_of(k.close_day)
+        for i, place, cat, dept, chan in project(k.place_code, k.category_code, k.department, k.channel):
+            _add(mspans, (i, k.tenant, day, hi, close, place, cat, dept, chan), counters)
+    for p, n in points.items():
+        for key in month_cells(p.cell):
+            point = (key, p.stat, p.bucket)
+            mpoints[point] = mpoints.get(point, 0) + n
     drop = lambda m: {k: v for k, v in m.items() if any(v.values())}  # noqa: E731
     return drop(mcells), drop(mspans), {k: v for k, v in mpoints.items() if v}
 
