@@ -200,3 +200,28 @@ async def test_the_cuboids_answer_from_one_snapshot_while_a_fold_commits(reporti
             got = await raw_figures(conn, flt, None, [flt.start, flt.end], datetime(2024, 7, 1, tzinfo=tz))
     assert len(reads) >= 3, "the cuboids answered"
     assert (got[TOTAL]["closed"], got[TOTAL]["in_progress_own"]) in {(0, 1), (1, 0)}
+
+
+@settings(max_examples=8, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+async def test_concurrent_folds_of_one_tenants_month_rows(reporting_engine, data):
+    """Two consumers folding different cases of one tenant at once, in small batches, add to the
+    same month rows (one grid, one community, one month): no deadlock, and the rows come out as
+    the rows recomputed from the final facts (rollup_fold.rollups_from_facts)."""
+    import asyncio  # noqa: PLC0415
+
+    from services.reporting.kpis.rollup_fold import rollups_from_facts  # noqa: PLC0415
+    from tests.integration.test_kpi_rollups import _nonzero_cells  # noqa: PLC0415
+
+    tenant = unique_tenant()
+    streams = []
+    for _ in range(2):
+        cases = data.draw(st.lists(a_long_case(), min_size=3, max_size=6))
+        events = [ev.model_copy(update={"place_code": "nycbk0101aaaX"}) for c in cases for ev in c]
+        streams.append([[ev] for ev in data.draw(st.permutations(events))])
+    await asyncio.gather(*(fold_in(reporting_engine, tenant, NY, s) for s in streams))
+    folded = await _nonzero_cells(reporting_engine, tenant)
+    async with reporting_engine.begin() as conn:
+        await rollups_from_facts(conn, tenant, lambda t: NY)
+    assert await _nonzero_cells(reporting_engine, tenant) == folded
