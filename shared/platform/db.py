@@ -82,6 +82,19 @@ async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]
         yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
+@asynccontextmanager
+async def snapshot_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection in one REPEATABLE READ transaction, for an answer built from several
+    statements (a KPI table: the cells, the spans, the sketches, the steps): every statement sees
+    the database as of the first, so a fold that commits meanwhile is wholly in the answer or wholly
+    out of it (under READ COMMITTED each statement would see its own moment). For reads; the
+    connection gets its isolation level back when it returns to the pool."""
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            yield conn
+
+
 def outbox_table(metadata: sa.MetaData, schema: str) -> sa.Table:
     """The transactional outbox of a service (docs/architecture.md §2.1): one row per event to publish.
 

@@ -20,16 +20,28 @@ from hypothesis import strategies as st
 from services.reporting.db import processed_events
 from services.reporting.filters import CaseFilter
 from services.reporting.handlers import apply_events
+from services.reporting.kpis import rollup_query
 from services.reporting.kpis.cuboids import choose
 from services.reporting.kpis.periods import OPEN_END, OPEN_START, period_bounds
 from services.reporting.kpis.queries import TOTAL, query_kpis, raw_figures
-from services.reporting.kpis import rollup_query
 from services.reporting.kpis.rollup_query import rollup_figures
-from shared.contract.events import CaseDispatched, CaseReported, CaseTransitioned, encode_event
+from shared.contract.events import (
+    CaseDispatched,
+    CaseReported,
+    CaseTransitioned,
+    encode_event,
+)
 from shared.platform.consumer import BatchProcessor
+from shared.platform.db import snapshot_connection
 from tests.integration.helpers import make_record, unique_tenant
 from tests.integration.test_fold_properties import _shuffled_with_redeliveries
-from tests.integration.test_kpi_rollups import PLACES, _diff, _normal, _quantiles_within_bound, a_case
+from tests.integration.test_kpi_rollups import (
+    PLACES,
+    _diff,
+    _normal,
+    _quantiles_within_bound,
+    a_case,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -195,7 +207,8 @@ async def test_the_cuboids_answer_from_one_snapshot_while_a_fold_commits(reporti
         return out
 
     flt = CaseFilter(tenant, datetime(2024, 5, 1, tzinfo=tz), datetime(2024, 6, 1, tzinfo=tz), tz=tz)
-    async with reporting_engine.connect() as conn:
+    # as the KPI routes read (services/reporting/api/kpis.py, summary.py, stats.py): one snapshot
+    async with snapshot_connection(reporting_engine) as conn:
         with patch.object(rollup_query, "_rows", rows_then_fold):
             got = await raw_figures(conn, flt, None, [flt.start, flt.end], datetime(2024, 7, 1, tzinfo=tz))
     assert len(reads) >= 3, "the cuboids answered"

@@ -25,6 +25,7 @@ from services.reporting.kpis.export import to_csv, to_xlsx
 from services.reporting.kpis.queries import query_kpis
 from shared.platform.auth import Principal
 from shared.platform.authhttp import caller
+from shared.platform.db import snapshot_connection
 from shared.platform.http import error_response
 
 router = APIRouter()
@@ -52,7 +53,7 @@ async def kpi_query(
         return error_response(422, "invalid_group_by", f"group_by must be one of {', '.join(GROUP_BYS)}",
                               field="group_by")
     try:
-        async with ctx.engine.connect() as conn:
+        async with snapshot_connection(ctx.engine) as conn:
             return await query_kpis(conn, flt, group_by, tenant=ctx.tenants[tenant], taxonomy=ctx.taxonomy)
     except ValueError as exc:  # too many sub-periods
         return error_response(422, "invalid_period", str(exc), field="group_by")

@@ -23,6 +23,7 @@ from services.reporting.labels import label_for
 from services.reporting.stats import GROUPS, empty_stats, query_stats
 from shared.platform.auth import Principal
 from shared.platform.authhttp import caller
+from shared.platform.db import snapshot_connection
 from shared.platform.http import error_response
 
 router = APIRouter()
@@ -52,7 +53,7 @@ async def stats(
         result = empty_stats()
     else:
         flt = CaseFilter(tenant, start, end, place_prefix, category, department)
-        async with ctx.engine.connect() as conn:
+        async with snapshot_connection(ctx.engine) as conn:
             result = await query_stats(conn, flt, group_by, place_depth)
     for group in result["groups"]:
         group["label"] = label_for(group_by, group["key"], ctx.tenants.get(tenant), ctx.taxonomy)

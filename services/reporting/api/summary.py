@@ -35,6 +35,7 @@ from services.reporting.kpis.document_query import document_figures
 from services.reporting.kpis.docx import DOCX_MEDIA_TYPE, to_docx
 from shared.platform.auth import Principal
 from shared.platform.authhttp import caller, not_found
+from shared.platform.db import snapshot_connection
 from shared.platform.http import error_response
 
 router = APIRouter()
@@ -57,7 +58,7 @@ async def work_summary(
     flt = case_filter(ctx.tenants[tenant], tenant, start, end, place_prefix, department=department)
     if not isinstance(flt, CaseFilter):
         return flt
-    async with ctx.engine.connect() as conn:
+    async with snapshot_connection(ctx.engine) as conn:
         return await summary.work_summary(conn, flt, tenant=ctx.tenants[tenant], taxonomy=ctx.taxonomy)
 
 
@@ -96,7 +97,7 @@ async def work_summary_document(
     except (OverflowError, ValueError):
         return error_response(422, "period_out_of_range", "the period before start..end is outside the calendar",
                               field="start")
-    async with ctx.engine.connect() as conn:
+    async with snapshot_connection(ctx.engine) as conn:
         figures = await document_figures(conn, flt, tenant=config, taxonomy=ctx.taxonomy)
     doc = build_document(figures)
     name = f"gridcase-summary-{tenant}-{place or 'all'}-{start.date()}-{end.date()}"
