@@ -149,17 +149,29 @@ async def rollups_from_facts(conn: AsyncConnection, tenant: str, tz_of: Callable
     COPY). ``gridcase reporting rebuild`` refolds the events instead. Returns the cases read."""
     for table in (kpi_cells, kpi_spans, kpi_sketches, kpi_month_cells, kpi_month_spans, kpi_month_sketches, kpi_zones):
         await conn.execute(sa.delete(table).where(table.c.tenant == tenant))
-    last, cases, tenants = None, 0, set()
-    while True:
-        q = sa.select(case_facts).where(case_facts.c.tenant == tenant).order_by(case_facts.c.case_id).limit(page)
-        if last is not None:
-            q = q.where(case_facts.c.case_id > last)
-        rows = [dict(r._mapping) for r in await conn.execute(q)]
-        if not rows:
-            break
-        last, cases = rows[-1]["case_id"], cases + len(rows)
-        tenants |= {r["tenant"] for r in rows}
-        await apply_cell_deltas(conn, *all_deltas(((None, r) for r in rows), tz_of))
+    cases, tenants = 0, set()
+    # pages in report-time order (the unreported first), so that a page moves the rows of a few
+    # months, not of every month: a month cuboid row is rewritten once per page that touches it
+    f = case_facts.c
+    for reported in (False, True):
+        last = None
+        while True:
+            q = sa.select(case_facts).where(f.tenant == tenant, f.reported_at.is_not(None) if reported
+                                            else f.reported_at.is_(None))
+            if reported:
+                q = q.order_by(f.reported_at, f.case_id)
+                if last is not None:
+                    q = q.where(f.reported_at >= last[0], sa.tuple_(f.reported_at, f.case_id) > last)
+            else:
+                q = q.order_by(f.case_id)
+                if last is not None:
+                    q = q.where(f.case_id > last[1])
+            rows = [dict(r._mapping) for r in await conn.execute(q.limit(page))]
+            if not rows:
+                break
+            last, cases = (rows[-1]["reported_at"], rows[-1]["case_id"]), cases + len(rows)
+            tenants |= {r["tenant"] for r in rows}
+            await apply_cell_deltas(conn, *all_deltas(((None, r) for r in rows), tz_of))
     if tenants:
         names = sorted(tenants)
         await conn.exec_driver_sql(ZONES_SQL, (names, [tz_name(tz_of(t)) for t in names]))
