@@ -60,6 +60,7 @@ from shared.contract.topics import TOPIC_LIFECYCLE
 from shared.domain.taxonomy import Taxonomy
 from shared.domain.tenants import TenantConfig
 from shared.domain.workcalendar import Limit
+from shared.platform.db import any_of, insert_unnest
 from shared.platform.outbox import OutboxRow, add_to_outbox
 
 log = logging.getLogger(__name__)
@@ -204,8 +205,10 @@ class CaseBook:
     async def insert_new(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> set:
         """Insert :func:`case_row` rows; return the case ids that were new (a case already stored
         keeps its row)."""
-        result = await conn.execute(insert(db.cases).on_conflict_do_nothing().returning(db.cases.c.case_id), rows)
-        return {r[0] for r in result}
+        # the rows as arrays (insert_unnest): one statement text for any batch size, where an
+        # executemany with RETURNING is sent as a multi-row VALUES, a new text per batch size,
+        # each kept in every pooled connection's prepared-statement cache (issue 13)
+        return set(await insert_unnest(conn, db.cases, rows, on_conflict_do_nothing=True, returning="case_id"))
 
     async def take_parked(self, conn: AsyncConnection, case_ids: set) -> list[CaseActionRequested]:
         """Remove and return the actions parked for ``case_ids``, in the order they arrived."""
@@ -213,7 +216,7 @@ class CaseBook:
             return []
         p = db.pending_actions
         parked = (
-            await conn.execute(sa.delete(p).where(p.c.case_id.in_(case_ids)).returning(p.c.payload, p.c.received_at))
+            await conn.execute(sa.delete(p).where(any_of(p.c.case_id, case_ids)).returning(p.c.payload, p.c.received_at))
         ).all()
         return [CaseActionRequested.model_validate(payload) for payload, _ in sorted(parked, key=lambda r: r[1])]
 
@@ -237,7 +240,7 @@ class CaseBook:
         rows = {
             r["case_id"]: dict(r)
             for r in (await conn.execute(
-                sa.select(c).where(c.c.case_id.in_(ids)).order_by(c.c.case_id).with_for_update()
+                sa.select(c).where(any_of(c.c.case_id, ids)).order_by(c.c.case_id).with_for_update()
             )).mappings()
         }
         # the merged duplicates of the cases an action would take out of the figures (their refusal
@@ -297,8 +300,8 @@ class CaseBook:
         named = c.c.lifecycle["duplicate_of"].astext
         found = await conn.execute(
             sa.select(c.c.case_id, named).where(
-                c.c.tenant.in_({r["tenant"] for r in rows}), c.c.status == lifecycle.CANCELLED,
-                c.c.lifecycle["outcome"].astext == "duplicate", named.in_({str(r["case_id"]) for r in rows}))
+                any_of(c.c.tenant, {r["tenant"] for r in rows}), c.c.status == lifecycle.CANCELLED,
+                c.c.lifecycle["outcome"].astext == "duplicate", any_of(named, {str(r["case_id"]) for r in rows}))
         )
         merged: dict[str, set[str]] = {}
         for case_id, original in found:
@@ -365,7 +368,7 @@ class CaseBook:
         """Replace the unfired timers of ``cases`` (``{case_id: (case, generation, dispatched_at)}``)
         by yellow/red/higher for their current deadlines: one DELETE and one INSERT."""
         t = db.timers
-        await conn.execute(sa.delete(t).where(t.c.case_id.in_(list(cases)), t.c.fired_at.is_(None)))
+        await conn.execute(sa.delete(t).where(any_of(t.c.case_id, cases), t.c.fired_at.is_(None)))
         await self._insert_timers(conn, ((cid, *timing) for cid, timing in cases.items()), now)
 
     async def schedule_new(self, conn: AsyncConnection, cases: Iterable[tuple[Any, Case, datetime | None]],

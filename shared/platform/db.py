@@ -154,6 +154,16 @@ async def run_migrations_async(url: str, migrations_dir: Path, schema: str) -> N
     await asyncio.to_thread(run_migrations, url, migrations_dir, schema)
 
 
+def any_of(column: sa.ColumnElement, values) -> sa.ColumnElement[bool]:
+    """``column = ANY(:values)``: ``values`` as one array parameter of the column's type, where
+    ``column.in_(values)`` renders one parameter per value. Issue 13: the statement's text is the
+    same whatever the number of values, so each pooled connection prepares and keeps it once; an
+    IN list is a new text for every length, each kept in every connection's prepared-statement
+    cache (SQLAlchemy's asyncpg adapter: up to 150 statements a connection, dispatch's resident
+    memory grew with them under a soak)."""
+    return column == sa.any_(sa.bindparam(None, list(values), type_=pg.ARRAY(column.type), unique=True))
+
+
 async def insert_unnest(conn, table: sa.Table, rows: list[dict], *, on_conflict_do_nothing: bool = False,
                         returning: str | None = None) -> list:
     """Insert ``rows`` (dicts of column values) into ``table`` with one statement per set of keys:
