@@ -84,8 +84,11 @@ def live_case(draw):
     return events
 
 
-async def fold_through_consumer(engine, tenant: str, batches: list[list]) -> None:
-    processor = BatchProcessor(f"prop-{uuid.uuid4().hex[:8]}", engine, processed_events, apply_events,
+async def fold_through_consumer(engine, tenant: str, batches: list[list], tz=None) -> None:
+    """Fold ``batches`` (events, their tenant set to ``tenant``) through the consumer's
+    BatchProcessor, one ``process`` call per batch; ``tz``: the tenant's days cut in that zone."""
+    handler = apply_events if tz is None else (lambda conn, events: apply_events(conn, events, tz_of=lambda t: tz))
+    processor = BatchProcessor(f"prop-{uuid.uuid4().hex[:8]}", engine, processed_events, handler,
                                dlq_producer=None, max_attempts=1)
     offset = 0
     for batch in batches:

@@ -17,9 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.reporting.db import processed_events
 from services.reporting.filters import CaseFilter
-from services.reporting.handlers import apply_events
 from services.reporting.kpis import rollup_query
 from services.reporting.kpis.cuboids import choose
 from services.reporting.kpis.periods import OPEN_END, OPEN_START, period_bounds
@@ -29,12 +27,13 @@ from shared.contract.events import (
     CaseDispatched,
     CaseReported,
     CaseTransitioned,
-    encode_event,
 )
-from shared.platform.consumer import BatchProcessor
 from shared.platform.db import snapshot_connection
-from tests.integration.helpers import make_record, unique_tenant
-from tests.integration.test_fold_properties import _shuffled_with_redeliveries
+from tests.integration.helpers import unique_tenant
+from tests.integration.test_fold_properties import (
+    _shuffled_with_redeliveries,
+    fold_through_consumer,
+)
 from tests.integration.test_kpi_rollups import (
     PLACES,
     _diff,
@@ -61,18 +60,8 @@ PREFIXES = [None, None, "nycbk", "nycbk0101aa", "nycbk0101aaa", "nycbk0101aaaX",
 
 
 async def fold_in(engine, tenant: str, tz, batches: list[list]) -> None:
-    """tests/integration/test_fold_properties.fold_through_consumer with the tenant's days cut in ``tz``."""
-    processor = BatchProcessor(f"edge-{tenant}", engine, processed_events,
-                               lambda conn, events: apply_events(conn, events, tz_of=lambda t: tz),
-                               dlq_producer=None, max_attempts=1)
-    offset = 0
-    for batch in batches:
-        records = []
-        for ev in batch:
-            ev = ev.model_copy(update={"tenant": tenant})
-            records.append(make_record("gridcase.lifecycle", 0, offset, str(ev.case_id).encode(), encode_event(ev)))
-            offset += 1
-        await processor.process(records)
+    """test_fold_properties.fold_through_consumer with the tenant's days cut in ``tz``."""
+    await fold_through_consumer(engine, tenant, batches, tz=tz)
 
 
 @st.composite
@@ -183,7 +172,6 @@ async def test_the_cuboids_answer_from_one_snapshot_while_a_fold_commits(reporti
     commits after the cells' statement and before the spans'. P = May 2024, now = 2024-07-01.
     Before the closure: 办结 closed 0, 在办 in_progress_own 1 (open at June 1). After: closed 1,
     in_progress_own 0. Any answer of one moment is one of these two; (0, 0) is none."""
-    from tests.integration.test_fold_properties import fold_through_consumer  # noqa: PLC0415
 
     tz = ZoneInfo("Asia/Shanghai")
     tenant = unique_tenant()
