@@ -23,11 +23,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
-from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.contract.events import Envelope, encode_event
-from shared.platform.db import insert_unnest
+from shared.platform.db import any_of, insert_unnest
 from shared.platform.notify import CommitListener
 
 log = logging.getLogger(__name__)
@@ -145,12 +144,8 @@ class OutboxRelay:
                 for r in rows
             ]
             await asyncio.gather(*futures)
-            # = ANY(array): one statement text whatever the batch's size (an IN list is one per size,
-            # each kept in every pooled connection's prepared-statement cache; issue 13)
-            await conn.execute(
-                sa.update(t).where(t.c.id == sa.any_(sa.bindparam("ids", type_=pg.ARRAY(sa.BigInteger))))
-                .values(sent_at=sa.func.now()), {"ids": [r.id for r in rows]}
-            )
+            # any_of: one statement text whatever the batch's size (issue 13)
+            await conn.execute(sa.update(t).where(any_of(t.c.id, [r.id for r in rows])).values(sent_at=sa.func.now()))
         if self.on_published:
             self.on_published(len(rows))
         return len(rows)
