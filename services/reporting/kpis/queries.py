@@ -64,8 +64,8 @@ async def raw_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str | No
     From the month cuboids when they can answer (whole months, one cuboid keeping every dimension
     asked: services/reporting/kpis/cuboids.py), else by the scan of the cases: the same figures, the
     medians and p90 of the cuboids within 1 % (docs/kpis.md §10). ``use_cuboids=False``: always the
-    scan. ``use_rollups``: the day cells when they can answer (kept for comparison; measured slower
-    than the scan at their key, docs/kpis.md §10 "Read by the scan")."""
+    scan. ``use_rollups``: the day cells when they can answer (kept for comparison and summed into
+    the cuboids; measured slower than the scan at their key, docs/kpis.md §10)."""
     n = len(bounds) - 1
     await _session(conn)
     if use_rollups or use_cuboids:

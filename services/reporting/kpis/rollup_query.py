@@ -87,14 +87,20 @@ def _table(name: str, month: bool) -> str:
     return f"reporting.kpi_month_{name}" if month else f"reporting.kpi_{name}"
 
 
+def _cells_of_p(alias: str, month: bool) -> str:
+    """The cells of P (and their sketches' rows): in scope, ``day ∈ P`` and the span days within P
+    (services/reporting/kpis/cells.py)."""
+    return (f"{_scope(alias, month)} AND {alias}.day >= :d0 AND {alias}.day < :dn\n"
+            f"  AND ({alias}.lo IS NULL OR {alias}.lo >= :d0) AND ({alias}.hi IS NULL OR {alias}.hi < :dn)")
+
+
 def cells_sql(group_by: str | None, business: bool, month: bool = False) -> str:
     sums = ", ".join(f"sum(c.{name}) AS {name}" for name in COUNTERS if name not in ("open_own", "open_transferred", "overdue"))
     if business:
         sums += ", sum(c.accepted) FILTER (WHERE c.category_code = ANY(:business::text[])) AS illegal_business"
     return (f"SELECT {_key(group_by, 'c')} AS key, width_bucket(c.day, :days::date[]) AS b, {sums}\n"
             f"FROM {_table('cells', month)} c\n"
-            f"WHERE {_scope('c', month)} AND c.day >= :d0 AND c.day < :dn\n"
-            f"  AND (c.lo IS NULL OR c.lo >= :d0) AND (c.hi IS NULL OR c.hi < :dn)\nGROUP BY 1, 2")
+            f"WHERE {_cells_of_p('c', month)}\nGROUP BY 1, 2")
 
 
 def states_sql(group_by: str | None, month: bool = False) -> str:
@@ -141,8 +147,7 @@ def sketch_quantiles_sql(group_by: str | None, periods: bool) -> str:
     return (f"WITH e AS (\n"
             f"  SELECT {slot} AS slot, e.key AS sb, e.value::int AS n\n"
             f"  FROM reporting.kpi_sketches c CROSS JOIN LATERAL jsonb_each_text(c.b) AS e\n"
-            f"  WHERE {_scope('c', False)} AND c.day >= :d0 AND c.day < :dn\n"
-            f"    AND (c.lo IS NULL OR c.lo >= :d0) AND (c.hi IS NULL OR c.hi < :dn)),\n"
+            f"  WHERE {_cells_of_p('c', False)}),\n"
             f"s AS (\n"
             f"  SELECT slot, grouping(slot) AS g, split_part(sb, ':', 1) AS stat, split_part(sb, ':', 2)::int AS bucket,\n"
             f"    sum(n) AS n\n"
@@ -165,8 +170,7 @@ def sketch_sums_sql(group_by: str | None, periods: bool, month: bool, per_row: b
     answer slot in PostgreSQL, or with ``per_row`` each cell's map as text ``(slot, b)`` (when a slot
     is about one row, as by grid from the month cuboids, a sum in PostgreSQL saves nothing)."""
     slot = "width_bucket(c.day, :days::date[])" if periods else _key(group_by, "c")
-    where = (f"WHERE {_scope('c', month)} AND c.day >= :d0 AND c.day < :dn\n"
-             f"  AND (c.lo IS NULL OR c.lo >= :d0) AND (c.hi IS NULL OR c.hi < :dn)")
+    where = f"WHERE {_cells_of_p('c', month)}"
     if per_row:
         return f"SELECT {slot} AS slot, c.b::text AS b\nFROM {_table('sketches', month)} c\n{where}"
     return (f"SELECT {slot} AS slot, e.key AS sb, sum(e.value::int) AS n\n"
