@@ -1,5 +1,7 @@
-"""Benchmark: reporting's fold alone (services/reporting/handlers.py ``apply_events``: case facts,
-steps, KPI rollups and step cells), no broker and no HTTP.
+"""Benchmark: reporting's fold alone, no broker and no HTTP.
+
+The fold is services/reporting/handlers.py ``apply_events``: case facts, steps, KPI rollups (day
+cells and month cuboids) and step cells.
 
 Starts a scratch embedded PostgreSQL (gridcase.infra.EmbeddedPostgres, in a temporary folder, or
 uses ``--database-url``), runs the reporting migrations, then folds the events of ``--cases``
