@@ -20,6 +20,7 @@ from pathlib import Path
 from gridcase.client import get_kpis, get_stats, import_file, wait_until_counted
 from gridcase.runtime import Stack
 from gridcase.seeds import write_seed_a
+from services.reporting.kpis.catalogue import KPI_BY_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,14 +53,29 @@ def fmt_hours(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f} h"
 
 
+def _cols(ch: str) -> int:
+    """Terminal columns of one character: CJK characters take two."""
+    import unicodedata  # noqa: PLC0415
+
+    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+
+#: Terminal columns of a figure's label and its dots (the longest label, 在办·未转办's, leaves two).
+LABEL_COLUMNS = 44
+
+
+def _figure(label: str, value: object, after: str = "") -> str:
+    """One figure line, ``  <label> ....... <value>``: the values right-aligned in one column."""
+    dots = "." * max(2, LABEL_COLUMNS - sum(_cols(ch) for ch in label))
+    return f"  {label} {dots} {value:>8}{after}"
+
+
 def _pad(text: str, width: int) -> str:
     """Left-justify ``text`` to ``width`` terminal columns (CJK characters take two), cutting it
     with an ellipsis when it is wider."""
-    import unicodedata  # noqa: PLC0415
-
     out, cols = "", 0
     for ch in text:
-        w = 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        w = _cols(ch)
         if cols + w > width - 2:
             out, cols = out + "…", cols + 1
             break
@@ -85,12 +101,14 @@ def kpi_table(title: str, stats: dict, breakdowns: dict[str, dict], kpis: dict |
     lines = [
         "",
         f"══ {title} ══",
-        f"  受理量 reported ............ {t['reported']:>8}",
-        f"  办结量 closed .............. {t['closed']:>8}",
-        f"  在办 in progress (own) ..... {t['in_progress']:>8}",
-        f"  转办 transferred ........... {t['transferred']:>8}",
-        f"  未办结 open ................ {t['open']:>8}",
-        f"  办结率 closure rate ........ {fmt_rate(t['closure_rate']):>8}",
+        _figure("受理量 reported", t["reported"]),
+        _figure("办结量 closed", t["closed"]),
+        # /v1/stats' in_progress: open and never transferred, the KPI table's 在办·未转办 (docs/kpis.md §5),
+        # not its 在办（含转办） (the summary documents' 在办)
+        _figure(KPI_BY_NAME["in_progress_own"].label, t["in_progress"]),
+        _figure("转办 transferred", t["transferred"]),
+        _figure("未办结 open", t["open"]),
+        _figure("办结率 closure rate", fmt_rate(t["closure_rate"])),
         f"  办结时长 time to close (n={ttc['n']}{_left_out(t['closed'], ttc)}): 中位数 median {fmt_hours(ttc['median'])} · "
         f"平均 mean {fmt_hours(ttc['mean'])} · P90 {fmt_hours(ttc['p90'])}",
     ]
@@ -113,12 +131,12 @@ def on_time_lines(kpis: dict) -> list[str]:
     period = f"[{kpis['start']}, {kpis['end']})" if kpis["start"] or kpis["end"] else "全部 all time"
     return [
         f"  ── 按期办结 on time (GET /v1/kpis, P = {period})",
-        f"  应办结 due .................. {k['due']:>8}",
-        f"  按期办结 closed on time ..... {k['closed_on_time']:>8}",
-        f"  按期办结率 on-time rate ..... {fmt_rate(k['on_time_rate']):>8}   (按期办结 ÷ 应办结)",
-        f"  超期办结 closed late ........ {k['closed_late']:>8}",
-        f"  超期未办结 open past due .... {k['overdue_open']:>8}",
-        f"  超期 overdue ................ {k['overdue']:>8}   超期率 {fmt_rate(k['overdue_rate'])}",
+        _figure("应办结 due", k["due"]),
+        _figure("按期办结 closed on time", k["closed_on_time"]),
+        _figure("按期办结率 on-time rate", fmt_rate(k["on_time_rate"]), "   (按期办结 ÷ 应办结)"),
+        _figure("超期办结 closed late", k["closed_late"]),
+        _figure("超期未办结 open past due", k["overdue_open"]),
+        _figure("超期 overdue", k["overdue"], f"   超期率 {fmt_rate(k['overdue_rate'])}"),
     ]
 
 

@@ -88,7 +88,7 @@ def scenarios(now: datetime) -> list[SummaryScenario]:
     c, d = half_year(now), year(now)
     return [
         SummaryScenario("A", "demo-market", None, "2026-03-02T00:00:00+08:00", "2026-06-01T00:00:00+08:00",
-                        ("## 一、基本情况",), ("受理量", "办结量", "在办", "转办案件", "办结率")),
+                        ("## 一、基本情况",), ("受理量", "办结量", "在办（含转办）", "转办案件", "办结率")),
         SummaryScenario("B", SEED_B_TENANT, SEED_B_PLACE, b_start.isoformat(), b_end.isoformat(),
                         ("## 二、巡查与信息采集",)),
         SummaryScenario("C", SEED_C_TENANT, SEED_C_GRID, c[0].isoformat(), c[1].isoformat(),

@@ -91,7 +91,9 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("completion_rate", "办结率", "completion rate", "rate"),
     Kpi("closed_on_time", "按期办结", "completed on time", "count"),
     Kpi("on_time_rate", "按期办结率", "on-time completion rate", "rate"),
-    Kpi("in_progress", "在办", "in progress (open at end)", "count"),
+    # 在办 names the total with 含转办 (incl. transferred) beside its two parts, never bare: the statistics'
+    # 在办 (GET /v1/stats, the demo) counts the not-transferred part only (docs/kpis.md §3.3, §5)
+    Kpi("in_progress", "在办（含转办）", "in progress incl. transferred (open at end)", "count"),
     Kpi("in_progress_own", "在办·未转办", "in progress (not transferred)", "count"),
     Kpi("in_progress_transferred", "在办·已转办", "in progress (transferred)", "count"),
     Kpi("overdue", "超期", "overdue", "count"),

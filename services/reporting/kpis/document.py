@@ -174,7 +174,7 @@ def basic_section(f: SummaryFigures) -> Section:
         paragraphs.append(f.paragraph)
     rows = tuple((p.name, count(p.row.get("accepted")), count(p.row.get("closed")), count(p.row.get("in_progress")),
                   rate(p.row.get("completion_rate"))) for p in f.parts)
-    table = Table((f.parts_level or "范围", "受理", "办结", "在办（含转办）", "办结率"), rows) if rows else None
+    table = Table((f.parts_level or "范围", "受理", "办结", KPI_BY_NAME["in_progress"].zh, "办结率"), rows) if rows else None
     return Section("一、基本情况", tuple(paragraphs), table)
 
 

@@ -233,7 +233,7 @@
     opt.series = [
       { name: "受理量 accepted", type: "bar", barMaxWidth: 36, data: rows.map(function (r) { return r.accepted; }), itemStyle: { color: "#2b6cb0" } },
       { name: "办结量 completed", type: "bar", barMaxWidth: 36, data: rows.map(function (r) { return r.closed; }), itemStyle: { color: "#2f7d5b" } },
-      { name: "在办 in progress (期末 at end)", type: "line", yAxisIndex: 1, symbolSize: 5,
+      { name: "在办（含转办） in progress incl. transferred (期末 at end)", type: "line", yAxisIndex: 1, symbolSize: 5,
         data: rows.map(function (r) { return r.in_progress; }), itemStyle: { color: "#c05621" } }
     ];
     c.setOption(opt, true);
@@ -283,7 +283,7 @@
       { name: "label", zh: nameZh, en: nameEn, value: function (r) { return r.label; }, cls: "label" },
       { name: "accepted", zh: "受理量", en: "accepted", num: true, value: function (r) { return fmtInt(r.accepted); } },
       { name: "closed", zh: "办结量", en: "completed", num: true, value: function (r) { return fmtInt(r.closed); } },
-      { name: "in_progress", zh: "在办", en: "in progress", num: true, value: function (r) { return fmtInt(r.in_progress); } },
+      { name: "in_progress", zh: "在办（含转办）", en: "in progress incl. transferred", num: true, value: function (r) { return fmtInt(r.in_progress); } },
       { name: "transferred", zh: "转办", en: "transferred", num: true, value: function (r) { return fmtInt(r.transferred); } },
       { name: "completion_rate", zh: "办结率", en: "rate", num: true, value: function (r) { return fmtPct(r.completion_rate); } },
       { name: "close_hours_median", zh: "时长中位数(小时)", en: "median h", num: true,
