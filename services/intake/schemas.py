@@ -158,7 +158,8 @@ class ReportAccepted(BaseModel):
     suggestions: list[dict] = Field(default_factory=list, description="top three when the category was predicted")
     model_version: str | None = None
     possible_duplicates: list[dict] = Field(default_factory=list,
-                                            description="earlier cases of the same category and place, most similar first")
+                                            description="earlier cases of the same category and place, most similar first "
+                                                        "(similarity null: texts share no character pair; docs/classifier.md §4)")
 
 
 class RowError(BaseModel):

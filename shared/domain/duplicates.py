@@ -9,7 +9,11 @@ A stored case is a candidate when, against the new report:
   shared/domain/tenanttext.py), open or closed.
 
 Candidates are ranked by text similarity (:func:`similarity`, most similar first; ties: the newer
-first) and the first :data:`LIMIT` are returned. Text similarity is the cosine of the sets of
+first) and the first :data:`LIMIT` are returned. The text only ranks: place, category and window
+decide. A candidate whose text shares no bigram with the report's is listed for its place and
+category alone, with similarity ``None``, after those that share some: a bare "x", "见图" or other
+words for the same matter (井盖丢失 / 下水道盖子没了) say nothing against it, and a 0.0 shown beside it would read as
+"judged not similar". Text similarity is the cosine of the sets of
 character bigrams of the two masked texts (punctuation and spaces dropped; the Ochiai coefficient
 ``|A ∩ B| / sqrt(|A| · |B|)``): it needs no dictionary, treats Chinese and Latin script alike, is 1
 for texts with the same bigrams and 0 for texts sharing none, and costs about 10 µs a pair (sets,
@@ -103,8 +107,9 @@ def near(a: Report, b: Report, radius_m: float = RADIUS_M) -> bool:
 
 
 def possible_duplicates(new: Report, stored: Iterable[Report], window: timedelta, *,
-                        limit: int = LIMIT, radius_m: float = RADIUS_M) -> list[tuple[Report, float]]:
-    """``(case, similarity)`` of the candidates (module docstring), most similar first."""
+                        limit: int = LIMIT, radius_m: float = RADIUS_M) -> list[tuple[Report, float | None]]:
+    """``(case, similarity)`` of the candidates (module docstring), most similar first; ``None``
+    when the texts share no bigram (never 0.0)."""
     grams = None  # the new text's bigrams, once a candidate needs them
     found = []
     for case in stored:
@@ -115,6 +120,7 @@ def possible_duplicates(new: Report, stored: Iterable[Report], window: timedelta
         if not near(new, case, radius_m):
             continue
         grams = bigram_set(new.text) if grams is None else grams
-        found.append((case, round(set_cosine(grams, bigram_set(case.text)), 4)))
-    found.sort(key=lambda pair: (-pair[1], -pair[0].reported_at.timestamp(), pair[0].case_id))
+        score = set_cosine(grams, bigram_set(case.text))
+        found.append((case, max(round(score, 4), 0.0001) if score > 0 else None))
+    found.sort(key=lambda pair: (-(pair[1] or 0.0), -pair[0].reported_at.timestamp(), pair[0].case_id))
     return found[:limit]

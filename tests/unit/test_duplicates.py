@@ -61,3 +61,17 @@ def test_ties_rank_the_newer_first_and_the_limit_holds():
     stored = [rep(f"c{i}", "垃圾满溢", place="p", days_before=i + 1) for i in range(7)]
     found = possible_duplicates(new, stored, WINDOW, limit=5)
     assert [case.case_id for case, _ in found] == ["c0", "c1", "c2", "c3", "c4"]
+
+
+def test_a_text_sharing_nothing_is_listed_for_place_and_category_without_a_similarity():
+    """The report of a bare "x" at the place and category of an earlier case: listed, for place and
+    category alone, with similarity None rather than a 0.0 that reads "judged not similar"; a case
+    whose text shares something ranks before it, although older."""
+    new = Report("new", "100102", "990102001001001", T0, "x")
+    first = rep("first", "幸福路口垃圾桶满溢，三天没有清运", days_before=1)
+    assert possible_duplicates(new, [first], WINDOW) == [(first, None)]
+    # "垃圾桶满溢" vs "幸福路口垃圾桶满溢": bigram sets of 4 and 8 sharing 垃圾 圾桶 桶满 满溢, 4 / sqrt(4 · 8) = 0.7071
+    worded = Report("worded", "100102", "990102001001001", T0, "垃圾桶满溢")
+    older = rep("older", "幸福路口垃圾桶满溢", days_before=5)
+    other_words = rep("other-words", "有人乱扔", days_before=1)
+    assert possible_duplicates(worded, [other_words, older], WINDOW) == [(older, 0.7071), (other_words, None)]
