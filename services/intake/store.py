@@ -28,7 +28,10 @@ from services.intake.domain.privacy import (
     sealed_part,
 )
 from services.intake.domain.reports import to_event
-from services.intake.domain.taxonomy import taxonomy
+from services.intake.domain.taxonomy import (
+    category_name,
+    reported_category_name,
+)
 from services.intake.schemas import ReportIn
 from shared.contract.actions import OUTCOME_LABELS, SATISFACTION_LABELS
 from shared.contract.events import CaseActionRequested, PatrolRecorded
@@ -135,7 +138,8 @@ async def load_case(engine: AsyncEngine, case_id: uuid.UUID) -> dict | None:
     """The case as ``GET /v1/cases/{id}`` shows it, or ``None`` when intake never accepted it.
 
     ``state`` is ``reported`` until dispatch's first event reaches the case view. Beside the
-    report as stored (``report``): ``category_code`` / ``category_name``, the category now (the
+    report as stored (``report``, its ``category_name`` the name it gave, else the taxonomy's name of
+    its ``category_code``): ``category_code`` / ``category_name``, the category now (the
     corrected one once recategorized); ``outcome`` (and its zh-CN ``outcome_label``,
     ``duplicate_of``) while the case is ended; the newest callback (``satisfaction``,
     ``satisfaction_label``, ``resident_resolved``, ``callback_at``); ``reopen_count``,
@@ -156,6 +160,8 @@ async def load_case(engine: AsyncEngine, case_id: uuid.UUID) -> dict | None:
     state = dict(row) if row else {}
     history = sorted(events, key=lambda p: (p.get("sequence") or 0, p["occurred_at"]))
     shown = report_as_shown(report.report)
+    given = shown.get("category_name")  # a source's own name; "" when the report named only its code
+    shown["category_name"] = reported_category_name(shown.get("category_code"), given)
     current = state.get("state") or ("closed" if state.get("closed") else "reported")
     outcome = state.get("outcome") if current in ENDING_STATES else None
     category = corrected_category(state) or shown.get("category_code")
@@ -185,7 +191,7 @@ async def load_case(engine: AsyncEngine, case_id: uuid.UUID) -> dict | None:
         "mediation_level": state.get("mediation_level"),
         "unit": state.get("unit"),
         "category_code": category,
-        "category_name": _category_name(category, shown),
+        "category_name": category_name(category, given),
         # how the category came about (issue 15, docs/classifier.md §3): a recategorization wins
         "category_source": "corrected" if corrected_category(state) else report.category_source,
         "model_version": report.model_version,
@@ -193,12 +199,6 @@ async def load_case(engine: AsyncEngine, case_id: uuid.UUID) -> dict | None:
         "category_suggestions": report.category_suggestions or [],
         "history": history,
     }
-
-
-def _category_name(code: str | None, shown: dict) -> str | None:
-    """The taxonomy's zh-CN name of ``code``, else the name the report gave (a source's own category)."""
-    known = taxonomy().category(code) if code else None
-    return known.name_zh if known is not None else (shown.get("category_name") or None)
 
 
 async def audit_trail(engine: AsyncEngine, case_id: uuid.UUID) -> list[dict]:

@@ -172,6 +172,8 @@ async def test_case_view_shows_outcome_callback_reopen_rung_and_corrected_catego
     assert (v["satisfaction"], v["satisfaction_label"], v["resident_resolved"]) == ("dissatisfied", "不满意", False)
     assert v["category_code"] == "100110" and v["report"]["category_code"] == "100102"
     assert v["category_name"] == "油烟扰民" and v["recategorize_count"] == 1 and v["reopen_count"] == 0
+    # the report as made: code 100102 alone (category_name ""), named by the taxonomy (100102 垃圾扰民)
+    assert v["report"]["category_name"] == "垃圾扰民"
     assert v["unit"] == "990102001"
     # 重办: open again, no outcome shown, the last callback still shown
     await fold(engine, step(case_id, 7, "reopen", "closed", "dispatched", reopen_count=1, recategorize_count=1,
