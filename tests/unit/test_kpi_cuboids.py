@@ -13,6 +13,7 @@ from services.reporting.kpis.cuboids import (
     MonthCellKey,
     MonthSpanKey,
     choose,
+    choose_sketch,
     month_aligned,
     month_deltas,
     month_of,
@@ -59,6 +60,36 @@ def test_month_aligned_bounds():
 ])
 def test_choose(group_by, prefix, category, department, business, want):
     assert choose(group_by, prefix, category, department, business) == want
+
+
+@pytest.mark.parametrize(("group_by", "prefix", "category", "department", "want"), [
+    # the sketch-only cuboids (no counters), smallest first: the tenant's one row
+    (None, None, None, None, 4),
+    ("channel", None, None, None, 9),
+    ("department", None, None, "housing", 8),
+    ("category", None, None, None, 7),
+    (None, None, "100401", None, 7),  # a category filter reads the category's row
+    ("street", None, None, None, 5),
+    (None, "990102001", None, None, 5),  # a street's prefix (9 digits)
+    (None, "990102", None, None, 5),  # a district's (6): its streets' rows
+    ("community", None, None, None, 6),
+    (None, "9901020010", None, None, 6),  # 10 digits: finer than a street, within a community
+    (None, COMMUNITY, None, None, 6),
+    # a place and a dimension: the cuboids 1–3 (community × one)
+    ("street", None, "100401", None, 1),
+    ("department", "990102001", None, None, 2),
+    ("channel", "990102", None, None, 3),
+    ("channel", COMMUNITY, None, None, 3),
+    # a grid: only the place cuboid
+    ("grid", None, None, None, 0),
+    (None, GRID_1, None, None, 0),
+    # two dimensions, or a grid with another: none (the scan answers; choose declines these too)
+    ("department", None, "100401", None, None),
+    ("category", "990102", None, "housing", None),
+    ("grid", None, None, "housing", None),
+])
+def test_choose_sketch(group_by, prefix, category, department, want):
+    assert choose_sketch(group_by, prefix, category, department) == want
 
 
 def test_month_deltas_sum_days_into_each_cuboid():
@@ -115,4 +146,17 @@ def test_month_deltas_sum_days_into_each_cuboid():
     assert mpoints[(c(0, may, GRID_1), "close_hours", 57)] == 1
     assert mpoints[(c(0, may, GRID_2), "close_hours", 57)] == 1
     assert mpoints[(c(2, may, COMMUNITY, dept="health"), "close_hours", 57)] == 1
-    assert len(mpoints) == 2 + 1 + 2 + 2
+    # the sketch-only cuboids: the tenant (place ''), the street, the community and the category
+    # hold both points in one row; the department and the channel differ, so two rows each
+    assert mpoints[(c(4, may, ""), "close_hours", 57)] == 2
+    assert mpoints[(c(5, may, COMMUNITY[:9]), "close_hours", 57)] == 2
+    assert mpoints[(c(6, may, COMMUNITY), "close_hours", 57)] == 2
+    assert mpoints[(c(7, may, "", cat="100401"), "close_hours", 57)] == 2
+    assert mpoints[(c(8, may, "", dept="housing"), "close_hours", 57)] == 1
+    assert mpoints[(c(8, may, "", dept="health"), "close_hours", 57)] == 1
+    assert mpoints[(c(9, may, "", chan="phone"), "close_hours", 57)] == 1
+    assert mpoints[(c(9, may, "", chan="app"), "close_hours", 57)] == 1
+    # rows per cuboid: 0: 2 grids, 1: 1, 2: 2, 3: 2; 4–7: 1 each; 8: 2; 9: 2
+    assert len(mpoints) == 2 + 1 + 2 + 2 + 4 + 2 + 2
+    # the counters and spans stay in the cuboids 0–3
+    assert {k[0] for k in mcells} | {k[0] for k in mspans} == set(CUBOIDS)
