@@ -167,10 +167,21 @@ async def test_rollups_give_the_scans_figures(reporting_engine, data):
         async with reporting_engine.begin() as conn:
             scan = await raw_figures(conn, flt, group_by, bounds, now, biz, use_cuboids=False)
             rolled = await rollup_figures(conn, flt, group_by, bounds, now, biz, total=TOTAL)
+            # the cuboids: for these days (rarely a month's first) the tenant by day, when nothing
+            # but the period is asked (cuboids.choose_day)
+            by_day = await rollup_figures(conn, flt, group_by, bounds, now, biz, total=TOTAL, by_month=True)
         assert rolled is not None, "the rollups must answer for bounds at local midnights"
         got, expected = _normal(rolled), _normal(scan)
         assert got == expected, (start, end, group_by, now, _diff(got, expected), got, expected)
         _quantiles_within_bound(rolled, scan, (start, end, group_by, now))
+        plain = (group_by is None or group_by.startswith("period:")) and flt.place_prefix is None \
+            and flt.department is None and biz is None
+        if plain:
+            assert by_day is not None, "the tenant by day must answer a question of the period alone"
+        if by_day is not None:
+            got = _normal(by_day)
+            assert got == expected, ("by day", start, end, group_by, now, _diff(got, expected))
+            _quantiles_within_bound(by_day, scan, ("by day", start, end, group_by, now))
 
 
 def _quantiles_within_bound(rolled: dict, scan: dict, query) -> None:
@@ -396,9 +407,10 @@ async def test_a_slot_of_one_month_row_reads_its_stored_quantiles(reporting_engi
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(data=st.data())
 async def test_the_migration_sums_the_sketch_cuboids_the_fold_keeps(reporting_engine, data):
-    """Migration cb378725bf37 backfills the sketch-only cuboids 4–9 from the cuboids 0–3: for a
-    folded random history, its sums equal the rows the fold itself keeps (buckets; ``q`` is left
-    NULL by the migration, and the reader then reads the buckets)."""
+    """Migration cb378725bf37 backfills the sketch-only cuboids 4–9 from the cuboids 0–3, and the
+    tenant by day (cuboid 10) from the day tables: for a folded random history, its sums equal the
+    rows the fold itself keeps (buckets; ``q`` is left NULL by the migration, and the reader then
+    reads the buckets)."""
     import importlib.util  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
@@ -413,15 +425,33 @@ async def test_the_migration_sums_the_sketch_cuboids_the_fold_keeps(reporting_en
     t = kpi_month_sketches
     cols = [t.c.cuboid, t.c.day, t.c.lo, t.c.hi, t.c.place_code, t.c.category_code, t.c.department, t.c.channel,
             sa.cast(t.c.b, sa.Text)]
-    mine = sa.and_(t.c.tenant == tenant, t.c.cuboid.in_(list(migration.BACKFILL)), t.c.b != sa.text("'{}'::jsonb"))
+    cuboids = [*migration.BACKFILL, migration.DAY_CUBOID]
+    mine = sa.and_(t.c.tenant == tenant, t.c.cuboid.in_(cuboids), t.c.b != sa.text("'{}'::jsonb"))
+    # the tenant by day's counters and spans (rows of zeros left out: the fold may keep them)
+    day_rows = {table: sa.and_(table.c.tenant == tenant, table.c.cuboid == migration.DAY_CUBOID,
+                               sa.or_(*[table.c[n] != 0 for n in (COUNTERS if table is kpi_month_cells else SPAN_COUNTERS)]))
+                for table in (kpi_month_cells, kpi_month_spans)}
+
+    async def rows():
+        out = {"sketches": sorted((tuple(r) for r in await conn.execute(sa.select(*cols).where(mine))), key=str)}
+        for table, where in day_rows.items():
+            out[table.name] = sorted((tuple(r) for r in await conn.execute(
+                sa.select(*[c for c in table.c if c.name != "tenant"]).where(where))), key=str)
+        return out
+
     async with reporting_engine.begin() as conn:
-        folded = sorted((tuple(r) for r in await conn.execute(sa.select(*cols).where(mine))), key=str)
-        await conn.execute(sa.delete(t).where(mine))
+        folded = await rows()
+        await conn.execute(sa.delete(t).where(t.c.tenant == tenant, t.c.cuboid.in_(cuboids)))
+        for table in day_rows:
+            await conn.execute(sa.delete(table).where(table.c.tenant == tenant, table.c.cuboid == migration.DAY_CUBOID))
         for target in migration.BACKFILL:
             await conn.exec_driver_sql(migration.backfill_sql(target, one_tenant=True), (tenant,))
-        backfilled = sorted((tuple(r) for r in await conn.execute(sa.select(*cols).where(mine))), key=str)
-    assume(folded)  # a history without any time figure has no sketch
-    assert {r[0] for r in folded} == set(migration.BACKFILL)
+        for sql in migration.backfill_day_sql(one_tenant=True):
+            await conn.exec_driver_sql(sql, (tenant,))
+        backfilled = await rows()
+    assume(folded["sketches"])  # a history without any time figure has no sketch
+    assert {r[0] for r in folded["sketches"]} == set(cuboids)
+    assert folded["kpi_month_cells"] and folded["kpi_month_spans"]
     assert backfilled == folded
 
 

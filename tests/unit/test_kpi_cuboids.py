@@ -10,9 +10,11 @@ import pytest
 from services.reporting.kpis.cells import OPEN_DAY, CellKey, SketchKey, SpanKey
 from services.reporting.kpis.cuboids import (
     CUBOIDS,
+    DAY_CUBOID,
     MonthCellKey,
     MonthSpanKey,
     choose,
+    choose_day,
     choose_sketch,
     month_aligned,
     month_deltas,
@@ -92,6 +94,22 @@ def test_choose_sketch(group_by, prefix, category, department, want):
     assert choose_sketch(group_by, prefix, category, department) == want
 
 
+@pytest.mark.parametrize(("group_by", "prefix", "category", "department", "business", "want"), [
+    # nothing asked but the period (the caller passes None for period:day / week / month): the tenant by day
+    (None, None, None, None, False, DAY_CUBOID),
+    (None, "", None, None, False, DAY_CUBOID),  # an empty prefix keeps every place
+    # anything else asked: none (the month cuboids or the scan answer)
+    (None, "990102", None, None, False, None),
+    (None, None, "100401", None, False, None),
+    (None, None, None, "housing", False, None),
+    (None, None, None, None, True, None),
+    ("street", None, None, None, False, None),
+    ("channel", None, None, None, False, None),
+])
+def test_choose_day(group_by, prefix, category, department, business, want):
+    assert choose_day(group_by, prefix, category, department, business) == want
+
+
 def test_month_deltas_sum_days_into_each_cuboid():
     may5, may20, jun3 = date(2024, 5, 5), date(2024, 5, 20), date(2024, 6, 3)
     cells = {
@@ -135,11 +153,21 @@ def test_month_deltas_sum_days_into_each_cuboid():
         c(3, may, COMMUNITY, chan="phone"): {"accepted": 1, "closed": 1, "close_n": 1, "close_us": 7},
         c(3, jun, COMMUNITY, chan="app"): {"accepted": 1},
         c(3, jun, COMMUNITY, chan="app", lo=may): {"supervisions": 2},
+        # cuboid 10: the tenant by day, days as they are, place '' (the two disposals of 10 and
+        # 11 June fall on two days, so they do not cancel here)
+        c(DAY_CUBOID, may5, ""): {"accepted": 1},
+        c(DAY_CUBOID, may20, ""): {"closed": 1, "close_n": 1, "close_us": 7},
+        c(DAY_CUBOID, jun3, ""): {"accepted": 1},
+        c(DAY_CUBOID, jun3, "", lo=may20): {"supervisions": 2},
+        c(DAY_CUBOID, date(2024, 6, 10), ""): {"disposed": -1},
+        c(DAY_CUBOID, date(2024, 6, 11), ""): {"disposed": 1},
     }
     assert mspans[MonthSpanKey(0, "t", may, None, may, GRID_1, None, None, None)] == {"open_own": 1}
     assert mspans[MonthSpanKey(0, "t", jun, None, OPEN_DAY, GRID_2, None, None, None)] == {"open_own": 1}
     assert mspans[MonthSpanKey(3, "t", jun, may, OPEN_DAY, COMMUNITY, None, None, "app")] == {"due_open": 1}
-    assert len(mspans) == 3 * len(CUBOIDS)
+    assert mspans[MonthSpanKey(DAY_CUBOID, "t", may5, None, may20, "", None, None, None)] == {"open_own": 1}
+    assert mspans[MonthSpanKey(DAY_CUBOID, "t", jun3, may20, OPEN_DAY, "", None, None, None)] == {"due_open": 1}
+    assert len(mspans) == 3 * len(CUBOIDS) + 3
     # the two points of May fall in one bucket of one community row (cuboid 1: same category),
     # in two grid rows (cuboid 0) and two department rows (cuboid 2)
     assert mpoints[(c(1, may, COMMUNITY, cat="100401"), "close_hours", 57)] == 2
@@ -156,7 +184,10 @@ def test_month_deltas_sum_days_into_each_cuboid():
     assert mpoints[(c(8, may, "", dept="health"), "close_hours", 57)] == 1
     assert mpoints[(c(9, may, "", chan="phone"), "close_hours", 57)] == 1
     assert mpoints[(c(9, may, "", chan="app"), "close_hours", 57)] == 1
-    # rows per cuboid: 0: 2 grids, 1: 1, 2: 2, 3: 2; 4–7: 1 each; 8: 2; 9: 2
-    assert len(mpoints) == 2 + 1 + 2 + 2 + 4 + 2 + 2
-    # the counters and spans stay in the cuboids 0–3
-    assert {k[0] for k in mcells} | {k[0] for k in mspans} == set(CUBOIDS)
+    # the tenant by day: 20 and 30 May apart
+    assert mpoints[(c(DAY_CUBOID, may20, ""), "close_hours", 57)] == 1
+    assert mpoints[(c(DAY_CUBOID, date(2024, 5, 30), ""), "close_hours", 57)] == 1
+    # rows per cuboid: 0: 2 grids, 1: 1, 2: 2, 3: 2; 4–7: 1 each; 8: 2; 9: 2; 10: 2 days
+    assert len(mpoints) == 2 + 1 + 2 + 2 + 4 + 2 + 2 + 2
+    # the counters and spans: the cuboids 0–3 and the tenant by day
+    assert {k[0] for k in mcells} | {k[0] for k in mspans} == {*CUBOIDS, DAY_CUBOID}

@@ -22,6 +22,7 @@ cuboid      place kept               other dimension kept        rows a month (c
 7 (sketch)  none                     category                    ≤ categories (20)
 8 (sketch)  none                     department                  ≤ departments
 9 (sketch)  none                     channel                     ≤ channels
+10 (days)   none ('')                none                        ≤ days (30), by day
 ==========  =======================  ==========================  ==============================
 
 (times the few span-day variants below). :func:`choose` takes the smallest of the cuboids 0–3
@@ -34,7 +35,10 @@ fold) instead of adding up hundreds of buckets per row. :func:`choose_sketch` pi
 ten, the smallest that keeps what the question needs: by street, the street's one row, not the sum
 of its hundred community rows; without grouping, the tenant's one row.
 
-Months, exactly: a cell's ``day``, ``lo`` and ``hi`` (and a span's ``day``, ``hi``, ``close_day``)
+Cuboid 10 (:data:`DAY_CUBOID`) keeps the days as they are: the tenant's figures by day, for any
+period of whole local days that asks for nothing but the period (a ``period:day`` table).
+
+Months, exactly: in the cuboids 0–9 a cell's ``day``, ``lo`` and ``hi`` (and a span's ``day``, ``hi``, ``close_day``)
 become the first day of their month (:func:`month_of`; an open case's close day 9999-12-31 stays
 as it is). Every comparison the readers make is of such a day with a bound that is the first day
 of a month, or the open ends 0001-01-01 / 9999-12-31, and ``x ≥ b ⟺ month_of(x) ≥ b`` for such a
@@ -83,6 +87,12 @@ SKETCH_CUBOIDS: Mapping[int, Cuboid] = {
     5: Cuboid(STREET_LENGTH, None),
     6: Cuboid(COMMUNITY_LENGTH, None),
 }
+
+#: The tenant by day: counters, spans and sketches summed over every dimension but the tenant,
+#: their days kept as they are (not months), so that it answers any period of whole local days
+#: (a ``period:day`` or ``period:week`` table, a week, a day) that asks for no place, category,
+#: department or channel (:func:`choose_day`).
+DAY_CUBOID = 10
 
 #: Every cuboid a sketch is kept in, in the order :func:`choose_sketch` tries them.
 ALL_SKETCH_CUBOIDS: Mapping[int, Cuboid] = {**SKETCH_CUBOIDS, **CUBOIDS}
@@ -191,6 +201,7 @@ def month_deltas(cells: Mapping[CellKey, Mapping[str, int]], spans: Mapping[Span
             out = cell_keys[k] = [(i, k.tenant, day, lo, hi, place, cat, dept, chan)
                                   for i, place, cat, dept, chan in project(k.place_code, k.category_code,
                                                                            k.department, k.channel)]
+            out.append((DAY_CUBOID, k.tenant, k.day, k.lo, k.hi, "", None, None, None))
         return out
 
     def month_sketches(k: CellKey) -> list[tuple]:
@@ -210,6 +221,7 @@ def month_deltas(cells: Mapping[CellKey, Mapping[str, int]], spans: Mapping[Span
         day, hi, close = month_of(k.day), month_of(k.hi), month_of(k.close_day)
         for i, place, cat, dept, chan in project(k.place_code, k.category_code, k.department, k.channel):
             _add(mspans, (i, k.tenant, day, hi, close, place, cat, dept, chan), counters)
+        _add(mspans, (DAY_CUBOID, k.tenant, k.day, k.hi, k.close_day, "", None, None, None), counters)
     for p, n in points.items():
         for key in month_sketches(p.cell):
             point = (key, p.stat, p.bucket)
@@ -251,6 +263,14 @@ def choose(group_by: str | None, place_prefix: str | None, category: str | None,
     does."""
     need, place = _needs(group_by, place_prefix, category, department, business)
     return _choose(CUBOIDS, need, place)
+
+
+def choose_day(group_by: str | None, place_prefix: str | None, category: str | None, department: str | None,
+               business: bool = False) -> int | None:
+    """:data:`DAY_CUBOID` when the question groups and filters by nothing but the period (its
+    bounds may be any local midnights), else None."""
+    need, place = _needs(group_by, place_prefix, category, department, business)
+    return DAY_CUBOID if not need and place == 0 and group_by is None else None
 
 
 def choose_sketch(group_by: str | None, place_prefix: str | None, category: str | None,

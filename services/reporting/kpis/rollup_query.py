@@ -47,7 +47,13 @@ from services.reporting.kpis.cell_columns import (
 )
 from services.reporting.kpis.cells import is_local_midnight, local_day
 from services.reporting.kpis.clock import tz_name, working_clock_params
-from services.reporting.kpis.cuboids import choose, choose_sketch, month_aligned
+from services.reporting.kpis.cuboids import (
+    DAY_CUBOID,
+    choose,
+    choose_day,
+    choose_sketch,
+    month_aligned,
+)
 from services.reporting.kpis.periods import OPEN_END, OPEN_START, counts_at_period_ends
 from services.reporting.kpis.rules import GROUP_KEYS, TIME_RULES
 from services.reporting.kpis.sketch import (
@@ -215,15 +221,20 @@ async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str |
     """``raw_figures``' answer from the rollups (``total``: its key of the total row), or None when
     the cells cannot answer for P (module docstring). ``by_month``: from the month cuboids
     (services/reporting/kpis/cuboids.py), which answer when every bound of P is a month's first
-    midnight and one cuboid keeps every dimension the question groups or filters by."""
+    midnight and one cuboid keeps every dimension the question groups or filters by, or — by the
+    tenant-by-day cuboid (cuboids.py ``DAY_CUBOID``) — for any bounds at local midnights when the
+    question asks for nothing but the period."""
     days = bound_days(bounds, flt.tz)
     if days is None:
         return None
     cuboid = None
     if by_month:
         grouping = None if group_by is None or group_by.startswith("period:") else group_by
-        cuboid = choose(grouping, flt.place_prefix, flt.category, flt.department, business is not None)
-        if cuboid is None or not month_aligned(days):
+        asked = (grouping, flt.place_prefix, flt.category, flt.department, business is not None)
+        cuboid = choose(*asked) if month_aligned(days) else None
+        if cuboid is None:
+            cuboid = choose_day(*asked)  # the tenant by day: any whole local days, nothing else asked
+        if cuboid is None:
             return None
     zone = (await conn.exec_driver_sql("SELECT tz FROM reporting.kpi_zones WHERE tenant = $1", (flt.tenant,))).scalar()
     if zone != tz_name(flt.tz):
@@ -331,7 +342,8 @@ async def _month_sketch_quantiles(conn: AsyncConnection, flt: CaseFilter, group_
                                   periods: bool) -> dict:
     """:func:`_sketch_quantiles`' answer from the month sketches (:func:`month_sketch_sql`): each slot
     from the smallest cuboid that keeps what it needs (services/reporting/kpis/cuboids.py
-    ``choose_sketch``), the total from the smallest that keeps the filters. A slot of one row
+    ``choose_sketch``; for the tenant by day, :data:`DAY_CUBOID`'s own sketches), the total from the
+    smallest that keeps the filters. A slot of one row
     answers with the row's stored quantiles; the buckets of a slot of several rows (a quarter, say)
     are summed and the ranks found in Python (sketch.py
     :func:`~services.reporting.kpis.sketch.quantiles`)."""
@@ -341,7 +353,8 @@ async def _month_sketch_quantiles(conn: AsyncConnection, flt: CaseFilter, group_
     out: dict[Any, dict] = {}
     raw = (await conn.get_raw_connection()).driver_connection
     for total, by, per in statements:
-        cuboid = choose_sketch(by, flt.place_prefix, flt.category, flt.department)
+        cuboid = (DAY_CUBOID if params.get("cuboid") == DAY_CUBOID
+                  else choose_sketch(by, flt.place_prefix, flt.category, flt.department))
         text, args = bind(month_sketch_sql(by, per), {**params, "cuboid": cuboid})
         # asyncpg's records as they come: a thousand rows by grid, which SQLAlchemy's Row would double
         summed: dict[Any, dict[str, dict[int, int]]] = {}

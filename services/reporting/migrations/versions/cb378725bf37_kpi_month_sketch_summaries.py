@@ -1,4 +1,5 @@
-"""KPI month sketches: the sketch-only cuboids 4–9 and each row's stored quantiles (issue 14;
+"""KPI month sketches: the sketch-only cuboids 4–9, each row's stored quantiles, and the tenant by
+day (cuboid 10) (issue 14;
 services/reporting/kpis/cuboids.py SKETCH_CUBOIDS, docs/kpis.md §10).
 
 Revision ID: cb378725bf37
@@ -15,6 +16,10 @@ bucket maps: 4 (the tenant), 5 (street) and 6 (community) from cuboid 0, 7 (cate
 8 (department) from 2, 9 (channel) from 3: each the sum over the dimensions it drops, as the fold
 would have added them (cuboids.py ``month_deltas``). A tenant still marked mixed has no cuboid
 rows, so nothing to backfill.
+
+Cuboid 10, the tenant by day (cuboids.py ``DAY_CUBOID``: counters, spans and sketches with their
+days as they are), is backfilled from the day tables ``kpi_cells``, ``kpi_spans`` and
+``kpi_sketches``, summed over the place, category, department and channel.
 """
 from collections.abc import Sequence
 
@@ -57,6 +62,39 @@ def backfill_sql(target: int, one_tenant: bool = False) -> str:
         "GROUP BY tenant, day, lo, hi, place_code, category_code, department, channel")
 
 
+#: The counters of kpi_cells / kpi_month_cells and of kpi_spans / kpi_month_spans, as of this revision.
+CELL_COUNTERS = ("accepted", "filed", "swept", "closed", "resolved", "partly_resolved", "unresolved", "unfounded",
+                 "duplicate", "not_remit", "outcome_unrecorded", "closed_on_time", "closed_late", "dispatched",
+                 "transferred", "disposed", "rework", "supervisions", "supervised_cases", "merged_duplicates",
+                 "ack_n", "ack_us", "ack_wn", "ack_wus", "close_n", "close_us", "close_wn", "close_wus",
+                 "final_close_n", "final_close_us", "final_close_wn", "final_close_wus")
+SPAN_COUNTERS = ("due_open", "open_own", "open_transferred", "overdue")
+DAY_CUBOID = 10
+
+
+def backfill_day_sql(one_tenant: bool = False) -> list[str]:
+    """The tenant-by-day cuboid summed from the day tables (cells, spans, sketches); ``one_tenant``:
+    only the tenant ``$1`` (a test's)."""
+    where = "WHERE tenant = $1 " if one_tenant else ""
+    cells = ", ".join(CELL_COUNTERS)
+    sums = ", ".join(f"sum({c})" for c in CELL_COUNTERS)
+    spans = ", ".join(SPAN_COUNTERS)
+    span_sums = ", ".join(f"sum({c})" for c in SPAN_COUNTERS)
+    return [
+        f"INSERT INTO reporting.kpi_month_cells (cuboid, tenant, day, lo, hi, place_code, {cells})\n"
+        f"SELECT {DAY_CUBOID}, tenant, day, lo, hi, '', {sums} FROM reporting.kpi_cells {where}GROUP BY tenant, day, lo, hi",
+        f"INSERT INTO reporting.kpi_month_spans (cuboid, tenant, day, hi, close_day, place_code, {spans})\n"
+        f"SELECT {DAY_CUBOID}, tenant, day, hi, close_day, '', {span_sums} FROM reporting.kpi_spans {where}"
+        "GROUP BY tenant, day, hi, close_day",
+        "INSERT INTO reporting.kpi_month_sketches (cuboid, tenant, day, lo, hi, place_code, b)\n"
+        f"SELECT {DAY_CUBOID}, tenant, day, lo, hi, '', jsonb_object_agg(k, n) FROM (\n"
+        "  SELECT s.tenant, s.day, s.lo, s.hi, e.key AS k, sum(e.value::int) AS n\n"
+        "  FROM reporting.kpi_sketches s CROSS JOIN LATERAL jsonb_each_text(s.b) AS e\n"
+        f"  {where.replace('tenant', 's.tenant')}GROUP BY 1, 2, 3, 4, 5 HAVING sum(e.value::int) <> 0) AS x\n"
+        "GROUP BY tenant, day, lo, hi",
+    ]
+
+
 def upgrade() -> None:
     op.add_column("kpi_month_sketches", sa.Column(
         "q", postgresql.ARRAY(sa.Float()),
@@ -65,8 +103,12 @@ def upgrade() -> None:
         schema="reporting")
     for target in BACKFILL:
         op.execute(backfill_sql(target))
+    for sql in backfill_day_sql():
+        op.execute(sql)
 
 
 def downgrade() -> None:
-    op.execute(f"DELETE FROM reporting.kpi_month_sketches WHERE cuboid IN ({', '.join(map(str, BACKFILL))})")
+    op.execute(f"DELETE FROM reporting.kpi_month_sketches WHERE cuboid IN ({', '.join(map(str, [*BACKFILL, DAY_CUBOID]))})")
+    op.execute(f"DELETE FROM reporting.kpi_month_cells WHERE cuboid = {DAY_CUBOID}")
+    op.execute(f"DELETE FROM reporting.kpi_month_spans WHERE cuboid = {DAY_CUBOID}")
     op.drop_column("kpi_month_sketches", "q", schema="reporting")
