@@ -116,7 +116,7 @@ def assessment_score(response: float | None, resolution: float | None, satisfact
 #: breakdown: a thousand grids).
 _COUNTS = tuple(k.name for k in KPIS if k.unit == "count")
 _TIMES = tuple(k.name for k in KPIS if k.unit in ("hours", "working_hours"))
-_NAMES = tuple(k.name for k in KPIS)
+_EMPTY_ROW = dict.fromkeys(k.name for k in KPIS)
 _MEDIATION_SUFFIXES = ("", *(f"_{rung}" for rung in MEDIATION_LEVELS))
 
 
@@ -127,7 +127,9 @@ def derive(raw: Mapping[str, Any], weights: AssessmentWeights = AssessmentWeight
     ``None``. Rates are shares 0–1 or ``None``; counts ints; times floats (hours); the composite
     score 0–100 or ``None``, weighed by ``weights``."""
     get = raw.get
-    row: dict[str, Any] = {name: int(get(name) or 0) for name in _COUNTS}
+    row: dict[str, Any] = dict(_EMPTY_ROW)  # every column in the catalogue's order, filled below
+    for name in _COUNTS:
+        row[name] = int(get(name) or 0)
     for name in _TIMES:
         v = get(name)
         row[name] = float(v) if v is not None else None
@@ -148,4 +150,4 @@ def derive(raw: Mapping[str, Any], weights: AssessmentWeights = AssessmentWeight
     for suffix in _MEDIATION_SUFFIXES:
         row[f"mediation_success_rate{suffix}"] = mediation_success_rate(row[f"mediation_agreements{suffix}"],
                                                                         row[f"mediation_handoffs{suffix}"])
-    return {name: row[name] for name in _NAMES}
+    return row

@@ -111,12 +111,14 @@ def _cells_of_p(alias: str, month: bool) -> str:
 
 
 def cells_sql(group_by: str | None, business: bool, month: bool = False) -> str:
-    sums = ", ".join(f"sum(c.{name}) AS {name}" for name in COUNTERS if name not in ("open_own", "open_transferred", "overdue"))
+    """The counters of the cells of P summed per group key and sub-period ``b``, and over all of
+    them (the row with ``b`` NULL: the total), as integers."""
+    sums = ", ".join(f"sum(c.{name})::bigint AS {name}" for name in COUNTERS if name not in ("open_own", "open_transferred", "overdue"))
     if business:
-        sums += ", sum(c.accepted) FILTER (WHERE c.category_code = ANY(:business::text[])) AS illegal_business"
+        sums += ", coalesce(sum(c.accepted) FILTER (WHERE c.category_code = ANY(:business::text[])), 0)::bigint AS illegal_business"
     return (f"SELECT {_key(group_by, 'c')} AS key, width_bucket(c.day, :days::date[]) AS b, {sums}\n"
             f"FROM {_table('cells', month)} c\n"
-            f"WHERE {_cells_of_p('c', month)}\nGROUP BY 1, 2")
+            f"WHERE {_cells_of_p('c', month)}\nGROUP BY GROUPING SETS ((1, 2), ())")
 
 
 def states_sql(group_by: str | None, month: bool = False) -> str:
@@ -259,8 +261,14 @@ async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str |
 
     for row in await _rows(conn, cells_sql(by, business is not None, by_month), params):
         key, b = row.pop("key"), row.pop("b")
-        add(acc.setdefault(slot(key, b), {}), row)
-        add(tot, row)
+        if b is None:  # the total (NULL sums when P has no cell)
+            tot = {name: value for name, value in row.items() if value}
+            continue
+        into = acc.get(slot(key, b))
+        if into is None:
+            acc[slot(key, b)] = row
+        else:
+            add(into, row)
     for row in await _rows(conn, dues_sql(by, by_month), params):
         key, b = row["key"], row["b"]
         add(acc.setdefault(slot(key, b), {}), {"due_open": row["per"]})
