@@ -20,6 +20,8 @@ Statements (each reads the cells of P, or the spans alive in it):
   and the ranks looked up in PostgreSQL, the buckets' answers in Python (services/reporting/kpis/sketch.py:
   within relative 1 % of ``percentile_cont``).
   :func:`quantile_sql` is the scan's exact statement, kept for comparison and for the scan path.
+  From the month cuboids, each slot reads the smallest cuboid that keeps what it needs, and a slot
+  of one row its stored median and p90 (:func:`month_sketch_sql`, :func:`_month_sketch_quantiles`).
 """
 
 from __future__ import annotations
