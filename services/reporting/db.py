@@ -208,6 +208,8 @@ kpi_month_sketches = sa.Table(
     *_month_cell_key("kpi_month_sketches"),
     sa.Column("b", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb"),
               comment="as kpi_sketches.b, summed over the month and the dimensions the cuboid drops"),
+    sa.Column("q", pg.ARRAY(sa.Float), comment="median and p90 of b per statistic (services/reporting/kpis/sketch.py "
+              "summary, order cell_columns.SKETCH_STATS), kept by the fold; NULL: not yet, read b"),
     comment="KPI rollups: the quantile sketches by month and cuboid",
 )
 

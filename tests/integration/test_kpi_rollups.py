@@ -11,7 +11,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from services.reporting.db import (
@@ -23,12 +23,12 @@ from services.reporting.db import (
     kpi_spans,
 )
 from services.reporting.filters import CaseFilter
-from services.reporting.kpis.cell_columns import COUNTERS, SPAN_COUNTERS
+from services.reporting.kpis.cell_columns import COUNTERS, SKETCH_STATS, SPAN_COUNTERS
 from services.reporting.kpis.periods import OPEN_END, OPEN_START, period_bounds
 from services.reporting.kpis.queries import TOTAL, raw_figures
 from services.reporting.kpis.rollup_fold import rollups_from_facts
 from services.reporting.kpis.rollup_query import rollup_figures
-from services.reporting.kpis.sketch import ALPHA
+from services.reporting.kpis.sketch import ALPHA, summary
 from shared.contract.actions import OUTCOMES
 from shared.contract.events import (
     CaseClosed,
@@ -167,10 +167,21 @@ async def test_rollups_give_the_scans_figures(reporting_engine, data):
         async with reporting_engine.begin() as conn:
             scan = await raw_figures(conn, flt, group_by, bounds, now, biz, use_cuboids=False)
             rolled = await rollup_figures(conn, flt, group_by, bounds, now, biz, total=TOTAL)
+            # the cuboids: for these days (rarely a month's first) the tenant by day, when nothing
+            # but the period is asked (cuboids.choose_day)
+            by_day = await rollup_figures(conn, flt, group_by, bounds, now, biz, total=TOTAL, by_month=True)
         assert rolled is not None, "the rollups must answer for bounds at local midnights"
         got, expected = _normal(rolled), _normal(scan)
         assert got == expected, (start, end, group_by, now, _diff(got, expected), got, expected)
         _quantiles_within_bound(rolled, scan, (start, end, group_by, now))
+        plain = (group_by is None or group_by.startswith("period:")) and flt.place_prefix is None \
+            and flt.department is None and biz is None
+        if plain:
+            assert by_day is not None, "the tenant by day must answer a question of the period alone"
+        if by_day is not None:
+            got = _normal(by_day)
+            assert got == expected, ("by day", start, end, group_by, now, _diff(got, expected))
+            _quantiles_within_bound(by_day, scan, ("by day", start, end, group_by, now))
 
 
 def _quantiles_within_bound(rolled: dict, scan: dict, query) -> None:
@@ -241,7 +252,6 @@ async def test_the_sql_quantiles_of_the_sketches_equal_the_python_ones(reporting
     from services.reporting.kpis.rollup_query import (  # noqa: PLC0415
         _TOTAL_Q,
         _sketch_quantiles,
-        _summed_sketch_quantiles,
     )
     from services.reporting.kpis.sketch import quantile  # noqa: PLC0415
 
@@ -265,15 +275,8 @@ async def test_the_sql_quantiles_of_the_sketches_equal_the_python_ones(reporting
                 tenant=tenant, place_code=place, day=days[d], b={k: n for k, n in b.items() if n}))
         by_grid = await _sketch_quantiles(conn, "grid", params, periods=False)
         by_day = await _sketch_quantiles(conn, "period:day", pdays, periods=True)
-        # the month cuboids' reading (ranks in Python; by grid each cell's map read whole), here over the day table
-        summed = (await _summed_sketch_quantiles(conn, "grid", params, False, month=False),
-                  await _summed_sketch_quantiles(conn, "period:day", pdays, True, month=False),
-                  await _summed_sketch_quantiles(conn, "community", params, False, month=False))
         await conn.execute(sa.delete(kpi_sketches).where(kpi_sketches.c.tenant == tenant))
-    for slots, answer, slot_of in ((by_grid, "grid", lambda place, d: place), (by_day, "day", lambda place, d: d + 1),
-                                   (summed[0], "grid, summed", lambda place, d: place),
-                                   (summed[1], "day, summed", lambda place, d: d + 1),
-                                   (summed[2], "community, summed", lambda place, d: place[:12])):
+    for slots, answer, slot_of in ((by_grid, "grid", lambda place, d: place), (by_day, "day", lambda place, d: d + 1)):
         merged = {}
         for (place, d), b in rows.items():
             for sb, n in b.items():
@@ -346,6 +349,110 @@ async def test_month_cuboids_give_the_scans_figures(reporting_engine, data):
         got, expected = _normal(rolled), _normal(scan)
         assert got == expected, (start, end, group_by, now, filters, _diff(got, expected), got, expected)
         _quantiles_within_bound(rolled, scan, (start, end, group_by, now, filters))
+    await _assert_month_summaries_kept(reporting_engine, tenant)
+
+
+async def _assert_month_summaries_kept(engine, tenant: str) -> None:
+    """Every month sketch row the fold touched keeps, in ``q``, the median and p90 of its own
+    buckets (sketch.summary, order cell_columns.SKETCH_STATS)."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(kpi_month_sketches.c.b, kpi_month_sketches.c.q)
+                                   .where(kpi_month_sketches.c.tenant == tenant))).all()
+    for b, q in rows:  # none when no case of the history has a time figure
+        assert q == summary(b, SKETCH_STATS), (b, q)
+
+
+async def test_a_slot_of_one_month_row_reads_its_stored_quantiles(reporting_engine):
+    """rollup_query._month_sketch_quantiles: a slot that is one row answers with the row's stored
+    ``q`` (a planted value no bucket gives, so the test sees which was read), or with its buckets
+    when ``q`` is not kept yet; a slot of several rows sums their buckets (and ignores their q)."""
+    from services.reporting.kpis.rollup_query import _TOTAL_Q, _month_sketch_quantiles  # noqa: PLC0415
+
+    tenant = unique_tenant()
+    may, june = datetime(2024, 5, 1, tzinfo=TZ), datetime(2024, 6, 1, tzinfo=TZ)
+    d0, dn = may.date(), june.date()
+    one, two, three = "990102001001", "990102001002", "990102002001"
+
+    def planted(**stats):  # q with the given (median, p90) per statistic, None elsewhere
+        return [v for stat in SKETCH_STATS for v in stats.get(stat, (None, None))]
+
+    rows = [
+        # community one: one row, q planted (its buckets would answer 0.99)
+        dict(cuboid=6, place_code=one, lo=None, b={"close_hours:0": 2}, q=planted(close_hours=(111.0, 222.0))),
+        # community two: two rows (a second span-day variant, lo = May), planted q ignored: summed
+        dict(cuboid=6, place_code=two, lo=None, b={"close_hours:0": 1}, q=planted(close_hours=(999.0, 999.0))),
+        dict(cuboid=6, place_code=two, lo=d0, b={"close_hours:35": 1}, q=planted(close_hours=(999.0, 999.0))),
+        # community three: one row without q yet: its buckets
+        dict(cuboid=6, place_code=three, lo=None, b={"ack_hours:0": 1}, q=None),
+        # the tenant's row (cuboid 4) for the total
+        dict(cuboid=4, place_code="", lo=None, b={"close_hours:0": 1}, q=planted(close_hours=(7.0, 8.0))),
+    ]
+    flt = CaseFilter(tenant, may, june, tz=TZ)
+    params = {**flt.sql_params(), "days": [d0, dn], "d0": d0, "d1": dn, "dn": dn}
+    async with reporting_engine.begin() as conn:
+        await conn.execute(sa.insert(kpi_month_sketches), [{"tenant": tenant, "day": d0, **r} for r in rows])
+        got = await _month_sketch_quantiles(conn, flt, "community", params, periods=False)
+        await conn.execute(sa.delete(kpi_month_sketches).where(kpi_month_sketches.c.tenant == tenant))
+    # two: values 0.99 and γ^35·0.99 = 1.99366 h (bucket answers, tests/unit/test_kpi_sketch.py):
+    # median h = 0.5 → 0.99 + 0.5·1.00366 = 1.49183; p90 h = 0.9 → 0.99 + 0.9·1.00366 = 1.89329
+    assert got == {
+        one: {"close_hours_median": 111.0, "close_hours_p90": 222.0},
+        two: {"close_hours_median": pytest.approx(1.49183, rel=1e-5), "close_hours_p90": pytest.approx(1.89329, rel=1e-5)},
+        three: {"ack_hours_median": pytest.approx(0.99), "ack_hours_p90": pytest.approx(0.99)},
+        _TOTAL_Q: {"close_hours_median": 7.0, "close_hours_p90": 8.0},
+    }
+
+
+@settings(max_examples=8, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(data=st.data())
+async def test_the_migration_sums_the_sketch_cuboids_the_fold_keeps(reporting_engine, data):
+    """Migration cb378725bf37 backfills the sketch-only cuboids 4–9 from the cuboids 0–3, and the
+    tenant by day (cuboid 10) from the day tables: for a folded random history, its sums equal the
+    rows the fold itself keeps (buckets; ``q`` is left NULL by the migration, and the reader then
+    reads the buckets)."""
+    import importlib.util  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    path = next(Path("services/reporting/migrations/versions").glob("cb378725bf37_*.py"))
+    spec = importlib.util.spec_from_file_location("migration_cb378725bf37", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    cases = data.draw(st.lists(a_case(day0=MONTH_DAY0), min_size=1, max_size=5))
+    tenant = unique_tenant()
+    await fold_through_consumer(reporting_engine, tenant,
+                                _shuffled_with_redeliveries(data, [ev for case in cases for ev in case]))
+    t = kpi_month_sketches
+    cols = [t.c.cuboid, t.c.day, t.c.lo, t.c.hi, t.c.place_code, t.c.category_code, t.c.department, t.c.channel,
+            sa.cast(t.c.b, sa.Text)]
+    cuboids = [*migration.BACKFILL, migration.DAY_CUBOID]
+    mine = sa.and_(t.c.tenant == tenant, t.c.cuboid.in_(cuboids), t.c.b != sa.text("'{}'::jsonb"))
+    # the tenant by day's counters and spans (rows of zeros left out: the fold may keep them)
+    day_rows = {table: sa.and_(table.c.tenant == tenant, table.c.cuboid == migration.DAY_CUBOID,
+                               sa.or_(*[table.c[n] != 0 for n in (COUNTERS if table is kpi_month_cells else SPAN_COUNTERS)]))
+                for table in (kpi_month_cells, kpi_month_spans)}
+
+    async def rows():
+        out = {"sketches": sorted((tuple(r) for r in await conn.execute(sa.select(*cols).where(mine))), key=str)}
+        for table, where in day_rows.items():
+            out[table.name] = sorted((tuple(r) for r in await conn.execute(
+                sa.select(*[c for c in table.c if c.name != "tenant"]).where(where))), key=str)
+        return out
+
+    async with reporting_engine.begin() as conn:
+        folded = await rows()
+        await conn.execute(sa.delete(t).where(t.c.tenant == tenant, t.c.cuboid.in_(cuboids)))
+        for table in day_rows:
+            await conn.execute(sa.delete(table).where(table.c.tenant == tenant, table.c.cuboid == migration.DAY_CUBOID))
+        for target in migration.BACKFILL:
+            await conn.exec_driver_sql(migration.backfill_sql(target, one_tenant=True), (tenant,))
+        for sql in migration.backfill_day_sql(one_tenant=True):
+            await conn.exec_driver_sql(sql, (tenant,))
+        backfilled = await rows()
+    assume(folded["sketches"])  # a history without any time figure has no sketch
+    assert {r[0] for r in folded["sketches"]} == set(cuboids)
+    assert folded["kpi_month_cells"] and folded["kpi_month_spans"]
+    assert backfilled == folded
 
 
 async def test_month_cuboids_decline_periods_that_are_not_whole_months(reporting_engine):

@@ -23,6 +23,8 @@ from services.reporting.kpis.sketch import (
     bucket_value,
     quantile,
     quantiles,
+    split_counts,
+    summary,
 )
 from tests.unit.test_kpi_cells import CASE_A, TZ, cell  # case A, worked by hand there
 
@@ -57,6 +59,16 @@ def test_quantile_follows_percentile_cont_by_hand():
     assert quantile({}, 0.9) is None
     # one value: every quantile is its bucket's answer
     assert quantile({35: 1}, 0.9) == pytest.approx(1.99366, rel=1e-5)
+
+
+def test_summary_of_a_stored_map_by_hand():
+    # a month row's map: close_hours holds 0, 1, 1, 2 h (as above), ack_hours one value of 1 h
+    b = {f"close_hours:{ZERO_BUCKET}": 1, "close_hours:0": 2, "close_hours:35": 1, "ack_hours:0": 1}
+    assert split_counts(b) == {"close_hours": {ZERO_BUCKET: 1, 0: 2, 35: 1}, "ack_hours": {0: 1}}
+    got = summary(b, ("ack_hours", "ack_working_hours", "close_hours"))
+    # ack: one value, both quantiles its bucket's answer 0.99; working hours: none; close: as above
+    assert got[:4] == [pytest.approx(0.99), pytest.approx(0.99), None, None]
+    assert got[4:] == [pytest.approx(0.99), pytest.approx(0.99 + 0.7 * (GAMMA**35 * 0.99 - 0.99))]
 
 
 def _exact(values: list[float], q: float) -> float:

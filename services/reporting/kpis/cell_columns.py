@@ -26,3 +26,7 @@ COUNTERS: tuple[str, ...] = (*EVENT_COUNTERS, *TIME_COUNTERS)
 
 #: The counters of the span table (services/reporting/kpis/cells.py): 应办结's open part and the states.
 SPAN_COUNTERS: tuple[str, ...] = ("due_open", *STATE_COUNTERS)
+
+#: The statistics of the quantile sketches (services/reporting/kpis/sketch.py; cells.py SketchKey),
+#: in the order of a month sketch row's stored quantiles ``q`` (median then p90 of each).
+SKETCH_STATS: tuple[str, ...] = tuple(f"{p}_{s}" for p in TIME_PREFIXES for s in ("hours", "working_hours"))

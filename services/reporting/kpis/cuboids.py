@@ -16,13 +16,29 @@ cuboid      place kept               other dimension kept        rows a month (c
 1           community (12 digits)    category                    ≤ communities × categories
 2           community                department                  ≤ communities × departments
 3           community                channel                     ≤ communities × channels
+4 (sketch)  none ('')                none                        1
+5 (sketch)  street (9 digits)        none                        ≤ streets (10)
+6 (sketch)  community                none                        ≤ communities (100)
+7 (sketch)  none                     category                    ≤ categories (20)
+8 (sketch)  none                     department                  ≤ departments
+9 (sketch)  none                     channel                     ≤ channels
+10 (days)   none ('')                none                        ≤ days (30), by day
 ==========  =======================  ==========================  ==============================
 
-(times the few span-day variants below). :func:`choose` takes the smallest cuboid that keeps
-every dimension the question groups or filters by; a question needing two (a category filter and
-grouping by department, say) or a place finer than the cuboid's is answered by the scan.
+(times the few span-day variants below). :func:`choose` takes the smallest of the cuboids 0–3
+that keeps every dimension the question groups or filters by; a question needing two (a category
+filter and grouping by department, say) or a place finer than the cuboid's is answered by the scan.
 
-Months, exactly: a cell's ``day``, ``lo`` and ``hi`` (and a span's ``day``, ``hi``, ``close_day``)
+The cuboids 4–9 hold only the quantile sketches (``kpi_month_sketches``): a median is not a sum,
+so a slot whose sketch is one stored row reads the row's medians and p90 (its ``q``, kept by the
+fold) instead of adding up hundreds of buckets per row. :func:`choose_sketch` picks, among all
+ten, the smallest that keeps what the question needs: by street, the street's one row, not the sum
+of its hundred community rows; without grouping, the tenant's one row.
+
+Cuboid 10 (:data:`DAY_CUBOID`) keeps the days as they are: the tenant's figures by day, for any
+period of whole local days that asks for nothing but the period (a ``period:day`` table).
+
+Months, exactly: in the cuboids 0–9 a cell's ``day``, ``lo`` and ``hi`` (and a span's ``day``, ``hi``, ``close_day``)
 become the first day of their month (:func:`month_of`; an open case's close day 9999-12-31 stays
 as it is). Every comparison the readers make is of such a day with a bound that is the first day
 of a month, or the open ends 0001-01-01 / 9999-12-31, and ``x ≥ b ⟺ month_of(x) ≥ b`` for such a
@@ -39,13 +55,15 @@ from typing import NamedTuple
 from services.reporting.kpis.cells import OPEN_DAY, CellKey, SketchKey, SpanKey
 from shared.domain.tenants import STANDARD_LEVEL_LENGTHS
 
-#: Length of a community's place code: the place the cuboids 1–3 keep.
+#: Length of a community's place code: the place the cuboids 1–3 and 6 keep.
 COMMUNITY_LENGTH = STANDARD_LEVEL_LENGTHS["community"]
+#: Length of a street's place code: the place the sketch cuboid 5 keeps.
+STREET_LENGTH = STANDARD_LEVEL_LENGTHS["street"]
 
 
 class Cuboid(NamedTuple):
-    """What a cuboid keeps: ``place_length`` (None: the whole place code) and one more dimension
-    (a column of cells.py DIMS, or None)."""
+    """What a cuboid keeps: ``place_length`` (None: the whole place code; 0: none, the row's place
+    is '') and one more dimension (a column of cells.py DIMS, or None)."""
 
     place_length: int | None
     dim: str | None
@@ -58,6 +76,26 @@ CUBOIDS: Mapping[int, Cuboid] = {
     1: Cuboid(COMMUNITY_LENGTH, "category_code"),
     0: Cuboid(None, None),
 }
+
+#: The cuboids that hold only sketches (module docstring), smallest first as
+#: :func:`choose_sketch` tries them before :data:`CUBOIDS`.
+SKETCH_CUBOIDS: Mapping[int, Cuboid] = {
+    4: Cuboid(0, None),
+    9: Cuboid(0, "channel"),
+    8: Cuboid(0, "department"),
+    7: Cuboid(0, "category_code"),
+    5: Cuboid(STREET_LENGTH, None),
+    6: Cuboid(COMMUNITY_LENGTH, None),
+}
+
+#: The tenant by day: counters, spans and sketches summed over every dimension but the tenant,
+#: their days kept as they are (not months), so that it answers any period of whole local days
+#: (a ``period:day`` or ``period:week`` table, a week, a day) that asks for no place, category,
+#: department or channel (:func:`choose_day`).
+DAY_CUBOID = 10
+
+#: Every cuboid a sketch is kept in, in the order :func:`choose_sketch` tries them.
+ALL_SKETCH_CUBOIDS: Mapping[int, Cuboid] = {**SKETCH_CUBOIDS, **CUBOIDS}
 
 #: The dimension a grouping needs (place levels: the place).
 _GROUP_DIMS: Mapping[str, str] = {"category": "category_code", "department": "department", "channel": "channel"}
@@ -104,15 +142,22 @@ def month_aligned(days: Sequence[date]) -> bool:
     return all(d.day == 1 or d == OPEN_DAY for d in days)
 
 
-#: Per cuboid: (id, place length, keeps the category, the department, the channel).
-_PLAN = tuple((i, c.place_length, c.dim == "category_code", c.dim == "department", c.dim == "channel")
-              for i, c in CUBOIDS.items())
+def _plan(cuboids: Mapping[int, Cuboid]) -> tuple:
+    """Per cuboid: (id, place length, keeps the category, the department, the channel)."""
+    return tuple((i, c.place_length, c.dim == "category_code", c.dim == "department", c.dim == "channel")
+                 for i, c in cuboids.items())
 
 
-def _projections(place: str, category: str | None, department: str | None, channel: str | None) -> list[tuple]:
-    """``(cuboid, place, category, department, channel)`` of each cuboid for one cell's dimensions."""
+_PLAN = _plan(CUBOIDS)
+_SKETCH_PLAN = _plan(SKETCH_CUBOIDS)
+
+
+def _projections(place: str, category: str | None, department: str | None, channel: str | None,
+                 plan: tuple = _PLAN) -> list[tuple]:
+    """``(cuboid, place, category, department, channel)`` of each cuboid of ``plan`` for one cell's
+    dimensions."""
     return [(i, place if n is None else place[:n], category if kc else None, department if kd else None,
-             channel if kh else None) for i, n, kc, kd, kh in _PLAN]
+             channel if kh else None) for i, n, kc, kd, kh in plan]
 
 
 def _add(into: dict, key, counters: Mapping[str, int]) -> None:
@@ -128,11 +173,12 @@ def month_deltas(cells: Mapping[CellKey, Mapping[str, int]], spans: Mapping[Span
                  points: Mapping[SketchKey, int]
                  ) -> tuple[dict[MonthCellKey, dict[str, int]], dict[MonthSpanKey, dict[str, int]],
                             dict[tuple[MonthCellKey, str, int], int]]:
-    """The day cells' deltas (cells.py ``all_deltas``) summed into every cuboid's month rows;
-    rows whose deltas cancel are dropped. Keys are plain tuples in :class:`MonthCellKey` /
-    :class:`MonthSpanKey` field order (equal to those); sketch points are ``(month cell,
-    statistic, bucket)``. The fold calls this for every batch, so it is written for speed: each
-    cell's months and projections are worked out once."""
+    """The day cells' deltas (cells.py ``all_deltas``) summed into every cuboid's month rows (the
+    sketch points also into the sketch-only cuboids :data:`SKETCH_CUBOIDS`); rows whose deltas
+    cancel are dropped. Keys are plain tuples in :class:`MonthCellKey` / :class:`MonthSpanKey`
+    field order (equal to those); sketch points are ``(month cell, statistic, bucket)``. The fold
+    calls this for every batch, so it is written for speed: each cell's months and projections are
+    worked out once."""
     mcells: dict = {}
     mspans: dict = {}
     mpoints: dict = {}
@@ -146,6 +192,7 @@ def month_deltas(cells: Mapping[CellKey, Mapping[str, int]], spans: Mapping[Span
         return out
 
     cell_keys: dict[CellKey, list[tuple]] = {}
+    sketch_keys: dict[CellKey, list[tuple]] = {}
 
     def month_cells(k: CellKey) -> list[tuple]:
         out = cell_keys.get(k)
@@ -154,6 +201,17 @@ def month_deltas(cells: Mapping[CellKey, Mapping[str, int]], spans: Mapping[Span
             out = cell_keys[k] = [(i, k.tenant, day, lo, hi, place, cat, dept, chan)
                                   for i, place, cat, dept, chan in project(k.place_code, k.category_code,
                                                                            k.department, k.channel)]
+            out.append((DAY_CUBOID, k.tenant, k.day, k.lo, k.hi, "", None, None, None))
+        return out
+
+    def month_sketches(k: CellKey) -> list[tuple]:
+        out = sketch_keys.get(k)
+        if out is None:
+            day, lo, hi = month_of(k.day), month_of(k.lo), month_of(k.hi)
+            out = sketch_keys[k] = month_cells(k) + [
+                (i, k.tenant, day, lo, hi, place, cat, dept, chan)
+                for i, place, cat, dept, chan in _projections(k.place_code, k.category_code, k.department,
+                                                              k.channel, _SKETCH_PLAN)]
         return out
 
     for k, counters in cells.items():
@@ -163,22 +221,61 @@ def month_deltas(cells: Mapping[CellKey, Mapping[str, int]], spans: Mapping[Span
         day, hi, close = month_of(k.day), month_of(k.hi), month_of(k.close_day)
         for i, place, cat, dept, chan in project(k.place_code, k.category_code, k.department, k.channel):
             _add(mspans, (i, k.tenant, day, hi, close, place, cat, dept, chan), counters)
+        _add(mspans, (DAY_CUBOID, k.tenant, k.day, k.hi, k.close_day, "", None, None, None), counters)
     for p, n in points.items():
-        for key in month_cells(p.cell):
+        for key in month_sketches(p.cell):
             point = (key, p.stat, p.bucket)
             mpoints[point] = mpoints.get(point, 0) + n
     drop = lambda m: {k: v for k, v in m.items() if any(v.values())}  # noqa: E731
     return drop(mcells), drop(mspans), {k: v for k, v in mpoints.items() if v}
 
 
-def choose(group_by: str | None, place_prefix: str | None, category: str | None, department: str | None,
-           business: bool = False) -> int | None:
-    """The smallest cuboid that keeps every dimension the question groups or filters by
-    (``business``: the illegal-business figure, which needs the category), or None when none does."""
+def _needs(group_by: str | None, place_prefix: str | None, category: str | None, department: str | None,
+           business: bool) -> tuple[set[str], int]:
+    """The dimensions (cells.py DIMS but the place) a question groups or filters by, and the length
+    of place code it needs (:data:`FULL_PLACE` for a grid or a prefix finer than a community)."""
     need = {d for d in (_GROUP_DIMS.get(group_by or ""), "category_code" if category or business else None,
                         "department" if department else None) if d}
-    fine_place = group_by == "grid" or (place_prefix is not None and len(place_prefix) > COMMUNITY_LENGTH)
-    for i, c in CUBOIDS.items():
-        if need <= ({c.dim} - {None}) and not (fine_place and c.place_length is not None):
+    lengths = [len(place_prefix)] if place_prefix is not None else []
+    if group_by == "grid":
+        lengths.append(FULL_PLACE)
+    elif group_by in STANDARD_LEVEL_LENGTHS:
+        lengths.append(STANDARD_LEVEL_LENGTHS[group_by])
+    return need, max(lengths, default=0)
+
+
+#: The place length that only the full code (``place_length`` None) keeps.
+FULL_PLACE = 10**6
+
+
+def _choose(cuboids: Mapping[int, Cuboid], need: set[str], place: int) -> int | None:
+    for i, c in cuboids.items():
+        kept = FULL_PLACE if c.place_length is None else c.place_length
+        if need <= ({c.dim} - {None}) and place <= kept:
             return i
     return None
+
+
+def choose(group_by: str | None, place_prefix: str | None, category: str | None, department: str | None,
+           business: bool = False) -> int | None:
+    """The smallest of the cuboids 0–3 that keeps every dimension the question groups or filters
+    by (``business``: the illegal-business figure, which needs the category), or None when none
+    does."""
+    need, place = _needs(group_by, place_prefix, category, department, business)
+    return _choose(CUBOIDS, need, place)
+
+
+def choose_day(group_by: str | None, place_prefix: str | None, category: str | None, department: str | None,
+               business: bool = False) -> int | None:
+    """:data:`DAY_CUBOID` when the question groups and filters by nothing but the period (its
+    bounds may be any local midnights), else None."""
+    need, place = _needs(group_by, place_prefix, category, department, business)
+    return DAY_CUBOID if not need and place == 0 and group_by is None else None
+
+
+def choose_sketch(group_by: str | None, place_prefix: str | None, category: str | None,
+                  department: str | None) -> int | None:
+    """The smallest cuboid of all ten (:data:`ALL_SKETCH_CUBOIDS`) whose sketches keep every
+    dimension the question groups or filters by, or None when none does."""
+    need, place = _needs(group_by, place_prefix, category, department, False)
+    return _choose(ALL_SKETCH_CUBOIDS, need, place)

@@ -21,8 +21,12 @@ from services.reporting.kpis.document import (
     previous_period,
 )
 from services.reporting.kpis.queries import kpi_table
-from services.reporting.kpis.rules import business_categories
-from services.reporting.kpis.summary import period_text, place_name, stated_summary
+from services.reporting.kpis.summary import (
+    department_table,
+    period_text,
+    place_name,
+    stated_summary,
+)
 from services.reporting.labels import department_short_name
 from services.reporting.stats import query_patrols
 from shared.domain.tenants import TenantConfig
@@ -45,7 +49,7 @@ async def document_figures(conn: AsyncConnection, flt: CaseFilter, *, tenant: Te
     def run(f: CaseFilter, group_by: str | None, **kw):
         return kpi_table(conn, f, group_by, tenant=tenant, taxonomy=taxonomy, now=now, **kw)
 
-    by_dept, raw = await run(flt, "department", business=business_categories(taxonomy))
+    by_dept, raw = await department_table(conn, flt, tenant=tenant, taxonomy=taxonomy, now=now)
     stated = stated_summary(by_dept, raw, flt, tenant, taxonomy)
     by_cat, _ = await run(flt, "category")
     prev_start, prev_end = previous_period(flt.start, flt.end, flt.tz)

@@ -112,20 +112,27 @@ def assessment_score(response: float | None, resolution: float | None, satisfact
                   + weights.satisfaction * satisfaction)
 
 
+#: The catalogue's columns by kind, worked out once (:func:`derive` runs for every row of a
+#: breakdown: a thousand grids).
+_COUNTS = tuple(k.name for k in KPIS if k.unit == "count")
+_TIMES = tuple(k.name for k in KPIS if k.unit in ("hours", "working_hours"))
+_EMPTY_ROW = dict.fromkeys(k.name for k in KPIS)
+_MEDIATION_SUFFIXES = ("", *(f"_{rung}" for rung in MEDIATION_LEVELS))
+
+
 def derive(raw: Mapping[str, Any], weights: AssessmentWeights = AssessmentWeights()) -> dict[str, Any]:
     """All KPI columns of one row from its raw counts (every count and time column of
     :data:`~services.reporting.kpis.catalogue.KPIS` that :func:`services.reporting.kpis.queries.query_kpis`
     reads: the case figures and the per-event figures). Missing counts are 0, missing times
     ``None``. Rates are shares 0–1 or ``None``; counts ints; times floats (hours); the composite
     score 0–100 or ``None``, weighed by ``weights``."""
-    g = lambda k: int(raw.get(k) or 0)  # noqa: E731
-    row: dict[str, Any] = {}
-    for k in KPIS:
-        if k.unit == "count":
-            row[k.name] = g(k.name)
-        elif k.unit in ("hours", "working_hours"):
-            v = raw.get(k.name)
-            row[k.name] = float(v) if v is not None else None
+    get = raw.get
+    row: dict[str, Any] = dict(_EMPTY_ROW)  # every column in the catalogue's order, filled below
+    for name in _COUNTS:
+        row[name] = int(get(name) or 0)
+    for name in _TIMES:
+        v = get(name)
+        row[name] = float(v) if v is not None else None
     row["in_progress"] = row["in_progress_own"] + row["in_progress_transferred"]
     row["overdue"] = overdue_total(row["overdue_open"], row["closed_late"])
     row["completion_rate"] = completion_rate(row["closed"], row["due"])
@@ -140,7 +147,7 @@ def derive(raw: Mapping[str, Any], weights: AssessmentWeights = AssessmentWeight
     row["reopen_rate"] = reopen_rate(row["reopened"], row["closed"])
     row["assessment_score"] = assessment_score(row["response_rate"], row["resolution_rate"],
                                                row["satisfaction_rate"], weights)
-    for suffix in ("", *(f"_{rung}" for rung in MEDIATION_LEVELS)):
+    for suffix in _MEDIATION_SUFFIXES:
         row[f"mediation_success_rate{suffix}"] = mediation_success_rate(row[f"mediation_agreements{suffix}"],
                                                                         row[f"mediation_handoffs{suffix}"])
-    return {k.name: row[k.name] for k in KPIS}
+    return row

@@ -36,10 +36,11 @@ from services.reporting.db import (
     kpi_spans,
     kpi_zones,
 )
-from services.reporting.kpis.cell_columns import COUNTERS, SPAN_COUNTERS
+from services.reporting.kpis.cell_columns import COUNTERS, SKETCH_STATS, SPAN_COUNTERS
 from services.reporting.kpis.cells import CellKey, SpanKey, all_deltas
 from services.reporting.kpis.clock import tz_name
 from services.reporting.kpis.cuboids import MonthCellKey, MonthSpanKey, month_deltas
+from services.reporting.kpis.sketch import summary
 
 _CELL_KEY = CellKey._fields
 _SPAN_KEY = SpanKey._fields
@@ -68,9 +69,11 @@ def upsert_sql(table: sa.Table, key: Sequence[str], counters: Sequence[str]) -> 
             f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")
 
 
-def sketches_sql(table: sa.Table, key: Sequence[str]) -> str:
+def sketches_sql(table: sa.Table, key: Sequence[str], returning: bool = False) -> str:
     """The sketches' upsert: one jsonb ``{"<statistic>:<bucket>": count}`` per cell, merged key by
-    key on conflict, the counts that reach 0 dropped (a cell whose cases all moved on keeps ``{}``)."""
+    key on conflict, the counts that reach 0 dropped (a cell whose cases all moved on keeps ``{}``).
+    ``returning``: each row's ``ctid`` and merged map as text, for :data:`SUMMARY_SQL`."""
+    tail = "\nRETURNING t.ctid, t.b::text" if returning else ""
     return (f"INSERT INTO {table.schema}.{table.name} AS t ({', '.join(key)}, b)\n"
             f"SELECT u.{', u.'.join(key)}, u.b::jsonb FROM unnest("
             f"{', '.join(f'${i}::{t}[]' for i, t in enumerate(_types(table, key), start=1))}, "
@@ -78,7 +81,13 @@ def sketches_sql(table: sa.Table, key: Sequence[str]) -> str:
             f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET b = (\n"
             f"  SELECT coalesce(jsonb_object_agg(e.k, e.n), '{{}}'::jsonb) FROM (\n"
             f"    SELECT k, sum(v::int) AS n FROM (SELECT * FROM jsonb_each_text(t.b) UNION ALL SELECT * FROM jsonb_each_text(excluded.b)) AS x(k, v)\n"
-            f"    GROUP BY k HAVING sum(v::int) <> 0) AS e)")
+            f"    GROUP BY k HAVING sum(v::int) <> 0) AS e){tail}")
+
+
+#: A month sketch row's stored quantiles (``kpi_month_sketches.q``), set by ``ctid`` right after
+#: its upsert (:func:`sketches_sql` ``returning``) in the same transaction, which holds the row's lock.
+SUMMARY_SQL = ("UPDATE reporting.kpi_month_sketches AS t SET q = u.q::float8[]\n"
+               "FROM unnest($1::tid[], $2::text[]) AS u(id, q) WHERE t.ctid = u.id")
 
 
 #: The day rollups, then the month cuboids (services/reporting/kpis/cuboids.py): (cells, spans,
@@ -88,7 +97,7 @@ DAY_SQL = ((upsert_sql(kpi_cells, _CELL_KEY, COUNTERS), _CELL_KEY),
            (sketches_sql(kpi_sketches, _CELL_KEY), _CELL_KEY))
 MONTH_SQL = ((upsert_sql(kpi_month_cells, _MONTH_CELL_KEY, COUNTERS), _MONTH_CELL_KEY),
              (upsert_sql(kpi_month_spans, _MONTH_SPAN_KEY, SPAN_COUNTERS), _MONTH_SPAN_KEY),
-             (sketches_sql(kpi_month_sketches, _MONTH_CELL_KEY), _MONTH_CELL_KEY))
+             (sketches_sql(kpi_month_sketches, _MONTH_CELL_KEY, returning=True), _MONTH_CELL_KEY))
 #: The zone a tenant's cells are cut in; a second zone marks them mixed ('') until a rebuild.
 ZONES_SQL = ("INSERT INTO reporting.kpi_zones AS z (tenant, tz) SELECT * FROM unnest($1::text[], $2::text[]) "
              "ON CONFLICT (tenant) DO UPDATE SET tz = CASE WHEN z.tz = excluded.tz THEN z.tz ELSE '' END "
@@ -118,7 +127,23 @@ async def _upsert(conn: AsyncConnection, statements, cells: dict, dues: dict, po
         items = sorted(sketches.items(), key=_sort_key)
         columns = [[k[i] for k, _ in items] for i in range(len(key))]
         columns.append([json.dumps(v, sort_keys=True) for _, v in items])
-        await conn.exec_driver_sql(sql, tuple(columns))
+        result = await conn.exec_driver_sql(sql, tuple(columns))
+        if result.returns_rows:
+            await _summarize(conn, result.all())
+
+
+def _pg_array(values: Sequence[float | None]) -> str:
+    """A float8[] literal (``{1.5,NULL}``); ``repr`` keeps every digit of a float."""
+    return "{" + ",".join("NULL" if v is None else repr(v) for v in values) + "}"
+
+
+async def _summarize(conn: AsyncConnection, rows: Sequence) -> None:
+    """Store each upserted month sketch row's quantiles (:data:`SUMMARY_SQL`): the median and p90
+    of every statistic (services/reporting/kpis/sketch.py ``summary``), so that a reader whose slot
+    is this one row needs neither its buckets nor a sum (services/reporting/kpis/rollup_query.py)."""
+    ids = [ctid for ctid, _ in rows]
+    qs = [_pg_array(summary(json.loads(b), SKETCH_STATS)) for _, b in rows]
+    await conn.exec_driver_sql(SUMMARY_SQL, (ids, qs))
 
 
 async def apply_cell_deltas(conn: AsyncConnection, cells: dict, dues: dict, points: dict | None = None) -> None:

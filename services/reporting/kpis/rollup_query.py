@@ -20,6 +20,8 @@ Statements (each reads the cells of P, or the spans alive in it):
   and the ranks looked up in PostgreSQL, the buckets' answers in Python (services/reporting/kpis/sketch.py:
   within relative 1 % of ``percentile_cont``).
   :func:`quantile_sql` is the scan's exact statement, kept for comparison and for the scan path.
+  From the month cuboids, each slot reads the smallest cuboid that keeps what it needs, and a slot
+  of one row its stored median and p90 (:func:`month_sketch_sql`, :func:`_month_sketch_quantiles`).
 """
 
 from __future__ import annotations
@@ -39,13 +41,29 @@ from services.reporting.filters import (
     CaseFilter,
     department_sql,
 )
-from services.reporting.kpis.cell_columns import COUNTERS, EVENT_COUNTERS, TIME_PREFIXES
+from services.reporting.kpis.cell_columns import (
+    COUNTERS,
+    EVENT_COUNTERS,
+    SKETCH_STATS,
+    TIME_PREFIXES,
+)
 from services.reporting.kpis.cells import is_local_midnight, local_day
 from services.reporting.kpis.clock import tz_name, working_clock_params
-from services.reporting.kpis.cuboids import choose, month_aligned
+from services.reporting.kpis.cuboids import (
+    DAY_CUBOID,
+    choose,
+    choose_day,
+    choose_sketch,
+    month_aligned,
+)
 from services.reporting.kpis.periods import OPEN_END, OPEN_START, counts_at_period_ends
 from services.reporting.kpis.rules import GROUP_KEYS, TIME_RULES
-from services.reporting.kpis.sketch import bucket_value, quantiles
+from services.reporting.kpis.sketch import (
+    SUMMARY_QS,
+    bucket_value,
+    quantiles,
+    split_counts,
+)
 from services.reporting.kpis.sql import _cases_cte, bind
 
 #: Stand-ins for an open end of P as days.
@@ -95,12 +113,14 @@ def _cells_of_p(alias: str, month: bool) -> str:
 
 
 def cells_sql(group_by: str | None, business: bool, month: bool = False) -> str:
-    sums = ", ".join(f"sum(c.{name}) AS {name}" for name in COUNTERS if name not in ("open_own", "open_transferred", "overdue"))
+    """The counters of the cells of P summed per group key and sub-period ``b``, and over all of
+    them (the row with ``b`` NULL: the total), as integers."""
+    sums = ", ".join(f"sum(c.{name})::bigint AS {name}" for name in COUNTERS if name not in ("open_own", "open_transferred", "overdue"))
     if business:
-        sums += ", sum(c.accepted) FILTER (WHERE c.category_code = ANY(:business::text[])) AS illegal_business"
+        sums += ", coalesce(sum(c.accepted) FILTER (WHERE c.category_code = ANY(:business::text[])), 0)::bigint AS illegal_business"
     return (f"SELECT {_key(group_by, 'c')} AS key, width_bucket(c.day, :days::date[]) AS b, {sums}\n"
             f"FROM {_table('cells', month)} c\n"
-            f"WHERE {_cells_of_p('c', month)}\nGROUP BY 1, 2")
+            f"WHERE {_cells_of_p('c', month)}\nGROUP BY GROUPING SETS ((1, 2), ())")
 
 
 def states_sql(group_by: str | None, month: bool = False) -> str:
@@ -164,17 +184,16 @@ def sketch_quantiles_sql(group_by: str | None, periods: bool) -> str:
             f"GROUP BY slot, g, stat, q.q, total")
 
 
-def sketch_sums_sql(group_by: str | None, periods: bool, month: bool, per_row: bool) -> str:
-    """The bucket counts of the sketches of the cells of P (the cells :func:`cells_sql` sums) for
-    :func:`_summed_sketch_quantiles`: rows ``(slot, "<statistic>:<bucket>", count)`` summed per
-    answer slot in PostgreSQL, or with ``per_row`` each cell's map as text ``(slot, b)`` (when a slot
-    is about one row, as by grid from the month cuboids, a sum in PostgreSQL saves nothing)."""
+def month_sketch_sql(group_by: str | None, periods: bool) -> str:
+    """The month sketch rows of the cells of P in the cuboid ``:cuboid`` for
+    :func:`_month_sketch_quantiles`: ``(slot, q, b)`` per row, ``slot`` the answer slot (the group
+    key, the sub-period when ``periods``; NULL for the total), ``q`` the row's stored quantiles
+    (services/reporting/kpis/rollup_fold.py), and the bucket map ``b`` as text only where it is
+    needed: the slot has more than one row (their buckets are summed), or ``q`` is not kept yet."""
     slot = "width_bucket(c.day, :days::date[])" if periods else _key(group_by, "c")
-    where = f"WHERE {_cells_of_p('c', month)}"
-    if per_row:
-        return f"SELECT {slot} AS slot, c.b::text AS b\nFROM {_table('sketches', month)} c\n{where}"
-    return (f"SELECT {slot} AS slot, e.key AS sb, sum(e.value::int) AS n\n"
-            f"FROM {_table('sketches', month)} c CROSS JOIN LATERAL jsonb_each_text(c.b) AS e\n{where}\nGROUP BY 1, 2")
+    return (f"SELECT slot, q, CASE WHEN q IS NULL OR count(*) OVER (PARTITION BY slot) > 1 THEN b::text END AS b\n"
+            f"FROM (SELECT {slot} AS slot, c.q, c.b FROM reporting.kpi_month_sketches c\n"
+            f"      WHERE {_cells_of_p('c', True)} AND c.b <> '{{}}'::jsonb) AS x")
 
 
 def quantile_sql(group_by: str | None, periods: bool) -> str:
@@ -193,8 +212,11 @@ def quantile_sql(group_by: str | None, periods: bool) -> str:
 
 
 async def _rows(conn: AsyncConnection, sql: str, params: dict) -> list[dict]:
+    """The statement's rows as dicts, from asyncpg's records as they come (by grid, a thousand rows
+    of sixty columns: SQLAlchemy's Row and mapping views around each cost more than the read)."""
     text, args = bind(sql, params)
-    return [dict(r) for r in (await conn.exec_driver_sql(text, args)).mappings()]
+    raw = (await conn.get_raw_connection()).driver_connection
+    return [dict(r) for r in await raw.fetch(text, *args)]
 
 
 async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str | None, bounds: Sequence[datetime],
@@ -203,15 +225,20 @@ async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str |
     """``raw_figures``' answer from the rollups (``total``: its key of the total row), or None when
     the cells cannot answer for P (module docstring). ``by_month``: from the month cuboids
     (services/reporting/kpis/cuboids.py), which answer when every bound of P is a month's first
-    midnight and one cuboid keeps every dimension the question groups or filters by."""
+    midnight and one cuboid keeps every dimension the question groups or filters by, or — by the
+    tenant-by-day cuboid (cuboids.py ``DAY_CUBOID``) — for any bounds at local midnights when the
+    question asks for nothing but the period."""
     days = bound_days(bounds, flt.tz)
     if days is None:
         return None
     cuboid = None
     if by_month:
         grouping = None if group_by is None or group_by.startswith("period:") else group_by
-        cuboid = choose(grouping, flt.place_prefix, flt.category, flt.department, business is not None)
-        if cuboid is None or not month_aligned(days):
+        asked = (grouping, flt.place_prefix, flt.category, flt.department, business is not None)
+        cuboid = choose(*asked) if month_aligned(days) else None
+        if cuboid is None:
+            cuboid = choose_day(*asked)  # the tenant by day: any whole local days, nothing else asked
+        if cuboid is None:
             return None
     zone = (await conn.exec_driver_sql("SELECT tz FROM reporting.kpi_zones WHERE tenant = $1", (flt.tenant,))).scalar()
     if zone != tz_name(flt.tz):
@@ -236,8 +263,14 @@ async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str |
 
     for row in await _rows(conn, cells_sql(by, business is not None, by_month), params):
         key, b = row.pop("key"), row.pop("b")
-        add(acc.setdefault(slot(key, b), {}), row)
-        add(tot, row)
+        if b is None:  # the total (NULL sums when P has no cell)
+            tot = {name: value for name, value in row.items() if value}
+            continue
+        into = acc.get(slot(key, b))
+        if into is None:
+            acc[slot(key, b)] = row
+        else:
+            add(into, row)
     for row in await _rows(conn, dues_sql(by, by_month), params):
         key, b = row["key"], row["b"]
         add(acc.setdefault(slot(key, b), {}), {"due_open": row["per"]})
@@ -264,7 +297,7 @@ async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str |
                     ends = states.setdefault(row["key"], [{} for _ in range(n + 1)])
                     ends[k]["overdue"] = ends[k].get("overdue", 0) - 1
     if by_month:
-        quantiles = await _summed_sketch_quantiles(conn, by, params, periods)
+        quantiles = await _month_sketch_quantiles(conn, flt, by, params, periods)
     else:
         quantiles = await _sketch_quantiles(conn, by, params, periods)
     out: dict[Any, dict] = {}
@@ -315,39 +348,44 @@ async def _sketch_quantiles(conn: AsyncConnection, group_by: str | None, params:
     return out
 
 
-async def _summed_sketch_quantiles(conn: AsyncConnection, group_by: str | None, params: dict, periods: bool,
-                                   month: bool = True) -> dict:
-    """:func:`_sketch_quantiles`' answer with the ranks found in Python (sketch.py
-    :func:`~services.reporting.kpis.sketch.quantiles`) over the bucket counts summed per slot
-    (:func:`sketch_sums_sql`): for the month cuboids, whose few rows hold many buckets each, this
-    was measured 1.3–2.3 times faster than the window functions of :func:`sketch_quantiles_sql`
-    (docs/kpis.md §10)."""
-    per_row = group_by == "grid" and not periods
-    text, args = bind(sketch_sums_sql(group_by, periods, month, per_row), params)
-    # asyncpg's records as they come: tens of thousands of rows, which SQLAlchemy's Row would double
-    rows = await (await conn.get_raw_connection()).driver_connection.fetch(text, *args)
-    entries = ((slot, sb, n) for slot, b in rows for sb, n in json.loads(b).items()) if per_row else rows
-    merged: dict[Any, dict[str, dict[int, int]]] = {}
-    names: dict[str, tuple[str, int]] = {}  # "<statistic>:<bucket>" → (statistic, bucket): a few hundred keys
-    for slot, sb, n in entries:
-        name = names.get(sb)
-        if name is None:
-            stat, _, key = sb.rpartition(":")
-            name = names[sb] = (stat, int(key))
-        counts = merged.setdefault(slot, {}).setdefault(name[0], {})
-        counts[name[1]] = counts.get(name[1], 0) + n
-    total: dict[str, dict[int, int]] = {}
-    for stats in merged.values():
-        for stat, counts in stats.items():
-            into = total.setdefault(stat, {})
-            for key, n in counts.items():
-                into[key] = into.get(key, 0) + n
+async def _month_sketch_quantiles(conn: AsyncConnection, flt: CaseFilter, group_by: str | None, params: dict,
+                                  periods: bool) -> dict:
+    """:func:`_sketch_quantiles`' answer from the month sketches (:func:`month_sketch_sql`): each slot
+    from the smallest cuboid that keeps what it needs (services/reporting/kpis/cuboids.py
+    ``choose_sketch``; for the tenant by day, :data:`DAY_CUBOID`'s own sketches), the total from the
+    smallest that keeps the filters. A slot of one row
+    answers with the row's stored quantiles; the buckets of a slot of several rows (a quarter, say)
+    are summed and the ranks found in Python (sketch.py
+    :func:`~services.reporting.kpis.sketch.quantiles`)."""
+    statements = [(_TOTAL_Q, None, False)]
+    if periods or group_by is not None:
+        statements.append((None, group_by, periods))
     out: dict[Any, dict] = {}
-    for slot, stats in [*merged.items(), (_TOTAL_Q, total)]:
-        for stat, counts in stats.items():
-            median, p90 = quantiles(counts, (0.5, 0.9))
-            if median is not None:
-                out.setdefault(slot, {}).update({f"{stat}_median": median, f"{stat}_p90": p90})
+    raw = (await conn.get_raw_connection()).driver_connection
+    for total, by, per in statements:
+        cuboid = (DAY_CUBOID if params.get("cuboid") == DAY_CUBOID
+                  else choose_sketch(by, flt.place_prefix, flt.category, flt.department))
+        text, args = bind(month_sketch_sql(by, per), {**params, "cuboid": cuboid})
+        # asyncpg's records as they come: a thousand rows by grid, which SQLAlchemy's Row would double
+        summed: dict[Any, dict[str, dict[int, int]]] = {}
+        for slot, q, b in await raw.fetch(text, *args):
+            slot = total or slot
+            if b is None:
+                figures = out.setdefault(slot, {})
+                for stat, (median, p90) in zip(SKETCH_STATS, zip(q[::2], q[1::2], strict=True), strict=True):
+                    if median is not None:
+                        figures[f"{stat}_median"], figures[f"{stat}_p90"] = median, p90
+                continue
+            into = summed.setdefault(slot, {})
+            for stat, counts in split_counts(json.loads(b)).items():
+                acc = into.setdefault(stat, {})
+                for key, n in counts.items():
+                    acc[key] = acc.get(key, 0) + n
+        for slot, stats in summed.items():
+            for stat, counts in stats.items():
+                median, p90 = quantiles(counts, SUMMARY_QS)
+                if median is not None:
+                    out.setdefault(slot, {}).update({f"{stat}_median": median, f"{stat}_p90": p90})
     return out
 
 

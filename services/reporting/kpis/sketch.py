@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from ddsketch.mapping import LogarithmicMapping
 
@@ -39,6 +40,7 @@ def bucket(hours: float) -> int:
     return _MAPPING.key(hours)
 
 
+@lru_cache(maxsize=4096)
 def bucket_value(key: int) -> float:
     """The answer of a bucket: 0 for :data:`ZERO_BUCKET`, else within relative :data:`ALPHA` of its values."""
     return 0.0 if key == ZERO_BUCKET else _MAPPING.value(key)
@@ -70,4 +72,29 @@ def quantiles(counts: Mapping[int, int], qs: Sequence[float]) -> list[float | No
             j += 1
             upto += items[j][1]
         out.append(v_lo + (h - lo) * (bucket_value(items[j][0]) - v_lo))
+    return out
+
+
+def split_counts(b: Mapping[str, int]) -> dict[str, dict[int, int]]:
+    """A stored sketch map ``{"<statistic>:<bucket>": count}`` (``reporting.kpi_sketches.b``) as
+    ``{statistic: {bucket: count}}``."""
+    out: dict[str, dict[int, int]] = {}
+    for sb, n in b.items():
+        stat, _, key = sb.rpartition(":")
+        out.setdefault(stat, {})[int(key)] = n
+    return out
+
+
+#: The quantiles a sketch row stores for each statistic (``reporting.kpi_month_sketches.q``).
+SUMMARY_QS: tuple[float, float] = (0.5, 0.9)
+
+
+def summary(b: Mapping[str, int], stats: Sequence[str]) -> list[float | None]:
+    """The median and p90 (:func:`quantiles`) of each of ``stats`` in the stored sketch map ``b``,
+    flat in that order (``[median₁, p90₁, median₂, …]``; None for a statistic without values): what
+    a month sketch row keeps beside its buckets (services/reporting/kpis/rollup_fold.py)."""
+    counts = split_counts(b)
+    out: list[float | None] = []
+    for stat in stats:
+        out.extend(quantiles(counts.get(stat, {}), SUMMARY_QS))
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.filters import CaseFilter
 from services.reporting.kpis.catalogue import KPIS
-from services.reporting.kpis.queries import kpi_table
+from services.reporting.kpis.periods import OPEN_END, OPEN_START
+from services.reporting.kpis.queries import TOTAL, kpi_table, raw_figures
 from services.reporting.kpis.rules import business_categories
 from services.reporting.labels import department_short_name
 from shared.domain.tenants import TenantConfig
@@ -159,9 +160,22 @@ async def work_summary(conn: AsyncConnection, flt: CaseFilter, *, tenant: Tenant
     …]}``. The nouns come from :func:`choose_wording`; departments receiving the transferred open
     cases are named by their Chinese short name, most cases first (ties by code); the place
     (``flt.place_prefix``) by its Chinese name from the tenant file."""
-    by_dept, raw = await kpi_table(conn, flt, "department", tenant=tenant, taxonomy=taxonomy, now=now,
-                                   business=business_categories(taxonomy))
+    by_dept, raw = await department_table(conn, flt, tenant=tenant, taxonomy=taxonomy, now=now)
     return stated_summary(by_dept, raw, flt, tenant, taxonomy)
+
+
+async def department_table(conn: AsyncConnection, flt: CaseFilter, *, tenant: TenantConfig | None, taxonomy,
+                           now: datetime | None) -> tuple[dict, dict]:
+    """The KPI table by department, and the raw figures of P's total with those the wording needs
+    (:data:`~services.reporting.kpis.rules.SUMMARY_RULES`: 排查 swept, 非法经营 illegal business).
+    Two queries, so that each is answered by one month cuboid (the table by community ×
+    department, the wording's figures, which read the category, by community × category;
+    docs/kpis.md §10) rather than both by the scan: no cuboid keeps department and category."""
+    now = now or datetime.now(UTC)
+    by_dept, _ = await kpi_table(conn, flt, "department", tenant=tenant, taxonomy=taxonomy, now=now)
+    bounds = [flt.start or OPEN_START, flt.end or OPEN_END]
+    raw = await raw_figures(conn, flt, None, bounds, now, business_categories(taxonomy))
+    return by_dept, raw[TOTAL]
 
 
 def stated_summary(by_dept: dict, raw: dict, flt: CaseFilter, tenant: TenantConfig | None, taxonomy) -> dict:
