@@ -226,3 +226,43 @@ async def test_concurrent_folds_of_one_tenants_month_rows(reporting_engine, data
     async with reporting_engine.begin() as conn:
         await rollups_from_facts(conn, tenant, lambda t: NY)
     assert await _nonzero_cells(reporting_engine, tenant) == folded
+
+
+#: Local midnights from three weeks before DAY0 to twelve weeks after it (the DST change 2024-11-03
+#: lies on day 7), and the open ends.
+DAY_BOUNDS = [DAY0 + timedelta(days=k) for k in range(-21, 85)]
+
+
+@settings(max_examples=40, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+async def test_the_tenant_by_day_gives_the_scans_figures_in_a_dst_zone(reporting_engine, data):
+    """Cuboid 10 (cuboids.DAY_CUBOID) in America/New_York: for bounds at any local midnights (the
+    DST day among them; or the open ends), a table of the period alone (None, period:day,
+    period:week) read through the cuboids gives the scan's figures."""
+    cases = data.draw(st.lists(a_long_case(), min_size=1, max_size=6))
+    tenant = unique_tenant()
+    await fold_in(reporting_engine, tenant, NY, _shuffled_with_redeliveries(data, [ev for c in cases for ev in c]))
+    for _ in range(4):
+        i = data.draw(st.integers(-1, len(DAY_BOUNDS) - 2))
+        j = data.draw(st.integers(max(i, 0) + 1, len(DAY_BOUNDS)))
+        start = OPEN_START if i < 0 else DAY_BOUNDS[i]
+        end = OPEN_END if j == len(DAY_BOUNDS) else DAY_BOUNDS[j]
+        group_by = data.draw(st.sampled_from([None, "period:day", "period:week"]))
+        now = DAY0 + timedelta(hours=data.draw(st.integers(-40 * 24, 120 * 24)), minutes=data.draw(st.sampled_from([0, 30])))
+        prefix = data.draw(st.sampled_from([None, None, ""]))
+        flt = CaseFilter(tenant, None if start == OPEN_START else start, None if end == OPEN_END else end, tz=NY,
+                         place_prefix=prefix)
+        if group_by is not None:
+            if start == OPEN_START or end == OPEN_END:
+                continue
+            bounds = period_bounds(start, end, group_by.split(":")[1], NY)
+        else:
+            bounds = [start, end]
+        async with reporting_engine.begin() as conn:
+            scan = await raw_figures(conn, flt, group_by, bounds, now, None, use_cuboids=False)
+            rolled = await rollup_figures(conn, flt, group_by, bounds, now, None, total=TOTAL, by_month=True)
+        assert rolled is not None, "the tenant by day must answer a question of the period alone"
+        got, expected = _normal(rolled), _normal(scan)
+        assert got == expected, (start, end, group_by, now, prefix, _diff(got, expected), got, expected)
+        _quantiles_within_bound(rolled, scan, (start, end, group_by, now, prefix))
