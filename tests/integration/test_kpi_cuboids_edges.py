@@ -56,7 +56,7 @@ CODES = {
     PLACES[1]: ["nycbk0101aaaX", "nycbk0102", "nycbk0101aaaX" + "0" * 11],
     PLACES[2]: ["nycmn0101aaaX", "nycbk0101aaa", "990102001001001"],
 }
-PREFIXES = [None, None, "nycbk", "nycbk0101aa", "nycbk0101aaa", "nycbk0101aaaX", "nycbk0101aaaX0"]
+PREFIXES = [None, None, "", "nycbk", "nycbk0101aa", "nycbk0101aaa", "nycbk0101aaaX", "nycbk0101aaaX0"]
 
 
 async def fold_in(engine, tenant: str, tz, batches: list[list]) -> None:
