@@ -465,3 +465,38 @@ async def test_month_cuboids_decline_periods_that_are_not_whole_months(reporting
                                     by_month=True) is None
         assert await rollup_figures(conn, flt, "period:day", period_bounds(may, june, "day", TZ), datetime.now(UTC),
                                     by_month=True) is None
+
+
+async def test_the_cuboids_sum_a_big_citys_hours_beyond_64_bits(reporting_engine):
+    """rollup_query.cells_sql: the sums of microseconds of P can pass 2⁶³ − 1 (9.22e18 µs) although
+    each month row fits: a city of 1.5 million closures a month, 200 h each, over two years.
+
+    Planted month rows (cuboid 3, the one an open question without filters reads, and the tenant
+    by day, cuboid 10), one per month 2023-01 … 2024-12, each close_n = 1,500,000 and close_us =
+    1,500,000 × 200 h × 3.6e9 µs/h = 1.08e18 (a bigint). P = all time: 24 × 1.08e18 = 2.592e19 µs,
+    past 2⁶³. Expected: 办结 close_n = 24 × 1,500,000 = 36,000,000; mean 2.592e19 / 3.6e7 / 3.6e9 = 200 h."""
+    tenant = unique_tenant()
+    n, us = 1_500_000, 1_500_000 * 200 * 3_600_000_000
+    months = [datetime(y, m, 1).date() for y in (2023, 2024) for m in range(1, 13)]
+    rows = [{"cuboid": cuboid, "tenant": tenant, "day": d, "place_code": place, "channel": channel,
+             "close_n": n, "close_us": us}
+            for d in months for cuboid, place, channel in ((3, "990102001001", "phone"), (10, "", None))]
+    flt = CaseFilter(tenant, tz=TZ)
+    try:
+        async with reporting_engine.begin() as conn:
+            await conn.execute(sa.insert(kpi_month_cells), rows)
+            await conn.execute(sa.text("INSERT INTO reporting.kpi_zones (tenant, tz) VALUES (:t, :z)"),
+                               {"t": tenant, "z": str(TZ)})
+        async with reporting_engine.begin() as conn:
+            month = await rollup_figures(conn, flt, None, [OPEN_START, OPEN_END], datetime.now(UTC), total=TOTAL,
+                                         by_month=True)
+            # whole local days that are not a month's first: the tenant by day
+            by_day = await rollup_figures(conn, flt, None, [datetime(2022, 12, 2, tzinfo=TZ), OPEN_END],
+                                          datetime.now(UTC), total=TOTAL, by_month=True)
+    finally:
+        async with reporting_engine.begin() as conn:
+            for table in (kpi_month_cells, sa.table("kpi_zones", sa.column("tenant"), schema="reporting")):
+                await conn.execute(sa.delete(table).where(table.c.tenant == tenant))
+    for got in (month, by_day):
+        assert got[TOTAL]["close_n"] == 36_000_000
+        assert got[TOTAL]["close_hours_mean"] == pytest.approx(200.0, rel=1e-12)

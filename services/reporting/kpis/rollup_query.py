@@ -70,6 +70,9 @@ from services.reporting.kpis.sql import _cases_cte, bind
 FIRST_DAY, LAST_DAY = date(1, 1, 1), date(9999, 12, 31)
 
 _MICROS_PER_HOUR = 3_600_000_000
+#: The endings of the counters that sum microseconds (cell_columns.TIME_COUNTERS ``<prefix>_us`` /
+#: ``<prefix>_wus``): bigint columns whose sums over P are read as numeric (:func:`cells_sql`).
+_MICROS = ("_us", "_wus")
 
 
 def bound_days(bounds: Sequence[datetime], tz) -> list[date] | None:
@@ -114,8 +117,10 @@ def _cells_of_p(alias: str, month: bool) -> str:
 
 def cells_sql(group_by: str | None, business: bool, month: bool = False) -> str:
     """The counters of the cells of P summed per group key and sub-period ``b``, and over all of
-    them (the row with ``b`` NULL: the total), as integers."""
-    sums = ", ".join(f"sum(c.{name})::bigint AS {name}" for name in COUNTERS if name not in ("open_own", "open_transferred", "overdue"))
+    them (the row with ``b`` NULL: the total): counts as integers; the sums of microseconds as
+    numeric, since over a big city's years they pass 2⁶³ (each row fits 64 bits, P's sum may not)."""
+    sums = ", ".join(f"sum(c.{name}){'' if name.endswith(_MICROS) else '::bigint'} AS {name}"
+                     for name in COUNTERS if name not in ("open_own", "open_transferred", "overdue"))
     if business:
         sums += ", coalesce(sum(c.accepted) FILTER (WHERE c.category_code = ANY(:business::text[])), 0)::bigint AS illegal_business"
     return (f"SELECT {_key(group_by, 'c')} AS key, width_bucket(c.day, :days::date[]) AS b, {sums}\n"
@@ -403,8 +408,9 @@ def _raw(figures: dict, state: dict, quantiles: dict, *, extras: bool) -> dict:
     for prefix in TIME_PREFIXES:
         n, wn = figures.get(f"{prefix}_n", 0), figures.get(f"{prefix}_wn", 0)
         raw[f"{prefix}_n"] = n
-        raw[f"{prefix}_hours_mean"] = figures.get(f"{prefix}_us", 0) / n / _MICROS_PER_HOUR if n else None
-        raw[f"{prefix}_working_hours_mean"] = figures.get(f"{prefix}_wus", 0) / wn / _MICROS_PER_HOUR if wn else None
+        # int(): a sum of microseconds comes as a Decimal (cells_sql), exactly
+        raw[f"{prefix}_hours_mean"] = int(figures.get(f"{prefix}_us", 0)) / n / _MICROS_PER_HOUR if n else None
+        raw[f"{prefix}_working_hours_mean"] = int(figures.get(f"{prefix}_wus", 0)) / wn / _MICROS_PER_HOUR if wn else None
         for stem in (f"{prefix}_hours", f"{prefix}_working_hours"):
             raw[f"{stem}_median"] = quantiles.get(f"{stem}_median")
             raw[f"{stem}_p90"] = quantiles.get(f"{stem}_p90")
