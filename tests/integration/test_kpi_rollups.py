@@ -456,15 +456,23 @@ async def test_the_migration_sums_the_sketch_cuboids_the_fold_keeps(reporting_en
 
 
 async def test_month_cuboids_decline_periods_that_are_not_whole_months(reporting_engine):
-    flt = CaseFilter(unique_tenant(), tz=TZ)
+    """Bounds that are local midnights but not all month starts: a question that asks for a
+    dimension (here a department filter, or a grouping by street) is declined (the scan answers);
+    one that asks for nothing but the period is answered by the tenant by day (cuboid 10). The
+    tenant's cells are cut in TZ (its kpi_zones row), so only the bounds decide."""
+    tenant = unique_tenant()
     may, june = datetime(2024, 5, 1, tzinfo=TZ), datetime(2024, 6, 1, tzinfo=TZ)
+    now = datetime.now(UTC)
+    cases = [(None, [may, june - timedelta(days=1)]), (None, [may + timedelta(days=1), june]),
+             ("period:day", period_bounds(may, june, "day", TZ)), ("period:week", period_bounds(may, june, "week", TZ))]
     async with reporting_engine.begin() as conn:
-        assert await rollup_figures(conn, flt, None, [may, june - timedelta(days=1)], datetime.now(UTC),
-                                    by_month=True) is None
-        assert await rollup_figures(conn, flt, None, [may + timedelta(days=1), june], datetime.now(UTC),
-                                    by_month=True) is None
-        assert await rollup_figures(conn, flt, "period:day", period_bounds(may, june, "day", TZ), datetime.now(UTC),
-                                    by_month=True) is None
+        await conn.exec_driver_sql("INSERT INTO reporting.kpi_zones (tenant, tz) VALUES ($1, $2)", (tenant, str(TZ)))
+        for group_by, bounds in cases:
+            by_department = CaseFilter(tenant, tz=TZ, department="housing")
+            assert await rollup_figures(conn, by_department, group_by, bounds, now, by_month=True) is None
+            assert await rollup_figures(conn, CaseFilter(tenant, tz=TZ), group_by, bounds, now, by_month=True) is not None
+        assert await rollup_figures(conn, CaseFilter(tenant, tz=TZ), "street", cases[0][1], now, by_month=True) is None
+        await conn.exec_driver_sql("DELETE FROM reporting.kpi_zones WHERE tenant = $1", (tenant,))
 
 
 async def test_the_cuboids_sum_a_big_citys_hours_beyond_64_bits(reporting_engine):

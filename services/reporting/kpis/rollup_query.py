@@ -194,9 +194,12 @@ def month_sketch_sql(group_by: str | None, periods: bool) -> str:
     :func:`_month_sketch_quantiles`: ``(slot, q, b)`` per row, ``slot`` the answer slot (the group
     key, the sub-period when ``periods``; NULL for the total), ``q`` the row's stored quantiles
     (services/reporting/kpis/rollup_fold.py), and the bucket map ``b`` as text only where it is
-    needed: the slot has more than one row (their buckets are summed), or ``q`` is not kept yet."""
+    needed: the slot has more than one row (their buckets are summed), or ``q`` is not kept yet (or
+    was kept for another list of statistics)."""
     slot = "width_bucket(c.day, :days::date[])" if periods else _key(group_by, "c")
-    return (f"SELECT slot, q, CASE WHEN q IS NULL OR count(*) OVER (PARTITION BY slot) > 1 THEN b::text END AS b\n"
+    # q of another length: kept for another list of statistics (cell_columns.SKETCH_STATS) until refolded
+    return (f"SELECT slot, q, CASE WHEN q IS NULL OR cardinality(q) <> {2 * len(SKETCH_STATS)}\n"
+            f"  OR count(*) OVER (PARTITION BY slot) > 1 THEN b::text END AS b\n"
             f"FROM (SELECT {slot} AS slot, c.q, c.b FROM reporting.kpi_month_sketches c\n"
             f"      WHERE {_cells_of_p('c', True)} AND c.b <> '{{}}'::jsonb) AS x")
 
