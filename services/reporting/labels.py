@@ -14,7 +14,9 @@ from shared.domain.tenants import TenantConfig
 STATUS_LABELS = {
     "closed": "已办结 closed",
     "transferred": "已转办 transferred",
-    "in_progress": "在办 in progress",
+    # dispatched and never transferred: the not-transferred part of 在办 (the KPI catalogue's 在办·未转办;
+    # the transferred open cases are the status 已转办 beside it), never a bare 在办
+    "in_progress": "在办·未转办 in progress (not transferred)",
     "mediation": "调解中 in mediation",
     "triage": "待分拨 triage",
     "reported": "待派遣 awaiting dispatch",

@@ -50,3 +50,14 @@ def test_no_two_kpis_share_a_label():
     zh = [k.zh for k in KPI_BY_NAME.values()]
     assert len(zh) == len(set(zh))
     assert KPI_BY_NAME["in_progress"].label == "在办（含转办） in progress incl. transferred (open at end)"
+
+
+def test_the_status_breakdown_says_its_在办_is_the_not_transferred_part():
+    """/v1/stats?group_by=status (the demo's 按状态 block): its in_progress status is open and never
+    transferred (stats.STATUS_EXPR puts transferred cases in their own status, 已转办), so its label
+    names the not-transferred part, as the catalogue's in_progress_own does."""
+    from services.reporting.kpis.catalogue import KPI_BY_NAME  # noqa: PLC0415
+    from services.reporting.labels import STATUS_LABELS  # noqa: PLC0415
+
+    assert STATUS_LABELS["in_progress"].startswith(KPI_BY_NAME["in_progress_own"].zh + " ")
+    assert not any(label.split(" ")[0] == "在办" for label in STATUS_LABELS.values())
