@@ -185,7 +185,7 @@ async def test_the_cuboids_answer_from_one_snapshot_while_a_fold_commits(reporti
     closure = CaseTransitioned(event_id=uuid.uuid4(), occurred_at=t0 + timedelta(days=2), action="verify_pass",
                                from_state="checking", to_state="closed", actor_role="department_staff", sequence=2,
                                department="housing", outcome="resolved", **base)
-    real_rows, reads = rollup_query._rows, []
+    real_rows, reads = rollup_query.fetch_dicts, []
 
     async def rows_then_fold(conn, sql, params):
         out = await real_rows(conn, sql, params)
@@ -197,7 +197,7 @@ async def test_the_cuboids_answer_from_one_snapshot_while_a_fold_commits(reporti
     flt = CaseFilter(tenant, datetime(2024, 5, 1, tzinfo=tz), datetime(2024, 6, 1, tzinfo=tz), tz=tz)
     # as the KPI routes read (services/reporting/api/kpis.py, summary.py, stats.py): one snapshot
     async with snapshot_connection(reporting_engine) as conn:
-        with patch.object(rollup_query, "_rows", rows_then_fold):
+        with patch.object(rollup_query, "fetch_dicts", rows_then_fold):
             got = await raw_figures(conn, flt, None, [flt.start, flt.end], datetime(2024, 7, 1, tzinfo=tz))
     assert len(reads) >= 3, "the cuboids answered"
     assert (got[TOTAL]["closed"], got[TOTAL]["in_progress_own"]) in {(0, 1), (1, 0)}

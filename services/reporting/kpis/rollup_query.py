@@ -64,7 +64,7 @@ from services.reporting.kpis.sketch import (
     quantiles,
     split_counts,
 )
-from services.reporting.kpis.sql import _cases_cte, bind
+from services.reporting.kpis.sql import _cases_cte, bind, fetch_dicts
 
 #: Stand-ins for an open end of P as days.
 FIRST_DAY, LAST_DAY = date(1, 1, 1), date(9999, 12, 31)
@@ -219,14 +219,6 @@ def quantile_sql(group_by: str | None, periods: bool) -> str:
     return f"{_cases_cte(key, materialized=True)}" + "\nUNION ALL\n".join(parts)
 
 
-async def _rows(conn: AsyncConnection, sql: str, params: dict) -> list[dict]:
-    """The statement's rows as dicts, from asyncpg's records as they come (by grid, a thousand rows
-    of sixty columns: SQLAlchemy's Row and mapping views around each cost more than the read)."""
-    text, args = bind(sql, params)
-    raw = (await conn.get_raw_connection()).driver_connection
-    return [dict(r) for r in await raw.fetch(text, *args)]
-
-
 async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str | None, bounds: Sequence[datetime],
                          now: datetime, business: Sequence[str] | None = None, *, total=None,
                          by_month: bool = False) -> dict | None:
@@ -269,7 +261,7 @@ async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str |
             if value:
                 into[name] = into.get(name, 0) + int(value)
 
-    for row in await _rows(conn, cells_sql(by, business is not None, by_month), params):
+    for row in await fetch_dicts(conn, cells_sql(by, business is not None, by_month), params):
         key, b = row.pop("key"), row.pop("b")
         if b is None:  # the total (NULL sums when P has no cell)
             tot = {name: value for name, value in row.items() if value}
@@ -279,13 +271,13 @@ async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str |
             acc[slot(key, b)] = row
         else:
             add(into, row)
-    for row in await _rows(conn, dues_sql(by, by_month), params):
+    for row in await fetch_dicts(conn, dues_sql(by, by_month), params):
         key, b = row["key"], row["b"]
         add(acc.setdefault(slot(key, b), {}), {"due_open": row["per"]})
         add(tot, {"due_open": row["tot"]})
     # states at each sub-period's end: states[key][k] (k = 1..n; index 0 unused)
     spans: dict[Any, dict[str, list[tuple[int, int, int]]]] = {}
-    for row in await _rows(conn, states_sql(by, by_month), params):
+    for row in await fetch_dicts(conn, states_sql(by, by_month), params):
         key, first, stop = row.pop("key"), row.pop("s"), row.pop("t")
         for name, count in row.items():
             if count:
@@ -299,7 +291,7 @@ async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str |
     # deadline < now: take off the cases not yet overdue at the ends after now
     late_ends = [k for k in range(1, n + 1) if bounds[k] > now]
     if late_ends:
-        for row in await _rows(conn, not_yet_overdue_sql(by), {**flt.sql_params(), "now": now, "bn": bounds[-1]}):
+        for row in await fetch_dicts(conn, not_yet_overdue_sql(by), {**flt.sql_params(), "now": now, "bn": bounds[-1]}):
             for k in late_ends:
                 if row["t_from"] < bounds[k] and (row["t_close"] is None or row["t_close"] >= bounds[k]):
                     ends = states.setdefault(row["key"], [{} for _ in range(n + 1)])
@@ -334,7 +326,7 @@ async def _quantiles(conn: AsyncConnection, flt: CaseFilter, group_by: str | Non
     params = {**flt.sql_params(), "bounds": list(bounds), "b0": bounds[0], "bn": bounds[-1], "n": len(bounds) - 1,
               "now": now, **working_clock_params(flt.tz)}
     out: dict[Any, dict] = {}
-    for row in await _rows(conn, quantile_sql(group_by, periods), params):
+    for row in await fetch_dicts(conn, quantile_sql(group_by, periods), params):
         j = row["j"] if isinstance(row["j"], dict) else json.loads(row["j"])
         k, g = j.pop("k"), j.pop("g")
         into = out.setdefault(_TOTAL_Q if g == 1 else k, {})

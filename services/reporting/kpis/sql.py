@@ -20,6 +20,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from services.reporting.filters import (
     COUNTED_SQL,
     FILTER_SQL,
@@ -261,3 +263,12 @@ def bind(sql: str, params: Mapping[str, Any]) -> tuple[str, tuple]:
 
     text = _PARAM.sub(repl, sql)
     return text, tuple(params[name] for name in order)
+
+
+async def fetch_dicts(conn: AsyncConnection, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of ``sql`` (``:name`` placeholders, :func:`bind`) as dicts, from asyncpg's records as
+    they come: a breakdown by grid returns a thousand rows of fifty or sixty figures, and
+    SQLAlchemy's Row and mapping views around each cost more than the read."""
+    text, args = bind(sql, params)
+    raw = (await conn.get_raw_connection()).driver_connection
+    return [dict(r) for r in await raw.fetch(text, *args)]

@@ -33,7 +33,7 @@ from services.reporting.kpis.catalogue import GROUP_BYS
 from services.reporting.kpis.clock import tz_name
 from services.reporting.kpis.periods import OPEN_END, OPEN_START
 from services.reporting.kpis.rules import GROUP_KEYS, STEP_RULES
-from services.reporting.kpis.sql import bind
+from services.reporting.kpis.sql import bind, fetch_dicts
 from services.reporting.kpis.step_cells import AVG_FIGURES, CASE_FIGURES, SUM_FIGURES
 from shared.contract.actions import MEDIATION_LEVELS
 
@@ -173,8 +173,4 @@ async def cell_rows(conn: AsyncConnection, flt: CaseFilter, group_by: str | None
     n = len(bounds) - 1
     sql = cells_sql(group_by, periods=n > 1, by_department=flt.department is not None,
                     coarse=coarse_enough(flt, group_by))
-    text, args = bind(sql, {**flt.sql_params(), "days": days, "d0": days[0], "dn": days[-1]})
-    # asyncpg's records as they come: by grid, a thousand rows of about fifty figures, which
-    # SQLAlchemy's Row and mapping views would wrap twice
-    raw = (await conn.get_raw_connection()).driver_connection
-    return [dict(r) for r in await raw.fetch(text, *args)]
+    return await fetch_dicts(conn, sql, {**flt.sql_params(), "days": days, "d0": days[0], "dn": days[-1]})
