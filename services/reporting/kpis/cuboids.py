@@ -233,7 +233,8 @@ def month_deltas(cells: Mapping[CellKey, Mapping[str, int]], spans: Mapping[Span
 def _needs(group_by: str | None, place_prefix: str | None, category: str | None, department: str | None,
            business: bool) -> tuple[set[str], int]:
     """The dimensions (cells.py DIMS but the place) a question groups or filters by, and the length
-    of place code it needs (:data:`FULL_PLACE` for a grid or a prefix finer than a community)."""
+    of place code it needs: its prefix's or its place level's, whichever is longer
+    (:data:`FULL_PLACE` for a grid grouping)."""
     need = {d for d in (_GROUP_DIMS.get(group_by or ""), "category_code" if category or business else None,
                         "department" if department else None) if d}
     lengths = [len(place_prefix)] if place_prefix is not None else []
