@@ -167,7 +167,7 @@ async def rebuild_reporting(database_url: str, page: int = 5000) -> dict[str, in
     In one transaction, with reporting's tables locked (the running consumer waits, then skips
     what the rebuild applied): empty ``case_facts``, ``case_steps`` and ``patrols``, the KPI rollups
     (``kpi_cells``, ``kpi_spans``, ``kpi_sketches``, ``kpi_zones`` and the month cuboids
-    ``kpi_month_*``: issue 14), the step cells
+    ``kpi_month_*``: issue 14), the step cells and their month cuboids
     (services/reporting/step_rollup.py) and reporting's processed-event records, fold every logged
     event again with the same code the consumer uses (facts, rollups and step cells together, each
     tenant's days in its zone from ``$GRIDCASE_TENANTS_DIR``), and record each as processed. The
@@ -191,13 +191,14 @@ async def rebuild_reporting(database_url: str, page: int = 5000) -> dict[str, in
                 "LOCK TABLE reporting.case_facts, reporting.case_steps, reporting.patrols, reporting.processed_events, "
                 "reporting.kpi_cells, reporting.kpi_spans, reporting.kpi_sketches, reporting.kpi_zones, "
                 "reporting.kpi_month_cells, reporting.kpi_month_spans, reporting.kpi_month_sketches, "
-                "reporting.step_cells, reporting.step_day_cells, reporting.step_case_days, reporting.step_cell_zones "
-                "IN EXCLUSIVE MODE"))
+                "reporting.step_cells, reporting.step_day_cells, reporting.step_case_days, reporting.step_month_cells, "
+                "reporting.step_month_case_days, reporting.step_cell_zones IN EXCLUSIVE MODE"))
             await write.execute(sa.delete(rdb.processed_events).where(rdb.processed_events.c.consumer == "reporting"))
             await write.execute(sa.text("TRUNCATE reporting.case_facts, reporting.case_steps, reporting.patrols, reporting.case_texts, "
                                         "reporting.kpi_cells, reporting.kpi_spans, reporting.kpi_sketches, reporting.kpi_zones, "
                                         "reporting.kpi_month_cells, reporting.kpi_month_spans, reporting.kpi_month_sketches, "
                                         "reporting.step_cells, reporting.step_day_cells, reporting.step_case_days, "
+                                        "reporting.step_month_cells, reporting.step_month_case_days, "
                                         "reporting.step_cell_zones"))
             for schema in OUTBOXES:
                 last_id = 0

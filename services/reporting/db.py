@@ -277,6 +277,41 @@ step_case_days = sa.Table(
     comment="first-in-period case days of the per-event 'cases' KPIs",
 )
 
+#: The step cells by month in the cuboids 0–3 (services/reporting/kpis/step_cuboids.py): what a
+#: request of whole months that keeps a place, category or channel reads instead of ``step_cells``.
+STEP_MONTH_CELL_KEY = ("cuboid", "tenant", "day", "place_code", "category_code", "department", "channel", "rung")
+step_month_cells = sa.Table(
+    "step_month_cells",
+    metadata,
+    sa.Column("cuboid", sa.SmallInteger, nullable=False),
+    *_step_key_columns(),
+    *[sa.Column(c, sa.BigInteger if c.endswith("_us") else sa.Integer, nullable=False, server_default="0")
+      for c in STEP_CELL_COUNTERS],
+    sa.Index("ux_reporting_step_month_cells_key", *STEP_MONTH_CELL_KEY, unique=True,
+             postgresql_nulls_not_distinct=True),
+    comment="per-event KPI cells by month: cuboid (0 grid, 1 community x category, 2 community x department, "
+            "3 community x channel) x tenant x month x rung",
+)
+
+#: The case days by month in the cuboids 0–3 and by day in cuboid 10 (tenant × day × department ×
+#: rung; services/reporting/kpis/step_cuboids.py).
+STEP_MONTH_CASE_DAY_KEY = ("cuboid", "tenant", "figure", "day", "prev_day", "by_department", "by_rung", "department",
+                           "rung", "place_code", "category_code", "channel")
+step_month_case_days = sa.Table(
+    "step_month_case_days",
+    metadata,
+    sa.Column("cuboid", sa.SmallInteger, nullable=False),
+    *_step_key_columns(),
+    sa.Column("figure", sa.String(32), nullable=False),
+    sa.Column("prev_day", sa.Date),
+    sa.Column("by_department", sa.Boolean, nullable=False),
+    sa.Column("by_rung", sa.Boolean, nullable=False),
+    sa.Column("cases", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ux_reporting_step_month_case_days_key", *STEP_MONTH_CASE_DAY_KEY, unique=True,
+             postgresql_nulls_not_distinct=True),
+    comment="first-in-period case days of the per-event 'cases' KPIs by month (cuboids 0-3) and by tenant x day (10)",
+)
+
 #: The timezone each tenant's step cells are computed in (their days): the readers use the cells
 #: only for a request in that zone.
 step_cell_zones = sa.Table(

@@ -38,17 +38,22 @@ from services.reporting.db import (
     STEP_CELL_COUNTERS,
     STEP_CELL_KEY,
     STEP_DAY_CELL_KEY,
+    STEP_MONTH_CASE_DAY_KEY,
+    STEP_MONTH_CELL_KEY,
     case_facts,
     case_steps,
     step_case_days,
     step_cells,
     step_day_cells,
+    step_month_case_days,
+    step_month_cells,
 )
 from services.reporting.filters import COUNTED_SQL
 from services.reporting.kpis.clock import working_clock
 from services.reporting.kpis.rollup_fold import upsert_sql
 from services.reporting.kpis.sql import bind
 from services.reporting.kpis.step_cells import Contributions, case_contributions
+from services.reporting.kpis.step_cuboids import month_case_days, month_cells
 from shared.contract.events import (
     CaseClosed,
     CaseDispatched,
@@ -146,10 +151,13 @@ def contributions(cases: Mapping[uuid.UUID, tuple[dict, list[dict]]], zones: Map
 CELLS_UPSERT = upsert_sql(step_cells, STEP_CELL_KEY, STEP_CELL_COUNTERS)
 DAY_CELLS_UPSERT = upsert_sql(step_day_cells, STEP_DAY_CELL_KEY, STEP_CELL_COUNTERS)
 CASE_DAYS_UPSERT = upsert_sql(step_case_days, STEP_CASE_DAY_KEY, ("cases",))
+MONTH_CELLS_UPSERT = upsert_sql(step_month_cells, STEP_MONTH_CELL_KEY, STEP_CELL_COUNTERS)
+MONTH_CASE_DAYS_UPSERT = upsert_sql(step_month_case_days, STEP_MONTH_CASE_DAY_KEY, ("cases",))
 
 
 async def apply(conn: AsyncConnection, delta: Contributions) -> None:
-    """Add ``delta`` to the cells and case days (one upsert each, only the non-zero ones)."""
+    """Add ``delta`` to the cells and case days, and to their sums by month and cuboid
+    (services/reporting/kpis/step_cuboids.py): one upsert per table, only the non-zero rows."""
     delta = delta.nonzero()
     if delta.cells:
         await _upsert_cells(conn, CELLS_UPSERT, STEP_CELL_KEY, delta.cells)
@@ -160,10 +168,16 @@ async def apply(conn: AsyncConnection, delta: Contributions) -> None:
         days = {k: c for k, c in days.items() if any(c.values())}
         if days:
             await _upsert_cells(conn, DAY_CELLS_UPSERT, STEP_DAY_CELL_KEY, days)
+        months = month_cells(delta.cells)
+        if months:
+            await _upsert_cells(conn, MONTH_CELLS_UPSERT, STEP_MONTH_CELL_KEY, months)
     if delta.case_days:
         keys = list(delta.case_days)
         args = [[getattr(k, c) for k in keys] for c in STEP_CASE_DAY_KEY] + [[delta.case_days[k] for k in keys]]
         await conn.exec_driver_sql(CASE_DAYS_UPSERT, tuple(args))
+        months = month_case_days(delta.case_days)
+        if months:
+            await _upsert_counts(conn, MONTH_CASE_DAYS_UPSERT, STEP_MONTH_CASE_DAY_KEY, months)
 
 
 #: Serializes the batches that touch a case (transaction-scoped advisory locks on the touched case
@@ -201,6 +215,13 @@ async def lock_cases(conn: AsyncConnection, ids: list[uuid.UUID], exclusive: boo
 async def _upsert_cells(conn: AsyncConnection, sql: str, key: tuple[str, ...], cells: Mapping[tuple, Counter]) -> None:
     rows = list(cells)
     args = [[k[i] for k in rows] for i in range(len(key))] + [[cells[k][c] for k in rows] for c in STEP_CELL_COUNTERS]
+    await conn.exec_driver_sql(sql, tuple(args))
+
+
+async def _upsert_counts(conn: AsyncConnection, sql: str, key: tuple[str, ...], counts: Mapping[tuple, int]) -> None:
+    """Upsert plain tuples in ``key`` order with one count each."""
+    rows = list(counts)
+    args = [[k[i] for k in rows] for i in range(len(key))] + [[counts[k] for k in rows]]
     await conn.exec_driver_sql(sql, tuple(args))
 
 
@@ -244,12 +265,17 @@ class StepFold:
         await apply(conn, delta)
 
 
+#: Every table of the step cells, in the order :func:`recompute` empties them.
+STEP_TABLES = ("step_cells", "step_day_cells", "step_case_days", "step_month_cells", "step_month_case_days",
+               "step_cell_zones")
+
+
 async def recompute(conn: AsyncConnection, tenant: str, page: int = 5000) -> int:
     """Recompute ``tenant``'s step cells from its facts and steps as they stand (the fold's own
     reading and contributions, a page of cases at a time): empty them, record the zone, add every
     case's contributions. For data written without the fold (bench/kpi_data.py's synthetic cases);
     returns the number of cases read."""
-    for table in ("step_cells", "step_day_cells", "step_case_days", "step_cell_zones"):
+    for table in STEP_TABLES:
         await conn.exec_driver_sql(*bind(f"DELETE FROM reporting.{table} WHERE tenant = :t", {"t": tenant}))
     zones = await zones_of(conn, [tenant])
     last, done = None, 0

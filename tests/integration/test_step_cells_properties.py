@@ -3,13 +3,16 @@ services/reporting/kpis/step_cells.py) on the real PostgreSQL: for random event 
 cases, folded in any order, with redeliveries and any batching through the consumer's
 BatchProcessor, the per-event figures read from the cells (services/reporting/kpis/step_cells_sql.py)
 equal those of the scan over the steps (services/reporting/kpis/sql.py ``step_sql``), for every
-grouping, by period, and with the department, place and category filters (so from both
-``step_cells`` and ``step_day_cells``)."""
+grouping, by period, and with the department, place and category filters (so from ``step_cells``,
+``step_day_cells`` and, for whole months, the month cuboids of services/reporting/kpis/step_cuboids.py);
+and migration 4e7a2c9d1b58's backfill of the month cuboids equals what the fold keeps."""
 
 from __future__ import annotations
 
+import importlib.util
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,7 +21,7 @@ from hypothesis import strategies as st
 
 from services.reporting import step_rollup
 from services.reporting.filters import CaseFilter
-from services.reporting.kpis import queries
+from services.reporting.kpis import queries, step_cells_sql
 from services.reporting.kpis.periods import OPEN_END, OPEN_START, period_bounds
 from shared.contract.actions import SATISFACTIONS
 from shared.contract.events import (
@@ -138,9 +141,11 @@ async def test_cells_equal_the_scan_for_random_histories(reporting_engine, data,
     a, b = sorted(data.draw(st.lists(st.integers(-1, 12), min_size=2, max_size=2, unique=True)))
     # bounds within a day: the cells answer when no step lies between the bound and the day's edge
     ha, hb = (timedelta(minutes=data.draw(st.sampled_from([0, 1, 300, 1000]))) for _ in range(2))
+    month = lambda y, m: datetime(y, m, 1, tzinfo=tz)  # noqa: E731
     async with reporting_engine.connect() as conn, conn.begin():
         for group_by, extra in REQUESTS:
-            for start, end in ((None, None), (day(a), day(b)), (day(0), None), (day(a) + ha, day(b) + hb)):
+            for start, end in ((None, None), (day(a), day(b)), (day(0), None), (day(a) + ha, day(b) + hb),
+                               (month(2024, 4), month(2024, 6)), (month(2024, 5), None), (None, month(2024, 5))):
                 flt = CaseFilter(tenant, start, end, tz=tz, **extra)
                 bounds = [start or OPEN_START, end or OPEN_END]
                 cells, scan = await _both(conn, flt, group_by, bounds, monkeypatch)
@@ -150,6 +155,14 @@ async def test_cells_equal_the_scan_for_random_histories(reporting_engine, data,
                 flt = CaseFilter(tenant, start, end, tz=tz)
                 cells, scan = await _both(conn, flt, None, period_bounds(start, end, unit, tz), monkeypatch)
                 assert _rounded(cells) == _rounded(scan), (unit, start, end)
+        for extra in ({}, {"place_prefix": "990102001"}, {"department": "housing"}, {"category": "100401"}):
+            flt = CaseFilter(tenant, month(2024, 4), month(2024, 7), tz=tz, **extra)
+            cells, scan = await _both(conn, flt, None, period_bounds(flt.start, flt.end, "month", tz), monkeypatch)
+            assert _rounded(cells) == _rounded(scan), ("month", extra)
+        # the month requests above that keep a place, category or channel read the month cuboids
+        whole_months = [step_cells_sql.FIRST_DAY, date(2024, 5, 1), step_cells_sql.LAST_DAY]
+        assert step_cells_sql.month_cuboid(CaseFilter(tenant, tz=tz), "grid", whole_months) == 0
+        assert step_cells_sql.month_cuboid(CaseFilter(tenant, tz=tz, category="100402"), "channel", whole_months) is None
         whole = CaseFilter(tenant, tz=tz)
         assert await queries.cell_rows(conn, whole, None, [OPEN_START, OPEN_END]) is not None  # the cells answered
         # an inner bound that is not a local midnight: the scan answers (the cells cannot)
@@ -161,12 +174,31 @@ async def test_cells_equal_the_scan_for_random_histories(reporting_engine, data,
         folded = await _rollup_rows(conn, tenant)
         await step_rollup.recompute(conn, tenant, page=2)
         assert await _rollup_rows(conn, tenant) == folded
+    # the migration's backfill of the month cuboids from the day tables gives the folded ones
+    migration = _migration("4e7a2c9d1b58")
+    async with reporting_engine.begin() as conn:
+        for table in ("step_month_cells", "step_month_case_days"):
+            await conn.exec_driver_sql(f"DELETE FROM reporting.{table} WHERE tenant = $1", (tenant,))
+        for cuboid in migration.CUBOIDS:
+            await conn.exec_driver_sql(migration.backfill_cells_sql(cuboid, one_tenant=True), (tenant,))
+        for cuboid in (*migration.CUBOIDS, migration.DAY_CUBOID):
+            await conn.exec_driver_sql(migration.backfill_case_days_sql(cuboid, one_tenant=True), (tenant,))
+        assert await _rollup_rows(conn, tenant) == folded
+
+
+def _migration(revision: str):
+    path = next(Path("services/reporting/migrations/versions").glob(f"{revision}_*.py"))
+    spec = importlib.util.spec_from_file_location(f"migration_{revision}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 async def _rollup_rows(conn, tenant: str) -> list:
     """The tenant's non-zero cells, day cells and case days, sorted."""
     rows = []
-    for table, counter in (("step_cells", "events"), ("step_day_cells", "events"), ("step_case_days", "cases")):
+    for table, counter in (("step_cells", "events"), ("step_day_cells", "events"), ("step_case_days", "cases"),
+                           ("step_month_cells", "events"), ("step_month_case_days", "cases")):
         result = await conn.exec_driver_sql(
             f"SELECT * FROM reporting.{table} WHERE tenant = $1 AND {counter} <> 0", (tenant,))
         rows += [repr(tuple(r)) for r in result.all()]
@@ -244,8 +276,10 @@ async def test_two_consumers_folding_one_case_at_once_count_it_once(reporting_en
         folded = await _rollup_rows(conn, tenant)
         await step_rollup.recompute(conn, tenant)
         assert await _rollup_rows(conn, tenant) == folded
-        # one cell (dispatch + transfer out of housing) and one (into water), as cells and as day cells
-        assert len(folded) == 4
+        # one cell (dispatch + transfer out of housing) and one (into water), as cells and as day
+        # cells (4); by month: one row of the grid (cuboid 0) and one of the community and category
+        # (1) and channel (3) each, the departments apart (2: two rows), so 5 more; no case days
+        assert len(folded) == 4 + 5
 
 
 async def _advisory_locks(conn) -> int:

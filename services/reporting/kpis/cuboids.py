@@ -152,8 +152,8 @@ _PLAN = _plan(CUBOIDS)
 _SKETCH_PLAN = _plan(SKETCH_CUBOIDS)
 
 
-def _projections(place: str, category: str | None, department: str | None, channel: str | None,
-                 plan: tuple = _PLAN) -> list[tuple]:
+def projections(place: str, category: str | None, department: str | None, channel: str | None,
+                plan: tuple = _PLAN) -> list[tuple]:
     """``(cuboid, place, category, department, channel)`` of each cuboid of ``plan`` for one cell's
     dimensions."""
     return [(i, place if n is None else place[:n], category if kc else None, department if kd else None,
@@ -182,13 +182,13 @@ def month_deltas(cells: Mapping[CellKey, Mapping[str, int]], spans: Mapping[Span
     mcells: dict = {}
     mspans: dict = {}
     mpoints: dict = {}
-    projections: dict[tuple, list[tuple]] = {}  # dimensions → their projections, within this call
+    seen: dict[tuple, list[tuple]] = {}  # dimensions → their projections, within this call
 
     def project(place, category, department, channel) -> list[tuple]:
         dims = (place, category, department, channel)
-        out = projections.get(dims)
+        out = seen.get(dims)
         if out is None:
-            out = projections[dims] = _projections(*dims)
+            out = seen[dims] = projections(*dims)
         return out
 
     cell_keys: dict[CellKey, list[tuple]] = {}
@@ -210,7 +210,7 @@ def month_deltas(cells: Mapping[CellKey, Mapping[str, int]], spans: Mapping[Span
             day, lo, hi = month_of(k.day), month_of(k.lo), month_of(k.hi)
             out = sketch_keys[k] = month_cells(k) + [
                 (i, k.tenant, day, lo, hi, place, cat, dept, chan)
-                for i, place, cat, dept, chan in _projections(k.place_code, k.category_code, k.department,
+                for i, place, cat, dept, chan in projections(k.place_code, k.category_code, k.department,
                                                               k.channel, _SKETCH_PLAN)]
         return out
 

@@ -16,7 +16,13 @@ with the cases.
   over all departments; per rung or over all.
 - A group has a row when its cells hold at least one event (the total row always), as the scan.
 - A request without place, category or channel (as grouping or filter) reads
-  ``reporting.step_day_cells``, the cells summed over them: a few rows per day and department.
+  ``reporting.step_day_cells``, the cells summed over them, and the case days' tenant by day
+  (``step_month_case_days`` cuboid 10): a few rows per day and department.
+- Another request whose bounds are all month starts (or open ends) reads the month cuboid that
+  keeps what it asks for (``step_month_cells`` and ``step_month_case_days``, cuboids 0–3,
+  services/reporting/kpis/step_cuboids.py): rows per month and grid, or community and category,
+  department or channel, whatever the cases. Only the rest (a week by grid, say) reads the day
+  tables, whose cost grows with the events in P.
 """
 
 from __future__ import annotations
@@ -31,10 +37,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.reporting.filters import SCOPE_SQL, CaseFilter, department_sql
 from services.reporting.kpis.catalogue import GROUP_BYS
 from services.reporting.kpis.clock import tz_name
+from services.reporting.kpis.cuboids import choose, month_aligned
 from services.reporting.kpis.periods import OPEN_END, OPEN_START
 from services.reporting.kpis.rules import GROUP_KEYS, STEP_RULES
 from services.reporting.kpis.sql import bind, fetch_dicts
 from services.reporting.kpis.step_cells import AVG_FIGURES, CASE_FIGURES, SUM_FIGURES
+from services.reporting.kpis.step_cuboids import STEP_DAY_CUBOID
 from shared.contract.actions import MEDIATION_LEVELS
 
 #: Days standing for an open end of P.
@@ -72,12 +80,17 @@ def day_bounds(bounds: Sequence[datetime], tz: tzinfo) -> tuple[list[date], list
     return days, extra
 
 
-def cells_sql(group_by: str | None, periods: bool, by_department: bool, coarse: bool = False) -> str:
+def cells_sql(group_by: str | None, periods: bool, by_department: bool, coarse: bool = False,
+              cuboid: int | None = None) -> str:
     """The statement: rows ``(key, g, <figures>)`` as :func:`~services.reporting.kpis.sql.step_sql`'s.
     ``by_department``: a department filter is set (the 'cases' figures then count per department).
-    ``coarse``: read the counters from ``step_day_cells`` (no place, category or channel: only for a
-    request that groups and filters by none of them, :func:`coarse_enough`). The counters are first
-    summed per group, sub-period and rung, then the figures taken from those sums.
+    ``coarse``: read the counters from ``step_day_cells`` and the case days from their tenant by day
+    (no place, category or channel: only for a request that groups and filters by none of them,
+    :func:`coarse_enough`). ``cuboid``: read both from that month cuboid
+    (services/reporting/kpis/step_cuboids.py; only for bounds that are all month starts or open
+    ends and a cuboid that keeps what the request needs, :func:`month_cuboid`). Else the day
+    tables. The counters are first summed per group, sub-period and rung, then the figures taken
+    from those sums.
 
     Raises:
         ValueError: unknown ``group_by``.
@@ -97,17 +110,24 @@ def cells_sql(group_by: str | None, periods: bool, by_department: bool, coarse: 
     zeros = ", ".join(f"0 AS {c}" for c in ("events", *SUM_FIGURES))
     avg_cols = [f"{n}{s}" for n in AVG_FIGURES for s in ("_us", "_n")]
     counters = ", ".join(f"sum(cf.{c}) AS {c}" for c in ("events", *SUM_FIGURES, *avg_cols))
-    cells_where = (f"cf.tenant = :tenant AND {department_sql('cf.department')}\n"
-                   "    AND cf.day >= :d0::date AND cf.day < :dn::date") if coarse else where
+    if coarse:
+        cells_table, cells_where = "step_day_cells", (f"cf.tenant = :tenant AND {department_sql('cf.department')}\n"
+                                                      "    AND cf.day >= :d0::date AND cf.day < :dn::date")
+        days_table, days_where = "step_month_case_days", f"cf.cuboid = {STEP_DAY_CUBOID} AND {where}"
+    elif cuboid is not None:
+        cells_table, cells_where = "step_month_cells", f"cf.cuboid = {int(cuboid)} AND {where}"
+        days_table, days_where = "step_month_case_days", cells_where
+    else:
+        cells_table, cells_where, days_table, days_where = "step_cells", where, "step_case_days", where
     rows = (
         f"  SELECT {key} AS key, {bucket} AS b, cf.rung, {counters},\n"
         "         NULL::text AS figure, NULL::int AS pb, NULL::bool AS by_department, NULL::bool AS by_rung, 0 AS cases\n"
-        f"  FROM reporting.{'step_day_cells' if coarse else 'step_cells'} cf\n  WHERE {cells_where}\n"
+        f"  FROM reporting.{cells_table} cf\n  WHERE {cells_where}\n"
         "  GROUP BY 1, 2, 3\n"
         "  UNION ALL\n"
         f"  SELECT {key}, {bucket}, cf.rung, {zeros}, {', '.join(f'0 AS {c}' for c in avg_cols)},\n"
         f"         cf.figure, coalesce(width_bucket(cf.prev_day, :days::date[]), 0), cf.by_department, cf.by_rung, cf.cases\n"
-        f"  FROM reporting.step_case_days cf\n  WHERE {where}\n")
+        f"  FROM reporting.{days_table} cf\n  WHERE {days_where}\n")
     out = []
     for name in SUM_FIGURES:
         out.append(f"nullif(sum(x.{name}), 0) AS {name}")
@@ -143,6 +163,16 @@ def coarse_enough(flt: CaseFilter, group_by: str | None) -> bool:
             and (group_by is None or group_by == "department" or group_by.startswith("period:")))
 
 
+def month_cuboid(flt: CaseFilter, group_by: str | None, days: Sequence[date]) -> int | None:
+    """The month cuboid (services/reporting/kpis/step_cuboids.py) that answers a request the
+    coarse tables cannot: every bound a month start or an open end, and a cuboid of the case
+    figures' 0–3 that keeps the place, category, department or channel it groups or filters by
+    (cuboids.py ``choose``); else None (the day tables answer)."""
+    if not month_aligned(days):
+        return None
+    return choose(group_by, flt.place_prefix, flt.category, flt.department)
+
+
 async def _steps_within(conn: AsyncConnection, tenant: str, spans: Sequence[tuple[datetime, datetime]]) -> bool:
     """Whether any step of ``tenant`` lies in one of ``spans`` (index ix_reporting_case_steps_tenant_at)."""
     cond = " OR ".join(f"(s.at >= :a{i} AND s.at < :b{i})" for i in range(len(spans)))
@@ -171,6 +201,7 @@ async def cell_rows(conn: AsyncConnection, flt: CaseFilter, group_by: str | None
     if extra and await _steps_within(conn, flt.tenant, extra):
         return None
     n = len(bounds) - 1
-    sql = cells_sql(group_by, periods=n > 1, by_department=flt.department is not None,
-                    coarse=coarse_enough(flt, group_by))
+    coarse = coarse_enough(flt, group_by)
+    sql = cells_sql(group_by, periods=n > 1, by_department=flt.department is not None, coarse=coarse,
+                    cuboid=None if coarse else month_cuboid(flt, group_by, days))
     return await fetch_dicts(conn, sql, {**flt.sql_params(), "days": days, "d0": days[0], "dn": days[-1]})
