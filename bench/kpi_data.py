@@ -196,7 +196,8 @@ async def build_rollups(url: str) -> None:
     try:
         await conn.execute("VACUUM ANALYZE reporting.kpi_cells, reporting.kpi_spans, reporting.kpi_sketches, "
                            "reporting.kpi_month_cells, reporting.kpi_month_spans, reporting.kpi_month_sketches, "
-                           "reporting.step_cells, reporting.step_case_days")
+                           "reporting.step_cells, reporting.step_day_cells, reporting.step_case_days, "
+                           "reporting.step_month_cells, reporting.step_month_case_days")
     finally:
         await conn.close()
 

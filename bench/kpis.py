@@ -75,7 +75,8 @@ async def storage(url: str) -> dict[str, int]:
                 "kpi_sketches": await size("kpi_sketches"),
                 "kpi_month_cuboids": sum([await size(t) for t in ("kpi_month_cells", "kpi_month_spans",
                                                                   "kpi_month_sketches")]),
-                "step_rollups": await size("step_cells") + await size("step_case_days")}
+                "step_rollups": sum([await size(t) for t in ("step_cells", "step_day_cells", "step_case_days")]),
+                "step_month_cuboids": await size("step_month_cells") + await size("step_month_case_days")}
     finally:
         await conn.close()
 
@@ -221,6 +222,7 @@ def main() -> None:
         print(f"kpi_rollup_storage_pct_of_facts={100 * sizes['kpi_rollups'] / max(sizes['facts'], 1):.2f}")
         print(f"kpi_sketch_storage_pct_of_facts={100 * sizes['kpi_sketches'] / max(sizes['facts'], 1):.2f}")
         print(f"kpi_month_cuboid_storage_pct_of_facts={100 * sizes['kpi_month_cuboids'] / max(sizes['facts'], 1):.2f}")
+        print(f"step_month_cuboid_storage_pct_of_facts={100 * sizes['step_month_cuboids'] / max(sizes['facts'], 1):.2f}")
     sizes = sorted(by_size)
     for small, big in zip(sizes, sizes[1:], strict=False):
         factor = big / small
