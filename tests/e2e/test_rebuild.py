@@ -53,7 +53,8 @@ def snapshot(stack, tenant: str) -> dict:
 
 
 def step_rollups(database_url: str, tenants) -> list:
-    """The non-zero step cells and case days of ``tenants`` (services/reporting/step_rollup.py), sorted;
+    """The non-zero step cells and case days of ``tenants`` (services/reporting/step_rollup.py), by day
+    and by month, sorted;
     cells whose counters all went back to 0 are left out (where they remain depends on batching)."""
 
     import asyncpg  # noqa: PLC0415
@@ -69,6 +70,10 @@ def step_rollups(database_url: str, tenants) -> list:
                                     list(tenants))
             days += await conn.fetch("SELECT * FROM reporting.step_day_cells WHERE tenant = ANY($1::text[]) "
                                      "AND events <> 0", list(tenants))
+            days += await conn.fetch("SELECT * FROM reporting.step_month_cells WHERE tenant = ANY($1::text[]) "
+                                     "AND events <> 0", list(tenants))
+            days += await conn.fetch("SELECT * FROM reporting.step_month_case_days WHERE tenant = ANY($1::text[]) "
+                                     "AND cases <> 0", list(tenants))
             zones = await conn.fetch("SELECT * FROM reporting.step_cell_zones WHERE tenant = ANY($1::text[])", list(tenants))
         finally:
             await conn.close()
