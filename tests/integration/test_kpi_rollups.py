@@ -403,6 +403,45 @@ async def test_a_slot_of_one_month_row_reads_its_stored_quantiles(reporting_engi
     }
 
 
+async def test_the_total_of_a_month_by_day_reads_the_months_row(reporting_engine):
+    """rollup_query._month_sketch_quantiles with the tenant by day (cuboid 10): each day's slot reads
+    its day row, and the total of a P of whole months the month's one row (cuboid 4, a planted q no
+    bucket gives) instead of summing the day rows; a P of other days sums (or reads) its day rows."""
+    from services.reporting.kpis.cuboids import DAY_CUBOID  # noqa: PLC0415
+    from services.reporting.kpis.rollup_query import _TOTAL_Q, _month_sketch_quantiles  # noqa: PLC0415
+
+    tenant = unique_tenant()
+    may1, may2, may3, june1 = (datetime(2024, m, d, tzinfo=TZ).date() for m, d in ((5, 1), (5, 2), (5, 3), (6, 1)))
+
+    def planted(median: float, p90: float) -> list:
+        return [v for stat in SKETCH_STATS for v in ((median, p90) if stat == "close_hours" else (None, None))]
+
+    rows = [dict(cuboid=DAY_CUBOID, day=may1, b={"close_hours:0": 1}, q=planted(1.0, 1.5)),
+            dict(cuboid=DAY_CUBOID, day=may2, b={"close_hours:35": 1}, q=planted(2.0, 2.5)),
+            dict(cuboid=4, day=may1, b={"close_hours:0": 1, "close_hours:35": 1}, q=planted(7.0, 8.0))]
+
+    async def ask(days):
+        flt = CaseFilter(tenant, datetime.combine(days[0], time(0), TZ), datetime.combine(days[-1], time(0), TZ), tz=TZ)
+        params = {**flt.sql_params(), "days": days, "d0": days[0], "d1": days[1], "dn": days[-1], "cuboid": DAY_CUBOID}
+        return await _month_sketch_quantiles(conn, flt, None, params, periods=True)
+
+    async with reporting_engine.begin() as conn:
+        await conn.execute(sa.insert(kpi_month_sketches), [{"tenant": tenant, "place_code": "", "lo": None, **r}
+                                                           for r in rows])
+        month = await ask([may1, may2, june1])  # May: May 1, and May 2–31
+        days = await ask([may1, may2, may3])  # May 1 and May 2
+        await conn.execute(sa.delete(kpi_month_sketches).where(kpi_month_sketches.c.tenant == tenant))
+    assert month == {1: {"close_hours_median": 1.0, "close_hours_p90": 1.5},
+                     2: {"close_hours_median": 2.0, "close_hours_p90": 2.5},
+                     _TOTAL_Q: {"close_hours_median": 7.0, "close_hours_p90": 8.0}}
+    # not whole months: the total sums the two day rows, values 0.99 and 1.99366 h (as above):
+    # median 1.49183, p90 1.89329
+    assert days == {1: {"close_hours_median": 1.0, "close_hours_p90": 1.5},
+                    2: {"close_hours_median": 2.0, "close_hours_p90": 2.5},
+                    _TOTAL_Q: {"close_hours_median": pytest.approx(1.49183, rel=1e-5),
+                               "close_hours_p90": pytest.approx(1.89329, rel=1e-5)}}
+
+
 @settings(max_examples=8, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(data=st.data())

@@ -353,7 +353,8 @@ async def _month_sketch_quantiles(conn: AsyncConnection, flt: CaseFilter, group_
     """:func:`_sketch_quantiles`' answer from the month sketches (:func:`month_sketch_sql`): each slot
     from the smallest cuboid that keeps what it needs (services/reporting/kpis/cuboids.py
     ``choose_sketch``; for the tenant by day, :data:`DAY_CUBOID`'s own sketches), the total from the
-    smallest that keeps the filters. A slot of one row
+    smallest that keeps the filters (the tenant by day's only when P is not whole months). A slot
+    of one row
     answers with the row's stored quantiles; the buckets of a slot of several rows (a quarter, say)
     are summed and the ranks found in Python (sketch.py
     :func:`~services.reporting.kpis.sketch.quantiles`)."""
@@ -362,9 +363,13 @@ async def _month_sketch_quantiles(conn: AsyncConnection, flt: CaseFilter, group_
         statements.append((None, group_by, periods))
     out: dict[Any, dict] = {}
     raw = (await conn.get_raw_connection()).driver_connection
+    # the total of P from the tenant by day only when P is not whole months: a month of days
+    # (period:day, period:week) takes its total from the month's one row, whose buckets are the
+    # days' sum, instead of summing thirty
+    whole_months = month_aligned([params["d0"], params["dn"]])
     for total, by, per in statements:
-        cuboid = (DAY_CUBOID if params.get("cuboid") == DAY_CUBOID
-                  else choose_sketch(by, flt.place_prefix, flt.category, flt.department))
+        by_day = params.get("cuboid") == DAY_CUBOID and not (total is not None and whole_months)
+        cuboid = DAY_CUBOID if by_day else choose_sketch(by, flt.place_prefix, flt.category, flt.department)
         text, args = bind(month_sketch_sql(by, per), {**params, "cuboid": cuboid})
         # asyncpg's records as they come: a thousand rows by grid, which SQLAlchemy's Row would double
         summed: dict[Any, dict[str, dict[int, int]]] = {}
