@@ -16,7 +16,10 @@ folding one twice would not change the rows, so neither the cells.)
 Each tenant's cells are computed in one timezone, recorded in ``reporting.step_cell_zones`` on its
 first batch (the tenant's configured zone, shared/domain/tenants.py; an unknown tenant: the
 default one); readers use the cells only for a request in that zone. ``gridcase reporting rebuild``
-empties the three tables with the facts and folds again.
+empties these tables (and their sums by month, ``step_month_cells`` and ``step_month_case_days``:
+services/reporting/kpis/step_cuboids.py) with the facts and folds again. Each upsert passes its
+rows sorted (:func:`lock_order`): batches folding different cases at once share rows, and rows
+locked in two orders deadlock.
 """
 
 from __future__ import annotations
