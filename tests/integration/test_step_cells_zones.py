@@ -98,3 +98,38 @@ async def test_a_tenant_with_steps_but_no_report_yet(reporting_engine, monkeypat
             assert _rounded(cells) == _rounded(scan)
             # By hand: one dispatch to housing, one transfer out of it (hand-over counted once each)
             assert (cells[TOTAL]["dispatches"], cells[TOTAL]["transfers_out"]) == (1, 1), cells
+
+
+#: The drawn grids recoded as a tenant whose codes stop above the grid: a street (9 digits), a
+#: community and two more (13) and a code between street and community (11); the month cuboids
+#: 1–3 keep the first 12 characters, which is the whole code for two of them.
+SHORT_CODES = {"990102001001001": "990102001", "990102001002001": "9901020010020", "990102002001001": "99010200200"}
+#: Wednesday 2024-10-30 04:00 UTC = 00:00 EDT: the drawn steps cross the end of October (a month
+#: bound at 04:00 UTC) and the end of summer time (2024-11-03).
+T_MONTHS = datetime(2024, 10, 30, 4, 0, tzinfo=UTC)
+
+
+@settings(max_examples=8, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+async def test_month_cells_equal_the_scan_in_new_york_time(reporting_engine, data, monkeypatch):
+    """The month cuboids (services/reporting/kpis/step_cuboids.py) against the scan in New York
+    time for a tenant with codes shorter than a grid's: whole-month bounds (with open ends) for
+    every grouping and filter of REQUESTS, and ``period:month`` tables, across October's end."""
+    tenant = f"it-nym-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setattr(step_rollup, "_configured_zones", lambda: {tenant: NY.key})
+    cases = data.draw(st.lists(case_history(T_MONTHS), min_size=1, max_size=4))
+    events = [e.model_copy(update={"place_code": SHORT_CODES[e.place_code]}) for c in cases for e in c]
+    await fold_through_consumer(reporting_engine, tenant, _shuffled_with_redeliveries(data, events))
+    month = lambda m: datetime(2024, m, 1, tzinfo=NY)  # noqa: E731
+    async with reporting_engine.connect() as conn, conn.begin():
+        for group_by, extra in [*REQUESTS, ("street", {}), ("community", {"category": "100401"}),
+                                ("grid", {}), (None, {"place_prefix": "9901020010020"})]:
+            for start, end in ((month(10), month(12)), (month(11), None), (None, month(11)), (month(10), month(11))):
+                flt = CaseFilter(tenant, start, end, tz=NY, **extra)
+                cells, scan = await _both(conn, flt, group_by, [start or OPEN_START, end or OPEN_END], monkeypatch)
+                assert _rounded(cells) == _rounded(scan), (group_by, extra, start, end)
+        for extra in ({}, {"place_prefix": "990102001"}, {"department": "housing"}, {"category": "100402"}):
+            flt = CaseFilter(tenant, month(10), month(12), tz=NY, **extra)
+            cells, scan = await _both(conn, flt, None, period_bounds(flt.start, flt.end, "month", NY), monkeypatch)
+            assert _rounded(cells) == _rounded(scan), ("month", extra)
