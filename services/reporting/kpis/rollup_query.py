@@ -372,7 +372,7 @@ async def _month_sketch_quantiles(conn: AsyncConnection, flt: CaseFilter, group_
         cuboid = DAY_CUBOID if by_day else choose_sketch(by, flt.place_prefix, flt.category, flt.department)
         text, args = bind(month_sketch_sql(by, per), {**params, "cuboid": cuboid})
         # asyncpg's records as they come: a thousand rows by grid, which SQLAlchemy's Row would double
-        summed: dict[Any, dict[str, dict[int, int]]] = {}
+        summed: dict[Any, dict[str, int]] = {}
         for slot, q, b in await raw.fetch(text, *args):
             slot = total or slot
             if b is None:
@@ -381,13 +381,18 @@ async def _month_sketch_quantiles(conn: AsyncConnection, flt: CaseFilter, group_
                     if median is not None:
                         figures[f"{stat}_median"], figures[f"{stat}_p90"] = median, p90
                 continue
-            into = summed.setdefault(slot, {})
-            for stat, counts in split_counts(json.loads(b)).items():
-                acc = into.setdefault(stat, {})
-                for key, n in counts.items():
-                    acc[key] = acc.get(key, 0) + n
-        for slot, stats in summed.items():
-            for stat, counts in stats.items():
+            # summed on the stored keys ("<statistic>:<bucket>"), split once per slot: a week of
+            # day rows holds thousands of buckets each
+            counts = json.loads(b)
+            into = summed.get(slot)
+            if into is None:
+                summed[slot] = counts
+                continue
+            get = into.get
+            for key, n in counts.items():
+                into[key] = get(key, 0) + n
+        for slot, merged in summed.items():
+            for stat, counts in split_counts(merged).items():
                 median, p90 = quantiles(counts, SUMMARY_QS)
                 if median is not None:
                     out.setdefault(slot, {}).update({f"{stat}_median": median, f"{stat}_p90": p90})
