@@ -175,7 +175,7 @@ async def apply(conn: AsyncConnection, delta: Contributions) -> None:
         if months:
             await _upsert_cells(conn, MONTH_CELLS_UPSERT, STEP_MONTH_CELL_KEY, months)
     if delta.case_days:
-        keys = sorted(delta.case_days, key=lambda k: lock_order([getattr(k, c) for c in STEP_CASE_DAY_KEY]))
+        keys = sorted(delta.case_days, key=lock_order)
         args = [[getattr(k, c) for k in keys] for c in STEP_CASE_DAY_KEY] + [[delta.case_days[k] for k in keys]]
         await conn.exec_driver_sql(CASE_DAYS_UPSERT, tuple(args))
         months = month_case_days(delta.case_days)
@@ -215,12 +215,14 @@ async def lock_cases(conn: AsyncConnection, ids: list[uuid.UUID], exclusive: boo
     await conn.exec_driver_sql(*bind(LOCK_SQL, {"ids": ids}))
 
 
-def lock_order(key) -> tuple:
+def lock_order(key) -> str:
     """A row key's place in the one order every fold upserts (and so locks) rows in: two batches
     folding different cases at once share rows (a day's department, a month's community or grid),
-    and rows locked in two orders deadlock (tests/integration/test_step_cells_lock_order.py). None
-    sorts apart from ''."""
-    return tuple((v is not None, "" if v is None else str(v)) for v in key)
+    and rows locked in two orders deadlock (tests/integration/test_step_cells_lock_order.py). The
+    key's ``repr``: distinct keys of one table have distinct reprs (None apart from ''), and it is
+    built in C, half the cost of a tuple of per-field sort keys (the fold sorts thousands of rows a
+    batch)."""
+    return repr(key)
 
 
 async def _upsert_cells(conn: AsyncConnection, sql: str, key: tuple[str, ...], cells: Mapping[tuple, Counter]) -> None:

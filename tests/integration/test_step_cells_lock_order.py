@@ -42,10 +42,12 @@ async def test_two_batches_on_shared_month_rows_do_not_deadlock(reporting_engine
     """Cell A (community …001001, category 100401, housing, phone) and cell B (community …002001,
     100402, water, grid_worker) have month rows of their own in every cuboid 0–3 (8 rows). Batch 1
     adds A then B (days 1, 2), batch 2 B then A (days 3, 4): no step or day cell in common, only
-    the month rows. A third transaction holds A's rows first, so batch 1 waits before taking any
-    month row and batch 2 takes B's and then waits for A's; when the third commits, batch 1 takes
-    A's and then wants B's. Taken in one order, batch 2 simply waits for batch 1 and both commit:
-    each month row ends with 1 (the first fold) + 1 + 1 = 3 events."""
+    the month rows. A third transaction holds B's grid row. Batch 2 starts first and waits for it;
+    batch 1 then waits too, behind batch 2 (PostgreSQL queues a row's waiters in order). Were the
+    rows locked in the order given, batch 1 would hold A's rows by then, and once the third commits
+    batch 2 would take B's rows and wait for A's: a deadlock, every time. Taken in one order, batch
+    2 takes A's grid row first and batch 1 waits for it; both commit: each month row ends with 1
+    (the first fold) + 1 + 1 = 3 events."""
     tenant = f"it-lock-{uuid.uuid4().hex[:12]}"
     a = ("990102001001001", "100401", "housing", "phone")
     b = ("990102002001001", "100402", "water", "grid_worker")
@@ -57,7 +59,7 @@ async def test_two_batches_on_shared_month_rows_do_not_deadlock(reporting_engine
     try:
         await holder.begin()
         await holder.exec_driver_sql("UPDATE reporting.step_month_cells SET events = events "
-                                     "WHERE tenant = $1 AND place_code LIKE '990102001001%'", (tenant,))
+                                     "WHERE tenant = $1 AND cuboid = 0 AND place_code = $2", (tenant, b[0]))
         pids = []
         for conn in (one, two):
             await conn.begin()
@@ -67,10 +69,10 @@ async def test_two_batches_on_shared_month_rows_do_not_deadlock(reporting_engine
             await step_rollup.apply(conn, delta)
             await conn.commit()
 
-        first = asyncio.create_task(fold(one, _cells(tenant, (a[0], 1, *a[1:]), (b[0], 2, *b[1:]))))
-        await _wait_until_blocked(holder, pids[0])
         second = asyncio.create_task(fold(two, _cells(tenant, (b[0], 3, *b[1:]), (a[0], 4, *a[1:]))))
         await _wait_until_blocked(holder, pids[1])
+        first = asyncio.create_task(fold(one, _cells(tenant, (a[0], 1, *a[1:]), (b[0], 2, *b[1:]))))
+        await _wait_until_blocked(holder, pids[0])
         await holder.commit()
         results = await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), 30)
         assert [r for r in results if r is not None] == []
