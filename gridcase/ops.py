@@ -180,9 +180,11 @@ async def rebuild_reporting(database_url: str, page: int = 5000) -> dict[str, in
 
     from services.reporting import db as rdb  # noqa: PLC0415
     from services.reporting.handlers import apply_events  # noqa: PLC0415
+    from services.reporting.step_rollup import STEP_TABLES  # noqa: PLC0415
     from shared.contract.events import decode_event  # noqa: PLC0415
     from shared.platform.db import make_engine  # noqa: PLC0415
 
+    step_tables = ", ".join(f"reporting.{t}" for t in STEP_TABLES)  # the step cells, by day and by month
     engine = make_engine(database_url)
     events = 0
     try:
@@ -191,15 +193,12 @@ async def rebuild_reporting(database_url: str, page: int = 5000) -> dict[str, in
                 "LOCK TABLE reporting.case_facts, reporting.case_steps, reporting.patrols, reporting.processed_events, "
                 "reporting.kpi_cells, reporting.kpi_spans, reporting.kpi_sketches, reporting.kpi_zones, "
                 "reporting.kpi_month_cells, reporting.kpi_month_spans, reporting.kpi_month_sketches, "
-                "reporting.step_cells, reporting.step_day_cells, reporting.step_case_days, reporting.step_month_cells, "
-                "reporting.step_month_case_days, reporting.step_cell_zones IN EXCLUSIVE MODE"))
+                f"{step_tables} IN EXCLUSIVE MODE"))
             await write.execute(sa.delete(rdb.processed_events).where(rdb.processed_events.c.consumer == "reporting"))
             await write.execute(sa.text("TRUNCATE reporting.case_facts, reporting.case_steps, reporting.patrols, reporting.case_texts, "
                                         "reporting.kpi_cells, reporting.kpi_spans, reporting.kpi_sketches, reporting.kpi_zones, "
                                         "reporting.kpi_month_cells, reporting.kpi_month_spans, reporting.kpi_month_sketches, "
-                                        "reporting.step_cells, reporting.step_day_cells, reporting.step_case_days, "
-                                        "reporting.step_month_cells, reporting.step_month_case_days, "
-                                        "reporting.step_cell_zones"))
+                                        f"{step_tables}"))
             for schema in OUTBOXES:
                 last_id = 0
                 while True:

@@ -40,14 +40,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
-from services.reporting.kpis.cuboids import month_of, projections
+from services.reporting.kpis.cuboids import CUBOIDS, month_of, projections
 from services.reporting.kpis.step_cells import CaseDayKey, CellKey
 
 #: The cuboid of the case days by tenant, day, department and rung (module docstring).
 STEP_DAY_CUBOID = 10
 #: The cuboid whose rows keep the department (cuboids.py CUBOIDS).
-DEPARTMENT_CUBOID = 2
-
+DEPARTMENT_CUBOID = next(i for i, c in CUBOIDS.items() if c.dim == "department")
 
 
 def month_cells(cells: Mapping[CellKey, Mapping[str, int]]) -> dict[tuple, Counter]:
