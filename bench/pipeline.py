@@ -10,7 +10,9 @@ all on the same machine (the client included):
 2. ``batch_end_to_end_per_s``: a JSON-lines file of N reports imported through ``/v1/imports``,
    from the start of the upload to the moment reporting has counted every case and every event
    dispatch derived; ``batch_ratio_to_bare_limit`` = that ÷ the bare limit.
-3. ``single_post_per_s``: N reports POSTed one per request by C concurrent clients (202 answers/s).
+3. ``single_post_per_s``: N reports POSTed one per request by C concurrent clients (202 answers/s);
+   ``single_cpu_ms_per_report_<service>``: each service's CPU time (/proc) from the first POST until
+   reporting has counted them all, ÷ the reports.
 4. ``p99_post_to_counted_ms_at_100_per_s``: reports offered at a steady 100/s (open loop) for S
    seconds; each from the start of its POST to its ``case.reported`` in
    ``reporting.processed_events`` (same clock).
@@ -378,10 +380,16 @@ def main() -> None:
             if "bare_limit_per_s" in out:
                 report("batch_ratio_to_bare_limit", out["batch_end_to_end_per_s"] / out["bare_limit_per_s"])
         if "single" not in args.skip:
+            pids = {name: svc.proc.pid for name, svc in stack.services.items() if svc.proc is not None}
+            cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
             t0 = time.time()
             started = asyncio.run(post_reports(intake, n, args.concurrency))
             post_s = time.time() - t0
             wait(len(started))
+            # each service's CPU per POSTed report (stored, dispatched, counted): less dependent on
+            # a shared machine's load than the rate
+            for name, pid in pids.items():
+                report(f"single_cpu_ms_per_report_{name}", 1000 * (cpu_seconds(pid) - cpu0[name]) / max(len(started), 1))
             counted = asyncio.run(counted_times(stack.infra.database_url, list(started)))
             report("single_post_concurrency", args.concurrency)
             report("single_post_per_s", len(started) / post_s)
