@@ -85,6 +85,41 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 @dataclass(frozen=True)
+class Box:
+    """The latitude and longitude bounds (degrees) that hold every point within a radius of a
+    centre (:func:`bounding_box`); ``lon_min``/``lon_max`` are ``None`` when any longitude may."""
+
+    lat_min: float
+    lat_max: float
+    lon_min: float | None
+    lon_max: float | None
+
+
+def bounding_box(lat: float, lon: float, radius_m: float = RADIUS_M) -> Box:
+    """The smallest latitude/longitude box holding every point within ``radius_m`` of
+    (``lat``, ``lon``) on the sphere of :func:`distance_m`: the store reads only the stored reports
+    inside it, and :func:`near` decides. The angular radius is r = radius ÷ R. Latitude: a point at
+    distance d differs by at most d ÷ R in latitude (the meridian is the shortest way to another
+    latitude). Longitude: at most asin(sin r ÷ cos φ) (the meridians tangent to the circle; J. P.
+    Matuschek, "Finding Points Within a Distance of a Latitude/Longitude Using Bounding
+    Coordinates", 2010, §3.3). When the circle holds a pole, or its box would cross the ±180°
+    meridian, any longitude may (``None``): rarer than a grid, and never wrong. Bounds are widened
+    by 1e-9° (0.1 mm) against rounding."""
+    r = radius_m / EARTH_RADIUS_M
+    eps = 1e-9
+    phi = math.radians(lat)
+    d_lat = math.degrees(r)
+    lat_min, lat_max = max(lat - d_lat - eps, -90.0), min(lat + d_lat + eps, 90.0)
+    if abs(phi) + r >= math.pi / 2:
+        return Box(lat_min, lat_max, None, None)
+    d_lon = math.degrees(math.asin(min(1.0, math.sin(r) / math.cos(phi))))
+    lon_min, lon_max = lon - d_lon - eps, lon + d_lon + eps
+    if lon_min < -180.0 or lon_max > 180.0:
+        return Box(lat_min, lat_max, None, None)
+    return Box(lat_min, lat_max, lon_min, lon_max)
+
+
+@dataclass(frozen=True)
 class Report:
     """What the rules read of a report or a stored case."""
 

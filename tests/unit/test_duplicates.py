@@ -5,9 +5,14 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from shared.domain.duplicates import (
+    EARTH_RADIUS_M,
     Report,
     bigrams,
+    bounding_box,
     distance_m,
     possible_duplicates,
     similarity,
@@ -75,3 +80,43 @@ def test_a_text_sharing_nothing_is_listed_for_place_and_category_without_a_simil
     older = rep("older", "幸福路口垃圾桶满溢", days_before=5)
     other_words = rep("other-words", "有人乱扔", days_before=1)
     assert possible_duplicates(worded, [other_words, older], WINDOW) == [(older, 0.7071), (other_words, None)]
+
+
+def test_bounding_box_by_hand():
+    # 50 m on a sphere of 6,371,008.8 m is 50 / 6,371,008.8 = 7.84805e-6 rad = 4.49661e-4 degrees
+    # of latitude anywhere; of longitude asin(sin r / cos lat): the same at the equator, twice
+    # that at 60 degrees (cos 60 = 1/2; sin r ~ r this small)
+    box = bounding_box(0.0, 116.4)
+    assert abs(box.lat_max - 4.49661e-4) < 1e-9 and abs(box.lat_min + 4.49661e-4) < 1e-9
+    assert abs(box.lon_max - 116.4 - 4.49661e-4) < 1e-9 and abs(116.4 - box.lon_min - 4.49661e-4) < 1e-9
+    box = bounding_box(60.0, 10.0)
+    assert abs(box.lat_max - 60.0 - 4.49661e-4) < 1e-9
+    assert abs(box.lon_max - 10.0 - 2 * 4.49661e-4) < 1e-8
+
+
+def test_bounding_box_gives_up_longitude_at_a_pole_and_across_180():
+    assert bounding_box(89.9999, 0.0).lon_min is None  # 11 m from the pole: the circle holds it
+    assert bounding_box(-89.9999, 0.0).lon_max is None
+    assert bounding_box(0.0, 179.9999).lon_min is None  # the box would cross the 180th meridian
+    assert bounding_box(0.0, -179.9999).lon_max is None
+    assert bounding_box(89.0, 0.0).lon_min is not None
+
+
+def destination(lat: float, lon: float, bearing: float, metres: float) -> tuple[float, float]:
+    """The point ``metres`` from (lat, lon) along ``bearing`` (degrees from north) on the sphere:
+    the direct problem (Ed Williams' Aviation Formulary, "Lat/lon given radial and distance")."""
+    d, theta = metres / EARTH_RADIUS_M, math.radians(bearing)
+    p1, l1 = math.radians(lat), math.radians(lon)
+    p2 = math.asin(math.sin(p1) * math.cos(d) + math.cos(p1) * math.sin(d) * math.cos(theta))
+    l2 = l1 + math.atan2(math.sin(theta) * math.sin(d) * math.cos(p1), math.cos(d) - math.sin(p1) * math.sin(p2))
+    return math.degrees(p2), math.degrees(l2)
+
+
+@given(st.floats(-89.9, 89.9), st.floats(-179.99, 179.99), st.floats(0, 360), st.floats(0, 50))
+def test_every_point_within_the_radius_is_in_its_box(lat, lon, bearing, metres):
+    p_lat, p_lon = destination(lat, lon, bearing, metres)
+    box = bounding_box(lat, lon)
+    assert distance_m(lat, lon, p_lat, p_lon) <= 50.0 + 1e-6
+    assert box.lat_min <= p_lat <= box.lat_max
+    if box.lon_min is not None:
+        assert box.lon_min <= p_lon <= box.lon_max
