@@ -10,11 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake import db
-from shared.domain.duplicates import Report, possible_duplicates
+from shared.domain.duplicates import Report, bounding_box, possible_duplicates
 from shared.platform.db import read_connection
 
 #: Candidates read per report at most (the newest first): the rules rank them in Python, in the
-#: request (about 10 µs each).
+#: request (about 20 µs each).
 CANDIDATES_MAX = 100
 
 
@@ -25,42 +25,72 @@ def _float(value) -> float | None:
         return None
 
 
-def _candidates_query() -> sa.Select:
+def _coordinate(name: str) -> sa.ColumnElement:
+    """A stored report's ``latitude`` or ``longitude`` as a float (NULL where it has none)."""
+    field = db.reports.c.report[name]
+    return sa.case((sa.func.jsonb_typeof(field) == "number", field.astext.cast(sa.Float)))
+
+
+def _candidates_query(located: bool, lon_bounded: bool = True) -> sa.Select:
     """The candidates of a report (:func:`find_duplicates`), built once with bound parameters
-    (``tenant``, ``category_code``, ``since``, ``until``, ``case_id``, ``place_code``): built per
-    request, the query cost ``POST /v1/reports`` more CPU than running it (issue 13)."""
+    (``tenant``, ``category_code``, ``since``, ``until``, ``case_id``, ``place_code`` and, for a
+    ``located`` report, its bounding box ``lat_min`` … ``lon_max``): built per request, the query
+    cost ``POST /v1/reports`` more CPU than running it (issue 13).
+
+    Only stored reports that can be near are read: at the same place or, when the new report has
+    coordinates, inside the box that holds every point within the radius
+    (:func:`shared.domain.duplicates.bounding_box`). Reading every located report of the category
+    instead let the newest :data:`CANDIDATES_MAX` of them, anywhere in the city, crowd out the
+    ones at the place."""
     r, v = db.reports, db.case_view
     category = sa.func.coalesce(sa.case((v.c.category_seq.is_not(None), v.c.category_code)), r.c.category_code)
+    lat, lon = _coordinate("latitude"), _coordinate("longitude")
+    where = r.c.place_code == sa.bindparam("place_code")
+    if located:
+        box = [lat.between(sa.bindparam("lat_min"), sa.bindparam("lat_max"))]
+        if lon_bounded:
+            box.append(lon.between(sa.bindparam("lon_min"), sa.bindparam("lon_max")))
+        where = sa.or_(where, sa.and_(*box, lon.is_not(None)))
     return (
         sa.select(r.c.case_id, category.label("category_code"), r.c.place_code, r.c.reported_at,
-                  r.c.report["description"].astext.label("text"), r.c.report["latitude"].astext.label("lat"),
-                  r.c.report["longitude"].astext.label("lon"), v.c.state)
+                  r.c.report["description"].astext.label("text"), lat.label("latitude"),
+                  lon.label("longitude"), v.c.state)
         .select_from(r.outerjoin(v, v.c.case_id == r.c.case_id))
         .where(r.c.tenant == sa.bindparam("tenant"),
                r.c.category_code == sa.bindparam("category_code"),
                r.c.reported_at >= sa.bindparam("since"),
                r.c.reported_at <= sa.bindparam("until"),
                r.c.case_id != sa.bindparam("case_id"),
-               sa.or_(r.c.place_code == sa.bindparam("place_code"), r.c.report["latitude"].astext.is_not(None)))
+               where)
         .order_by(r.c.reported_at.desc())
         .limit(CANDIDATES_MAX)
     )
 
 
-_CANDIDATES = _candidates_query()
+_AT_PLACE = _candidates_query(located=False)
+_NEAR = _candidates_query(located=True)
+_NEAR_ANY_LONGITUDE = _candidates_query(located=True, lon_bounded=False)
 
 
 async def find_duplicates(engine: AsyncEngine, tenant: str, new: Report, window: timedelta) -> list[dict]:
     """The possible duplicates of ``new`` (shared/domain/duplicates.py): stored cases of ``tenant``
     with the same category (as reported, or as corrected since), reported within ``window`` before
-    it, at the same place or carrying coordinates; ranked by the pure rules."""
+    it, at the same place or (both located) within the radius; ranked by the pure rules."""
+    params = {"tenant": tenant, "category_code": new.category_code, "since": new.reported_at - window,
+              "until": new.reported_at, "case_id": uuid.UUID(new.case_id), "place_code": new.place_code}
+    query = _AT_PLACE
+    if new.latitude is not None and new.longitude is not None:
+        box = bounding_box(new.latitude, new.longitude)
+        params.update(lat_min=box.lat_min, lat_max=box.lat_max)
+        query = _NEAR_ANY_LONGITUDE
+        if box.lon_min is not None:
+            params.update(lon_min=box.lon_min, lon_max=box.lon_max)
+            query = _NEAR
     async with read_connection(engine) as conn:
-        rows = (await conn.execute(_CANDIDATES, {
-            "tenant": tenant, "category_code": new.category_code, "since": new.reported_at - window,
-            "until": new.reported_at, "case_id": uuid.UUID(new.case_id), "place_code": new.place_code})).all()
+        rows = (await conn.execute(query, params)).all()
     states = {str(row.case_id): row.state for row in rows}
     stored = [Report(str(row.case_id), row.category_code, row.place_code, row.reported_at, row.text or "",
-                     _float(row.lat), _float(row.lon)) for row in rows]
+                     row.latitude, row.longitude) for row in rows]
     return [{"case_id": case.case_id, "similarity": score, "reported_at": case.reported_at.isoformat(),
              "place_code": case.place_code, "state": states[case.case_id] or "reported"}
             for case, score in possible_duplicates(new, stored, window)]

@@ -8,8 +8,9 @@ Expected values from the sources: the taxonomy routes 100401 下水道堵塞 to 
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -132,3 +133,50 @@ async def test_a_correction_is_shown_and_becomes_training_data(infra, stack, htt
     assert list(pairs.values()) == ["200101"]
     (text,) = pairs
     assert "13912345678" not in text and "[电话]" in text  # intake stores the masked text
+
+
+async def import_reports(http, stack, reports: list[dict]) -> None:
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in reports).encode("utf-8")
+    resp = await http.post(f"{stack.url('intake')}/v1/imports", params={"format": "jsonl", "tenant": TENANT},
+                           content=lines, headers={"content-type": "application/octet-stream"})
+    assert resp.status_code == 200 and resp.json()["accepted"] == len(reports), resp.text
+
+
+def located_elsewhere(tag: str, category: str, when: datetime, n: int = 101) -> list[dict]:
+    """``n`` reports of ``category`` at Xingfu Community Grid 1, each with coordinates 1.1 km or
+    more north of 39.95° N 116.45° E (0.01° of latitude = 1,112 m): more than the 100 candidates
+    read per report, all newer than the case each test looks for, none within 50 m of it."""
+    return [body(category_code=category, place_code="990102001001001", description=f"{tag} 其他地点 #{i}",
+                 latitude=39.96 + 0.001 * i, longitude=116.45, reported_at=when.isoformat()) for i in range(n)]
+
+
+async def test_located_reports_elsewhere_do_not_crowd_out_one_at_the_place(stack, http):
+    # a report without coordinates can only match at its place; 101 newer located reports of
+    # the category elsewhere in the city are no candidates of it, and must not push out the
+    # older one at the place (docs/classifier.md §4: same place, or both located within 50 m)
+    tag, now = uuid.uuid4().hex, datetime.now(CST)
+    text = f"{tag} 和平社区二网格楼道堆放杂物，堵塞消防通道"
+    first = await post(http, stack, body(category_code="400102", description=text,
+                                         reported_at=(now - timedelta(minutes=20)).isoformat()))
+    assert first.status_code == 202, first.text
+    await import_reports(http, stack, located_elsewhere(tag, "400102", now - timedelta(minutes=10)))
+    second = await post(http, stack, body(category_code="400102", description=text + "，请处理",
+                                          reported_at=now.isoformat()))
+    assert second.status_code == 202, second.text
+    assert first.json()["case_id"] in [d["case_id"] for d in second.json()["possible_duplicates"]]
+
+
+async def test_a_located_report_finds_one_30_m_away_behind_101_farther_ones(stack, http):
+    # 0.00027° of latitude = 30 m (6,371,008.8 m × π / 180 × 0.00027): within 50 m, in another grid
+    tag, now = uuid.uuid4().hex, datetime.now(CST)
+    text = f"{tag} 路口井盖破损，行人容易踩空"
+    first = await post(http, stack, body(category_code="500101", description=text, place_code="990102001002001",
+                                         latitude=39.95027, longitude=116.45,
+                                         reported_at=(now - timedelta(minutes=20)).isoformat()))
+    assert first.status_code == 202, first.text
+    await import_reports(http, stack, located_elsewhere(tag, "500101", now - timedelta(minutes=10)))
+    second = await post(http, stack, body(category_code="500101", description=text + "，请处理",
+                                          latitude=39.95, longitude=116.45, reported_at=now.isoformat()))
+    assert second.status_code == 202, second.text
+    found = second.json()["possible_duplicates"]
+    assert found and found[0]["case_id"] == first.json()["case_id"]
