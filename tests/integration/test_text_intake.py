@@ -180,3 +180,36 @@ async def test_a_located_report_finds_one_30_m_away_behind_101_farther_ones(stac
     assert second.status_code == 202, second.text
     found = second.json()["possible_duplicates"]
     assert found and found[0]["case_id"] == first.json()["case_id"]
+
+
+@pytest.mark.parametrize(("category", "first_at", "second_at"), [
+    # south of the equator, west of Greenwich: 0.00027° of latitude = 30 m (as above), the box's
+    # bounds negative numbers
+    ("500101", (-34.60397, -58.3816), (-34.6037, -58.3816)),
+    # across the 180th meridian at 16.5° S: 0.00025° of longitude = 0.00025 × 111,194.93 m (one
+    # degree, 6,371,008.8 m × π / 180) × cos 16.5° (0.958820) = 26.65 m; the box would cross ±180,
+    # so the store reads any longitude of the latitude band
+    ("400102", (-16.5, 179.9999), (-16.5, -179.99985)),
+    # 0.0002° (22.24 m) from the North Pole on meridians 90° apart: 22.24 m × √2 = 31.45 m; the
+    # circle of 50 m holds the pole, so any longitude again
+    ("100102", (89.9998, 10.0), (89.9998, 100.0)),
+])
+async def test_a_located_report_finds_one_30_m_away_where_longitude_wraps(stack, http, category, first_at, second_at):
+    # the two queries bounding_box sends besides the Beijing one above: negative bounds, and a
+    # latitude band alone (near the 180th meridian and the poles); 101 newer reports elsewhere
+    # (39.96° N and more) must not be read instead
+    tag, now = uuid.uuid4().hex, datetime.now(CST)
+    text = f"{tag} 路口井盖破损，行人容易踩空"
+    first = await post(http, stack, body(category_code=category, description=text, place_code="990102001002001",
+                                         latitude=first_at[0], longitude=first_at[1],
+                                         reported_at=(now - timedelta(minutes=20)).isoformat()))
+    assert first.status_code == 202, first.text
+    await import_reports(http, stack, located_elsewhere(tag, category, now - timedelta(minutes=10)))
+    second = await post(http, stack, body(category_code=category, description=text + "，请处理",
+                                          latitude=second_at[0], longitude=second_at[1], reported_at=now.isoformat()))
+    assert second.status_code == 202, second.text
+    found = second.json()["possible_duplicates"]
+    assert found and found[0]["case_id"] == first.json()["case_id"]
+    view = (await http.get(f"{stack.url('intake')}/v1/cases/{second.json()['case_id']}")).json()
+    # the case view reads the same from the stored report (states may have moved on since)
+    assert [d["case_id"] for d in view["possible_duplicates"]] == [d["case_id"] for d in found]
