@@ -213,3 +213,25 @@ async def test_a_located_report_finds_one_30_m_away_where_longitude_wraps(stack,
     view = (await http.get(f"{stack.url('intake')}/v1/cases/{second.json()['case_id']}")).json()
     # the case view reads the same from the stored report (states may have moved on since)
     assert [d["case_id"] for d in view["possible_duplicates"]] == [d["case_id"] for d in found]
+
+
+@pytest.mark.xfail(strict=True, reason="services/intake/textstore.py reads candidates by the category as reported "
+                   "(intake.reports.category_code): a case corrected into the category since is never read")
+async def test_a_case_corrected_into_the_category_is_a_candidate(infra, stack, http):
+    # docs/classifier.md §4 and shared/domain/duplicates.py: "the same category (the category
+    # now)"; the first is reported 100102, corrected to 200101; the second, 200101 at the same
+    # grid with the same text, must list it
+    tag = uuid.uuid4().hex
+    text = f"{tag} 幸福路口垃圾桶满溢，垃圾堆放三天没有清运"
+    first = await post(http, stack, body(category_code="100102", description=text))
+    assert first.status_code == 202, first.text
+    case_id = first.json()["case_id"]
+    await dispatched_event(infra, uuid.UUID(case_id))
+    act = await http.post(f"{stack.url('intake')}/v1/cases/{case_id}/actions", headers={"Prefer": "wait=20"},
+                          json={"action": "recategorize", "category_code": "200101", "note": "改类"})
+    assert act.status_code == 200, act.text
+    view = (await http.get(f"{stack.url('intake')}/v1/cases/{case_id}")).json()
+    assert view["category_code"] == "200101"
+    second = await post(http, stack, body(category_code="200101", description=text + "，请处理"))
+    assert second.status_code == 202, second.text
+    assert case_id in [d["case_id"] for d in second.json()["possible_duplicates"]]
