@@ -339,10 +339,10 @@ def serve(create_app: Callable[[Any], FastAPI], settings: Any) -> None:
     formatted like the rest) and uvicorn keeps it (``log_config=None``: no colour codes).
 
     The event loop is uvloop and the HTTP parser httptools (both dependencies; uvicorn picks
-    them when installed, and falls back to asyncio and h11 where they are not, e.g. on Windows):
-    the loop runs the HTTP server, the Kafka consumers and producers and the database driver
-    alike, and with them each service spent 8–26 % less CPU per POSTed report (issue 13,
-    docs/operations.md §3.2)."""
+    them when installed). uvloop is not installed on Windows (pyproject.toml), where the loop is
+    asyncio's and the parser still httptools. The loop runs the HTTP server, the Kafka consumers
+    and producers and the database driver alike, and with them each service spent 8–26 % less
+    CPU per POSTed report (issue 13; bench/pipeline.py ``single_cpu_ms_per_report_<service>``)."""
     prefix = str(getattr(settings, "model_config", {}).get("env_prefix", "")).rstrip("_").lower()
     configure_logging(settings.log_level, prefix or "gridcase", settings.log_format)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
