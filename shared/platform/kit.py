@@ -73,6 +73,7 @@ from shared.platform.consumer import ApplyFn, BatchOutcome, BatchProcessor
 from shared.platform.db import make_engine, run_migrations_async
 from shared.platform.health import health_router
 from shared.platform.http import install_error_handlers
+from shared.platform.httpserver import BoundedHttpToolsProtocol
 from shared.platform.kafka import ensure_topics, make_producer
 from shared.platform.lag import every, lag_gauge, measure_lag
 from shared.platform.notify import CommitListener, outbox_channel
@@ -338,13 +339,15 @@ def serve(create_app: Callable[[Any], FastAPI], settings: Any) -> None:
     is configured first (so warnings while the app is built, e.g. the development PII key, are
     formatted like the rest) and uvicorn keeps it (``log_config=None``: no colour codes).
 
-    The event loop is uvloop and the HTTP parser httptools (both dependencies; uvicorn picks
-    them when installed, and falls back to asyncio and h11 where they are not, e.g. on Windows):
-    the loop runs the HTTP server, the Kafka consumers and producers and the database driver
-    alike, and with them each service spent 8–26 % less CPU per POSTed report (issue 13,
-    docs/operations.md §3.2)."""
+    The event loop is uvloop and the HTTP parser httptools (both dependencies; uvicorn picks the
+    loop when installed; uvloop is not installed on Windows, pyproject.toml, where the loop is
+    asyncio's). The protocol is uvicorn's httptools one with the request head bounded to 16 KiB
+    as its h11 one bounds it (shared/platform/httpserver.py). The loop runs the HTTP server, the
+    Kafka consumers and producers and the database driver alike, and with them each service spent
+    8–26 % less CPU per POSTed report (issue 13; bench/pipeline.py
+    ``single_cpu_ms_per_report_<service>``)."""
     prefix = str(getattr(settings, "model_config", {}).get("env_prefix", "")).rstrip("_").lower()
     configure_logging(settings.log_level, prefix or "gridcase", settings.log_format)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
                 log_level=settings.log_level.lower(), timeout_graceful_shutdown=30, use_colors=False,
-                loop="auto", http="auto")
+                loop="auto", http=BoundedHttpToolsProtocol)
