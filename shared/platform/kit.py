@@ -344,8 +344,7 @@ def serve(create_app: Callable[[Any], FastAPI], settings: Any) -> None:
     asyncio's). The protocol is uvicorn's httptools one with the request head bounded to 16 KiB
     as its h11 one bounds it (shared/platform/httpserver.py). The loop runs the HTTP server, the
     Kafka consumers and producers and the database driver alike, and with them each service spent
-    8–26 % less CPU per POSTed report (issue 13; bench/pipeline.py
-    ``single_cpu_ms_per_report_<service>``)."""
+    11–16 % less CPU per POSTed report (issue 13; docs/operations.md §3.2)."""
     prefix = str(getattr(settings, "model_config", {}).get("env_prefix", "")).rstrip("_").lower()
     configure_logging(settings.log_level, prefix or "gridcase", settings.log_format)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
