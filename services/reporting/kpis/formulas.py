@@ -128,11 +128,9 @@ def derive(raw: Mapping[str, Any], weights: AssessmentWeights = AssessmentWeight
     score 0–100 or ``None``, weighed by ``weights``."""
     get = raw.get
     row: dict[str, Any] = dict(_EMPTY_ROW)  # every column in the catalogue's order, filled below
-    for name in _COUNTS:
-        row[name] = int(get(name) or 0)
-    for name in _TIMES:
-        v = get(name)
-        row[name] = float(v) if v is not None else None
+    # column by column in bulk (a thousand rows of a hundred columns: no call per column)
+    row.update(zip(_COUNTS, [int(v) if v else 0 for v in map(get, _COUNTS)], strict=True))
+    row.update(zip(_TIMES, [None if v is None else float(v) for v in map(get, _TIMES)], strict=True))
     row["in_progress"] = row["in_progress_own"] + row["in_progress_transferred"]
     row["overdue"] = overdue_total(row["overdue_open"], row["closed_late"])
     row["completion_rate"] = completion_rate(row["closed"], row["due"])
