@@ -130,9 +130,12 @@ def cells_sql(group_by: str | None, periods: bool, by_department: bool, coarse: 
         f"  FROM reporting.{days_table} cf\n  WHERE {days_where}\n")
     out = []
     for name in SUM_FIGURES:
-        out.append(f"nullif(sum(x.{name}), 0) AS {name}")
+        # ::bigint: a sum of the subquery's bigint sums is numeric, which the driver would hand over
+        # as a Decimal (slow to make, a thousand rows of them by grid); a count fits 64 bits
+        out.append(f"nullif(sum(x.{name}), 0)::bigint AS {name}")
         if STEP_RULES[name].rung is not None:
-            out += [f"nullif(sum(x.{name}) FILTER (WHERE x.rung = '{r}'), 0) AS {name}_{r}" for r in MEDIATION_LEVELS]
+            out += [f"nullif(sum(x.{name}) FILTER (WHERE x.rung = '{r}'), 0)::bigint AS {name}_{r}"
+                    for r in MEDIATION_LEVELS]
     for name in AVG_FIGURES:
         def avg(cond: str, label: str, n: str = name) -> str:
             return (f"sum(x.{n}_us) FILTER (WHERE {cond})::float8 / 3600e6 / "
