@@ -312,7 +312,7 @@ async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str |
     for key in set(acc) | set(states) if grouped else ():
         state = states.get(key, [{}] * (n + 1))[n]
         raw = _raw(acc.get(key, {}), state, quantiles.get(key, {}), extras=business is not None)
-        if any(raw.get(name) for name in (*EVENT_COUNTERS, "in_progress_own", "in_progress_transferred", "overdue_open")):
+        if any(map(raw.get, _PRESENT)):
             out[key] = raw
     end = {m: sum(ends[n].get(m, 0) for ends in states.values()) for m in ("open_own", "open_transferred", "overdue")}
     out[total] = _raw(tot, end, quantiles.get(_TOTAL_Q, {}), extras=business is not None)
@@ -403,22 +403,37 @@ async def _month_sketch_quantiles(conn: AsyncConnection, flt: CaseFilter, group_
 _TOTAL_Q = object()
 
 
+#: The names :func:`_raw` reads and writes, worked out once (it runs for every row of a breakdown:
+#: a thousand grids).
+_RAW_COUNTS = tuple(name for name in EVENT_COUNTERS if name != "swept")
+_RAW_ZEROS = (0,) * len(_RAW_COUNTS)
+#: Per time prefix: ``(<p>_n, <p>_wn, <p>_us, <p>_wus, <p>_hours_mean, <p>_working_hours_mean,
+#: (<p>_hours_median, <p>_hours_p90, <p>_working_hours_median, <p>_working_hours_p90))``.
+_RAW_TIMES = tuple(
+    (f"{p}_n", f"{p}_wn", f"{p}_us", f"{p}_wus", f"{p}_hours_mean", f"{p}_working_hours_mean",
+     tuple(f"{stem}_{q}" for stem in (f"{p}_hours", f"{p}_working_hours") for q in ("median", "p90")))
+    for p in TIME_PREFIXES)
+#: The figures of which one not 0 gives a group its row (:func:`rollup_figures`).
+_PRESENT = (*EVENT_COUNTERS, "in_progress_own", "in_progress_transferred", "overdue_open")
+
+
 def _raw(figures: dict, state: dict, quantiles: dict, *, extras: bool) -> dict:
     """One row of raw figures, named as the scan names them (services/reporting/kpis/sql.py)."""
-    raw: dict[str, Any] = {name: figures.get(name, 0) for name in EVENT_COUNTERS if name != "swept"}
-    raw["due"] = figures.get("closed", 0) + figures.get("due_open", 0)
+    get = figures.get
+    raw: dict[str, Any] = dict(zip(_RAW_COUNTS, map(get, _RAW_COUNTS, _RAW_ZEROS), strict=True))
+    raw["due"] = get("closed", 0) + get("due_open", 0)
     if extras:
-        raw["swept"] = figures.get("swept", 0)
-        raw["illegal_business"] = figures.get("illegal_business", 0)
-    for prefix in TIME_PREFIXES:
-        n, wn = figures.get(f"{prefix}_n", 0), figures.get(f"{prefix}_wn", 0)
-        raw[f"{prefix}_n"] = n
+        raw["swept"] = get("swept", 0)
+        raw["illegal_business"] = get("illegal_business", 0)
+    qget = quantiles.get
+    for n_name, wn_name, us_name, wus_name, mean_name, wmean_name, q_names in _RAW_TIMES:
+        n, wn = get(n_name, 0), get(wn_name, 0)
+        raw[n_name] = n
         # int(): a sum of microseconds comes as a Decimal (cells_sql), exactly
-        raw[f"{prefix}_hours_mean"] = int(figures.get(f"{prefix}_us", 0)) / n / _MICROS_PER_HOUR if n else None
-        raw[f"{prefix}_working_hours_mean"] = int(figures.get(f"{prefix}_wus", 0)) / wn / _MICROS_PER_HOUR if wn else None
-        for stem in (f"{prefix}_hours", f"{prefix}_working_hours"):
-            raw[f"{stem}_median"] = quantiles.get(f"{stem}_median")
-            raw[f"{stem}_p90"] = quantiles.get(f"{stem}_p90")
+        raw[mean_name] = int(get(us_name, 0)) / n / _MICROS_PER_HOUR if n else None
+        raw[wmean_name] = int(get(wus_name, 0)) / wn / _MICROS_PER_HOUR if wn else None
+        for q_name in q_names:
+            raw[q_name] = qget(q_name)
     raw["in_progress_own"] = state.get("open_own", 0)
     raw["in_progress_transferred"] = state.get("open_transferred", 0)
     raw["overdue_open"] = state.get("overdue", 0)
