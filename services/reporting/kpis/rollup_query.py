@@ -45,6 +45,7 @@ from services.reporting.kpis.cell_columns import (
     COUNTERS,
     EVENT_COUNTERS,
     SKETCH_STATS,
+    STATE_COUNTERS,
     TIME_PREFIXES,
 )
 from services.reporting.kpis.cells import is_local_midnight, local_day
@@ -56,7 +57,7 @@ from services.reporting.kpis.cuboids import (
     choose_sketch,
     month_aligned,
 )
-from services.reporting.kpis.periods import OPEN_END, OPEN_START, counts_at_period_ends
+from services.reporting.kpis.periods import OPEN_END, OPEN_START
 from services.reporting.kpis.rules import GROUP_KEYS, TIME_RULES
 from services.reporting.kpis.sketch import (
     SUMMARY_QS,
@@ -275,19 +276,30 @@ async def rollup_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str |
         key, b = row["key"], row["b"]
         add(acc.setdefault(slot(key, b), {}), {"due_open": row["per"]})
         add(tot, {"due_open": row["tot"]})
-    # states at each sub-period's end: states[key][k] (k = 1..n; index 0 unused)
-    spans: dict[Any, dict[str, list[tuple[int, int, int]]]] = {}
+    # states at each sub-period's end: states[key][k] (k = 1..n; index 0 unused), by the arithmetic
+    # of periods.counts_at_period_ends (a span counts at the ends max(s, 1) ≤ k < min(t, n + 1)),
+    # done for every key and counter in one pass over the spans: a thousand keys by grid
+    diffs: dict[Any, tuple[list[int], ...]] = {}
     for row in await fetch_dicts(conn, states_sql(by, by_month), params):
-        key, first, stop = row.pop("key"), row.pop("s"), row.pop("t")
-        for name, count in row.items():
+        lo, hi = max(row["s"], 1), min(row["t"], n + 1)
+        if lo >= hi:
+            continue
+        d = diffs.get(row["key"])
+        if d is None:
+            d = diffs[row["key"]] = tuple([0] * (n + 2) for _ in STATE_COUNTERS)
+        for diff, name in zip(d, STATE_COUNTERS, strict=True):
+            count = row[name]
             if count:
-                spans.setdefault(key, {}).setdefault(name, []).append((first, stop, int(count)))
+                diff[lo] += int(count)
+                diff[hi] -= int(count)
     states: dict[Any, list[dict[str, int]]] = {}
-    for key, by_name in spans.items():
+    for key, d in diffs.items():
         ends = states[key] = [{} for _ in range(n + 1)]
-        for name, rows in by_name.items():
-            for k, count in enumerate(counts_at_period_ends(rows, n), start=1):
-                ends[k][name] = count
+        for diff, name in zip(d, STATE_COUNTERS, strict=True):
+            running = 0
+            for k in range(1, n + 1):
+                running += diff[k]
+                ends[k][name] = running
     # deadline < now: take off the cases not yet overdue at the ends after now
     late_ends = [k for k in range(1, n + 1) if bounds[k] > now]
     if late_ends:
