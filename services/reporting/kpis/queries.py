@@ -20,7 +20,7 @@ from services.reporting.kpis.clock import (
     working_clock_params,
     working_clock_params_between,
 )
-from services.reporting.kpis.formulas import derive
+from services.reporting.kpis.formulas import derive, table_row
 from services.reporting.kpis.periods import (
     OPEN_END,
     OPEN_START,
@@ -202,13 +202,11 @@ async def kpi_table(conn: AsyncConnection, flt: CaseFilter, group_by: str | None
         bounds = [flt.start or OPEN_START, flt.end or OPEN_END]
         raw = _merge(await raw_figures(conn, flt, group_by, bounds, now, business),
                      await step_figures(conn, flt, group_by, bounds, now))
-        for key, values in raw.items():
-            if key is not TOTAL:
-                rows.append({"key": key, "label": group_label(group_by, key, tenant, taxonomy),
-                             **derive(values, weights)})
+        rows = [table_row(key, group_label(group_by, key, tenant, taxonomy), values, weights)
+                for key, values in raw.items() if key is not TOTAL]
         rows.sort(key=lambda r: (-r["accepted"], -r["in_progress"], r["key"] is None, str(r["key"])))
     total_raw = raw.get(TOTAL, {})
-    total = {"key": None, "label": "合计 total", **derive(total_raw, weights)}
+    total = table_row(None, "合计 total", total_raw, weights)
     return {
         "tenant": flt.tenant, "group_by": group_by, "start": iso(flt.start), "end": iso(flt.end),
         "timezone": tz_name(flt.tz), "weights": weights.as_dict(),
