@@ -27,7 +27,7 @@ with the cases.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
 from typing import Any
@@ -40,7 +40,7 @@ from services.reporting.kpis.clock import tz_name
 from services.reporting.kpis.cuboids import choose, month_aligned
 from services.reporting.kpis.periods import OPEN_END, OPEN_START
 from services.reporting.kpis.rules import GROUP_KEYS, STEP_RULES
-from services.reporting.kpis.sql import bind, fetch_dicts
+from services.reporting.kpis.sql import bind, fetch_records
 from services.reporting.kpis.step_cells import AVG_FIGURES, CASE_FIGURES, SUM_FIGURES
 from services.reporting.kpis.step_cuboids import STEP_DAY_CUBOID
 from shared.contract.actions import MEDIATION_LEVELS
@@ -212,7 +212,7 @@ async def cells_zone(conn: AsyncConnection, tenant: str) -> str | None:
 
 
 async def cell_rows(conn: AsyncConnection, flt: CaseFilter, group_by: str | None,
-                    bounds: Sequence[datetime]) -> list[dict[str, Any]] | None:
+                    bounds: Sequence[datetime]) -> list[Mapping[str, Any]] | None:
     """The rows of :func:`cells_sql` for P = ``bounds``, or ``None`` when the cells cannot answer
     (:func:`day_bounds`: an inner bound that is not a local midnight, or steps of the tenant in the
     part of a day an outer bound would add; cells in another zone or none for the tenant)."""
@@ -226,4 +226,5 @@ async def cell_rows(conn: AsyncConnection, flt: CaseFilter, group_by: str | None
     coarse = coarse_enough(flt, group_by)
     sql = cells_sql(group_by, periods=n > 1, by_department=flt.department is not None, coarse=coarse,
                     cuboid=None if coarse else month_cuboid(flt, group_by, days))
-    return await fetch_dicts(conn, sql, {**flt.sql_params(), "days": days, "d0": days[0], "dn": days[-1]})
+    # records, not dicts: the caller copies each row once, leaving out its NULL figures (queries._step_rows)
+    return await fetch_records(conn, sql, {**flt.sql_params(), "days": days, "d0": days[0], "dn": days[-1]})
