@@ -112,9 +112,10 @@ def _params(flt: CaseFilter, bounds: Sequence[datetime], now: datetime) -> dict[
 
 async def _session(conn: AsyncConnection) -> None:
     # Percentiles sort their input in memory; a custom plan per call (a generic plan cannot see
-    # the period and picked slow plans in bench/kpis.py). SET LOCAL: ends with the transaction.
-    await conn.exec_driver_sql(f"SET LOCAL work_mem = '{WORK_MEM}'")
-    await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+    # the period and picked slow plans in bench/kpis.py). set_config(…, true) is SET LOCAL: ends
+    # with the transaction; both in one round trip.
+    await conn.exec_driver_sql(f"SELECT set_config('work_mem', '{WORK_MEM}', true),"
+                               " set_config('plan_cache_mode', 'force_custom_plan', true)")
 
 
 async def step_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str | None, bounds: Sequence[datetime],
