@@ -365,7 +365,8 @@ async def _assert_month_summaries_kept(engine, tenant: str) -> None:
 async def test_a_slot_of_one_month_row_reads_its_stored_quantiles(reporting_engine):
     """rollup_query._month_sketch_quantiles: a slot that is one row answers with the row's stored
     ``q`` (a planted value no bucket gives, so the test sees which was read), or with its buckets
-    when ``q`` is not kept yet; a slot of several rows sums their buckets (and ignores their q)."""
+    when ``q`` is not kept yet; a slot of several rows sums their buckets (and ignores their q); a
+    row with an empty map does not count."""
     from services.reporting.kpis.rollup_query import _TOTAL_Q, _month_sketch_quantiles  # noqa: PLC0415
 
     tenant = unique_tenant()
@@ -377,8 +378,10 @@ async def test_a_slot_of_one_month_row_reads_its_stored_quantiles(reporting_engi
         return [v for stat in SKETCH_STATS for v in stats.get(stat, (None, None))]
 
     rows = [
-        # community one: one row, q planted (its buckets would answer 0.99)
+        # community one: one row, q planted (its buckets would answer 0.99); and a row whose map is
+        # empty (its points retracted), which is no row: read as one, the slot would sum buckets
         dict(cuboid=6, place_code=one, lo=None, b={"close_hours:0": 2}, q=planted(close_hours=(111.0, 222.0))),
+        dict(cuboid=6, place_code=one, lo=d0, b={}, q=None),
         # community two: two rows (a second span-day variant, lo = May), planted q ignored: summed
         dict(cuboid=6, place_code=two, lo=None, b={"close_hours:0": 1}, q=planted(close_hours=(999.0, 999.0))),
         dict(cuboid=6, place_code=two, lo=d0, b={"close_hours:35": 1}, q=planted(close_hours=(999.0, 999.0))),

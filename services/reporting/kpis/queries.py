@@ -20,7 +20,7 @@ from services.reporting.kpis.clock import (
     working_clock_params,
     working_clock_params_between,
 )
-from services.reporting.kpis.formulas import derive
+from services.reporting.kpis.formulas import derive, table_row
 from services.reporting.kpis.periods import (
     OPEN_END,
     OPEN_START,
@@ -112,9 +112,10 @@ def _params(flt: CaseFilter, bounds: Sequence[datetime], now: datetime) -> dict[
 
 async def _session(conn: AsyncConnection) -> None:
     # Percentiles sort their input in memory; a custom plan per call (a generic plan cannot see
-    # the period and picked slow plans in bench/kpis.py). SET LOCAL: ends with the transaction.
-    await conn.exec_driver_sql(f"SET LOCAL work_mem = '{WORK_MEM}'")
-    await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+    # the period and picked slow plans in bench/kpis.py). set_config(…, true) is SET LOCAL: ends
+    # with the transaction; both in one round trip.
+    await conn.exec_driver_sql(f"SELECT set_config('work_mem', '{WORK_MEM}', true),"
+                               " set_config('plan_cache_mode', 'force_custom_plan', true)")
 
 
 async def step_figures(conn: AsyncConnection, flt: CaseFilter, group_by: str | None, bounds: Sequence[datetime],
@@ -202,13 +203,11 @@ async def kpi_table(conn: AsyncConnection, flt: CaseFilter, group_by: str | None
         bounds = [flt.start or OPEN_START, flt.end or OPEN_END]
         raw = _merge(await raw_figures(conn, flt, group_by, bounds, now, business),
                      await step_figures(conn, flt, group_by, bounds, now))
-        for key, values in raw.items():
-            if key is not TOTAL:
-                rows.append({"key": key, "label": group_label(group_by, key, tenant, taxonomy),
-                             **derive(values, weights)})
+        rows = [table_row(key, group_label(group_by, key, tenant, taxonomy), values, weights)
+                for key, values in raw.items() if key is not TOTAL]
         rows.sort(key=lambda r: (-r["accepted"], -r["in_progress"], r["key"] is None, str(r["key"])))
     total_raw = raw.get(TOTAL, {})
-    total = {"key": None, "label": "合计 total", **derive(total_raw, weights)}
+    total = table_row(None, "合计 total", total_raw, weights)
     return {
         "tenant": flt.tenant, "group_by": group_by, "start": iso(flt.start), "end": iso(flt.end),
         "timezone": tz_name(flt.tz), "weights": weights.as_dict(),

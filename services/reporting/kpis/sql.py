@@ -269,6 +269,12 @@ async def fetch_dicts(conn: AsyncConnection, sql: str, params: Mapping[str, Any]
     """The rows of ``sql`` (``:name`` placeholders, :func:`bind`) as dicts, from asyncpg's records as
     they come: a breakdown by grid returns a thousand rows of fifty or sixty figures, and
     SQLAlchemy's Row and mapping views around each cost more than the read."""
+    return [dict(r) for r in await fetch_records(conn, sql, params)]
+
+
+async def fetch_records(conn: AsyncConnection, sql: str, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """:func:`fetch_dicts`' rows as asyncpg's records, read-only mappings (``r[name]``,
+    ``r.items()``): for a caller that reads each row once into a dict of its own."""
     text, args = bind(sql, params)
     raw = (await conn.get_raw_connection()).driver_connection
-    return [dict(r) for r in await raw.fetch(text, *args)]
+    return await raw.fetch(text, *args)
