@@ -187,8 +187,12 @@ def _check_step(before: Case, command: Command, now: datetime, context: Context)
         if t.to_state in ENDED and t.from_state not in ENDED:
             assert t.outcome in OUTCOMES, t.action
             assert (t.outcome == "duplicate") == (t.duplicate_of is not None)
-        # (f) a duplicate names a counted case dispatch holds, of the case's own tenant, not itself
-        if t.duplicate_of is not None:
+        # (f) a duplicate names a counted case dispatch holds, of the case's own tenant, not itself,
+        # checked on the step whose command names it; a later step (verify_pass after a resolve
+        # with outcome duplicate) carries the one recorded then, without the original in its context
+        if t.duplicate_of is not None and command.duplicate_of is None:
+            assert t.duplicate_of == before.duplicate_of, command.action
+        elif t.duplicate_of is not None:
             original = context.original
             assert original is not None and original.case_id == t.duplicate_of != context.case_id
             assert context.case_tenant in (None, original.tenant)
