@@ -61,8 +61,6 @@ case_view = sa.Table(
     sa.Column("mediation_level", sa.String(16), comment="the current mediation rung"),
     sa.Column("unit", sa.String(24), comment="place code of the current coordinating unit / rung"),
     sa.Column("rung_seq", sa.Integer, comment="sequence of the event that wrote mediation_level and unit"),
-    # the cases corrected into a category, for the possible-duplicate probe (services/intake/textstore.py)
-    sa.Index("ix_intake_case_view_recategorized", "category_code", postgresql_where=sa.text("category_seq IS NOT NULL")),
     comment="each case's current state, folded from dispatch's lifecycle events (shared/domain/casefacts.py, "
             "services/intake/caseview.py)",
 )

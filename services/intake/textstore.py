@@ -37,11 +37,6 @@ def _candidates_query(located: bool, lon_bounded: bool = True) -> sa.Select:
     ``located`` report, its bounding box ``lat_min`` … ``lon_max``): built per request, the query
     cost ``POST /v1/reports`` more CPU than running it (issue 13).
 
-    The category is the stored case's category now: the newest :data:`CANDIDATES_MAX` reported in
-    it (by ``ix_intake_reports_tenant_category_reported``; a case corrected out of it since is
-    dropped by the rules) and the newest corrected into it (by the partial index of corrected
-    cases, ``ix_intake_case_view_recategorized``), the newest of both.
-
     Only stored reports that can be near are read: at the same place or, when the new report has
     coordinates, inside the box that holds every point within the radius
     (:func:`shared.domain.duplicates.bounding_box`). Reading every located report of the category
@@ -56,20 +51,20 @@ def _candidates_query(located: bool, lon_bounded: bool = True) -> sa.Select:
         if lon_bounded:
             box.append(lon.between(sa.bindparam("lon_min"), sa.bindparam("lon_max")))
         where = sa.or_(where, sa.and_(*box, lon.is_not(None)))
-    columns = (r.c.case_id, category.label("category_code"), r.c.place_code, r.c.reported_at,
-               r.c.report["description"].astext.label("text"), lat.label("latitude"), lon.label("longitude"),
-               v.c.state)
-    common = (r.c.tenant == sa.bindparam("tenant"), r.c.reported_at >= sa.bindparam("since"),
-              r.c.reported_at <= sa.bindparam("until"), r.c.case_id != sa.bindparam("case_id"), where)
-    as_reported = (sa.select(*columns).select_from(r.outerjoin(v, v.c.case_id == r.c.case_id))
-                   .where(r.c.category_code == sa.bindparam("category_code"), *common)
-                   .order_by(r.c.reported_at.desc()).limit(CANDIDATES_MAX))
-    corrected_into = (sa.select(*columns).select_from(v.join(r, r.c.case_id == v.c.case_id))
-                      .where(v.c.category_seq.is_not(None), v.c.category_code == sa.bindparam("category_code"),
-                             r.c.category_code != sa.bindparam("category_code"), *common)
-                      .order_by(r.c.reported_at.desc()).limit(CANDIDATES_MAX))
-    both = sa.union_all(as_reported.subquery().select(), corrected_into.subquery().select()).subquery()
-    return sa.select(both).order_by(both.c.reported_at.desc()).limit(CANDIDATES_MAX)
+    return (
+        sa.select(r.c.case_id, category.label("category_code"), r.c.place_code, r.c.reported_at,
+                  r.c.report["description"].astext.label("text"), lat.label("latitude"),
+                  lon.label("longitude"), v.c.state)
+        .select_from(r.outerjoin(v, v.c.case_id == r.c.case_id))
+        .where(r.c.tenant == sa.bindparam("tenant"),
+               r.c.category_code == sa.bindparam("category_code"),
+               r.c.reported_at >= sa.bindparam("since"),
+               r.c.reported_at <= sa.bindparam("until"),
+               r.c.case_id != sa.bindparam("case_id"),
+               where)
+        .order_by(r.c.reported_at.desc())
+        .limit(CANDIDATES_MAX)
+    )
 
 
 _AT_PLACE = _candidates_query(located=False)
