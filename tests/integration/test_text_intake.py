@@ -43,6 +43,19 @@ async def post(http, stack, payload: dict) -> httpx.Response:
     return await http.post(f"{stack.url('intake')}/v1/reports", json=payload)
 
 
+async def reported_then_recategorized(infra, stack, http, payload: dict, category_code: str) -> tuple[str, dict]:
+    """POST ``payload``, wait until dispatch has dispatched it, recategorize it to ``category_code``;
+    return the case id and the case view after."""
+    resp = await post(http, stack, payload)
+    assert resp.status_code == 202, resp.text
+    case_id = resp.json()["case_id"]
+    await dispatched_event(infra, uuid.UUID(case_id))
+    act = await http.post(f"{stack.url('intake')}/v1/cases/{case_id}/actions", headers={"Prefer": "wait=20"},
+                          json={"action": "recategorize", "category_code": category_code, "note": "改类"})
+    assert act.status_code == 200, act.text
+    return case_id, (await http.get(f"{stack.url('intake')}/v1/cases/{case_id}")).json()
+
+
 async def test_a_description_only_report_is_predicted_and_routed(infra, stack, http):
     tag = uuid.uuid4().hex[:8]
     resp = await post(http, stack, body(description=f"{tag} 小区门口下水道堵塞，污水外溢，井盖冒水，希望尽快处理"))
@@ -119,14 +132,8 @@ async def test_a_correction_is_shown_and_becomes_training_data(infra, stack, htt
     from gridcase.model import _tenant_pairs
 
     tag = uuid.uuid4().hex[:8]
-    resp = await post(http, stack, body(description=f"{tag} 下水道堵塞，污水外溢，请回电13912345678"))
-    assert resp.status_code == 202, resp.text
-    case_id = resp.json()["case_id"]
-    await dispatched_event(infra, uuid.UUID(case_id))
-    act = await http.post(f"{stack.url('intake')}/v1/cases/{case_id}/actions", headers={"Prefer": "wait=20"},
-                          json={"action": "recategorize", "category_code": "200101", "note": "改类"})
-    assert act.status_code == 200, act.text
-    view = (await http.get(f"{stack.url('intake')}/v1/cases/{case_id}")).json()
+    case_id, view = await reported_then_recategorized(
+        infra, stack, http, body(description=f"{tag} 下水道堵塞，污水外溢，请回电13912345678"), "200101")
     assert (view["category_source"], view["category_code"]) == ("corrected", "200101")
     monkeypatch.setenv("DATABASE_URL", infra.database_url)
     pairs = dict((text, label) for text, label in await _tenant_pairs(TENANT) if tag in text)
@@ -225,14 +232,8 @@ async def test_a_case_corrected_into_the_category_is_a_candidate(infra, stack, h
     # grid with the same text, must list it
     tag = uuid.uuid4().hex
     text = f"{tag} 幸福路口垃圾桶满溢，垃圾堆放三天没有清运"
-    first = await post(http, stack, body(category_code="100102", description=text))
-    assert first.status_code == 202, first.text
-    case_id = first.json()["case_id"]
-    await dispatched_event(infra, uuid.UUID(case_id))
-    act = await http.post(f"{stack.url('intake')}/v1/cases/{case_id}/actions", headers={"Prefer": "wait=20"},
-                          json={"action": "recategorize", "category_code": "200101", "note": "改类"})
-    assert act.status_code == 200, act.text
-    view = (await http.get(f"{stack.url('intake')}/v1/cases/{case_id}")).json()
+    case_id, view = await reported_then_recategorized(
+        infra, stack, http, body(category_code="100102", description=text), "200101")
     assert view["category_code"] == "200101"
     second = await post(http, stack, body(category_code="200101", description=text + "，请处理"))
     assert second.status_code == 202, second.text
