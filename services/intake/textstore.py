@@ -74,7 +74,8 @@ _NEAR_ANY_LONGITUDE = _candidates_query(located=True, lon_bounded=False)
 
 async def find_duplicates(engine: AsyncEngine, tenant: str, new: Report, window: timedelta) -> list[dict]:
     """The possible duplicates of ``new`` (shared/domain/duplicates.py): stored cases of ``tenant``
-    with the same category (as reported, or as corrected since), reported within ``window`` before
+    reported in the same category and not corrected out of it since (a case corrected into it is
+    not read: docs/classifier.md §4), reported within ``window`` before
     it, at the same place or (both located) within the radius; ranked by the pure rules."""
     params = {"tenant": tenant, "category_code": new.category_code, "since": new.reported_at - window,
               "until": new.reported_at, "case_id": uuid.UUID(new.case_id), "place_code": new.place_code}
