@@ -190,12 +190,12 @@ async def rebuild_reporting(database_url: str, page: int = 5000) -> dict[str, in
     try:
         async with engine.begin() as write, engine.connect() as read:
             await write.execute(sa.text(
-                "LOCK TABLE reporting.case_facts, reporting.case_steps, reporting.patrols, reporting.processed_events, "
+                "LOCK TABLE reporting.case_facts, reporting.case_tally, reporting.case_steps, reporting.patrols, reporting.processed_events, "
                 "reporting.kpi_cells, reporting.kpi_spans, reporting.kpi_sketches, reporting.kpi_zones, "
                 "reporting.kpi_month_cells, reporting.kpi_month_spans, reporting.kpi_month_sketches, "
                 f"{step_tables} IN EXCLUSIVE MODE"))
             await write.execute(sa.delete(rdb.processed_events).where(rdb.processed_events.c.consumer == "reporting"))
-            await write.execute(sa.text("TRUNCATE reporting.case_facts, reporting.case_steps, reporting.patrols, reporting.case_texts, "
+            await write.execute(sa.text("TRUNCATE reporting.case_facts, reporting.case_tally, reporting.case_steps, reporting.patrols, reporting.case_texts, "
                                         "reporting.kpi_cells, reporting.kpi_spans, reporting.kpi_sketches, reporting.kpi_zones, "
                                         "reporting.kpi_month_cells, reporting.kpi_month_spans, reporting.kpi_month_sketches, "
                                         f"{step_tables}"))

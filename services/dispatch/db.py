@@ -4,6 +4,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from shared.platform.db import NAMING_CONVENTION, outbox_table, processed_events_table
+from shared.platform.tally import tally_table
 
 SCHEMA = "dispatch"
 metadata = sa.MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
@@ -58,6 +59,10 @@ pending_actions = sa.Table(
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     comment="actions that arrived before their case's report; applied right after it",
 )
+
+#: cases and lifecycle events emitted per tenant, as deltas appended by triggers on ``cases``
+#: (shared/platform/tally.py; migration c5a1f0e7d342): ``GET /v1/progress`` without a scan
+case_tally = tally_table(metadata, "case_tally", ["cases", "events_emitted"])
 
 processed_events = processed_events_table(metadata, SCHEMA)
 outbox = outbox_table(metadata, SCHEMA)

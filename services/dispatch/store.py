@@ -36,7 +36,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.dispatch import db
 from services.dispatch.domain import deadlines, lifecycle
@@ -62,6 +62,7 @@ from shared.domain.tenants import TenantConfig
 from shared.domain.workcalendar import Limit
 from shared.platform.db import any_of, insert_unnest
 from shared.platform.outbox import OutboxRow, add_to_outbox
+from shared.platform.tally import tally
 
 log = logging.getLogger(__name__)
 
@@ -424,11 +425,8 @@ class CaseBook:
         return events
 
 
-async def progress(conn: AsyncConnection, tenant: str | None) -> tuple[int, int]:
-    """Cases dispatch holds and lifecycle events derived for them, of ``tenant`` or of all tenants."""
-    c = db.cases
-    q = sa.select(sa.func.count().label("cases"), sa.func.coalesce(sa.func.sum(c.c.events_emitted), 0).label("events"))
-    if tenant:
-        q = q.where(c.c.tenant == tenant)
-    row = (await conn.execute(q)).one()
-    return row.cases, int(row.events)
+async def progress(engine: AsyncEngine, tenant: str | None) -> tuple[int, int]:
+    """Cases dispatch holds and lifecycle events derived for them, of ``tenant`` or of all tenants
+    (from the tally the triggers keep: shared/platform/tally.py)."""
+    totals = await tally(engine, db.case_tally, tenant)
+    return totals["cases"], totals["events_emitted"]

@@ -17,6 +17,7 @@ from services.reporting.kpis.cell_columns import SPAN_COUNTERS
 from shared.domain.casefacts import case_fact_columns, closed_loop_columns
 from shared.domain.casesteps import case_step_columns
 from shared.platform.db import NAMING_CONVENTION, processed_events_table
+from shared.platform.tally import tally_table
 
 SCHEMA = "reporting"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -45,6 +46,10 @@ case_facts = sa.Table(
     sa.Index("ix_reporting_case_facts_tenant_supervised", "tenant", "supervision_level", "deadline",
              postgresql_where=sa.text("supervision_level > 0")),
 )
+
+#: reported cases and events applied per tenant, as deltas appended by triggers on ``case_facts``
+#: (shared/platform/tally.py; migration 7d3e5b9a0c61): ``GET /v1/progress`` without a scan
+case_tally = tally_table(metadata, "case_tally", ["reported_cases", "events_applied"])
 
 case_steps = sa.Table(
     "case_steps",

@@ -30,12 +30,13 @@ from datetime import datetime
 from types import SimpleNamespace
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.reporting.db import case_facts as cf
-from services.reporting.db import patrols
+from services.reporting.db import case_tally, patrols
 from services.reporting.filters import CaseFilter, counted
 from services.reporting.kpis.formulas import ratio
+from shared.platform.tally import tally
 
 #: ``group_by`` values of ``GET /v1/stats``.
 GROUPS = ("category", "department", "status", "source_status", "place", "channel", "request_type", "source")
@@ -183,10 +184,15 @@ async def query_patrols(conn: AsyncConnection, tenant: str, start: datetime | No
     }
 
 
-async def query_progress(conn: AsyncConnection, tenant: str | None, place_prefix: str | None,
+async def query_progress(engine: AsyncEngine, tenant: str | None, place_prefix: str | None,
                          department: str | None) -> dict:
     """Cases reported and events folded so far, of ``tenant`` (every tenant for ``None``), under
-    ``place_prefix``, of ``department``: ``{"tenant", "reported_cases", "events_applied"}``."""
+    ``place_prefix``, of ``department``: ``{"tenant", "reported_cases", "events_applied"}``. The
+    whole tenant's (or every tenant's) come from the tally the triggers keep
+    (shared/platform/tally.py); a caller scoped to a place or a department counts its facts."""
+    if not place_prefix and not department:
+        totals = await tally(engine, case_tally, tenant)
+        return {"tenant": tenant, **totals}
     q = sa.select(
         sa.func.count().filter(cf.c.reported_at.is_not(None)).label("reported_cases"),  # every report, for waiting
         sa.func.coalesce(sa.func.sum(cf.c.event_count), 0).label("events_applied"),
@@ -197,5 +203,6 @@ async def query_progress(conn: AsyncConnection, tenant: str | None, place_prefix
         q = q.where(cf.c.place_code.startswith(place_prefix, autoescape=True))
     if department:
         q = q.where(cf.c.department == department)
-    row = (await conn.execute(q)).one()
+    async with engine.connect() as conn:
+        row = (await conn.execute(q)).one()
     return {"tenant": tenant, "reported_cases": row.reported_cases, "events_applied": int(row.events_applied)}

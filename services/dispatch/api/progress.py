@@ -27,6 +27,5 @@ async def progress(tenant: str | None = Query(None, max_length=100, pattern=r"^[
         tenant = who.tenant
     if tenant is not None and not who.sees_tenant(tenant):
         raise not_found(f"tenant {tenant!r} is not configured", field="tenant")
-    async with engine.connect() as conn:
-        cases, events = await store.progress(conn, tenant)
+    cases, events = await store.progress(engine, tenant)
     return {"tenant": tenant, "cases": cases, "events_emitted": events}

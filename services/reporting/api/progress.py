@@ -24,5 +24,4 @@ async def progress(ctx: Ctx, tenant: Annotated[str | None, Query(pattern=TENANT_
     if tenant is None and who.tenant != "*":
         tenant = who.tenant
     place_prefix, department = scoped(who, tenant, None) if tenant else (None, None)
-    async with ctx.engine.connect() as conn:
-        return await query_progress(conn, tenant, place_prefix, department)
+    return await query_progress(ctx.engine, tenant, place_prefix, department)
