@@ -52,9 +52,10 @@ def _log_format(value: str) -> None:
 def up(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL data (default: a temp dir, removed at exit)"),
        keep_data: bool = typer.Option(True, help="keep existing gridcase tables (False: start empty)"),
        log_format: str = LOG_FORMAT) -> None:
-    """Start the whole stack and keep it running until Ctrl-C (or SIGTERM). The services' warnings
-    (e.g. the development key for personal data) are shown here too; their full logs are in the
-    state folder."""
+    """Start the whole stack and keep it running until Ctrl-C (or SIGTERM).
+
+    The services' warnings (e.g. the development key for personal data) are shown here too; their
+    full logs are in the state folder."""
     import shutil  # noqa: PLC0415
 
     from gridcase.logwatch import WarningRelay, stack_logs  # noqa: PLC0415
@@ -110,8 +111,10 @@ def demo(state_dir: Path = typer.Option(None, help="logs and embedded PostgreSQL
          summaries_dir: Path = typer.Option(None, help="where the seed scenarios' work summaries (.docx, .md) go "
                                                        "(default: a new temp dir, kept)"),
          log_format: str = LOG_FORMAT) -> None:
-    """Run the pipeline on the repository's real data, print the KPI tables and write the seed
-    scenarios' work summaries (工作总结). The services' warnings are shown as they happen."""
+    """Run the pipeline on the repository's real data: KPI tables and work summaries (工作总结).
+
+    Prints the KPI tables and writes the seed scenarios' work summaries; the services' warnings
+    are shown as they happen."""
     import shutil  # noqa: PLC0415
 
     _log_format(log_format)
@@ -451,7 +454,9 @@ def summary(
     department: str = typer.Option(None, help="department code: that department's summary"),
     reporting_url: str = typer.Option(None, envvar="GRIDCASE_REPORTING_URL", help="reporting's base URL"),
 ) -> None:
-    """Write the work summary (工作总结) of a place for a period, in Chinese (GET /v1/summary/document)."""
+    """Write a place's work summary (工作总结) for a period, in Chinese.
+
+    Asks reporting's GET /v1/summary/document and writes the .docx or .md it answers."""
     import httpx  # noqa: PLC0415
 
     from gridcase.client import get_summary_document  # noqa: PLC0415

@@ -23,7 +23,7 @@ import typer
 
 from shared.domain.textclass import UNCLASSIFIED, dedupe, first_level
 
-model_app = typer.Typer(add_completion=False, help="the text classifier: train and evaluate (docs/classifier.md)")
+model_app = typer.Typer(add_completion=False, help="The text classifier (文本分类): train and evaluate (docs/classifier.md).")
 
 
 def _echo(line: str) -> None:
