@@ -1,10 +1,10 @@
 """The case-view consumer's batch handler (consumer group ``gridcase-intake-view``): dispatch's
 lifecycle events keep ``intake.case_view`` (shared/domain/casefacts.py's fold with the closed-loop
 rules, as reporting's ``case_facts``, and the rung of services/intake/caseview.py) /
-``intake.case_events``, the audit trail, the
-status of requested actions (``intake.case_actions``) and the corrected category on the stored
-report (``intake.reports.category_corrected``, for possible duplicates) up to date, so intake can show a case's
-state and history, and tell a requester what dispatch decided, without calling dispatch.
+``intake.case_events``, the audit trail, the status of requested actions (``intake.case_actions``)
+and the corrected category on the stored report (``intake.reports.category_corrected``, for
+possible duplicates) up to date, so intake can show a case's state and history, and tell a
+requester what dispatch decided, without calling dispatch.
 
 :func:`apply_lifecycle` (subscribed by services/intake/main.py through the service kit) runs inside
 the batch's transaction (shared/platform/consumer.py ``BatchProcessor`` dedupes redeliveries
