@@ -44,10 +44,18 @@ reports = sa.Table(
     sa.Column("model_version", sa.String(64), comment="the text model that predicted"),
     sa.Column("category_confidence", sa.Float(), comment="probability of the predicted class"),
     sa.Column("category_suggestions", pg.JSONB(), comment="top three [{category_code, confidence}] when predicted"),
+    # the category a recategorization set, copied from the case view by its consumer
+    # (services/intake/textstore.py keep_corrected_categories): the duplicate probe selects by the category now
+    sa.Column("category_corrected", sa.String(64),
+              comment="the case view's corrected category (NULL: never recategorized); possible duplicates"),
     sa.Index("ix_intake_reports_tenant_reported", "tenant", "reported_at"),
-    sa.Index("ix_intake_reports_tenant_category_reported", "tenant", "category_code", "reported_at"),
     sa.UniqueConstraint("tenant", "idempotency_key", name="uq_reports_idempotency"),
 )
+
+#: A stored report's category now: the corrected one once recategorized, else the one reported.
+category_now = sa.func.coalesce(reports.c.category_corrected, reports.c.category_code)
+# the possible-duplicate probe's index (services/intake/textstore.py, docs/classifier.md §4)
+sa.Index("ix_intake_reports_tenant_category_now_reported", reports.c.tenant, category_now, reports.c.reported_at)
 
 outbox = outbox_table(metadata, SCHEMA)
 

@@ -222,10 +222,6 @@ async def test_a_located_report_finds_one_30_m_away_where_longitude_wraps(stack,
     assert [d["case_id"] for d in view["possible_duplicates"]] == [d["case_id"] for d in found]
 
 
-@pytest.mark.xfail(strict=True, reason="services/intake/textstore.py reads candidates by the category as reported "
-                   "(intake.reports.category_code): a case corrected into the category since is never read. A UNION "
-                   "with a partial index of corrected cases fixed it but tripled the paced POST latency of "
-                   "bench/pipeline.py (2026-12-07), so it was reverted; open (docs/classifier.md §4)")
 async def test_a_case_corrected_into_the_category_is_a_candidate(infra, stack, http):
     # docs/classifier.md §4 and shared/domain/duplicates.py: "the same category (the category
     # now)"; the first is reported 100102, corrected to 200101; the second, 200101 at the same
@@ -238,3 +234,6 @@ async def test_a_case_corrected_into_the_category_is_a_candidate(infra, stack, h
     second = await post(http, stack, body(category_code="200101", description=text + "，请处理"))
     assert second.status_code == 202, second.text
     assert case_id in [d["case_id"] for d in second.json()["possible_duplicates"]]
+    # the second's case view reads the stored report in its category now too
+    second_view = (await http.get(f"{stack.url('intake')}/v1/cases/{second.json()['case_id']}")).json()
+    assert case_id in [d["case_id"] for d in second_view["possible_duplicates"]]
