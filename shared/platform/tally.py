@@ -15,7 +15,7 @@ How it stays exact without a hot row:
 - Deltas are only inserted, never updated, so concurrent writers (replicas, imports, timers) never
   wait for each other on the tally, and cannot deadlock on it.
 - A reader sums the deltas of the tenant (:func:`read_tally`). When a tenant has more than
-  :data:`COMPACT_ABOVE` of them, the reader folds them into one row in its own transaction
+  :data:`COMPACT_ABOVE` of them (all tenants: more than that beyond one each), the reader folds them into one row in its own transaction
   (:func:`compact_tally`): ``DELETE … RETURNING`` and the ``INSERT`` of their sum are one statement,
   so a concurrent reader sees the deltas or their sum, never both or neither; deltas committed
   after its snapshot are not deleted and stay counted.
@@ -150,12 +150,19 @@ def tally_table(metadata: sa.MetaData, name: str, columns: list[str], source: st
 async def read_tally(conn: AsyncConnection, table: sa.Table, tenant: str | None) -> tuple[dict[str, int], int]:
     """The totals of ``tenant`` (of every tenant for ``None``) in the tally ``table``, and how
     many delta rows they were summed from."""
+    totals, rows, _ = await _read(conn, table, tenant)
+    return totals, rows
+
+
+async def _read(conn: AsyncConnection, table: sa.Table, tenant: str | None) -> tuple[dict[str, int], int, int]:
+    """:func:`read_tally`, and how many tenants the rows are of."""
     cols = [c for c in table.c if c.name != "tenant"]
-    q = sa.select(*(sa.func.coalesce(sa.func.sum(c), 0).label(c.name) for c in cols), sa.func.count().label("rows_"))
+    q = sa.select(*(sa.func.coalesce(sa.func.sum(c), 0).label(c.name) for c in cols), sa.func.count().label("rows_"),
+                  sa.func.count(sa.distinct(table.c.tenant)).label("tenants_"))
     if tenant is not None:
         q = q.where(table.c.tenant == tenant)
     row = (await conn.execute(q)).one()
-    return {c.name: int(row._mapping[c.name]) for c in cols}, row.rows_
+    return {c.name: int(row._mapping[c.name]) for c in cols}, row.rows_, row.tenants_
 
 
 async def compact_tally(engine: AsyncEngine, table: sa.Table, tenant: str | None) -> None:
@@ -174,11 +181,12 @@ async def compact_tally(engine: AsyncEngine, table: sa.Table, tenant: str | None
 
 async def tally(engine: AsyncEngine, table: sa.Table, tenant: str | None) -> dict[str, int]:
     """The totals of ``tenant`` (every tenant for ``None``) in ``table``; compacts it when it
-    holds more than :data:`COMPACT_ABOVE` deltas for them. A compaction that fails is logged and
-    left to the next reader: the totals were read before it."""
+    holds more than :data:`COMPACT_ABOVE` deltas beyond one per tenant (a compact tally of more
+    tenants than that is left as it is, not deleted and inserted again on every call). A
+    compaction that fails is logged and left to the next reader: the totals were read before it."""
     async with engine.connect() as conn:
-        totals, rows = await read_tally(conn, table, tenant)
-    if rows > COMPACT_ABOVE:
+        totals, rows, tenants = await _read(conn, table, tenant)
+    if rows - tenants > COMPACT_ABOVE:
         try:
             await compact_tally(engine, table, tenant)
         except sa.exc.DBAPIError as exc:

@@ -269,3 +269,30 @@ async def test_the_tally_tables_match_their_migrations(infra, service):
 
         diff = await conn.run_sync(compare)
     assert [d for d in diff if "case_tally" in str(d)] == []
+
+
+async def test_a_compact_tally_of_many_tenants_is_left_alone(scratch):
+    """A province of more tenants than COMPACT_ABOVE: once each has one row, a reader of every
+    tenant (and the upkeep every 10 s) leaves the rows as they are; a reader compacts again only
+    when COMPACT_ABOVE deltas more have come."""
+    engine, schema, table, src = scratch
+    await install(engine, schema)
+    n = COMPACT_ABOVE + 6
+    async with engine.begin() as conn:  # one row of 1 event for each of n tenants, in one statement: n deltas
+        await conn.execute(sa.text(f'INSERT INTO "{schema}".src (id, tenant, events) '
+                                   "SELECT g, 't' || g, 1 FROM generate_series(1, :n) AS g"), {"n": n})
+    ctids = sa.text(f'SELECT array_agg(ctid::text ORDER BY ctid) FROM "{schema}".src_tally')
+    async with engine.connect() as conn:
+        before = (await conn.execute(ctids)).scalar()
+    assert len(before) == n
+    assert await tally(engine, table, None) == {"cases": n, "events": n, "reported": 0}
+    async with engine.connect() as conn:
+        assert (await conn.execute(ctids)).scalar() == before  # not deleted and inserted again
+    async with engine.begin() as conn:  # COMPACT_ABOVE + 1 deltas more, of tenant t1
+        for i in range(COMPACT_ABOVE + 1):
+            await conn.execute(src.insert(), [{"id": 1000 + i, "tenant": "t1", "events": 2, "reported_at": None}])
+    # n + 65 rows, 65 cases of 2 events more
+    assert await tally(engine, table, None) == {"cases": n + COMPACT_ABOVE + 1, "events": n + 2 * (COMPACT_ABOVE + 1),
+                                                "reported": 0}
+    assert await totals(engine, table, None) == ({"cases": n + COMPACT_ABOVE + 1, "events": n + 2 * (COMPACT_ABOVE + 1),
+                                                  "reported": 0}, n)
