@@ -20,8 +20,10 @@ How it stays exact without a hot row:
   so a concurrent reader sees the deltas or their sum, never both or neither; deltas committed
   after its snapshot are not deleted and stay counted.
 - ``TRUNCATE`` of the source fires no row triggers: a fourth trigger, ``AFTER TRUNCATE``,
-  truncates the tally with it, whoever truncates (``gridcase reporting rebuild``, the KPI bench's
-  loader, an operator).
+  empties the tally with it, whoever truncates (``gridcase reporting rebuild``, the KPI bench's
+  loader, an operator). It deletes the rows after locking the tally (a compaction under way
+  finishes first, and its sum is deleted too), since a statement that truncates the tally as well
+  (the rebuild's) still uses it and PostgreSQL refuses to truncate it again from the trigger.
 - "One delta per statement" is one per **row** for an executemany: SQLAlchemy with asyncpg sends it
   as one statement per parameter set, and the reporting fold's upserts and dispatch's case updates
   are executemanys, so a batch of a thousand events appends about a thousand deltas. A tally nobody
@@ -95,7 +97,11 @@ BEGIN
         INSERT INTO {target} SELECT tenant, {delta_sums}
             FROM (SELECT tenant, {minus} FROM old_rows) d GROUP BY tenant;
     ELSIF TG_OP = 'TRUNCATE' THEN
-        TRUNCATE "{schema}".{tally};
+        -- not TRUNCATE: the statement may truncate the tally too (gridcase reporting rebuild),
+        -- and a table a statement of the session still uses cannot be truncated; the lock waits
+        -- for a compaction under way, so that its sum is deleted too
+        LOCK TABLE "{schema}".{tally} IN EXCLUSIVE MODE;
+        DELETE FROM "{schema}".{tally};
     ELSE
         INSERT INTO {target} SELECT tenant, {delta_sums}
             FROM (SELECT tenant, {signed} FROM new_rows UNION ALL SELECT tenant, {minus} FROM old_rows) d
@@ -107,7 +113,7 @@ END $$"""
 
 def tally_truncate_ddl(schema: str, source: str, tally: str, counted: Mapping[str, str]) -> list[str]:
     """Statements adding to a tally made by :func:`tally_ddl` the fourth trigger: ``TRUNCATE`` of
-    ``source`` truncates the tally too (the function is replaced by one that knows ``TRUNCATE``).
+    ``source`` empties the tally too (the function is replaced by one that knows ``TRUNCATE``).
     Repeatable: a migration after the tally's own runs them."""
     return [
         _function_ddl(schema, tally, counted),

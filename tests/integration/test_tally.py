@@ -188,11 +188,15 @@ async def test_truncating_the_source_empties_the_tally(scratch):
     async with engine.begin() as conn:  # counted again from there: one row of 5 events, not reported
         await conn.execute(src.insert(), [{"id": 4, "tenant": "a", "events": 5, "reported_at": None}])
     assert (await totals(engine, table, "a"))[0] == {"cases": 1, "events": 5, "reported": 0}
+    async with engine.begin() as conn:  # as gridcase reporting rebuild: the source and its tally in one statement
+        await conn.execute(sa.text(f'TRUNCATE "{schema}".src, "{schema}".src_tally'))
+        await conn.execute(src.insert(), [{"id": 5, "tenant": "a", "events": 3, "reported_at": NOW}])
+    assert (await totals(engine, table, "a"))[0] == {"cases": 1, "events": 3, "reported": 1}
     with pytest.raises(RuntimeError):
         async with engine.begin() as conn:  # a truncate rolled back keeps the tally as it was
             await conn.execute(sa.text(f'TRUNCATE "{schema}".src'))
             raise RuntimeError("roll back")
-    assert (await totals(engine, table, "a"))[0] == {"cases": 1, "events": 5, "reported": 0}
+    assert (await totals(engine, table, "a"))[0] == {"cases": 1, "events": 3, "reported": 1}
 
 
 async def test_a_compaction_that_fails_still_answers_the_totals(scratch):
@@ -296,3 +300,37 @@ async def test_a_compact_tally_of_many_tenants_is_left_alone(scratch):
                                                 "reported": 0}
     assert await totals(engine, table, None) == ({"cases": n + COMPACT_ABOVE + 1, "events": n + 2 * (COMPACT_ABOVE + 1),
                                                   "reported": 0}, n)
+
+
+async def test_a_truncate_during_a_compaction_leaves_no_sum_behind(scratch):
+    """A compaction under way (its deltas deleted, their sum inserted, not committed) while the
+    source is truncated: the truncate trigger waits for it and deletes its sum too, where a plain
+    DELETE would skip the deleted deltas and not see the sum committed after it began."""
+    engine, schema, table, src = scratch
+    await install(engine, schema)
+    async with engine.begin() as conn:  # three deltas of a: 3 cases, 6 events
+        for i in (1, 2, 3):
+            await conn.execute(src.insert(), [{"id": i, "tenant": "a", "events": 2, "reported_at": None}])
+    name = f'"{schema}".src_tally'
+    async with engine.begin() as compaction:
+        await compaction.execute(sa.text(
+            f"WITH gone AS (DELETE FROM {name} WHERE tenant = 'a' RETURNING *) "
+            f"INSERT INTO {name} SELECT tenant, sum(cases), sum(events), sum(reported) FROM gone GROUP BY tenant"))
+
+        async def truncate() -> None:
+            async with engine.begin() as conn:
+                await conn.execute(sa.text(f'TRUNCATE "{schema}".src'))
+
+        truncating = asyncio.create_task(truncate())
+        async with engine.connect() as probe:  # until the truncate waits (autocommit: fresh pg_stat_activity)
+            probe = await probe.execution_options(isolation_level="AUTOCOMMIT")
+            for _ in range(200):
+                waiting = (await probe.execute(sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE :q"),
+                    {"q": f'%TRUNCATE "{schema}".src%'})).scalar()
+                if waiting or truncating.done():
+                    break
+                await asyncio.sleep(0.05)
+        assert waiting == 1
+    await truncating
+    assert await totals(engine, table, "a") == ({"cases": 0, "events": 0, "reported": 0}, 0)

@@ -1,4 +1,4 @@
-"""case tally: TRUNCATE of dispatch.cases truncates the tally too
+"""case tally: TRUNCATE of dispatch.cases empties the tally too
 
 ``TRUNCATE`` fires no row or statement trigger of INSERT/UPDATE/DELETE, so after a truncate of
 ``dispatch.cases`` the tally (c5a1f0e7d342) still counted the cases gone. A fourth trigger,

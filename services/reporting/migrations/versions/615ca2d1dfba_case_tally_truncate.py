@@ -1,4 +1,4 @@
-"""case tally: TRUNCATE of reporting.case_facts truncates the tally too
+"""case tally: TRUNCATE of reporting.case_facts empties the tally too
 
 ``TRUNCATE`` fires no row or statement trigger of INSERT/UPDATE/DELETE, so after a truncate of
 ``reporting.case_facts`` by anything but ``gridcase reporting rebuild`` (the KPI bench's loader,
