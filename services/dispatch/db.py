@@ -62,7 +62,7 @@ pending_actions = sa.Table(
 
 #: cases and lifecycle events emitted per tenant, as deltas appended by triggers on ``cases``
 #: (shared/platform/tally.py; migration c5a1f0e7d342): ``GET /v1/progress`` without a scan
-case_tally = tally_table(metadata, "case_tally", ["cases", "events_emitted"])
+case_tally = tally_table(metadata, "case_tally", ["cases", "events_emitted"], "cases")
 
 processed_events = processed_events_table(metadata, SCHEMA)
 outbox = outbox_table(metadata, SCHEMA)

@@ -28,6 +28,7 @@ from shared.contract.topics import TOPIC_ACTIONS, TOPIC_REPORTED
 from shared.domain.taxonomy import load_taxonomy
 from shared.domain.tenants import load_all_tenants
 from shared.platform.kit import ServiceKit
+from shared.platform.tally import UPKEEP_SECONDS, upkeep
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -44,6 +45,7 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
     kit.consume((TOPIC_REPORTED, TOPIC_ACTIONS), partial(apply_batch, book=book, metrics=metrics), db.processed_events,
                 group_id=settings.group_id, after_batch=lambda outcome: relay.wake())
     kit.every(10, kit.sample_outbox, kit.lag_sampler(settings.group_id, (TOPIC_REPORTED,)))
+    kit.every(UPKEEP_SECONDS, partial(upkeep, kit.engine, db.case_tally), name="dispatch tally upkeep")
     kit.background(partial(run_timers, kit.engine, book=book, metrics=metrics, wake=relay.wake,
                            interval_s=settings.timer_interval_seconds), "deadline-timers")
     app = kit.app(routers=[progress.router, *([testing.router] if settings.test_clock else [])])

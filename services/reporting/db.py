@@ -49,7 +49,7 @@ case_facts = sa.Table(
 
 #: reported cases and events applied per tenant, as deltas appended by triggers on ``case_facts``
 #: (shared/platform/tally.py; migration 7d3e5b9a0c61): ``GET /v1/progress`` without a scan
-case_tally = tally_table(metadata, "case_tally", ["reported_cases", "events_applied"])
+case_tally = tally_table(metadata, "case_tally", ["reported_cases", "events_applied"], "case_facts")
 
 case_steps = sa.Table(
     "case_steps",

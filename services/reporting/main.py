@@ -36,6 +36,7 @@ from shared.contract.topics import TOPIC_LIFECYCLE, TOPIC_PATROLS, TOPIC_REPORTE
 from shared.domain.taxonomy import load_taxonomy
 from shared.domain.tenants import load_all_tenants
 from shared.platform.kit import ServiceKit
+from shared.platform.tally import UPKEEP_SECONDS, upkeep
 
 ROUTERS = (stats.router, patrols.router, kpis.router, cases.router, summary.router, progress.router, hotspots.router)
 
@@ -52,6 +53,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
                 group_id=settings.group_id)
     kit.every(15, partial(gauges.sample, kit.engine),
               kit.lag_sampler(settings.group_id, (TOPIC_REPORTED, TOPIC_LIFECYCLE)))
+    kit.every(UPKEEP_SECONDS, partial(upkeep, kit.engine, db.case_tally), name="reporting tally upkeep")
     kit.background(partial(erasure.sweep, kit.engine, settings.anonymise_after_days,
                            settings.anonymise_interval_seconds), "reporter-reference sweep")
     app = kit.app(install=(partial(install_dashboard, tenants=tenants, opening=settings.dashboard_opening),), routers=ROUTERS)
