@@ -164,3 +164,27 @@ async def test_any_order_redeliveries_and_batching_give_the_same_row(reporting_e
 async def test_deadline_does_not_depend_on_arrival_order(reporting_engine, data):
     expected, got, _ = await _fold_twice(reporting_engine, data, [cf.c.deadline])
     assert got == expected
+
+
+@settings(max_examples=25, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+async def test_a_batch_of_several_cases_gives_each_the_row_of_its_events_one_by_one(reporting_engine, data):
+    """Batches that hold the same kind of event of several cases (the j-th event of each: the fold
+    sends such a group as one statement, casefacts.py ``unnest_upsert``, issue 13) give every case
+    the row and the steps of its events folded one by one."""
+    cases = data.draw(st.lists(live_case(), min_size=2, max_size=4))
+    tenant = unique_tenant()
+    alone = [_rekey(events) for events in cases]
+    await fold_through_consumer(reporting_engine, tenant, [[e] for events in alone for e in events])
+    together = [_rekey(events) for events in cases]
+    longest = max(len(events) for events in together)
+    await fold_through_consumer(reporting_engine, tenant,
+                                [[events[j] for events in together if j < len(events)] for j in range(longest)])
+    for one, many in zip(alone, together, strict=True):
+        expected = await row_of(reporting_engine, one[0].case_id, [*COLUMNS, cf.c.deadline])
+        got = await row_of(reporting_engine, many[0].case_id, [*COLUMNS, cf.c.deadline])
+        expected["steps"] = await steps_of(reporting_engine, one[0].case_id)
+        got["steps"] = await steps_of(reporting_engine, many[0].case_id)
+        assert got == expected
+        assert got["event_count"] == len(one)
