@@ -25,8 +25,10 @@ How it stays exact without a hot row:
   finishes first, and its sum is deleted too), since a statement that truncates the tally as well
   (the rebuild's) still uses it and PostgreSQL refuses to truncate it again from the trigger.
 - "One delta per statement" is one per **row** for an executemany: SQLAlchemy with asyncpg sends it
-  as one statement per parameter set, and the reporting fold's upserts and dispatch's case updates
-  are executemanys, so a batch of a thousand events appends about a thousand deltas. A tally nobody
+  as one statement per parameter set, and dispatch's case updates are executemanys (the reporting
+  fold's upserts too when a batch holds a case twice in one group; a group of distinct cases is one
+  statement, shared/domain/casefacts.py ``unnest_upsert``), so a batch of a thousand events can
+  append about a thousand deltas. A tally nobody
   reads would grow with every event, past the size of its source table; each service therefore
   runs :func:`upkeep` every :data:`UPKEEP_SECONDS`.
 - A compaction is housekeeping: when it fails (a serialization failure under a database whose

@@ -243,18 +243,29 @@ def three_events(tenant: str) -> list:
 
 
 async def test_a_tally_nobody_reads_stays_small(infra):
-    """The reporting fold sends each event type's rows as one executemany, one statement per row:
-    40 cases of 3 events in one batch append 40 + 40 + 40 deltas. Nobody reads the progress; the
-    service's upkeep folds them into one row."""
+    """The reporting fold appends a delta per statement, one per event type of a batch: 40 batches
+    of one case's 3 events append 40 × 3 = 120 deltas. Nobody reads the progress; the service's
+    upkeep folds them into one row."""
     async with own_database(infra, reporting_db.MIGRATIONS, reporting_db.SCHEMA) as engine:
         async with engine.begin() as conn:
-            await apply_events(conn, [ev for _ in range(40) for ev in three_events("t1")])
+            for _ in range(40):
+                await apply_events(conn, three_events("t1"))
         assert await totals(engine, reporting_db.case_tally, None) == ({"reported_cases": 40, "events_applied": 120}, 120)
         await upkeep(engine, reporting_db.case_tally)
         assert await totals(engine, reporting_db.case_tally, None) == ({"reported_cases": 40, "events_applied": 120}, 1)
         async with engine.begin() as conn:  # as bench/kpi_data.py empties the facts: the tally follows (615ca2d1dfba)
             await conn.execute(sa.text("TRUNCATE reporting.case_facts, reporting.case_steps"))
         assert await totals(engine, reporting_db.case_tally, None) == ({"reported_cases": 0, "events_applied": 0}, 0)
+
+
+async def test_a_batch_of_many_cases_adds_one_delta_per_event_type(infra):
+    """One batch of 40 cases' 3 events: the fold sends each event type's rows of distinct cases as
+    one statement (shared/domain/casefacts.py ``unnest_upsert``), so the batch appends 3 deltas,
+    not 120, and counts the same totals (40 cases, 40 × 3 = 120 events)."""
+    async with own_database(infra, reporting_db.MIGRATIONS, reporting_db.SCHEMA) as engine:
+        async with engine.begin() as conn:
+            await apply_events(conn, [ev for _ in range(40) for ev in three_events("t1")])
+        assert await totals(engine, reporting_db.case_tally, None) == ({"reported_cases": 40, "events_applied": 120}, 3)
 
 
 @pytest.mark.parametrize("service", ["dispatch", "reporting"])
