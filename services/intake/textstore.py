@@ -119,7 +119,6 @@ async def duplicates_of_case(engine: AsyncEngine, case_id: uuid.UUID, category_c
     return await find_duplicates(engine, row.tenant, new, window)
 
 
-
 def _keep_corrected() -> sa.Update:
     """Copy the case view's corrected category onto the stored reports of the cases ``case_ids``
     (an array parameter: one statement text whatever their number), where it differs."""
